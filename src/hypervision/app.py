@@ -1,0 +1,46 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hypervision import __version__
+from hypervision.config import Settings, get_settings
+from hypervision.core import health
+from hypervision.core.errors import install_handlers
+from hypervision.core.middleware import RequestContextMiddleware
+from hypervision.db import create_engine, session_factory
+from hypervision.identity import api as identity_api
+from hypervision.identity.passwords import Passwords
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Hypervision",
+        version=__version__,
+        description="Main courante, carte et synthèses partagées — API.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.passwords = Passwords(settings)
+    install_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(identity_api.router)
+    return app

@@ -1,0 +1,293 @@
+"""The ``hypervision`` command: serve, migrate, administration, audit, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TextIO, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import ConfigError, Settings, get_settings
+from hypervision.core.errors import AppError
+from hypervision.db import create_engine, session_factory, transaction
+from hypervision.identity import auth, service
+from hypervision.identity.models import Role
+from hypervision.identity.passwords import Passwords
+from hypervision.identity.principal import Principal, system_principal
+from hypervision.identity.schemas import ApiTokenCreate, GroupCreate, OrganisationCreate, UserCreate
+
+T = TypeVar("T")
+
+app = typer.Typer(no_args_is_help=True, help="Hypervision: main courante, carte, synthèses.")
+org_app = typer.Typer(no_args_is_help=True, help="Organisations (ministère → direction → service).")
+group_app = typer.Typer(no_args_is_help=True, help="Need-to-know groups.")
+user_app = typer.Typer(no_args_is_help=True, help="User accounts.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens for machine clients.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+demo_app = typer.Typer(no_args_is_help=True, help="The Paris 2024-like demo scenario.")
+for sub, name in (
+    (org_app, "org"),
+    (group_app, "group"),
+    (user_app, "user"),
+    (token_app, "token"),
+    (audit_app, "audit"),
+    (demo_app, "demo"),
+):
+    app.add_typer(sub, name=name)
+
+
+def _actor() -> Principal:
+    return system_principal(f"cli:{getpass.getuser()}")
+
+
+def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction; print a clear error and exit 1 on failure."""
+    settings = get_settings()
+
+    async def _main() -> T:
+        engine = create_engine(settings)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                return await work(session, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(_main())
+    except AppError as exc:
+        typer.echo(f"error: {exc.en}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (creates the embedded database when missing)."""
+    from hypervision.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the web app and the API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "hypervision.asgi:app",
+        host=host or settings.bind_host,
+        port=port or settings.bind_port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        log_level="info",
+    )
+
+
+@org_app.command("create")
+def org_create(
+    code: Annotated[str, typer.Option(help="Short code, e.g. MININT-DGPN")],
+    name: Annotated[str, typer.Option(help="Full name")],
+    parent: Annotated[str | None, typer.Option(help="Parent organisation code")] = None,
+    mfa_required: Annotated[bool, typer.Option(help="Enforce MFA for its users")] = False,
+) -> None:
+    """Create an organisation."""
+    data = OrganisationCreate(code=code, name=name, parent_code=parent, mfa_required=mfa_required)
+
+    async def work(session: AsyncSession, _settings: Settings) -> None:
+        org = await service.create_organisation(session=session, actor=_actor(), data=data)
+        typer.echo(f"organisation {org.code} created ({org.id})")
+
+    run_in_transaction(work)
+
+
+@group_app.command("create")
+def group_create(
+    code: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()]
+) -> None:
+    """Create a need-to-know group."""
+    data = GroupCreate(code=code, name=name)
+
+    async def work(session: AsyncSession, _settings: Settings) -> None:
+        group = await service.create_group(session=session, actor=_actor(), data=data)
+        typer.echo(f"group {group.code} created")
+
+    run_in_transaction(work)
+
+
+def _read_password(username: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(f"Password for {username}: ")
+    if getpass.getpass("Again: ") != first:
+        typer.echo("error: the two passwords differ", err=True)
+        raise typer.Exit(1)
+    return first
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option()],
+    full_name: Annotated[str, typer.Option("--name")],
+    org: Annotated[str, typer.Option(help="Organisation code")],
+    clearance: Annotated[str, typer.Option(help="Clearance level, e.g. NP or DR")],
+    role: Annotated[list[Role] | None, typer.Option(help="Role (repeat)")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Need-to-know group (repeat)")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    machine: Annotated[bool, typer.Option(help="Machine account: API tokens only")] = False,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+) -> None:
+    """Create a user (asks for the password unless --machine)."""
+    password = None if machine else _read_password(username, password_stdin)
+    data = UserCreate(
+        username=username,
+        full_name=full_name,
+        email=email,
+        organisation_code=org,
+        roles=role or [Role.OFFICER],
+        clearance=clearance,
+        groups=group or [],
+        password=password,
+        is_machine=machine,
+    )
+
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        user = await service.create_user(
+            session=session,
+            actor=_actor(),
+            settings=settings,
+            passwords=Passwords(settings),
+            data=data,
+        )
+        typer.echo(f"user {user.username} created ({user.id})")
+
+    run_in_transaction(work)
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable an account and end all its sessions and tokens at once."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> None:
+        user = await service.get_user_by_username(session=session, username=username)
+        await service.disable_user(session=session, actor=_actor(), user_id=user.id)
+        typer.echo(f"user {user.username} disabled; sessions and tokens revoked")
+
+    run_in_transaction(work)
+
+
+@user_app.command("set-clearance")
+def user_set_clearance(username: str, level: str) -> None:
+    """Change a user's clearance; it applies to their very next request."""
+
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        user = await service.get_user_by_username(session=session, username=username)
+        await service.set_clearance(
+            session=session, actor=_actor(), settings=settings, user_id=user.id, clearance=level
+        )
+        typer.echo(f"user {user.username} clearance is now {level}")
+
+    run_in_transaction(work)
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option(help="Account the token acts as")],
+    name: Annotated[str, typer.Option(help="What the token is for")],
+    scope: Annotated[list[str], typer.Option(help="read, write, admin or audit (repeat)")],
+    days: Annotated[int, typer.Option(help="Lifetime in days")] = 90,
+) -> None:
+    """Issue an API token; it is printed once and stored only hashed."""
+    data = ApiTokenCreate(name=name, username=user, scopes=scope, expires_in_days=days)
+
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        row, token = await auth.create_api_token(
+            session=session, settings=settings, actor=_actor(), data=data
+        )
+        typer.echo(token)
+        typer.echo(f"expires {row.expires_at.isoformat()}; scopes {','.join(row.scopes)}", err=True)
+
+    run_in_transaction(work)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Exit 0 when the trail is intact; otherwise name the first record that fails."""
+    from hypervision.audit import service as audit
+
+    result = run_in_transaction(lambda session, _s: audit.verify(session=session))
+    if result.ok:
+        typer.echo(f"audit trail intact: {result.checked} records verified")
+        return
+    typer.echo(f"AUDIT TRAIL BROKEN: {result.problem} ({result.checked} verified before)", err=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+    since: Annotated[int, typer.Option(help="Only records after this sequence number")] = 0,
+) -> None:
+    """Write the trail as JSON lines, one record a line, for a SIEM."""
+    from hypervision.audit import service as audit
+
+    async def work(session: AsyncSession, _settings: Settings) -> int:
+        count = 0
+        with output.open("w", encoding="utf-8") if output else _stdout() as sink:
+            async for line in audit.export(session=session, since_seq=since):
+                sink.write(line + "\n")
+                count += 1
+        return count
+
+    count = run_in_transaction(work)
+    typer.echo(f"{count} records exported", err=True)
+
+
+def _stdout() -> TextIO:
+    return open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo organisations and users (idempotent: does nothing when already loaded)."""
+    from hypervision.demo import scenario
+
+    created = run_in_transaction(lambda session, settings: scenario.load(session, settings))
+    typer.echo(f"demo scenario: {created} users created" if created else "demo already loaded")
+
+
+@demo_app.command("otp")
+def demo_otp(username: str) -> None:
+    """Print the current TOTP code of a demo account (demo accounts only)."""
+    from hypervision.demo.scenario import demo_usernames
+    from hypervision.identity import mfa
+
+    if username not in demo_usernames():
+        typer.echo(f"error: {username} is not a demo account", err=True)
+        raise typer.Exit(1)
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        user = await service.get_user_by_username(session=session, username=username)
+        return mfa.current_otp(settings, user)
+
+    typer.echo(run_in_transaction(work))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"hypervision: {exc}", file=sys.stderr)  # noqa: T201
+        sys.exit(2)

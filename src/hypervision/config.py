@@ -1,0 +1,119 @@
+"""Settings read from ``HYPERVISION_*`` variables and an optional env file.
+
+The env file is named by ``HYPERVISION_CONFIG_FILE``; variables override it. An invalid or
+missing setting stops start-up with one line naming the setting (see ``describe_error``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "HYPERVISION_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = Field(min_length=32)
+
+    label_levels: Annotated[tuple[str, ...], NoDecode] = ("NP", "DR")
+    label_ceiling: str = "DR"
+
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
+    cookie_secure: bool = True
+    mfa_required_for_dr: bool = False
+
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_ip_max_failures: int = Field(default=50, ge=1, le=100000)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+
+    argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(default=2, ge=1, le=16)
+
+    api_token_max_days: int = Field(default=365, ge=1, le=3650)
+
+    bind_host: str = "127.0.0.1"
+    bind_port: int = Field(default=8000, ge=1, le=65535)
+    db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("label_levels", mode="before")
+    @classmethod
+    def _split_levels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("label_levels")
+    @classmethod
+    def _check_levels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one level is required")
+        if len(set(value)) != len(value):
+            raise ValueError("levels must be distinct")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        if value and not value.startswith(allowed):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("label_ceiling")
+    @classmethod
+    def _check_ceiling(cls, value: str, info: ValidationInfo) -> str:
+        levels = info.data.get("label_levels")
+        if levels is not None and value not in levels:
+            raise ValueError(f"{value!r} is not one of the label levels {','.join(levels)}")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hypervision.db').resolve()}"
+
+    def level_rank(self, level: str) -> int:
+        """Position of ``level`` in the ordered levels; ValueError when unknown."""
+        return self.label_levels.index(level)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    env_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE") or None
+    if env_file and not Path(env_file).is_file():
+        raise ConfigError(f"{ENV_PREFIX}CONFIG_FILE: file {env_file!r} does not exist")
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from None
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+def describe_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = first["loc"]
+    name = f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "configuration"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required but not set"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid setting {name}: {message}{more}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,169 @@
+"""Errors with a stable JSON shape: ``{"error": {"code": ..., "message": ...}}``.
+
+Messages are French first; a client asking ``Accept-Language: en`` gets English.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("hypervision.errors")
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    fr = "Requête invalide."
+    en = "Bad request."
+
+    def __init__(
+        self,
+        fr: str | None = None,
+        en: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.fr = fr or self.fr
+        self.en = en or self.en
+        self.code = code or self.code
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.en)
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+    fr, en = "Ressource introuvable.", "Resource not found."
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+    fr, en = "Authentification requise.", "Authentication required."
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+    fr, en = "Action non autorisée.", "You are not allowed to do this."
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+    fr, en = "Conflit avec l'état actuel.", "Conflict with the current state."
+
+
+class Invalid(AppError):
+    status, code = 422, "validation_error"
+    fr, en = "Donnée invalide.", "Invalid data."
+
+
+class TooManyRequests(AppError):
+    status, code = 429, "too_many_requests"
+    fr, en = "Trop de tentatives, réessayez plus tard.", "Too many attempts, try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after))})
+
+
+class Unavailable(AppError):
+    status, code = 503, "database_unavailable"
+    fr = "Service momentanément indisponible (base de données injoignable)."
+    en = "Service temporarily unavailable (database unreachable)."
+
+
+def _wants_english(request: Request) -> bool:
+    return request.headers.get("accept-language", "").lower().startswith("en")
+
+
+def error_response(request: Request, exc: AppError) -> JSONResponse:
+    body: dict[str, Any] = {
+        "code": exc.code,
+        "message": exc.en if _wants_english(request) else exc.fr,
+        **exc.extra,
+    }
+    return JSONResponse({"error": body}, status_code=exc.status, headers=exc.headers)
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "Requête invalide.", "Bad request."),
+    401: ("unauthorized", "Authentification requise.", "Authentication required."),
+    403: ("forbidden", "Action non autorisée.", "Forbidden."),
+    404: ("not_found", "Ressource introuvable.", "Resource not found."),
+    405: ("method_not_allowed", "Méthode non autorisée.", "Method not allowed."),
+    413: ("too_large", "Requête trop volumineuse.", "Request too large."),
+    415: (
+        "unsupported_media_type",
+        "Type de contenu non pris en charge.",
+        "Unsupported media type.",
+    ),
+}
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or str(loc[-1] if loc else "body")
+
+
+def is_database_down(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        text = f"{type(exc.orig).__name__} {exc.orig}".lower()
+        return any(w in text for w in ("connect", "unable to open", "disk i/o", "timeout"))
+    return isinstance(exc, OSError)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": _field_name(tuple(err.get("loc", ()))), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        first = fields[0]["field"] if fields else "body"
+        err = Invalid(
+            f"Champ « {first} » invalide : {fields[0]['message'] if fields else ''}",
+            f"Field '{first}' is invalid: {fields[0]['message'] if fields else ''}",
+            extra={"fields": fields},
+        )
+        return error_response(request, err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, fr, en = _HTTP_CODES.get(exc.status_code, ("error", "Erreur.", "Error."))
+        err = AppError(fr, en, code=code, headers=dict(exc.headers or {}))
+        err.status = exc.status_code
+        return error_response(request, err)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Generic on purpose: a constraint error must not reveal rows the caller cannot see.
+        return error_response(request, Conflict())
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_down(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return error_response(request, Unavailable(headers={"Retry-After": "5"}))
+        log.exception("unexpected error (request %s)", request.state.__dict__.get("request_id"))
+        err = AppError("Erreur interne.", "Internal error.", code="internal_error")
+        err.status = 500
+        return error_response(request, err)

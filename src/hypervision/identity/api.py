@@ -1,0 +1,317 @@
+"""Identity API: sign-in, sessions, MFA, and administration of organisations, users, tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, Response, status
+
+from hypervision.core.deps import (
+    SESSION_COOKIE,
+    AnyPrincipal,
+    CurrentPrincipal,
+    DbSession,
+    PasswordsDep,
+    SettingsDep,
+    client_of,
+)
+from hypervision.core.errors import AppError, Forbidden
+from hypervision.identity import auth, mfa, service
+from hypervision.identity.models import SessionKind, User
+from hypervision.identity.schemas import (
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenRead,
+    ClearanceUpdate,
+    GroupCreate,
+    GroupRead,
+    LoginResponse,
+    Me,
+    MfaConfirm,
+    MfaEnrolment,
+    OrganisationCreate,
+    OrganisationRead,
+    PasswordChange,
+    RecoveryCodes,
+    TokenResponse,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+UsernameField = Annotated[str, Form(min_length=1, max_length=200)]
+PasswordField = Annotated[str, Form(min_length=1, max_length=1024)]
+OtpField = Annotated[str | None, Form(max_length=32)]
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
+async def issue_token(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    passwords: PasswordsDep,
+    username: UsernameField,
+    password: PasswordField,
+    otp: OtpField = None,
+) -> TokenResponse:
+    """Sign in with a password (and a TOTP or recovery code) and get a bearer token."""
+    result = await auth.sign_in(
+        session=session,
+        settings=settings,
+        passwords=passwords,
+        username=username,
+        password=password,
+        otp=otp,
+        kind=SessionKind.BEARER,
+        client=client_of(request),
+    )
+    if isinstance(result, AppError):
+        await session.commit()  # keep the failure counter and the audit record
+        raise result
+    return TokenResponse(
+        access_token=result.token,
+        expires_at=result.session.expires_at,
+        mfa_enrolment_required=result.enrolment_required,
+    )
+
+
+@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
+async def login(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: SettingsDep,
+    passwords: PasswordsDep,
+    username: UsernameField,
+    password: PasswordField,
+    otp: OtpField = None,
+) -> LoginResponse:
+    """Browser sign-in: sets a new session cookie (any previous one is ended)."""
+    result = await auth.sign_in(
+        session=session,
+        settings=settings,
+        passwords=passwords,
+        username=username,
+        password=password,
+        otp=otp,
+        kind=SessionKind.WEB,
+        client=client_of(request),
+        replaces=request.cookies.get(SESSION_COOKIE),
+    )
+    if isinstance(result, AppError):
+        await session.commit()
+        raise result
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.token,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="strict",
+        path="/",
+        max_age=settings.session_absolute_hours * 3600,
+    )
+    return LoginResponse(
+        username=result.user.username,
+        csrf_token=result.session.csrf_token,
+        expires_at=result.session.expires_at,
+        mfa_enrolment_required=result.enrolment_required,
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def logout(
+    request: Request, response: Response, session: DbSession, actor: AnyPrincipal
+) -> None:
+    """Ends the current session (cookie or bearer token) on the server."""
+    token = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization", "")[7:]
+    await auth.end_session(session=session, token=token.strip())
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/auth/me", response_model=Me, tags=["auth"])
+async def me(actor: AnyPrincipal) -> Me:
+    return Me(
+        username=actor.username,
+        organisation_id=actor.organisation_id,
+        roles=sorted(actor.roles),
+        clearance=actor.clearance,
+        groups=sorted(actor.groups),
+        scopes=sorted(actor.scopes) if actor.scopes is not None else None,
+    )
+
+
+@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def change_password(
+    session: DbSession, passwords: PasswordsDep, actor: CurrentPrincipal, data: PasswordChange
+) -> None:
+    _require_interactive(actor)
+    await auth.change_password(
+        session=session,
+        passwords=passwords,
+        actor=actor,
+        current=data.current_password,
+        new=data.new_password,
+    )
+
+
+def _require_interactive(actor: AnyPrincipal) -> None:
+    if actor.session_id is None:
+        raise Forbidden(
+            "Action réservée à une session ouverte par mot de passe.",
+            "Only a password-signed-in session can do this.",
+        )
+
+
+async def _self(session: DbSession, actor: AnyPrincipal) -> User:
+    _require_interactive(actor)
+    assert actor.user_id is not None
+    return await service.get_user(session=session, user_id=actor.user_id)
+
+
+@router.post("/auth/mfa/enrol", response_model=MfaEnrolment, tags=["auth"])
+async def mfa_enrol(session: DbSession, settings: SettingsDep, actor: AnyPrincipal) -> MfaEnrolment:
+    """Starts TOTP enrolment: a secret, its otpauth URI and a QR code (SVG) to scan."""
+    user = await _self(session, actor)
+    return await mfa.start_enrolment(session=session, settings=settings, actor=actor, user=user)
+
+
+@router.post("/auth/mfa/confirm", response_model=RecoveryCodes, tags=["auth"])
+async def mfa_confirm(
+    session: DbSession, settings: SettingsDep, actor: AnyPrincipal, data: MfaConfirm
+) -> RecoveryCodes:
+    """Turns MFA on with a first code; returns recovery codes (shown once). A session limited
+    to enrolment becomes a full session."""
+    user = await _self(session, actor)
+    codes = await mfa.confirm_enrolment(
+        session=session, settings=settings, actor=actor, user=user, otp=data.otp
+    )
+    await auth.lift_enrolment_limit(session=session, session_id=actor.session_id)
+    return RecoveryCodes(recovery_codes=codes)
+
+
+# --- administration -----------------------------------------------------------------------
+
+
+@router.get("/organisations", response_model=list[OrganisationRead], tags=["admin"])
+async def list_organisations(session: DbSession, actor: CurrentPrincipal) -> list[OrganisationRead]:
+    _ = actor  # any signed-in user may see the organisation tree (needed to choose audiences)
+    orgs = await service.list_organisations(session=session)
+    return [OrganisationRead.model_validate(o) for o in orgs]
+
+
+@router.post("/organisations", response_model=OrganisationRead, status_code=201, tags=["admin"])
+async def create_organisation(
+    session: DbSession, actor: CurrentPrincipal, data: OrganisationCreate
+) -> OrganisationRead:
+    org = await service.create_organisation(session=session, actor=actor, data=data)
+    return OrganisationRead.model_validate(org)
+
+
+@router.get("/groups", response_model=list[GroupRead], tags=["admin"])
+async def list_groups(session: DbSession, actor: CurrentPrincipal) -> list[GroupRead]:
+    _ = actor
+    return [GroupRead.model_validate(g) for g in await service.list_groups(session=session)]
+
+
+@router.post("/groups", response_model=GroupRead, status_code=201, tags=["admin"])
+async def create_group(session: DbSession, actor: CurrentPrincipal, data: GroupCreate) -> GroupRead:
+    return GroupRead.model_validate(
+        await service.create_group(session=session, actor=actor, data=data)
+    )
+
+
+@router.get("/users", response_model=UserPage, tags=["admin"])
+async def list_users(
+    session: DbSession,
+    actor: CurrentPrincipal,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> UserPage:
+    users, cursor = await service.list_users(session=session, actor=actor, after=after, limit=limit)
+    items = [await service.user_read(session=session, user=u) for u in users]
+    return UserPage(items=items, next_cursor=cursor)
+
+
+@router.post("/users", response_model=UserRead, status_code=201, tags=["admin"])
+async def create_user(
+    session: DbSession,
+    settings: SettingsDep,
+    passwords: PasswordsDep,
+    actor: CurrentPrincipal,
+    data: UserCreate,
+) -> UserRead:
+    user = await service.create_user(
+        session=session, actor=actor, settings=settings, passwords=passwords, data=data
+    )
+    return await service.user_read(session=session, user=user)
+
+
+@router.get("/users/{user_id}", response_model=UserRead, tags=["admin"])
+async def get_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
+    service.require_admin(actor)
+    user = await service.get_user(session=session, user_id=user_id)
+    return await service.user_read(session=session, user=user)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead, tags=["admin"])
+async def update_user(
+    session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID, data: UserUpdate
+) -> UserRead:
+    user = await service.update_user(session=session, actor=actor, user_id=user_id, data=data)
+    return await service.user_read(session=session, user=user)
+
+
+@router.put("/users/{user_id}/clearance", response_model=UserRead, tags=["admin"])
+async def set_clearance(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    user_id: uuid.UUID,
+    data: ClearanceUpdate,
+) -> UserRead:
+    user = await service.set_clearance(
+        session=session, actor=actor, settings=settings, user_id=user_id, clearance=data.clearance
+    )
+    return await service.user_read(session=session, user=user)
+
+
+@router.post("/users/{user_id}/disable", response_model=UserRead, tags=["admin"])
+async def disable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
+    user = await service.disable_user(session=session, actor=actor, user_id=user_id)
+    return await service.user_read(session=session, user=user)
+
+
+@router.post("/users/{user_id}/enable", response_model=UserRead, tags=["admin"])
+async def enable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
+    user = await service.enable_user(session=session, actor=actor, user_id=user_id)
+    return await service.user_read(session=session, user=user)
+
+
+@router.get("/api-tokens", response_model=list[ApiTokenRead], tags=["admin"])
+async def list_api_tokens(session: DbSession, actor: CurrentPrincipal) -> list[ApiTokenRead]:
+    rows = await auth.list_api_tokens(session=session, actor=actor)
+    return [ApiTokenRead.model_validate(r) for r in rows]
+
+
+@router.post("/api-tokens", response_model=ApiTokenCreated, status_code=201, tags=["admin"])
+async def create_api_token(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, data: ApiTokenCreate
+) -> ApiTokenCreated:
+    row, token = await auth.create_api_token(
+        session=session, settings=settings, actor=actor, data=data
+    )
+    return ApiTokenCreated(**ApiTokenRead.model_validate(row).model_dump(), token=token)
+
+
+@router.delete("/api-tokens/{token_id}", status_code=204, tags=["admin"])
+async def revoke_api_token(
+    session: DbSession, actor: CurrentPrincipal, token_id: uuid.UUID
+) -> None:
+    await auth.revoke_api_token(session=session, actor=actor, token_id=token_id)

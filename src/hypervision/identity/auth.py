@@ -1,0 +1,350 @@
+"""Sign-in, sessions (cookie and bearer), API tokens, and turning a token into a Principal."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.core.errors import (
+    AppError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from hypervision.db import utcnow
+from hypervision.identity import mfa, throttle
+from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
+from hypervision.identity.passwords import Passwords, password_problem
+from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.schemas import ApiTokenCreate
+from hypervision.identity.secrets import digest, new_token
+from hypervision.identity.service import (
+    get_user_by_username,
+    organisation_ancestry,
+    require_admin,
+    user_group_codes,
+)
+
+SESSION_PREFIX = "hvs_"
+API_TOKEN_PREFIX = "hvt_"  # noqa: S105 - a prefix, not a secret
+LAST_SEEN_GRANULARITY = timedelta(seconds=30)
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    fr = "Identifiant ou mot de passe incorrect."
+    en = "Wrong username or password."
+
+
+class SessionExpired(Unauthorized):
+    code = "session_expired"
+    fr = "Session expirée ou révoquée : reconnectez-vous."
+    en = "Session expired or revoked: sign in again."
+
+
+@dataclass(frozen=True)
+class Client:
+    address: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    session: AuthSession
+    token: str
+    user: User
+    enrolment_required: bool
+
+
+async def sign_in(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    passwords: Passwords,
+    username: str,
+    password: str,
+    otp: str | None,
+    kind: SessionKind,
+    client: Client,
+    replaces: str | None = None,
+) -> SignedIn | AppError:
+    """Checks the credentials; returns the new session or the error to answer.
+
+    Errors are returned, not raised, so that the caller can commit the failure counters and the
+    audit record before answering.
+    """
+    name = username.strip().lower()[:64]
+    keys = throttle.keys_for(name, client.address)
+    wait = await throttle.retry_after(session=session, settings=settings, keys=list(keys.values()))
+    if wait:
+        await _audit_login(session, name, client, "denied", {"reason": "throttled"})
+        return TooManyRequests(wait)
+    user = await session.scalar(select(User).where(User.username == name))
+    ok = await passwords.verify(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active or user.is_machine:
+        await throttle.record_failure(session=session, settings=settings, keys=list(keys.values()))
+        await _audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
+        return InvalidCredentials()
+    if user.mfa_enabled:
+        if not otp:
+            return Unauthorized(
+                "Code de vérification requis.", "Verification code required.", code="mfa_required"
+            )
+        if not await mfa.check_second_factor(
+            session=session, settings=settings, user=user, otp=otp
+        ):
+            await throttle.record_failure(
+                session=session, settings=settings, keys=list(keys.values())
+            )
+            await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
+            return Unauthorized(
+                "Code de vérification incorrect.", "Wrong verification code.", code="invalid_otp"
+            )
+    if passwords.needs_rehash(user.password_hash or ""):
+        user.password_hash = await passwords.hash(password)
+    await throttle.clear(session=session, key=keys["user"])
+    if replaces:
+        await end_session(session=session, token=replaces)
+    ancestry = await organisation_ancestry(session=session, org_id=user.organisation_id)
+    enrolment = not user.mfa_enabled and mfa.mfa_required(settings, user, ancestry)
+    token = new_token(SESSION_PREFIX)
+    now = utcnow()
+    row = AuthSession(
+        token_hash=digest(token),
+        user_id=user.id,
+        kind=kind.value,
+        scopes=[Scope.MFA_ENROL] if enrolment else None,
+        csrf_token=secrets.token_urlsafe(32),
+        client_address=client.address,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+    )
+    session.add(row)
+    await session.flush()
+    await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
+    return SignedIn(session=row, token=token, user=user, enrolment_required=enrolment)
+
+
+async def _audit_login(
+    session: AsyncSession,
+    name: str,
+    client: Client,
+    decision: str,
+    detail: dict[str, str],
+    user: User | None = None,
+) -> None:
+    await audit.record(
+        session=session,
+        actor=None,
+        actor_name=name,
+        action="auth.sign_in",
+        surface="auth",
+        decision=decision,
+        resource_type="user",
+        resource_ids=[user.id] if user else [],
+        detail=detail,
+        request_id=client.request_id,
+        client_address=client.address,
+    )
+
+
+async def end_session(*, session: AsyncSession, token: str) -> bool:
+    row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    return True
+
+
+async def resolve(
+    *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
+) -> Principal:
+    """The principal behind a session or API token, or 401. Rebuilt on every request, so a
+    disabled account or a lowered clearance applies to the very next one."""
+    if kind is SessionKind.BEARER and token.startswith(API_TOKEN_PREFIX):
+        return await _resolve_api_token(session=session, token=token, client=client)
+    row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
+    now = utcnow()
+    if (
+        row is None
+        or row.kind != kind.value
+        or row.revoked_at is not None
+        or row.expires_at <= now
+        or row.last_seen_at + timedelta(minutes=settings.session_idle_minutes) <= now
+    ):
+        raise SessionExpired()
+    if now - row.last_seen_at > LAST_SEEN_GRANULARITY:
+        row.last_seen_at = now
+    user = await session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise SessionExpired()
+    scopes = frozenset(row.scopes) if row.scopes is not None else None
+    return await build_principal(
+        session=session,
+        user=user,
+        scopes=scopes,
+        client=client,
+        session_id=row.id,
+        csrf_token=row.csrf_token,
+        surface="web" if kind is SessionKind.WEB else "api",
+    )
+
+
+async def _resolve_api_token(*, session: AsyncSession, token: str, client: Client) -> Principal:
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise SessionExpired(
+            "Jeton d'API invalide, expiré ou révoqué.", "API token invalid, expired or revoked."
+        )
+    user = await session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise SessionExpired()
+    if row.last_used_at is None or now - row.last_used_at > LAST_SEEN_GRANULARITY:
+        row.last_used_at = now
+    return await build_principal(
+        session=session, user=user, scopes=frozenset(row.scopes), client=client, token_id=row.id
+    )
+
+
+async def build_principal(
+    *,
+    session: AsyncSession,
+    user: User,
+    scopes: frozenset[str] | None,
+    client: Client,
+    session_id: uuid.UUID | None = None,
+    token_id: uuid.UUID | None = None,
+    csrf_token: str | None = None,
+    surface: str = "api",
+) -> Principal:
+    ancestry = await organisation_ancestry(session=session, org_id=user.organisation_id)
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        organisation_id=user.organisation_id,
+        organisation_ancestry=tuple(o.id for o in ancestry),
+        clearance=user.clearance,
+        roles=frozenset(user.roles),
+        groups=frozenset(await user_group_codes(session=session, user_id=user.id)),
+        scopes=scopes,
+        session_id=session_id,
+        token_id=token_id,
+        surface=surface,
+        request_id=client.request_id,
+        client_address=client.address,
+        csrf_token=csrf_token,
+    )
+
+
+async def change_password(
+    *, session: AsyncSession, passwords: Passwords, actor: Principal, current: str, new: str
+) -> None:
+    """Changing one's password ends every other session of the account."""
+    assert actor.user_id is not None
+    user = await session.get(User, actor.user_id)
+    if user is None or not await passwords.verify(user.password_hash, current):
+        raise Forbidden("Mot de passe actuel incorrect.", "Current password is wrong.")
+    problem = password_problem(new, username=user.username)
+    if problem:
+        raise Invalid(
+            *problem, extra={"fields": [{"field": "new_password", "message": problem[1]}]}
+        )
+    user.password_hash = await passwords.hash(new)
+    others = await session.scalars(
+        select(AuthSession).where(
+            AuthSession.user_id == user.id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.id != actor.session_id,
+        )
+    )
+    for other in others:
+        other.revoked_at = utcnow()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.change_password",
+        resource_type="user",
+        resource_ids=[user.id],
+    )
+
+
+async def create_api_token(
+    *, session: AsyncSession, settings: Settings, actor: Principal, data: ApiTokenCreate
+) -> tuple[ApiToken, str]:
+    """Issue a token for a (machine) account. The token is shown once; only its hash is kept."""
+    require_admin(actor)
+    if data.expires_in_days > settings.api_token_max_days:
+        raise Invalid(
+            f"Durée maximale : {settings.api_token_max_days} jours.",
+            f"Maximum lifetime is {settings.api_token_max_days} days.",
+            extra={"fields": [{"field": "expires_in_days", "message": "too long"}]},
+        )
+    user = await get_user_by_username(session=session, username=data.username)
+    if not user.is_active:
+        raise Invalid("Ce compte est désactivé.", "This account is disabled.")
+    token = new_token(API_TOKEN_PREFIX)
+    row = ApiToken(
+        name=data.name,
+        token_hash=digest(token),
+        prefix=token[:8],
+        user_id=user.id,
+        scopes=sorted(set(data.scopes)),
+        created_by=actor.user_id,
+        expires_at=utcnow() + timedelta(days=data.expires_in_days),
+    )
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="api_token.create",
+        resource_type="api_token",
+        resource_ids=[row.id],
+        detail={
+            "user": user.username,
+            "scopes": row.scopes,
+            "expires_at": row.expires_at.isoformat(),
+        },
+    )
+    return row, token
+
+
+async def revoke_api_token(
+    *, session: AsyncSession, actor: Principal, token_id: uuid.UUID
+) -> ApiToken:
+    require_admin(actor)
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound("Jeton introuvable.", "Token not found.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="api_token.revoke",
+        resource_type="api_token",
+        resource_ids=[row.id],
+    )
+    return row
+
+
+async def list_api_tokens(*, session: AsyncSession, actor: Principal) -> list[ApiToken]:
+    require_admin(actor)
+    return list(await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+
+
+async def lift_enrolment_limit(*, session: AsyncSession, session_id: uuid.UUID | None) -> None:
+    row = await session.get(AuthSession, session_id) if session_id else None
+    if row is not None and row.scopes == [Scope.MFA_ENROL]:
+        row.scopes = None

@@ -1,0 +1,168 @@
+"""API shapes for identity: organisations, users, groups, sessions and tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from hypervision.identity.models import Role
+
+Code = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Z0-9_-]+$"),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=2, max_length=64, pattern=r"^[a-z0-9._-]+$"
+    ),
+]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Level = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganisationCreate(Strict):
+    code: Code
+    name: Name
+    parent_code: Code | None = None
+    mfa_required: bool = False
+
+
+class OrganisationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    code: str
+    name: str
+    parent_id: uuid.UUID | None
+    mfa_required: bool
+
+
+class GroupCreate(Strict):
+    code: Code
+    name: Name
+
+
+class GroupRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    code: str
+    name: str
+
+
+class UserCreate(Strict):
+    username: Username
+    full_name: Name
+    email: EmailStr | None = None
+    organisation_code: Code
+    roles: list[Role] = Field(default_factory=lambda: [Role.OFFICER], max_length=6)
+    clearance: Level
+    groups: list[Code] = Field(default_factory=list, max_length=50)
+    password: Password | None = None
+    is_machine: bool = False
+
+
+class UserUpdate(Strict):
+    full_name: Name | None = None
+    email: EmailStr | None = None
+    roles: list[Role] | None = Field(default=None, max_length=6)
+    groups: list[Code] | None = Field(default=None, max_length=50)
+
+
+class ClearanceUpdate(Strict):
+    clearance: Level
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    username: str
+    full_name: str
+    email: str | None
+    organisation_id: uuid.UUID
+    organisation_code: str
+    roles: list[str]
+    clearance: str
+    groups: list[str]
+    is_active: bool
+    is_machine: bool
+    mfa_enabled: bool
+    created_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next_cursor: str | None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - OAuth 2 token type
+    expires_at: datetime
+    mfa_enrolment_required: bool = False
+
+
+class LoginResponse(BaseModel):
+    username: str
+    csrf_token: str
+    expires_at: datetime
+    mfa_enrolment_required: bool = False
+
+
+class PasswordChange(Strict):
+    current_password: Password
+    new_password: Password
+
+
+class MfaEnrolment(BaseModel):
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class MfaConfirm(Strict):
+    otp: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$")]
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str]
+
+
+class ApiTokenCreate(Strict):
+    name: Name
+    username: Username
+    scopes: list[Annotated[str, StringConstraints(pattern=r"^(read|write|admin|audit)$")]] = Field(
+        min_length=1, max_length=4
+    )
+    expires_in_days: int = Field(default=90, ge=1, le=3650)
+
+
+class ApiTokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    prefix: str
+    user_id: uuid.UUID
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiTokenCreated(ApiTokenRead):
+    token: str
+
+
+class Me(BaseModel):
+    username: str
+    organisation_id: uuid.UUID | None
+    roles: list[str]
+    clearance: str | None
+    groups: list[str]
+    scopes: list[str] | None

@@ -1,0 +1,403 @@
+"""Administration of organisations, need-to-know groups and users.
+
+Every change writes its audit record in the caller's transaction; services never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
+from hypervision.db import utcnow
+from hypervision.identity.models import (
+    ApiToken,
+    AuthSession,
+    NeedToKnowGroup,
+    Organisation,
+    Role,
+    User,
+    UserGroup,
+)
+from hypervision.identity.passwords import Passwords, password_problem
+from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.schemas import (
+    GroupCreate,
+    OrganisationCreate,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+
+
+def require_admin(actor: Principal) -> None:
+    if not actor.can(Role.ADMINISTRATOR, Scope.ADMIN):
+        raise Forbidden("Réservé aux administrateurs des habilitations.", "Administrators only.")
+
+
+# --- organisations -----------------------------------------------------------------------
+
+
+async def create_organisation(
+    *, session: AsyncSession, actor: Principal, data: OrganisationCreate
+) -> Organisation:
+    require_admin(actor)
+    parent_id = None
+    if data.parent_code:
+        parent = await get_organisation_by_code(session=session, code=data.parent_code)
+        parent_id = parent.id
+    if await session.scalar(select(Organisation.id).where(Organisation.code == data.code)):
+        raise Conflict(
+            f"Le code d'organisation {data.code} existe déjà.",
+            f"Organisation code {data.code} already exists.",
+        )
+    org = Organisation(
+        code=data.code, name=data.name, parent_id=parent_id, mfa_required=data.mfa_required
+    )
+    session.add(org)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="organisation.create",
+        resource_type="organisation",
+        resource_ids=[org.id],
+        detail={"code": org.code, "parent_id": str(parent_id) if parent_id else None},
+    )
+    return org
+
+
+async def get_organisation_by_code(*, session: AsyncSession, code: str) -> Organisation:
+    org = await session.scalar(select(Organisation).where(Organisation.code == code))
+    if org is None:
+        raise NotFound(f"Organisation {code} inconnue.", f"Unknown organisation {code}.")
+    return org
+
+
+async def list_organisations(*, session: AsyncSession) -> Sequence[Organisation]:
+    return (await session.scalars(select(Organisation).order_by(Organisation.code))).all()
+
+
+async def organisation_ancestry(*, session: AsyncSession, org_id: uuid.UUID) -> list[Organisation]:
+    """The organisation then its parents up to the root, in one recursive query."""
+    tree = select(Organisation.id, Organisation.parent_id).where(Organisation.id == org_id)
+    cte = tree.cte("ancestry", recursive=True)
+    cte = cte.union_all(
+        select(Organisation.id, Organisation.parent_id).join(
+            cte, Organisation.id == cte.c.parent_id
+        )
+    )
+    orgs = {
+        o.id: o
+        for o in await session.scalars(select(Organisation).join(cte, Organisation.id == cte.c.id))
+    }
+    chain: list[Organisation] = []
+    current = orgs.get(org_id)
+    while current is not None and len(chain) <= len(orgs):
+        chain.append(current)
+        current = orgs.get(current.parent_id) if current.parent_id else None
+    return chain
+
+
+# --- need-to-know groups ------------------------------------------------------------------
+
+
+async def create_group(
+    *, session: AsyncSession, actor: Principal, data: GroupCreate
+) -> NeedToKnowGroup:
+    require_admin(actor)
+    if await session.scalar(select(NeedToKnowGroup.id).where(NeedToKnowGroup.code == data.code)):
+        raise Conflict(f"Le groupe {data.code} existe déjà.", f"Group {data.code} already exists.")
+    group = NeedToKnowGroup(code=data.code, name=data.name)
+    session.add(group)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="group.create",
+        resource_type="group",
+        resource_ids=[group.id],
+        detail={"code": group.code},
+    )
+    return group
+
+
+async def list_groups(*, session: AsyncSession) -> Sequence[NeedToKnowGroup]:
+    return (await session.scalars(select(NeedToKnowGroup).order_by(NeedToKnowGroup.code))).all()
+
+
+async def _groups_by_code(session: AsyncSession, codes: Sequence[str]) -> list[NeedToKnowGroup]:
+    wanted = set(codes)
+    found = list(
+        await session.scalars(select(NeedToKnowGroup).where(NeedToKnowGroup.code.in_(wanted)))
+    )
+    missing = wanted - {g.code for g in found}
+    if missing:
+        names = ", ".join(sorted(missing))
+        raise Invalid(
+            f"Groupe(s) inconnu(s) : {names}.",
+            f"Unknown group(s): {names}.",
+            extra={"fields": [{"field": "groups", "message": f"unknown: {names}"}]},
+        )
+    return found
+
+
+async def user_group_codes(*, session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    rows = await session.scalars(
+        select(NeedToKnowGroup.code)
+        .join(UserGroup, UserGroup.group_id == NeedToKnowGroup.id)
+        .where(UserGroup.user_id == user_id)
+        .order_by(NeedToKnowGroup.code)
+    )
+    return list(rows)
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+def check_level(settings: Settings, level: str, field: str = "clearance") -> None:
+    if level not in settings.label_levels:
+        levels = ", ".join(settings.label_levels)
+        raise Invalid(
+            f"Niveau {level!r} inconnu : niveaux possibles {levels}.",
+            f"Unknown level {level!r}: allowed levels are {levels}.",
+            extra={"fields": [{"field": field, "message": f"one of {levels}"}]},
+        )
+
+
+async def create_user(
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    passwords: Passwords,
+    data: UserCreate,
+) -> User:
+    require_admin(actor)
+    check_level(settings, data.clearance)
+    org = await session.scalar(
+        select(Organisation).where(Organisation.code == data.organisation_code)
+    )
+    if org is None:
+        code = data.organisation_code
+        raise Invalid(
+            f"Organisation {code} inconnue.",
+            f"Unknown organisation {code}.",
+            extra={"fields": [{"field": "organisation_code", "message": "unknown"}]},
+        )
+    if await session.scalar(select(User.id).where(User.username == data.username)):
+        raise Conflict(
+            f"L'identifiant {data.username} est déjà pris.", f"Username {data.username} is taken."
+        )
+    password_hash = None
+    if data.password is not None:
+        problem = password_problem(data.password, username=data.username)
+        if problem:
+            raise Invalid(
+                *problem, extra={"fields": [{"field": "password", "message": problem[1]}]}
+            )
+        password_hash = await passwords.hash(data.password)
+    groups = await _groups_by_code(session, data.groups)
+    user = User(
+        username=data.username,
+        full_name=data.full_name,
+        email=data.email,
+        organisation_id=org.id,
+        roles=sorted({r.value for r in data.roles}),
+        clearance=data.clearance,
+        password_hash=password_hash,
+        is_machine=data.is_machine,
+    )
+    session.add(user)
+    await session.flush()
+    session.add_all(UserGroup(user_id=user.id, group_id=g.id) for g in groups)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.create",
+        resource_type="user",
+        resource_ids=[user.id],
+        detail={
+            "username": user.username,
+            "organisation": org.code,
+            "roles": user.roles,
+            "clearance": user.clearance,
+            "groups": sorted(g.code for g in groups),
+        },
+    )
+    return user
+
+
+async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("Utilisateur introuvable.", "User not found.")
+    return user
+
+
+async def get_user_by_username(*, session: AsyncSession, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise NotFound(f"Utilisateur {username} introuvable.", f"User {username} not found.")
+    return user
+
+
+async def user_read(*, session: AsyncSession, user: User) -> UserRead:
+    org = await session.get(Organisation, user.organisation_id)
+    assert org is not None
+    return UserRead(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        email=user.email,
+        organisation_id=user.organisation_id,
+        organisation_code=org.code,
+        roles=user.roles,
+        clearance=user.clearance,
+        groups=await user_group_codes(session=session, user_id=user.id),
+        is_active=user.is_active,
+        is_machine=user.is_machine,
+        mfa_enabled=user.mfa_enabled,
+        created_at=user.created_at,
+    )
+
+
+async def list_users(
+    *, session: AsyncSession, actor: Principal, after: str | None, limit: int
+) -> tuple[list[User], str | None]:
+    """Keyset pagination on username."""
+    require_admin(actor)
+    query = select(User).order_by(User.username).limit(limit + 1)
+    if after:
+        query = query.where(User.username > after)
+    users = list(await session.scalars(query))
+    next_cursor = users[limit - 1].username if len(users) > limit else None
+    users = users[:limit]
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.list",
+        resource_type="user",
+        resource_ids=[u.id for u in users],
+    )
+    return users, next_cursor
+
+
+async def update_user(
+    *, session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    require_admin(actor)
+    user = await get_user(session=session, user_id=user_id)
+    changes: dict[str, object] = {}
+    if data.full_name is not None and data.full_name != user.full_name:
+        user.full_name = changes["full_name"] = data.full_name
+    if "email" in data.model_fields_set and data.email != user.email:
+        user.email = data.email
+        changes["email"] = "changed"
+    if data.roles is not None:
+        roles = sorted({r.value for r in data.roles})
+        if roles != user.roles:
+            changes["roles"] = {"from": user.roles, "to": roles}
+            user.roles = roles
+    if data.groups is not None:
+        before = await user_group_codes(session=session, user_id=user.id)
+        groups = await _groups_by_code(session, data.groups)
+        after = sorted(g.code for g in groups)
+        if after != before:
+            await session.execute(delete(UserGroup).where(UserGroup.user_id == user.id))
+            session.add_all(UserGroup(user_id=user.id, group_id=g.id) for g in groups)
+            changes["groups"] = {"from": before, "to": after}
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.update",
+        resource_type="user",
+        resource_ids=[user.id],
+        detail=changes,
+    )
+    return user
+
+
+async def set_clearance(
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    user_id: uuid.UUID,
+    clearance: str,
+) -> User:
+    """Takes effect on the user's very next request: principals are rebuilt per request."""
+    require_admin(actor)
+    check_level(settings, clearance)
+    user = await get_user(session=session, user_id=user_id)
+    before, user.clearance = user.clearance, clearance
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.set_clearance",
+        resource_type="user",
+        resource_ids=[user.id],
+        detail={"from": before, "to": clearance},
+    )
+    return user
+
+
+async def disable_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
+    """Disables the account and ends every session and API token it holds, at once."""
+    require_admin(actor)
+    if actor.user_id == user_id:
+        raise Forbidden(
+            "Vous ne pouvez pas désactiver votre propre compte.",
+            "You cannot disable your own account.",
+        )
+    user = await get_user(session=session, user_id=user_id)
+    now = utcnow()
+    if user.is_active:
+        user.is_active, user.disabled_at = False, now
+    ended = await revoke_all_credentials(session=session, user_id=user.id)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.disable",
+        resource_type="user",
+        resource_ids=[user.id],
+        detail={"credentials_revoked": ended},
+    )
+    return user
+
+
+async def enable_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
+    require_admin(actor)
+    user = await get_user(session=session, user_id=user_id)
+    user.is_active, user.disabled_at = True, None
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.enable",
+        resource_type="user",
+        resource_ids=[user.id],
+    )
+    return user
+
+
+async def revoke_all_credentials(*, session: AsyncSession, user_id: uuid.UUID) -> int:
+    now = utcnow()
+    sessions = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    tokens = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(getattr(sessions, "rowcount", 0) or 0) + int(getattr(tokens, "rowcount", 0) or 0)
