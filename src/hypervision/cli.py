@@ -24,7 +24,11 @@ from hypervision.identity.schemas import ApiTokenCreate, GroupCreate, Organisati
 
 T = TypeVar("T")
 
-app = typer.Typer(no_args_is_help=True, help="Hypervision: main courante, carte, synthèses.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Hypervision: main courante, carte, synthèses.",
+    pretty_exceptions_enable=False,  # never print local variables (passwords, tokens)
+)
 org_app = typer.Typer(no_args_is_help=True, help="Organisations (ministère → direction → service).")
 group_app = typer.Typer(no_args_is_help=True, help="Need-to-know groups.")
 user_app = typer.Typer(no_args_is_help=True, help="User accounts.")

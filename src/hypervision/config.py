@@ -78,6 +78,14 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not one of the label levels {','.join(levels)}")
         return value
 
+    @field_validator("argon2_parallelism")
+    @classmethod
+    def _check_argon2(cls, value: int, info: ValidationInfo) -> int:
+        memory = info.data.get("argon2_memory_kib")
+        if memory is not None and memory < 8 * value:
+            raise ValueError("argon2 needs at least 8 KiB of memory per lane (argon2_memory_kib)")
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

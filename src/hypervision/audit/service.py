@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from hypervision.core.errors import Unavailable
 from hypervision.db import new_id, utcnow
 from hypervision.identity.principal import Principal
 
@@ -39,6 +40,14 @@ HASHED_FIELDS = (
     "request_id",
     "client_address",
 )
+
+
+class AuditUnavailable(Unavailable):
+    """No audit, no data: the request fails and its transaction is rolled back."""
+
+    code = "audit_unavailable"
+    fr = "Journal d'audit indisponible : la requête est refusée."
+    en = "Audit trail unavailable: the request is refused."
 
 
 def canonical(record: AuditRecord) -> bytes:
@@ -83,7 +92,7 @@ async def record(
         )
     ).one_or_none()
     if head is None:
-        raise RuntimeError("audit head missing: run `hypervision migrate`")
+        raise AuditUnavailable()
     seq, prev_hash = head
     row = AuditRecord(
         seq=seq,

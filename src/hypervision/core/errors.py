@@ -5,7 +5,6 @@ Messages are French first; a client asking ``Accept-Language: en`` gets English.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -117,7 +116,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 def is_database_down(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False
-    if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
@@ -158,11 +157,18 @@ def install_handlers(app: FastAPI) -> None:
         # Generic on purpose: a constraint error must not reveal rows the caller cannot see.
         return error_response(request, Conflict())
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
         if is_database_down(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
             return error_response(request, Unavailable(headers={"Retry-After": "5"}))
+        return await _unexpected(request, exc)
+
+    # Registered per class (not only on Exception) so they are answered without re-raising.
+    for cls in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
+        app.add_exception_handler(cls, _infrastructure)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error (request %s)", request.state.__dict__.get("request_id"))
         err = AppError("Erreur interne.", "Internal error.", code="internal_error")
         err.status = 500

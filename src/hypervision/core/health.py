@@ -23,7 +23,7 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         async with asyncio.timeout(2), request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means not ready
         return JSONResponse(
             {
                 "status": "unavailable",

@@ -28,7 +28,7 @@ class Organisation(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+        Uuid, ForeignKey("organisations.id"), index=True
     )
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -83,7 +83,6 @@ def upgrade() -> None:
             ["parent_id"],
             ["organisations.id"],
             name=op.f("fk_organisations_parent_id_organisations"),
-            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
         sa.UniqueConstraint("code", name=op.f("uq_organisations_code")),

@@ -1,0 +1,66 @@
+# Hypervision — developer and demo entry points. Everything installs itself on first use:
+# uv (pinned, into .tools/), then the locked Python dependencies (into .venv/).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= var
+DEMO_ENV := $(DATA_DIR)/demo.env
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install demo serve test lint format clean
+
+help:
+	@echo "make demo   install, create the embedded database, load the demo, serve on :8000"
+	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL)"
+	@echo "make lint   ruff + mypy (strict)"
+	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
+	@touch $@
+
+install: $(VENV)/.installed
+
+# A random secret key for the demo, made once and kept in var/demo.env.
+$(DEMO_ENV):
+	@mkdir -p $(DATA_DIR)
+	@umask 077; printf 'HYPERVISION_SECRET_KEY=%s\nHYPERVISION_DATA_DIR=%s\n' \
+		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" "$(abspath $(DATA_DIR))" > $@
+
+demo: install $(DEMO_ENV)
+	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision migrate
+	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision demo load
+	@echo "Hypervision demo on http://127.0.0.1:8000 — logins in README.md"
+	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision serve
+
+serve: install
+	$(BIN)/hypervision migrate
+	$(BIN)/hypervision serve
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from hypervision.cli import main
+
+main()

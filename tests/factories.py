@@ -1,0 +1,92 @@
+"""Factories: organisations, groups and users made through the real service functions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import Settings
+from hypervision.db import transaction
+from hypervision.identity import service
+from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.principal import system_principal
+from hypervision.identity.schemas import GroupCreate, OrganisationCreate, UserCreate
+
+PASSWORD = "correct horse battery staple"
+ADMIN = system_principal("tests")
+
+
+@asynccontextmanager
+async def tx(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    async with transaction(app.state.sessions) as session:
+        yield session
+
+
+async def make_org(
+    app: FastAPI, code: str, parent: str | None = None, *, mfa: bool = False
+) -> Organisation:
+    data = OrganisationCreate(
+        code=code, name=f"Organisation {code}", parent_code=parent, mfa_required=mfa
+    )
+    async with tx(app) as session:
+        return await service.create_organisation(session=session, actor=ADMIN, data=data)
+
+
+async def make_group(app: FastAPI, code: str) -> None:
+    async with tx(app) as session:
+        await service.create_group(
+            session=session, actor=ADMIN, data=GroupCreate(code=code, name=code)
+        )
+
+
+async def make_user(
+    app: FastAPI,
+    username: str,
+    org: str,
+    *,
+    roles: Sequence[Role] = (Role.OFFICER,),
+    clearance: str = "NP",
+    groups: Sequence[str] = (),
+    password: str | None = PASSWORD,
+    machine: bool = False,
+) -> User:
+    settings: Settings = app.state.settings
+    data = UserCreate(
+        username=username,
+        full_name=username.title(),
+        organisation_code=org,
+        roles=list(roles),
+        clearance=clearance,
+        groups=list(groups),
+        password=password,
+        is_machine=machine,
+    )
+    async with tx(app) as session:
+        return await service.create_user(
+            session=session,
+            actor=ADMIN,
+            settings=settings,
+            passwords=app.state.passwords,
+            data=data,
+        )
+
+
+async def sign_in(
+    client: AsyncClient, username: str, password: str = PASSWORD, otp: str | None = None
+) -> dict[str, str]:
+    form = {"username": username, "password": password}
+    if otp:
+        form["otp"] = otp
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def admin_headers(app: FastAPI, client: AsyncClient) -> dict[str, str]:
+    await make_org(app, "ADMINS")
+    await make_user(app, "root.admin", "ADMINS", roles=[Role.ADMINISTRATOR], clearance="DR")
+    return await sign_in(client, "root.admin")

@@ -1,0 +1,103 @@
+"""Settings: defaults, parsing, and one clear line for a bad or missing setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypervision.config import ConfigError, load_settings
+
+KEY = "k" * 40
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HYPERVISION_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERVISION_SECRET_KEY", KEY)
+    settings = load_settings()
+    assert settings.label_levels == ("NP", "DR")
+    assert settings.label_ceiling == "DR"
+    assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.effective_database_url.endswith("var/hypervision.db")
+    assert settings.bind_host == "127.0.0.1"
+
+
+def test_levels_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERVISION_SECRET_KEY", KEY)
+    monkeypatch.setenv("HYPERVISION_LABEL_LEVELS", "NP, DR, SPECIAL")
+    monkeypatch.setenv("HYPERVISION_LABEL_CEILING", "SPECIAL")
+    settings = load_settings()
+    assert settings.label_levels == ("NP", "DR", "SPECIAL")
+    assert settings.level_rank("SPECIAL") == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "HYPERVISION_SECRET_KEY"),
+        ({"HYPERVISION_SECRET_KEY": "short"}, "HYPERVISION_SECRET_KEY"),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_LABEL_CEILING": "TS"},
+            "HYPERVISION_LABEL_CEILING",
+        ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_DATABASE_URL": "mysql://x"},
+            "HYPERVISION_DATABASE_URL",
+        ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_SESSION_IDLE_MINUTES": "soon"},
+            "HYPERVISION_SESSION_IDLE_MINUTES",
+        ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_BIND_PORT": "70000"},
+            "HYPERVISION_BIND_PORT",
+        ),
+    ],
+)
+def test_bad_settings_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert named in message
+    assert "\n" not in message
+
+
+def test_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "hypervision.env"
+    config.write_text(f"HYPERVISION_SECRET_KEY={KEY}\nHYPERVISION_BIND_PORT=9000\n")
+    monkeypatch.setenv("HYPERVISION_CONFIG_FILE", str(config))
+    assert load_settings().bind_port == 9000
+    monkeypatch.setenv("HYPERVISION_BIND_PORT", "9001")  # variables win over the file
+    assert load_settings().bind_port == 9001
+    monkeypatch.setenv("HYPERVISION_CONFIG_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError, match="HYPERVISION_CONFIG_FILE"):
+        load_settings()
+
+
+def test_start_up_stops_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "hypervision", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["hypervision: invalid setting HYPERVISION_SECRET_KEY: is required but not set"]
