@@ -13,6 +13,8 @@ DATA_DIR ?= var
 DEMO_ENV := $(DATA_DIR)/demo.env
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: help install demo serve test lint format clean
 
