@@ -11,7 +11,8 @@ from tests.factories import PASSWORD, make_org, make_user, sign_in
 TOKEN_URL = "/api/v1/auth/token"
 
 
-async def _enrol(client: AsyncClient, headers: dict[str, str]) -> tuple[pyotp.TOTP, list[str]]:
+async def _enrol(client: AsyncClient, headers: dict[str, str]) -> tuple[pyotp.TOTP, list[str], str]:
+    """Enrols; returns the authenticator, the recovery codes and the code used to confirm."""
     start = await client.post("/api/v1/auth/mfa/enrol", headers=headers)
     assert start.status_code == 200
     body = start.json()
@@ -22,25 +23,24 @@ async def _enrol(client: AsyncClient, headers: dict[str, str]) -> tuple[pyotp.TO
     if totp.now() != "000000":
         assert wrong.status_code == 422
         assert wrong.json()["error"]["code"] == "invalid_otp"
-    confirm = await client.post(
-        "/api/v1/auth/mfa/confirm", json={"otp": totp.now()}, headers=headers
-    )
+    used = totp.now()
+    confirm = await client.post("/api/v1/auth/mfa/confirm", json={"otp": used}, headers=headers)
     assert confirm.status_code == 200, confirm.text
     codes: list[str] = confirm.json()["recovery_codes"]
     assert len(codes) == 10 and len(set(codes)) == 10
-    return totp, codes
+    return totp, codes, used
 
 
 async def test_enrol_then_sign_in_with_totp(app: FastAPI, client: AsyncClient) -> None:
     await make_org(app, "MININT")
     await make_user(app, "alice", "MININT")
-    totp, _ = await _enrol(client, await sign_in(client, "alice"))
+    totp, _, used = await _enrol(client, await sign_in(client, "alice"))
     missing = await client.post(TOKEN_URL, data={"username": "alice", "password": PASSWORD})
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "mfa_required"
-    # the enrolment code was used at the current step: a replay of it is refused
+    # the code used to confirm the enrolment cannot be replayed
     replay = await client.post(
-        TOKEN_URL, data={"username": "alice", "password": PASSWORD, "otp": totp.now()}
+        TOKEN_URL, data={"username": "alice", "password": PASSWORD, "otp": used}
     )
     assert replay.status_code == 401
     assert replay.json()["error"]["code"] == "invalid_otp"
@@ -64,7 +64,7 @@ async def test_wrong_password_with_mfa_says_nothing_about_mfa(
 async def test_recovery_code_works_once(app: FastAPI, client: AsyncClient) -> None:
     await make_org(app, "MININT")
     await make_user(app, "alice", "MININT")
-    _, codes = await _enrol(client, await sign_in(client, "alice"))
+    _, codes, _ = await _enrol(client, await sign_in(client, "alice"))
     form = {"username": "alice", "password": PASSWORD, "otp": codes[3].upper()}
     assert (await client.post(TOKEN_URL, data=form)).status_code == 200
     again = await client.post(TOKEN_URL, data=form)

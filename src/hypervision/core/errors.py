@@ -108,9 +108,48 @@ _HTTP_CODES = {
 }
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
+def _field_name(err: Any) -> str:
+    if err.get("type") == "json_invalid":
+        return "body"
+    loc = tuple(err.get("loc", ()))
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
-    return ".".join(parts) or str(loc[-1] if loc else "body")
+    return ".".join(parts) or "body"
+
+
+# French wording of the validation errors people meet most; others keep Pydantic's English.
+_FRENCH = {
+    "missing": "champ obligatoire",
+    "json_invalid": "JSON mal formé",
+    "string_too_short": "trop court (au moins {min_length} caractères)",
+    "string_too_long": "trop long (au plus {max_length} caractères)",
+    "string_pattern_mismatch": "format invalide",
+    "string_type": "texte attendu",
+    "enum": "valeur non autorisée (possibles : {expected})",
+    "literal_error": "valeur non autorisée (possibles : {expected})",
+    "int_parsing": "nombre entier attendu",
+    "int_type": "nombre entier attendu",
+    "bool_parsing": "booléen attendu",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "too_long": "trop d'éléments (au plus {max_length})",
+    "too_short": "pas assez d'éléments (au moins {min_length})",
+    "extra_forbidden": "champ non autorisé",
+    "uuid_parsing": "identifiant (UUID) invalide",
+    "value_error": "valeur invalide",
+    "list_type": "liste attendue",
+    "model_attributes_type": "objet JSON attendu",
+    "dict_type": "objet JSON attendu",
+}
+
+
+def _field_message(err: Any, english: bool) -> str:
+    kind = err.get("type", "")
+    if english or kind not in _FRENCH:
+        return str(err.get("msg", "invalid"))
+    try:
+        return _FRENCH[kind].format(**err.get("ctx", {}))
+    except (KeyError, IndexError):
+        return _FRENCH[kind].split(" (")[0]
 
 
 def is_database_down(exc: BaseException) -> bool:
@@ -133,14 +172,15 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        english = _wants_english(request)
         fields = [
-            {"field": _field_name(tuple(err.get("loc", ()))), "message": err.get("msg", "")}
+            {"field": _field_name(err), "message": _field_message(err, english)}
             for err in exc.errors()
-        ]
-        first = fields[0]["field"] if fields else "body"
+        ] or [{"field": "body", "message": "invalid"}]
+        first = fields[0]
         err = Invalid(
-            f"Champ « {first} » invalide : {fields[0]['message'] if fields else ''}",
-            f"Field '{first}' is invalid: {fields[0]['message'] if fields else ''}",
+            f"Champ « {first['field']} » : {first['message']}",
+            f"Field '{first['field']}': {first['message']}",
             extra={"fields": fields},
         )
         return error_response(request, err)
