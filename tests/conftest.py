@@ -84,6 +84,7 @@ async def reset_database(app: FastAPI) -> None:
         else:
             for table in tables:
                 await conn.execute(delete(table))
+            await conn.execute(text("DELETE FROM search_fts"))
         await conn.execute(delete(AuditHead))
         await conn.execute(insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS_HASH))
 

@@ -25,6 +25,20 @@ class Settings(BaseSettings):
     secret_key: str = Field(min_length=32)
 
     label_levels: Annotated[tuple[str, ...], NoDecode] = ("NP", "DR")
+    categories: Annotated[tuple[str, ...], NoDecode] = (
+        "security",
+        "public_order",
+        "rescue",
+        "health",
+        "transport",
+        "traffic",
+        "environment",
+        "weather",
+        "logistics",
+        "cyber",
+        "communication",
+    )
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     label_ceiling: str = "DR"
 
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
@@ -39,27 +53,29 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(default=2, ge=1, le=16)
+    argon2_concurrency: int = Field(default=4, ge=1, le=64)
 
     api_token_max_days: int = Field(default=365, ge=1, le=3650)
 
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
 
-    @field_validator("label_levels", mode="before")
+    @field_validator("label_levels", "categories", mode="before")
     @classmethod
     def _split_levels(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("label_levels")
+    @field_validator("label_levels", "categories")
     @classmethod
     def _check_levels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("at least one level is required")
+            raise ValueError("at least one value is required")
         if len(set(value)) != len(value):
-            raise ValueError("levels must be distinct")
+            raise ValueError("values must be distinct")
         return value
 
     @field_validator("database_url")
@@ -85,6 +101,10 @@ class Settings(BaseSettings):
         if memory is not None and memory < 8 * value:
             raise ValueError("argon2 needs at least 8 KiB of memory per lane (argon2_memory_kib)")
         return value
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
 
     @property
     def effective_database_url(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -161,13 +161,47 @@ def is_database_down(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         text = f"{type(exc.orig).__name__} {exc.orig}".lower()
-        return any(w in text for w in ("connect", "unable to open", "disk i/o", "timeout"))
+        words = ("connect", "unable to open", "disk i/o", "timeout", "locked", "busy")
+        return any(w in text for w in words)
     return isinstance(exc, OSError)
+
+
+async def _audit_refusal(request: Request, exc: AppError) -> None:
+    """Refusals are audited too (decision "denied"), in their own transaction: the request's
+    transaction is rolled back with the error."""
+    from hypervision.audit import service as audit
+
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    try:
+        async with request.app.state.sessions() as session, session.begin():
+            await audit.record(
+                session=session,
+                actor=principal,
+                action=f"refused:{exc.code}",
+                decision="denied",
+                detail={"method": request.method, "route": path},
+            )
+    except Exception:  # noqa: BLE001 - the refusal is answered even if it cannot be recorded
+        log.warning("could not audit a refusal (request %s)", principal.request_id)
+
+
+def is_refused_text(exc: BaseException) -> bool:
+    """PostgreSQL refuses NUL characters and invalid encodings in text: the input was bad."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    text = str(exc.orig).lower()
+    return "invalid byte sequence" in text or "unsupported unicode escape" in text
 
 
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        if exc.status == 403:
+            await _audit_refusal(request, exc)
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -198,18 +232,26 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, Conflict())
 
     async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        if is_refused_text(exc):
+            return await _data(request, exc)
         if is_database_down(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
             return error_response(request, Unavailable(headers={"Retry-After": "5"}))
-        return await _unexpected(request, exc)
+        raise exc  # answered by RequestContextMiddleware as a 500
 
     # Registered per class (not only on Exception) so they are answered without re-raising.
     for cls in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(cls, _infrastructure)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error (request %s)", request.state.__dict__.get("request_id"))
-        err = AppError("Erreur interne.", "Internal error.", code="internal_error")
-        err.status = 500
-        return error_response(request, err)
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: Exception) -> JSONResponse:
+        # e.g. a NUL character PostgreSQL refuses in text: bad input, not a server fault
+        if is_database_down(exc):
+            return await _infrastructure(request, exc)
+        return error_response(
+            request,
+            Invalid(
+                "Donnée refusée par la base (caractère ou valeur non autorisé).",
+                "Data refused by the database (character or value not allowed).",
+            ),
+        )

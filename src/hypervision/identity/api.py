@@ -16,7 +16,7 @@ from hypervision.core.deps import (
     SettingsDep,
     client_of,
 )
-from hypervision.core.errors import AppError, Forbidden
+from hypervision.core.errors import AppError, Forbidden, Invalid
 from hypervision.identity import auth, mfa, service
 from hypervision.identity.models import SessionKind, User
 from hypervision.identity.schemas import (
@@ -54,7 +54,6 @@ OtpField = Annotated[str | None, Form(max_length=32)]
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
 async def issue_token(
     request: Request,
-    session: DbSession,
     settings: SettingsDep,
     passwords: PasswordsDep,
     username: UsernameField,
@@ -63,7 +62,7 @@ async def issue_token(
 ) -> TokenResponse:
     """Sign in with a password (and a TOTP or recovery code) and get a bearer token."""
     result = await auth.sign_in(
-        session=session,
+        sessions=request.app.state.sessions,
         settings=settings,
         passwords=passwords,
         username=username,
@@ -73,7 +72,6 @@ async def issue_token(
         client=client_of(request),
     )
     if isinstance(result, AppError):
-        await session.commit()  # keep the failure counter and the audit record
         raise result
     return TokenResponse(
         access_token=result.token,
@@ -86,7 +84,6 @@ async def issue_token(
 async def login(
     request: Request,
     response: Response,
-    session: DbSession,
     settings: SettingsDep,
     passwords: PasswordsDep,
     username: UsernameField,
@@ -94,8 +91,9 @@ async def login(
     otp: OtpField = None,
 ) -> LoginResponse:
     """Browser sign-in: sets a new session cookie (any previous one is ended)."""
+    refuse_cross_site(request)
     result = await auth.sign_in(
-        session=session,
+        sessions=request.app.state.sessions,
         settings=settings,
         passwords=passwords,
         username=username,
@@ -106,7 +104,6 @@ async def login(
         replaces=request.cookies.get(SESSION_COOKIE),
     )
     if isinstance(result, AppError):
-        await session.commit()
         raise result
     response.set_cookie(
         SESSION_COOKIE,
@@ -126,12 +123,14 @@ async def login(
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-async def logout(
-    request: Request, response: Response, session: DbSession, actor: AnyPrincipal
-) -> None:
+async def logout(response: Response, session: DbSession, actor: AnyPrincipal) -> None:
     """Ends the current session (cookie or bearer token) on the server."""
-    token = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization", "")[7:]
-    await auth.end_session(session=session, token=token.strip())
+    if actor.session_id is None:
+        raise Invalid(
+            "Un jeton d'API se révoque par un administrateur (DELETE /api/v1/api-tokens/{id}).",
+            "An API token is revoked by an administrator (DELETE /api/v1/api-tokens/{id}).",
+        )
+    await auth.end_session_by_id(session=session, session_id=actor.session_id)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
@@ -159,6 +158,22 @@ async def change_password(
         current=data.current_password,
         new=data.new_password,
     )
+
+
+def refuse_cross_site(request: Request) -> None:
+    """Login CSRF: a cookie sign-in must come from our own pages (or a non-browser client)."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    cross = (site is not None and site not in ("same-origin", "none")) or (
+        origin is not None and origin.split("://", 1)[-1] != host
+    )
+    if cross:
+        raise Forbidden(
+            "Connexion refusée : requête venant d'un autre site.",
+            "Sign-in refused: the request comes from another site.",
+            code="cross_site_refused",
+        )
 
 
 def _require_interactive(actor: AnyPrincipal) -> None:
@@ -255,8 +270,7 @@ async def create_user(
 
 @router.get("/users/{user_id}", response_model=UserRead, tags=["admin"])
 async def get_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
-    service.require_admin(actor)
-    user = await service.get_user(session=session, user_id=user_id)
+    user = await service.read_user(session=session, actor=actor, user_id=user_id)
     return await service.user_read(session=session, user=user)
 
 

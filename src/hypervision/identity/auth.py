@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
@@ -20,7 +20,7 @@ from hypervision.core.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from hypervision.db import utcnow
+from hypervision.db import transaction, utcnow
 from hypervision.identity import mfa, throttle
 from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
 from hypervision.identity.passwords import Passwords, password_problem
@@ -67,7 +67,7 @@ class SignedIn:
 
 async def sign_in(
     *,
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     passwords: Passwords,
     username: str,
@@ -79,41 +79,59 @@ async def sign_in(
 ) -> SignedIn | AppError:
     """Checks the credentials; returns the new session or the error to answer.
 
-    Errors are returned, not raised, so that the caller can commit the failure counters and the
-    audit record before answering.
+    Runs its own short transactions so that no database connection (nor SQLite's write lock)
+    is held while argon2 works: one to count the attempt and read the account, the password
+    check outside any transaction, then one to record the outcome. Failures are committed too
+    (counters and audit record), which is why errors are returned rather than raised.
     """
-    name = username.strip().lower()[:64]
+    name = "".join(ch for ch in username.strip().lower() if ch.isprintable())[:64]
     keys = throttle.keys_for(name, client.address)
-    wait = await throttle.retry_after(session=session, settings=settings, keys=list(keys.values()))
-    if wait:
-        await _audit_login(session, name, client, "denied", {"reason": "throttled"})
-        return TooManyRequests(wait)
-    user = await session.scalar(select(User).where(User.username == name))
+    async with transaction(sessions) as session:
+        wait = await throttle.reserve(session=session, settings=settings, keys=keys)
+        if wait:
+            await _audit_login(session, name, client, "denied", {"reason": "throttled"})
+            return TooManyRequests(wait)
+        user = await session.scalar(select(User).where(User.username == name))
     ok = await passwords.verify(user.password_hash if user else None, password)
-    if not ok or user is None or not user.is_active or user.is_machine:
-        await throttle.record_failure(session=session, settings=settings, keys=list(keys.values()))
-        await _audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
-        return InvalidCredentials()
-    if user.mfa_enabled:
-        if not otp:
-            return Unauthorized(
-                "Code de vérification requis.", "Verification code required.", code="mfa_required"
-            )
-        if not await mfa.check_second_factor(
-            session=session, settings=settings, user=user, otp=otp
-        ):
-            await throttle.record_failure(
-                session=session, settings=settings, keys=list(keys.values())
-            )
-            await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
-            return Unauthorized(
-                "Code de vérification incorrect.", "Wrong verification code.", code="invalid_otp"
-            )
-    if passwords.needs_rehash(user.password_hash or ""):
-        user.password_hash = await passwords.hash(password)
-    await throttle.clear(session=session, key=keys["user"])
-    if replaces:
-        await end_session(session=session, token=replaces)
+    new_hash = None
+    if ok and user is not None and passwords.needs_rehash(user.password_hash or ""):
+        new_hash = await passwords.hash(password)
+    async with transaction(sessions) as session:
+        if not ok or user is None or not user.is_active or user.is_machine:
+            await _audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
+            return InvalidCredentials()
+        user = await session.get(User, user.id)
+        if user is None or not user.is_active:
+            return InvalidCredentials()
+        if user.mfa_enabled:
+            if not otp:
+                return Unauthorized(
+                    "Code de vérification requis.",
+                    "Verification code required.",
+                    code="mfa_required",
+                )
+            if not await mfa.check_second_factor(
+                session=session, settings=settings, user=user, otp=otp
+            ):
+                await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
+                return Unauthorized(
+                    "Code de vérification incorrect.",
+                    "Wrong verification code.",
+                    code="invalid_otp",
+                )
+        if new_hash:
+            user.password_hash = new_hash
+        await throttle.give_back(session=session, keys=keys)
+        if replaces:
+            await end_session(session=session, token=replaces)
+        signed_in = await _open_session(session, settings, user, kind, client)
+        await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
+        return signed_in
+
+
+async def _open_session(
+    session: AsyncSession, settings: Settings, user: User, kind: SessionKind, client: Client
+) -> SignedIn:
     ancestry = await organisation_ancestry(session=session, org_id=user.organisation_id)
     enrolment = not user.mfa_enabled and mfa.mfa_required(settings, user, ancestry)
     token = new_token(SESSION_PREFIX)
@@ -131,7 +149,6 @@ async def sign_in(
     )
     session.add(row)
     await session.flush()
-    await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
     return SignedIn(session=row, token=token, user=user, enrolment_required=enrolment)
 
 
@@ -164,6 +181,12 @@ async def end_session(*, session: AsyncSession, token: str) -> bool:
         return False
     row.revoked_at = utcnow()
     return True
+
+
+async def end_session_by_id(*, session: AsyncSession, session_id: uuid.UUID) -> None:
+    row = await session.get(AuthSession, session_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
 
 
 async def resolve(
@@ -341,7 +364,15 @@ async def revoke_api_token(
 
 async def list_api_tokens(*, session: AsyncSession, actor: Principal) -> list[ApiToken]:
     require_admin(actor)
-    return list(await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+    rows = list(await session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="api_token.list",
+        resource_type="api_token",
+        resource_ids=[r.id for r in rows],
+    )
+    return rows
 
 
 async def lift_enrolment_limit(*, session: AsyncSession, session_id: uuid.UUID | None) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime
 
 import pyotp
 import segno
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
@@ -24,6 +26,7 @@ from hypervision.identity.secrets import SecretBox
 ISSUER = "Hypervision"
 RECOVERY_CODE_COUNT = 10
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (0/o, 1/l/i)
+OTP_FORMAT = re.compile(r"[0-9]{6}")  # ASCII digits only (str.isdigit accepts "¹²³")
 
 
 def mfa_required(settings: Settings, user: User, ancestry: list[Organisation]) -> bool:
@@ -64,7 +67,9 @@ async def confirm_enrolment(
     """Turns MFA on once the user proves the authenticator works; returns recovery codes once."""
     if user.mfa_enabled:
         raise Conflict("La double authentification est déjà active.", "MFA is already enabled.")
-    if not user.mfa_secret or not verify_totp(settings, user, otp):
+    if not user.mfa_secret or not await verify_totp(
+        session=session, settings=settings, user=user, otp=otp
+    ):
         raise Invalid(
             "Code de vérification incorrect.", "Wrong verification code.", code="invalid_otp"
         )
@@ -94,44 +99,65 @@ async def _new_recovery_codes(
     return codes
 
 
-def verify_totp(settings: Settings, user: User, otp: str, at: datetime | None = None) -> bool:
-    """Accepts the current step and one on either side; refuses a step already used (replay)."""
-    if not user.mfa_secret or not otp.isdigit() or len(otp) != 6:
-        return False
+def _matching_step(settings: Settings, user: User, otp: str, at: datetime | None) -> int | None:
+    """The time step (current, or one either side) whose code is ``otp``, if any."""
+    if not user.mfa_secret or not OTP_FORMAT.fullmatch(otp):
+        return None
     totp = pyotp.TOTP(SecretBox(settings.secret_key).open(user.mfa_secret))
-    now = at or utcnow()
-    current = totp.timecode(now)
+    current = totp.timecode(at or utcnow())
     for step in (current - 1, current, current + 1):
-        if step > user.mfa_last_step and hmac.compare_digest(totp.generate_otp(step), otp):
-            user.mfa_last_step = step
-            return True
-    return False
+        if hmac.compare_digest(totp.generate_otp(step).encode(), otp.encode()):
+            return step
+    return None
+
+
+async def verify_totp(
+    *, session: AsyncSession, settings: Settings, user: User, otp: str, at: datetime | None = None
+) -> bool:
+    """Checks the code and burns its step in one conditional UPDATE, so a code is accepted
+    once even when several requests carry it at the same moment (replay refused)."""
+    step = _matching_step(settings, user, otp, at)
+    if step is None:
+        return False
+    result = await session.execute(
+        update(User)
+        .where(User.id == user.id, User.mfa_last_step < step)
+        .values(mfa_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return False
+    set_committed_value(user, "mfa_last_step", step)
+    return True
 
 
 async def use_recovery_code(
     *, session: AsyncSession, settings: Settings, user: User, code: str
 ) -> bool:
-    digest = _recovery_digest(settings, code)
-    row = await session.scalar(
-        select(RecoveryCode).where(
+    """Marks an unused recovery code as used, atomically: each code works once."""
+    result = await session.execute(
+        update(RecoveryCode)
+        .where(
             RecoveryCode.user_id == user.id,
-            RecoveryCode.code_hash == digest,
+            RecoveryCode.code_hash == _recovery_digest(settings, code),
             RecoveryCode.used_at.is_(None),
         )
+        .values(used_at=utcnow())
     )
-    if row is None:
-        return False
-    row.used_at = utcnow()
-    return True
+    return _rowcount(result) == 1
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def check_second_factor(
     *, session: AsyncSession, settings: Settings, user: User, otp: str
 ) -> bool:
     otp = otp.strip()
-    if verify_totp(settings, user, otp):
+    if await verify_totp(session=session, settings=settings, user=user, otp=otp):
         return True
-    return len(otp) > 6 and await use_recovery_code(
+    return 6 < len(otp) <= 32 and await use_recovery_code(
         session=session, settings=settings, user=user, code=otp
     )
 

@@ -59,12 +59,15 @@ class Passwords:
             type=Type.ID,
         )
         self._dummy = self._hasher.hash("not a real password: equalises timing")
+        # Bounds memory and CPU when many sign-ins arrive at once; the rest wait their turn.
+        self._slots = asyncio.Semaphore(settings.argon2_concurrency)
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(normalise(password))
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hash_sync, password)
+        async with self._slots:
+            return await asyncio.to_thread(self.hash_sync, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """Constant work whether or not an account exists: a missing hash checks a dummy."""
@@ -76,7 +79,8 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        ok = await asyncio.to_thread(_check)
+        async with self._slots:
+            ok = await asyncio.to_thread(_check)
         return ok and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:

@@ -240,6 +240,19 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+async def read_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
+    require_admin(actor)
+    user = await get_user(session=session, user_id=user_id)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="user.read",
+        resource_type="user",
+        resource_ids=[user.id],
+    )
+    return user
+
+
 async def get_user_by_username(*, session: AsyncSession, username: str) -> User:
     user = await session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
