@@ -1,26 +1,9 @@
 """Every table of every domain, imported once so that metadata (and Alembic) sees them all."""
 
-from hypervision.audit.models import AuditHead, AuditRecord
-from hypervision.identity.models import (
-    ApiToken,
-    AuthSession,
-    LoginThrottle,
-    NeedToKnowGroup,
-    Organisation,
-    RecoveryCode,
-    User,
-    UserGroup,
-)
+from hypervision.audit import models as audit_models
+from hypervision.core import idempotency
+from hypervision.identity import models as identity_models
+from hypervision.live import models as live_models
+from hypervision.logbook import models as logbook_models
 
-__all__ = [
-    "ApiToken",
-    "AuditHead",
-    "AuditRecord",
-    "AuthSession",
-    "LoginThrottle",
-    "NeedToKnowGroup",
-    "Organisation",
-    "RecoveryCode",
-    "User",
-    "UserGroup",
-]
+DOMAIN_MODULES = (audit_models, idempotency, identity_models, live_models, logbook_models)

@@ -1,0 +1,142 @@
+"""One call per state change: the version row, the outbox event and the audit record, all in
+the caller's transaction (the row itself is already in the session)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.identity.principal import Principal
+from hypervision.live.models import OutboxEvent
+from hypervision.logbook.models import Entry, RecordVersion, Situation
+from hypervision.policy.labels import Label
+
+SNAPSHOT_FIELDS: dict[str, tuple[str, ...]] = {
+    "entry": (
+        "occurred_at",
+        "category",
+        "severity",
+        "status",
+        "title",
+        "body",
+        "location",
+        "tags",
+        "situation_id",
+        "duplicate_of_id",
+        "follow_up_of_id",
+        "validated_at",
+        "validated_by",
+        "label_level",
+        "need_to_know",
+        "audience",
+        "organisation_id",
+    ),
+    "situation": (
+        "title",
+        "description",
+        "severity",
+        "status",
+        "started_at",
+        "label_level",
+        "need_to_know",
+        "audience",
+        "organisation_id",
+    ),
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def snapshot(resource_type: str, row: Entry | Situation) -> dict[str, Any]:
+    return {name: _plain(getattr(row, name)) for name in SNAPSHOT_FIELDS[resource_type]}
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``{field: {"from": old, "to": new}}`` for every field that changed."""
+    return {
+        key: {"from": before.get(key), "to": value}
+        for key, value in after.items()
+        if before.get(key) != value
+    }
+
+
+async def record_change(
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    resource_type: str,
+    row: Entry | Situation,
+    action: str,
+    before: dict[str, Any] | None,
+    summary: dict[str, Any] | None = None,
+) -> RecordVersion:
+    """Write version ``row.version`` (the caller bumps it), its outbox event and audit record."""
+    await session.flush()
+    after = snapshot(resource_type, row)
+    changes = diff(before or {}, after) if before is not None else {}
+    label: Label = row.label
+    version = RecordVersion(
+        resource_type=resource_type,
+        resource_id=row.id,
+        version=row.version,
+        actor_id=actor.user_id,
+        action=action,
+        changes=changes,
+        snapshot=after,
+        label_level=label.level,
+        need_to_know=sorted(label.need_to_know),
+        audience=sorted(label.audience),
+        organisation_id=row.organisation_id,
+    )
+    session.add(version)
+    session.add(
+        OutboxEvent(
+            type=f"{resource_type}.{action}",
+            resource_type=resource_type,
+            resource_id=row.id,
+            label=label.as_dict(),
+            payload={
+                "id": str(row.id),
+                "version": row.version,
+                "action": action,
+                "changed": sorted(changes),
+                **(summary or {}),
+            },
+        )
+    )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action=f"{resource_type}.{action}",
+        resource_type=resource_type,
+        resource_ids=[row.id],
+        labels=[label.level],
+        detail={"version": row.version, "changed": sorted(changes)},
+    )
+    await session.flush()
+    return version
+
+
+async def versions_of(*, session: AsyncSession, resource_id: uuid.UUID) -> list[RecordVersion]:
+    rows = await session.scalars(
+        select(RecordVersion)
+        .where(RecordVersion.resource_id == resource_id)
+        .order_by(RecordVersion.version)
+    )
+    return list(rows)

@@ -1,0 +1,167 @@
+"""Main courante tables: entries, situations, comments, attachments, versions, label requests."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hypervision.db import Base, UTCDateTime, new_id, utcnow
+from hypervision.policy.labels import JsonList, Labelled
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+SEVERITY_ORDER = list(Severity)
+
+
+class Status(enum.StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+
+
+class Entry(Labelled, Base):
+    __tablename__ = "entries"
+    __table_args__ = (
+        Index("ix_entries_feed", "recorded_at", "id"),
+        Index("ix_entries_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    author_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    min_lon: Mapped[float | None] = mapped_column(Float)
+    min_lat: Mapped[float | None] = mapped_column(Float)
+    max_lon: Mapped[float | None] = mapped_column(Float)
+    max_lat: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[list[str]] = mapped_column(JsonList, default=list)
+    situation_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("situations.id"), index=True
+    )
+    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("entries.id"))
+    follow_up_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("entries.id"))
+    validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    validated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Situation(Labelled, Base):
+    __tablename__ = "situations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    author_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Comment(Labelled, Base):
+    """Visible when both the comment's label and its entry's label allow it."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("entries.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attachment(Base):
+    """A file on an entry: visible exactly when its entry is. The bytes live in a blob store
+    under a random key; only metadata is here."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("entries.id", ondelete="CASCADE"), index=True
+    )
+    uploaded_by: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecordVersion(Base):
+    """Every version of an entry or a situation: who, when, which action, what changed, and
+    the full state with its label at that time (each version is checked against its label)."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    action: Mapped[str] = mapped_column(String(32))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label_level: Mapped[str] = mapped_column(String(16))
+    need_to_know: Mapped[list[str]] = mapped_column(JsonList)
+    audience: Mapped[list[str]] = mapped_column(JsonList)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class LabelRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class LabelChangeRequest(Base):
+    """A lowering of a label waiting for a second person's approval (four eyes)."""
+
+    __tablename__ = "label_change_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    requested_by: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    label: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default=LabelRequestStatus.PENDING.value)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,85 @@
+"""Protection labels: a level, need-to-know groups and audience organisations."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, String, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hypervision.config import Settings
+from hypervision.core.errors import Invalid
+
+JsonList = JSON().with_variant(JSONB(), "postgresql")
+
+
+@dataclass(frozen=True)
+class Label:
+    level: str
+    need_to_know: frozenset[str] = frozenset()
+    audience: frozenset[str] = frozenset()  # organisation ids, as strings
+    owner: str = ""  # owner organisation id, as a string
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "need_to_know": sorted(self.need_to_know),
+            "audience": sorted(self.audience),
+            "owner": self.owner,
+        }
+
+
+class Labelled:
+    """Columns of every protected record. Read only through ``policy.visible_filter``."""
+
+    label_level: Mapped[str] = mapped_column(String(16), index=True)
+    need_to_know: Mapped[list[str]] = mapped_column(JsonList, default=list)
+    audience: Mapped[list[str]] = mapped_column(JsonList, default=list)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)  # the owner
+
+    @property
+    def label(self) -> Label:
+        return Label(
+            level=self.label_level,
+            need_to_know=frozenset(self.need_to_know or ()),
+            audience=frozenset(self.audience or ()),
+            owner=str(self.organisation_id),
+        )
+
+    def set_label(self, label: Label) -> None:
+        self.label_level = label.level
+        self.need_to_know = sorted(label.need_to_know)
+        self.audience = sorted(label.audience)
+
+
+def check_level(settings: Settings, level: str) -> None:
+    """Unknown levels and levels above the platform's ceiling are refused (SECURITY.md 18)."""
+    if level not in settings.label_levels:
+        allowed = ", ".join(settings.label_levels)
+        raise Invalid(
+            f"Niveau de protection {level!r} inconnu (possibles : {allowed}).",
+            f"Unknown protection level {level!r} (allowed: {allowed}).",
+            code="label_refused",
+            extra={"fields": [{"field": "label.level", "message": f"one of {allowed}"}]},
+        )
+    if settings.level_rank(level) > settings.level_rank(settings.label_ceiling):
+        raise Invalid(
+            f"Le niveau {level} dépasse le plafond de la plateforme ({settings.label_ceiling}) : "
+            "cette information ne peut pas y être déposée.",
+            f"Level {level} is above the platform's ceiling ({settings.label_ceiling}).",
+            code="label_above_ceiling",
+            extra={"fields": [{"field": "label.level", "message": "above ceiling"}]},
+        )
+
+
+def is_lowering(settings: Settings, old: Label, new: Label) -> bool:
+    """True when ``new`` lets anyone see what ``old`` did not: a lower level, fewer
+    need-to-know groups, or a wider audience."""
+    if settings.level_rank(new.level) < settings.level_rank(old.level):
+        return True
+    if not old.need_to_know <= new.need_to_know:
+        return True
+    return bool(old.audience) and (not new.audience or not new.audience <= old.audience)
