@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
@@ -90,3 +91,32 @@ async def admin_headers(app: FastAPI, client: AsyncClient) -> dict[str, str]:
     await make_org(app, "ADMINS")
     await make_user(app, "root.admin", "ADMINS", roles=[Role.ADMINISTRATOR], clearance="DR")
     return await sign_in(client, "root.admin")
+
+
+async def officer(
+    app: FastAPI,
+    client: AsyncClient,
+    username: str,
+    org: str,
+    *,
+    clearance: str = "DR",
+    groups: Sequence[str] = (),
+    roles: Sequence[Role] = (Role.OFFICER,),
+) -> dict[str, str]:
+    """A signed-in user (organisation created on first use) and their bearer headers."""
+    async with tx(app) as session:
+        exists_ = await session.scalar(select(Organisation).where(Organisation.code == org))
+    if exists_ is None:
+        await make_org(app, org)
+    await make_user(app, username, org, roles=roles, clearance=clearance, groups=groups)
+    return await sign_in(client, username)
+
+
+ENTRY = {
+    "title": "Colis suspect porte de la Chapelle",
+    "body": "Périmètre de **sécurité** établi, démineurs prévenus.",
+    "category": "security",
+    "severity": "major",
+    "location": {"type": "Point", "coordinates": [2.3601, 48.8984]},
+    "tags": ["colis", "Chapelle"],
+}

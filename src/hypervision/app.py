@@ -15,6 +15,9 @@ from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
+from hypervision.logbook import api as logbook_api
+from hypervision.logbook import attachments_api
+from hypervision.search import api as search_api
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,4 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(identity_api.router)
+    app.include_router(logbook_api.router)
+    app.include_router(attachments_api.router)
+    app.include_router(search_api.router)
     return app

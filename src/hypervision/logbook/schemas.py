@@ -95,6 +95,13 @@ class EntryUpdate(Strict):
     tags: list[Tag] | None = Field(default=None, max_length=20)
 
 
+class EntryPatch(EntryUpdate):
+    """What PATCH accepts on the wire: unknown fields are kept so that an attempt to change the
+    label here can be answered 403 (SECURITY.md item 3) rather than a bare 422."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class EntryRead(BaseModel):
     id: uuid.UUID
     occurred_at: datetime

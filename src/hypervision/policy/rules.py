@@ -12,7 +12,6 @@ organisation).
 from __future__ import annotations
 
 import enum
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import Any, Protocol
 from sqlalchemy import (
     ColumnElement,
     and_,
-    cast,
     exists,
     false,
     func,
@@ -62,11 +60,9 @@ class Subject:
         )
 
 
-class LabelColumns(Protocol):
-    label_level: Any
-    need_to_know: Any
-    audience: Any
-    organisation_id: Any
+# A mapped class (or alias) with the ``Labelled`` columns: label_level, need_to_know,
+# audience, organisation_id.
+LabelColumns = Any
 
 
 class Clause(Protocol):
@@ -97,9 +93,7 @@ class NeedToKnow:
     def sql(self, subject: Subject, cols: LabelColumns, dialect: str) -> ColumnElement[bool]:
         groups = sorted(subject.groups)
         if dialect == "postgresql":
-            within: ColumnElement[bool] = cols.need_to_know.op("<@")(
-                cast(json.dumps(groups), JSONB)
-            )
+            within: ColumnElement[bool] = cols.need_to_know.op("<@")(literal(groups, JSONB()))
             return within
         each = func.json_each(cols.need_to_know).table_valued("value")
         outside = select(literal(1)).select_from(each)

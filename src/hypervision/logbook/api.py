@@ -1,0 +1,363 @@
+"""Main courante API: entries, their history, triage and label changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from hypervision.core import idempotency
+from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.errors import Forbidden, Invalid
+from hypervision.identity.service import get_organisation_by_code
+from hypervision.logbook import entries, present, triage
+from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
+from hypervision.logbook.schemas import (
+    DuplicateMark,
+    EntryCreate,
+    EntryPage,
+    EntryPatch,
+    EntryRead,
+    EntryUpdate,
+    LabelChange,
+    LabelChangeResult,
+    LabelRequestRead,
+    SeverityChange,
+    SituationLink,
+    VersionRead,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["main courante"])
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+LABEL_FIELDS = frozenset(
+    {
+        "label",
+        "label_level",
+        "need_to_know",
+        "audience",
+        "organisation",
+        "organisation_id",
+        "author",
+        "author_id",
+    }
+)
+
+
+async def _one(session: DbSession, entry: Entry, response: Response) -> EntryRead:
+    response.headers["ETag"] = entries.etag(entry)
+    return (await present.entries_read(session, [entry]))[0]
+
+
+@router.post("/entries", response_model=EntryRead, status_code=201)
+async def create_entry(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    data: EntryCreate,
+    key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Create an entry. With an ``Idempotency-Key`` header, a retry returns the first answer."""
+    digest = endpoint = ""
+    if key is not None and actor.user_id is not None:
+        key = idempotency.check_key(key)
+        endpoint = "POST /api/v1/entries"
+        digest = idempotency.request_hash(endpoint, data.model_dump(mode="json"))
+        stored = await idempotency.replay(
+            session=session, user_id=actor.user_id, key=key, endpoint=endpoint, digest=digest
+        )
+        if stored is not None:
+            return JSONResponse(
+                stored.response,
+                status_code=stored.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
+    entry = await entries.create_entry(session=session, settings=settings, actor=actor, data=data)
+    body = (await present.entries_read(session, [entry]))[0].model_dump(mode="json")
+    if key is not None and actor.user_id is not None:
+        idempotency.remember(
+            session=session,
+            user_id=actor.user_id,
+            key=key,
+            endpoint=endpoint,
+            digest=digest,
+            status_code=201,
+            response=body,
+        )
+    return JSONResponse(
+        body,
+        status_code=201,
+        headers={"ETag": entries.etag(entry), "Location": f"/api/v1/entries/{entry.id}"},
+    )
+
+
+@router.get("/entries", response_model=EntryPage)
+async def list_entries(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    category: Annotated[list[str] | None, Query(max_length=20)] = None,
+    severity: Annotated[list[Severity] | None, Query(max_length=4)] = None,
+    status: Annotated[list[Status] | None, Query(max_length=3)] = None,
+    organisation: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tag: Annotated[list[str] | None, Query(max_length=10)] = None,
+    situation_id: uuid.UUID | None = None,
+    bbox: Annotated[str | None, Query(max_length=100, description="west,south,east,north")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EntryPage:
+    """The feed: newest first, filtered by the policy and by the given criteria."""
+    org_id = None
+    if organisation:
+        org_id = (await get_organisation_by_code(session=session, code=organisation)).id
+    filters = entries.EntryFilter(
+        categories=tuple(category or ()),
+        severities=tuple(s.value for s in severity or ()),
+        statuses=tuple(s.value for s in status or ()),
+        organisation_id=org_id,
+        since=_aware(since, "since"),
+        until=_aware(until, "until"),
+        tags=tuple(t.strip().lower() for t in tag or ()),
+        situation_id=situation_id,
+        bbox=_parse_bbox(bbox),
+    )
+    rows, next_cursor = await entries.list_entries(
+        session=session, settings=settings, actor=actor, filters=filters, cursor=cursor, limit=limit
+    )
+    return EntryPage(items=await present.entries_read(session, rows), next_cursor=next_cursor)
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Invalid(
+            f"« {name} » doit préciser le fuseau (ex. 2024-07-26T20:00:00+02:00).",
+            f"'{name}' must carry a time zone (e.g. 2024-07-26T20:00:00+02:00).",
+            extra={"fields": [{"field": name, "message": "time zone required"}]},
+        )
+    return value
+
+
+def _parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
+    if not raw:
+        return None
+    try:
+        west, south, east, north = (float(part) for part in raw.split(","))
+    except ValueError:
+        west = south = east = north = float("nan")
+    ok = (-180 <= west <= east <= 180) and (-90 <= south <= north <= 90)
+    if not ok:
+        raise Invalid(
+            "bbox attendu : ouest,sud,est,nord en degrés (WGS 84).",
+            "bbox expected as west,south,east,north in degrees (WGS 84).",
+            extra={"fields": [{"field": "bbox", "message": "invalid"}]},
+        )
+    return west, south, east, north
+
+
+@router.get("/entries/{entry_id}", response_model=EntryRead)
+async def get_entry(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    response: Response,
+) -> EntryRead:
+    entry = await entries.get_entry(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    return await _one(session, entry, response)
+
+
+@router.patch(
+    "/entries/{entry_id}",
+    response_model=EntryRead,
+    responses={412: {"description": "stale"}, 428: {"description": "If-Match missing"}},
+)
+async def update_entry(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    body: EntryPatch,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryRead:
+    """Correct an entry: a new version. Needs ``If-Match`` with the ETag last read. The label,
+    owner and author are not changed here (see ``/label``)."""
+    extra = set(body.model_extra or {})
+    if LABEL_FIELDS & extra:
+        raise Forbidden(
+            "Le marquage, l'organisation et l'auteur ne se modifient pas ici : "
+            "utilisez POST /entries/{id}/label.",
+            "Label, organisation and author are not changed here: use POST /entries/{id}/label.",
+            code="label_change_refused",
+        )
+    if extra:
+        names = ", ".join(sorted(extra))
+        raise Invalid(
+            f"Champ(s) non modifiable(s) : {names}.",
+            f"Field(s) not editable: {names}.",
+            extra={"fields": [{"field": n, "message": "not allowed"} for n in extra]},
+        )
+    data = EntryUpdate.model_validate(body.model_dump(exclude_unset=True))
+    entry = await entries.update_entry(
+        session=session,
+        settings=settings,
+        actor=actor,
+        entry_id=entry_id,
+        data=data,
+        if_match=if_match,
+    )
+    return await _one(session, entry, response)
+
+
+@router.get("/entries/{entry_id}/versions", response_model=list[VersionRead])
+async def entry_versions(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, entry_id: uuid.UUID
+) -> list[VersionRead]:
+    """Every version the caller is cleared for, with what changed."""
+    versions = await triage.entry_versions(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    names = await present.directory_for(session, versions)
+    return [present.version_read(v, names) for v in versions]
+
+
+@router.post("/entries/{entry_id}/validate", response_model=EntryRead)
+async def validate_entry(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryRead:
+    entry = await triage.validate(
+        session=session, settings=settings, actor=actor, entry_id=entry_id, if_match=if_match
+    )
+    return await _one(session, entry, response)
+
+
+@router.post("/entries/{entry_id}/severity", response_model=EntryRead)
+async def qualify_severity(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    data: SeverityChange,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryRead:
+    entry = await triage.set_severity(
+        session=session,
+        settings=settings,
+        actor=actor,
+        entry_id=entry_id,
+        severity=data.severity,
+        if_match=if_match,
+    )
+    return await _one(session, entry, response)
+
+
+@router.post("/entries/{entry_id}/duplicate", response_model=EntryRead)
+async def mark_duplicate(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    data: DuplicateMark,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryRead:
+    entry = await triage.mark_duplicate(
+        session=session,
+        settings=settings,
+        actor=actor,
+        entry_id=entry_id,
+        duplicate_of=data.duplicate_of,
+        if_match=if_match,
+    )
+    return await _one(session, entry, response)
+
+
+@router.post("/entries/{entry_id}/situation", response_model=EntryRead)
+async def link_situation(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    data: SituationLink,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryRead:
+    entry = await triage.link_situation(
+        session=session,
+        settings=settings,
+        actor=actor,
+        entry_id=entry_id,
+        situation_id=data.situation_id,
+        if_match=if_match,
+    )
+    return await _one(session, entry, response)
+
+
+@router.post("/entries/{entry_id}/label", response_model=LabelChangeResult)
+async def change_label(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    entry_id: uuid.UUID,
+    data: LabelChange,
+    response: Response,
+    if_match: IfMatch = None,
+) -> LabelChangeResult:
+    """Raise the label at once, or ask a second person to approve lowering it (202)."""
+    result = await triage.change_label(
+        session=session,
+        settings=settings,
+        actor=actor,
+        entry_id=entry_id,
+        data=data.label,
+        reason=data.reason,
+        if_match=if_match,
+    )
+    if isinstance(result, LabelChangeRequest):
+        response.status_code = 202
+        names = await present.directory_for(session, [result])
+        return LabelChangeResult(applied=False, request=present.label_request_read(result, names))
+    return LabelChangeResult(applied=True, entry=await _one(session, result, response))
+
+
+@router.get("/label-requests", response_model=list[LabelRequestRead])
+async def label_requests(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal
+) -> list[LabelRequestRead]:
+    rows = await triage.pending_label_requests(session=session, settings=settings, actor=actor)
+    names = await present.directory_for(session, rows)
+    return [present.label_request_read(r, names) for r in rows]
+
+
+@router.post("/label-requests/{request_id}/approve", response_model=LabelRequestRead)
+async def approve_label_request(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, request_id: uuid.UUID
+) -> LabelRequestRead:
+    row = await triage.decide_label_request(
+        session=session, settings=settings, actor=actor, request_id=request_id, approve=True
+    )
+    return present.label_request_read(row, await present.directory_for(session, [row]))
+
+
+@router.post("/label-requests/{request_id}/reject", response_model=LabelRequestRead)
+async def reject_label_request(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, request_id: uuid.UUID
+) -> LabelRequestRead:
+    row = await triage.decide_label_request(
+        session=session, settings=settings, actor=actor, request_id=request_id, approve=False
+    )
+    return present.label_request_read(row, await present.directory_for(session, [row]))

@@ -1,0 +1,117 @@
+"""Turning a label typed by a person (codes) into a stored label (ids), and back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import Settings
+from hypervision.core.errors import Invalid
+from hypervision.identity.models import NeedToKnowGroup, Organisation, User
+from hypervision.identity.principal import Principal
+from hypervision.logbook.schemas import LabelIn, LabelRead
+from hypervision.policy.labels import Label, check_level
+
+
+class Directory:
+    """Organisation codes and usernames for presenting records, loaded once per request."""
+
+    def __init__(self, orgs: dict[uuid.UUID, str], users: dict[uuid.UUID, str]) -> None:
+        self.orgs = orgs
+        self.users = users
+
+    @classmethod
+    async def load(cls, session: AsyncSession, user_ids: Iterable[uuid.UUID | None]) -> Directory:
+        orgs = dict((await session.execute(select(Organisation.id, Organisation.code))).all())
+        wanted = {u for u in user_ids if u is not None}
+        users: dict[uuid.UUID, str] = {}
+        if wanted:
+            rows = await session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
+            users = dict(rows.all())
+        return cls(orgs, users)
+
+    def org(self, org_id: uuid.UUID | str) -> str:
+        key = org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(org_id)
+        return self.orgs.get(key, "?")
+
+    def user(self, user_id: uuid.UUID | None) -> str | None:
+        return self.users.get(user_id) if user_id else None
+
+    def label(self, label: Label) -> LabelRead:
+        return LabelRead(
+            level=label.level,
+            need_to_know=sorted(label.need_to_know),
+            audience=sorted(self.org(o) for o in label.audience),
+        )
+
+
+def default_label(settings: Settings, actor: Principal) -> Label:
+    """The safe default: lowest level, released to the author's organisation only."""
+    org = str(actor.organisation_id)
+    return Label(level=settings.label_levels[0], audience=frozenset({org}), owner=org)
+
+
+async def resolve_label(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    data: LabelIn | None,
+    owner: uuid.UUID | None = None,
+) -> Label:
+    """Validate a label: known level under the ceiling, within the author's own clearance and
+    groups (nobody labels what they could not read), existing groups and organisations."""
+    owner_id = str(owner or actor.organisation_id)
+    if data is None:
+        return default_label(settings, actor)
+    check_level(settings, data.level)
+    if actor.clearance is None or settings.level_rank(data.level) > settings.level_rank(
+        actor.clearance
+    ):
+        raise Invalid(
+            f"Vous ne pouvez pas marquer une information {data.level} : votre habilitation est "
+            f"{actor.clearance}.",
+            f"You cannot mark information {data.level}: your clearance is {actor.clearance}.",
+            code="label_refused",
+            extra={"fields": [{"field": "label.level", "message": "above your clearance"}]},
+        )
+    groups = set(data.need_to_know)
+    known = set(
+        await session.scalars(select(NeedToKnowGroup.code).where(NeedToKnowGroup.code.in_(groups)))
+    )
+    if groups - known:
+        raise _field_error(
+            "label.need_to_know", f"unknown group(s): {', '.join(sorted(groups - known))}"
+        )
+    if not groups <= actor.groups:
+        raise _field_error("label.need_to_know", "you can only use groups you belong to")
+    codes = set(data.audience)
+    orgs = dict(
+        (
+            await session.execute(
+                select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
+            )
+        ).all()
+    )
+    if codes - orgs.keys():
+        raise _field_error(
+            "label.audience", f"unknown organisation(s): {', '.join(sorted(codes - orgs.keys()))}"
+        )
+    return Label(
+        level=data.level,
+        need_to_know=frozenset(groups),
+        audience=frozenset(str(i) for i in orgs.values()),
+        owner=owner_id,
+    )
+
+
+def _field_error(field: str, message: str) -> Invalid:
+    return Invalid(
+        f"Marquage invalide ({field}) : {message}.",
+        f"Invalid label ({field}): {message}.",
+        code="label_refused",
+        extra={"fields": [{"field": field, "message": message}]},
+    )

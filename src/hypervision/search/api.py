@@ -1,0 +1,5 @@
+"""Full-text search API (to be built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
