@@ -16,7 +16,7 @@ from hypervision.db import create_engine, session_factory
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.logbook import api as logbook_api
-from hypervision.logbook import attachments_api
+from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.search import api as search_api
 
 
@@ -48,5 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_api.router)
     app.include_router(logbook_api.router)
     app.include_router(attachments_api.router)
+    app.include_router(comments_api.router)
+    app.include_router(situations_api.router)
     app.include_router(search_api.router)
     return app

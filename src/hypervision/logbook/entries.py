@@ -56,11 +56,13 @@ def visible(session: AsyncSession, settings: Settings, actor: Principal) -> Sele
     )
 
 
-def etag(entry: Entry) -> str:
+def etag(entry: Entry | Situation) -> str:
     return f'"{entry.id}.{entry.version}"'
 
 
-def check_if_match(entry: Entry, if_match: str | None, *, required: bool = True) -> None:
+def check_if_match(
+    entry: Entry | Situation, if_match: str | None, *, required: bool = True
+) -> None:
     if if_match is None:
         if required:
             raise PreconditionRequired()

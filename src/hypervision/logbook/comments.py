@@ -1,0 +1,88 @@
+"""Comments on entries: labelled (by default like their entry), audited, immutable."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.identity.principal import Principal
+from hypervision.live.models import OutboxEvent
+from hypervision.logbook.entries import dialect_of, find_visible, subject_of
+from hypervision.logbook.labelling import resolve_label
+from hypervision.logbook.models import Comment
+from hypervision.logbook.schemas import CommentCreate
+from hypervision.policy.rules import Action, authorize, visible_filter
+
+
+async def add_comment(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    entry_id: uuid.UUID,
+    data: CommentCreate,
+) -> Comment:
+    entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
+    authorize(actor, Action.WRITE)
+    assert actor.user_id is not None and actor.organisation_id is not None
+    label = (
+        await resolve_label(session=session, settings=settings, actor=actor, data=data.label)
+        if data.label is not None
+        else entry.label
+    )
+    comment = Comment(
+        entry_id=entry.id,
+        author_id=actor.user_id,
+        organisation_id=actor.organisation_id,
+        body=data.body,
+    )
+    comment.set_label(label)
+    session.add(comment)
+    await session.flush()
+    session.add(
+        OutboxEvent(
+            type="comment.create",
+            resource_type="comment",
+            resource_id=comment.id,
+            label=comment.label.as_dict(),
+            payload={"id": str(comment.id), "entry_id": str(entry.id)},
+        )
+    )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="comment.create",
+        resource_type="comment",
+        resource_ids=[comment.id],
+        labels=[comment.label_level],
+        detail={"entry_id": str(entry.id)},
+    )
+    return comment
+
+
+async def list_comments(
+    *, session: AsyncSession, settings: Settings, actor: Principal, entry_id: uuid.UUID
+) -> list[Comment]:
+    """Comments the actor may see on an entry they may see (both labels apply)."""
+    entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
+    query = (
+        select(Comment)
+        .where(Comment.entry_id == entry.id)
+        .where(visible_filter(subject_of(settings, actor), Comment, dialect_of(session)))
+        .order_by(Comment.created_at, Comment.id)
+    )
+    rows = list(await session.scalars(query))
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="comment.list",
+        resource_type="comment",
+        resource_ids=[c.id for c in rows],
+        labels=sorted({c.label_level for c in rows}),
+        detail={"entry_id": str(entry.id)},
+    )
+    return rows

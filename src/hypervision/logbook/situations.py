@@ -1,0 +1,195 @@
+"""Situations: ongoing events grouping entries, with their own lifecycle and timeline."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.core.errors import NotFound
+from hypervision.db import utcnow
+from hypervision.identity.principal import Principal
+from hypervision.logbook import history
+from hypervision.logbook.entries import check_if_match, dialect_of, subject_of, visible
+from hypervision.logbook.labelling import resolve_label
+from hypervision.logbook.models import Entry, RecordVersion, Situation, Status
+from hypervision.logbook.schemas import SituationCreate, SituationUpdate
+from hypervision.policy.labels import Label
+from hypervision.policy.rules import Action, authorize, can_see, visible_filter
+
+
+def visible_situations(
+    session: AsyncSession, settings: Settings, actor: Principal
+) -> Select[Situation]:
+    authorize(actor, Action.READ)
+    subject = subject_of(settings, actor)
+    return select(Situation).where(visible_filter(subject, Situation, dialect_of(session)))
+
+
+async def create_situation(
+    *, session: AsyncSession, settings: Settings, actor: Principal, data: SituationCreate
+) -> Situation:
+    authorize(actor, Action.TRIAGE)
+    assert actor.user_id is not None and actor.organisation_id is not None
+    label = await resolve_label(session=session, settings=settings, actor=actor, data=data.label)
+    now = utcnow()
+    situation = Situation(
+        title=data.title,
+        description=data.description,
+        severity=data.severity.value,
+        status=Status.OPEN.value,
+        started_at=data.started_at or now,
+        created_at=now,
+        updated_at=now,
+        author_id=actor.user_id,
+        organisation_id=actor.organisation_id,
+        version=1,
+    )
+    situation.set_label(label)
+    session.add(situation)
+    await history.record_change(
+        session=session,
+        actor=actor,
+        resource_type="situation",
+        row=situation,
+        action="create",
+        before=None,
+        summary={"severity": situation.severity, "status": situation.status},
+    )
+    return situation
+
+
+async def find_situation(
+    *, session: AsyncSession, settings: Settings, actor: Principal, situation_id: uuid.UUID
+) -> Situation:
+    query = visible_situations(session, settings, actor).where(Situation.id == situation_id)
+    situation = await session.scalar(query)
+    if situation is None:
+        raise NotFound("Situation introuvable.", "Situation not found.")
+    return situation
+
+
+async def get_situation(
+    *, session: AsyncSession, settings: Settings, actor: Principal, situation_id: uuid.UUID
+) -> Situation:
+    situation = await find_situation(
+        session=session, settings=settings, actor=actor, situation_id=situation_id
+    )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="situation.read",
+        resource_type="situation",
+        resource_ids=[situation.id],
+        labels=[situation.label_level],
+    )
+    return situation
+
+
+async def list_situations(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    status: str | None,
+    limit: int,
+) -> list[Situation]:
+    query = visible_situations(session, settings, actor)
+    if status:
+        query = query.where(Situation.status == status)
+    rows = list(await session.scalars(query.order_by(Situation.started_at.desc()).limit(limit)))
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="situation.list",
+        resource_type="situation",
+        resource_ids=[s.id for s in rows],
+        labels=sorted({s.label_level for s in rows}),
+    )
+    return rows
+
+
+async def update_situation(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    situation_id: uuid.UUID,
+    data: SituationUpdate,
+    if_match: str | None,
+) -> Situation:
+    situation = await find_situation(
+        session=session, settings=settings, actor=actor, situation_id=situation_id
+    )
+    authorize(actor, Action.TRIAGE)
+    check_if_match(situation, if_match)
+    before = history.snapshot("situation", situation)
+    for name in ("title", "description"):
+        value = getattr(data, name)
+        if value is not None:
+            setattr(situation, name, value)
+    if data.severity is not None:
+        situation.severity = data.severity.value
+    if data.status is not None:
+        situation.status = data.status.value
+    if history.diff(before, history.snapshot("situation", situation)):
+        situation.version += 1
+        situation.updated_at = utcnow()
+        await history.record_change(
+            session=session,
+            actor=actor,
+            resource_type="situation",
+            row=situation,
+            action="update",
+            before=before,
+            summary={"severity": situation.severity, "status": situation.status},
+        )
+    return situation
+
+
+async def timeline(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    situation_id: uuid.UUID,
+    limit: int = 500,
+) -> tuple[Situation, list[Entry], list[RecordVersion]]:
+    """The situation's visible entries and its own versions, for a merged chronology."""
+    situation = await find_situation(
+        session=session, settings=settings, actor=actor, situation_id=situation_id
+    )
+    entries = list(
+        await session.scalars(
+            visible(session, settings, actor)
+            .where(Entry.situation_id == situation.id)
+            .order_by(Entry.occurred_at.desc())
+            .limit(limit)
+        )
+    )
+    subject = subject_of(settings, actor)
+    versions = [
+        v
+        for v in await history.versions_of(session=session, resource_id=situation.id)
+        if can_see(
+            subject,
+            Label(
+                level=v.label_level,
+                need_to_know=frozenset(v.need_to_know),
+                audience=frozenset(v.audience),
+                owner=str(v.organisation_id),
+            ),
+        )
+    ]
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="situation.timeline",
+        resource_type="entry",
+        resource_ids=[situation.id, *(e.id for e in entries)],
+        labels=sorted({situation.label_level, *(e.label_level for e in entries)}),
+    )
+    return situation, entries, versions
