@@ -264,11 +264,13 @@ def _stdout() -> TextIO:
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Load the demo organisations and users (idempotent: does nothing when already loaded)."""
-    from hypervision.demo import scenario
+    """Load the demo organisations, users and main courante (does nothing when already there)."""
+    from hypervision.demo import events, scenario
 
-    created = run_in_transaction(lambda session, settings: scenario.load(session, settings))
-    typer.echo(f"demo scenario: {created} users created" if created else "demo already loaded")
+    users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
+    typer.echo(f"demo: {users} users created" if users else "demo users already loaded")
+    made = run_in_transaction(lambda session, settings: events.load(session, settings))
+    typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
 
 
 @demo_app.command("otp")

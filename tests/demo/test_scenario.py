@@ -39,3 +39,35 @@ async def test_demo_loads_once_and_users_sign_in(app: FastAPI, client: AsyncClie
     with_otp = await client.post("/api/v1/auth/token", data={**mfa_form, "otp": code})
     assert with_otp.status_code == 200
     assert with_otp.json()["mfa_enrolment_required"] is False
+
+
+async def test_demo_main_courante(app: FastAPI, client: AsyncClient) -> None:
+    from hypervision.demo import events
+    from hypervision.logbook.models import Comment, Entry, Situation
+
+    settings = app.state.settings
+    async with tx(app) as session:
+        await scenario.load(session, settings)
+    async with tx(app) as session:
+        assert await events.load(session, settings) == events.ENTRY_COUNT
+    async with tx(app) as session:
+        assert await events.load(session, settings) == 0
+        rows = list(await session.scalars(select(Entry)))
+        assert await session.scalar(select(func.count()).select_from(Situation)) == len(
+            events.SITUATIONS
+        )
+        assert (await session.scalar(select(func.count()).select_from(Comment)) or 0) > 100
+    assert {e.category for e in rows} == set(settings.categories)
+    assert {e.label_level for e in rows} == {"NP", "DR"}
+    assert any(e.need_to_know for e in rows) and any(e.audience for e in rows)
+    assert any(not e.audience for e in rows)
+    assert sum(e.situation_id is not None for e in rows) > 50
+    assert sum(e.validated_at is not None for e in rows) > 30
+    # an NP officer's feed holds no DR entry
+    form = {"username": "emilie.blanc", "password": scenario.DEMO_PASSWORD}
+    token = (await client.post("/api/v1/auth/token", data=form)).json()["access_token"]
+    feed = await client.get(
+        "/api/v1/entries?limit=200", headers={"Authorization": f"Bearer {token}"}
+    )
+    levels = {e["label"]["level"] for e in feed.json()["items"]}
+    assert feed.status_code == 200 and levels == {"NP"}

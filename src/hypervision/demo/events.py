@@ -1,0 +1,388 @@
+# ruff: noqa: E501
+"""The demo's main courante: a few hundred entries over four days around Paris 2024 venues,
+with situations, comments, triage and varied labels. Deterministic (seeded)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import Settings
+from hypervision.db import utcnow
+from hypervision.identity.auth import Client, build_principal
+from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.principal import Principal
+from hypervision.logbook import comments, entries, situations, triage
+from hypervision.logbook.models import Entry, Severity
+from hypervision.logbook.schemas import (
+    CommentCreate,
+    EntryCreate,
+    LabelIn,
+    Point,
+    SituationCreate,
+)
+
+ENTRY_COUNT = 320
+DAYS = 4
+
+
+@dataclass(frozen=True)
+class Venue:
+    name: str
+    lon: float
+    lat: float
+
+
+VENUES = [
+    Venue("Stade de France", 2.3601, 48.9245),
+    Venue("Champ-de-Mars", 2.2983, 48.8556),
+    Venue("place de la Concorde", 2.3212, 48.8656),
+    Venue("stade nautique de Vaires-sur-Marne", 2.6336, 48.8694),
+    Venue("pont d'Iéna", 2.2926, 48.8599),
+    Venue("pont Alexandre-III", 2.3137, 48.8637),
+    Venue("Trocadéro", 2.2885, 48.8620),
+    Venue("Grand Palais", 2.3125, 48.8661),
+    Venue("esplanade des Invalides", 2.3125, 48.8566),
+    Venue("Parc des Princes", 2.2530, 48.8414),
+    Venue("Bercy Arena", 2.3786, 48.8386),
+    Venue("Roland-Garros", 2.2480, 48.8470),
+    Venue("Paris La Défense Arena", 2.2287, 48.8958),
+    Venue("Centre aquatique olympique", 2.3570, 48.9210),
+    Venue("Village olympique", 2.3320, 48.9120),
+    Venue("château de Versailles", 2.1204, 48.8049),
+    Venue("gare du Nord", 2.3553, 48.8809),
+    Venue("Hôtel de Ville", 2.3522, 48.8566),
+    Venue("Porte de la Chapelle Arena", 2.3600, 48.8990),
+    Venue("vélodrome de Saint-Quentin-en-Yvelines", 2.0406, 48.7877),
+]
+
+# category: (organisations that write it, [(title template, body template)])
+TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
+    "security": (
+        ("PP-DOPC", "DGGN-GGD93", "ARMEES-EMZDP"),
+        [
+            (
+                "Colis suspect — {venue}",
+                "Bagage abandonné signalé près de {venue}. Périmètre de sécurité de 100 m, équipe de déminage engagée.",
+            ),
+            (
+                "Intrusion en zone contrôlée — {venue}",
+                "Individu ayant franchi le filtrage à {venue}, interpellé par les forces de l'ordre.",
+            ),
+            (
+                "Drone non autorisé au-dessus de {venue}",
+                "Drone détecté à basse altitude ; dispositif de brouillage activé, télépilote recherché.",
+            ),
+        ],
+    ),
+    "public_order": (
+        ("PP-DOPC", "DGGN-GGD93"),
+        [
+            (
+                "Rassemblement non déclaré — {venue}",
+                "Environ {n} personnes rassemblées aux abords de {venue}. Situation calme, surveillance renforcée.",
+            ),
+            (
+                "Forte affluence aux accès de {venue}",
+                "Files d'attente de {n} minutes aux points de filtrage. Ouverture de files supplémentaires demandée.",
+            ),
+        ],
+    ),
+    "rescue": (
+        ("PP-BSPP",),
+        [
+            (
+                "Malaise d'un spectateur — {venue}",
+                "Victime prise en charge par la BSPP à {venue}, évacuée vers l'hôpital.",
+            ),
+            (
+                "Départ de feu — {venue}",
+                "Feu de poubelle maîtrisé à proximité de {venue}, pas de victime.",
+            ),
+        ],
+    ),
+    "health": (
+        ("ARSIDF-SAMU75", "SANTE-ARSIDF"),
+        [
+            (
+                "Coups de chaleur en série — {venue}",
+                "{n} prises en charge pour coup de chaleur à {venue}. Distribution d'eau renforcée.",
+            ),
+            (
+                "Tension capacitaire aux urgences",
+                "Taux d'occupation des urgences à {n} %. Activation du plan blanc envisagée.",
+            ),
+        ],
+    ),
+    "transport": (
+        ("TRANS-DGITM", "MINTRANSPORTS"),
+        [
+            (
+                "Saturation de la ligne desservant {venue}",
+                "Trafic ralenti, quais saturés ; régulation des flux en station.",
+            ),
+            (
+                "Incident voyageur — desserte de {venue}",
+                "Interruption de trafic de {n} minutes, reprise progressive.",
+            ),
+        ],
+    ),
+    "traffic": (
+        ("PP-DOPC", "TRANS-DGITM"),
+        [
+            (
+                "Voie olympique encombrée près de {venue}",
+                "Ralentissements sur la voie réservée ; {n} véhicules non autorisés verbalisés.",
+            ),
+            (
+                "Fermeture de voirie — {venue}",
+                "Périmètre de circulation restreinte activé autour de {venue}.",
+            ),
+        ],
+    ),
+    "environment": (
+        ("ECO-DRIEAT",),
+        [
+            (
+                "Qualité de l'eau de la Seine — prélèvement {venue}",
+                "Taux d'E. coli mesuré à {n} UFC/100 mL au point {venue}.",
+            ),
+            (
+                "Débit de la Seine en hausse",
+                "Débit mesuré à {n} m³/s, vigilance pour les épreuves nautiques.",
+            ),
+        ],
+    ),
+    "weather": (
+        ("DGSCGC-COGIC",),
+        [
+            (
+                "Vigilance orages — secteur {venue}",
+                "Orages attendus en fin de journée ; consignes de mise à l'abri préparées.",
+            ),
+            (
+                "Épisode de forte chaleur",
+                "Températures prévues à {n} °C ; vigilance canicule orange.",
+            ),
+        ],
+    ),
+    "logistics": (
+        ("SPORTS-DIJOP", "DGSCGC-COGIC"),
+        [
+            (
+                "Livraison retardée — {venue}",
+                "Approvisionnement en eau retardé de {n} minutes à {venue}.",
+            ),
+            (
+                "Panne d'alimentation électrique — {venue}",
+                "Coupure partielle, groupes électrogènes en relais.",
+            ),
+        ],
+    ),
+    "cyber": (
+        ("MININT-CNCS",),
+        [
+            (
+                "Attaque par déni de service — billetterie",
+                "Pic de {n} Gb/s contre la billetterie, absorbé par l'anti-DDoS.",
+            ),
+            (
+                "Hameçonnage visant les bénévoles",
+                "Campagne de courriels frauduleux ; message de prévention diffusé.",
+            ),
+        ],
+    ),
+    "communication": (
+        ("SPORTS-DIJOP", "MININT-PP"),
+        [
+            (
+                "Rumeur sur les réseaux sociaux — {venue}",
+                "Fausse information sur une évacuation de {venue} ; démenti publié.",
+            ),
+            ("Point presse prévu à {venue}", "Point presse des autorités à {n} h."),
+        ],
+    ),
+}
+
+SITUATIONS = [
+    (
+        "Cérémonie d'ouverture sur la Seine",
+        Severity.CRITICAL,
+        ("pont d'Iéna", "Trocadéro", "pont Alexandre-III"),
+    ),
+    (
+        "Qualité de l'eau de la Seine et épreuves de triathlon",
+        Severity.MAJOR,
+        ("pont Alexandre-III", "pont d'Iéna"),
+    ),
+    (
+        "Saturation des transports — nord de Paris",
+        Severity.MAJOR,
+        ("gare du Nord", "Stade de France", "Porte de la Chapelle Arena"),
+    ),
+    ("Épisode de forte chaleur", Severity.MAJOR, ("Champ-de-Mars", "esplanade des Invalides")),
+    ("Menaces cyber contre l'organisation", Severity.MAJOR, ()),
+    ("Colis suspects et levées de doute", Severity.MINOR, ("place de la Concorde",)),
+]
+
+COMMENTS = [
+    "Reçu, transmis au PC.",
+    "Renforts engagés.",
+    "Levée de doute effectuée, RAS.",
+    "Information confirmée par le terrain.",
+    "À suivre au prochain point de situation.",
+    "Le préfet a été informé.",
+    "Photos disponibles auprès de l'équipe sur place.",
+    "Situation revenue à la normale.",
+    "Demande de précisions envoyée au service auteur.",
+]
+
+
+async def load(session: AsyncSession, settings: Settings) -> int:
+    """Load the scenario's main courante; does nothing when entries already exist."""
+    if await session.scalar(select(Entry.id).limit(1)) is not None:
+        return 0
+    rng = random.Random(2024)  # noqa: S311 - reproducible demo data, not secrets
+    people = await _principals(session)
+    by_org: dict[str, list[Principal]] = {}
+    for principal, code in people:
+        by_org.setdefault(code, []).append(principal)
+    chiefs = [p for p, _ in people if Role.WATCH_OFFICER.value in p.roles]
+    start = utcnow() - timedelta(days=DAYS)
+    situation_ids: dict[str, tuple[uuid.UUID, tuple[str, ...]]] = {}
+    for title, severity, venues in SITUATIONS:
+        chief = chiefs[len(situation_ids) % len(chiefs)]
+        created = await situations.create_situation(
+            session=session,
+            settings=settings,
+            actor=chief,
+            data=SituationCreate(
+                title=title, severity=severity, started_at=start, label=LabelIn(level="NP")
+            ),
+        )
+        situation_ids[title] = (created.id, venues)
+    moments = sorted(
+        start + timedelta(minutes=rng.uniform(0, DAYS * 24 * 60)) for _ in range(ENTRY_COUNT)
+    )
+    made: list[Entry] = []
+    for moment in moments:
+        made.append(await _one_entry(session, settings, rng, by_org, situation_ids, moment))
+    await _triage_and_comment(session, settings, rng, chiefs, people, made)
+    return len(made)
+
+
+async def _principals(session: AsyncSession) -> list[tuple[Principal, str]]:
+    rows = (
+        await session.execute(
+            select(User, Organisation.code)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .where(User.is_active, User.is_machine.is_(False))
+        )
+    ).all()
+    client = Client(address="127.0.0.1", request_id="demo-loader")
+    result = []
+    for user, code in rows:
+        principal = await build_principal(session=session, user=user, scopes=None, client=client)
+        result.append((principal, code))
+    return result
+
+
+def _label(rng: random.Random, author: Principal) -> LabelIn:
+    roll = rng.random()
+    cleared = author.clearance == "DR"
+    if cleared and roll < 0.07 and author.groups:
+        return LabelIn(level="DR", need_to_know=[sorted(author.groups)[0]])
+    if cleared and roll < 0.27:
+        return LabelIn(level="DR")
+    if roll < 0.40:
+        return LabelIn(level="NP", audience=[])  # owner only is added by audience below
+    return LabelIn(level="NP")
+
+
+async def _one_entry(
+    session: AsyncSession,
+    settings: Settings,
+    rng: random.Random,
+    by_org: dict[str, list[Principal]],
+    situation_ids: dict[str, tuple[uuid.UUID, tuple[str, ...]]],
+    moment: datetime,
+) -> Entry:
+    category = rng.choice(list(TEMPLATES))
+    orgs, templates = TEMPLATES[category]
+    writers = [
+        p
+        for code in orgs
+        for p in by_org.get(code, [])
+        if "officer" in p.roles or "watch_officer" in p.roles
+    ]
+    author = rng.choice(writers)
+    venue = rng.choice(VENUES)
+    title, body = rng.choice(templates)
+    n = rng.choice([12, 25, 40, 80, 150, 300, 1200])
+    label = _label(rng, author)
+    audience_own = label.level == "NP" and label.audience == [] and rng.random() < 0.3
+    situation_id = None
+    for situation_title, (sid, venues) in situation_ids.items():
+        if (venue.name in venues and rng.random() < 0.6) or (category == "cyber" and "cyber" in situation_title):
+            situation_id = sid
+    jitter = rng.uniform(-0.002, 0.002)
+    data = EntryCreate(
+        title=title.format(venue=venue.name, n=n),
+        body=body.format(venue=venue.name, n=n),
+        category=category,
+        severity=rng.choices(list(Severity), weights=[40, 35, 18, 7])[0],
+        occurred_at=moment,
+        location=Point(type="Point", coordinates=(venue.lon + jitter, venue.lat + jitter)),
+        tags=["jo2024", venue.name.split()[-1].lower()],
+        situation_id=situation_id,
+        label=None if audience_own else label,
+    )
+    entry = await entries.create_entry(session=session, settings=settings, actor=author, data=data)
+    # Demo data: recorded a few minutes after it happened, as a person would have typed it.
+    entry.recorded_at = entry.updated_at = moment + timedelta(minutes=rng.uniform(1, 12))
+    return entry
+
+
+async def _triage_and_comment(
+    session: AsyncSession,
+    settings: Settings,
+    rng: random.Random,
+    chiefs: list[Principal],
+    people: list[tuple[Principal, str]],
+    made: list[Entry],
+) -> None:
+    from hypervision.policy.rules import Subject, can_see
+
+    readers = [p for p, _ in people if "officer" in p.roles or "watch_officer" in p.roles]
+    for entry in made:
+        chief = rng.choice(chiefs)
+        if not can_see(Subject.of(settings, chief), entry.label):
+            continue
+        if rng.random() < 0.35:
+            await triage.validate(
+                session=session, settings=settings, actor=chief, entry_id=entry.id
+            )
+        if rng.random() < 0.08:
+            await triage.set_severity(
+                session=session,
+                settings=settings,
+                actor=chief,
+                entry_id=entry.id,
+                severity=Severity.MAJOR,
+            )
+    for entry in rng.sample(made, k=len(made) // 2):
+        candidates = [p for p in readers if can_see(Subject.of(settings, p), entry.label)]
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            if candidates:
+                await comments.add_comment(
+                    session=session,
+                    settings=settings,
+                    actor=rng.choice(candidates),
+                    entry_id=entry.id,
+                    data=CommentCreate(body=rng.choice(COMMENTS)),
+                )
