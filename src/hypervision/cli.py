@@ -87,6 +87,8 @@ def serve(
     """Serve the web app and the API."""
     import uvicorn
 
+    from hypervision.core.logs import log_config
+
     settings = get_settings()
     uvicorn.run(
         "hypervision.asgi:app",
@@ -95,7 +97,8 @@ def serve(
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_level="info",
+        log_config=log_config(),
+        access_log=False,  # ours (hypervision.access) leaves out query strings
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("hypervision.errors")
+access = logging.getLogger("hypervision.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 SECURITY_HEADERS = {
@@ -24,6 +26,11 @@ SECURITY_HEADERS = {
     ),
     "strict-transport-security": "max-age=63072000; includeSubDomains",
 }
+
+
+def _printable(path: str) -> str:
+    """One log line per request even if the path holds CR/LF or escape sequences."""
+    return path.encode("unicode_escape").decode("ascii")[:300]
 
 
 class RequestContextMiddleware:
@@ -53,10 +60,13 @@ class RequestContextMiddleware:
             await send(message)
 
         started = False
+        status = 500
+        begun = time.perf_counter()
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
             await send_with_headers(message)
 
         try:
@@ -78,3 +88,14 @@ class RequestContextMiddleware:
                 }
             )
             await send_with_headers({"type": "http.response.body", "body": body})
+        finally:
+            # The access log: method, path and status only. Never the query string (it may
+            # hold a search text) nor any header or body content (SECURITY.md item 22).
+            access.info(
+                "%s %s %s %.0fms request=%s",
+                scope["method"],
+                _printable(scope["path"]),
+                status,
+                (time.perf_counter() - begun) * 1000,
+                request_id,
+            )

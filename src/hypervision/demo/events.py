@@ -328,7 +328,9 @@ async def _one_entry(
     audience_own = label.level == "NP" and label.audience == [] and rng.random() < 0.3
     situation_id = None
     for situation_title, (sid, venues) in situation_ids.items():
-        if (venue.name in venues and rng.random() < 0.6) or (category == "cyber" and "cyber" in situation_title):
+        if (venue.name in venues and rng.random() < 0.6) or (
+            category == "cyber" and "cyber" in situation_title
+        ):
             situation_id = sid
     jitter = rng.uniform(-0.002, 0.002)
     data = EntryCreate(

@@ -16,6 +16,7 @@ from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Comment
 from hypervision.logbook.schemas import CommentCreate
 from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.search import index as search_index
 
 
 async def add_comment(
@@ -43,6 +44,7 @@ async def add_comment(
     comment.set_label(label)
     session.add(comment)
     await session.flush()
+    await search_index.index_comment(session, comment)
     session.add(
         OutboxEvent(
             type="comment.create",

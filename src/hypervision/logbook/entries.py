@@ -24,6 +24,7 @@ from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Entry, Situation
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy.rules import Action, Subject, allowed, authorize, visible_filter
+from hypervision.search.index import index_entry
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
@@ -190,6 +191,7 @@ async def create_entry(
         before=None,
         summary=summary(entry),
     )
+    await index_entry(session, entry)
     return entry
 
 
@@ -397,4 +399,5 @@ async def save_version(
             before=before,
             summary=summary(entry),
         )
+        await index_entry(session, entry)
     return entry

@@ -1,5 +1,63 @@
-"""Full-text search API (to be built)."""
+"""Full-text search API: French, accent-insensitive, ranked, through the policy filter."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.logbook import present
+from hypervision.logbook.schemas import EntryRead
+from hypervision.search import service
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+class SearchHitRead(BaseModel):
+    entry: EntryRead
+    kind: Literal["entry", "comment"] = Field(
+        description="What matched best: the entry itself, or one of its comments."
+    )
+    comment_id: uuid.UUID | None = Field(description="The matching comment, for a comment hit.")
+    score: float = Field(description="Relevance, higher first (not comparable across engines).")
+    title_html: str = Field(description="The title, HTML-escaped, matched words in <mark>…</mark>.")
+    excerpt_html: str = Field(
+        description="About 30 words of the body (or of the matching comment) around the first "
+        "match, HTML-escaped, matched words in <mark>…</mark>, … where text was cut."
+    )
+
+
+class SearchResults(BaseModel):
+    items: list[SearchHitRead]
+
+
+@router.get("/search", response_model=SearchResults)
+async def search(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    q: Annotated[str, Query(min_length=1, max_length=service.MAX_QUERY_LENGTH)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchResults:
+    """Search entry titles, bodies and comments. Every word is required; stemming and accents
+    are folded ("securite" finds "sécurité"); one hit per entry, best first."""
+    hits = await service.search(
+        session=session, settings=settings, actor=actor, query=q, limit=limit
+    )
+    entries = await present.entries_read(session, [h.entry for h in hits])
+    return SearchResults(
+        items=[
+            SearchHitRead(
+                entry=read,
+                kind="comment" if hit.kind == "comment" else "entry",
+                comment_id=hit.comment_id,
+                score=hit.score,
+                title_html=hit.title_html,
+                excerpt_html=hit.excerpt_html,
+            )
+            for hit, read in zip(hits, entries, strict=True)
+        ]
+    )
