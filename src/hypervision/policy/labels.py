@@ -13,7 +13,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 
-JsonList = JSON().with_variant(JSONB(), "postgresql")
+# none_as_null: a Python None is SQL NULL (refused by NOT NULL), never a JSON null that the
+# two compilations of the policy would read differently.
+JsonList = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class Labelled:
     """Columns of every protected record. Read only through ``policy.visible_filter``."""
 
     label_level: Mapped[str] = mapped_column(String(16), index=True)
-    need_to_know: Mapped[list[str]] = mapped_column(JsonList, default=list)
-    audience: Mapped[list[str]] = mapped_column(JsonList, default=list)
+    need_to_know: Mapped[list[str]] = mapped_column(JsonList)  # no default: set_label or fail
+    audience: Mapped[list[str]] = mapped_column(JsonList)
     organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)  # the owner
 
     @property
