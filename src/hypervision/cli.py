@@ -34,6 +34,7 @@ user_app = typer.Typer(no_args_is_help=True, help="User accounts.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens for machine clients.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 demo_app = typer.Typer(no_args_is_help=True, help="The Paris 2024-like demo scenario.")
+files_app = typer.Typer(no_args_is_help=True, help="Attachment storage.")
 for sub, name in (
     (org_app, "org"),
     (group_app, "group"),
@@ -41,6 +42,7 @@ for sub, name in (
     (token_app, "token"),
     (audit_app, "audit"),
     (demo_app, "demo"),
+    (files_app, "files"),
 ):
     app.add_typer(sub, name=name)
 
@@ -263,6 +265,27 @@ def audit_export(
 
 def _stdout() -> TextIO:
     return open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
+
+
+@files_app.command("sweep")
+def files_sweep(
+    hours: Annotated[int, typer.Option(help="Only blobs older than this many hours")] = 1,
+) -> None:
+    """Delete stored files that no attachment references (left by a crash mid-upload)."""
+    from datetime import timedelta
+
+    from hypervision.logbook.attachments import sweep_orphan_blobs
+    from hypervision.storage.blobs import LocalBlobStore
+
+    async def work(session: AsyncSession, settings: Settings) -> int:
+        store = LocalBlobStore(settings.blob_dir)
+        store.purge_temporary()
+        removed = await sweep_orphan_blobs(
+            session=session, actor=_actor(), blobs=store, older_than=timedelta(hours=hours)
+        )
+        return len(removed)
+
+    typer.echo(f"{run_in_transaction(work)} orphan file(s) removed")
 
 
 @demo_app.command("load")

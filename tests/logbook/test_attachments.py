@@ -31,8 +31,8 @@ from hypervision.identity.models import Role
 from hypervision.identity.principal import system_principal
 from hypervision.live.models import OutboxEvent
 from hypervision.logbook import attachments
-from hypervision.logbook.attachments import clean_filename
 from hypervision.logbook.models import Attachment
+from hypervision.logbook.uploads import clean_filename
 from tests.factories import ENTRY, officer, tx
 
 # --- builders -------------------------------------------------------------------------------

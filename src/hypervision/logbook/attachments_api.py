@@ -28,7 +28,7 @@ from hypervision.core.deps import (
     SettingsDep,
 )
 from hypervision.core.errors import AppError, Invalid, Unauthorized, is_database_down
-from hypervision.logbook import attachments
+from hypervision.logbook import attachments, uploads
 from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import Attachment
 from hypervision.logbook.schemas import AttachmentRead
@@ -95,7 +95,7 @@ async def _capped(request: Request, cap: int) -> AsyncGenerator[bytes, None]:
     async for chunk in request.stream():
         received += len(chunk)
         if received > cap:
-            raise attachments.AttachmentTooLarge(cap - MULTIPART_OVERHEAD)
+            raise uploads.AttachmentTooLarge(cap - MULTIPART_OVERHEAD)
         yield chunk
 
 
@@ -111,7 +111,7 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
     cap = limit + MULTIPART_OVERHEAD
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise attachments.AttachmentTooLarge(limit)
+        raise uploads.AttachmentTooLarge(limit)
     parser = MultiPartParser(
         request.headers, _capped(request, cap), max_files=1, max_fields=10, max_part_size=1024
     )
@@ -133,7 +133,7 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
             )
         data = await upload.read(limit + 1)
         if len(data) > limit:
-            raise attachments.AttachmentTooLarge(limit)
+            raise uploads.AttachmentTooLarge(limit)
         return Upload(filename=upload.filename, data=data)
     finally:
         await form.close()
@@ -243,7 +243,7 @@ async def list_attachments(
             "description": "the file, as stored",
             "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in attachments.EXTENSIONS
+                for media_type in uploads.EXTENSIONS
             },
         }
     },
