@@ -42,6 +42,9 @@ HASHED_FIELDS = (
 )
 
 
+AUDIT_LOCKED = "hv_audit_locked"
+
+
 class AuditUnavailable(Unavailable):
     """No audit, no data: the request fails and its transaction is rolled back."""
 
@@ -114,6 +117,9 @@ async def record(
         prev_hash=prev_hash,
     )
     row.row_hash = chain_hash(prev_hash, row)
+    # From here this transaction holds the trail's lock until it ends: outbox ids written
+    # after this point are committed in id order (live.outbox.emit relies on it).
+    session.sync_session.info[AUDIT_LOCKED] = True
     session.add(row)
     await session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=row.row_hash))
     await session.flush()

@@ -130,7 +130,7 @@ async def logout(response: Response, session: DbSession, actor: AnyPrincipal) ->
             "Un jeton d'API se révoque par un administrateur (DELETE /api/v1/api-tokens/{id}).",
             "An API token is revoked by an administrator (DELETE /api/v1/api-tokens/{id}).",
         )
-    await auth.end_session_by_id(session=session, session_id=actor.session_id)
+    await auth.sign_out(session=session, actor=actor)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 

@@ -28,6 +28,7 @@ from hypervision.identity.principal import Principal, Scope
 from hypervision.identity.schemas import ApiTokenCreate
 from hypervision.identity.secrets import digest, new_token
 from hypervision.identity.service import (
+    announce_revocation,
     get_user_by_username,
     organisation_ancestry,
     require_admin,
@@ -183,10 +184,23 @@ async def end_session(*, session: AsyncSession, token: str) -> bool:
     return True
 
 
-async def end_session_by_id(*, session: AsyncSession, session_id: uuid.UUID) -> None:
-    row = await session.get(AuthSession, session_id)
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utcnow()
+async def sign_out(*, session: AsyncSession, actor: Principal) -> None:
+    """Ends the actor's session on the server and closes its live streams."""
+    row = await session.get(AuthSession, actor.session_id) if actor.session_id else None
+    if row is None or row.revoked_at is not None:
+        return
+    row.revoked_at = utcnow()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="auth.sign_out",
+        surface="auth",
+        resource_type="user",
+        resource_ids=[row.user_id],
+    )
+    await announce_revocation(
+        session=session, user_id=row.user_id, reason="signed_out", session_id=row.id
+    )
 
 
 async def resolve(
@@ -291,7 +305,8 @@ async def change_password(
             AuthSession.id != actor.session_id,
         )
     )
-    for other in others:
+    ended = list(others)
+    for other in ended:
         other.revoked_at = utcnow()
     await audit.record(
         session=session,
@@ -300,6 +315,10 @@ async def change_password(
         resource_type="user",
         resource_ids=[user.id],
     )
+    for other in ended:
+        await announce_revocation(
+            session=session, user_id=user.id, reason="password", session_id=other.id
+        )
 
 
 async def create_api_token(
@@ -350,7 +369,8 @@ async def revoke_api_token(
     row = await session.get(ApiToken, token_id)
     if row is None:
         raise NotFound("Jeton introuvable.", "Token not found.")
-    if row.revoked_at is None:
+    newly = row.revoked_at is None
+    if newly:
         row.revoked_at = utcnow()
     await audit.record(
         session=session,
@@ -359,6 +379,8 @@ async def revoke_api_token(
         resource_type="api_token",
         resource_ids=[row.id],
     )
+    if newly:
+        await announce_revocation(session=session, user_id=row.user_id, reason="token_revoked")
     return row
 
 

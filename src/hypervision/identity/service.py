@@ -34,6 +34,29 @@ from hypervision.identity.schemas import (
     UserUpdate,
 )
 
+SYSTEM_LABEL = {"system": True}  # never delivered to a subscriber; read by the hub itself
+
+
+async def announce_revocation(
+    *, session: AsyncSession, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None
+) -> None:
+    """Tell every live stream (on every replica) that a user's rights changed: their open
+    streams close at once, or only the one of ``session_id``."""
+    from hypervision.live.outbox import emit
+
+    await emit(
+        session,
+        type="identity.revoke",
+        resource_type="user",
+        resource_id=user_id,
+        label=SYSTEM_LABEL,
+        payload={
+            "user_id": str(user_id),
+            "reason": reason,
+            "session_id": str(session_id) if session_id else None,
+        },
+    )
+
 
 def require_admin(actor: Principal) -> None:
     if not actor.can(Role.ADMINISTRATOR, Scope.ADMIN):
@@ -334,6 +357,8 @@ async def update_user(
         resource_ids=[user.id],
         detail=changes,
     )
+    if "roles" in changes or "groups" in changes:
+        await announce_revocation(session=session, user_id=user.id, reason="rights")
     return user
 
 
@@ -359,6 +384,8 @@ async def set_clearance(
         resource_ids=[user.id],
         detail={"from": before, "to": clearance},
     )
+    if before != clearance:
+        await announce_revocation(session=session, user_id=user.id, reason="clearance")
     return user
 
 
@@ -383,6 +410,7 @@ async def disable_user(*, session: AsyncSession, actor: Principal, user_id: uuid
         resource_ids=[user.id],
         detail={"credentials_revoked": ended},
     )
+    await announce_revocation(session=session, user_id=user.id, reason="disabled")
     return user
 
 

@@ -17,7 +17,7 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, NotFound
 from hypervision.identity.principal import Principal
-from hypervision.live.models import OutboxEvent
+from hypervision.live.outbox import emit
 from hypervision.logbook import entries
 from hypervision.logbook.models import Attachment, Entry
 from hypervision.logbook.uploads import (
@@ -86,15 +86,6 @@ async def add_attachment(
     )
     session.add(row)
     await session.flush()
-    session.add(
-        OutboxEvent(
-            type="attachment.create",
-            resource_type="attachment",
-            resource_id=row.id,
-            label=entry.label.as_dict(),
-            payload={"id": str(row.id), "entry_id": str(entry.id), "action": "create"},
-        )
-    )
     await audit.record(
         session=session,
         actor=actor,
@@ -108,6 +99,14 @@ async def add_attachment(
             "size": row.size,
             "sha256": row.sha256,
         },
+    )
+    await emit(
+        session,
+        type="attachment.create",
+        resource_type="attachment",
+        resource_id=row.id,
+        label=entry.label.as_dict(),
+        payload={"id": str(row.id), "entry_id": str(entry.id), "action": "create"},
     )
     await session.flush()
     return row

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
-from hypervision.live.models import OutboxEvent
+from hypervision.live.outbox import emit
 from hypervision.logbook.entries import dialect_of, find_visible, subject_of
 from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Comment
@@ -45,15 +45,6 @@ async def add_comment(
     session.add(comment)
     await session.flush()
     await search_index.index_comment(session, comment)
-    session.add(
-        OutboxEvent(
-            type="comment.create",
-            resource_type="comment",
-            resource_id=comment.id,
-            label=comment.label.as_dict(),
-            payload={"id": str(comment.id), "entry_id": str(entry.id)},
-        )
-    )
     await audit.record(
         session=session,
         actor=actor,
@@ -62,6 +53,15 @@ async def add_comment(
         resource_ids=[comment.id],
         labels=[comment.label_level],
         detail={"entry_id": str(entry.id)},
+    )
+    await emit(
+        session,
+        type="comment.create",
+        resource_type="comment",
+        resource_id=comment.id,
+        # both labels apply to a comment: a stream checks every label in "and"
+        label={**comment.label.as_dict(), "and": [entry.label.as_dict()]},
+        payload={"id": str(comment.id), "entry_id": str(entry.id)},
     )
     return comment
 

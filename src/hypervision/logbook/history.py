@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.identity.principal import Principal
-from hypervision.live.models import OutboxEvent
+from hypervision.live.outbox import emit
 from hypervision.logbook.models import Entry, RecordVersion, Situation
 from hypervision.policy.labels import Label
 
@@ -105,21 +105,6 @@ async def record_change(
         organisation_id=row.organisation_id,
     )
     session.add(version)
-    session.add(
-        OutboxEvent(
-            type=f"{resource_type}.{action}",
-            resource_type=resource_type,
-            resource_id=row.id,
-            label=label.as_dict(),
-            payload={
-                "id": str(row.id),
-                "version": row.version,
-                "action": action,
-                "changed": sorted(changes),
-                **(summary or {}),
-            },
-        )
-    )
     await audit.record(
         session=session,
         actor=actor,
@@ -128,6 +113,20 @@ async def record_change(
         resource_ids=[row.id],
         labels=[label.level],
         detail={"version": row.version, "changed": sorted(changes)},
+    )
+    await emit(
+        session,
+        type=f"{resource_type}.{action}",
+        resource_type=resource_type,
+        resource_id=row.id,
+        label=label.as_dict(),
+        payload={
+            "id": str(row.id),
+            "version": row.version,
+            "action": action,
+            "changed": sorted(changes),
+            **(summary or {}),
+        },
     )
     await session.flush()
     return version

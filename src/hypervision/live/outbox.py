@@ -1,0 +1,79 @@
+"""Writing outbox events, and waking the live streams once the transaction has committed.
+
+Every state change calls ``emit`` inside its own transaction. On PostgreSQL the same
+transaction runs ``pg_notify('hv_outbox', <id>)``, which PostgreSQL delivers only at commit, to
+every replica listening; in every case the session remembers the highest id written, and an
+``after_commit`` hook wakes this process's hub. A NOTIFY carries the id, never a payload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from hypervision.audit.service import AUDIT_LOCKED
+from hypervision.live.models import OutboxEvent
+
+CHANNEL = "hv_outbox"
+_PENDING = "hv_outbox_max"
+
+# Called with the highest outbox id of a committed transaction (set by the running hub).
+_wakers: list[Callable[[int], None]] = []
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    type: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    label: dict[str, Any],
+    payload: dict[str, Any],
+) -> OutboxEvent:
+    row = OutboxEvent(
+        type=type,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        label=label,
+        payload=payload,
+    )
+    session.add(row)
+    await session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, str(row.id))))
+    info = session.sync_session.info
+    info[_PENDING] = max(info.get(_PENDING, 0), row.id)
+    return row
+
+
+def add_waker(waker: Callable[[int], None]) -> None:
+    _wakers.append(waker)
+
+
+def remove_waker(waker: Callable[[int], None]) -> None:
+    if waker in _wakers:
+        _wakers.remove(waker)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    last = session.info.pop(_PENDING, None)
+    if last is not None:
+        for waker in list(_wakers):
+            waker(last)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_lock(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(AUDIT_LOCKED, None)
