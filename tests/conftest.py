@@ -94,6 +94,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     await reset_database(application)
     yield application
+    await application.state.hub.stop()
     await application.state.engine.dispose()
 
 

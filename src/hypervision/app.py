@@ -15,6 +15,8 @@ from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
+from hypervision.live import api as live_api
+from hypervision.live.hub import Hub
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.search import api as search_api
@@ -25,8 +27,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.hub.ensure_started()
         yield
+        await app.state.hub.stop()
         await engine.dispose()
 
     app = FastAPI(
@@ -42,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.passwords = Passwords(settings)
+    app.state.hub = Hub(settings, app.state.sessions)
     install_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
@@ -51,4 +56,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(comments_api.router)
     app.include_router(situations_api.router)
     app.include_router(search_api.router)
+    app.include_router(live_api.router)
     return app

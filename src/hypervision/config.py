@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     argon2_concurrency: int = Field(default=4, ge=1, le=64)
 
     api_token_max_days: int = Field(default=365, ge=1, le=3650)
+
+    live_bus: Literal["auto", "inprocess", "postgres"] = "auto"
+    live_queue_size: int = Field(default=256, ge=1, le=100_000)
+    live_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)

@@ -1,0 +1,101 @@
+"""What wakes the hub across processes.
+
+- in-process (SQLite, one process): the after-commit hook is enough; nothing to run.
+- PostgreSQL: a dedicated connection LISTENs on ``hv_outbox``; NOTIFY carries ids only. If the
+  connection drops, the hub switches to polling the outbox and the streams are told; the bus
+  reconnects in the background and switches back, without loss (the hub reads by id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import asyncpg
+
+from hypervision.live.outbox import CHANNEL
+
+if TYPE_CHECKING:
+    from hypervision.live.hub import Hub
+
+log = logging.getLogger("hypervision.live")
+
+
+class Bus(Protocol):
+    async def stop(self) -> None: ...
+
+
+class InProcessBus:
+    async def stop(self) -> None:
+        return None
+
+
+class PostgresBus:
+    def __init__(self, hub: Hub, dsn: str, retry_seconds: float = 2.0) -> None:
+        self.hub = hub
+        self.dsn = dsn
+        self.retry_seconds = retry_seconds
+        self.connection: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+
+    async def start(self) -> None:
+        try:
+            await self._connect()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("live bus unavailable (%s): polling", type(exc).__name__)
+            self.hub.set_mode("polling")
+            self._lost.set()
+        self._task = asyncio.create_task(self._watch(), name="hypervision-bus")
+
+    async def _connect(self) -> None:
+        connection = await asyncpg.connect(self.dsn, timeout=5)
+        await connection.add_listener(CHANNEL, self._notified)
+        connection.add_termination_listener(self._terminated)
+        self.connection = connection
+        self._lost.clear()
+        self.hub.set_mode("live")
+        self.hub.wake()  # catch up on what was committed while we were away
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.hub.wake(int(payload) if payload.isdigit() else None)
+
+    def _terminated(self, _conn: Any) -> None:
+        self.connection = None
+        self.hub.set_mode("polling")
+        self._lost.set()
+
+    async def _watch(self) -> None:
+        while True:
+            await self._lost.wait()
+            await asyncio.sleep(self.retry_seconds)
+            try:
+                await self._connect()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.info("live bus still down (%s)", type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.remove_termination_listener(self._terminated)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)
+
+
+async def start_bus(hub: Hub) -> Bus:
+    settings = hub.settings
+    url = settings.effective_database_url
+    kind = settings.live_bus
+    if kind == "auto":
+        kind = "postgres" if url.startswith("postgresql") else "inprocess"
+    if kind == "postgres":
+        bus = PostgresBus(hub, url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        await bus.start()
+        return bus
+    return InProcessBus()

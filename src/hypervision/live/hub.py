@@ -1,0 +1,332 @@
+"""The hub: reads committed outbox events in order and fans them out to live streams.
+
+One hub per process. It is woken after a local commit and, on PostgreSQL, by NOTIFY from any
+replica; without a bus it polls. Each event is checked once per *group* of subscribers that
+share the same policy attributes, encoded once, then queued to each subscriber of the group
+whose topic filter matches. A subscriber whose queue is full gets ``resync`` and is closed.
+Each delivery batch leaves one audit record, written before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.db import transaction
+from hypervision.identity.principal import Principal
+from hypervision.live import outbox
+from hypervision.live.models import OutboxEvent
+from hypervision.policy.labels import Label
+from hypervision.policy.rules import Subject, can_see
+
+log = logging.getLogger("hypervision.live")
+BATCH = 500
+TOPICS = frozenset({"entry", "comment", "situation", "attachment"})
+
+
+@dataclass(frozen=True)
+class Frame:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    topics: frozenset[str] = TOPICS
+    categories: frozenset[str] = frozenset()
+    bbox: tuple[float, float, float, float] | None = None
+
+    def accepts(self, event: OutboxEvent) -> bool:
+        if event.resource_type not in self.topics:
+            return False
+        payload = event.payload
+        if self.categories and payload.get("category") not in self.categories:
+            return False
+        if self.bbox is not None:
+            box = payload.get("bbox")
+            if not box:
+                return False
+            west, south, east, north = self.bbox
+            return bool(box[2] >= west and box[0] <= east and box[3] >= south and box[1] <= north)
+        return True
+
+
+@dataclass(eq=False)
+class Subscriber:
+    principal: Principal
+    subject: Subject
+    filters: Filters
+    limit: int
+    frames: deque[Frame] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: str | None = None  # why: "resync", "revoked", "shutdown"
+
+    @property
+    def group(self) -> tuple[object, ...]:
+        s = self.subject
+        return (s.allowed_levels, s.groups, s.organisation, s.ancestry)
+
+    def push(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if len(self.frames) >= self.limit:
+            self.close("resync")  # too slow: never grow without bound
+            return
+        self.frames.append(frame)
+        self.wake.set()
+
+    def close(self, reason: str) -> None:
+        if not self.closed:
+            self.closed = reason
+            self.frames.clear()
+            self.wake.set()
+
+
+def label_of(data: dict[str, Any]) -> Label:
+    return Label(
+        level=str(data.get("level", "")),
+        need_to_know=frozenset(data.get("need_to_know", ())),
+        audience=frozenset(data.get("audience", ())),
+        owner=str(data.get("owner", "")),
+    )
+
+
+def visible(subject: Subject, event: OutboxEvent) -> bool:
+    """Every label the event carries must allow the subject (a comment carries its entry's)."""
+    labels = [event.label, *event.label.get("and", ())]
+    if event.label.get("system"):
+        return False
+    return all(can_see(subject, label_of(data)) for data in labels)
+
+
+def encode(event: OutboxEvent) -> Frame:
+    data = json.dumps(
+        {
+            "type": event.type,
+            "resource_type": event.resource_type,
+            "resource_id": str(event.resource_id),
+            "at": event.created_at.isoformat(),
+            **event.payload,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return Frame(event.id, f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
+
+
+def status_frame(mode: str) -> str:
+    return f"event: status\ndata: {json.dumps({'mode': mode})}\n\n"
+
+
+class Hub:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.subscribers: set[Subscriber] = set()
+        self.cursor = 0
+        self.mode = "live"  # or "polling" while the bus is down
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self.bus: Any = None
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def ensure_started(self, session: AsyncSession | None = None) -> None:
+        """Start once. Pass the caller's session when it holds a transaction (SQLite has one
+        writer: a second connection would wait for it)."""
+        async with self._lock:
+            if self._task is not None:
+                return
+            self._loop = asyncio.get_running_loop()
+            if session is not None:
+                self.cursor = await _last_id(session)
+            else:
+                async with self.sessions() as own:
+                    self.cursor = await _last_id(own)
+            outbox.add_waker(self.wake)
+            from hypervision.live.bus import start_bus
+
+            self.bus = await start_bus(self)
+            self._task = asyncio.create_task(self._run(), name="hypervision-hub")
+
+    async def stop(self) -> None:
+        outbox.remove_waker(self.wake)
+        for sub in list(self.subscribers):
+            sub.close("shutdown")
+        if self.bus is not None:
+            await self.bus.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self, _last_id: int | None = None) -> None:
+        """Safe from any thread or callback."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def set_mode(self, mode: str) -> None:
+        """The bus says whether it is up; streams are told, polling takes over when down."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        log.warning("live bus %s", "back: live" if mode == "live" else "down: polling the outbox")
+        for sub in list(self.subscribers):
+            sub.push(Frame(0, status_frame(mode)))
+        self.wake()
+
+    # --- subscribers ----------------------------------------------------------------------
+
+    def subscribe(self, principal: Principal, filters: Filters) -> Subscriber:
+        sub = Subscriber(
+            principal=principal,
+            subject=Subject.of(self.settings, principal),
+            filters=filters,
+            limit=self.settings.live_queue_size,
+        )
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            timeout = self.settings.live_poll_seconds if self.mode == "polling" else 5.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                while await self.dispatch():
+                    pass
+            except Exception:
+                log.exception("live dispatch failed; will retry")
+                await asyncio.sleep(1)
+
+    async def dispatch(self) -> bool:
+        """Deliver the next batch of committed events; True when a full batch was read."""
+        async with self.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.id > self.cursor)
+                    .order_by(OutboxEvent.id)
+                    .limit(BATCH)
+                )
+            )
+        if not rows:
+            return False
+        plan = self.plan(rows, self.subscribers)
+        deliveries = sum(len(targets) for _, targets in plan)
+        if deliveries:
+            delivered = [event for event, targets in plan if targets]
+            async with transaction(self.sessions) as session:  # no audit, no delivery
+                await audit_delivery(session, delivered, deliveries, len(self.subscribers))
+        self.cursor = rows[-1].id
+        for event in rows:
+            if event.type == "identity.revoke":
+                self.revoke(event.payload)
+        for event, targets in plan:
+            frame = encode(event)
+            for sub in targets:
+                sub.push(frame)
+        return len(rows) == BATCH
+
+    @staticmethod
+    def plan(
+        rows: Iterable[OutboxEvent], subscribers: Iterable[Subscriber]
+    ) -> list[tuple[OutboxEvent, list[Subscriber]]]:
+        """Who receives what: the policy is checked once per event and group."""
+        groups: dict[tuple[object, ...], list[Subscriber]] = {}
+        for sub in subscribers:
+            if not sub.closed:
+                groups.setdefault(sub.group, []).append(sub)
+        plan = []
+        for event in rows:
+            targets: list[Subscriber] = []
+            for members in groups.values():
+                if visible(members[0].subject, event):
+                    targets.extend(s for s in members if s.filters.accepts(event))
+            plan.append((event, targets))
+        return plan
+
+    def revoke(self, payload: dict[str, Any]) -> None:
+        for sub in list(self.subscribers):
+            principal = sub.principal
+            if str(principal.user_id) != payload.get("user_id"):
+                continue
+            session_id = payload.get("session_id")
+            if session_id is None or str(principal.session_id) == session_id:
+                sub.close("revoked")
+
+    async def backlog(self, sub: Subscriber, since: int, upto: int) -> list[Frame]:
+        """Events after ``since`` up to ``upto`` that this subscriber may see, in order (for a
+        client resuming with Last-Event-ID); audited as one batch."""
+        frames: list[Frame] = []
+        delivered: list[OutboxEvent] = []
+        last = since
+        while last < upto:
+            async with self.sessions() as session:
+                rows = list(
+                    await session.scalars(
+                        select(OutboxEvent)
+                        .where(OutboxEvent.id > last, OutboxEvent.id <= upto)
+                        .order_by(OutboxEvent.id)
+                        .limit(BATCH)
+                    )
+                )
+            if not rows:
+                break
+            for event in rows:
+                if visible(sub.subject, event) and sub.filters.accepts(event):
+                    delivered.append(event)
+                    frames.append(encode(event))
+            last = rows[-1].id
+        if delivered:
+            async with transaction(self.sessions) as session:
+                await audit_delivery(session, delivered, len(delivered), 1, sub.principal)
+        return frames
+
+
+async def _last_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(OutboxEvent.id))) or 0)
+
+
+async def audit_delivery(
+    session: AsyncSession,
+    events: list[OutboxEvent],
+    deliveries: int,
+    subscribers: int,
+    principal: Principal | None = None,
+) -> None:
+    await audit.record(
+        session=session,
+        actor=principal,
+        actor_name=None if principal else "live-stream",
+        action="live.resume" if principal else "live.deliver",
+        surface="stream",
+        resource_type="event",
+        resource_ids=[str(e.resource_id) for e in events],
+        labels=sorted({str(e.label.get("level")) for e in events}),
+        detail={
+            "events": [e.id for e in events],
+            "deliveries": deliveries,
+            "subscribers": subscribers,
+        },
+    )
