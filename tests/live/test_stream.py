@@ -187,3 +187,20 @@ async def test_bad_stream_requests(app: FastAPI, client: AsyncClient) -> None:
         response = await client.get(f"/api/v1/stream{query}", headers={**reader, **headers})
         assert response.status_code == 422, query
     assert (await client.get("/api/v1/stream")).status_code == 401
+
+
+async def test_expired_sessions_lose_their_streams(app: FastAPI, client: AsyncClient) -> None:
+    from datetime import timedelta
+
+    from hypervision.identity.models import AuthSession
+
+    reader = await officer(app, client, "reader", "SAMU")
+    async with serve(app) as base, open_stream(base, reader) as stream:
+        await app.state.hub.revalidate()
+        assert not stream.of("revoked")  # still valid: kept
+        async with tx(app) as session:
+            row = await session.scalar(select(AuthSession))
+            assert row is not None
+            row.expires_at -= timedelta(days=1)  # the absolute time-out passed
+        await app.state.hub.revalidate()
+        await stream.wait_for(lambda s: bool(s.of("revoked")), timeout=5)

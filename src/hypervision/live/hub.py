@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.db import transaction
+from hypervision.db import transaction, utcnow
+from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
 from hypervision.live import outbox
 from hypervision.live.models import OutboxEvent
@@ -32,6 +34,7 @@ from hypervision.policy.rules import Subject, can_see
 
 log = logging.getLogger("hypervision.live")
 BATCH = 500
+REVALIDATE_SECONDS = 60.0
 TOPICS = frozenset({"entry", "comment", "situation", "attachment"})
 
 
@@ -207,6 +210,7 @@ class Hub:
     # --- dispatch -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        checked = time.monotonic()
         while True:
             timeout = self.settings.live_poll_seconds if self.mode == "polling" else 5.0
             with contextlib.suppress(TimeoutError):
@@ -215,6 +219,9 @@ class Hub:
             try:
                 while await self.dispatch():
                     pass
+                if time.monotonic() - checked > REVALIDATE_SECONDS:
+                    checked = time.monotonic()
+                    await self.revalidate()
             except Exception:
                 log.exception("live dispatch failed; will retry")
                 await asyncio.sleep(1)
@@ -273,6 +280,55 @@ class Hub:
                 continue
             session_id = payload.get("session_id")
             if session_id is None or str(principal.session_id) == session_id:
+                sub.close("revoked")
+
+    async def revalidate(self) -> None:
+        """Close streams whose session or token has expired or been revoked, or whose account
+        is disabled (what no event announces, e.g. the absolute time-out). One query for all."""
+        subs = [s for s in self.subscribers if not s.closed and s.principal.user_id]
+        if not subs:
+            return
+        now = utcnow()
+        session_ids = {s.principal.session_id for s in subs if s.principal.session_id}
+        token_ids = {s.principal.token_id for s in subs if s.principal.token_id}
+        async with self.sessions() as session:
+            live_sessions = (
+                set(
+                    await session.scalars(
+                        select(AuthSession.id)
+                        .join(User, User.id == AuthSession.user_id)
+                        .where(
+                            AuthSession.id.in_(session_ids),
+                            AuthSession.revoked_at.is_(None),
+                            AuthSession.expires_at > now,
+                            User.is_active,
+                        )
+                    )
+                )
+                if session_ids
+                else set()
+            )
+            live_tokens = (
+                set(
+                    await session.scalars(
+                        select(ApiToken.id)
+                        .join(User, User.id == ApiToken.user_id)
+                        .where(
+                            ApiToken.id.in_(token_ids),
+                            ApiToken.revoked_at.is_(None),
+                            ApiToken.expires_at > now,
+                            User.is_active,
+                        )
+                    )
+                )
+                if token_ids
+                else set()
+            )
+        for sub in subs:
+            p = sub.principal
+            if (p.session_id and p.session_id not in live_sessions) or (
+                p.token_id and p.token_id not in live_tokens
+            ):
                 sub.close("revoked")
 
     async def backlog(self, sub: Subscriber, since: int, upto: int) -> list[Frame]:
