@@ -4,7 +4,9 @@ slow clients, heartbeats."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
@@ -204,3 +206,39 @@ async def test_expired_sessions_lose_their_streams(app: FastAPI, client: AsyncCl
             row.expires_at -= timedelta(days=1)  # the absolute time-out passed
         await app.state.hub.revalidate()
         await stream.wait_for(lambda s: bool(s.of("revoked")), timeout=5)
+
+
+async def test_resume_during_a_delivery_misses_nothing(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that resumes while the hub is between planning a batch and sending it must get
+    that batch from the outbox (found by review: it was lost)."""
+    from hypervision.live import hub as hub_module
+
+    author = await officer(app, client, "author", "PP")
+    reader = await officer(app, client, "reader", "SAMU")
+    real = hub_module.audit_delivery
+    gate, entered, armed = asyncio.Event(), asyncio.Event(), [False]
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        if armed[0] and kwargs.get("principal") is None and len(args) < 5:
+            armed[0] = False
+            entered.set()
+            await gate.wait()
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(hub_module, "audit_delivery", held)
+    public = {**ENTRY, "label": PUBLIC}
+    async with serve(app) as base, open_stream(base, reader) as first:
+        await client.post("/api/v1/entries", json=public, headers=author)
+        await first.wait_for(lambda s: len(s.ids()) == 1)
+        last = first.ids()[-1]
+        armed[0] = True
+        await client.post("/api/v1/entries", json=public, headers=author)
+        await asyncio.wait_for(entered.wait(), 5)  # the hub is mid-delivery
+        async with open_stream(base, reader, extra={"Last-Event-ID": str(last)}) as second:
+            gate.set()
+            await first.wait_for(lambda s: len(s.ids()) == 2)
+            await second.wait_for(lambda s: len(s.ids()) == 1)
+            await asyncio.sleep(0.3)
+    assert second.ids() == first.ids()[1:]

@@ -74,7 +74,7 @@ async def stream(
         detail={"topics": sorted(topics), "resume": resume},
     )
     sub = hub.subscribe(actor, filters)
-    upto = hub.cursor
+    upto = hub.resume_point()
     return StreamingResponse(
         _events(hub, sub, resume, upto, settings.live_heartbeat_seconds),
         media_type="text/event-stream",
@@ -91,6 +91,7 @@ async def _events(
         if resume is not None and resume < upto:
             for frame in await hub.backlog(sub, resume, upto):
                 yield frame.text
+            last = upto  # a batch re-planned after a failed audit may come live too
         while True:
             if sub.closed:
                 yield f"event: {sub.closed}\ndata: {{}}\n\n"

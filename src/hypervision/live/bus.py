@@ -52,7 +52,11 @@ class PostgresBus:
 
     async def _connect(self) -> None:
         connection = await asyncpg.connect(self.dsn, timeout=5)
-        await connection.add_listener(CHANNEL, self._notified)
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            await connection.close(timeout=2)
+            raise
         connection.add_termination_listener(self._terminated)
         self.connection = connection
         self._lost.clear()

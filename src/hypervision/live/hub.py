@@ -137,7 +137,8 @@ class Hub:
         self.settings = settings
         self.sessions = sessions
         self.subscribers: set[Subscriber] = set()
-        self.cursor = 0
+        self.cursor = 0  # last event delivered
+        self.planned = 0  # last event whose recipients are fixed (delivered or about to be)
         self.mode = "live"  # or "polling" while the bus is down
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -204,6 +205,11 @@ class Hub:
         self.subscribers.add(sub)
         return sub
 
+    def resume_point(self) -> int:
+        """Up to where a stream subscribing now must read the outbox itself: everything later
+        reaches it live. Call right after ``subscribe``, with no await in between."""
+        return max(self.cursor, self.planned)
+
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
@@ -240,6 +246,9 @@ class Hub:
         if not rows:
             return False
         plan = self.plan(rows, self.subscribers)
+        # Same synchronous step as the plan: a stream that subscribes from now on is not in
+        # it, and resumes up to here from the outbox instead (see live.api).
+        self.planned = max(self.planned, rows[-1].id)
         deliveries = sum(len(targets) for _, targets in plan)
         if deliveries:
             delivered = [event for event, targets in plan if targets]
