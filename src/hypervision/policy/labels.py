@@ -37,7 +37,9 @@ class Label:
 class Labelled:
     """Columns of every protected record. Read only through ``policy.visible_filter``."""
 
-    label_level: Mapped[str] = mapped_column(String(16), index=True)
+    # No index of its own: two or three values only, and it misleads the SQLite planner
+    # into sorting the feed instead of walking ix_entries_feed.
+    label_level: Mapped[str] = mapped_column(String(16))
     need_to_know: Mapped[list[str]] = mapped_column(JsonList)  # no default: set_label or fail
     audience: Mapped[list[str]] = mapped_column(JsonList)
     organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)  # the owner

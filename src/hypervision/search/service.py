@@ -74,6 +74,9 @@ def clean(query: str) -> str:
     return "".join(" " if unicodedata.category(c).startswith("C") else c for c in query)
 
 
+CANDIDATES = 2000  # most recent matches ranked per kind, on PostgreSQL
+
+
 def _postgres_hits(subject: Subject, query: str) -> Select[tuple[object, ...]]:
     tsquery = func.plainto_tsquery(literal(TS_CONFIG, postgresql.REGCONFIG), query)
     # Generated columns created by the migration; deliberately not mapped on the models.
@@ -90,6 +93,10 @@ def _postgres_hits(subject: Subject, query: str) -> Select[tuple[object, ...]]:
         entry_vector.bool_op("@@")(tsquery),
         visible_filter(subject, Entry, "postgresql"),
     )
+    # Rank only the most recent matches: a common word matches a third of a million-entry log,
+    # and ranking all of them costs seconds. The planner then walks the feed index backwards
+    # for common words and uses the GIN index for rare ones.
+    on_entries = on_entries.order_by(Entry.recorded_at.desc()).limit(CANDIDATES)
     on_comments = (
         select(
             Comment.entry_id,
@@ -105,8 +112,11 @@ def _postgres_hits(subject: Subject, query: str) -> Select[tuple[object, ...]]:
             visible_filter(subject, Comment, "postgresql"),
             visible_filter(subject, Entry, "postgresql"),
         )
+        .order_by(Comment.created_at.desc())
+        .limit(CANDIDATES)
     )
-    return select(union_all(on_entries, on_comments).subquery())
+    both = union_all(select(on_entries.subquery()), select(on_comments.subquery()))
+    return select(both.subquery())
 
 
 def _sqlite_hits(subject: Subject, terms: list[str]) -> Select[tuple[object, ...]]:
