@@ -16,13 +16,15 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test lint format clean
+.PHONY: help install demo serve test lint format clean bench bench-quick
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve on :8000"
 	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL)"
 	@echo "make lint   ruff + mypy (strict)"
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
+	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
+	@echo "            (bench-quick: small sizes; see bench/README.md)"
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -63,6 +65,28 @@ lint: install
 format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
+
+# Benchmarks print figures and ratios against a baseline of the same run; they never fail on a
+# timing. Each makes and drops its own database. The 1M targets:
+#   make bench BENCH_ENGINES=postgresql BENCH_FEED_ROWS=1000000 BENCH_AUDIT_ROWS=1000000
+BENCH_ENGINES ?= sqlite postgresql
+BENCH_WRITE_ROWS ?= 2000
+BENCH_FEED_ROWS ?= 100000
+BENCH_AUDIT_ROWS ?= 200000
+
+bench: install
+	@set -e; for engine in $(BENCH_ENGINES); do \
+		$(BIN)/python bench/write_path.py --engine $$engine --rows $(BENCH_WRITE_ROWS); \
+		$(BIN)/python bench/feed_search.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
+		$(BIN)/python bench/audit_verify.py --engine $$engine --rows $(BENCH_AUDIT_ROWS); \
+	done
+
+bench-quick: install
+	@set -e; for engine in $(BENCH_ENGINES); do \
+		$(BIN)/python bench/write_path.py --engine $$engine --rows 200 --rounds 2; \
+		$(BIN)/python bench/feed_search.py --engine $$engine --rows 5000 --requests 30; \
+		$(BIN)/python bench/audit_verify.py --engine $$engine --rows 20000 --repeat 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
