@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from tests.factories import ENTRY, officer, tx
+from tests.queries import count_queries
 
 PUBLIC = {"level": "NP", "audience": []}
-
-
-@contextmanager
-def count_queries(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 async def test_filters_and_pagination(app: FastAPI, client: AsyncClient) -> None:

@@ -4,37 +4,21 @@ entries and comments, hostile queries, audit and a bounded number of SQL queries
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from hypervision.audit.models import AuditRecord
 from hypervision.identity.models import Organisation, User
 from hypervision.logbook.models import Comment
 from hypervision.search import index
 from tests.factories import ENTRY, admin_headers, make_group, make_org, officer, tx
+from tests.queries import count_queries
 
 PUBLIC = {"level": "NP", "audience": []}
-
-
-@contextmanager
-def count_queries(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 async def post_entry(

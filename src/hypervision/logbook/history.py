@@ -16,6 +16,7 @@ from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
 from hypervision.logbook.models import Entry, RecordVersion, Situation
 from hypervision.policy.labels import Label
+from hypervision.policy.rules import Subject, can_see
 
 SNAPSHOT_FIELDS: dict[str, tuple[str, ...]] = {
     "entry": (
@@ -130,6 +131,25 @@ async def record_change(
     )
     await session.flush()
     return version
+
+
+async def visible_versions(
+    *, session: AsyncSession, subject: Subject, resource_id: uuid.UUID
+) -> list[RecordVersion]:
+    """The versions whose own label (the one they had) lets ``subject`` see them."""
+    return [
+        v
+        for v in await versions_of(session=session, resource_id=resource_id)
+        if can_see(
+            subject,
+            Label(
+                level=v.label_level,
+                need_to_know=frozenset(v.need_to_know),
+                audience=frozenset(v.audience),
+                owner=str(v.organisation_id),
+            ),
+        )
+    ]
 
 
 async def versions_of(*, session: AsyncSession, resource_id: uuid.UUID) -> list[RecordVersion]:

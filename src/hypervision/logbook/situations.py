@@ -17,8 +17,7 @@ from hypervision.logbook.entries import check_if_match, dialect_of, subject_of, 
 from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Entry, RecordVersion, Situation, Status
 from hypervision.logbook.schemas import SituationCreate, SituationUpdate
-from hypervision.policy.labels import Label
-from hypervision.policy.rules import Action, authorize, can_see, visible_filter
+from hypervision.policy.rules import Action, authorize, visible_filter
 
 
 def visible_situations(
@@ -170,20 +169,9 @@ async def timeline(
             .limit(limit)
         )
     )
-    subject = subject_of(settings, actor)
-    versions = [
-        v
-        for v in await history.versions_of(session=session, resource_id=situation.id)
-        if can_see(
-            subject,
-            Label(
-                level=v.label_level,
-                need_to_know=frozenset(v.need_to_know),
-                audience=frozenset(v.audience),
-                owner=str(v.organisation_id),
-            ),
-        )
-    ]
+    versions = await history.visible_versions(
+        session=session, subject=subject_of(settings, actor), resource_id=situation.id
+    )
     await audit.record(
         session=session,
         actor=actor,

@@ -33,7 +33,7 @@ from hypervision.logbook.models import (
 )
 from hypervision.logbook.schemas import LabelIn
 from hypervision.policy.labels import Label, is_lowering
-from hypervision.policy.rules import Action, authorize, can_see, visible_filter
+from hypervision.policy.rules import Action, authorize, visible_filter
 
 
 async def _for_triage(
@@ -269,20 +269,9 @@ async def entry_versions(
     """Every version of a visible entry that the actor is cleared for (each version carries
     the label it had)."""
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
-    subject = subject_of(settings, actor)
-    versions = [
-        v
-        for v in await history.versions_of(session=session, resource_id=entry.id)
-        if can_see(
-            subject,
-            Label(
-                level=v.label_level,
-                need_to_know=frozenset(v.need_to_know),
-                audience=frozenset(v.audience),
-                owner=str(v.organisation_id),
-            ),
-        )
-    ]
+    versions = await history.visible_versions(
+        session=session, subject=subject_of(settings, actor), resource_id=entry.id
+    )
     await audit.record(
         session=session,
         actor=actor,
