@@ -89,7 +89,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
             ),
             (
                 "Forte affluence aux accès de {venue}",
-                "Files d'attente de {n} minutes aux points de filtrage. Ouverture de files supplémentaires demandée.",
+                "Files d'attente de {minutes} minutes aux points de filtrage. Ouverture de files supplémentaires demandée.",
             ),
         ],
     ),
@@ -115,7 +115,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
             ),
             (
                 "Tension capacitaire aux urgences",
-                "Taux d'occupation des urgences à {n} %. Activation du plan blanc envisagée.",
+                "Taux d'occupation des urgences à {pct} %. Activation du plan blanc envisagée.",
             ),
         ],
     ),
@@ -128,7 +128,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
             ),
             (
                 "Incident voyageur — desserte de {venue}",
-                "Interruption de trafic de {n} minutes, reprise progressive.",
+                "Interruption de trafic de {minutes} minutes, reprise progressive.",
             ),
         ],
     ),
@@ -167,7 +167,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
             ),
             (
                 "Épisode de forte chaleur",
-                "Températures prévues à {n} °C ; vigilance canicule orange.",
+                "Températures prévues à {temp} °C ; vigilance canicule orange.",
             ),
         ],
     ),
@@ -176,7 +176,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
         [
             (
                 "Livraison retardée — {venue}",
-                "Approvisionnement en eau retardé de {n} minutes à {venue}.",
+                "Approvisionnement en eau retardé de {minutes} minutes à {venue}.",
             ),
             (
                 "Panne d'alimentation électrique — {venue}",
@@ -204,7 +204,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
                 "Rumeur sur les réseaux sociaux — {venue}",
                 "Fausse information sur une évacuation de {venue} ; démenti publié.",
             ),
-            ("Point presse prévu à {venue}", "Point presse des autorités à {n} h."),
+            ("Point presse prévu à {venue}", "Point presse des autorités à {hour} h."),
         ],
     ),
 }
@@ -323,7 +323,14 @@ async def _one_entry(
     author = rng.choice(writers)
     venue = rng.choice(VENUES)
     title, body = rng.choice(templates)
-    n = rng.choice([12, 25, 40, 80, 150, 300, 1200])
+    values = {
+        "venue": venue.name,
+        "n": rng.choice([12, 25, 40, 80, 150, 300, 1200]),
+        "minutes": rng.choice([10, 15, 20, 30, 45]),
+        "pct": rng.choice([85, 92, 97, 104]),
+        "temp": rng.choice([33, 35, 37, 38]),
+        "hour": rng.choice([11, 14, 17, 19]),
+    }
     label = _label(rng, author)
     audience_own = label.level == "NP" and label.audience == [] and rng.random() < 0.3
     situation_id = None
@@ -334,8 +341,8 @@ async def _one_entry(
             situation_id = sid
     jitter = rng.uniform(-0.002, 0.002)
     data = EntryCreate(
-        title=title.format(venue=venue.name, n=n),
-        body=body.format(venue=venue.name, n=n),
+        title=title.format(**values),
+        body=body.format(**values),
         category=category,
         severity=rng.choices(list(Severity), weights=[40, 35, 18, 7])[0],
         occurred_at=moment,
