@@ -99,13 +99,18 @@ async def _events(
             if not sub.frames:
                 sub.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sub.wake.wait(), heartbeat)
+                    async with asyncio.timeout(heartbeat):
+                        await sub.wake.wait()
                 if not sub.frames and not sub.closed:
                     yield ": ping\n\n"
                 continue
-            frame = sub.frames.popleft()
-            if frame.id == 0 or frame.id > last:  # 0: status frames; ids: once, in order
-                last = max(last, frame.id)
-                yield frame.text
+            chunk = []  # everything queued goes out in one write
+            while sub.frames:
+                frame = sub.frames.popleft()
+                if frame.id == 0 or frame.id > last:  # 0: status frames; ids: once, in order
+                    last = max(last, frame.id)
+                    chunk.append(frame.text)
+            if chunk:
+                yield "".join(chunk)
     finally:
         hub.unsubscribe(sub)

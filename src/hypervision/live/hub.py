@@ -75,10 +75,11 @@ class Subscriber:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: str | None = None  # why: "resync", "revoked", "shutdown"
 
-    @property
-    def group(self) -> tuple[object, ...]:
+    group: tuple[object, ...] = ()  # subscribers with the same policy attributes
+
+    def __post_init__(self) -> None:
         s = self.subject
-        return (s.allowed_levels, s.groups, s.organisation, s.ancestry)
+        self.group = (s.allowed_levels, s.groups, s.organisation, s.ancestry)
 
     def push(self, frame: Frame) -> None:
         if self.closed:
@@ -137,6 +138,7 @@ class Hub:
         self.settings = settings
         self.sessions = sessions
         self.subscribers: set[Subscriber] = set()
+        self.groups: dict[tuple[object, ...], set[Subscriber]] = {}
         self.cursor = 0  # last event delivered
         self.planned = 0  # last event whose recipients are fixed (delivered or about to be)
         self.mode = "live"  # or "polling" while the bus is down
@@ -203,6 +205,7 @@ class Hub:
             limit=self.settings.live_queue_size,
         )
         self.subscribers.add(sub)
+        self.groups.setdefault(sub.group, set()).add(sub)
         return sub
 
     def resume_point(self) -> int:
@@ -212,6 +215,11 @@ class Hub:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        members = self.groups.get(sub.group)
+        if members is not None:
+            members.discard(sub)
+            if not members:
+                del self.groups[sub.group]
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -220,7 +228,8 @@ class Hub:
         while True:
             timeout = self.settings.live_poll_seconds if self.mode == "polling" else 5.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 while await self.dispatch():
@@ -245,7 +254,7 @@ class Hub:
             )
         if not rows:
             return False
-        plan = self.plan(rows, self.subscribers)
+        plan = self.plan(rows)
         # Same synchronous step as the plan: a stream that subscribes from now on is not in
         # it, and resumes up to here from the outbox instead (see live.api).
         self.planned = max(self.planned, rows[-1].id)
@@ -264,21 +273,19 @@ class Hub:
                 sub.push(frame)
         return len(rows) == BATCH
 
-    @staticmethod
-    def plan(
-        rows: Iterable[OutboxEvent], subscribers: Iterable[Subscriber]
-    ) -> list[tuple[OutboxEvent, list[Subscriber]]]:
-        """Who receives what: the policy is checked once per event and group."""
-        groups: dict[tuple[object, ...], list[Subscriber]] = {}
-        for sub in subscribers:
-            if not sub.closed:
-                groups.setdefault(sub.group, []).append(sub)
-        plan = []
+    def plan(self, rows: Iterable[OutboxEvent]) -> list[tuple[OutboxEvent, list[Subscriber]]]:
+        """Who receives what: the policy is checked once per event and group (groups are kept
+        up to date at subscribe time, not rebuilt per batch)."""
+        plan: list[tuple[OutboxEvent, list[Subscriber]]] = []
         for event in rows:
+            if event.label.get("system"):
+                plan.append((event, []))
+                continue
             targets: list[Subscriber] = []
-            for members in groups.values():
-                if visible(members[0].subject, event):
-                    targets.extend(s for s in members if s.filters.accepts(event))
+            for members in self.groups.values():
+                first = next(iter(members))
+                if visible(first.subject, event):
+                    targets.extend(s for s in members if not s.closed and s.filters.accepts(event))
             plan.append((event, targets))
         return plan
 
