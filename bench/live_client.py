@@ -1,0 +1,347 @@
+"""The load generator of ``bench/live.py``: many SSE connections held by one process.
+
+Runs in its own process (``multiprocessing``, spawn) so that its CPU does not count against the
+server and the server's event loop is not shared with it. It uses raw ``asyncio.Protocol``
+connections (uvloop when installed) rather than httpx: on a 2-core machine the generator must
+stay cheap, and a protocol callback per received chunk costs a few microseconds where an httpx
+stream costs a task, a line iterator and several awaits per event. HTTP/1.1 chunked bodies are
+decoded by hand; SSE frames are split on blank lines; for an event frame only ``id:`` is
+parsed and the receipt time recorded (the frame itself is kept once per event id, so that the
+parent parses each event's JSON once, not once per delivery).
+
+Commands arrive on a ``multiprocessing`` pipe (see ``Generator`` in ``bench/live.py``); every
+wait is bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import threading
+import time
+from array import array
+from typing import Any
+
+READY_TIMEOUT = 30.0  # seconds for a stream to send its first (status) frame
+
+
+class SSE(asyncio.Protocol):
+    """One SSE connection: request sent on connect, receipts recorded as (event id, time)."""
+
+    __slots__ = (
+        "body",
+        "chunk_left",
+        "closed",
+        "error",
+        "events",
+        "head",
+        "headers_done",
+        "ids",
+        "pings",
+        "raw",
+        "ready",
+        "request",
+        "state",
+        "status",
+        "tag",
+        "times",
+        "transport",
+    )
+
+    def __init__(
+        self, tag: int, request: bytes, events: dict[int, bytes], ready: asyncio.Future[bool]
+    ) -> None:
+        self.tag = tag
+        self.request = request
+        self.events = events  # shared: event id -> first frame seen (bytes)
+        self.ready = ready
+        self.transport: asyncio.Transport | None = None
+        self.head = bytearray()
+        self.headers_done = False
+        self.status = 0
+        self.raw = bytearray()
+        self.body = bytearray()
+        self.state = 0  # 0: chunk size line, 1: chunk data, 2: CRLF after data
+        self.chunk_left = 0
+        self.ids = array("q")
+        self.times = array("d")
+        self.pings = 0
+        self.closed: str | None = None  # "resync", "revoked", "shutdown", "eof", "http 4xx"...
+        self.error: str | None = None
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed is None:
+            self.closed = "eof"
+        if not self.ready.done():
+            self.ready.set_result(False)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        if not self.headers_done:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.head[:end]).decode("latin-1")
+            rest = bytes(self.head[end + 4 :])
+            self.head = bytearray()
+            self.headers_done = True
+            try:
+                self.status = int(head.split(" ", 2)[1])
+            except (IndexError, ValueError):
+                self.status = 0
+            if self.status != 200 or "transfer-encoding: chunked" not in head.lower():
+                self.error = f"http {self.status}: {rest[:200]!r}"
+                self.closed = f"http {self.status}"
+                if not self.ready.done():
+                    self.ready.set_result(False)
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            data = rest
+        self.raw += data
+        self._dechunk()
+        self._frames(now)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # --- parsing ------------------------------------------------------------------------------
+
+    def _dechunk(self) -> None:
+        raw, pos, n = self.raw, 0, len(self.raw)
+        while pos < n:
+            if self.state == 0:
+                eol = raw.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                size = int(bytes(raw[pos:eol]).split(b";", 1)[0], 16)
+                pos = eol + 2
+                if size == 0:
+                    self.closed = self.closed or "end"
+                    break
+                self.chunk_left, self.state = size, 1
+            elif self.state == 1:
+                take = min(self.chunk_left, n - pos)
+                self.body += raw[pos : pos + take]
+                self.chunk_left -= take
+                pos += take
+                if self.chunk_left == 0:
+                    self.state, self.chunk_left = 2, 2
+            else:
+                take = min(self.chunk_left, n - pos)
+                self.chunk_left -= take
+                pos += take
+                if self.chunk_left == 0:
+                    self.state = 0
+        del raw[:pos]
+
+    def _frames(self, now: float) -> None:
+        body = self.body
+        start = 0
+        while True:
+            end = body.find(b"\n\n", start)
+            if end < 0:
+                break
+            frame = bytes(body[start:end])
+            start = end + 2
+            if frame.startswith(b"id: "):
+                nl = frame.find(b"\n")
+                ident = int(frame[4:nl])
+                self.ids.append(ident)
+                self.times.append(now)
+                if ident not in self.events:
+                    self.events[ident] = frame
+            elif frame.startswith(b":"):
+                self.pings += 1
+            elif frame.startswith(b"retry:") or frame.startswith(b"event: status"):
+                if not self.ready.done():
+                    self.ready.set_result(True)
+            elif frame.startswith(b"event: "):
+                nl = frame.find(b"\n")
+                self.closed = frame[7 : nl if nl > 0 else None].decode("latin-1")
+        if start:
+            del body[:start]
+
+
+class Generator:
+    def __init__(self) -> None:
+        self.clients: list[SSE] = []
+        self.events: dict[int, bytes] = {}
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        specs: list[tuple[int, str, str]],
+        concurrency: int,
+        attempts: int,
+        deadline_seconds: float,
+    ) -> dict[str, Any]:
+        """Open one stream per (tag, path, bearer token); each counts once its status frame
+        is in."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_seconds
+        semaphore = asyncio.Semaphore(concurrency)
+        failures: list[str] = []
+        retries = 0
+        started = time.perf_counter()
+
+        async def one(tag: int, path: str, token: str) -> SSE | None:
+            nonlocal retries
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+                f"Cache-Control: no-cache\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode("latin-1")
+            for attempt in range(attempts):
+                if loop.time() > deadline:
+                    failures.append("connect deadline passed")
+                    return None
+                async with semaphore:
+                    ready: asyncio.Future[bool] = loop.create_future()
+                    proto = SSE(tag, request, self.events, ready)
+                    try:
+                        await asyncio.wait_for(
+                            loop.create_connection(lambda p=proto: p, host, port), READY_TIMEOUT
+                        )
+                        ok = await asyncio.wait_for(ready, READY_TIMEOUT)
+                    except (OSError, TimeoutError) as exc:
+                        ok = False
+                        proto.error = proto.error or f"{type(exc).__name__}: {exc}"
+                    if ok:
+                        return proto
+                    if proto.transport is not None:
+                        proto.transport.abort()
+                    if len(failures) < 20:
+                        failures.append(proto.error or proto.closed or "no status frame")
+                    retries += attempt + 1 < attempts
+                await asyncio.sleep(0.2 * (attempt + 1))
+            return None
+
+        results = await asyncio.gather(*(one(*spec) for spec in specs))
+        opened = [p for p in results if p is not None]
+        self.clients.extend(opened)
+        return {
+            "requested": len(specs),
+            "opened": len(opened),
+            "failed": len(specs) - len(opened),
+            "retries": retries,
+            "failures": failures[:5],
+            "tags": [p.tag for p in opened],
+            "seconds": time.perf_counter() - started,
+        }
+
+    def count(self) -> dict[str, Any]:
+        closed: dict[str, int] = {}
+        for c in self.clients:
+            if c.closed:
+                closed[c.closed] = closed.get(c.closed, 0) + 1
+        return {"received": sum(len(c.ids) for c in self.clients), "closed": closed}
+
+    def collect(self, reset: bool) -> dict[str, Any]:
+        """Every client's receipts (ids and times as raw arrays) and the frames seen."""
+        out = {
+            "clients": [
+                (c.tag, c.ids.tobytes(), c.times.tobytes(), c.closed, c.pings) for c in self.clients
+            ],
+            "events": dict(self.events),
+        }
+        if reset:
+            for c in self.clients:
+                c.ids = array("q")
+                c.times = array("d")
+            self.events.clear()
+        return out
+
+    async def close_all(self) -> dict[str, Any]:
+        for c in self.clients:
+            if c.transport is not None:
+                c.transport.close()
+        await asyncio.sleep(0.5)
+        n = len(self.clients)
+        self.clients = []
+        self.events.clear()
+        return {"closed": n}
+
+
+def usage() -> dict[str, Any]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rss = 0
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return {"cpu": ru.ru_utime + ru.ru_stime, "rss_kib": rss}
+
+
+async def serve(conn: Any) -> None:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    def reader() -> None:  # a thread: the pipe stays blocking (large replies go in one send)
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = ("quit",)
+            loop.call_soon_threadsafe(inbox.put_nowait, message)
+            if message[0] == "quit":
+                return
+
+    threading.Thread(target=reader, name="commands", daemon=True).start()
+    gen = Generator()
+    while True:
+        # The parent sends a command at least every few seconds during a run; after 15 minutes
+        # of silence it is gone: stop by ourselves.
+        try:
+            command = await asyncio.wait_for(inbox.get(), 900)
+        except TimeoutError:
+            command = ("quit",)
+        name, *rest = command
+        try:
+            reply = await handle(gen, name, rest)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        if reply is None:
+            with contextlib.suppress(Exception):
+                await gen.close_all()
+            with contextlib.suppress(Exception):
+                conn.send({"bye": True})
+            return
+        conn.send(reply)
+
+
+async def handle(gen: Generator, name: str, rest: list[Any]) -> Any:
+    if name == "connect":
+        return await gen.connect(*rest)
+    if name == "count":
+        return gen.count()
+    if name == "collect":
+        return gen.collect(*rest)
+    if name == "close":
+        return await gen.close_all()
+    if name == "usage":
+        return usage()
+    if name == "quit":
+        return None
+    raise ValueError(f"unknown command {name!r}")
+
+
+def main(conn: Any, nofile: int) -> None:
+    """Process entry point (spawned by bench/live.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, nofile))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(conn))
+    else:
+        uvloop.run(serve(conn))
