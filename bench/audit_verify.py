@@ -27,26 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 from benchlib import fmt, note, show
 
-COLUMNS = (
-    "seq",
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "actor_organisation_id",
-    "actor_clearance",
-    "action",
-    "surface",
-    "decision",
-    "resource_type",
-    "resource_ids",
-    "labels",
-    "detail",
-    "request_id",
-    "client_address",
-    "prev_hash",
-    "row_hash",
-)
+from hypervision.audit.models import AuditRecord
+
+# The table's own column order (what COPY and executemany write).
+COLUMNS = tuple(column.name for column in AuditRecord.__table__.columns)
 JSON_COLUMNS = ("resource_ids", "labels", "detail")
 
 
