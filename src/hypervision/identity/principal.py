@@ -18,7 +18,6 @@ class Scope:
     ADMIN = "admin"
     AUDIT = "audit"
     MFA_ENROL = "mfa:enrol"
-    KNOWN = frozenset({READ, WRITE, ADMIN, AUDIT})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from hypervision.audit import service as audit
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Invalid
 from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
-from hypervision.logbook.api import _parse_bbox
+from hypervision.logbook.api import parse_bbox
 from hypervision.policy.rules import Action, authorize
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -63,7 +63,7 @@ async def stream(
                 extra={"fields": [{"field": "Last-Event-ID", "message": "integer"}]},
             )
         resume = int(last_event_id)
-    filters = Filters(topics=topics, categories=frozenset(category or ()), bbox=_parse_bbox(bbox))
+    filters = Filters(topics=topics, categories=frozenset(category or ()), bbox=parse_bbox(bbox))
     hub = hub_of(request)
     await hub.ensure_started(session)
     await audit.record(

@@ -125,7 +125,7 @@ async def list_entries(
         until=_aware(until, "until"),
         tags=tuple(t.strip().lower() for t in tag or ()),
         situation_id=situation_id,
-        bbox=_parse_bbox(bbox),
+        bbox=parse_bbox(bbox),
     )
     rows, next_cursor = await entries.list_entries(
         session=session, settings=settings, actor=actor, filters=filters, cursor=cursor, limit=limit
@@ -143,7 +143,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
-def _parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
+def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     if not raw:
         return None
     try:

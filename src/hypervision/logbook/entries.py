@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -244,7 +244,6 @@ class EntryFilter:
     tags: tuple[str, ...] = ()
     situation_id: uuid.UUID | None = None
     bbox: tuple[float, float, float, float] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def apply_filter(query: Select[Entry], f: EntryFilter, dialect: str) -> Select[Entry]:
