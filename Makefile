@@ -36,7 +36,16 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
 	@touch $@
 
-install: $(VENV)/.installed
+# Front-end packages from the npm registry (locked by package-lock.json), copied into the
+# package's static folder: the app serves them itself, never from a CDN.
+ASSETS := src/hypervision/web/static/vendor/.installed
+$(ASSETS): package.json package-lock.json src/hypervision/web/assets.py $(VENV)/.installed
+	@command -v npm >/dev/null || { echo "Node.js >= 20 and npm are required"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m hypervision.web.assets node_modules
+	@touch $@
+
+install: $(VENV)/.installed $(ASSETS)
 
 # A random secret key for the demo, made once and kept in var/demo.env.
 $(DEMO_ENV):

@@ -20,6 +20,7 @@ from hypervision.live.hub import Hub
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.search import api as search_api
+from hypervision.web import router as web
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,4 +58,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(situations_api.router)
     app.include_router(search_api.router)
     app.include_router(live_api.router)
+    web.install(app)
     return app

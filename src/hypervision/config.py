@@ -7,6 +7,7 @@ missing setting stops start-up with one line naming the setting (see ``describe_
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,6 +41,14 @@ class Settings(BaseSettings):
     )
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     label_ceiling: str = "DR"
+    # The protection marking shown on every page (and document) holding a record of that level;
+    # a level above the lowest that is missing here is marked with its code.
+    label_markings: dict[str, str] = {"DR": "DIFFUSION RESTREINTE"}
+
+    # Base map tiles (e.g. a sovereign tile server: the IGN Géoplateforme). Empty: no tiles, the
+    # map draws the boundaries installed with the application.
+    map_tiles_url: str = ""
+    map_tiles_attribution: str = ""
 
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
@@ -120,6 +129,15 @@ class Settings(BaseSettings):
     def level_rank(self, level: str) -> int:
         """Position of ``level`` in the ordered levels; ValueError when unknown."""
         return self.label_levels.index(level)
+
+    def marking(self, levels: Iterable[str]) -> str | None:
+        """The protection marking for a page or document holding records of ``levels``: the
+        highest one's, or None when everything is at the lowest level."""
+        ranks = [self.level_rank(level) for level in levels if level in self.label_levels]
+        if not ranks or max(ranks) == 0:
+            return None
+        top = self.label_levels[max(ranks)]
+        return self.label_markings.get(top, top)
 
 
 def load_settings(**overrides: Any) -> Settings:

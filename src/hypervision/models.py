@@ -5,5 +5,13 @@ from hypervision.core import idempotency
 from hypervision.identity import models as identity_models
 from hypervision.live import models as live_models
 from hypervision.logbook import models as logbook_models
+from hypervision.web import models as web_models
 
-DOMAIN_MODULES = (audit_models, idempotency, identity_models, live_models, logbook_models)
+DOMAIN_MODULES = (
+    audit_models,
+    idempotency,
+    identity_models,
+    live_models,
+    logbook_models,
+    web_models,
+)

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -197,11 +197,19 @@ def is_refused_text(exc: BaseException) -> bool:
     return "invalid byte sequence" in text or "unsupported unicode escape" in text
 
 
+def _is_page(request: Request) -> bool:
+    """A browser page of the web app (HTML errors), when the app has one."""
+    check = getattr(request.app.state, "is_page", None)
+    return bool(check and check(request))
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
         if exc.status == 403:
             await _audit_refusal(request, exc)
+        if _is_page(request):
+            return request.app.state.html_error(request, exc)  # type: ignore[no-any-return]
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -212,6 +220,13 @@ def install_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ] or [{"field": "body", "message": "invalid"}]
         first = fields[0]
+        if _is_page(request):
+            page_error: AppError = Invalid(
+                f"{first['field']} : {first['message']}", first["message"]
+            )
+            if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+                page_error = NotFound()
+            return request.app.state.html_error(request, page_error)  # type: ignore[no-any-return]
         err = Invalid(
             f"Champ « {first['field']} » : {first['message']}",
             f"Field '{first['field']}': {first['message']}",
@@ -220,10 +235,12 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(request, err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code, fr, en = _HTTP_CODES.get(exc.status_code, ("error", "Erreur.", "Error."))
         err = AppError(fr, en, code=code, headers=dict(exc.headers or {}))
         err.status = exc.status_code
+        if _is_page(request):
+            return request.app.state.html_error(request, err)  # type: ignore[no-any-return]
         return error_response(request, err)
 
     @app.exception_handler(IntegrityError)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.db import utcnow
+from hypervision.geo.places import VENUES
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
@@ -30,36 +30,6 @@ from hypervision.logbook.schemas import (
 ENTRY_COUNT = 320
 DAYS = 4
 
-
-@dataclass(frozen=True)
-class Venue:
-    name: str
-    lon: float
-    lat: float
-
-
-VENUES = [
-    Venue("Stade de France", 2.3601, 48.9245),
-    Venue("Champ-de-Mars", 2.2983, 48.8556),
-    Venue("place de la Concorde", 2.3212, 48.8656),
-    Venue("stade nautique de Vaires-sur-Marne", 2.6336, 48.8694),
-    Venue("pont d'Iéna", 2.2926, 48.8599),
-    Venue("pont Alexandre-III", 2.3137, 48.8637),
-    Venue("Trocadéro", 2.2885, 48.8620),
-    Venue("Grand Palais", 2.3125, 48.8661),
-    Venue("esplanade des Invalides", 2.3125, 48.8566),
-    Venue("Parc des Princes", 2.2530, 48.8414),
-    Venue("Bercy Arena", 2.3786, 48.8386),
-    Venue("Roland-Garros", 2.2480, 48.8470),
-    Venue("Paris La Défense Arena", 2.2287, 48.8958),
-    Venue("Centre aquatique olympique", 2.3570, 48.9210),
-    Venue("Village olympique", 2.3320, 48.9120),
-    Venue("château de Versailles", 2.1204, 48.8049),
-    Venue("gare du Nord", 2.3553, 48.8809),
-    Venue("Hôtel de Ville", 2.3522, 48.8566),
-    Venue("Porte de la Chapelle Arena", 2.3600, 48.8990),
-    Venue("vélodrome de Saint-Quentin-en-Yvelines", 2.0406, 48.7877),
-]
 
 # category: (organisations that write it, [(title template, body template)])
 TEMPLATES: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {

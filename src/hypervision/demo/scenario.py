@@ -53,6 +53,28 @@ ORGANISATIONS: list[tuple[str, str, str | None, bool]] = [
      "MINECOLOGIE", False),
 ]  # fmt: skip
 
+# What each service's officers usually report (the new-entry form proposes it).
+DEFAULT_CATEGORIES = {
+    "MININT-PP": "public_order",
+    "PP-DOPC": "public_order",
+    "PP-BSPP": "rescue",
+    "MININT-DGGN": "security",
+    "DGGN-GGD93": "security",
+    "MININT-DGSCGC": "rescue",
+    "DGSCGC-COGIC": "rescue",
+    "MINSANTE": "health",
+    "SANTE-ARSIDF": "health",
+    "ARSIDF-SAMU75": "health",
+    "MINTRANSPORTS": "transport",
+    "TRANS-DGITM": "transport",
+    "MINARMEES": "security",
+    "ARMEES-EMZDP": "security",
+    "MINSPORTS": "logistics",
+    "SPORTS-DIJOP": "logistics",
+    "MINECOLOGIE": "environment",
+    "ECO-DRIEAT": "environment",
+}
+
 GROUPS = [
     ("PROTECTION-VIP", "Protection des hautes personnalités"),
     ("RENSEIGNEMENT", "Renseignement opérationnel"),
@@ -162,7 +184,11 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     actor = system_principal("demo-loader")
     for code, name, parent, mfa_required in ORGANISATIONS:
         org = OrganisationCreate(
-            code=code, name=name, parent_code=parent, mfa_required=mfa_required
+            code=code,
+            name=name,
+            parent_code=parent,
+            mfa_required=mfa_required,
+            default_category=DEFAULT_CATEGORIES.get(code),
         )
         await service.create_organisation(session=session, actor=actor, data=org)
     for code, name in GROUPS:

@@ -31,6 +31,8 @@ class Organisation(Base):
         Uuid, ForeignKey("organisations.id"), index=True
     )
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the new-entry form proposes to this organisation's officers (they may change it).
+    default_category: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -14,6 +14,10 @@ Code = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Z0-9_-]+$"),
 ]
+CategoryCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$"),
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Username = Annotated[
     str,
@@ -34,6 +38,7 @@ class OrganisationCreate(Strict):
     name: Name
     parent_code: Code | None = None
     mfa_required: bool = False
+    default_category: CategoryCode | None = None  # what its officers' new entries propose
 
 
 class OrganisationRead(BaseModel):
@@ -43,6 +48,7 @@ class OrganisationRead(BaseModel):
     name: str
     parent_id: uuid.UUID | None
     mfa_required: bool
+    default_category: str | None = None
 
 
 class GroupCreate(Strict):

@@ -80,7 +80,11 @@ async def create_organisation(
             f"Organisation code {data.code} already exists.",
         )
     org = Organisation(
-        code=data.code, name=data.name, parent_id=parent_id, mfa_required=data.mfa_required
+        code=data.code,
+        name=data.name,
+        parent_id=parent_id,
+        mfa_required=data.mfa_required,
+        default_category=data.default_category,
     )
     session.add(org)
     await session.flush()

@@ -1,0 +1,1 @@
+"""Geography shared by the domains: the operation's gazetteer of venues."""

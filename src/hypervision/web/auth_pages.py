@@ -1,0 +1,164 @@
+"""Sign-in (password, then TOTP when the account has it), MFA enrolment, sign-out, language."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hypervision.core.deps import SESSION_COOKIE, DbSession, PasswordsDep, SettingsDep, client_of
+from hypervision.core.errors import AppError, Invalid
+from hypervision.identity import auth, mfa, service
+from hypervision.identity.api import refuse_cross_site
+from hypervision.identity.models import SessionKind
+from hypervision.web import prefs
+from hypervision.web.i18n import LOCALE_COOKIE, LOCALES, pick_locale
+from hypervision.web.render import render, translator
+from hypervision.web.session import Officer, safe_next
+
+router = APIRouter(include_in_schema=False)
+YEAR = 365 * 24 * 3600
+
+
+def _locale_cookie(response: Response, locale: str) -> None:
+    response.set_cookie(LOCALE_COOKIE, locale, max_age=YEAR, samesite="lax", path="/")
+
+
+def _message(request: Request, error: AppError) -> str:
+    return error.fr if translator(request).locale == "fr" else error.en
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    target = "/main-courante" if request.cookies.get(SESSION_COOKIE) else "/connexion"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/connexion", response_class=HTMLResponse)
+async def sign_in_page(request: Request, suite: str | None = None, expiree: str = "") -> Response:
+    request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
+    return render(
+        request,
+        "sign_in.html",
+        {"next": safe_next(suite), "expired": bool(expiree), "username": "", "ask_otp": False},
+    )
+
+
+@router.post("/connexion", response_class=HTMLResponse)
+async def sign_in(
+    request: Request,
+    settings: SettingsDep,
+    passwords: PasswordsDep,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    otp: Annotated[str, Form(max_length=32)] = "",
+    suite: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
+    refuse_cross_site(request)
+    context = {"next": safe_next(suite), "expired": False, "username": username, "ask_otp": False}
+    if not username.strip() or not password:
+        context["error"] = translator(request).gettext("Enter your username and password.")
+        return render(request, "sign_in.html", context, status_code=422)
+    result = await auth.sign_in(
+        sessions=request.app.state.sessions,
+        settings=settings,
+        passwords=passwords,
+        username=username,
+        password=password,
+        otp=otp.strip() or None,
+        kind=SessionKind.WEB,
+        client=client_of(request),
+        replaces=request.cookies.get(SESSION_COOKIE),
+    )
+    if isinstance(result, AppError):
+        context["error"] = _message(request, result)
+        context["ask_otp"] = result.code in ("mfa_required", "invalid_otp")
+        return render(
+            request, "sign_in.html", context, status_code=result.status, headers=result.headers
+        )
+    target = "/double-authentification" if result.enrolment_required else safe_next(suite)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.token,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="strict",
+        path="/",
+        max_age=settings.session_absolute_hours * 3600,
+    )
+    async with request.app.state.sessions() as session:
+        saved = (await prefs.preference(session, result.user.id)).locale
+    if saved:
+        _locale_cookie(response, saved)
+    return response
+
+
+@router.post("/deconnexion")
+async def sign_out(session: DbSession, actor: Officer) -> Response:
+    await auth.sign_out(session=session, actor=actor)
+    response = RedirectResponse("/connexion", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/double-authentification", response_class=HTMLResponse)
+async def mfa_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    assert actor.user_id is not None
+    user = await service.get_user(session=session, user_id=actor.user_id)
+    if user.mfa_enabled:
+        return render(request, "mfa.html", {"enabled": True})
+    enrolment = await mfa.start_enrolment(
+        session=session, settings=settings, actor=actor, user=user
+    )
+    return render(request, "mfa.html", {"enabled": False, "enrolment": enrolment})
+
+
+@router.post("/double-authentification", response_class=HTMLResponse)
+async def mfa_confirm(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    otp: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    assert actor.user_id is not None
+    user = await service.get_user(session=session, user_id=actor.user_id)
+    try:
+        codes = await mfa.confirm_enrolment(
+            session=session, settings=settings, actor=actor, user=user, otp=otp.strip()
+        )
+    except Invalid as error:
+        enrolment = await mfa.start_enrolment(
+            session=session, settings=settings, actor=actor, user=user
+        )
+        context = {"enabled": False, "enrolment": enrolment, "error": _message(request, error)}
+        return render(request, "mfa.html", context, status_code=422)
+    await auth.lift_enrolment_limit(session=session, session_id=actor.session_id)
+    return render(request, "mfa.html", {"enabled": True, "recovery_codes": codes})
+
+
+@router.get("/langue/{locale}")
+async def choose_language(locale: str, suite: str | None = None) -> Response:
+    """Switch language (a cookie; signed-in officers also keep it in their preferences)."""
+    response = RedirectResponse(safe_next(suite), status_code=303)
+    _locale_cookie(response, locale if locale in LOCALES else "fr")
+    return response
+
+
+@router.post("/langue")
+async def save_language(
+    session: DbSession,
+    actor: Officer,
+    locale: Annotated[str, Form(max_length=8)] = "fr",
+    suite: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    chosen = locale if locale in LOCALES else "fr"
+    await prefs.set_locale(session=session, actor=actor, locale=chosen)
+    response = RedirectResponse(safe_next(suite), status_code=303)
+    _locale_cookie(response, chosen)
+    return response

@@ -1,0 +1,318 @@
+"""One entry: content, map, attachments, live comments, history with a readable diff, triage
+actions for watch officers, and following its category or situation."""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import Settings
+from hypervision.core.deps import DbSession, SettingsDep
+from hypervision.core.errors import AppError, Invalid
+from hypervision.identity.principal import Principal
+from hypervision.logbook import attachments, comments, entries, present, triage
+from hypervision.logbook.models import RecordVersion, Severity
+from hypervision.logbook.schemas import CommentCreate
+from hypervision.logbook.situations import find_situation
+from hypervision.policy.rules import Action, allowed
+from hypervision.web import prefs
+from hypervision.web.feed_pages import _names, situation_titles
+from hypervision.web.i18n import CATEGORY_NAMES, FIELD_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from hypervision.web.models import FollowKind
+from hypervision.web.render import PARIS, render, shows, translator
+from hypervision.web.session import Officer, referer_path, safe_next
+
+router = APIRouter(include_in_schema=False)
+TEXT_FIELDS = frozenset({"title", "body"})
+
+
+def word_diff(before: str, after: str) -> Markup:
+    """Words removed in <del>, words added in <ins>, everything escaped."""
+    old, new = before.split(" "), after.split(" ")
+    parts: list[str] = []
+    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(None, old, new).get_opcodes():
+        if op == "equal":
+            parts.append(str(escape(" ".join(old[a1:a2]))))
+            continue
+        if a2 > a1:
+            parts.append(f"<del>{escape(' '.join(old[a1:a2]))}</del>")
+        if b2 > b1:
+            parts.append(f"<ins>{escape(' '.join(new[b1:b2]))}</ins>")
+    return Markup(" ".join(parts))  # noqa: S704 - every piece above is escaped
+
+
+def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any) -> str:
+    if value is None or value == [] or value == "":
+        return "—"
+    if name == "category":
+        return str(t(CATEGORY_NAMES.get(value, value)))
+    if name == "severity":
+        return str(t(SEVERITY_NAMES.get(value, value)))
+    if name == "status":
+        return str(t(STATUS_NAMES.get(value, value)))
+    if name in ("situation_id", "organisation_id", "validated_by"):
+        return lookups.get(name, {}).get(str(value), str(value)[:8])
+    if name in ("occurred_at", "validated_at"):
+        try:
+            return datetime.fromisoformat(value).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+        except (TypeError, ValueError):
+            return str(value)
+    if name == "location" and isinstance(value, dict):
+        coords = value.get("coordinates")
+        if value.get("type") == "Point" and isinstance(coords, list) and len(coords) == 2:
+            return f"{coords[1]:.5f}, {coords[0]:.5f}"
+        return str(value.get("type", "?"))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def readable_history(
+    versions: list[RecordVersion], lookups: dict[str, dict[str, str]], t: Any
+) -> list[dict[str, Any]]:
+    """Newest first: who, when, what, and for each changed field its before/after."""
+    out = []
+    for version in sorted(versions, key=lambda v: v.version, reverse=True):
+        changes = []
+        for name, change in sorted(version.changes.items()):
+            before, after = change.get("from"), change.get("to")
+            item: dict[str, Any] = {"field": t(FIELD_NAMES.get(name, name))}
+            if name in TEXT_FIELDS and isinstance(before, str) and isinstance(after, str):
+                item["diff"] = word_diff(before, after)
+            else:
+                item["before"] = _display(name, before, lookups, t)
+                item["after"] = _display(name, after, lookups, t)
+            changes.append(item)
+        actor = lookups.get("validated_by", {}).get(str(version.actor_id), "")
+        out.append({"version": version, "actor": actor, "changes": changes})
+    return out
+
+
+async def entry_context(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    entry_id: uuid.UUID,
+) -> dict[str, Any]:
+    """Everything the entry page shows, read through the services (policy + audit)."""
+    t = translator(request).gettext
+    entry = await entries.get_entry(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    versions = await triage.entry_versions(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    comment_rows = await comments.list_comments(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    files = await attachments.list_attachments(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    shows(request, [entry.label_level, *(c.label_level for c in comment_rows)])
+    shows(request, [v.label_level for v in versions])
+    read = (await present.entries_read(session, [entry]))[0]
+    names = await present.directory_for(session, [*versions, *comment_rows])
+    situations = await situation_titles(session, settings, actor)
+    lookups = {
+        "situation_id": situations,
+        "organisation_id": {str(k): v for k, v in names.orgs.items()},
+        "validated_by": {str(k): v for k, v in names.users.items()},
+    }
+    assert actor.user_id is not None
+    followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
+    return {
+        "e": read,
+        "comments": [present.comment_read(c, names) for c in comment_rows],
+        "files": files,
+        "history": readable_history(versions, lookups, t),
+        "situation_title": situations.get(str(entry.situation_id)) if entry.situation_id else None,
+        "situations": situations,
+        "can_triage": allowed(actor, Action.TRIAGE),
+        "can_write": allowed(actor, Action.WRITE),
+        "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
+        "follows_situation": (FollowKind.SITUATION.value, str(entry.situation_id)) in followed,
+        "etag": entries.etag(entry),
+        "names": _names(),
+        "severities": SEVERITY_NAMES,
+    }
+
+
+@router.get("/entrees/{entry_id}", response_class=HTMLResponse)
+async def entry_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    context = await entry_context(request, session, settings, actor, entry_id)
+    return render(request, "entry.html", context)
+
+
+@router.get("/entrees/{entry_id}/panneau", response_class=HTMLResponse)
+async def entry_panel(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    """The entry's page as a panel beside the feed (loaded by HTMX)."""
+    context = await entry_context(request, session, settings, actor, entry_id)
+    return render(request, "_entry_detail.html", {**context, "panel": True})
+
+
+@router.get("/entrees/{entry_id}/commentaires", response_class=HTMLResponse)
+async def comment_list(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    """The comments block, refreshed live when a comment arrives."""
+    rows = await comments.list_comments(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    shows(request, [c.label_level for c in rows])
+    names = await present.directory_for(session, rows)
+    context = {"comments": [present.comment_read(c, names) for c in rows], "entry_id": entry_id}
+    return render(request, "_comments.html", context)
+
+
+def _back(request: Request, entry_id: uuid.UUID, anchor: str = "") -> Response:
+    """Back to where the form was: the feed's panel or the entry page."""
+    target = f"/entrees/{entry_id}"
+    if referer_path(request).startswith("/main-courante"):
+        target = f"/main-courante?entree={entry_id}"
+    return RedirectResponse(target + anchor, status_code=303)
+
+
+@router.post("/entrees/{entry_id}/commentaires", response_class=HTMLResponse)
+async def add_comment(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    entry_id: uuid.UUID,
+    body: Annotated[str, Form(max_length=6000)] = "",
+) -> Response:
+    try:
+        data = CommentCreate(body=body)
+        async with session.begin_nested():
+            await comments.add_comment(
+                session=session, settings=settings, actor=actor, entry_id=entry_id, data=data
+            )
+    except (ValidationError, Invalid):
+        context = await entry_context(request, session, settings, actor, entry_id)
+        context["comment_error"] = translator(request).gettext(
+            "Write a comment (at most 5,000 characters)."
+        )
+        context["comment_body"] = body
+        return render(request, "entry.html", context, status_code=422)
+    return _back(request, entry_id, "#commentaires")
+
+
+@router.post("/entrees/{entry_id}/triage", response_class=HTMLResponse)
+async def triage_entry(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    entry_id: uuid.UUID,
+    action: Annotated[str, Form(max_length=20)] = "",
+    etag: Annotated[str, Form(max_length=100)] = "",
+    severity: Annotated[str, Form(max_length=20)] = "",
+    duplicate_of: Annotated[str, Form(max_length=200)] = "",
+    situation: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Validate, qualify severity, mark as duplicate, link to a situation. The form carries
+    the version it was shown with: a change made meanwhile is not overwritten."""
+    if_match = etag or None
+    try:
+        async with session.begin_nested():
+            if action == "validate":
+                await triage.validate(
+                    session=session, settings=settings, actor=actor, entry_id=entry_id,
+                    if_match=if_match,
+                )  # fmt: skip
+            elif action == "severity":
+                await triage.set_severity(
+                    session=session, settings=settings, actor=actor, entry_id=entry_id,
+                    severity=Severity(severity), if_match=if_match,
+                )  # fmt: skip
+            elif action == "duplicate":
+                target = duplicate_of.strip().rstrip("/").rsplit("/", 1)[-1].split("=")[-1]
+                await triage.mark_duplicate(
+                    session=session, settings=settings, actor=actor, entry_id=entry_id,
+                    duplicate_of=uuid.UUID(target), if_match=if_match,
+                )  # fmt: skip
+            elif action == "situation":
+                await triage.link_situation(
+                    session=session,
+                    settings=settings,
+                    actor=actor,
+                    entry_id=entry_id,
+                    situation_id=uuid.UUID(situation) if situation else None,
+                    if_match=if_match,
+                )
+            else:
+                raise Invalid("Action inconnue.", "Unknown action.")
+    except ValueError:
+        return await _triage_error(
+            request, session, settings, actor, entry_id,
+            translator(request).gettext("Give the duplicate's link or identifier."),
+        )  # fmt: skip
+    except AppError as error:
+        if error.status == 404 and action != "duplicate":
+            raise
+        message = error.en if translator(request).locale == "en" else error.fr
+        return await _triage_error(
+            request, session, settings, actor, entry_id, message, error.status
+        )
+    return _back(request, entry_id)
+
+
+async def _triage_error(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    entry_id: uuid.UUID,
+    message: str,
+    status: int = 422,
+) -> Response:
+    context = await entry_context(request, session, settings, actor, entry_id)
+    context["triage_error"] = message
+    return render(request, "entry.html", context, status_code=status if status >= 400 else 422)
+
+
+@router.post("/suivis")
+async def follow(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    kind: Annotated[str, Form(max_length=16)] = "",
+    target: Annotated[str, Form(max_length=64)] = "",
+    stop: Annotated[str, Form(max_length=5)] = "",
+    suite: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Follow (or stop following) a category or a situation the officer can see."""
+    try:
+        chosen = FollowKind(kind)
+    except ValueError:
+        raise Invalid("Sujet inconnu.", "Unknown topic.") from None
+    if chosen is FollowKind.CATEGORY and target not in settings.categories:
+        raise Invalid("Catégorie inconnue.", "Unknown category.")
+    if chosen is FollowKind.SITUATION:
+        try:
+            situation_id = uuid.UUID(target)
+        except ValueError:
+            raise Invalid("Situation inconnue.", "Unknown situation.") from None
+        await find_situation(
+            session=session, settings=settings, actor=actor, situation_id=situation_id
+        )
+        target = str(situation_id)
+    if stop:
+        await prefs.unfollow(session=session, actor=actor, kind=chosen, target=target)
+    else:
+        await prefs.follow(session=session, actor=actor, kind=chosen, target=target)
+    return RedirectResponse(safe_next(suite) if suite else referer_path(request), 303)

@@ -1,0 +1,488 @@
+"""The main courante in the browser: the live feed with its filters and saved views, and the
+new-entry form (one screen: text, place, photos, label)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData, UploadFile
+
+from hypervision.config import Settings
+from hypervision.core import idempotency
+from hypervision.core.deps import DbSession, SettingsDep
+from hypervision.core.errors import AppError, Invalid
+from hypervision.db import utcnow
+from hypervision.geo.places import VENUES, find_venue
+from hypervision.identity.models import NeedToKnowGroup, Organisation
+from hypervision.identity.principal import Principal
+from hypervision.logbook import attachments, entries, present
+from hypervision.logbook.attachments_api import TrackedBlobsDep
+from hypervision.logbook.models import Entry, Severity, Situation, Status
+from hypervision.logbook.schemas import EntryCreate, EntryRead
+from hypervision.logbook.situations import visible_situations
+from hypervision.logbook.uploads import inspect_content
+from hypervision.policy.rules import Action, allowed
+from hypervision.search import service as search_service
+from hypervision.storage.blobs import TrackedBlobs
+from hypervision.web import prefs
+from hypervision.web.i18n import CATEGORY_NAMES, PERIODS, SEVERITY_NAMES, STATUS_NAMES
+from hypervision.web.render import render, shows, translator
+from hypervision.web.session import MAX_FILES, Officer
+
+router = APIRouter(include_in_schema=False)
+PAGE = 30
+NEW_ENTRY = "POST /main-courante/nouvelle"
+
+
+@dataclass
+class FeedQuery:
+    """The feed's filters as they appear in the URL, checked; what was refused is reported."""
+
+    categories: list[str] = field(default_factory=list)
+    severities: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    organisation: str = ""
+    period: str = ""
+    situation: str = ""
+    q: str = ""
+    ignored: list[str] = field(default_factory=list)
+
+    def url(self, **extra: str) -> str:
+        pairs: list[tuple[str, str]] = [("category", c) for c in self.categories]
+        pairs += [("severity", s) for s in self.severities]
+        pairs += [("status", s) for s in self.statuses]
+        for key in ("organisation", "period", "situation", "q"):
+            if getattr(self, key):
+                pairs.append((key, getattr(self, key)))
+        pairs += [(k, v) for k, v in extra.items() if v]
+        return urlencode(pairs)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.url())
+
+
+def parse_query(request: Request, settings: Settings) -> FeedQuery:
+    params = request.query_params
+    query = FeedQuery()
+    for value in params.getlist("category")[:20]:
+        (query.categories if value in settings.categories else query.ignored).append(value)
+    for value in params.getlist("severity")[:4]:
+        (query.severities if value in SEVERITY_NAMES else query.ignored).append(value)
+    for value in params.getlist("status")[:3]:
+        (query.statuses if value in STATUS_NAMES else query.ignored).append(value)
+    period = params.get("period", "")
+    if period:
+        if period in PERIODS:
+            query.period = period
+        else:
+            query.ignored.append(period)
+    situation = params.get("situation", "")
+    if situation:
+        try:
+            query.situation = str(uuid.UUID(situation))
+        except ValueError:
+            query.ignored.append(situation)
+    query.organisation = params.get("organisation", "")[:32]
+    query.q = " ".join(params.get("q", "").split())[:200]
+    query.ignored = [v[:40] for v in query.ignored]
+    return query
+
+
+async def to_filter(session: AsyncSession, query: FeedQuery) -> entries.EntryFilter:
+    org_id = None
+    if query.organisation:
+        org_id = await session.scalar(
+            select(Organisation.id).where(Organisation.code == query.organisation)
+        )
+        if org_id is None:
+            query.ignored.append(query.organisation)
+            query.organisation = ""
+    since = utcnow() - timedelta(hours=PERIODS[query.period][0]) if query.period else None
+    return entries.EntryFilter(
+        categories=tuple(query.categories),
+        severities=tuple(query.severities),
+        statuses=tuple(query.statuses),
+        organisation_id=org_id,
+        since=since,
+        situation_id=uuid.UUID(query.situation) if query.situation else None,
+    )
+
+
+def matches(entry: Entry, f: entries.EntryFilter) -> bool:
+    """The same criteria as the SQL filter, for one entry arriving live."""
+    return (
+        (not f.categories or entry.category in f.categories)
+        and (not f.severities or entry.severity in f.severities)
+        and (not f.statuses or entry.status in f.statuses)
+        and (f.organisation_id is None or entry.organisation_id == f.organisation_id)
+        and (f.since is None or entry.occurred_at >= f.since)
+        and (f.situation_id is None or entry.situation_id == f.situation_id)
+    )
+
+
+async def situation_titles(
+    session: AsyncSession, settings: Settings, actor: Officer
+) -> dict[str, str]:
+    """The situations the officer can see, open first (for filters and forms)."""
+    rows = await session.scalars(
+        visible_situations(session, settings, actor).order_by(
+            Situation.status == Status.CLOSED.value, Situation.started_at.desc()
+        )
+    )
+    return {str(s.id): s.title for s in rows}
+
+
+async def _rows(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Officer,
+    query: FeedQuery,
+    cursor: str | None,
+) -> tuple[list[Entry], str | None]:
+    filters = await to_filter(session, query)
+    if query.q:  # text: the search's best matches, then the other criteria, newest first
+        hits = await search_service.search(
+            session=session, settings=settings, actor=actor, query=query.q, limit=200
+        )
+        found = [h.entry for h in hits if matches(h.entry, filters)]
+        found.sort(key=lambda e: (e.recorded_at, e.id), reverse=True)
+        return found[:PAGE], None
+    return await entries.list_entries(
+        session=session, settings=settings, actor=actor, filters=filters, cursor=cursor, limit=PAGE
+    )
+
+
+async def _cards(request: Request, session: AsyncSession, rows: list[Entry]) -> list[EntryRead]:
+    shows(request, [e.label_level for e in rows])
+    return await present.entries_read(session, rows)
+
+
+@router.get("/main-courante", response_class=HTMLResponse)
+async def feed(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    entree: str | None = None,
+    cree: str = "",
+) -> Response:
+    query = parse_query(request, settings)
+    rows, next_cursor = await _rows(session, settings, actor, query, None)
+    cards = await _cards(request, session, rows)
+    detail = None
+    if entree:
+        from hypervision.web.entry_pages import entry_context
+
+        try:
+            detail = await entry_context(request, session, settings, actor, uuid.UUID(entree))
+        except (ValueError, AppError):
+            detail = None
+    assert actor.user_id is not None
+    context = {
+        "query": query,
+        "cards": cards,
+        "next_cursor": next_cursor,
+        "situations": await situation_titles(session, settings, actor),
+        "organisations": await _organisations(session),
+        "views": await prefs.views(session, actor.user_id),
+        "created": bool(cree) and detail is not None,
+        "periods": PERIODS,
+        **(detail or {}),
+        "detail": detail is not None,
+        "names": _names(),
+    }
+    return render(request, "feed.html", context)
+
+
+@router.get("/main-courante/suite", response_class=HTMLResponse)
+async def more(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, cursor: str = ""
+) -> Response:
+    """The next page of the feed (the "more" button)."""
+    query = parse_query(request, settings)
+    rows, next_cursor = await _rows(session, settings, actor, query, cursor[:200] or None)
+    context = {"cards": await _cards(request, session, rows), "next_cursor": next_cursor}
+    return render(request, "_feed_page.html", {**context, "query": query, "names": _names()})
+
+
+@router.get("/main-courante/carte/{entry_id}", response_class=HTMLResponse)
+async def card(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    """One entry's card for the live feed, if it passes the policy (404 otherwise, like a
+    missing one) and the page's filters (204 otherwise)."""
+    query = parse_query(request, settings)
+    entry = await entries.get_entry(
+        session=session, settings=settings, actor=actor, entry_id=entry_id
+    )
+    if query.q or not matches(entry, await to_filter(session, query)):
+        return Response(status_code=204)
+    cards = await _cards(request, session, [entry])
+    return render(request, "_entry_card.html", {"e": cards[0], "names": _names(), "fresh": True})
+
+
+async def _organisations(session: AsyncSession) -> list[tuple[str, str]]:
+    rows = await session.execute(select(Organisation.code, Organisation.name).order_by("name"))
+    return [(code, name) for code, name in rows]
+
+
+def _names() -> dict[str, dict[str, str]]:
+    return {"category": CATEGORY_NAMES, "severity": SEVERITY_NAMES, "status": STATUS_NAMES}
+
+
+# --- saved views -----------------------------------------------------------------------------
+
+
+@router.post("/vues")
+async def save_view(request: Request, session: DbSession, actor: Officer) -> Response:
+    form = await request.form()
+    name, query = str(form.get("name", ""))[:200], str(form.get("query", ""))[:1000]
+    view = await prefs.save_view(session=session, actor=actor, name=name, query=query)
+    return RedirectResponse(f"/main-courante?{view.query}", status_code=303)
+
+
+@router.post("/vues/{view_id}/supprimer")
+async def delete_view(session: DbSession, actor: Officer, view_id: uuid.UUID) -> Response:
+    await prefs.delete_view(session=session, actor=actor, view_id=view_id)
+    return RedirectResponse("/main-courante", status_code=303)
+
+
+# --- new entry -------------------------------------------------------------------------------
+
+
+async def _form_context(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Officer,
+    values: dict[str, Any],
+    errors: dict[str, str],
+) -> dict[str, Any]:
+    groups = await session.execute(
+        select(NeedToKnowGroup.code, NeedToKnowGroup.name)
+        .where(NeedToKnowGroup.code.in_(sorted(actor.groups)))
+        .order_by(NeedToKnowGroup.name)
+    )
+    rank = settings.level_rank(actor.clearance) if actor.clearance in settings.label_levels else 0
+    ceiling = settings.level_rank(settings.label_ceiling)
+    own_code = await session.scalar(
+        select(Organisation.code).where(Organisation.id == actor.organisation_id)
+    )
+    return {
+        "values": values,
+        "errors": errors,
+        "organisations": await _organisations(session),
+        "own_code": own_code,
+        "categories": [(c, CATEGORY_NAMES.get(c, c)) for c in settings.categories],
+        "severities": SEVERITY_NAMES,
+        "venues": VENUES,
+        "situations": await situation_titles(session, settings, actor),
+        "levels": settings.label_levels[: min(rank, ceiling) + 1],
+        "groups": list(groups),
+        "max_mb": settings.attachment_max_bytes // (1024 * 1024),
+        "max_files": MAX_FILES,
+    }
+
+
+async def _default_category(session: AsyncSession, settings: Settings, actor: Officer) -> str:
+    """The officer's last category, else their organisation's usual one."""
+    last = await session.scalar(
+        select(Entry.category)
+        .where(Entry.author_id == actor.user_id)
+        .order_by(Entry.recorded_at.desc())
+        .limit(1)
+    )
+    if last in settings.categories:
+        return str(last)
+    usual = await session.scalar(
+        select(Organisation.default_category).where(Organisation.id == actor.organisation_id)
+    )
+    return usual if usual in settings.categories else ""
+
+
+@router.get("/main-courante/nouvelle", response_class=HTMLResponse)
+async def new_entry_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    values = {
+        "category": await _default_category(session, settings, actor),
+        "severity": Severity.INFO.value,
+        "level": settings.label_levels[0],
+        "idempotency_key": uuid.uuid4().hex,
+        "situation": request.query_params.get("situation", "")[:36],
+    }
+    if not allowed(actor, Action.WRITE):
+        return render(request, "forbidden.html", status_code=403)
+    context = await _form_context(request, session, settings, actor, values, {})
+    return render(request, "new_entry.html", context)
+
+
+def _location(values: dict[str, str], errors: dict[str, str], t: Any) -> dict[str, Any] | None:
+    lat, lon, place = (
+        values["lat"].replace(",", "."),
+        values["lon"].replace(",", "."),
+        values["place"],
+    )
+    if lat or lon:
+        try:
+            lat_f, lon_f = float(lat), float(lon)
+        except ValueError:
+            errors["location"] = t("Coordinates are decimal numbers, e.g. 48.8566 and 2.3522.")
+            return None
+        if not (-90 <= lat_f <= 90 and -180 <= lon_f <= 180):
+            errors["location"] = t(
+                "Latitude is between -90 and 90, longitude between -180 and 180."
+            )
+            return None
+        return {"type": "Point", "coordinates": [lon_f, lat_f]}
+    if place:
+        venue = find_venue(place)
+        if venue is None:
+            errors["location"] = t("Unknown place: pick one from the list or click on the map.")
+            return None
+        return {"type": "Point", "coordinates": [venue.lon, venue.lat]}
+    return None
+
+
+async def _files(
+    form: FormData, settings: Settings, errors: dict[str, str], t: Any, locale: str
+) -> list[tuple[str, bytes]]:
+    """The attached files, read and checked before anything is written."""
+    found: list[tuple[str, bytes]] = []
+    for upload in form.getlist("files"):
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            continue
+        data = await upload.read(settings.attachment_max_bytes + 1)
+        if not data:
+            continue
+        if len(data) > settings.attachment_max_bytes:
+            errors["files"] = t(
+                "%(name)s is too large (at most %(mb)s MB).",
+                name=upload.filename[:80],
+                mb=settings.attachment_max_bytes // (1024 * 1024),
+            )
+            continue
+        try:
+            await asyncio.to_thread(inspect_content, data, upload.filename)
+        except AppError as error:
+            message = error.en if locale == "en" else error.fr
+            errors["files"] = f"{upload.filename[:80]} : {message}"
+            continue
+        found.append((upload.filename, data))
+    return found
+
+
+def _field_errors(exc: ValidationError | AppError, locale: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if isinstance(exc, ValidationError):
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "title"
+            errors.setdefault(name, err["msg"])
+        return errors
+    message = exc.en if locale == "en" else exc.fr
+    for item in exc.extra.get("fields", []):
+        name = str(item.get("field", "")).split(".")[0] or "title"
+        errors.setdefault({"label": "level"}.get(name, name), message)
+    return errors or {"form": message}
+
+
+@router.post("/main-courante/nouvelle", response_class=HTMLResponse)
+async def create_entry(
+    request: Request,
+    blobs: TrackedBlobsDep,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+) -> Response:
+    form = await request.form()
+    try:
+        return await _create_entry(request, form, blobs, session, settings, actor)
+    finally:
+        await form.close()  # the uploaded files' temporary files
+
+
+async def _create_entry(
+    request: Request,
+    form: FormData,
+    blobs: TrackedBlobs,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+) -> Response:
+    t = translator(request).gettext
+    names = ("title", "category", "severity", "body", "place", "lat", "lon", "situation",
+             "level", "idempotency_key")  # fmt: skip
+    values: dict[str, Any] = {n: str(form.get(n) or "").strip()[:20_000] for n in names}
+    values["need_to_know"] = [str(v)[:32] for v in form.getlist("need_to_know")][:10]
+    values["also"] = [str(v)[:32] for v in form.getlist("also")][:49]
+    values["audience"] = "all" if form.get("audience") == "all" else "own"
+    own_code = await session.scalar(
+        select(Organisation.code).where(Organisation.id == actor.organisation_id)
+    )
+    audience = [] if values["audience"] == "all" else sorted({str(own_code), *values["also"]})
+    errors: dict[str, str] = {}
+    location = _location(values, errors, t)
+    files = await _files(form, settings, errors, t, translator(request).locale)
+    key = values["idempotency_key"][:100]
+    assert actor.user_id is not None
+    if key and not errors:
+        stored = await idempotency.replay(
+            session=session, user_id=actor.user_id, key=key, endpoint=NEW_ENTRY,
+            digest=idempotency.request_hash(NEW_ENTRY, {"key": key}),
+        )  # fmt: skip
+        if stored is not None:  # the same form sent twice (double click, dropped connection)
+            return RedirectResponse(f"/main-courante?entree={stored.response['id']}", 303)
+    entry = None
+    if not errors:
+        try:
+            data = EntryCreate.model_validate(
+                {
+                    "title": values["title"],
+                    "body": values["body"],
+                    "category": values["category"],
+                    "severity": values["severity"] or Severity.INFO.value,
+                    "location": location,
+                    "situation_id": values["situation"] or None,
+                    "label": {
+                        "level": values["level"] or settings.label_levels[0],
+                        "need_to_know": values["need_to_know"],
+                        "audience": audience,
+                    },
+                }
+            )
+            async with session.begin_nested():  # nothing stays if a later step fails
+                entry = await entries.create_entry(
+                    session=session, settings=settings, actor=actor, data=data
+                )
+                for filename, content in files:
+                    await attachments.add_attachment(
+                        session=session, settings=settings, actor=actor, blobs=blobs,
+                        entry_id=entry.id, filename=filename, data=content,
+                    )  # fmt: skip
+        except (ValidationError, Invalid) as exc:
+            errors.update(_field_errors(exc, translator(request).locale))
+            entry = None
+            await blobs.discard()
+    if entry is None:
+        if files:
+            errors.setdefault("files", t("Attach your files again (they are not kept)."))
+        context = await _form_context(request, session, settings, actor, values, errors)
+        return render(request, "new_entry.html", context, status_code=422)
+    if key:
+        idempotency.remember(
+            session=session, user_id=actor.user_id, key=key, endpoint=NEW_ENTRY,
+            digest=idempotency.request_hash(NEW_ENTRY, {"key": key}),
+            status_code=201, response={"id": str(entry.id)},
+        )  # fmt: skip
+    return RedirectResponse(f"/main-courante?entree={entry.id}&cree=1", status_code=303)

@@ -1,0 +1,236 @@
+"""Personal settings of the web app: locale, guided tour, follows, saved views, notifications.
+
+They are the user's own settings, not protected records: no label, no version history; every
+change is audited (ADR 0007). Notifications are computed, not stored: the visible entries that
+match what the officer follows, recorded since they last looked, written by someone else."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy import ColumnElement, delete, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.core.errors import Conflict, Invalid, NotFound
+from hypervision.db import utcnow
+from hypervision.identity.principal import Principal
+from hypervision.logbook.entries import visible
+from hypervision.logbook.models import Entry
+from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
+
+MAX_FOLLOWS = 50
+MAX_VIEWS = 30
+BADGE_CAP = 99
+VIEW_KEYS = frozenset(
+    {"category", "severity", "status", "organisation", "period", "situation", "q"}
+)
+
+
+async def preference(session: AsyncSession, user_id: uuid.UUID) -> WebPreference:
+    """The user's preferences (a fresh, unsaved row with defaults if they have none yet)."""
+    found = await session.get(WebPreference, user_id)
+    return found or WebPreference(user_id=user_id)
+
+
+async def _saved_preference(session: AsyncSession, user_id: uuid.UUID) -> WebPreference:
+    found = await session.get(WebPreference, user_id)
+    if found is None:
+        found = WebPreference(user_id=user_id)
+        session.add(found)
+    return found
+
+
+async def _audit(
+    session: AsyncSession, actor: Principal, action: str, detail: dict[str, object]
+) -> None:
+    await audit.record(
+        session=session,
+        actor=actor,
+        action=action,
+        surface="web",
+        resource_type="user",
+        resource_ids=[actor.user_id] if actor.user_id else [],
+        detail=detail,
+    )
+
+
+async def set_locale(*, session: AsyncSession, actor: Principal, locale: str) -> None:
+    assert actor.user_id is not None
+    (await _saved_preference(session, actor.user_id)).locale = locale
+    await _audit(session, actor, "preference.locale", {"locale": locale})
+
+
+async def finish_tour(*, session: AsyncSession, actor: Principal, done: bool = True) -> None:
+    assert actor.user_id is not None
+    (await _saved_preference(session, actor.user_id)).tour_done_at = utcnow() if done else None
+    await _audit(session, actor, "preference.tour", {"done": done})
+
+
+# --- follows ---------------------------------------------------------------------------------
+
+
+async def follows(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Follow]:
+    query = select(Follow).where(Follow.user_id == user_id).order_by(Follow.created_at)
+    return (await session.scalars(query)).all()
+
+
+async def follow(
+    *, session: AsyncSession, actor: Principal, kind: FollowKind, target: str
+) -> Follow:
+    """Follow a category or a situation (already checked visible by the caller). Idempotent."""
+    assert actor.user_id is not None
+    current = await follows(session, actor.user_id)
+    for existing in current:
+        if existing.kind == kind.value and existing.target == target:
+            return existing
+    if len(current) >= MAX_FOLLOWS:
+        raise Conflict(
+            f"Vous suivez déjà {MAX_FOLLOWS} sujets : arrêtez d'en suivre un d'abord.",
+            f"You already follow {MAX_FOLLOWS} topics: unfollow one first.",
+        )
+    row = Follow(user_id=actor.user_id, kind=kind.value, target=target, created_at=utcnow())
+    session.add(row)
+    await session.flush()
+    await _audit(session, actor, "follow.create", {"kind": kind.value, "target": target})
+    return row
+
+
+async def unfollow(
+    *, session: AsyncSession, actor: Principal, kind: FollowKind, target: str
+) -> None:
+    assert actor.user_id is not None
+    await session.execute(
+        delete(Follow).where(
+            Follow.user_id == actor.user_id, Follow.kind == kind.value, Follow.target == target
+        )
+    )
+    await _audit(session, actor, "follow.delete", {"kind": kind.value, "target": target})
+
+
+def _matching(rows: Sequence[Follow]) -> ColumnElement[bool]:
+    categories = [f.target for f in rows if f.kind == FollowKind.CATEGORY.value]
+    situations = []
+    for f in rows:
+        if f.kind == FollowKind.SITUATION.value:
+            try:
+                situations.append(uuid.UUID(f.target))
+            except ValueError:
+                continue
+    clauses: list[ColumnElement[bool]] = []
+    if categories:
+        clauses.append(Entry.category.in_(categories))
+    if situations:
+        clauses.append(Entry.situation_id.in_(situations))
+    return or_(*clauses) if clauses else false()
+
+
+def _since(preference: WebPreference, rows: Sequence[Follow]) -> datetime:
+    started = min(f.created_at for f in rows)
+    seen = preference.notifications_seen_at
+    return max(seen, started) if seen else started
+
+
+async def unseen_count(
+    *, session: AsyncSession, settings: Settings, actor: Principal, preference: WebPreference
+) -> int:
+    """How many visible entries about followed topics arrived since the officer last looked
+    (capped: the badge shows "99+"). A count of what the policy lets them see, no content."""
+    if actor.user_id is None:
+        return 0
+    rows = await follows(session, actor.user_id)
+    if not rows:
+        return 0
+    inner = (
+        visible(session, settings, actor)
+        .where(_matching(rows), Entry.recorded_at > _since(preference, rows))
+        .where(Entry.author_id != actor.user_id)
+        .with_only_columns(Entry.id)
+        .limit(BADGE_CAP + 1)
+        .subquery()
+    )
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def notifications(
+    *, session: AsyncSession, settings: Settings, actor: Principal, limit: int = 50
+) -> tuple[list[Entry], datetime | None]:
+    """The latest entries about followed topics (read, audited) and when the officer last
+    looked; looking marks them seen."""
+    assert actor.user_id is not None
+    rows = await follows(session, actor.user_id)
+    pref = await _saved_preference(session, actor.user_id)
+    seen = pref.notifications_seen_at
+    if not rows:
+        return [], seen
+    query = (
+        visible(session, settings, actor)
+        .where(_matching(rows), Entry.author_id != actor.user_id)
+        .order_by(Entry.recorded_at.desc(), Entry.id.desc())
+        .limit(limit)
+    )
+    found = list(await session.scalars(query))
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="entry.list",
+        surface="web",
+        resource_type="entry",
+        resource_ids=[e.id for e in found],
+        labels=sorted({e.label_level for e in found}),
+        detail={"view": "notifications"},
+    )
+    pref.notifications_seen_at = utcnow()
+    return found, seen
+
+
+# --- saved views -----------------------------------------------------------------------------
+
+
+def clean_query(raw: str) -> str:
+    """Keep only the feed's filter parameters, in a stable order."""
+    pairs = [(k, v) for k, v in parse_qsl(raw.lstrip("?"), keep_blank_values=False) if v]
+    return urlencode(sorted((k, v[:200]) for k, v in pairs if k in VIEW_KEYS))
+
+
+async def views(session: AsyncSession, user_id: uuid.UUID) -> Sequence[SavedView]:
+    query = select(SavedView).where(SavedView.user_id == user_id).order_by(SavedView.name)
+    return (await session.scalars(query)).all()
+
+
+async def save_view(*, session: AsyncSession, actor: Principal, name: str, query: str) -> SavedView:
+    assert actor.user_id is not None
+    name = " ".join(name.split())[:80]
+    if not name:
+        raise Invalid(
+            "Donnez un nom à la vue.",
+            "Give the view a name.",
+            extra={"fields": [{"field": "name", "message": "required"}]},
+        )
+    current = await views(session, actor.user_id)
+    existing = next((v for v in current if v.name == name), None)
+    if existing is None and len(current) >= MAX_VIEWS:
+        raise Conflict(
+            f"Au plus {MAX_VIEWS} vues : supprimez-en une d'abord.",
+            f"At most {MAX_VIEWS} views: delete one first.",
+        )
+    if existing is None:
+        existing = SavedView(user_id=actor.user_id, name=name, created_at=utcnow())
+        session.add(existing)
+    existing.query = clean_query(query)
+    await session.flush()
+    await _audit(session, actor, "view.save", {"name": name, "query": existing.query})
+    return existing
+
+
+async def delete_view(*, session: AsyncSession, actor: Principal, view_id: uuid.UUID) -> None:
+    assert actor.user_id is not None
+    row = await session.get(SavedView, view_id)
+    if row is None or row.user_id != actor.user_id:
+        raise NotFound("Vue introuvable.", "View not found.")
+    await session.delete(row)
+    await _audit(session, actor, "view.delete", {"name": row.name})

@@ -1,0 +1,99 @@
+"""Jinja2 rendering: one environment, per-request translations, the page chrome's context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from hypervision.config import Settings
+from hypervision.identity.principal import Principal
+from hypervision.web.i18n import Translator
+
+TEMPLATES = Path(__file__).parent / "templates"
+PARIS = ZoneInfo("Europe/Paris")
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # per render: locale
+
+
+@dataclass
+class Chrome:
+    """What every page's frame shows: who is signed in, the marking, the badge, the tour."""
+
+    principal: Principal | None = None
+    full_name: str = ""
+    organisation: str = ""
+    csrf_token: str = ""
+    badge: int = 0
+    tour_pending: bool = False
+    follow_categories: list[str] = field(default_factory=list)
+    follow_situations: list[str] = field(default_factory=list)
+    levels: set[str] = field(default_factory=set)
+
+
+def chrome_of(request: Request) -> Chrome:
+    chrome = getattr(request.state, "chrome", None)
+    if chrome is None:
+        chrome = request.state.chrome = Chrome()
+    return chrome
+
+
+def shows(request: Request, levels: Iterable[str]) -> None:
+    """Record the labels of what the page displays: the marking is computed from them."""
+    chrome_of(request).levels.update(levels)
+
+
+def translator(request: Request) -> Translator:
+    found = getattr(request.state, "translator", None)
+    if found is None:
+        found = request.state.translator = Translator(getattr(request.state, "locale", "fr"))
+    return found
+
+
+def when(value: datetime | None, locale: str, pattern: str = "d MMM yyyy HH:mm") -> str:
+    if value is None:
+        return ""
+    return format_datetime(value, pattern, tzinfo=PARIS, locale=locale)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    tr = translator(request)
+    chrome = chrome_of(request)
+    values: dict[str, Any] = {
+        "request": request,
+        "settings": settings,
+        "locale": tr.locale,
+        "chrome": chrome,
+        "marking": settings.marking(chrome.levels),
+        "when": lambda value, pattern="d MMM yyyy HH:mm": when(value, tr.locale, pattern),
+        **tr.callables(),
+        **(context or {}),
+    }
+    html = env.get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = tr.locale
+    return response

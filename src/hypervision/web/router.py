@@ -1,0 +1,52 @@
+"""Mounts the web app on the application: pages, static files, HTML errors."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hypervision.core.errors import AppError
+from hypervision.web import assets, auth_pages, entry_pages, feed_pages, misc_pages
+from hypervision.web.i18n import LOCALE_COOKIE, pick_locale
+from hypervision.web.render import render
+from hypervision.web.session import SignInRequired
+
+log = logging.getLogger("hypervision.web")
+
+
+def is_page(request: Request) -> bool:
+    """A browser page (HTML errors) rather than the API or probes (JSON errors)."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/healthz", "/readyz", "/static/"))
+
+
+def html_error(request: Request, exc: AppError) -> Response:
+    if isinstance(exc, SignInRequired):
+        if request.headers.get("hx-request"):
+            return Response(status_code=200, headers={"HX-Redirect": exc.target})
+        return RedirectResponse(exc.target, status_code=303)
+    if not hasattr(request.state, "locale"):
+        request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
+    message = exc.en if getattr(request.state, "locale", "fr") == "en" else exc.fr
+    return render(
+        request,
+        "error.html",
+        {"status": exc.status, "message": message},
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
+def install(app: FastAPI) -> None:
+    missing = assets.missing()
+    if missing:
+        log.warning("front-end assets missing (%s): run `make install`", ", ".join(missing[:3]))
+    app.state.html_error = html_error
+    app.state.is_page = is_page
+    for module in (auth_pages, feed_pages, entry_pages, misc_pages):
+        app.include_router(module.router)
+    assets.VENDOR.mkdir(parents=True, exist_ok=True)
+    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")

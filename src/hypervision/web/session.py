@@ -1,0 +1,122 @@
+"""Who is browsing: the session cookie resolved on every page, CSRF on every form, and the
+redirects that make an expired session a sign-in page rather than an error."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep, client_of
+from hypervision.core.errors import AppError, Forbidden, Unauthorized
+from hypervision.identity import auth
+from hypervision.identity.models import Organisation, SessionKind, User
+from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.secrets import same
+from hypervision.web import prefs
+from hypervision.web.i18n import LOCALE_COOKIE, pick_locale
+from hypervision.web.render import chrome_of
+
+CSRF_FIELD = "csrf_token"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_FILES = 10  # per form
+
+
+class SignInRequired(AppError):
+    """Answered with a redirect to the sign-in page (or to MFA enrolment)."""
+
+    status, code = 401, "sign_in_required"
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+
+def sign_in_url(request: Request) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.headers.get("hx-request"):
+        here = request.headers.get("hx-current-url", "/") or "/"
+        here = "/" + here.split("://", 1)[-1].split("/", 1)[-1] if "://" in here else here
+    return f"/connexion?suite={quote(here, safe='/')}"
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this site: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/main-courante"
+    return target
+
+
+def referer_path(request: Request) -> str:
+    """The page a form was sent from, when it is one of ours (else the feed)."""
+    parts = urlsplit(request.headers.get("referer", ""))
+    if parts.netloc and parts.netloc != request.headers.get("host"):
+        return "/main-courante"
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    sent = request.headers.get("x-csrf-token", "")
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form(max_files=MAX_FILES, max_fields=100)
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else ""
+    if not principal.csrf_token or not same(sent, principal.csrf_token):
+        raise Forbidden(
+            "Le formulaire a expiré : rechargez la page et recommencez.",
+            "The form has expired: reload the page and try again.",
+            code="csrf_failed",
+        )
+
+
+async def web_principal(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
+    """The signed-in officer, or a redirect to the sign-in page. Sets the page chrome."""
+    request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired(sign_in_url(request))
+    try:
+        principal = await auth.resolve(
+            session=session,
+            settings=settings,
+            token=token,
+            kind=SessionKind.WEB,
+            client=client_of(request),
+        )
+    except Unauthorized:
+        raise SignInRequired(sign_in_url(request) + "&expiree=1") from None
+    request.state.principal = principal
+    if request.method in UNSAFE:
+        await check_csrf(request, principal)
+    enrolling = principal.scopes is not None and principal.scopes == {Scope.MFA_ENROL}
+    if enrolling and not request.url.path.startswith("/double-authentification"):
+        raise SignInRequired("/double-authentification")
+    assert principal.user_id is not None
+    row = (
+        await session.execute(
+            select(User.full_name, Organisation.name)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .where(User.id == principal.user_id)
+        )
+    ).one()
+    preference = await prefs.preference(session, principal.user_id)
+    request.state.locale = pick_locale(preference.locale, request.cookies.get(LOCALE_COOKIE))
+    chrome = chrome_of(request)
+    chrome.principal = principal
+    chrome.full_name, chrome.organisation = row[0], row[1]
+    chrome.csrf_token = principal.csrf_token or ""
+    chrome.tour_pending = preference.tour_done_at is None
+    followed = await prefs.follows(session, principal.user_id)
+    chrome.follow_categories = [f.target for f in followed if f.kind == "category"]
+    chrome.follow_situations = [f.target for f in followed if f.kind == "situation"]
+    chrome.badge = await prefs.unseen_count(
+        session=session, settings=settings, actor=principal, preference=preference
+    )
+    return principal
+
+
+Officer = Annotated[Principal, Depends(web_principal)]

@@ -1,0 +1,298 @@
+/* Hypervision web app: live feed, shortcuts, drafts, drag and drop, maps, guided tour.
+   No inline script anywhere (strict Content-Security-Policy): everything is here. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var user = body.dataset.user || "";
+
+  // --- HTMX: every request carries the CSRF token -------------------------------------------
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrf;
+  });
+
+  // --- protection marking: shown as soon as marked content is on the page --------------------
+  function updateMarking(root) {
+    var marked = (root || document).querySelector("[data-marking]");
+    if (!marked) return;
+    ["marquage-haut", "marquage-bas"].forEach(function (id) {
+      var banner = document.getElementById(id);
+      if (banner && banner.hidden) { banner.textContent = marked.dataset.marking; banner.hidden = false; }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    updateMarking(event.target);
+    initMaps(event.target);
+  });
+
+  // --- live stream ------------------------------------------------------------------------------
+  var feed = document.getElementById("fil");
+  var queued = [];
+  var news = document.getElementById("nouveautes");
+  function announce(text) {
+    var live = document.getElementById("annonce");
+    if (live) live.textContent = text;
+  }
+  function insertCards(html) {
+    var holder = document.createElement("ol");
+    holder.innerHTML = html;
+    var card = holder.querySelector("li.hv-card");
+    if (!card) return;
+    var existing = document.getElementById(card.id);
+    if (existing) { existing.replaceWith(card); } else {
+      var empty = feed.querySelector(".hv-empty");
+      if (empty) empty.remove();
+      feed.insertBefore(card, feed.firstChild);
+    }
+    htmx.process(card);
+    updateMarking(card);
+    announce(card.querySelector("a") ? card.querySelector("a").textContent : "");
+  }
+  function showNews() {
+    if (!news) return;
+    news.hidden = queued.length === 0;
+    document.getElementById("nouveautes-nombre").textContent = String(queued.length);
+  }
+  if (news) {
+    news.querySelector("button").addEventListener("click", function () {
+      queued.splice(0).reverse().forEach(insertCards);
+      showNews();
+      window.scrollTo({ top: 0 });
+      var first = feed.querySelector("li.hv-card a");
+      if (first) first.focus();
+    });
+  }
+  function fetchCard(id, isNew) {
+    var url = "/main-courante/carte/" + encodeURIComponent(id) + "?" + (feed.dataset.live || "");
+    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } }).then(function (r) {
+      if (r.status !== 200) return null;
+      return r.text();
+    }).then(function (html) {
+      if (!html) return;
+      var readingAway = window.scrollY > 300 || (document.activeElement && feed.contains(document.activeElement) && document.activeElement !== feed.querySelector("li.hv-card a"));
+      if (isNew && readingAway) { queued.push(html); showNews(); } else { insertCards(html); }
+    });
+  }
+  var follows = {
+    category: (body.dataset.followCategories || "").split(" ").filter(Boolean),
+    situation: (body.dataset.followSituations || "").split(" ").filter(Boolean)
+  };
+  var badgeTimer = null;
+  function refreshBadge() {
+    if (badgeTimer) return;
+    badgeTimer = setTimeout(function () {
+      badgeTimer = null;
+      htmx.ajax("GET", "/suivis/badge", { target: "#badge", swap: "outerHTML" });
+    }, 1500);
+  }
+  function onEntry(event) {
+    var data = JSON.parse(event.data);
+    if (feed && !feed.hasAttribute("data-live-text")) {
+      if (event.type === "entry.create") fetchCard(data.id, true);
+      else if (document.getElementById("e-" + data.id)) fetchCard(data.id, false);
+    }
+    if (event.type === "entry.create" && (follows.category.indexOf(data.category) >= 0 ||
+        (data.situation_id && follows.situation.indexOf(data.situation_id) >= 0))) {
+      refreshBadge();
+    }
+  }
+  function onComment(event) {
+    var data = JSON.parse(event.data);
+    var shown = document.getElementById("entree");
+    if (shown && shown.dataset.entry === data.entry_id) {
+      body.dispatchEvent(new CustomEvent("hv:comment"));
+    }
+  }
+  if (user && window.EventSource) {
+    var stream = new EventSource("/api/v1/stream?topic=entry&topic=comment");
+    ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
+     "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, onEntry); });
+    stream.addEventListener("comment.create", onComment);
+    stream.addEventListener("resync", function () { stream.close(); window.location.reload(); });
+    stream.addEventListener("revoked", function () {
+      stream.close();
+      window.location.href = "/connexion?expiree=1&suite=" + encodeURIComponent(location.pathname + location.search);
+    });
+    body.dataset.live = "connecting";
+    stream.addEventListener("open", function () { body.dataset.live = "open"; });
+    stream.addEventListener("error", function () { body.dataset.live = "retrying"; });
+  }
+
+  // --- keyboard shortcuts -----------------------------------------------------------------------
+  function typing(target) {
+    return target.closest("input, textarea, select, [contenteditable], dialog[open]") !== null;
+  }
+  function moveInFeed(step) {
+    if (!feed) return;
+    var links = Array.prototype.slice.call(feed.querySelectorAll("li.hv-card .hv-card__link"));
+    if (!links.length) return;
+    var at = links.indexOf(document.activeElement);
+    var next = links[Math.max(0, Math.min(links.length - 1, at < 0 ? 0 : at + step))];
+    next.focus();
+    next.scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.form) {
+      event.preventDefault();
+      event.target.form.requestSubmit();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target) || !user) return;
+    if (event.key === "n") { event.preventDefault(); window.location.href = "/main-courante/nouvelle"; }
+    else if (event.key === "/") {
+      event.preventDefault();
+      var box = document.getElementById("q") || document.getElementById("f-q");
+      if (box) box.focus(); else window.location.href = "/recherche";
+    }
+    else if (event.key === "j") { event.preventDefault(); moveInFeed(1); }
+    else if (event.key === "k") { event.preventDefault(); moveInFeed(-1); }
+    else if (event.key === "?") { event.preventDefault(); window.location.href = "/aide"; }
+  });
+
+  // --- new entry: local draft, drag and drop, place picker ----------------------------------
+  var form = document.getElementById("nouvelle-entree");
+  var draftKey = "hv-draft:" + user;
+  var DRAFT_FIELDS = ["title", "category", "body", "place", "lat", "lon", "situation", "idempotency_key"];
+  function saveDraft() {
+    var draft = {};
+    DRAFT_FIELDS.forEach(function (name) { if (form.elements[name]) draft[name] = form.elements[name].value; });
+    var sev = form.querySelector('input[name="severity"]:checked');
+    if (sev) draft.severity = sev.value;
+    try { localStorage.setItem(draftKey, JSON.stringify(draft)); } catch (e) { /* storage full or off */ }
+  }
+  if (form) {
+    var saved = null;
+    try { saved = JSON.parse(localStorage.getItem(draftKey) || "null"); } catch (e) { saved = null; }
+    if (saved && form.dataset.draft === "restore" && (saved.title || saved.body)) {
+      DRAFT_FIELDS.forEach(function (name) { if (saved[name] && form.elements[name]) form.elements[name].value = saved[name]; });
+      var radio = saved.severity && document.getElementById("sev-" + saved.severity);
+      if (radio) radio.checked = true;
+      document.getElementById("brouillon-info").hidden = false;
+    }
+    var discard = document.getElementById("brouillon-effacer");
+    if (discard) discard.addEventListener("click", function () { localStorage.removeItem(draftKey); window.location.reload(); });
+    form.addEventListener("input", saveDraft);
+    form.addEventListener("change", saveDraft);
+    saveDraft();
+
+    var drop = document.getElementById("depot");
+    var input = document.getElementById("files");
+    var list = document.getElementById("fichiers-choisis");
+    function listFiles() {
+      list.innerHTML = "";
+      Array.prototype.forEach.call(input.files, function (file) {
+        var item = document.createElement("li");
+        item.textContent = file.name + " (" + Math.ceil(file.size / 1024) + " ko)";
+        list.appendChild(item);
+      });
+    }
+    input.addEventListener("change", listFiles);
+    ["dragenter", "dragover"].forEach(function (type) {
+      drop.addEventListener(type, function (event) { event.preventDefault(); drop.classList.add("hv-drop--over"); });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      drop.addEventListener(type, function () { drop.classList.remove("hv-drop--over"); });
+    });
+    drop.addEventListener("drop", function (event) {
+      event.preventDefault();
+      var merged = new DataTransfer();
+      Array.prototype.forEach.call(input.files, function (f) { merged.items.add(f); });
+      Array.prototype.forEach.call(event.dataTransfer.files, function (f) { merged.items.add(f); });
+      input.files = merged.files;
+      listFiles();
+    });
+  }
+  if (document.querySelector("[data-clear-draft]")) localStorage.removeItem(draftKey);
+
+  // --- maps (Leaflet; tiles only when a tile server is configured) ----------------------------
+  var PARIS = [48.8566, 2.3522];
+  function baseMap(element, options) {
+    var map = L.map(element, Object.assign({ zoomControl: true, attributionControl: !!body.dataset.tiles }, options || {}));
+    if (body.dataset.tiles) {
+      L.tileLayer(body.dataset.tiles, { attribution: body.dataset.tilesAttribution || "", maxZoom: 19 }).addTo(map);
+    } else {
+      element.classList.add("hv-map--offline");
+    }
+    return map;
+  }
+  function venues() {
+    return Array.prototype.map.call(document.querySelectorAll("#lieux option"), function (o) {
+      return { name: o.value, lat: parseFloat(o.dataset.lat), lon: parseFloat(o.dataset.lon) };
+    });
+  }
+  function initPicker(element) {
+    var map = baseMap(element).setView(PARIS, 11);
+    var lat = document.getElementById("lat"), lon = document.getElementById("lon"), place = document.getElementById("place");
+    var marker = null;
+    function put(latlng, keepPlace) {
+      if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false }).addTo(map);
+      lat.value = latlng.lat.toFixed(5); lon.value = latlng.lng.toFixed(5);
+      if (!keepPlace) place.value = "";
+      saveDraft();
+    }
+    venues().forEach(function (v) {
+      L.circleMarker([v.lat, v.lon], { radius: 5, weight: 1, color: "#000091" }).addTo(map)
+        .bindTooltip(v.name).on("click", function () { place.value = v.name; put(L.latLng(v.lat, v.lon), true); });
+    });
+    map.on("click", function (event) { put(event.latlng, false); });
+    place.addEventListener("change", function () {
+      var found = venues().filter(function (v) { return v.name.toLowerCase() === place.value.trim().toLowerCase(); })[0];
+      if (found) { put(L.latLng(found.lat, found.lon), true); map.setView([found.lat, found.lon], 14); }
+    });
+    [lat, lon].forEach(function (field) {
+      field.addEventListener("change", function () {
+        var a = parseFloat(lat.value.replace(",", ".")), b = parseFloat(lon.value.replace(",", "."));
+        if (!isNaN(a) && !isNaN(b) && Math.abs(a) <= 90 && Math.abs(b) <= 180) put(L.latLng(a, b), false);
+      });
+    });
+    if (lat.value && lon.value) put(L.latLng(parseFloat(lat.value), parseFloat(lon.value)), true);
+  }
+  function initShow(element) {
+    var holder = element.closest("[data-location]");
+    if (!holder) return;
+    var shape = L.geoJSON(JSON.parse(holder.dataset.location));
+    var map = baseMap(element, { scrollWheelZoom: false });
+    shape.addTo(map);
+    map.fitBounds(shape.getBounds(), { maxZoom: 15 });
+  }
+  function initMaps(root) {
+    if (!window.L) return;
+    (root || document).querySelectorAll("[data-map]").forEach(function (element) {
+      if (element.dataset.ready) return;
+      element.dataset.ready = "1";
+      if (element.dataset.map === "pick") initPicker(element); else initShow(element);
+    });
+  }
+  initMaps(document);
+
+  // --- guided tour (first visit; replayable from the help page) ------------------------------
+  var dialog = document.getElementById("visite");
+  if (dialog && body.dataset.tour === "pending" && location.pathname === "/main-courante") {
+    var steps = Array.prototype.slice.call(document.getElementById("visite-etapes").content.querySelectorAll("p"));
+    var index = 0, target = null;
+    function show() {
+      var step = steps[index];
+      if (target) target.classList.remove("hv-tour-target");
+      target = step.dataset.step ? document.querySelector('[data-tour-step="' + step.dataset.step + '"]') : null;
+      if (target) { target.classList.add("hv-tour-target"); target.scrollIntoView({ block: "nearest" }); }
+      document.getElementById("visite-titre").textContent = step.dataset.title;
+      document.getElementById("visite-texte").textContent = step.textContent;
+      dialog.dataset.step = String(index + 1);
+      dialog.querySelector('[data-tour="next"]').focus();
+    }
+    function finish() {
+      if (target) target.classList.remove("hv-tour-target");
+      dialog.close();
+      body.dataset.tour = "done";
+      fetch("/visite", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
+    }
+    dialog.querySelector('[data-tour="next"]').addEventListener("click", function () {
+      index += 1;
+      if (index >= steps.length) finish(); else show();
+    });
+    dialog.querySelector('[data-tour="skip"]').addEventListener("click", finish);
+    dialog.addEventListener("cancel", function (event) { event.preventDefault(); finish(); });
+    dialog.showModal();
+    show();
+  }
+})();
