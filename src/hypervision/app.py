@@ -13,6 +13,7 @@ from hypervision.core import health
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
+from hypervision.geo import api as geo_api
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.live import api as live_api
@@ -58,5 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(situations_api.router)
     app.include_router(search_api.router)
     app.include_router(live_api.router)
+    app.include_router(geo_api.router)
     web.install(app)
     return app

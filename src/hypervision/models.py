@@ -2,6 +2,7 @@
 
 from hypervision.audit import models as audit_models
 from hypervision.core import idempotency
+from hypervision.geo import models as geo_models
 from hypervision.identity import models as identity_models
 from hypervision.live import models as live_models
 from hypervision.logbook import models as logbook_models
@@ -9,6 +10,7 @@ from hypervision.web import models as web_models
 
 DOMAIN_MODULES = (
     audit_models,
+    geo_models,
     idempotency,
     identity_models,
     live_models,

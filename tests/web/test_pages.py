@@ -221,10 +221,10 @@ async def test_live_cards_follow_the_policy_and_the_filters(
     missing = await uncleared.get(f"/main-courante/carte/{uuid.uuid4()}")
     assert hidden.status_code == missing.status_code == 404
     page = await uncleared.get(f"/entrees/{dr['id']}")
-    assert page.status_code == 404 and ENTRY["title"] not in page.text
+    assert page.status_code == 404 and str(ENTRY["title"]) not in page.text
     assert "DIFFUSION RESTREINTE" not in (await uncleared.get("/main-courante")).text
     feed = await cleared.get("/main-courante")
-    assert ENTRY["title"] in feed.text
+    assert str(ENTRY["title"]) in feed.text
     assert re.search(r'id="marquage-haut" class="hv-marking" role', feed.text)  # shown
     async with tx(app) as session:
         reads = await session.scalars(select(AuditRecord).where(AuditRecord.action == "entry.read"))
@@ -336,7 +336,7 @@ async def test_following_counts_new_entries_then_marks_them_seen(
         page.text,
     )
     listing = await reader.get("/suivis")
-    assert ENTRY["title"] in listing.text
+    assert str(ENTRY["title"]) in listing.text
     assert 'id="badge" class="hv-badge" hidden' in (await reader.get("/aide")).text
     bad = await reader.post(
         "/suivis", data={"csrf_token": csrf, "kind": "category", "target": "nope"}

@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from hypervision.core import idempotency
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
+from hypervision.geo.zones import zone_area
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
@@ -95,8 +96,7 @@ async def create_entry(
     )
 
 
-@router.get("/entries", response_model=EntryPage)
-async def list_entries(
+async def entry_filters(
     session: DbSession,
     settings: SettingsDep,
     actor: CurrentPrincipal,
@@ -108,15 +108,17 @@ async def list_entries(
     until: datetime | None = None,
     tag: Annotated[list[str] | None, Query(max_length=10)] = None,
     situation_id: uuid.UUID | None = None,
+    zone: Annotated[uuid.UUID | None, Query(description="entries inside this zone")] = None,
     bbox: Annotated[str | None, Query(max_length=100, description="west,south,east,north")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> EntryPage:
-    """The feed: newest first, filtered by the policy and by the given criteria."""
+) -> entries.EntryFilter:
+    """The feed's criteria, shared by the feed, the map and the export."""
     org_id = None
     if organisation:
         org_id = (await get_organisation_by_code(session=session, code=organisation)).id
-    filters = entries.EntryFilter(
+    area = None
+    if zone is not None:
+        area = await zone_area(session=session, settings=settings, actor=actor, zone_id=zone)
+    return entries.EntryFilter(
         categories=tuple(category or ()),
         severities=tuple(s.value for s in severity or ()),
         statuses=tuple(s.value for s in status or ()),
@@ -126,7 +128,23 @@ async def list_entries(
         tags=tuple(t.strip().lower() for t in tag or ()),
         situation_id=situation_id,
         bbox=parse_bbox(bbox),
+        area=area,
     )
+
+
+EntryFilters = Annotated[entries.EntryFilter, Depends(entry_filters)]
+
+
+@router.get("/entries", response_model=EntryPage)
+async def list_entries(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    filters: EntryFilters,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EntryPage:
+    """The feed: newest first, filtered by the policy and by the given criteria."""
     rows, next_cursor = await entries.list_entries(
         session=session, settings=settings, actor=actor, filters=filters, cursor=cursor, limit=limit
     )

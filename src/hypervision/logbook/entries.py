@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import AppError, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
+from hypervision.geo.shapes import Area
 from hypervision.identity.principal import Principal
 from hypervision.logbook import history
 from hypervision.logbook.labelling import resolve_label
@@ -244,6 +245,7 @@ class EntryFilter:
     tags: tuple[str, ...] = ()
     situation_id: uuid.UUID | None = None
     bbox: tuple[float, float, float, float] | None = None
+    area: Area | None = None  # a zone: SQL narrows by its bbox, shapely decides
 
 
 def apply_filter(query: Select[Entry], f: EntryFilter, dialect: str) -> Select[Entry]:
@@ -314,16 +316,16 @@ async def list_entries(
     limit: int,
 ) -> tuple[list[Entry], str | None]:
     """Newest first, keyset-paginated on (recorded_at, id)."""
-    query = apply_filter(visible(session, settings, actor), filters, dialect_of(session))
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(
-            or_(Entry.recorded_at < at, and_(Entry.recorded_at == at, Entry.id < ident))
+    if filters.area is not None:
+        entries, next_cursor = await _list_in_area(session, settings, actor, filters, cursor, limit)
+    else:
+        query = _after(
+            apply_filter(visible(session, settings, actor), filters, dialect_of(session)), cursor
         )
-    query = query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit + 1)
-    entries = list(await session.scalars(query))
-    next_cursor = encode_cursor(entries[limit - 1]) if len(entries) > limit else None
-    entries = entries[:limit]
+        query = query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit + 1)
+        entries = list(await session.scalars(query))
+        next_cursor = encode_cursor(entries[limit - 1]) if len(entries) > limit else None
+        entries = entries[:limit]
     await audit.record(
         session=session,
         actor=actor,
@@ -333,6 +335,64 @@ async def list_entries(
         labels=sorted({e.label_level for e in entries}),
     )
     return entries, next_cursor
+
+
+def _after(query: Select[Entry], cursor: str | None) -> Select[Entry]:
+    if not cursor:
+        return query
+    at, ident = decode_cursor(cursor)
+    return query.where(or_(Entry.recorded_at < at, and_(Entry.recorded_at == at, Entry.id < ident)))
+
+
+AREA_BATCH = 500
+AREA_SCAN_LIMIT = 20_000
+
+
+async def _list_in_area(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    filters: EntryFilter,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Entry], str | None]:
+    """Entries inside a zone (border included, holes excluded): candidates by bounding box in
+    SQL, newest first, kept when shapely says they touch the zone. A page scans at most
+    AREA_SCAN_LIMIT candidates; the cursor then resumes after the last one scanned."""
+    area = filters.area
+    assert area is not None
+    narrowed = replace(filters, area=None, bbox=_overlap(filters.bbox, area.bbox))
+    base = apply_filter(visible(session, settings, actor), narrowed, dialect_of(session))
+    found: list[Entry] = []
+    scanned, last = 0, None
+    while True:
+        batch = list(
+            await session.scalars(
+                _after(base, cursor)
+                .order_by(Entry.recorded_at.desc(), Entry.id.desc())
+                .limit(AREA_BATCH)
+            )
+        )
+        for entry in batch:
+            scanned += 1
+            last = entry
+            if area.holds(entry.location):
+                found.append(entry)
+                if len(found) > limit:
+                    return found[:limit], encode_cursor(found[limit - 1])
+        if len(batch) < AREA_BATCH:
+            return found, None
+        cursor = encode_cursor(batch[-1])
+        if scanned >= AREA_SCAN_LIMIT and last is not None:
+            return found, encode_cursor(last)
+
+
+def _overlap(
+    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    if a is None:
+        return b
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
 
 
 def may_edit(actor: Principal, entry: Entry) -> bool:

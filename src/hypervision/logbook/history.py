@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
-from hypervision.logbook.models import Entry, RecordVersion, Situation
+from hypervision.logbook.models import RecordVersion
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
 
@@ -33,6 +33,26 @@ SNAPSHOT_FIELDS: dict[str, tuple[str, ...]] = {
         "follow_up_of_id",
         "validated_at",
         "validated_by",
+        "label_level",
+        "need_to_know",
+        "audience",
+        "organisation_id",
+    ),
+    "zone": (
+        "name",
+        "kind",
+        "description",
+        "geometry",
+        "status",
+        "label_level",
+        "need_to_know",
+        "audience",
+        "organisation_id",
+    ),
+    "layer": (
+        "name",
+        "description",
+        "feature_count",
         "label_level",
         "need_to_know",
         "audience",
@@ -64,7 +84,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def snapshot(resource_type: str, row: Entry | Situation) -> dict[str, Any]:
+def snapshot(resource_type: str, row: Any) -> dict[str, Any]:
+    """The fields of ``SNAPSHOT_FIELDS[resource_type]`` of a versioned, labelled row."""
     return {name: _plain(getattr(row, name)) for name in SNAPSHOT_FIELDS[resource_type]}
 
 
@@ -82,7 +103,7 @@ async def record_change(
     session: AsyncSession,
     actor: Principal,
     resource_type: str,
-    row: Entry | Situation,
+    row: Any,  # a versioned, labelled row: Entry, Situation, Zone, Layer
     action: str,
     before: dict[str, Any] | None,
     summary: dict[str, Any] | None = None,

@@ -136,14 +136,16 @@ def _since(preference: WebPreference, rows: Sequence[Follow]) -> datetime:
 
 
 async def unseen_count(
-    *, session: AsyncSession, settings: Settings, actor: Principal, preference: WebPreference
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    preference: WebPreference,
+    rows: Sequence[Follow],
 ) -> int:
-    """How many visible entries about followed topics arrived since the officer last looked
-    (capped: the badge shows "99+"). A count of what the policy lets them see, no content."""
-    if actor.user_id is None:
-        return 0
-    rows = await follows(session, actor.user_id)
-    if not rows:
+    """How many visible entries about the followed topics ``rows`` arrived since the officer
+    last looked (capped: the badge shows "99+"). A count of what the policy lets them see."""
+    if actor.user_id is None or not rows:
         return 0
     inner = (
         visible(session, settings, actor)

@@ -114,7 +114,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.follow_categories = [f.target for f in followed if f.kind == "category"]
     chrome.follow_situations = [f.target for f in followed if f.kind == "situation"]
     chrome.badge = await prefs.unseen_count(
-        session=session, settings=settings, actor=principal, preference=preference
+        session=session, settings=settings, actor=principal, preference=preference, rows=followed
     )
     return principal
 

@@ -13,7 +13,8 @@
 
   // --- protection marking: shown as soon as marked content is on the page --------------------
   function updateMarking(root) {
-    var marked = (root || document).querySelector("[data-marking]");
+    root = root || document;
+    var marked = root.matches && root.matches("[data-marking]") ? root : root.querySelector("[data-marking]");
     if (!marked) return;
     ["marquage-haut", "marquage-bas"].forEach(function (id) {
       var banner = document.getElementById(id);
@@ -115,7 +116,16 @@
     });
     body.dataset.live = "connecting";
     stream.addEventListener("open", function () { body.dataset.live = "open"; });
-    stream.addEventListener("error", function () { body.dataset.live = "retrying"; });
+    stream.addEventListener("error", function () {
+      body.dataset.live = "retrying";
+      if (stream.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
+      // refused (e.g. the session expired): back to the sign-in page, then to this page
+      fetch("/api/v1/auth/me", { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 401) {
+          window.location.href = "/connexion?expiree=1&suite=" + encodeURIComponent(location.pathname + location.search);
+        }
+      });
+    });
   }
 
   // --- keyboard shortcuts -----------------------------------------------------------------------

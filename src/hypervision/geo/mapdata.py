@@ -1,0 +1,195 @@
+"""Map data by bounding box and zoom: the points when few, else server-side grid clusters, so
+the browser never downloads every entry. Policy-filtered and audited like every read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.identity.principal import Principal
+from hypervision.logbook.entries import EntryFilter, apply_filter, dialect_of, visible
+from hypervision.logbook.models import Entry
+
+POINTS_MAX = 400  # up to this many entries in view: points, else clusters
+CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels
+AREA_CANDIDATES_MAX = 100_000
+SEVERITY_RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
+RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
+
+
+@dataclass
+class MapResult:
+    zoom: int
+    clustered: bool
+    total: int
+    points: list[dict[str, Any]]
+    clusters: list[dict[str, Any]]
+
+
+def cell_degrees(zoom: int) -> float:
+    return 360.0 / float(2**zoom) / 256.0 * CELL_PX
+
+
+def center_lon() -> ColumnElement[float | None]:
+    return (Entry.min_lon + Entry.max_lon) / 2.0
+
+
+def center_lat() -> ColumnElement[float | None]:
+    return (Entry.min_lat + Entry.max_lat) / 2.0
+
+
+def in_view(bbox: tuple[float, float, float, float], dialect: str) -> ColumnElement[bool]:
+    """Entries whose bounding box meets the view (GiST-indexed box on PostgreSQL)."""
+    west, south, east, north = bbox
+    if dialect == "postgresql":
+        stored = func.box(
+            func.point(Entry.min_lon, Entry.min_lat), func.point(Entry.max_lon, Entry.max_lat)
+        )
+        view = func.box(func.point(west, south), func.point(east, north))
+        return stored.op("&&")(view)
+    return (
+        (Entry.max_lon >= west)
+        & (Entry.min_lon <= east)
+        & (Entry.max_lat >= south)
+        & (Entry.min_lat <= north)
+    )
+
+
+async def map_entries(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    filters: EntryFilter,
+    bbox: tuple[float, float, float, float],
+    zoom: int,
+) -> MapResult:
+    dialect = dialect_of(session)
+    area = filters.area
+    narrowed = replace(filters, area=None, bbox=None)
+    base = apply_filter(visible(session, settings, actor), narrowed, dialect).where(
+        in_view(bbox, dialect), Entry.min_lon.is_not(None)
+    )
+    if area is not None:
+        result = await _in_area(session, base, area, zoom)
+    else:
+        counted = base.with_only_columns(Entry.id).limit(POINTS_MAX + 1).subquery()
+        few = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
+        if few <= POINTS_MAX:
+            rows = list(await session.scalars(base))
+            result = MapResult(zoom, False, len(rows), [_point(e) for e in rows], [])
+        else:
+            result = await _clusters(session, base, zoom)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="map.entries",
+        resource_type="entry",
+        resource_ids=[p["id"] for p in result.points],
+        labels=sorted({p["level"] for p in result.points}),
+        detail={"zoom": zoom, "clusters": len(result.clusters), "total": result.total},
+    )
+    return result
+
+
+def _point(entry: Entry) -> dict[str, Any]:
+    assert entry.min_lon is not None and entry.max_lon is not None
+    assert entry.min_lat is not None and entry.max_lat is not None
+    return {
+        "id": entry.id,
+        "lon": round((entry.min_lon + entry.max_lon) / 2, 6),
+        "lat": round((entry.min_lat + entry.max_lat) / 2, 6),
+        "title": entry.title,
+        "category": entry.category,
+        "severity": entry.severity,
+        "level": entry.label_level,
+    }
+
+
+async def _clusters(session: AsyncSession, base: Any, zoom: int) -> MapResult:
+    cell = cell_degrees(zoom)
+    lon, lat = center_lon(), center_lat()
+    gx = func.floor(lon / cell).label("gx")
+    gy = func.floor(lat / cell).label("gy")
+    rank = case(
+        *((Entry.severity == name, value) for name, value in SEVERITY_RANK.items()), else_=0
+    )
+    query = (
+        base.with_only_columns(
+            gx,
+            gy,
+            func.count().label("n"),
+            func.avg(cast(lon, Float)).label("lon"),
+            func.avg(cast(lat, Float)).label("lat"),
+            func.max(rank).label("rank"),
+            func.min(Entry.min_lon),
+            func.min(Entry.min_lat),
+            func.max(Entry.max_lon),
+            func.max(Entry.max_lat),
+        )
+        .order_by(None)
+        .group_by(gx, gy)
+    )
+    clusters = []
+    total = 0
+    for _, _, n, c_lon, c_lat, top, w, s, e, n_ in await session.execute(query):
+        total += int(n)
+        clusters.append(
+            {
+                "lon": round(float(c_lon), 6),
+                "lat": round(float(c_lat), 6),
+                "count": int(n),
+                "severity": RANK_SEVERITY.get(int(top or 0), "info"),
+                "bbox": (round(w, 6), round(s, 6), round(e, 6), round(n_, 6)),
+            }
+        )
+    return MapResult(zoom, True, total, [], clusters)
+
+
+async def _in_area(session: AsyncSession, base: Any, area: Any, zoom: int) -> MapResult:
+    """With a zone: candidates by the zone's bbox, the exact test in Python, then points or
+    clusters computed here."""
+    west, south, east, north = area.bbox
+    rows = list(
+        await session.scalars(
+            base.where(
+                Entry.max_lon >= west,
+                Entry.min_lon <= east,
+                Entry.max_lat >= south,
+                Entry.min_lat <= north,
+            ).limit(AREA_CANDIDATES_MAX)
+        )
+    )
+    inside = [e for e in rows if area.holds(e.location)]
+    if len(inside) <= POINTS_MAX:
+        return MapResult(zoom, False, len(inside), [_point(e) for e in inside], [])
+    cell = cell_degrees(zoom)
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for entry in inside:
+        point = _point(entry)
+        key = (math.floor(point["lon"] / cell), math.floor(point["lat"] / cell))
+        groups.setdefault(key, []).append(point)
+    clusters = [
+        {
+            "lon": round(sum(p["lon"] for p in members) / len(members), 6),
+            "lat": round(sum(p["lat"] for p in members) / len(members), 6),
+            "count": len(members),
+            "severity": max(
+                (p["severity"] for p in members), key=lambda s: SEVERITY_RANK.get(s, 0)
+            ),
+            "bbox": (
+                min(p["lon"] for p in members),
+                min(p["lat"] for p in members),
+                max(p["lon"] for p in members),
+                max(p["lat"] for p in members),
+            ),
+        }
+        for members in groups.values()
+    ]
+    return MapResult(zoom, True, len(inside), [], clusters)
