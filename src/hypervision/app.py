@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.sessions)
     install_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, img_sources=settings.map_tile_origins)
     app.include_router(health.router)
     app.include_router(identity_api.router)
     app.include_router(logbook_api.router)

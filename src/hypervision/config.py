@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,6 +102,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _check_tiles(cls, value: str) -> str:
+        if value and not (value.startswith(("https://", "http://")) and "{z}" in value):
+            raise ValueError("must be an http(s) URL template with {z}, {x} and {y}")
+        if any(c in value for c in " ;'\"\n"):
+            raise ValueError("must not contain spaces, quotes or semicolons")
+        return value
+
     @field_validator("label_ceiling")
     @classmethod
     def _check_ceiling(cls, value: str, info: ValidationInfo) -> str:
@@ -130,6 +140,17 @@ class Settings(BaseSettings):
     def level_rank(self, level: str) -> int:
         """Position of ``level`` in the ordered levels; ValueError when unknown."""
         return self.label_levels.index(level)
+
+    @property
+    def map_tile_origins(self) -> tuple[str, ...]:
+        """The tile server's origin, allowed as an image source by the pages' CSP."""
+        if not self.map_tiles_url:
+            return ()
+        parts = urlsplit(self.map_tiles_url.replace("{s}", "a"))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if "{s}" in self.map_tiles_url:
+            origin = f"{parts.scheme}://*.{parts.netloc.split('.', 1)[-1]}"
+        return (origin,)
 
     def marking(self, levels: Iterable[str]) -> str | None:
         """The protection marking for a page or document holding records of ``levels``: the

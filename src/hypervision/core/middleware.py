@@ -37,8 +37,14 @@ class RequestContextMiddleware:
     """Gives every request an id (kept from ``X-Request-ID`` when well-formed), sets security
     headers, and forbids caching of anything under ``/api`` (SECURITY.md item 9)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, img_sources: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.headers = dict(SECURITY_HEADERS)
+        if img_sources:  # e.g. the configured map tile server
+            extra = " ".join(img_sources)
+            self.headers["content-security-policy"] = self.headers[
+                "content-security-policy"
+            ].replace("img-src 'self' data: blob:", f"img-src 'self' data: blob: {extra}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,7 +59,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = request_id
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     headers.setdefault(name, value)
                 if no_store:
                     headers["cache-control"] = "no-store"

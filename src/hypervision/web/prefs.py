@@ -2,22 +2,27 @@
 
 They are the user's own settings, not protected records: no label, no version history; every
 change is audited (ADR 0007). Notifications are computed, not stored: the visible entries that
-match what the officer follows, recorded since they last looked, written by someone else."""
+match what the officer follows (categories, situations, zones), recorded since they last
+looked, written by someone else."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import ColumnElement, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Invalid, NotFound
 from hypervision.db import utcnow
+from hypervision.geo.models import Zone
+from hypervision.geo.shapes import Area
+from hypervision.geo.zones import visible_zones
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
@@ -135,6 +140,51 @@ def _since(preference: WebPreference, rows: Sequence[Follow]) -> datetime:
     return max(seen, started) if seen else started
 
 
+async def _followed(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    rows: Sequence[Follow],
+    since: datetime | None,
+    limit: int,
+) -> list[Entry]:
+    """Visible entries by someone else about the followed categories, situations and zones,
+    newest first (zones: candidates by bounding box, then the exact shapely test)."""
+
+    def recent(query: Select[Entry]) -> Select[Entry]:
+        query = query.where(Entry.author_id != actor.user_id)
+        if since is not None:
+            query = query.where(Entry.recorded_at > since)
+        return query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit)
+
+    found = {e.id: e for e in await session.scalars(
+        recent(visible(session, settings, actor).where(_matching(rows)))
+    )}  # fmt: skip
+    zone_ids = []
+    for f in rows:
+        if f.kind == FollowKind.ZONE.value:
+            with contextlib.suppress(ValueError):
+                zone_ids.append(uuid.UUID(f.target))
+    if zone_ids:
+        zones = await session.scalars(
+            visible_zones(session, settings, actor).where(Zone.id.in_(zone_ids))
+        )
+        for zone in zones:
+            area = Area.of(zone.geometry)
+            west, south, east, north = area.bbox
+            candidates = visible(session, settings, actor).where(
+                Entry.max_lon >= west,
+                Entry.min_lon <= east,
+                Entry.max_lat >= south,
+                Entry.min_lat <= north,
+            )
+            for entry in await session.scalars(recent(candidates)):
+                if area.holds(entry.location):
+                    found[entry.id] = entry
+    ordered = sorted(found.values(), key=lambda e: (e.recorded_at, e.id), reverse=True)
+    return ordered[:limit]
+
+
 async def unseen_count(
     *,
     session: AsyncSession,
@@ -147,15 +197,8 @@ async def unseen_count(
     last looked (capped: the badge shows "99+"). A count of what the policy lets them see."""
     if actor.user_id is None or not rows:
         return 0
-    inner = (
-        visible(session, settings, actor)
-        .where(_matching(rows), Entry.recorded_at > _since(preference, rows))
-        .where(Entry.author_id != actor.user_id)
-        .with_only_columns(Entry.id)
-        .limit(BADGE_CAP + 1)
-        .subquery()
-    )
-    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+    since = _since(preference, rows)
+    return len(await _followed(session, settings, actor, rows, since, BADGE_CAP + 1))
 
 
 async def notifications(
@@ -169,13 +212,7 @@ async def notifications(
     seen = pref.notifications_seen_at
     if not rows:
         return [], seen
-    query = (
-        visible(session, settings, actor)
-        .where(_matching(rows), Entry.author_id != actor.user_id)
-        .order_by(Entry.recorded_at.desc(), Entry.id.desc())
-        .limit(limit)
-    )
-    found = list(await session.scalars(query))
+    found = await _followed(session, settings, actor, rows, None, limit)
     await audit.record(
         session=session,
         actor=actor,

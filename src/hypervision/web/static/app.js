@@ -88,6 +88,7 @@
   }
   function onEntry(event) {
     var data = JSON.parse(event.data);
+    document.dispatchEvent(new CustomEvent("hv:entry", { detail: data }));
     if (feed && !feed.hasAttribute("data-live-text")) {
       if (event.type === "entry.create") fetchCard(data.id, true);
       else if (document.getElementById("e-" + data.id)) fetchCard(data.id, false);
@@ -277,7 +278,8 @@
 
   // --- guided tour (first visit; replayable from the help page) ------------------------------
   var dialog = document.getElementById("visite");
-  if (dialog && body.dataset.tour === "pending" && location.pathname === "/main-courante") {
+  if (dialog && body.dataset.tour === "pending" && location.pathname === "/main-courante" &&
+      !new URLSearchParams(location.search).has("entree")) {  // not over an entry being read
     var steps = Array.prototype.slice.call(document.getElementById("visite-etapes").content.querySelectorAll("p"));
     var index = 0, target = null;
     function show() {
@@ -288,7 +290,7 @@
       document.getElementById("visite-titre").textContent = step.dataset.title;
       document.getElementById("visite-texte").textContent = step.textContent;
       dialog.dataset.step = String(index + 1);
-      dialog.querySelector('[data-tour="next"]').focus();
+      if (index > 0) dialog.querySelector('[data-tour="next"]').focus();  // never on arrival
     }
     function finish() {
       if (target) target.classList.remove("hv-tour-target");
@@ -301,8 +303,15 @@
       if (index >= steps.length) finish(); else show();
     });
     dialog.querySelector('[data-tour="skip"]').addEventListener("click", finish);
-    dialog.addEventListener("cancel", function (event) { event.preventDefault(); finish(); });
-    dialog.showModal();
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && dialog.open) finish();
+    });
+    // Not modal: the officer may start working at once, the tour waits in its corner and
+    // comes back on the next visit of the feed until it is finished or skipped.
+    var before = document.activeElement;
+    dialog.show();  // show() moves the focus into the dialog: give it back
+    if (before && before !== document.body && before.focus) before.focus();
+    else if (document.activeElement) document.activeElement.blur();
     show();
   }
 })();

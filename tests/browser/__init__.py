@@ -1,0 +1,1 @@
+"""Browser tests: the officers' web app driven by Chromium through Playwright."""
