@@ -26,9 +26,15 @@ from hypervision.logbook.situations import find_situation
 from hypervision.policy.rules import Action, allowed
 from hypervision.web import prefs
 from hypervision.web.feed_pages import _names, situation_titles
-from hypervision.web.i18n import CATEGORY_NAMES, FIELD_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from hypervision.web.i18n import (
+    ACTION_NAMES,
+    CATEGORY_NAMES,
+    FIELD_NAMES,
+    SEVERITY_NAMES,
+    STATUS_NAMES,
+)
 from hypervision.web.models import FollowKind
-from hypervision.web.render import PARIS, render, shows, translator
+from hypervision.web.render import render, shows, translator, when
 from hypervision.web.session import Officer, referer_path, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -50,7 +56,7 @@ def word_diff(before: str, after: str) -> Markup:
     return Markup(" ".join(parts))  # noqa: S704 - every piece above is escaped
 
 
-def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any) -> str:
+def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any, locale: str) -> str:
     if value is None or value == [] or value == "":
         return "—"
     if name == "category":
@@ -63,7 +69,7 @@ def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any) 
         return lookups.get(name, {}).get(str(value), str(value)[:8])
     if name in ("occurred_at", "validated_at"):
         try:
-            return datetime.fromisoformat(value).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+            return when(datetime.fromisoformat(value), locale)
         except (TypeError, ValueError):
             return str(value)
     if name == "location" and isinstance(value, dict):
@@ -77,7 +83,7 @@ def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any) 
 
 
 def readable_history(
-    versions: list[RecordVersion], lookups: dict[str, dict[str, str]], t: Any
+    versions: list[RecordVersion], lookups: dict[str, dict[str, str]], t: Any, locale: str
 ) -> list[dict[str, Any]]:
     """Newest first: who, when, what, and for each changed field its before/after."""
     out = []
@@ -89,8 +95,8 @@ def readable_history(
             if name in TEXT_FIELDS and isinstance(before, str) and isinstance(after, str):
                 item["diff"] = word_diff(before, after)
             else:
-                item["before"] = _display(name, before, lookups, t)
-                item["after"] = _display(name, after, lookups, t)
+                item["before"] = _display(name, before, lookups, t, locale)
+                item["after"] = _display(name, after, lookups, t, locale)
             changes.append(item)
         actor = lookups.get("validated_by", {}).get(str(version.actor_id), "")
         out.append({"version": version, "actor": actor, "changes": changes})
@@ -134,7 +140,7 @@ async def entry_context(
         "e": read,
         "comments": [present.comment_read(c, names) for c in comment_rows],
         "files": files,
-        "history": readable_history(versions, lookups, t),
+        "history": readable_history(versions, lookups, t, translator(request).locale),
         "situation_title": situations.get(str(entry.situation_id)) if entry.situation_id else None,
         "situations": situations,
         "can_triage": allowed(actor, Action.TRIAGE),
@@ -144,6 +150,7 @@ async def entry_context(
         "etag": entries.etag(entry),
         "names": _names(),
         "severities": SEVERITY_NAMES,
+        "action_names": ACTION_NAMES,
     }
 
 

@@ -400,7 +400,7 @@ async def _files(
             await asyncio.to_thread(inspect_content, data, upload.filename)
         except AppError as error:
             message = error.en if locale == "en" else error.fr
-            errors["files"] = f"{upload.filename[:80]} : {message}"
+            errors["files"] = t("%(name)s: %(problem)s", name=upload.filename[:80], problem=message)
             continue
         found.append((upload.filename, data))
     return found

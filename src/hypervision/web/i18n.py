@@ -107,6 +107,15 @@ PERIODS = {
     "24h": (24, N_("Last 24 hours")),
     "72h": (72, N_("Last 3 days")),
 }
+ACTION_NAMES = {
+    "create": N_("Created"),
+    "update": N_("Corrected"),
+    "validate": N_("Validated"),
+    "severity": N_("Severity qualified"),
+    "duplicate": N_("Marked as duplicate"),
+    "situation": N_("Linked to a situation"),
+    "label": N_("Protection changed"),
+}
 FIELD_NAMES = {
     "title": N_("Title"),
     "body": N_("Description"),

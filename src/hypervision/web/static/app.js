@@ -193,7 +193,7 @@
       list.innerHTML = "";
       Array.prototype.forEach.call(input.files, function (file) {
         var item = document.createElement("li");
-        item.textContent = file.name + " (" + Math.ceil(file.size / 1024) + " ko)";
+        item.textContent = file.name + " (" + (list.dataset.kb || "%(kb)s kB").replace("%(kb)s", Math.ceil(file.size / 1024)) + ")";
         list.appendChild(item);
       });
     }

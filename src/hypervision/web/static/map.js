@@ -100,7 +100,10 @@
       });
       element.dataset.total = String(data.total);
       element.dataset.clustered = String(data.clustered);
-      if (state) state.textContent = data.total + (data.clustered ? " (groupes)" : "");
+      if (state) {
+        var text = data.clustered ? state.dataset.grouped : state.dataset.points;
+        state.textContent = (text || "%(n)s").replace("%(n)s", data.total);
+      }
     }).catch(function () { /* aborted by a newer request */ });
   }
   var timer = null;
