@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +23,8 @@ from hypervision.live.hub import Hub
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.search import api as search_api
+from hypervision.synthesis import api as synthesis_api
+from hypervision.synthesis import schedules
 from hypervision.web import router as web
 
 
@@ -31,7 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.hub.ensure_started()
+        scheduler = None
+        if settings.schedule_poll_seconds > 0:
+            scheduler = asyncio.create_task(schedules.loop(app.state.sessions, settings))
         yield
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
         await app.state.hub.stop()
         await engine.dispose()
 
@@ -60,5 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_api.router)
     app.include_router(live_api.router)
     app.include_router(geo_api.router)
+    app.include_router(synthesis_api.router)
     web.install(app)
     return app

@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     live_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
+    # E-mail to the recipients of syntheses (none configured: in-app inbox only).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "hypervision@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    public_url: str = "http://127.0.0.1:8000"  # links in e-mails
+    schedule_poll_seconds: float = Field(default=30.0, ge=0, le=3600)  # 0: schedules off
+
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
