@@ -26,6 +26,7 @@ from hypervision.search import api as search_api
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
+from hypervision.web.session import MAX_FILES
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,7 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.sessions)
     install_handlers(app)
-    app.add_middleware(RequestContextMiddleware, img_sources=settings.map_tile_origins)
+    overhead = 1024 * 1024  # multipart boundaries and the form's other fields
+    uploads = settings.attachment_max_bytes * MAX_FILES + overhead
+    app.add_middleware(
+        RequestContextMiddleware,
+        img_sources=settings.map_tile_origins,
+        body_limits=(
+            ("/main-courante/nouvelle", uploads),
+            ("/attachments", settings.attachment_max_bytes + overhead),
+            ("/api/v1/layers", settings.layer_max_bytes + overhead),
+            ("/carte/couches", settings.layer_max_bytes + overhead),
+        ),
+    )
     app.include_router(health.router)
     app.include_router(identity_api.router)
     app.include_router(logbook_api.router)

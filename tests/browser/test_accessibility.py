@@ -92,6 +92,12 @@ async def test_main_pages_have_no_serious_violation(web: Web, tmp_path: Path) ->
         past = datetime(2024, 7, 1, tzinfo=UTC)
         session.add(Follow(user_id=sophie.id, kind="category", target="health", created_at=past))
 
+    synthesis = await web.api(
+        "sophie.martin",
+        "POST",
+        "/syntheses",
+        json={"title": "Point de 19 h", "scope": {"hours": 24}},
+    )
     found: dict[str, list[dict[str, Any]]] = {}
 
     async def check(page: Page, name: str, path: str, ready: str, image: str) -> None:
@@ -134,6 +140,9 @@ async def test_main_pages_have_no_serious_violation(web: Web, tmp_path: Path) ->
                 ("search results", "/recherche?q=colis", ".hv-results mark", "recherche"),
                 ("following", "/suivis", ".hv-follows li", "suivis"),
                 ("help", "/aide", "#revoir-visite", "aide"),
+                ("syntheses", "/syntheses", "#nouvelle-synthese", "syntheses"),
+                ("synthesis draft", f"/syntheses/{synthesis['id']}", "#redaction", "synthese"),
+                ("inbox", "/boite", "h1", "boite"),
             ]
         ),
     )  # fmt: skip

@@ -7,12 +7,14 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.db import utcnow
+from hypervision.demo.scenario import username_of
 from hypervision.geo import zones
 from hypervision.geo.places import VENUES, find_venue
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
@@ -28,6 +30,9 @@ from hypervision.logbook.schemas import (
     Point,
     SituationCreate,
 )
+from hypervision.synthesis import service as synthesis_service
+from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
+from hypervision.synthesis.schemas import Scope as SynthesisScope
 
 # name, kind, venue at its centre, half width in degrees, level
 ZONES = [
@@ -274,7 +279,51 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     for moment in moments:
         made.append(await _one_entry(session, settings, rng, by_org, situation_ids, moment))
     await _triage_and_comment(session, settings, rng, chiefs, people, made)
+    await _synthesis(session, settings, chiefs)
     return len(made)
+
+
+async def _synthesis(session: AsyncSession, settings: Settings, chiefs: list[Principal]) -> None:
+    """One point de situation of the last 24 hours, validated by a second watch officer and
+    sent to the prefect's, the national centre's and the sports ministry's authorities."""
+    author, validator = chiefs[0], chiefs[1]
+    synthesis = await synthesis_service.draft(
+        session=session,
+        settings=settings,
+        actor=author,
+        data=SynthesisDraft(
+            title="Point de situation de 19 h",
+            scope=SynthesisScope(hours=24, min_severity=Severity.MAJOR),
+            narrative=(
+                "## Situation générale\n\nActivité soutenue autour des sites olympiques ; "
+                "pas d'incident majeur non maîtrisé.\n\n## Points d'attention\n\n"
+                "- Affluence aux abords du Stade de France en fin de soirée.\n"
+                "- Chaleur : points d'eau renforcés sur le Champ-de-Mars.\n\n"
+                "## Prochain point\n\nDemain 7 h.\n"
+            ),
+        ),
+    )
+    # Only what every recipient may read: no need-to-know group, released to everyone.
+    chosen = await session.scalars(
+        select(Entry).where(Entry.id.in_([uuid.UUID(i) for i in synthesis.entry_ids]))
+    )
+    shared = [e.id for e in chosen if not e.audience and not e.need_to_know]
+    common: dict[str, Any] = {
+        "session": session,
+        "settings": settings,
+        "synthesis_id": synthesis.id,
+    }
+    await synthesis_service.update(
+        **common, actor=author, data=SynthesisUpdate(entry_ids=shared[:40])
+    )
+    await synthesis_service.submit(**common, actor=author)
+    await synthesis_service.validate(**common, actor=validator)
+    names = ("Laurent Nérac", "Hélène Rousseau", "Philippe Garnier")
+    await synthesis_service.send(
+        **common,
+        actor=validator,
+        recipients=Recipients(users=[username_of(n) for n in names]),
+    )
 
 
 async def _principals(session: AsyncSession) -> list[tuple[Principal, str]]:

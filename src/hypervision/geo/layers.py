@@ -3,6 +3,7 @@ before anything is written; labelled like any record; read by bounding box."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -26,6 +27,7 @@ from hypervision.policy.rules import Action, authorize, visible_filter
 MAX_FEATURES = 50_000
 MAX_ERRORS = 100
 MAX_PROPERTIES_BYTES = 10_000
+MAX_VERTICES_TOTAL = 500_000  # an estimate from the coordinates' text, before any parsing
 
 
 def _refuse(fr: str, en: str, errors: list[dict[str, Any]] | None = None) -> Invalid:
@@ -62,6 +64,16 @@ def parse_features(data: bytes) -> list[tuple[dict[str, Any], dict[str, Any], tu
         )
     parsed: list[tuple[dict[str, Any], dict[str, Any], tuple[float, ...]]] = []
     errors: list[dict[str, Any]] = []
+    vertices = sum(
+        len(json.dumps(f.get("geometry", {}).get("coordinates", []))) // 8
+        for f in features
+        if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
+    )
+    if vertices > MAX_VERTICES_TOTAL:
+        raise _refuse(
+            f"Couche trop détaillée (au plus {MAX_VERTICES_TOTAL} sommets) : simplifiez-la.",
+            f"Layer too detailed (at most {MAX_VERTICES_TOTAL} vertices): simplify it.",
+        )
     for index, feature in enumerate(features):
         try:
             if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -123,7 +135,7 @@ async def import_layer(
             f"Fichier trop volumineux (au plus {settings.layer_max_bytes // 1_000_000} Mo).",
             f"File too large (at most {settings.layer_max_bytes // 1_000_000} MB).",
         )
-    features = parse_features(data)
+    features = await asyncio.to_thread(parse_features, data)  # CPU: off the event loop
     resolved = await resolve_label(session=session, settings=settings, actor=actor, data=label)
     boxes = [f[2] for f in features]
     layer = Layer(

@@ -38,6 +38,11 @@ def _shape(geometry: dict[str, Any]) -> tuple[float, float, float, float]:
         raise invalid_geometry(error) from None
 
 
+def _plain(geometry: dict[str, Any]) -> dict[str, Any]:
+    """Only what GeoJSON geometry needs: no foreign members stored or served again."""
+    return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
+
+
 def visible_zones(session: AsyncSession, settings: Settings, actor: Principal) -> Select[Zone]:
     authorize(actor, Action.READ)
     return select(Zone).where(
@@ -84,7 +89,7 @@ async def create_zone(
         name=data.name,
         kind=data.kind.value,
         description=data.description,
-        geometry=data.geometry,
+        geometry=_plain(data.geometry),
         status=ZoneStatus.ACTIVE.value,
         author_id=actor.user_id,
         organisation_id=actor.organisation_id,
@@ -123,6 +128,7 @@ async def update_zone(
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "geometry" in changes:
         bbox = _shape(changes["geometry"])
+        changes["geometry"] = _plain(changes["geometry"])
         zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat = bbox
     for name, value in changes.items():
         setattr(zone, name, value.value if hasattr(value, "value") else value)

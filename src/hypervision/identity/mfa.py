@@ -47,12 +47,8 @@ async def start_enrolment(
 ) -> MfaEnrolment:
     if user.mfa_enabled:
         raise Conflict("La double authentification est déjà active.", "MFA is already enabled.")
-    box = SecretBox(settings.secret_key)
-    if user.mfa_secret:  # a pending enrolment: show the same secret again (page reloaded)
-        secret = box.open(user.mfa_secret)
-    else:
-        secret = pyotp.random_base32()
-        user.mfa_secret = box.seal(secret)
+    secret = pyotp.random_base32()
+    user.mfa_secret = SecretBox(settings.secret_key).seal(secret)
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     qr_svg = segno.make(uri, error="m").svg_inline(scale=4, title="QR code TOTP")
     await audit.record(

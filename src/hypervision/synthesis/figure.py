@@ -80,7 +80,17 @@ def map_svg(located: list[tuple[int, str, dict[str, Any]]]) -> str:
         f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="Carte des entrées">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#f5f5fe"/>',
     ]
+    half_w, half_h = WIDTH / 2 / (squeeze * scale), HEIGHT / 2 / scale
+    view = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
     for rings in _boundaries():
+        outer = rings[0]
+        if (
+            max(p[0] for p in outer) < view[0]
+            or min(p[0] for p in outer) > view[2]
+            or max(p[1] for p in outer) < view[1]
+            or min(p[1] for p in outer) > view[3]
+        ):
+            continue  # outside the figure
         d = " ".join(
             "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*p) for p in ring)) + " Z"
             for ring in rings

@@ -71,18 +71,15 @@ async def send_pending(
         return 0
     async with transaction(sessions) as session:
         synthesis = await session.get(Synthesis, synthesis_id)
-        rows = list(
-            (
-                await session.execute(
-                    select(SynthesisRecipient, User)
-                    .join(User, User.id == SynthesisRecipient.user_id)
-                    .where(
-                        SynthesisRecipient.synthesis_id == synthesis_id,
-                        SynthesisRecipient.email_status.in_(("pending", "failed")),
-                    )
-                )
-            ).tuples()
+        result = await session.execute(
+            select(SynthesisRecipient, User)
+            .join(User, User.id == SynthesisRecipient.user_id)
+            .where(
+                SynthesisRecipient.synthesis_id == synthesis_id,
+                SynthesisRecipient.email_status.in_(("pending", "failed")),
+            )
         )
+        rows = [(recipient, user) for recipient, user in result.all()]
     if synthesis is None:
         return 0
     attach = synthesis.label_level == settings.label_levels[0]

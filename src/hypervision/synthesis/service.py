@@ -145,7 +145,7 @@ def _window(scope: dict[str, Any], now: datetime) -> tuple[datetime | None, date
     return since, until
 
 
-async def _in_scope(
+async def in_scope(
     session: AsyncSession, settings: Settings, actor: Principal, scope: dict[str, Any]
 ) -> list[Entry]:
     since, until = _window(scope, utcnow())
@@ -220,7 +220,7 @@ async def draft(
         version=1,
         label_level="",
     )
-    _apply_content(settings, synthesis, await _in_scope(session, settings, actor, scope), None)
+    _apply_content(settings, synthesis, await in_scope(session, settings, actor, scope), None)
     session.add(synthesis)
     await history.record_change(
         session=session, actor=actor, resource_type="synthesis", row=synthesis,
@@ -510,20 +510,17 @@ async def inbox(
     *, session: AsyncSession, settings: Settings, actor: Principal
 ) -> list[tuple[Synthesis, SynthesisRecipient]]:
     authorize(actor, Action.READ)
-    rows = list(
-        (
-            await session.execute(
-                select(Synthesis, SynthesisRecipient)
-                .join(SynthesisRecipient, SynthesisRecipient.synthesis_id == Synthesis.id)
-                .where(
-                    SynthesisRecipient.user_id == actor.user_id,
-                    visible_filter(subject_of(settings, actor), Synthesis, dialect_of(session)),
-                )
-                .order_by(SynthesisRecipient.delivered_at.desc())
-                .limit(200)
-            )
-        ).tuples()
+    result = await session.execute(
+        select(Synthesis, SynthesisRecipient)
+        .join(SynthesisRecipient, SynthesisRecipient.synthesis_id == Synthesis.id)
+        .where(
+            SynthesisRecipient.user_id == actor.user_id,
+            visible_filter(subject_of(settings, actor), Synthesis, dialect_of(session)),
+        )
+        .order_by(SynthesisRecipient.delivered_at.desc())
+        .limit(200)
     )
+    rows = [(synthesis, recipient) for synthesis, recipient in result.all()]
     await audit.record(
         session=session, actor=actor, action="synthesis.inbox", resource_type="synthesis",
         resource_ids=[s.id for s, _ in rows], labels=sorted({s.label_level for s, _ in rows}),

@@ -133,10 +133,9 @@ async def mfa_confirm(
             session=session, settings=settings, actor=actor, user=user, otp=otp.strip()
         )
     except Invalid as error:
-        enrolment = await mfa.start_enrolment(
-            session=session, settings=settings, actor=actor, user=user
-        )
-        context = {"enabled": False, "enrolment": enrolment, "error": _message(request, error)}
+        # The secret already scanned stays; no secret is shown again (a new one is made only
+        # by reloading the page, for this session's eyes only).
+        context = {"enabled": False, "retry": True, "error": _message(request, error)}
         return render(request, "mfa.html", context, status_code=422)
     await auth.lift_enrolment_limit(session=session, session_id=actor.session_id)
     return render(request, "mfa.html", {"enabled": True, "recovery_codes": codes})

@@ -128,7 +128,7 @@ async def entry_context(
     shows(request, [v.label_level for v in versions])
     read = (await present.entries_read(session, [entry]))[0]
     names = await present.directory_for(session, [*versions, *comment_rows])
-    situations = await situation_titles(session, settings, actor)
+    situations = await situation_titles(request, session, settings, actor)
     lookups = {
         "situation_id": situations,
         "organisation_id": {str(k): v for k, v in names.orgs.items()},

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
+from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core import idempotency
 from hypervision.core.deps import DbSession, SettingsDep
@@ -148,20 +149,37 @@ def matches(entry: Entry, f: entries.EntryFilter) -> bool:
 
 
 async def situation_titles(
-    session: AsyncSession, settings: Settings, actor: Officer
+    request: Request, session: AsyncSession, settings: Settings, actor: Officer
 ) -> dict[str, str]:
-    """The situations the officer can see, open first (for filters and forms)."""
-    rows = await session.scalars(
-        visible_situations(session, settings, actor).order_by(
-            Situation.status == Status.CLOSED.value, Situation.started_at.desc()
+    """The situations the officer can see, open first (for filters and forms): a read like
+    any other (audited; their labels count for the page's marking)."""
+    rows = list(
+        await session.scalars(
+            visible_situations(session, settings, actor).order_by(
+                Situation.status == Status.CLOSED.value, Situation.started_at.desc()
+            )
         )
     )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="situation.list",
+        surface="web",
+        resource_type="situation",
+        resource_ids=[s.id for s in rows],
+        labels=sorted({s.label_level for s in rows}),
+        detail={"use": "choices"},
+    )
+    shows(request, [s.label_level for s in rows])
     return {str(s.id): s.title for s in rows}
 
 
-async def zone_names(session: AsyncSession, settings: Settings, actor: Principal) -> dict[str, str]:
-    """The active zones the officer can see (for the zone filter)."""
+async def zone_names(
+    request: Request, session: AsyncSession, settings: Settings, actor: Principal
+) -> dict[str, str]:
+    """The active zones the officer can see (for the zone filter; audited, marked)."""
     rows = await list_zones(session=session, settings=settings, actor=actor)
+    shows(request, [z.label_level for z in rows])
     return {str(z.id): z.name for z in rows}
 
 
@@ -215,8 +233,8 @@ async def feed(
         "query": query,
         "cards": cards,
         "next_cursor": next_cursor,
-        "situations": await situation_titles(session, settings, actor),
-        "zones": await zone_names(session, settings, actor),
+        "situations": await situation_titles(request, session, settings, actor),
+        "zones": await zone_names(request, session, settings, actor),
         "organisations": await _organisations(session),
         "views": await prefs.views(session, actor.user_id),
         "created": bool(cree) and detail is not None,
@@ -269,7 +287,7 @@ def _names() -> dict[str, dict[str, str]]:
 
 @router.post("/vues")
 async def save_view(request: Request, session: DbSession, actor: Officer) -> Response:
-    form = await request.form()
+    form = await request.form(max_files=0, max_fields=10)
     name, query = str(form.get("name", ""))[:200], str(form.get("query", ""))[:1000]
     view = await prefs.save_view(session=session, actor=actor, name=name, query=query)
     return RedirectResponse(f"/main-courante?{view.query}", status_code=303)
@@ -310,7 +328,7 @@ async def _form_context(
         "categories": [(c, CATEGORY_NAMES.get(c, c)) for c in settings.categories],
         "severities": SEVERITY_NAMES,
         "venues": VENUES,
-        "situations": await situation_titles(session, settings, actor),
+        "situations": await situation_titles(request, session, settings, actor),
         "levels": settings.label_levels[: min(rank, ceiling) + 1],
         "groups": list(groups),
         "max_mb": settings.attachment_max_bytes // (1024 * 1024),
@@ -428,7 +446,7 @@ async def create_entry(
     settings: SettingsDep,
     actor: Officer,
 ) -> Response:
-    form = await request.form()
+    form = await request.form(max_files=MAX_FILES, max_fields=100)
     try:
         return await _create_entry(request, form, blobs, session, settings, actor)
     finally:

@@ -50,7 +50,7 @@ async def _context(
         "zones": zone_rows,
         "layers": layer_rows,
         "followed_zones": followed,
-        "situations": await situation_titles(session, settings, actor),
+        "situations": await situation_titles(request, session, settings, actor),
         "organisations": await _organisations(session),
         "periods": PERIODS,
         "names": _names(),
@@ -115,7 +115,7 @@ async def draw_zone(
             zone = await zones.create_zone(
                 session=session, settings=settings, actor=actor, data=data
             )
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         errors["geometry"] = t("Draw the zone on the map first.")
     except ValidationError as exc:
         for err in exc.errors():
@@ -134,7 +134,7 @@ async def import_layer(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer
 ) -> Response:
     """A GeoJSON file imported as a layer: every bad feature is listed, nothing is half-kept."""
-    form = await request.form()
+    form = await request.form(max_files=1, max_fields=10)
     try:
         upload = form.get("file")
         data = (

@@ -11,7 +11,7 @@ from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.logbook import present, situations
 from hypervision.search import service as search_service
 from hypervision.web import prefs
-from hypervision.web.feed_pages import _names
+from hypervision.web.feed_pages import _names, situation_titles, zone_names
 from hypervision.web.models import FollowKind
 from hypervision.web.render import render, shows
 from hypervision.web.session import Officer
@@ -87,19 +87,8 @@ async def notifications_page(
     rows, seen = await prefs.notifications(session=session, settings=settings, actor=actor)
     shows(request, [e.label_level for e in rows])
     follows = await prefs.follows(session, actor.user_id)
-    titles = {}
-    for f in follows:
-        if f.kind == FollowKind.SITUATION.value:
-            try:
-                found = await situations.find_situation(
-                    session=session,
-                    settings=settings,
-                    actor=actor,
-                    situation_id=uuid.UUID(f.target),
-                )
-                titles[f.target] = found.title
-            except Exception:  # noqa: BLE001 - a situation no longer visible is listed by id
-                titles[f.target] = f.target[:8]
+    titles = await situation_titles(request, session, settings, actor)  # audited read
+    titles.update(await zone_names(request, session, settings, actor))
     context = {
         "cards": await present.entries_read(session, rows),
         "seen": seen,
@@ -127,7 +116,7 @@ async def help_page(request: Request, actor: Officer) -> Response:
 @router.post("/visite")
 async def tour(request: Request, session: DbSession, actor: Officer) -> Response:
     """The guided tour was finished or skipped (``restart`` shows it again)."""
-    form = await request.form()
+    form = await request.form(max_files=0, max_fields=5)
     await prefs.finish_tour(session=session, actor=actor, done=not form.get("restart"))
     if form.get("restart"):
         return Response(status_code=303, headers={"Location": "/main-courante"})

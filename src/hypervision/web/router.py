@@ -9,7 +9,15 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hypervision.core.errors import AppError
-from hypervision.web import assets, auth_pages, entry_pages, feed_pages, map_pages, misc_pages
+from hypervision.web import (
+    assets,
+    auth_pages,
+    entry_pages,
+    feed_pages,
+    map_pages,
+    misc_pages,
+    synthesis_pages,
+)
 from hypervision.web.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web.render import render
 from hypervision.web.session import SignInRequired
@@ -46,7 +54,7 @@ def install(app: FastAPI) -> None:
         log.warning("front-end assets missing (%s): run `make install`", ", ".join(missing[:3]))
     app.state.html_error = html_error
     app.state.is_page = is_page
-    for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages):
+    for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages, synthesis_pages):
         app.include_router(module.router)
     assets.VENDOR.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")

@@ -62,7 +62,7 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     if not sent and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form(max_files=MAX_FILES, max_fields=100)
+        form = await request.form(max_files=MAX_FILES, max_fields=400)
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else ""
     if not principal.csrf_token or not same(sent, principal.csrf_token):
@@ -93,7 +93,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     if request.method in UNSAFE:
         await check_csrf(request, principal)
     enrolling = principal.scopes is not None and principal.scopes == {Scope.MFA_ENROL}
-    if enrolling and not request.url.path.startswith("/double-authentification"):
+    if enrolling and request.url.path not in ("/double-authentification", "/deconnexion"):
         raise SignInRequired("/double-authentification")
     assert principal.user_id is not None
     row = (
@@ -110,6 +110,8 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.full_name, chrome.organisation = row[0], row[1]
     chrome.csrf_token = principal.csrf_token or ""
     chrome.tour_pending = preference.tour_done_at is None
+    if enrolling:  # no read right yet: no badge, no follows
+        return principal
     followed = await prefs.follows(session, principal.user_id)
     chrome.follow_categories = [f.target for f in followed if f.kind == "category"]
     chrome.follow_situations = [f.target for f in followed if f.kind == "situation"]

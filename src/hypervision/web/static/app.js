@@ -26,6 +26,17 @@
     initMaps(event.target);
   });
 
+  // --- drafts never outlive the session on a shared workstation ----------------------------
+  function forgetDrafts() {
+    try {
+      Object.keys(localStorage).forEach(function (key) { if (key.indexOf("hv-draft:") === 0) localStorage.removeItem(key); });
+    } catch (e) { /* storage off */ }
+  }
+  document.querySelectorAll('form[action="/deconnexion"]').forEach(function (f) {
+    f.addEventListener("submit", forgetDrafts);
+  });
+  if (location.pathname === "/connexion" && new URLSearchParams(location.search).has("expiree")) forgetDrafts();
+
   // --- live stream ------------------------------------------------------------------------------
   var feed = document.getElementById("fil");
   var queued = [];

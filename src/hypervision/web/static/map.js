@@ -125,7 +125,7 @@
   // --- zones and layers ------------------------------------------------------------------------
   var zonesLayer = L.geoJSON(null, {
     style: function (f) { return { color: f.properties.kind === "evacuation" ? "#ce0500" : "#000091", weight: 2, fillOpacity: 0.08 }; },
-    onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.name); }
+    onEachFeature: function (f, layer) { layer.bindTooltip(document.createTextNode(String(f.properties.name))); }
   }).addTo(map);
   fetch("/api/v1/zones", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : []; })
     .then(function (zones) {
@@ -147,7 +147,7 @@
         shown[id] = L.geoJSON(data, {
           pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 4, color: "#18753c" }); },
           style: { color: "#18753c", weight: 2 },
-          onEachFeature: function (f, layer) { if (f.properties && f.properties.name) layer.bindTooltip(String(f.properties.name)); }
+          onEachFeature: function (f, layer) { if (f.properties && f.properties.name) layer.bindTooltip(document.createTextNode(String(f.properties.name))); }
         }).addTo(map);
       });
   }

@@ -1,0 +1,252 @@
+"""Syntheses in the browser: list and drafting (watch officers), the synthesis page with its
+workflow, and the authorities' inbox with acknowledgement."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.config import Settings
+from hypervision.core.deps import DbSession, SettingsDep
+from hypervision.core.errors import AppError
+from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.principal import Principal
+from hypervision.logbook import present
+from hypervision.policy.rules import Action, allowed
+from hypervision.synthesis import mail, rendering, service
+from hypervision.synthesis.figure import map_svg
+from hypervision.synthesis.models import SynthesisRecipient
+from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
+from hypervision.web.feed_pages import _names, situation_titles
+from hypervision.web.i18n import CATEGORY_NAMES, N_, SEVERITY_NAMES
+from hypervision.web.render import render, shows, translator
+from hypervision.web.session import Officer
+
+router = APIRouter(include_in_schema=False)
+STATUS_NAMES = {
+    "draft": N_("Draft"),
+    "submitted": N_("Submitted"),
+    "validated": N_("Validated"),
+    "sent": N_("Sent"),
+    "superseded": N_("Superseded"),
+}
+
+
+def _message(request: Request, error: AppError) -> str:
+    return error.en if translator(request).locale == "en" else error.fr
+
+
+@router.get("/syntheses", response_class=HTMLResponse)
+async def list_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    rows = await service.list_syntheses(session=session, settings=settings, actor=actor)
+    shows(request, [s.label_level for s in rows])
+    names = await rendering.names_for(session, rows)
+    context = {
+        "syntheses": [rendering.synthesis_read(settings, s, names) for s in rows],
+        "status_names": STATUS_NAMES,
+        "can_draft": allowed(actor, Action.TRIAGE),
+        "situations": await situation_titles(request, session, settings, actor),
+        "categories": CATEGORY_NAMES,
+        "severities": SEVERITY_NAMES,
+    }
+    return render(request, "syntheses.html", context)
+
+
+@router.post("/syntheses", response_class=HTMLResponse)
+async def draft(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    title: Annotated[str, Form(max_length=300)] = "",
+    hours: Annotated[str, Form(max_length=6)] = "24",
+    min_severity: Annotated[str, Form(max_length=16)] = "info",
+    situation: Annotated[str, Form(max_length=40)] = "",
+    category: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    try:
+        data = SynthesisDraft.model_validate(
+            {
+                "title": title,
+                "scope": {
+                    "hours": int(hours) if hours.strip().isdigit() else 24,
+                    "min_severity": min_severity or "info",
+                    "situations": [situation] if situation else [],
+                    "categories": [category] if category else [],
+                },
+            }
+        )
+    except ValidationError:
+        return RedirectResponse("/syntheses?erreur=titre", status_code=303)
+    synthesis = await service.draft(session=session, settings=settings, actor=actor, data=data)
+    return RedirectResponse(f"/syntheses/{synthesis.id}", status_code=303)
+
+
+async def _page(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    synthesis_id: uuid.UUID,
+    **extra: Any,
+) -> dict[str, Any]:
+    synthesis, entries = await service.read(
+        session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
+    )
+    shows(request, [synthesis.label_level, *(e.label_level for e in entries)])
+    names = await rendering.names_for(session, [synthesis])
+    reads = await present.entries_read(session, entries)
+    located = [(n, e.severity.value, e.location) for n, e in enumerate(reads, 1) if e.location]
+    mine = await session.scalar(
+        select(SynthesisRecipient).where(
+            SynthesisRecipient.synthesis_id == synthesis.id,
+            SynthesisRecipient.user_id == actor.user_id,
+        )
+    )
+    candidates: list[Any] = []
+    pool: list[Any] = []
+    is_watch = allowed(actor, Action.TRIAGE)
+    if is_watch and synthesis.status == "draft":
+        rows = await service.in_scope(session, settings, actor, synthesis.scope)
+        chosen = set(synthesis.entry_ids)
+        pool = [(e, str(e.id) in chosen) for e in await present.entries_read(session, rows)]
+        shows(request, [e.label_level for e in rows])
+    if is_watch and synthesis.status == "validated":
+        people = await session.execute(
+            select(User.username, User.full_name, Organisation.name, User.roles)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .where(User.is_active.is_(True), User.is_machine.is_(False))
+            .order_by(User.full_name)
+        )
+        candidates = [
+            (username, full_name, org)
+            for username, full_name, org, roles in people
+            if Role.AUTHORITY.value in (roles or [])
+        ]
+    return {
+        "s": rendering.synthesis_read(settings, synthesis, names),
+        "entries": reads,
+        "figure": map_svg(located),
+        "status_names": STATUS_NAMES,
+        "categories": CATEGORY_NAMES,
+        "severities": SEVERITY_NAMES,
+        "names": _names(),
+        "is_watch": is_watch,
+        "is_author": actor.user_id in (synthesis.author_id, synthesis.submitted_by),
+        "recipient": mine,
+        "pool": pool,
+        "candidates": candidates,
+        "etag": f'"{synthesis.id}.{synthesis.version}"',
+        **extra,
+    }
+
+
+@router.get("/syntheses/{synthesis_id}", response_class=HTMLResponse)
+async def synthesis_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer,
+    synthesis_id: uuid.UUID,
+) -> Response:  # fmt: skip
+    context = await _page(request, session, settings, actor, synthesis_id)
+    return render(request, "synthesis.html", context)
+
+
+@router.post("/syntheses/{synthesis_id}/modifier", response_class=HTMLResponse)
+async def edit(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer,
+    synthesis_id: uuid.UUID,
+) -> Response:  # fmt: skip
+    form = await request.form(max_files=0, max_fields=400)
+    try:
+        data = SynthesisUpdate(
+            title=str(form.get("title") or "")[:200] or None,
+            narrative=str(form.get("narrative") or "")[:50_000],
+            entry_ids=[uuid.UUID(str(v)) for v in form.getlist("entry")][:300],
+        )
+        async with session.begin_nested():
+            await service.update(
+                session=session, settings=settings, actor=actor, synthesis_id=synthesis_id,
+                data=data, if_match=str(form.get("etag") or "") or None,
+            )  # fmt: skip
+    except (ValidationError, ValueError):
+        context = await _page(
+            request, session, settings, actor, synthesis_id,
+            error=translator(request).gettext("Check the title and the entries."),
+        )  # fmt: skip
+        return render(request, "synthesis.html", context, status_code=422)
+    except AppError as error:
+        if error.status == 404:
+            raise
+        context = await _page(
+            request, session, settings, actor, synthesis_id, error=_message(request, error)
+        )
+        return render(request, "synthesis.html", context, status_code=error.status)
+    return RedirectResponse(f"/syntheses/{synthesis_id}", status_code=303)
+
+
+@router.post("/syntheses/{synthesis_id}/etape", response_class=HTMLResponse)
+async def step(
+    request: Request,
+    background: BackgroundTasks,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    synthesis_id: uuid.UUID,
+) -> Response:
+    """A workflow step: submit, validate, return to draft, send, supersede, acknowledge."""
+    form = await request.form(max_files=0, max_fields=400)
+    action = str(form.get("action") or "")
+    if_match = str(form.get("etag") or "") or None
+    common: dict[str, Any] = {
+        "session": session, "settings": settings, "actor": actor, "synthesis_id": synthesis_id
+    }  # fmt: skip
+    target = synthesis_id
+    try:
+        async with session.begin_nested():
+            if action == "submit":
+                await service.submit(**common, if_match=if_match)
+            elif action == "validate":
+                await service.validate(**common, if_match=if_match)
+            elif action == "return":
+                await service.return_to_draft(**common, if_match=if_match)
+            elif action == "send":
+                recipients = Recipients(
+                    users=[str(v)[:64] for v in form.getlist("users")][:200],
+                    organisations=[str(v)[:32] for v in form.getlist("organisations")][:50],
+                )
+                await service.send(**common, recipients=recipients, if_match=if_match)
+                background.add_task(
+                    mail.send_pending, request.app.state.sessions, settings, synthesis_id
+                )
+            elif action == "supersede":
+                target = (await service.supersede(**common)).id
+            elif action == "acknowledge":
+                await service.acknowledge(**common)
+            else:
+                raise AppError("Action inconnue.", "Unknown action.")
+    except AppError as error:
+        if error.status == 404:
+            raise
+        context = await _page(
+            request, session, settings, actor, synthesis_id, error=_message(request, error)
+        )
+        return render(request, "synthesis.html", context, status_code=error.status)
+    return RedirectResponse(f"/syntheses/{target}", status_code=303)
+
+
+@router.get("/boite", response_class=HTMLResponse)
+async def inbox_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    rows = await service.inbox(session=session, settings=settings, actor=actor)
+    shows(request, [s.label_level for s, _ in rows])
+    names = await rendering.names_for(session, [s for s, _ in rows])
+    items = [(rendering.synthesis_read(settings, s, names), r) for s, r in rows]
+    return render(request, "inbox.html", {"items": items, "status_names": STATUS_NAMES})
