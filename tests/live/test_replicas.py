@@ -32,7 +32,7 @@ from tests.live.server import Stream, open_stream
 PUBLIC = {"level": "NP", "audience": []}
 SECRET = {"level": "DR", "audience": []}
 NOTIFY_WITHIN = 3.0  # below the hub's 5 s idle timeout: only a NOTIFY delivers this fast
-START_WITHIN = 20.0
+START_WITHIN = 60.0  # generous: a loaded CI machine starts Python processes slowly
 
 
 @pytest.fixture(autouse=True)
