@@ -96,7 +96,7 @@ def map_svg(located: list[tuple[int, str, dict[str, Any]]]) -> str:
             for ring in rings
         )
         parts.append(f'<path d="{d}" fill="#ffffff" stroke="#9a9aca" stroke-width="1"/>')
-    for number, severity, (lon, lat) in dots:
+    for number, severity, (lon, lat) in reversed(dots):  # the first (gravest) drawn on top
         x, y = xy(lon, lat)
         colour = COLOURS.get(severity, "#000091")
         parts.append(

@@ -186,9 +186,11 @@ def _apply_content(
     candidates = [floor]
     if raise_to is not None:
         candidates.append(raise_to)
-    if synthesis.label_level and at_least(settings, current, floor):
+    if synthesis.label_level:  # never lowered: what it was stays the floor of what it becomes
         candidates.append(current)
     label = combined(settings, candidates, owner)
+    # the invariant this function exists for (see labels.combined)
+    assert at_least(settings, label, floor) and at_least(settings, label, current)
     synthesis.set_label(label)
 
 
