@@ -87,6 +87,7 @@ bench: install
 	@set -e; for engine in $(BENCH_ENGINES); do \
 		$(BIN)/python bench/write_path.py --engine $$engine --rows $(BENCH_WRITE_ROWS); \
 		$(BIN)/python bench/feed_search.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
+		$(BIN)/python bench/map_data.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows $(BENCH_AUDIT_ROWS); \
 	done
 
@@ -94,6 +95,7 @@ bench-quick: install
 	@set -e; for engine in $(BENCH_ENGINES); do \
 		$(BIN)/python bench/write_path.py --engine $$engine --rows 200 --rounds 2; \
 		$(BIN)/python bench/feed_search.py --engine $$engine --rows 5000 --requests 30; \
+		$(BIN)/python bench/map_data.py --engine $$engine --rows 5000 --requests 30; \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows 20000 --repeat 1; \
 	done
 

@@ -113,6 +113,17 @@ def audience_of(i: int, child_ids: list[str], parent_ids: list[str]) -> list[str
     return sorted([owner, parent_ids[a - 18]])
 
 
+# Where entry i lies (lon, lat), or None when it has no location.
+Position = Callable[[int], tuple[float, float] | None]
+
+
+def grid_position(i: int) -> tuple[float, float] | None:
+    """The default: two entries out of three located, on a regular grid over central Paris."""
+    if i % 3 == 0:
+        return None
+    return 2.20 + (i % 2000) * 0.0001, 48.80 + ((i // 2000) % 1000) * 0.0001
+
+
 def body_of(i: int) -> str:
     text = f"{BODY_A[(i // 2) % len(BODY_A)]} {BODY_B[(i // 13) % len(BODY_B)]} Réf. {i}."
     return text + RARE if i % 199 == 0 else text
@@ -120,8 +131,8 @@ def body_of(i: int) -> str:
 
 # The same rows in SQL (PostgreSQL): $1 child org ids, $2 author ids, $3 categories, $4 base
 # time, $5 seconds between rows, $6/$7 first/last i, $8/$9 parent ids, $10 titles, $11 body A,
-# $12 body B, $13 tags, $14 rare sentence.
-PG_INSERT_ENTRIES = """
+# $12 body B, $13 tags, $14 rare sentence; {position} sets lon and lat (both NULL: no location).
+PG_INSERT_TEMPLATE = """
 INSERT INTO entries (id, occurred_at, recorded_at, updated_at, author_id, category, severity,
     status, title, body, location, min_lon, min_lat, max_lon, max_lat, tags, version,
     label_level, need_to_know, audience, organisation_id)
@@ -134,10 +145,9 @@ SELECT gen_random_uuid(), rec - make_interval(mins => i % 90), rec, rec,
     ($11::text[])[1 + (i / 2) % cardinality($11::text[])] || ' '
         || ($12::text[])[1 + (i / 13) % cardinality($12::text[])] || ' Réf. ' || i || '.'
         || CASE WHEN i % 199 = 0 THEN $14::text ELSE '' END,
-    CASE WHEN i % 3 <> 0 THEN json_build_object('type', 'Point',
+    CASE WHEN lon IS NOT NULL THEN json_build_object('type', 'Point',
         'coordinates', json_build_array(lon, lat)) END,
-    CASE WHEN i % 3 <> 0 THEN lon END, CASE WHEN i % 3 <> 0 THEN lat END,
-    CASE WHEN i % 3 <> 0 THEN lon END, CASE WHEN i % 3 <> 0 THEN lat END,
+    lon, lat, lon, lat,
     jsonb_build_array(($13::text[])[1 + i % cardinality($13::text[])]),
     1,
     CASE WHEN i % 10 < 3 THEN 'DR' ELSE 'NP' END,
@@ -152,11 +162,19 @@ SELECT gen_random_uuid(), rec - make_interval(mins => i % 90), rec, rec,
     owner::uuid
 FROM (
     SELECT i, $4::timestamptz + make_interval(secs => i * $5::float8) AS rec,
-        ($1::text[])[1 + i % 8] AS owner,
-        2.20 + (i % 2000) * 0.0001 AS lon, 48.80 + ((i / 2000) % 1000) * 0.0001 AS lat
+        ($1::text[])[1 + i % 8] AS owner, {position}
     FROM generate_series($6::int, $7::int) AS i
 ) AS s
 """
+# The default positions (``grid_position``) in SQL.
+PG_GRID_POSITION = """
+        CASE WHEN i % 3 <> 0 THEN 2.20 + (i % 2000) * 0.0001 END AS lon,
+        CASE WHEN i % 3 <> 0 THEN 48.80 + ((i / 2000) % 1000) * 0.0001 END AS lat"""
+# Positions computed in Python (``seed_postgres(positions=…)``): $15 longitudes and $16
+# latitudes of the batch, NULL when not located.
+PG_ARRAY_POSITION = "($15::float8[])[i - $6 + 1] AS lon, ($16::float8[])[i - $6 + 1] AS lat"
+PG_INSERT_ENTRIES = PG_INSERT_TEMPLATE.format(position=PG_GRID_POSITION)
+PG_INSERT_ENTRIES_AT = PG_INSERT_TEMPLATE.format(position=PG_ARRAY_POSITION)
 
 PG_INSERT_COMMENTS = """
 INSERT INTO comments (id, entry_id, author_id, body, created_at, label_level, need_to_know,
@@ -225,7 +243,14 @@ async def build_world(app: Any) -> World:
 # --- seeding ---------------------------------------------------------------------------------
 
 
-async def seed_postgres(db: benchlib.BenchDb, world: World, rows: int, categories: Any) -> None:
+async def seed_postgres(
+    db: benchlib.BenchDb,
+    world: World,
+    rows: int,
+    categories: Any,
+    positions: Position | None = None,
+) -> None:
+    """``positions``: where each entry lies (default: ``grid_position``, computed in SQL)."""
     import asyncpg
 
     conn = await asyncpg.connect(db.dsn)
@@ -243,8 +268,15 @@ async def seed_postgres(db: benchlib.BenchDb, world: World, rows: int, categorie
         watch = benchlib.Stopwatch()
         for lo in range(1, rows + 1, batch):
             hi = min(rows, lo + batch - 1)
+            located: list[Any] = []
+            if positions is not None:
+                points = [positions(i) for i in range(lo, hi + 1)]
+                located = [
+                    [p[0] if p else None for p in points],
+                    [p[1] if p else None for p in points],
+                ]
             await conn.execute(
-                PG_INSERT_ENTRIES,
+                PG_INSERT_ENTRIES if positions is None else PG_INSERT_ENTRIES_AT,
                 world.child_ids,
                 [str(a) for a in world.authors],
                 list(categories),
@@ -259,6 +291,7 @@ async def seed_postgres(db: benchlib.BenchDb, world: World, rows: int, categorie
                 list(BODY_B),
                 list(TAGS),
                 RARE,
+                *located,
             )
             note(f"seeded {hi:,}/{rows:,} entries ({hi / watch.seconds:,.0f}/s)")
         loaded = watch.seconds
@@ -275,7 +308,14 @@ async def seed_postgres(db: benchlib.BenchDb, world: World, rows: int, categorie
         await conn.close()
 
 
-def seed_sqlite(db: benchlib.BenchDb, world: World, rows: int, categories: Any) -> None:
+def seed_sqlite(
+    db: benchlib.BenchDb,
+    world: World,
+    rows: int,
+    categories: Any,
+    positions: Position = grid_position,
+) -> None:
+    """``positions``: where each entry lies (default: ``grid_position``)."""
     from sqlalchemy import create_engine, insert, text
 
     from hypervision.db import new_id
@@ -303,8 +343,8 @@ def seed_sqlite(db: benchlib.BenchDb, world: World, rows: int, categories: Any) 
             entries, fts, comments = [], [], []
             for i in range(lo, hi + 1):
                 rec = base + timedelta(seconds=i * step)
-                point = i % 3 != 0
-                lon, lat = 2.20 + (i % 2000) * 0.0001, 48.80 + ((i // 2000) % 1000) * 0.0001
+                point = positions(i)
+                lon, lat = point or (None, None)
                 row = {
                     "id": new_id(),
                     "occurred_at": rec - timedelta(minutes=i % 90),

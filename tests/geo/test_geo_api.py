@@ -300,3 +300,13 @@ async def test_geojson_export_is_policy_filtered_and_audited(
         actions = set(await session.scalars(select(AuditRecord.action)))
     assert {"entry.list", "zone.list", "map.entries"} >= {"entry.list", "zone.list"}
     assert "entry.list" in actions and "zone.list" in actions
+
+
+def test_clusters_stay_bounded_whatever_the_zoom_asked() -> None:
+    from hypervision.geo import mapdata
+
+    view = (2.2, 48.8, 2.47, 48.92)
+    assert mapdata.cell_for(11, view) == mapdata.cell_degrees(11)  # the usual ~64 px cells
+    street = mapdata.cell_for(22, view)  # a Paris-wide view asked at street zoom
+    assert (view[2] - view[0]) / street <= mapdata.GRID_MAX
+    assert (view[3] - view[1]) / street <= mapdata.GRID_MAX

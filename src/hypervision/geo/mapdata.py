@@ -3,6 +3,7 @@ the browser never downloads every entry. Policy-filtered and audited like every 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,8 @@ from hypervision.logbook.models import Entry
 
 POINTS_MAX = 400  # up to this many entries in view: points, else clusters
 CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels
-AREA_CANDIDATES_MAX = 100_000
+AREA_CANDIDATES_MAX = 20_000  # candidates tested exactly per request (off the event loop)
+GRID_MAX = 64  # at most 64 × 64 cells across the view, whatever the zoom asked
 SEVERITY_RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
 
@@ -77,15 +79,9 @@ async def map_entries(
         in_view(bbox, dialect), Entry.min_lon.is_not(None)
     )
     if area is not None:
-        result = await _in_area(session, base, area, zoom)
+        result = await _in_area(session, base, area, zoom, bbox)
     else:
-        counted = base.with_only_columns(Entry.id).limit(POINTS_MAX + 1).subquery()
-        few = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
-        if few <= POINTS_MAX:
-            rows = list(await session.scalars(base))
-            result = MapResult(zoom, False, len(rows), [_point(e) for e in rows], [])
-        else:
-            result = await _clusters(session, base, zoom)
+        result = await points_or_clusters(session, base, zoom, bbox)
     await audit.record(
         session=session,
         actor=actor,
@@ -96,6 +92,32 @@ async def map_entries(
         detail={"zoom": zoom, "clusters": len(result.clusters), "total": result.total},
     )
     return result
+
+
+def cell_for(zoom: int, view: tuple[float, float, float, float] | None) -> float:
+    """The cluster cell: ~64 screen pixels at ``zoom``, never finer than GRID_MAX cells across
+    the view (a wide view asked at street zoom stays a bounded answer)."""
+    cell = cell_degrees(zoom)
+    if view is not None:
+        west, south, east, north = view
+        cell = max(cell, (east - west) / GRID_MAX, (north - south) / GRID_MAX)
+    return cell
+
+
+async def points_or_clusters(
+    session: AsyncSession,
+    base: Any,
+    zoom: int,
+    view: tuple[float, float, float, float] | None = None,
+) -> MapResult:
+    """The entries that ``base`` selects (already filtered and in view): the points when
+    there are at most ``POINTS_MAX``, else grid clusters computed in SQL."""
+    counted = base.with_only_columns(Entry.id).limit(POINTS_MAX + 1).subquery()
+    few = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
+    if few <= POINTS_MAX:
+        rows = list(await session.scalars(base))
+        return MapResult(zoom, False, len(rows), [_point(e) for e in rows], [])
+    return await _clusters(session, base, zoom, cell_for(zoom, view))
 
 
 def _point(entry: Entry) -> dict[str, Any]:
@@ -112,8 +134,7 @@ def _point(entry: Entry) -> dict[str, Any]:
     }
 
 
-async def _clusters(session: AsyncSession, base: Any, zoom: int) -> MapResult:
-    cell = cell_degrees(zoom)
+async def _clusters(session: AsyncSession, base: Any, zoom: int, cell: float) -> MapResult:
     lon, lat = center_lon(), center_lat()
     gx = func.floor(lon / cell).label("gx")
     gy = func.floor(lat / cell).label("gy")
@@ -152,24 +173,32 @@ async def _clusters(session: AsyncSession, base: Any, zoom: int) -> MapResult:
     return MapResult(zoom, True, total, [], clusters)
 
 
-async def _in_area(session: AsyncSession, base: Any, area: Any, zoom: int) -> MapResult:
-    """With a zone: candidates by the zone's bbox, the exact test in Python, then points or
+MAP_COLUMNS = ("id", "location", "min_lon", "min_lat", "max_lon", "max_lat", "title",
+               "category", "severity", "label_level")  # fmt: skip
+
+
+async def _in_area(
+    session: AsyncSession,
+    base: Any,
+    area: Any,
+    zoom: int,
+    view: tuple[float, float, float, float],
+) -> MapResult:
+    """With a zone: candidates by the zone's bbox (columns the map needs only, at most
+    AREA_CANDIDATES_MAX), the exact test with shapely in a worker thread, then points or
     clusters computed here."""
     west, south, east, north = area.bbox
-    rows = list(
-        await session.scalars(
-            base.where(
-                Entry.max_lon >= west,
-                Entry.min_lon <= east,
-                Entry.max_lat >= south,
-                Entry.min_lat <= north,
-            ).limit(AREA_CANDIDATES_MAX)
-        )
-    )
-    inside = [e for e in rows if area.holds(e.location)]
+    query = base.where(
+        Entry.max_lon >= west,
+        Entry.min_lon <= east,
+        Entry.max_lat >= south,
+        Entry.min_lat <= north,
+    ).with_only_columns(*(getattr(Entry, name) for name in MAP_COLUMNS))  # no body loaded
+    rows: list[Any] = list(await session.execute(query.limit(AREA_CANDIDATES_MAX)))
+    inside = await asyncio.to_thread(lambda: [e for e in rows if area.holds(e.location)])
     if len(inside) <= POINTS_MAX:
         return MapResult(zoom, False, len(inside), [_point(e) for e in inside], [])
-    cell = cell_degrees(zoom)
+    cell = cell_for(zoom, view)
     groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for entry in inside:
         point = _point(entry)
