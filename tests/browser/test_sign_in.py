@@ -32,7 +32,17 @@ async def test_mfa_enrolment_then_sign_in_with_totp(web: Web) -> None:
     # Until enrolment is confirmed, every other page leads back here.
     await page.goto("/main-courante")
     await expect(page).to_have_url(f"{web.base}/double-authentification")
-    assert (await page.locator("#cle-totp").inner_text()).strip() == secret  # same secret
+    # Showing the page again makes a new secret: a pending one is never shown twice (whoever
+    # else knows the password could otherwise keep the seed the officer is about to scan).
+    again = (await page.locator("#cle-totp").inner_text()).strip()
+    assert again != secret and re.fullmatch(r"[A-Z2-7]{16,}", again)
+    secret = again
+
+    # A wrong code is said; the secret already scanned stays, no new one is shown.
+    await page.fill("#otp", "000000")
+    await page.get_by_role("button", name=t("Turn on")).click()
+    await expect(page.locator(".fr-alert--error[role=alert]")).to_be_visible()
+    await expect(page.locator("#cle-totp")).to_have_count(0)
 
     totp = pyotp.TOTP(secret)
     enrol_step = totp.timecode(utcnow())
