@@ -234,7 +234,7 @@ async def feed(
         "cards": cards,
         "next_cursor": next_cursor,
         "situations": await situation_titles(request, session, settings, actor),
-        "zones": await zone_names(request, session, settings, actor),
+        "zone_choices": await zone_names(request, session, settings, actor),
         "organisations": await _organisations(session),
         "views": await prefs.views(session, actor.user_id),
         "created": bool(cree) and detail is not None,

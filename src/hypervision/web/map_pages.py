@@ -48,6 +48,7 @@ async def _context(
     return {
         "query": query,
         "zones": zone_rows,
+        "zone_choices": {str(z.id): z.name for z in zone_rows},
         "layers": layer_rows,
         "followed_zones": followed,
         "situations": await situation_titles(request, session, settings, actor),
