@@ -360,3 +360,15 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+
+async def bearer_tokens(client: Any, users: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Sign every bench user in through the API; their Authorization headers, by key."""
+    tokens: dict[str, dict[str, str]] = {}
+    for key, user in users.items():
+        r = await client.post(
+            "/api/v1/auth/token", data={"username": user.username, "password": PASSWORD}
+        )
+        r.raise_for_status()
+        tokens[key] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return tokens

@@ -172,13 +172,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         base_url="https://testserver",
         timeout=120,
     )
-    tokens: dict[str, dict[str, str]] = {}
-    for key, user in world.users.items():
-        r = await client.post(
-            "/api/v1/auth/token", data={"username": user.username, "password": benchlib.PASSWORD}
-        )
-        r.raise_for_status()
-        tokens[key] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    tokens = await benchlib.bearer_tokens(client, world.users)
     principals = {k: await benchlib.principal_of(sessions, world.users[k].id) for k in READERS}
     dialect = db.engine
 

@@ -90,7 +90,7 @@ async def create_zone(
 ) -> ZoneRead:
     """Draw a zone (watch officers): a GeoJSON Polygon or MultiPolygon, holes allowed."""
     zone = await zones.create_zone(session=session, settings=settings, actor=actor, data=data)
-    response.headers["ETag"] = entries.etag(zone)  # type: ignore[arg-type]
+    response.headers["ETag"] = entries.etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 
@@ -111,7 +111,7 @@ async def get_zone(
         resource_ids=[zone.id],
         labels=[zone.label_level],
     )
-    response.headers["ETag"] = entries.etag(zone)  # type: ignore[arg-type]
+    response.headers["ETag"] = entries.etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 
@@ -134,7 +134,7 @@ async def update_zone(
         data=data,
         if_match=if_match,
     )
-    response.headers["ETag"] = entries.etag(zone)  # type: ignore[arg-type]
+    response.headers["ETag"] = entries.etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 

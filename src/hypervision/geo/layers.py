@@ -16,7 +16,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.models import Layer, LayerFeature
-from hypervision.geo.shapes import GeometryError, check_geometry
+from hypervision.geo.shapes import GeometryError, check_geometry, overlaps
 from hypervision.identity.principal import Principal
 from hypervision.logbook import history
 from hypervision.logbook.entries import dialect_of, subject_of
@@ -222,13 +222,7 @@ async def layer_features(
     layer = await find_layer(session=session, settings=settings, actor=actor, layer_id=layer_id)
     query = select(LayerFeature).where(LayerFeature.layer_id == layer.id)
     if bbox:
-        west, south, east, north = bbox
-        query = query.where(
-            LayerFeature.max_lon >= west,
-            LayerFeature.min_lon <= east,
-            LayerFeature.max_lat >= south,
-            LayerFeature.min_lat <= north,
-        )
+        query = query.where(overlaps(LayerFeature, bbox))
     rows = list(await session.scalars(query.order_by(LayerFeature.position).limit(limit)))
     await audit.record(
         session=session,

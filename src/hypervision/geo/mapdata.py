@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.geo.shapes import overlaps
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import EntryFilter, apply_filter, dialect_of, visible
 from hypervision.logbook.models import Entry
@@ -55,12 +56,7 @@ def in_view(bbox: tuple[float, float, float, float], dialect: str) -> ColumnElem
         )
         view = func.box(func.point(west, south), func.point(east, north))
         return stored.op("&&")(view)
-    return (
-        (Entry.max_lon >= west)
-        & (Entry.min_lon <= east)
-        & (Entry.max_lat >= south)
-        & (Entry.min_lat <= north)
-    )
+    return overlaps(Entry, bbox)
 
 
 async def map_entries(
@@ -187,13 +183,9 @@ async def _in_area(
     """With a zone: candidates by the zone's bbox (columns the map needs only, at most
     AREA_CANDIDATES_MAX), the exact test with shapely in a worker thread, then points or
     clusters computed here."""
-    west, south, east, north = area.bbox
-    query = base.where(
-        Entry.max_lon >= west,
-        Entry.min_lon <= east,
-        Entry.max_lat >= south,
-        Entry.min_lat <= north,
-    ).with_only_columns(*(getattr(Entry, name) for name in MAP_COLUMNS))  # no body loaded
+    query = base.where(overlaps(Entry, area.bbox)).with_only_columns(
+        *(getattr(Entry, name) for name in MAP_COLUMNS)
+    )  # no body loaded
     rows: list[Any] = list(await session.execute(query.limit(AREA_CANDIDATES_MAX)))
     inside = await asyncio.to_thread(lambda: [e for e in rows if area.holds(e.location)])
     if len(inside) <= POINTS_MAX:

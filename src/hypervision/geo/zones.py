@@ -123,7 +123,7 @@ async def update_zone(
 ) -> Zone:
     authorize(actor, Action.TRIAGE)
     zone = await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
-    check_if_match(zone, if_match)  # type: ignore[arg-type]  # same id.version ETag scheme
+    check_if_match(zone, if_match)
     before = history.snapshot("zone", zone)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "geometry" in changes:

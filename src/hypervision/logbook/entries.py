@@ -8,7 +8,7 @@ import binascii
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -18,7 +18,7 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import AppError, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
-from hypervision.geo.shapes import Area
+from hypervision.geo.shapes import Area, overlaps
 from hypervision.identity.principal import Principal
 from hypervision.logbook import history
 from hypervision.logbook.labelling import resolve_label
@@ -58,13 +58,21 @@ def visible(session: AsyncSession, settings: Settings, actor: Principal) -> Sele
     )
 
 
-def etag(entry: Entry | Situation) -> str:
+class Versioned(Protocol):
+    """Any record with an id and a version: entries, situations, zones, syntheses."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+def etag(entry: Versioned) -> str:
     return f'"{entry.id}.{entry.version}"'
 
 
-def check_if_match(
-    entry: Entry | Situation, if_match: str | None, *, required: bool = True
-) -> None:
+def check_if_match(entry: Versioned, if_match: str | None, *, required: bool = True) -> None:
     if if_match is None:
         if required:
             raise PreconditionRequired()
@@ -273,15 +281,7 @@ def apply_filter(query: Select[Entry], f: EntryFilter, dialect: str) -> Select[E
                 exists(select(literal(1)).select_from(each).where(each.c.value == tag))
             )
     if f.bbox:
-        west, south, east, north = f.bbox
-        conditions.append(
-            and_(
-                Entry.max_lon >= west,
-                Entry.min_lon <= east,
-                Entry.max_lat >= south,
-                Entry.min_lat <= north,
-            )
-        )
+        conditions.append(overlaps(Entry, f.bbox))
     return query.where(*conditions) if conditions else query
 
 

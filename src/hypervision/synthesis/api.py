@@ -30,7 +30,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 async def _read(
     session: DbSession, settings: SettingsDep, synthesis: Synthesis, response: Response
 ) -> SynthesisRead:
-    response.headers["ETag"] = etag(synthesis)  # type: ignore[arg-type]
+    response.headers["ETag"] = etag(synthesis)
     names = await rendering.names_for(session, [synthesis])
     return rendering.synthesis_read(settings, synthesis, names)
 

@@ -251,7 +251,7 @@ async def _for_change(
     synthesis = await find(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    check_if_match(synthesis, if_match, required=False)  # type: ignore[arg-type]
+    check_if_match(synthesis, if_match, required=False)
     return synthesis, history.snapshot("synthesis", synthesis)
 
 

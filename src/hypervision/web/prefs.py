@@ -21,7 +21,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.models import Zone
-from hypervision.geo.shapes import Area
+from hypervision.geo.shapes import Area, overlaps
 from hypervision.geo.zones import visible_zones
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
@@ -171,13 +171,7 @@ async def _followed(
         )
         for zone in zones:
             area = Area.of(zone.geometry)
-            west, south, east, north = area.bbox
-            candidates = visible(session, settings, actor).where(
-                Entry.max_lon >= west,
-                Entry.min_lon <= east,
-                Entry.max_lat >= south,
-                Entry.min_lat <= north,
-            )
+            candidates = visible(session, settings, actor).where(overlaps(Entry, area.bbox))
             for entry in await session.scalars(recent(candidates)):
                 if area.holds(entry.location):
                     found[entry.id] = entry

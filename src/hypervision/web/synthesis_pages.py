@@ -18,6 +18,7 @@ from hypervision.core.errors import AppError
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present
+from hypervision.logbook.entries import etag
 from hypervision.policy.rules import Action, allowed
 from hypervision.synthesis import mail, rendering, service
 from hypervision.synthesis.figure import map_svg
@@ -144,7 +145,7 @@ async def _page(
         "recipient": mine,
         "pool": pool,
         "candidates": candidates,
-        "etag": f'"{synthesis.id}.{synthesis.version}"',
+        "etag": etag(synthesis),
         **extra,
     }
 
