@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hypervision.app import create_app
 from hypervision.audit.models import GENESIS_HASH, AuditHead
@@ -20,6 +21,7 @@ from tests import dbutil
 TEST_SECRET = "test-secret-key-with-enough-length-0123456789"
 
 _pg_skip_reason: str | None = None
+OWNER_URLS: dict[str, str] = {}  # application role's URL -> the owner's (PostgreSQL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,12 +62,22 @@ def database_url(
         return
     if _pg_skip_reason:
         pytest.skip(_pg_skip_reason)
-    url = dbutil.create_postgres_database()
+    owner = dbutil.create_postgres_database()
     try:
-        dbutil.migrate(url)
-        yield url
+        app_url = dbutil.create_app_role(owner)
+        dbutil.migrate(owner, app_role=dbutil.app_role_name(owner))
+        OWNER_URLS[app_url] = owner
+        yield app_url  # the application connects as the restricted role, under RLS
     finally:
-        dbutil.drop_postgres_database(url)
+        dbutil.drop_postgres_database(owner)
+        dbutil.drop_app_role(owner)
+
+
+@pytest.fixture
+def owner_database_url(database_url: str) -> str:
+    """The owner's connection (migrations, test set-up and tampering): on PostgreSQL the
+    application connects as a restricted role that cannot alter the audit trail."""
+    return OWNER_URLS.get(database_url, database_url)
 
 
 @pytest.fixture
@@ -74,8 +86,18 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 async def reset_database(app: FastAPI) -> None:
-    """Empty every table and restart the audit chain, so each test starts clean."""
-    engine = app.state.engine
+    """Empty every table and restart the audit chain, so each test starts clean (as the
+    owner: the application's role may not truncate, nor delete the audit trail)."""
+    owner = OWNER_URLS.get(app.state.settings.database_url)
+    engine = create_async_engine(owner) if owner else app.state.engine
+    try:
+        await _empty(engine)
+    finally:
+        if owner:
+            await engine.dispose()
+
+
+async def _empty(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head"]
         if conn.dialect.name == "postgresql":

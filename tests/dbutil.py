@@ -90,10 +90,48 @@ def drop_postgres_database(url: str) -> None:
     in_thread(lambda: asyncio.run(drop()))
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, app_role: str | None = None) -> None:
     from hypervision.migrate import upgrade
 
-    in_thread(lambda: upgrade(url))
+    in_thread(lambda: upgrade(url, app_role=app_role))
+
+
+def app_role_name(owner_url: str) -> str:
+    return urlsplit(owner_url).path.lstrip("/") + "_app"
+
+
+def create_app_role(owner_url: str) -> str:
+    """The role the application connects as, as a deployment has it: it owns nothing, is not
+    superuser, has no BYPASSRLS; ``migrate`` grants it its rights. Returns its URL."""
+    role = app_role_name(owner_url)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
+        try:
+            await conn.execute(
+                f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                "NOBYPASSRLS NOREPLICATION"
+            )
+        finally:
+            await conn.close()
+
+    in_thread(lambda: asyncio.run(create()))
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+def drop_app_role(owner_url: str) -> None:
+    role = app_role_name(owner_url)
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
+        try:
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await conn.close()
+
+    in_thread(lambda: asyncio.run(drop()))
 
 
 def sqlite_url(path: Path) -> str:

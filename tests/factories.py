@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from hypervision.config import Settings
-from hypervision.db import transaction
+from hypervision.db import session_factory, transaction
 from hypervision.identity import service
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import system_principal
@@ -23,8 +23,28 @@ ADMIN = system_principal("tests")
 
 @asynccontextmanager
 async def tx(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    async with transaction(app.state.sessions) as session:
+    """A transaction of the server's own (system) context: set-up and checks."""
+    async with transaction(app.state.system_sessions) as session:
         yield session
+
+
+@asynccontextmanager
+async def owner_tx(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A transaction as the database owner, for sabotage the application's role may not do
+    (on PostgreSQL it connects as a restricted role; on SQLite there is one)."""
+    from tests.conftest import OWNER_URLS
+
+    owner = OWNER_URLS.get(app.state.settings.database_url)
+    if owner is None:
+        async with tx(app) as session:
+            yield session
+        return
+    engine = create_async_engine(owner)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def make_org(

@@ -17,10 +17,13 @@ from tests.conftest import TEST_SECRET
 from tests.factories import tx
 
 
-def _cli(url: str, tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _cli(
+    url: str, tmp: Path, *args: str, stdin: str = "", owner_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
     env |= {
         "HYPERVISION_DATABASE_URL": url,
+        "HYPERVISION_DATABASE_OWNER_URL": owner_url or "",
         "HYPERVISION_SECRET_KEY": TEST_SECRET,
         "HYPERVISION_DATA_DIR": str(tmp),
         "HYPERVISION_ARGON2_TIME_COST": "1",
@@ -39,10 +42,10 @@ def _cli(url: str, tmp: Path, *args: str, stdin: str = "") -> subprocess.Complet
 
 
 async def test_administration_from_the_command_line(
-    app: FastAPI, database_url: str, tmp_path: Path
+    app: FastAPI, database_url: str, owner_database_url: str, tmp_path: Path
 ) -> None:
     def run(*args: str, stdin: str = "") -> str:
-        result = _cli(database_url, tmp_path, *args, stdin=stdin)
+        result = _cli(database_url, tmp_path, *args, stdin=stdin, owner_url=owner_database_url)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -113,12 +116,12 @@ async def test_audit_verify_exit_code(app: FastAPI, database_url: str, tmp_path:
     from sqlalchemy import update
 
     from hypervision.audit.models import AuditRecord
-    from tests.factories import make_org
+    from tests.factories import make_org, owner_tx
 
     await make_org(app, "MININT")
     await make_org(app, "PP", "MININT")
     assert _cli(database_url, tmp_path, "audit", "verify").returncode == 0
-    async with tx(app) as session:
+    async with owner_tx(app) as session:  # the application's role may not alter the trail
         await session.execute(update(AuditRecord).where(AuditRecord.seq == 1).values(action="x"))
     broken = _cli(database_url, tmp_path, "audit", "verify")
     assert broken.returncode == 1

@@ -22,6 +22,7 @@ from hypervision.live import api as live_api
 from hypervision.live.hub import Hub
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
+from hypervision.policy import rls
 from hypervision.search import api as search_api
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.hub.ensure_started()
         scheduler = None
         if settings.schedule_poll_seconds > 0:
-            scheduler = asyncio.create_task(schedules.loop(app.state.sessions, settings))
+            scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
         yield
         if scheduler is not None:
             scheduler.cancel()
@@ -58,9 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    # Requests: the identity is bound when the principal is resolved (policy.rls). The
+    # server's own work (live hub, schedules, e-mail) runs in the system context.
     app.state.sessions = session_factory(engine)
+    app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
-    app.state.hub = Hub(settings, app.state.sessions)
+    app.state.hub = Hub(settings, app.state.system_sessions)
     install_handlers(app)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead

@@ -163,7 +163,7 @@ async def test_bus_loss_falls_back_to_polling_and_back_to_live_without_loss(
     ids = stream.ids()
     assert ids == sorted(set(ids)), "ids out of order or duplicated"
     assert delivered(stream) == created  # each entry once, in order, across the whole sequence
-    async with app.state.sessions() as session:
+    async with app.state.system_sessions() as session:
         written = list(
             await session.scalars(
                 select(OutboxEvent.id)

@@ -189,7 +189,7 @@ async def test_a_client_moving_to_another_replica_misses_nothing(
     ids = second.ids()
     assert ids == sorted(set(ids)) and min(ids) > last  # once, in order, nothing seen before
     assert delivered(second) == [*missed, after]
-    async with app.state.sessions() as session:
+    async with app.state.system_sessions() as session:
         rows = (
             await session.execute(
                 select(OutboxEvent.id, OutboxEvent.label)

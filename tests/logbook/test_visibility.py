@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from hypervision.audit.models import AuditHead
 from hypervision.identity.models import Role
 from hypervision.logbook.models import Entry
-from tests.factories import ENTRY, make_group, make_org, officer, tx
+from tests.factories import ENTRY, make_group, make_org, officer, owner_tx, tx
 
 LEVELS = ("NP", "DR")
 NTK = ((), ("VIP",), ("VIP", "RENS"))
@@ -93,7 +93,7 @@ async def test_entry_surfaces_match_the_reference_model(app: FastAPI, client: As
 async def test_no_audit_no_entry(app: FastAPI, client: AsyncClient) -> None:
     alice = await officer(app, client, "alice", "PP")
     created = (await client.post("/api/v1/entries", json=ENTRY, headers=alice)).json()
-    async with tx(app) as session:
+    async with owner_tx(app) as session:
         await session.execute(delete(AuditHead))
     read = await client.get(f"/api/v1/entries/{created['id']}", headers=alice)
     assert read.status_code == 503 and "title" not in read.text

@@ -1,6 +1,7 @@
 """Differential test of the visibility policy (SECURITY.md 6): for generated readers and labelled
-entries, the SQL filter run on the engine under test, the Python check and a reference written
-from the rule's text give the same verdict on every (reader, record) pair.
+entries, the SQL filter run on the engine under test, the Python check, a reference written from
+the rule's text and — on PostgreSQL — row-level security alone (the application's role with the
+reader's signed context and no filter) give the same verdict on every (reader, record) pair.
 
 Hypothesis drives a synchronous test function; each example runs its database work on an event
 loop of its own (``asyncio.Runner``) in a worker thread, so the session loop is never re-entered
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from hypervision.config import Settings
 from hypervision.db import create_engine
 from hypervision.logbook.models import Entry
+from hypervision.policy import rls
 from hypervision.policy.rules import can_see, visible_filter
 from tests.factories import make_user
 from tests.policy.world import Orgs, Reader, Record, entry_row, readers, records, reference, subject
@@ -40,6 +42,7 @@ class Tally:
     visible: int = 0
     hidden: int = 0
     queries: int = 0
+    rls_pairs: int = 0
     dialects: set[str] = field(default_factory=set)
 
 
@@ -69,8 +72,12 @@ async def check_batch(
     dialect = engine.dialect.name
     ids = [uuid.UUID(int=n + 1) for n in range(len(batch.records))]
     by_id = dict(zip(ids, batch.records, strict=True))
+    postgres = dialect == "postgresql"
+    system = rls.sign(settings, rls.SYSTEM_CONTEXT)
     async with AsyncSession(engine) as session:
         try:
+            if postgres:  # the application's role: set-up runs in the system context
+                await rls.set_context(session, system)
             rows = [entry_row(r, i, author_id) for i, r in by_id.items()]
             await session.execute(insert(Entry), rows)
             labels = {e.id: e.label for e in await session.scalars(select(Entry))}
@@ -80,12 +87,20 @@ async def check_batch(
                 query = select(Entry.id).where(visible_filter(reader_subject, Entry, dialect))
                 seen = set(await session.scalars(query))
                 tally.queries += 1
+                rls_seen = seen
+                if postgres:  # no filter at all: what RLS alone lets the reader's context see
+                    reader_context = rls.subject_context(reader_subject)
+                    await rls.set_context(session, rls.sign(settings, reader_context))
+                    rls_seen = set(await session.scalars(select(Entry.id)))
+                    await rls.set_context(session, system)
+                    tally.rls_pairs += len(by_id)
                 for row_id, record in by_id.items():
                     sql = row_id in seen
                     python = can_see(reader_subject, labels[row_id])
                     ref = reference(orgs, reader, record)
-                    assert sql == python == ref, (
-                        f"{dialect}: sql={sql} python={python} reference={ref}\n"
+                    by_rls = row_id in rls_seen
+                    assert sql == python == ref == by_rls, (
+                        f"{dialect}: sql={sql} python={python} reference={ref} rls={by_rls}\n"
                         f"  reader={reader}\n  subject={reader_subject}\n"
                         f"  record={record}\n  stored label={labels[row_id]}"
                     )
@@ -135,6 +150,8 @@ async def test_sql_filter_python_check_and_reference_agree(
 
     assert tally.dialects == {app.state.engine.dialect.name}
     assert tally.pairs >= MIN_PAIRS, tally
+    if tally.dialects == {"postgresql"}:
+        assert tally.rls_pairs == tally.pairs, tally
     assert tally.queries >= EXAMPLES * READERS[0], tally
     # Both outcomes are frequent, so neither side of the rule is tested only vacuously.
     assert tally.visible >= tally.pairs // 20, tally

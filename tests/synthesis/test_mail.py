@@ -124,7 +124,9 @@ async def test_np_synthesis_is_mailed_with_its_pdf(
     assert by_user[await room.user_id("prefet")].emailed_at is not None
     assert by_user[await room.user_id("elu")].email_status == "none"
     # Nothing pending any more: a second run sends nothing.
-    assert await mail.send_pending(app.state.sessions, app.state.settings, uuid.UUID(sid)) == 0
+    assert (
+        await mail.send_pending(app.state.system_sessions, app.state.settings, uuid.UUID(sid)) == 0
+    )
     assert len(smtp.received) == 1
 
 
@@ -170,7 +172,9 @@ async def test_mail_failure_is_recorded_and_the_sending_stands(
 
     # The server is back: the next run retries the failed one.
     smtp.start()
-    assert await mail.send_pending(app.state.sessions, app.state.settings, uuid.UUID(sid)) == 1
+    assert (
+        await mail.send_pending(app.state.system_sessions, app.state.settings, uuid.UUID(sid)) == 1
+    )
     (row,) = await room.recipients(sid)
     assert row.email_status == "sent" and row.email_error is None
     assert len(smtp.received) == 1

@@ -50,7 +50,9 @@ async def test_schedule_drafts_once_per_due_time(app: FastAPI, client: AsyncClie
         "antoine", "Rassemblement après 19 h", occurred_at=paris(day, 20, 30).isoformat()
     )
 
-    made = await schedules.run_due(app.state.sessions, app.state.settings, now=paris(day, 21))
+    made = await schedules.run_due(
+        app.state.system_sessions, app.state.settings, now=paris(day, 21)
+    )
     assert len(made) == 1
     first = await read(room, made[0])
     assert first["title"] == f"Point de situation — {day:%d/%m/%Y} 19:00"
@@ -60,13 +62,16 @@ async def test_schedule_drafts_once_per_due_time(app: FastAPI, client: AsyncClie
     assert first["entry_ids"] == [morning["id"]]  # 07:00 ≤ occurred < 19:00
 
     # Same time again (another replica, or the next poll): already claimed, nothing made.
-    assert await schedules.run_due(app.state.sessions, app.state.settings, now=paris(day, 21)) == []
+    assert (
+        await schedules.run_due(app.state.system_sessions, app.state.settings, now=paris(day, 21))
+        == []
+    )
     later = paris(day, 23, 59)
-    assert await schedules.run_due(app.state.sessions, app.state.settings, now=later) == []
+    assert await schedules.run_due(app.state.system_sessions, app.state.settings, now=later) == []
 
     next_day = day + timedelta(days=1)
     made = await schedules.run_due(
-        app.state.sessions, app.state.settings, now=paris(next_day, 7, 5)
+        app.state.system_sessions, app.state.settings, now=paris(next_day, 7, 5)
     )
     assert len(made) == 1
     second = await read(room, made[0])

@@ -34,6 +34,7 @@ from hypervision.identity.service import (
     require_admin,
     user_group_codes,
 )
+from hypervision.policy import rls
 
 SESSION_PREFIX = "hvs_"
 API_TOKEN_PREFIX = "hvt_"  # noqa: S105 - a prefix, not a secret
@@ -207,9 +208,21 @@ async def resolve(
     *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
 ) -> Principal:
     """The principal behind a session or API token, or 401. Rebuilt on every request, so a
-    disabled account or a lowered clearance applies to the very next one."""
+    disabled account or a lowered clearance applies to the very next one. On PostgreSQL the
+    principal becomes the transaction's row-level security identity."""
     if kind is SessionKind.BEARER and token.startswith(API_TOKEN_PREFIX):
-        return await _resolve_api_token(session=session, token=token, client=client)
+        principal = await _resolve_api_token(session=session, token=token, client=client)
+    else:
+        principal = await _resolve_session(
+            session=session, settings=settings, token=token, kind=kind, client=client
+        )
+    await rls.bind(session, settings, principal)
+    return principal
+
+
+async def _resolve_session(
+    *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
+) -> Principal:
     row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
     now = utcnow()
     if (

@@ -42,9 +42,17 @@ async def emit(
         label=label,
         payload=payload,
     )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # The id first, so the INSERT needs no RETURNING: under row-level security a RETURNING
+        # row must be readable by the writer, and some events (revocations) are read by the
+        # hub alone.
+        row.id = await session.scalar(  # type: ignore[assignment]
+            select(func.nextval(func.pg_get_serial_sequence("outbox", "id")))
+        )
     session.add(row)
     await session.flush()
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         await session.execute(select(func.pg_notify(CHANNEL, str(row.id))))
     info = session.sync_session.info
     info[_PENDING] = max(info.get(_PENDING, 0), row.id)

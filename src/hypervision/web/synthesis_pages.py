@@ -224,7 +224,7 @@ async def step(
                 )
                 await service.send(**common, recipients=recipients, if_match=if_match)
                 background.add_task(
-                    mail.send_pending, request.app.state.sessions, settings, synthesis_id
+                    mail.send_pending, request.app.state.system_sessions, settings, synthesis_id
                 )
             elif action == "supersede":
                 target = (await service.supersede(**common)).id
