@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError
-from hypervision.db import create_engine, session_factory, transaction
+from hypervision.db import create_engine, transaction
 from hypervision.identity import auth, service
 from hypervision.identity.models import Role
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
 from hypervision.identity.schemas import ApiTokenCreate, GroupCreate, OrganisationCreate, UserCreate
+from hypervision.policy import rls
 
 T = TypeVar("T")
 
@@ -58,7 +59,8 @@ def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -
     async def _main() -> T:
         engine = create_engine(settings)
         try:
-            async with transaction(session_factory(engine)) as session:
+            # The administrator on the server's command line holds the secret key anyway.
+            async with transaction(rls.system_sessions(engine, settings)) as session:
                 return await work(session, settings)
         finally:
             await engine.dispose()
@@ -73,10 +75,20 @@ def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (creates the embedded database when missing)."""
-    from hypervision.migrate import upgrade
+    from hypervision.migrate import MigrationError, upgrade
+    from hypervision.policy.rls import role_of
 
     settings = get_settings()
-    upgrade(settings.effective_database_url)
+    app_url = settings.effective_database_url
+    owner_url = settings.database_owner_url or app_url
+    app_role = role_of(app_url) if owner_url != app_url else None
+    if app_role and app_role == role_of(owner_url):
+        app_role = None
+    try:
+        upgrade(owner_url, app_role=app_role, settings=settings)
+    except MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo("database is up to date")
 
 
@@ -232,15 +244,76 @@ def token_create(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Exit 0 when the trail is intact; otherwise name the first record that fails."""
+    """Exit 0 when the trail is intact; otherwise name the first record that fails. When the
+    witness directory holds checkpoints, they are checked too (signature, chain, Merkle roots)."""
     from hypervision.audit import service as audit
+    from hypervision.audit.checkpoints import CheckpointError, Witness, load_public_key
 
-    result = run_in_transaction(lambda session, _s: audit.verify(session=session))
+    settings = get_settings()
+    witness = None
+    if any(settings.audit_witness_path.glob("checkpoint-*.json")):
+        try:
+            public_key = load_public_key(settings.audit_public_key_path)
+        except CheckpointError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        witness = Witness(settings.audit_witness_path, public_key)
+    else:
+        typer.echo(f"no signed checkpoints in {settings.audit_witness_path}: chain only", err=True)
+    result = run_in_transaction(lambda session, _s: audit.verify(session=session, witness=witness))
     if result.ok:
-        typer.echo(f"audit trail intact: {result.checked} records verified")
+        signed = ""
+        if witness is not None:
+            signed = (
+                f"; {result.checkpoints} signed checkpoints (key {witness.key_id}) "
+                f"cover records 1..{result.checkpointed}"
+            )
+        typer.echo(f"audit trail intact: {result.checked} records verified{signed}")
         return
     typer.echo(f"AUDIT TRAIL BROKEN: {result.problem} ({result.checked} verified before)", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("keygen")
+def audit_keygen() -> None:
+    """Create the Ed25519 key that signs checkpoints (mode 0600) and its public key next to
+    it. Never overwrites a key."""
+    from hypervision.audit.checkpoints import CheckpointError, generate_key
+
+    settings = get_settings()
+    try:
+        kid = generate_key(settings.audit_key_path, settings.audit_public_key_path)
+    except (CheckpointError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"signing key {settings.audit_key_path} created (key id {kid})")
+    typer.echo(f"public key {settings.audit_public_key_path}: give it to the verifiers")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the records written since the last checkpoint into the witness directory (nothing
+    when there are none). Run it every few minutes (cron, Kubernetes CronJob)."""
+    from hypervision.audit.checkpoints import CheckpointError, load_private_key, write_checkpoints
+
+    settings = get_settings()
+    try:
+        key = load_private_key(settings.audit_key_path)
+        written = run_in_transaction(
+            lambda session, s: write_checkpoints(
+                session=session, witness_dir=s.audit_witness_path, private_key=key
+            )
+        )
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for checkpoint in written:
+        typer.echo(
+            f"checkpoint {checkpoint.file_name}: records "
+            f"{checkpoint.first_seq}..{checkpoint.last_seq} signed"
+        )
+    if not written:
+        typer.echo("no new audit records since the last checkpoint")
 
 
 @audit_app.command("export")

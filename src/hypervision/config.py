@@ -24,6 +24,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     database_url: str = ""
+    # PostgreSQL: the owner role that runs the migrations. The application then connects with
+    # ``database_url`` as a separate role that owns nothing and is held by row-level security;
+    # ``hypervision migrate`` grants that role what it needs and nothing more.
+    database_owner_url: str = ""
     secret_key: str = Field(min_length=32)
 
     label_levels: Annotated[tuple[str, ...], NoDecode] = ("NP", "DR")
@@ -60,6 +64,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_ip_max_failures: int = Field(default=50, ge=1, le=100000)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Bulk exports (map GeoJSON, synthesis PDF) per user in a fixed window (SECURITY.md item 13).
+    export_max_per_window: int = Field(default=30, ge=1, le=100_000)
+    export_window_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
 
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8, le=4 * 1024 * 1024)
@@ -89,6 +96,13 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Signed audit checkpoints (docs/adr/0010): the private key and the witness directory live
+    # outside the database. Unset: <data_dir>/keys/audit-ed25519.pem, its .pub next to it, and
+    # <data_dir>/audit-witness.
+    audit_signing_key_file: Path | None = None
+    audit_public_key_file: Path | None = None
+    audit_witness_dir: Path | None = None
+
     @field_validator("label_levels", "categories", mode="before")
     @classmethod
     def _split_levels(cls, value: object) -> object:
@@ -105,7 +119,7 @@ class Settings(BaseSettings):
             raise ValueError("values must be distinct")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_owner_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -141,6 +155,18 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_signing_key_file or self.data_dir / "keys" / "audit-ed25519.pem"
+
+    @property
+    def audit_public_key_path(self) -> Path:
+        return self.audit_public_key_file or self.audit_key_path.with_suffix(".pub")
+
+    @property
+    def audit_witness_path(self) -> Path:
+        return self.audit_witness_dir or self.data_dir / "audit-witness"
 
     @property
     def effective_database_url(self) -> str:

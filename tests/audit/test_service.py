@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, update
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.identity.models import Organisation
+from tests.audit.tamper import owner
 from tests.factories import ADMIN, admin_headers, make_org, tx
 
 
@@ -35,9 +36,9 @@ async def test_intact_trail_verifies(app: FastAPI) -> None:
     assert result.ok and result.checked == 10
 
 
-async def test_altered_record_is_named(app: FastAPI) -> None:
+async def test_altered_record_is_named(app: FastAPI, owner_database_url: str) -> None:
     await _trail(app, 10)
-    async with tx(app) as session:
+    async with owner(owner_database_url) as session:
         await session.execute(
             update(AuditRecord).where(AuditRecord.seq == 6).values(resource_ids=["other"])
         )
@@ -45,17 +46,17 @@ async def test_altered_record_is_named(app: FastAPI) -> None:
     assert not result.ok and result.seq == 6 and "altered" in (result.problem or "")
 
 
-async def test_deleted_record_is_named(app: FastAPI) -> None:
+async def test_deleted_record_is_named(app: FastAPI, owner_database_url: str) -> None:
     await _trail(app, 10)
-    async with tx(app) as session:
+    async with owner(owner_database_url) as session:
         await session.execute(delete(AuditRecord).where(AuditRecord.seq == 4))
     result = await _verify(app)
     assert not result.ok and result.seq == 4 and "missing" in (result.problem or "")
 
 
-async def test_reordered_records_are_detected(app: FastAPI) -> None:
+async def test_reordered_records_are_detected(app: FastAPI, owner_database_url: str) -> None:
     await _trail(app, 10)
-    async with tx(app) as session:
+    async with owner(owner_database_url) as session:
         await session.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(seq=-3))
         await session.execute(update(AuditRecord).where(AuditRecord.seq == 4).values(seq=3))
         await session.execute(update(AuditRecord).where(AuditRecord.seq == -3).values(seq=4))
@@ -63,9 +64,9 @@ async def test_reordered_records_are_detected(app: FastAPI) -> None:
     assert not result.ok and result.seq == 3
 
 
-async def test_truncated_tail_is_detected(app: FastAPI) -> None:
+async def test_truncated_tail_is_detected(app: FastAPI, owner_database_url: str) -> None:
     await _trail(app, 10)
-    async with tx(app) as session:
+    async with owner(owner_database_url) as session:
         await session.execute(delete(AuditRecord).where(AuditRecord.seq >= 9))
     result = await _verify(app)
     assert not result.ok and result.checked == 8
@@ -84,9 +85,9 @@ async def test_export_lines_are_one_record_each(app: FastAPI) -> None:
     assert "\n" not in lines[0] and "\r" not in lines[0] and "\x1b" not in lines[0]
 
 
-async def test_no_audit_no_data(app: FastAPI, client: AsyncClient) -> None:
+async def test_no_audit_no_data(app: FastAPI, client: AsyncClient, owner_database_url: str) -> None:
     headers = await admin_headers(app, client)
-    async with tx(app) as session:
+    async with owner(owner_database_url) as session:
         await session.execute(delete(AuditHead))
     response = await client.post(
         "/api/v1/organisations", json={"code": "LOST", "name": "Never stored"}, headers=headers

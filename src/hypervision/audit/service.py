@@ -12,15 +12,18 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.core.errors import Unavailable
 from hypervision.db import new_id, utcnow
 from hypervision.identity.principal import Principal
+
+if TYPE_CHECKING:
+    from hypervision.audit.checkpoints import Witness
 
 HASHED_FIELDS = (
     "seq",
@@ -132,41 +135,33 @@ class VerifyResult:
     checked: int
     problem: str | None = None
     seq: int | None = None
+    checkpoint: str | None = None  # the witness file involved in the problem, if any
+    checkpoints: int = 0  # signed checkpoints verified
+    checkpointed: int = 0  # last record covered by a verified checkpoint
 
 
-async def verify(*, session: AsyncSession, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in order; name the first record altered, removed or reordered."""
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-    async for row in _iter_records(session, batch):
-        if row.seq != expected_seq:
-            return VerifyResult(False, checked, f"record {expected_seq} is missing", expected_seq)
-        if row.prev_hash != prev_hash:
-            return VerifyResult(
-                False, checked, f"record {row.seq} does not follow record {row.seq - 1}", row.seq
-            )
-        if chain_hash(prev_hash, row) != row.row_hash:
-            return VerifyResult(False, checked, f"record {row.seq} was altered", row.seq)
-        prev_hash, expected_seq, checked = row.row_hash, expected_seq + 1, checked + 1
-    head = await session.get(AuditHead, 1)
-    if head is None:
-        return VerifyResult(False, checked, "audit head is missing")
-    if head.seq != checked or head.last_hash != prev_hash:
-        return VerifyResult(
-            False, checked, f"trail ends at record {checked} but head says {head.seq}", checked + 1
-        )
-    return VerifyResult(True, checked)
+async def verify(
+    *, session: AsyncSession, batch: int = 5000, witness: Witness | None = None
+) -> VerifyResult:
+    """Walk the chain in order; name the first record altered, removed or reordered. With a
+    ``witness``, also check its signed checkpoints (``audit.verification``)."""
+    from hypervision.audit.verification import verify_trail
+
+    return await verify_trail(session=session, witness=witness, batch=batch)
 
 
-async def _iter_records(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
-    """Plain rows (not ORM objects: verification reads millions), in sequence order."""
+async def _iter_records(
+    session: AsyncSession, batch: int, after: int = 0, until: int | None = None
+) -> AsyncIterator[Any]:
+    """Plain rows (not ORM objects: verification reads millions), in sequence order, with
+    ``after < seq <= until``; ``batch`` rows per query, so memory stays bounded."""
     table = AuditRecord.__table__
-    last = 0
+    last = after
     while True:
-        rows = (
-            await session.execute(
-                select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
-            )
-        ).all()
+        query = select(table).where(table.c.seq > last)
+        if until is not None:
+            query = query.where(table.c.seq <= until)
+        rows = (await session.execute(query.order_by(table.c.seq).limit(batch))).all()
         if not rows:
             return
         for row in rows:
