@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and security headers (streaming-safe)."""
+"""Pure ASGI middleware: request ids, security headers and no-store (streaming-safe)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import secrets
 import time
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hypervision.core.deps import SESSION_COOKIE
 
 log = logging.getLogger("hypervision.errors")
 access = logging.getLogger("hypervision.access")
@@ -26,6 +29,31 @@ SECURITY_HEADERS = {
     ),
     "strict-transport-security": "max-age=63072000; includeSubDomains",
 }
+# Directives a route's own CSP (e.g. the attachment download's sandbox) must still carry:
+# frame-ancestors and base-uri do not fall back to default-src.
+REQUIRED_CSP = {"frame-ancestors": "'none'", "base-uri": "'none'", "object-src": "'none'"}
+PUBLIC_PREFIX = "/static/"  # identical for everybody: may be cached even for a signed-in user
+
+
+def carries_credentials(scope: Scope) -> bool:
+    """An ``Authorization`` header or the session cookie (whatever its value)."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return True
+        if name == b"cookie" and SESSION_COOKIE in cookie_parser(value.decode("latin-1")):
+            return True
+    return False
+
+
+def complete_csp(policy: str) -> str:
+    """A route's own policy, completed with the directives every response must carry."""
+    present = {part.split()[0].lower() for part in policy.split(";") if part.strip()}
+    missing = [
+        f"{name} {value}"
+        for name, value in REQUIRED_CSP.items()
+        if name not in present and not (name == "object-src" and "default-src" in present)
+    ]
+    return "; ".join([policy.strip().rstrip(";"), *missing]) if missing else policy
 
 
 def _printable(path: str) -> str:
@@ -39,7 +67,11 @@ class BodyTooLarge(Exception):
 
 class RequestContextMiddleware:
     """Gives every request an id (kept from ``X-Request-ID`` when well-formed), sets security
-    headers, and forbids caching of anything under ``/api`` (SECURITY.md item 9)."""
+    headers, and forbids caching (``Cache-Control: no-store``, SECURITY.md item 9) of anything
+    under ``/api`` and of every response to a request that carries credentials (session
+    cookie or ``Authorization`` header) or that sets a cookie: pages, JSON, redirects, files,
+    streams and errors alike — only the public static files under ``/static/`` stay
+    cacheable."""
 
     def __init__(
         self,
@@ -71,7 +103,9 @@ class RequestContextMiddleware:
         incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(12)
         scope.setdefault("state", {})["request_id"] = request_id
-        no_store = scope["path"].startswith("/api/")
+        no_store = scope["path"].startswith("/api/") or (
+            carries_credentials(scope) and not scope["path"].startswith(PUBLIC_PREFIX)
+        )
         limit = self._limit(scope["path"])
         received = 0
 
@@ -90,7 +124,10 @@ class RequestContextMiddleware:
                 headers["x-request-id"] = request_id
                 for name, value in self.headers.items():
                     headers.setdefault(name, value)
-                if no_store:
+                policy = headers["content-security-policy"]
+                if policy != self.headers["content-security-policy"]:
+                    headers["content-security-policy"] = complete_csp(policy)
+                if no_store or "set-cookie" in headers:  # nor an answer that sets a cookie
                     headers["cache-control"] = "no-store"
             await send(message)
 

@@ -2,9 +2,11 @@
 
 JPEG, PNG, WebP and GIF images are re-encoded, so every metadata block (EXIF, GPS, XMP,
 comments, ICC profile, text chunks) and anything appended after the image data is dropped;
-PDF is checked (no active content, no embedded file or archive, no data after the end, not
-encrypted); UTF-8 text (plain, CSV, JSON, GeoJSON) is accepted. Everything else is refused with
-415, archives and executables included. Never the file name or the client's Content-Type.
+PDF is checked (a real document structure, no active content, no embedded file or archive, no
+HTML or script markup, no data after the end, not encrypted); UTF-8 text (plain, CSV, JSON,
+GeoJSON) is accepted — an HTML or SVG page included: it is stored and served as text/plain, as
+a download, with a ``.txt`` name. Everything else is refused with 415, archives and executables
+included. Never the file name or the client's Content-Type.
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ _PDF_HEX_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"stream\r?\n")
 _PDF_TRAILING_OK = frozenset(b" \t\r\n\f\x00")
 _TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# Markup in a PDF's structure (outside stream bodies): HTML smuggled into a "PDF".
+_PDF_MARKUP = re.compile(
+    rb"<\s*(?:!doctype|html|head|body|script|svg|iframe|object|embed|meta|img)\b", re.IGNORECASE
+)
+_PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
 _WINDOWS_RESERVED = re.compile(r'[<>:"|?*]')
 TRANSPARENT_MODES = frozenset({"1", "L", "P", "RGB", "I", "I;16"})
 
@@ -391,9 +398,18 @@ def check_pdf(data: bytes) -> None:
         raise _pdf_refused("marqueur de fin %%EOF absent", "missing %%EOF end marker")
     if any(byte not in _PDF_TRAILING_OK for byte in data[end + 5 :]):
         raise _pdf_refused("données après la fin du document", "data after the end of the file")
+    if b"startxref" not in data or not _PDF_OBJECT.search(data):
+        raise _pdf_refused(
+            "structure absente (aucun objet ou table de références)",
+            "no document structure (no object or cross-reference table)",
+        )
     if b"PK\x03\x04" in data and b"PK\x05\x06" in data:
         raise _pdf_refused("archive ZIP incluse", "embedded ZIP archive")
     structure, object_streams = _pdf_split(data)
+    if _PDF_MARKUP.search(structure):
+        raise _pdf_refused(
+            "balisage HTML ou script incorporé", "HTML or script markup inside the document"
+        )
     names = _pdf_names(structure)
     if "Encrypt" in names:
         raise _pdf_refused(

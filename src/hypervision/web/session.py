@@ -59,6 +59,7 @@ def referer_path(request: Request) -> str:
 
 async def check_csrf(request: Request, principal: Principal) -> None:
     sent = request.headers.get("x-csrf-token", "")
+    form = None
     if not sent and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
@@ -66,6 +67,8 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else ""
     if not principal.csrf_token or not same(sent, principal.csrf_token):
+        if form is not None:
+            await form.close()  # the endpoint that would have closed its files never runs
         raise Forbidden(
             "Le formulaire a expiré : rechargez la page et recommencez.",
             "The form has expired: reload the page and try again.",

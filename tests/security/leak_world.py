@@ -1,0 +1,532 @@
+"""The leak matrix's world and its reference model.
+
+An organisation tree, readers covering clearance × organisation × need-to-know (with the roles
+each surface needs), and records at every label combination, all made through the API so that
+the real write paths run: entries (located, with a distinctive word, edited, labels raised or
+lowered with a second person's approval), comments with their own labels, attachments, zones,
+layers and syntheses sent to recipients. Every step is also written down here — the labels each
+record had, the live events it caused — so that what a reader may receive is computed by the
+model below, restated from DESIGN.md (Concepts: Label) and ADR 0004, never by the
+application's policy code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from httpx import AsyncClient, Response
+
+from hypervision.identity.models import Role
+from tests.factories import make_group, make_org, make_user, sign_in
+
+# --- the reference model ----------------------------------------------------------------------
+
+LEVELS = ("NP", "DR")  # the default settings' levels, lowest first
+GROUPS = ("VIP", "RENS")  # need-to-know groups
+NTK: tuple[frozenset[str], ...] = (frozenset(), frozenset(GROUPS[:1]), frozenset(GROUPS))
+# ministry ── service;  an unrelated organisation
+TREE: Mapping[str, str | None] = {"MIN": None, "SVC": "MIN", "OTHER": None}
+ORGS = tuple(TREE)
+AUDIENCES: tuple[frozenset[str], ...] = (frozenset(), frozenset({"SVC"}), frozenset({"MIN"}))
+READ_ROLES = frozenset({Role.OFFICER, Role.WATCH_OFFICER, Role.AUTHORITY, Role.DATA_STEWARD})
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A label as the model sees it: organisation codes, not ids."""
+
+    level: str
+    ntk: frozenset[str]
+    audience: frozenset[str]
+    owner: str
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "need_to_know": sorted(self.ntk),
+            "audience": sorted(self.audience),
+        }
+
+    def __str__(self) -> str:
+        ntk = "+".join(sorted(self.ntk)) or "-"
+        audience = "+".join(sorted(self.audience)) or "all"
+        return f"{self.level}/ntk:{ntk}/aud:{audience}/owner:{self.owner}"
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    org: str
+    clearance: str
+    groups: frozenset[str]
+    roles: tuple[Role, ...]
+
+    @property
+    def reads(self) -> bool:
+        return bool(READ_ROLES & set(self.roles))
+
+    @property
+    def triages(self) -> bool:
+        return Role.WATCH_OFFICER in self.roles
+
+    @property
+    def audits(self) -> bool:
+        return Role.SECURITY_OFFICER in self.roles
+
+    def __str__(self) -> str:
+        groups = "+".join(sorted(self.groups)) or "-"
+        roles = ",".join(r.value for r in self.roles)
+        return f"{self.name}({self.clearance}, {self.org}, ntk:{groups}, {roles})"
+
+
+def lineage(org: str) -> list[str]:
+    chain: list[str] = []
+    current: str | None = org
+    while current is not None:
+        chain.append(current)
+        current = TREE[current]
+    return chain
+
+
+def sees(person: Person, mark: Mark) -> bool:
+    """DESIGN.md: clearance >= level, need_to_know ⊆ groups, and (audience empty, or the
+    reader's organisation owns the record, or lies under an audience organisation). Roles
+    without a read action see nothing (ADR 0004: the administrator reads no operational data,
+    the security officer only the audit trail)."""
+    if not person.reads:
+        return False
+    if LEVELS.index(person.clearance) < LEVELS.index(mark.level):
+        return False
+    if not mark.ntk <= person.groups:
+        return False
+    if not mark.audience:
+        return True
+    return person.org == mark.owner or any(org in mark.audience for org in lineage(person.org))
+
+
+def sees_all(person: Person, marks: Iterable[Mark]) -> bool:
+    return all(sees(person, m) for m in marks)
+
+
+def raised(mark: Mark) -> Mark | None:
+    """One step more protective, or None when it cannot be raised."""
+    if mark.level != LEVELS[-1]:
+        return Mark(LEVELS[-1], mark.ntk, mark.audience, mark.owner)
+    if len(mark.ntk) < len(GROUPS):
+        return Mark(mark.level, frozenset(GROUPS[: len(mark.ntk) + 1]), mark.audience, mark.owner)
+    if not mark.audience:
+        return Mark(mark.level, mark.ntk, frozenset({mark.owner}), mark.owner)
+    return None
+
+
+def lowered(mark: Mark) -> Mark | None:
+    """One step less protective (needs a second person's approval), or None."""
+    if mark.level != LEVELS[0]:
+        return Mark(LEVELS[0], mark.ntk, mark.audience, mark.owner)
+    if mark.ntk:
+        return Mark(mark.level, frozenset(sorted(mark.ntk)[:-1]), mark.audience, mark.owner)
+    if mark.audience:
+        return Mark(mark.level, mark.ntk, frozenset(), mark.owner)
+    return None
+
+
+# --- what was made --------------------------------------------------------------------------
+
+
+@dataclass
+class EntryRec:
+    id: str
+    index: int
+    word: str
+    category: str
+    mark: Mark  # current
+    versions: list[tuple[int, Mark]] = field(default_factory=list)
+    comments: dict[str, Mark] = field(default_factory=dict)
+    attachment: str = ""
+    pending_request: str | None = None
+    etag: str = ""
+
+
+@dataclass
+class SynthesisRec:
+    id: str
+    mark: Mark
+    entry_ids: list[str]
+    recipients: frozenset[str]
+    sent: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    """A live event as the model predicts it: what it is about and every label it carries."""
+
+    type: str
+    resource_id: str
+    marks: tuple[Mark, ...]
+
+
+@dataclass
+class World:
+    people: dict[str, Person] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    entries: dict[str, EntryRec] = field(default_factory=dict)
+    zones: dict[str, Mark] = field(default_factory=dict)
+    layers: dict[str, Mark] = field(default_factory=dict)
+    syntheses: dict[str, SynthesisRec] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def readers(self) -> list[Person]:
+        return list(self.people.values())
+
+    def author(self, org: str) -> str:
+        return f"{org.lower()}-dr-2"
+
+
+COMMON_WORD = "zorglub"  # in every entry's title
+COMMENT_WORD = "quetzalcoatl"  # in comments only
+LOCATION_VIEW = "2.20,48.80,2.50,48.95"
+# Entries with these labels also carry a category that a synthesis will gather.
+SYNTHESIS_CATEGORIES: Mapping[tuple[str, frozenset[str], frozenset[str]], str] = {
+    ("NP", frozenset(), frozenset()): "health",
+    ("DR", frozenset(), frozenset()): "transport",
+    ("NP", frozenset(), frozenset({"SVC"})): "traffic",
+    ("DR", frozenset(GROUPS), frozenset({"MIN"})): "rescue",
+}
+# Labels given to the second comment of each entry, in turn.
+COMMENT_LABELS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    ("NP", frozenset(), frozenset()),
+    ("DR", frozenset(), frozenset()),
+    ("NP", frozenset(GROUPS[1:]), frozenset()),
+    ("NP", frozenset(), frozenset({"OTHER"})),
+    ("NP", frozenset(), frozenset({"SVC"})),
+)
+# Zones and layers: one per label below, owned in turn by each organisation.
+SHAPE_LABELS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    ("NP", frozenset(), frozenset()),
+    ("DR", frozenset(), frozenset()),
+    ("NP", frozenset(GROUPS[:1]), frozenset()),
+    ("NP", frozenset(), frozenset({"SVC"})),
+    ("DR", frozenset(GROUPS), frozenset({"MIN"})),
+    ("NP", frozenset(), frozenset({"OTHER"})),
+)
+ROLE_CYCLE = (Role.OFFICER, Role.WATCH_OFFICER, Role.AUTHORITY, Role.DATA_STEWARD)
+
+
+def word_for(index: int) -> str:
+    """A distinctive, letters-only word per entry (stemmers leave it alone)."""
+    letters = "bcdfghjklmnpqrstvwxz"
+    return "kw" + letters[index // len(letters)] + letters[index % len(letters)] + "ux"
+
+
+def ok(response: Response, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.request.url}: {response.text}"
+    return response.json() if response.content else None
+
+
+def mark_of(read: Mapping[str, Any], owner: str) -> Mark:
+    """A label as the API presents it (codes)."""
+    return Mark(read["level"], frozenset(read["need_to_know"]), frozenset(read["audience"]), owner)
+
+
+class Builder:
+    """Makes the world through the API, writing down what the model needs."""
+
+    def __init__(self, app: FastAPI, client: AsyncClient) -> None:
+        self.app, self.client, self.world = app, client, World()
+        self.started = datetime.now(UTC)
+
+    def h(self, name: str) -> dict[str, str]:
+        return self.world.headers[name]
+
+    async def build(self) -> World:
+        await self._people()
+        for index, (level, ntk, audience) in enumerate(itertools.product(LEVELS, NTK, AUDIENCES)):
+            await self._entry(index, level, ntk, audience)
+        for index, rec in enumerate(list(self.world.entries.values())):
+            await self._change_label(index, rec)
+            await self._second_comment(index, rec)
+        await self._shapes()
+        await self._syntheses()
+        return self.world
+
+    # --- people ------------------------------------------------------------------------
+
+    async def _people(self) -> None:
+        for group in GROUPS:
+            await make_group(self.app, group)
+        for org, parent in TREE.items():
+            await make_org(self.app, org, parent)
+        specs: list[Person] = []
+        for index, (clearance, org, ntk) in enumerate(itertools.product(LEVELS, ORGS, NTK)):
+            name = f"{org.lower()}-{clearance.lower()}-{len(ntk)}"
+            role = ROLE_CYCLE[index % len(ROLE_CYCLE)]
+            if clearance == LEVELS[-1] and len(ntk) == len(GROUPS):
+                role = Role.WATCH_OFFICER  # the authors: one per organisation
+            specs.append(Person(name, org, clearance, ntk, (role,)))
+        everything = frozenset(GROUPS)
+        specs.append(Person("sec-officer", "MIN", "DR", everything, (Role.SECURITY_OFFICER,)))
+        specs.append(Person("habilitations", "MIN", "DR", everything, (Role.ADMINISTRATOR,)))
+        for person in specs:
+            await make_user(
+                self.app,
+                person.name,
+                person.org,
+                roles=person.roles,
+                clearance=person.clearance,
+                groups=sorted(person.groups),
+            )
+            self.world.people[person.name] = person
+            self.world.headers[person.name] = await sign_in(self.client, person.name)
+
+    # --- entries -----------------------------------------------------------------------
+
+    def _event(self, type_: str, resource_id: str, *marks: Mark) -> None:
+        self.world.events.append(Event(type_, resource_id, marks))
+
+    async def _entry(
+        self, index: int, level: str, ntk: frozenset[str], audience: frozenset[str]
+    ) -> None:
+        owner = ORGS[(LEVELS.index(level) + NTK.index(ntk) + AUDIENCES.index(audience)) % 3]
+        mark = Mark(level, ntk, audience, owner)
+        author = self.world.author(owner)
+        word = word_for(index)
+        category = SYNTHESIS_CATEGORIES.get((level, ntk, audience), "security")
+        body = {
+            "title": f"Relevé {COMMON_WORD} {word}",
+            "body": f"Observation {word} au point {index}.",
+            "category": category,
+            "severity": "major",
+            "occurred_at": (self.started - timedelta(hours=3, minutes=index)).isoformat(),
+            "location": {"type": "Point", "coordinates": [2.25 + index * 0.01, 48.85]},
+            "tags": ["matrice"],
+            "label": mark.wire(),
+        }
+        created = await self.client.post("/api/v1/entries", json=body, headers=self.h(author))
+        data = ok(created, 201)
+        assert mark_of(data["label"], owner) == mark, data["label"]
+        rec = EntryRec(data["id"], index, word, category, mark, [(1, mark)])
+        rec.etag = created.headers["etag"]
+        self.world.entries[rec.id] = rec
+        self._event("entry.create", rec.id, mark)
+        # the first comment carries the entry's label (the default)
+        comment = ok(
+            await self.client.post(
+                f"/api/v1/entries/{rec.id}/comments",
+                json={"body": f"Vu, {COMMENT_WORD} premier."},
+                headers=self.h(author),
+            ),
+            201,
+        )
+        rec.comments[comment["id"]] = mark
+        self._event("comment.create", comment["id"], mark, mark)
+        upload = ok(
+            await self.client.post(
+                f"/api/v1/entries/{rec.id}/attachments",
+                files={"file": (f"note-{word}.txt", f"note {word}\n".encode(), "text/plain")},
+                headers=self.h(author),
+            ),
+            201,
+        )
+        rec.attachment = upload["id"]
+        self._event("attachment.create", rec.attachment, mark)
+        if index % 2 == 0:  # a correction: a second version with the same label
+            patched = await self.client.patch(
+                f"/api/v1/entries/{rec.id}",
+                json={"body": f"Observation {word} corrigée."},
+                headers={**self.h(author), "If-Match": rec.etag},
+            )
+            ok(patched)
+            rec.etag = patched.headers["etag"]
+            rec.versions.append((2, mark))
+            self._event("entry.update", rec.id, mark)
+
+    def _second(self, mark: Mark, first: str) -> str | None:
+        """Another watch officer who can see ``mark`` (four eyes), if any."""
+        for person in self.world.readers:
+            if person.triages and person.name != first and sees(person, mark):
+                return person.name
+        return None
+
+    async def _change_label(self, index: int, rec: EntryRec) -> None:
+        """A third of the entries get a raised label, a third an approved lowering, a third a
+        lowering request left pending (when the label allows it)."""
+        requester = self.world.author(rec.mark.owner)
+        up, down = raised(rec.mark), lowered(rec.mark)
+        kind = ("raise", "lower", "pending")[index % 3]
+        if kind == "lower" and (down is None or self._second(rec.mark, requester) is None):
+            kind = "raise"
+        if kind == "raise" and up is None:
+            kind = "pending"
+        if kind == "pending" and down is None:
+            return
+        new = up if kind == "raise" else down
+        assert new is not None
+        response = await self.client.post(
+            f"/api/v1/entries/{rec.id}/label",
+            json={"label": new.wire(), "reason": "matrice"},
+            headers=self.h(requester),
+        )
+        if kind == "raise":
+            ok(response)
+            self._applied(rec, new)
+            return
+        request_id = ok(response, 202)["request"]["id"]
+        if kind == "pending":
+            rec.pending_request = request_id
+            return
+        approver = self._second(rec.mark, requester)
+        assert approver is not None
+        ok(
+            await self.client.post(
+                f"/api/v1/label-requests/{request_id}/approve", headers=self.h(approver)
+            )
+        )
+        self._applied(rec, new)
+
+    def _applied(self, rec: EntryRec, new: Mark) -> None:
+        rec.mark = new
+        rec.versions.append((rec.versions[-1][0] + 1, new))
+        self._event("entry.label", rec.id, new)
+
+    async def _second_comment(self, index: int, rec: EntryRec) -> None:
+        level, ntk, audience = COMMENT_LABELS[index % len(COMMENT_LABELS)]
+        mark = Mark(level, ntk, audience, rec.mark.owner)
+        author = self.world.author(rec.mark.owner)
+        comment = ok(
+            await self.client.post(
+                f"/api/v1/entries/{rec.id}/comments",
+                json={"body": f"Suite {COMMENT_WORD} second.", "label": mark.wire()},
+                headers=self.h(author),
+            ),
+            201,
+        )
+        rec.comments[comment["id"]] = mark
+        self._event("comment.create", comment["id"], mark, rec.mark)
+
+    # --- zones and layers ----------------------------------------------------------------
+
+    async def _shapes(self) -> None:
+        for index, (level, ntk, audience) in enumerate(SHAPE_LABELS):
+            owner = ORGS[index % len(ORGS)]
+            mark = Mark(level, ntk, audience, owner)
+            author = self.h(self.world.author(owner))
+            west = 2.25 + index * 0.02
+            ring = [[west, 48.84], [west + 0.01, 48.84], [west + 0.01, 48.86], [west, 48.84]]
+            zone = ok(
+                await self.client.post(
+                    "/api/v1/zones",
+                    json={
+                        "name": f"Zone {index}",
+                        "kind": "perimeter",
+                        "geometry": {"type": "Polygon", "coordinates": [ring]},
+                        "label": mark.wire(),
+                    },
+                    headers=author,
+                ),
+                201,
+            )
+            assert mark_of(zone["label"], owner) == mark
+            self.world.zones[zone["id"]] = mark
+            features = {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [west, 48.85]},
+                        "properties": {"name": f"Point {index}"},
+                    }
+                ],
+            }
+            layer = ok(
+                await self.client.post(
+                    "/api/v1/layers",
+                    data={
+                        "name": f"Couche {index}",
+                        "level": level,
+                        "need_to_know": ",".join(sorted(ntk)),
+                        "audience": ",".join(sorted(audience)),
+                    },
+                    files={"file": ("c.geojson", json.dumps(features), "application/geo+json")},
+                    headers=author,
+                ),
+                201,
+            )
+            assert mark_of(layer["label"], owner) == mark
+            self.world.layers[layer["id"]] = mark
+
+    # --- syntheses -----------------------------------------------------------------------
+
+    async def _syntheses(self) -> None:
+        """One synthesis per category gathered above: three sent (to users, or to a whole
+        organisation), one left as a draft (watch officers only)."""
+        plans: dict[str, list[str] | None] = {  # organisations sent to ([]: named users)
+            "health": ["OTHER"],
+            "transport": [],
+            "traffic": ["SVC"],
+            "rescue": None,  # a draft
+        }
+        for category, recipients in plans.items():
+            members = [e for e in self.world.entries.values() if e.category == category]
+            owner = members[0].mark.owner
+            author = self.world.author(owner)
+            assert all(sees(self.world.people[author], e.mark) for e in members)
+            draft = ok(
+                await self.client.post(
+                    "/api/v1/syntheses",
+                    json={
+                        "title": f"Point {category}",
+                        "scope": {"hours": 24 * 30, "categories": [category]},
+                    },
+                    headers=self.h(author),
+                ),
+                201,
+            )
+            sid = draft["id"]
+            assert sorted(draft["entry_ids"]) == sorted(e.id for e in members), draft
+            mark = mark_of(draft["label"], owner)
+            chosen: frozenset[str] = frozenset()
+            if recipients is not None:
+                validator = self._second(mark, author)
+                assert validator, f"nobody to validate {category} {mark}"
+                ok(
+                    await self.client.post(
+                        f"/api/v1/syntheses/{sid}/submit", headers=self.h(author)
+                    )
+                )
+                ok(
+                    await self.client.post(
+                        f"/api/v1/syntheses/{sid}/validate", headers=self.h(validator)
+                    )
+                )
+                body: dict[str, list[str]] = {}
+                if recipients:
+                    body["organisations"] = recipients
+                    chosen = frozenset(
+                        p.name
+                        for p in self.world.readers
+                        if p.org in recipients and sees_all(p, [mark, *(e.mark for e in members)])
+                    )
+                else:  # readers allowed by the label who would not see it otherwise
+                    named = [
+                        p.name
+                        for p in self.world.readers
+                        if not p.triages and sees_all(p, [mark, *(e.mark for e in members)])
+                    ][::2]
+                    assert named, "nobody to name as a recipient"
+                    body["users"] = named
+                    chosen = frozenset(named)
+                ok(
+                    await self.client.post(
+                        f"/api/v1/syntheses/{sid}/send", json=body, headers=self.h(validator)
+                    )
+                )
+            self.world.syntheses[sid] = SynthesisRec(
+                sid, mark, [e.id for e in members], chosen, recipients is not None
+            )

@@ -1,0 +1,549 @@
+"""The leak matrix (SECURITY.md item 1): records at every label combination, users across
+clearance × organisation × need-to-know, every read surface — what each user receives equals
+what the reference model (``tests.security.leak_world``) allows: zero extra, zero missing.
+
+The count of user × record × surface cases and of mismatches is written to
+``test-artifacts/leak-matrix-<engine>.json``. ``test_rls_alone_holds_on_postgresql`` runs the
+same matrix with the application's SQL filter switched off, so that PostgreSQL row-level
+security alone must hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from httpx import AsyncClient, Response
+
+from hypervision.policy import rules
+from hypervision.synthesis import pdf
+from tests.live.server import Stream, open_stream, serve
+from tests.security.leak_world import (
+    COMMENT_WORD,
+    COMMON_WORD,
+    LOCATION_VIEW,
+    Builder,
+    Mark,
+    Person,
+    World,
+    ok,
+    sees,
+    sees_all,
+)
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SHOWN = 40  # mismatches listed in a failure
+PAGE = 8  # feed page size: several pages per reader
+FULL = os.environ.get("LEAK_MATRIX_FULL") == "1"  # every pair on every per-entry surface
+
+
+@dataclass
+class Tally:
+    """Cases checked per surface, and every mismatch in words."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    leaks: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)  # unexpected status, duplicates, bodies
+
+    def ids(
+        self,
+        surface: str,
+        person: Person,
+        universe: Mapping[str, object],
+        expected: Iterable[str],
+        got: Iterable[str],
+    ) -> None:
+        """A list surface: one case per record of ``universe``."""
+        wanted, delivered = set(expected), list(got)
+        self.cases[surface] += len(universe)
+        for rid, n in Counter(delivered).items():
+            if n > 1:
+                self.wrong.append(f"{person} | {surface} | delivered {n} times: {rid}")
+        for rid in sorted(set(delivered) - wanted):
+            self.leaks.append(f"{person} | {surface} | extra {universe.get(rid, '?')} [{rid}]")
+        for rid in sorted(wanted - set(delivered)):
+            self.missing.append(f"{person} | {surface} | missing {universe[rid]} [{rid}]")
+
+    def one(
+        self, surface: str, person: Person, record: object, visible: bool, response: Response
+    ) -> bool:
+        """A single-record surface: 200 when visible, else 404 (403 for a role that reads
+        nothing). True when the record was delivered."""
+        self.cases[surface] += 1
+        want = 200 if visible else (404 if person.reads else 403)
+        got = response.status_code
+        if got != want:
+            line = f"{person} | {surface} | {record} | expected {want}, got {got}"
+            if got == 200:
+                self.leaks.append(line)
+            elif visible:
+                self.missing.append(line)
+            else:
+                self.wrong.append(line)
+        return got == 200
+
+    def refused(self, surface: str, person: Person, response: Response) -> bool:
+        """A whole list refused to a role without the action: True when it was (not) served
+        as expected; a 200 to such a role counts as a leak of the surface."""
+        if person.reads:
+            if response.status_code != 200:
+                self.wrong.append(f"{person} | {surface} | status {response.status_code}")
+                return True
+            return False
+        self.cases[surface] += 1
+        if response.status_code != 403:
+            self.leaks.append(f"{person} | {surface} | not refused: {response.status_code}")
+        return True
+
+    @property
+    def total(self) -> int:
+        return sum(self.cases.values())
+
+    def report(self) -> str:
+        lines = [*self.leaks, *self.missing, *self.wrong]
+        head = (
+            f"{len(self.leaks)} leaks, {len(self.missing)} missing, {len(self.wrong)} other "
+            f"over {self.total} cases; first mismatches:"
+        )
+        return "\n".join([head, *lines[:SHOWN]])
+
+
+def without_request_id(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: without_request_id(v) for k, v in body.items() if k != "request_id"}
+    return body
+
+
+# --- surfaces ----------------------------------------------------------------------------------
+
+
+def checked(person: Person, index: int, surface: int, visible: bool) -> bool:
+    """Whether a per-entry surface is asked for this pair. Every visible pair is asked on
+    every surface (its content is compared); an invisible pair is asked by id and on one of
+    the other four surfaces in turn, so that each surface meets a quarter of the invisible
+    pairs (the time budget; ``LEAK_MATRIX_FULL=1`` asks every pair everywhere). A role that
+    reads nothing is asked about the first entries only: everything is refused to it."""
+    if FULL:
+        return True
+    if not person.reads:
+        return index < 3
+    return visible or surface == 0 or surface == 1 + (index + len(person.name)) % 4
+
+
+async def entry_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """Each entry by id, its versions, comments, attachments and their download."""
+    headers = world.headers[person.name]
+    absent = await client.get(f"/api/v1/entries/{uuid.uuid4()}", headers=headers)
+    for rec in world.entries.values():
+        visible = sees(person, rec.mark)
+        record = f"entry#{rec.index} {rec.mark}"
+        if checked(person, rec.index, 0, visible):
+            got = await client.get(f"/api/v1/entries/{rec.id}", headers=headers)
+            if tally.one("entry.get", person, record, visible, got):
+                if got.json()["id"] != rec.id:
+                    tally.wrong.append(f"{person} | entry.get | {record} | another entry")
+            elif person.reads:
+                same = without_request_id(got.json()) == without_request_id(absent.json())
+                if not same or got.status_code != absent.status_code:
+                    tally.wrong.append(f"{person} | entry.get | {record} | 404 unlike a random id")
+        if checked(person, rec.index, 1, visible):
+            versions = await client.get(f"/api/v1/entries/{rec.id}/versions", headers=headers)
+            if tally.one("entry.versions", person, record, visible, versions):
+                tally.ids(
+                    "entry.versions",
+                    person,
+                    {str(v): f"{record} v{v} {m}" for v, m in rec.versions},
+                    [str(v) for v, m in rec.versions if sees(person, m)],
+                    [str(v["version"]) for v in versions.json()],
+                )
+        if checked(person, rec.index, 2, visible):
+            comments = await client.get(f"/api/v1/entries/{rec.id}/comments", headers=headers)
+            if tally.one("comment.list", person, record, visible, comments):
+                tally.ids(
+                    "comment.list",
+                    person,
+                    {c: f"comment {m} on {record}" for c, m in rec.comments.items()},
+                    [c for c, m in rec.comments.items() if sees_all(person, [m, rec.mark])],
+                    [c["id"] for c in comments.json()],
+                )
+        if checked(person, rec.index, 3, visible):
+            listed = await client.get(f"/api/v1/entries/{rec.id}/attachments", headers=headers)
+            if tally.one("attachment.list", person, record, visible, listed):
+                tally.ids(
+                    "attachment.list",
+                    person,
+                    {rec.attachment: f"attachment of {record}"},
+                    [rec.attachment],
+                    [a["id"] for a in listed.json()],
+                )
+        if checked(person, rec.index, 4, visible):
+            download = await client.get(f"/api/v1/attachments/{rec.attachment}", headers=headers)
+            tally.one("attachment.download", person, f"attachment of {record}", visible, download)
+
+
+async def entry_lists(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """The feed (every page), search, map data and the GeoJSON export."""
+    headers = world.headers[person.name]
+    universe = {r.id: f"entry#{r.index} {r.mark}" for r in world.entries.values()}
+    expected = [r.id for r in world.entries.values() if sees(person, r.mark)]
+    feed: list[str] = []
+    url = f"/api/v1/entries?limit={PAGE}"
+    while True:
+        page = await client.get(url, headers=headers)
+        if tally.refused("entry.list", person, page):
+            break
+        body = page.json()
+        feed += [e["id"] for e in body["items"]]
+        if not body["next_cursor"]:
+            tally.ids("entry.list", person, universe, expected, feed)
+            break
+        url = f"/api/v1/entries?limit={PAGE}&cursor={body['next_cursor']}"
+    found = await client.get(f"/api/v1/search?q={COMMON_WORD}&limit=100", headers=headers)
+    if not tally.refused("search", person, found):
+        tally.ids(
+            "search", person, universe, expected, [h["entry"]["id"] for h in found.json()["items"]]
+        )
+    await comment_search(client, world, tally, person)
+    view = await client.get(f"/api/v1/map/entries?view={LOCATION_VIEW}&zoom=15", headers=headers)
+    if not tally.refused("map.entries", person, view):
+        data = view.json()
+        if data["clustered"]:
+            tally.wrong.append(f"{person} | map.entries | clustered at street zoom")
+        tally.ids("map.entries", person, universe, expected, [p["id"] for p in data["points"]])
+    export = await client.get("/api/v1/map/export", headers=headers)
+    if not tally.refused("map.export", person, export):
+        features = export.json()["features"]
+        kinds = [(f["properties"]["kind"], f["properties"]["id"]) for f in features]
+        tally.ids(
+            "map.export",
+            person,
+            universe,
+            expected,
+            [i for k, i in kinds if k == "entry"],
+        )
+        tally.ids(
+            "map.export.zones",
+            person,
+            {z: f"zone {m}" for z, m in world.zones.items()},
+            [z for z, m in world.zones.items() if sees(person, m)],
+            [i for k, i in kinds if k == "zone"],
+        )
+
+
+async def comment_search(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """A word found only in comments: an entry is a hit when one of its comments is visible
+    (the comment's label and its entry's), and the comment named must be a visible one."""
+    headers = world.headers[person.name]
+    found = await client.get(f"/api/v1/search?q={COMMENT_WORD}&limit=100", headers=headers)
+    if tally.refused("search.comments", person, found):
+        return
+    hits = found.json()["items"]
+    labels = {c: (m, r) for r in world.entries.values() for c, m in r.comments.items()}
+    tally.ids(
+        "search.comments",
+        person,
+        {r.id: f"entry#{r.index} {r.mark}" for r in world.entries.values()},
+        [
+            r.id
+            for r in world.entries.values()
+            if any(sees_all(person, [m, r.mark]) for m in r.comments.values())
+        ],
+        [h["entry"]["id"] for h in hits],
+    )
+    for hit in hits:
+        comment = str(hit["comment_id"])
+        tally.cases["search.comments.excerpt"] += 1
+        mark, rec = labels.get(comment, (None, None))
+        if mark is None or rec is None or not sees_all(person, [mark, rec.mark]):
+            tally.leaks.append(f"{person} | search.comments | excerpt of comment {comment}")
+
+
+async def geo_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    headers = world.headers[person.name]
+    zones = await client.get("/api/v1/zones", headers=headers)
+    universe = {z: f"zone {m}" for z, m in world.zones.items()}
+    if not tally.refused("zone.list", person, zones):
+        tally.ids(
+            "zone.list",
+            person,
+            universe,
+            [z for z, m in world.zones.items() if sees(person, m)],
+            [z["id"] for z in zones.json()],
+        )
+    for zone_id, mark in world.zones.items():
+        got = await client.get(f"/api/v1/zones/{zone_id}", headers=headers)
+        tally.one("zone.get", person, f"zone {mark}", sees(person, mark), got)
+    layers = await client.get("/api/v1/layers", headers=headers)
+    if not tally.refused("layer.list", person, layers):
+        tally.ids(
+            "layer.list",
+            person,
+            {lid: f"layer {m}" for lid, m in world.layers.items()},
+            [lid for lid, m in world.layers.items() if sees(person, m)],
+            [layer["id"] for layer in layers.json()],
+        )
+    for layer_id, mark in world.layers.items():
+        got = await client.get(f"/api/v1/layers/{layer_id}/features", headers=headers)
+        tally.one("layer.features", person, f"layer {mark}", sees(person, mark), got)
+
+
+async def synthesis_surfaces(
+    client: AsyncClient, world: World, tally: Tally, person: Person
+) -> None:
+    """Watch officers see the syntheses their label allows; others only those sent to them."""
+    headers = world.headers[person.name]
+
+    def allowed(s_mark: Mark, recipients: frozenset[str]) -> bool:
+        return sees(person, s_mark) and (person.triages or person.name in recipients)
+
+    universe = {s.id: f"synthesis {s.mark}" for s in world.syntheses.values()}
+    listed = await client.get("/api/v1/syntheses", headers=headers)
+    if not tally.refused("synthesis.list", person, listed):
+        tally.ids(
+            "synthesis.list",
+            person,
+            universe,
+            [s.id for s in world.syntheses.values() if allowed(s.mark, s.recipients)],
+            [s["id"] for s in listed.json()],
+        )
+    inbox = await client.get("/api/v1/inbox", headers=headers)
+    if not tally.refused("synthesis.inbox", person, inbox):
+        tally.ids(
+            "synthesis.inbox",
+            person,
+            universe,
+            [
+                s.id
+                for s in world.syntheses.values()
+                if s.sent and person.name in s.recipients and sees(person, s.mark)
+            ],
+            [item["synthesis"]["id"] for item in inbox.json()],
+        )
+    for s in world.syntheses.values():
+        visible = allowed(s.mark, s.recipients)
+        record = f"synthesis {s.mark} sent to {len(s.recipients)}"
+        got = await client.get(f"/api/v1/syntheses/{s.id}", headers=headers)
+        if tally.one("synthesis.get", person, record, visible, got):
+            inside = {e: f"entry#{world.entries[e].index} in {record}" for e in s.entry_ids}
+            tally.ids(
+                "synthesis.get.entries",
+                person,
+                inside,
+                [e for e in s.entry_ids if sees(person, world.entries[e].mark)],
+                [e["id"] for e in got.json()["entries"]],
+            )
+        pdf = await client.get(f"/api/v1/syntheses/{s.id}/pdf", headers=headers)
+        if tally.one("synthesis.pdf", person, record, visible, pdf):
+            printed = pdf.content.decode()
+            tally.ids(
+                "synthesis.pdf.entries",
+                person,
+                {e: f"entry#{world.entries[e].index} in {record}" for e in s.entry_ids},
+                [e for e in s.entry_ids if sees(person, world.entries[e].mark)],
+                [e for e in s.entry_ids if world.entries[e].word in printed],
+            )
+        # a derived object carries at least the label of what it contains
+        if sees(person, s.mark) and not all(
+            sees(person, world.entries[e].mark) for e in s.entry_ids
+        ):
+            tally.leaks.append(f"{person} | synthesis label | {record} below its content")
+
+
+async def label_requests(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """Pending label changes, for approvers: only on entries they can see."""
+    response = await client.get("/api/v1/label-requests", headers=world.headers[person.name])
+    pending = {r.pending_request: r for r in world.entries.values() if r.pending_request}
+    universe = {rid: f"request on entry#{r.index} {r.mark}" for rid, r in pending.items()}
+    if not person.triages:
+        tally.cases["label_request.list"] += 1
+        if response.status_code != 403:
+            tally.leaks.append(f"{person} | label_request.list | {response.status_code}")
+        return
+    tally.ids(
+        "label_request.list",
+        person,
+        universe,
+        [rid for rid, r in pending.items() if sees(person, r.mark)],
+        [r["id"] for r in ok(response)],
+    )
+
+
+async def audit_surfaces(
+    app: FastAPI, client: AsyncClient, world: World, tally: Tally, person: Person
+) -> int:
+    """Every GET route under /api/v1/audit: the security officer only. Returns how many."""
+    paths = [
+        r.path
+        for r in app.routes
+        if isinstance(r, APIRoute)
+        and r.path.startswith("/api/v1/audit")
+        and "GET" in (r.methods or ())
+        and "{" not in r.path
+    ]
+    for path in paths:
+        response = await client.get(path, headers=world.headers[person.name])
+        tally.cases["audit"] += 1
+        if person.audits and response.status_code != 200:
+            tally.missing.append(f"{person} | audit {path} | {response.status_code}")
+        if not person.audits and response.status_code not in (403, 404):
+            tally.leaks.append(f"{person} | audit {path} | {response.status_code}")
+    return len(paths)
+
+
+STREAMS_AT_ONCE = 6  # an open stream holds a database connection: stay under the pool
+
+
+async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Tally) -> None:
+    """Every reader resumes the stream from the first event (Last-Event-ID: 0): what arrives
+    equals the events whose every label (at the time) the model allows. Readers come in
+    waves; a public entry, seen by everyone, marks the end of each wave's catch-up."""
+    universe = {f"{e.type} {e.resource_id}": " & ".join(map(str, e.marks)) for e in world.events}
+    readers = [p for p in world.readers if p.reads]
+    for person in world.readers:
+        if not person.reads:
+            refused = await client.get("/api/v1/stream", headers=world.headers[person.name])
+            tally.refused("live.stream", person, refused)
+    author = next(p for p in readers if p.triages and p.clearance == "DR")
+    ends: set[str] = set()
+    received: dict[str, list[str]] = {}
+    async with serve(app) as base:
+        for start in range(0, len(readers), STREAMS_AT_ONCE):
+            wave = readers[start : start + STREAMS_AT_ONCE]
+            async with contextlib.AsyncExitStack() as stack:
+                opened = await asyncio.gather(
+                    *(
+                        stack.enter_async_context(
+                            open_stream(base, world.headers[p.name], extra={"Last-Event-ID": "0"})
+                        )
+                        for p in wave
+                    )
+                )
+                end = ok(
+                    await client.post(
+                        "/api/v1/entries",
+                        json={
+                            "title": "Fin de rattrapage",
+                            "category": "security",
+                            "label": {"level": "NP", "need_to_know": [], "audience": []},
+                        },
+                        headers=world.headers[author.name],
+                    ),
+                    201,
+                )["id"]
+                ends.add(end)
+
+                def ended(stream: Stream, end: str = end) -> bool:
+                    return any(e.data.get("resource_id") == end for e in stream.events)
+
+                await asyncio.gather(*(s.wait_for(ended, timeout=30) for s in opened))
+                for person, stream in zip(wave, opened, strict=True):
+                    received[person.name] = [
+                        f"{e.event} {e.data['resource_id']}"
+                        for e in stream.events
+                        if e.id is not None and e.data.get("resource_id") not in ends
+                    ]
+    for person in readers:
+        tally.ids(
+            "live.stream",
+            person,
+            universe,
+            [f"{e.type} {e.resource_id}" for e in world.events if sees_all(person, e.marks)],
+            received[person.name],
+        )
+
+
+# --- the matrix ------------------------------------------------------------------------------
+
+READ_SURFACES = (entry_surfaces, entry_lists, geo_surfaces, synthesis_surfaces, label_requests)
+
+
+def printed_html(html: str) -> bytes:
+    """Stands in for WeasyPrint (about a second a page here): the "PDF" is the HTML that
+    would be printed, so that what it contains can be checked too. The PDF itself is tested
+    in tests/synthesis."""
+    return b"%PDF-stub\n" + html.encode()
+
+
+async def run_matrix(
+    app: FastAPI, client: AsyncClient, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "pdf_of", printed_html)
+    started = time.perf_counter()
+    world = await Builder(app, client).build()
+    built = time.perf_counter() - started
+    tally = Tally()
+    audit_routes = 0
+    for person in world.readers:
+        for surfaces in READ_SURFACES:
+            await surfaces(client, world, tally, person)
+        audit_routes = await audit_surfaces(app, client, world, tally, person)
+    read = time.perf_counter() - started - built
+    await live_stream(app, client, world, tally)
+    seconds = time.perf_counter() - started
+    records = (
+        len(world.entries)
+        + sum(len(r.comments) + 1 for r in world.entries.values())
+        + len(world.zones)
+        + len(world.layers)
+        + len(world.syntheses)
+    )
+    summary = {
+        "engine": name,
+        "users": len(world.people),
+        "records": records,
+        "entries": len(world.entries),
+        "events": len(world.events),
+        "surfaces": len(tally.cases),
+        "cases": tally.total,
+        "cases_by_surface": dict(sorted(tally.cases.items())),
+        "leaks": len(tally.leaks),
+        "missing": len(tally.missing),
+        "other": len(tally.wrong),
+        "audit_routes": audit_routes,
+        "build_seconds": round(built, 1),
+        "seconds": round(seconds, 1),
+        "read_seconds": round(read, 1),
+        "first_mismatches": [*tally.leaks, *tally.missing, *tally.wrong][:SHOWN],
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"leak-matrix-{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(  # noqa: T201
+        f"\nleak matrix [{name}]: {summary['users']} users, {records} records, "
+        f"{summary['surfaces']} surfaces, {tally.total} cases, {len(tally.leaks)} leaks, "
+        f"{len(tally.missing)} missing, {len(tally.wrong)} other, {seconds:.1f} s"
+    )
+    if tally.leaks or tally.missing or tally.wrong:
+        pytest.fail(tally.report(), pytrace=False)
+
+
+def engine_of(app: FastAPI) -> str:
+    return str(app.state.engine.dialect.name)
+
+
+async def test_leak_matrix(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_matrix(app, client, engine_of(app), monkeypatch)
+
+
+async def test_rls_alone_holds_on_postgresql(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The application's SQL filter off: PostgreSQL row-level security must hold alone."""
+    if engine_of(app) != "postgresql":
+        pytest.skip("row-level security is PostgreSQL's")
+    monkeypatch.setattr(rules, "SQL_FILTER_ENABLED", False)
+    await run_matrix(app, client, "postgresql-rls-only", monkeypatch)
