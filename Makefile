@@ -16,12 +16,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test lint format clean bench bench-quick
+.PHONY: help install demo serve test lint format clean bench bench-quick fuzz
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve on :8000"
 	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL)"
 	@echo "make lint   ruff + mypy (strict)"
+	@echo "make fuzz   schemathesis against the API, deeper than in make test (SQLite + PostgreSQL;"
+	@echo "            FUZZ_EXAMPLES per operation, with the coverage phase)"
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
 	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
 	@echo "            (bench-quick: small sizes; see bench/README.md)"
@@ -65,6 +67,14 @@ serve: install
 
 test: install
 	$(BIN)/pytest
+
+# SECURITY.md item 17; the figures go to test-artifacts/fuzz-summary.json.
+FUZZ_EXAMPLES ?= 200
+FUZZ_ENGINES ?= sqlite,postgresql
+fuzz: install
+	HYPERVISION_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPERVISION_FUZZ_ENGINES=$(FUZZ_ENGINES) \
+	HYPERVISION_FUZZ_COVERAGE=1 \
+		$(BIN)/pytest tests/security/test_fuzz_api.py -s
 
 lint: install
 	$(BIN)/ruff check src tests bench

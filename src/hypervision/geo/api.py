@@ -8,23 +8,53 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
+from hypervision.core.openapi import (
+    CONFLICT,
+    CREDENTIALS,
+    NOT_FOUND,
+    PRECONDITION,
+    SIGNED_IN,
+    errors,
+)
 from hypervision.geo import layers, mapdata, zones
 from hypervision.geo.models import Layer, Zone
 from hypervision.geo.schemas import LayerRead, MapData, ZoneCreate, ZoneRead, ZoneUpdate
+from hypervision.identity import throttle
 from hypervision.logbook import entries, present
 from hypervision.logbook.api import EntryFilters, parse_bbox
 from hypervision.logbook.labelling import Directory
 from hypervision.logbook.schemas import LabelIn
 
-router = APIRouter(prefix="/api/v1", tags=["map"])
+router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 EXPORT_MAX = 10_000
 FRANCE = (-180.0, -90.0, 180.0, 90.0)
+
+
+# The 200 answer of the GeoJSON routes (errors stay application/json).
+GEOJSON: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a GeoJSON FeatureCollection",
+        "content": {
+            "application/geo+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "features"],
+                    "properties": {
+                        "type": {"const": "FeatureCollection"},
+                        "features": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class LayerTooLarge(AppError):
@@ -80,7 +110,7 @@ async def list_zones(
     return [zone_read(z, names) for z in rows]
 
 
-@router.post("/zones", response_model=ZoneRead, status_code=201)
+@router.post("/zones", response_model=ZoneRead, status_code=201, responses=CONFLICT)
 async def create_zone(
     session: DbSession,
     settings: SettingsDep,
@@ -94,7 +124,7 @@ async def create_zone(
     return zone_read(zone, await _names(session, [zone]))
 
 
-@router.get("/zones/{zone_id}", response_model=ZoneRead)
+@router.get("/zones/{zone_id}", response_model=ZoneRead, responses=NOT_FOUND)
 async def get_zone(
     session: DbSession,
     settings: SettingsDep,
@@ -115,7 +145,7 @@ async def get_zone(
     return zone_read(zone, await _names(session, [zone]))
 
 
-@router.patch("/zones/{zone_id}", response_model=ZoneRead)
+@router.patch("/zones/{zone_id}", response_model=ZoneRead, responses=PRECONDITION | NOT_FOUND)
 async def update_zone(
     session: DbSession,
     settings: SettingsDep,
@@ -149,6 +179,7 @@ def _codes(value: Any) -> list[str]:
     "/layers",
     response_model=LayerRead,
     status_code=201,
+    responses=CONFLICT | errors(413),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -200,11 +231,22 @@ async def import_layer(
         level = str(form.get("level") or "")
         label = None
         if level:
-            label = LabelIn(
-                level=level,
-                need_to_know=_codes(form.get("need_to_know")),
-                audience=_codes(form.get("audience")),
-            )
+            try:
+                label = LabelIn(
+                    level=level,
+                    need_to_know=_codes(form.get("need_to_know")),
+                    audience=_codes(form.get("audience")),
+                )
+            except ValidationError as exc:  # form fields: not checked by FastAPI
+                fields = [
+                    {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()
+                ]
+                raise Invalid(
+                    "Marquage invalide (level, need_to_know, audience).",
+                    "Invalid label (level, need_to_know, audience).",
+                    extra={"fields": fields},
+                ) from None
         layer = await layers.import_layer(
             session=session,
             settings=settings,
@@ -228,7 +270,7 @@ async def list_layers(
     return [layer_read(layer, names) for layer in rows]
 
 
-@router.get("/layers/{layer_id}/features")
+@router.get("/layers/{layer_id}/features", responses=GEOJSON | NOT_FOUND)
 async def layer_features(
     session: DbSession,
     settings: SettingsDep,
@@ -252,26 +294,33 @@ async def layer_features(
 # --- map data and export -----------------------------------------------------------------------
 
 
-@router.get("/map/entries", response_model=MapData)
+@router.get("/map/entries", response_model=MapData, responses=NOT_FOUND)
 async def map_entries(
     session: DbSession,
     settings: SettingsDep,
     actor: CurrentPrincipal,
     filters: EntryFilters,
-    view: Annotated[str, Query(alias="view", max_length=100, description="west,south,east,north")],
+    view: Annotated[
+        str, Query(alias="view", min_length=1, max_length=100, description="west,south,east,north")
+    ],
     zoom: Annotated[int, Query(ge=0, le=22)] = 12,
 ) -> MapData:
     """What the map shows in ``view`` at ``zoom``: the entries themselves when there are at
     most a few hundred, otherwise clusters (count, centre, highest severity, extent)."""
     bbox = parse_bbox(view)
-    assert bbox is not None
+    if bbox is None:  # an empty view
+        raise Invalid(
+            "view attendu : ouest,sud,est,nord en degrés (WGS 84).",
+            "view expected as west,south,east,north in degrees (WGS 84).",
+            extra={"fields": [{"field": "view", "message": "required"}]},
+        )
     result = await mapdata.map_entries(
         session=session, settings=settings, actor=actor, filters=filters, bbox=bbox, zoom=zoom
     )
     return MapData.model_validate(result.__dict__)
 
 
-@router.get("/map/export")
+@router.get("/map/export", responses=GEOJSON | NOT_FOUND | errors(429))
 async def export_geojson(
     session: DbSession,
     settings: SettingsDep,
@@ -282,7 +331,8 @@ async def export_geojson(
 ) -> JSONResponse:
     """What the map shows, as one GeoJSON FeatureCollection: the located entries (at most
     10,000, newest first), the zones and the chosen layers — each read through the policy and
-    audited."""
+    audited. Throttled per user (``export_max_per_window``): 429 with Retry-After."""
+    await throttle.reserve_export(session=session, settings=settings, actor=actor)
     rows, _ = await entries.list_entries(
         session=session,
         settings=settings,

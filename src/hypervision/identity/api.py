@@ -17,6 +17,7 @@ from hypervision.core.deps import (
     client_of,
 )
 from hypervision.core.errors import AppError, Forbidden, Invalid
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.identity import auth, mfa, service
 from hypervision.identity.models import SessionKind, User
 from hypervision.identity.schemas import (
@@ -42,6 +43,8 @@ from hypervision.identity.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1")
+public = APIRouter(responses=errors(400, 401, 403, 422, 429, 503))
+signed_in = APIRouter(dependencies=CREDENTIALS, responses=SIGNED_IN)
 
 UsernameField = Annotated[str, Form(min_length=1, max_length=200)]
 PasswordField = Annotated[str, Form(min_length=1, max_length=1024)]
@@ -51,7 +54,7 @@ OtpField = Annotated[str | None, Form(max_length=32)]
 # --- sign-in ------------------------------------------------------------------------------
 
 
-@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
+@public.post("/auth/token", response_model=TokenResponse, tags=["auth"])
 async def issue_token(
     request: Request,
     settings: SettingsDep,
@@ -80,7 +83,7 @@ async def issue_token(
     )
 
 
-@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
+@public.post("/auth/login", response_model=LoginResponse, tags=["auth"])
 async def login(
     request: Request,
     response: Response,
@@ -122,7 +125,7 @@ async def login(
     )
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@signed_in.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
 async def logout(response: Response, session: DbSession, actor: AnyPrincipal) -> None:
     """Ends the current session (cookie or bearer token) on the server."""
     if actor.session_id is None:
@@ -134,7 +137,7 @@ async def logout(response: Response, session: DbSession, actor: AnyPrincipal) ->
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-@router.get("/auth/me", response_model=Me, tags=["auth"])
+@signed_in.get("/auth/me", response_model=Me, tags=["auth"])
 async def me(actor: AnyPrincipal) -> Me:
     return Me(
         username=actor.username,
@@ -146,7 +149,7 @@ async def me(actor: AnyPrincipal) -> Me:
     )
 
 
-@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@signed_in.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
 async def change_password(
     session: DbSession, passwords: PasswordsDep, actor: CurrentPrincipal, data: PasswordChange
 ) -> None:
@@ -190,14 +193,16 @@ async def _self(session: DbSession, actor: AnyPrincipal) -> User:
     return await service.get_user(session=session, user_id=actor.user_id)
 
 
-@router.post("/auth/mfa/enrol", response_model=MfaEnrolment, tags=["auth"])
+@signed_in.post("/auth/mfa/enrol", response_model=MfaEnrolment, tags=["auth"], responses=CONFLICT)
 async def mfa_enrol(session: DbSession, settings: SettingsDep, actor: AnyPrincipal) -> MfaEnrolment:
     """Starts TOTP enrolment: a secret, its otpauth URI and a QR code (SVG) to scan."""
     user = await _self(session, actor)
     return await mfa.start_enrolment(session=session, settings=settings, actor=actor, user=user)
 
 
-@router.post("/auth/mfa/confirm", response_model=RecoveryCodes, tags=["auth"])
+@signed_in.post(
+    "/auth/mfa/confirm", response_model=RecoveryCodes, tags=["auth"], responses=CONFLICT
+)
 async def mfa_confirm(
     session: DbSession, settings: SettingsDep, actor: AnyPrincipal, data: MfaConfirm
 ) -> RecoveryCodes:
@@ -214,14 +219,20 @@ async def mfa_confirm(
 # --- administration -----------------------------------------------------------------------
 
 
-@router.get("/organisations", response_model=list[OrganisationRead], tags=["admin"])
+@signed_in.get("/organisations", response_model=list[OrganisationRead], tags=["admin"])
 async def list_organisations(session: DbSession, actor: CurrentPrincipal) -> list[OrganisationRead]:
     _ = actor  # any signed-in user may see the organisation tree (needed to choose audiences)
     orgs = await service.list_organisations(session=session)
     return [OrganisationRead.model_validate(o) for o in orgs]
 
 
-@router.post("/organisations", response_model=OrganisationRead, status_code=201, tags=["admin"])
+@signed_in.post(
+    "/organisations",
+    response_model=OrganisationRead,
+    status_code=201,
+    tags=["admin"],
+    responses=CONFLICT | NOT_FOUND,
+)
 async def create_organisation(
     session: DbSession, actor: CurrentPrincipal, data: OrganisationCreate
 ) -> OrganisationRead:
@@ -229,20 +240,22 @@ async def create_organisation(
     return OrganisationRead.model_validate(org)
 
 
-@router.get("/groups", response_model=list[GroupRead], tags=["admin"])
+@signed_in.get("/groups", response_model=list[GroupRead], tags=["admin"])
 async def list_groups(session: DbSession, actor: CurrentPrincipal) -> list[GroupRead]:
     _ = actor
     return [GroupRead.model_validate(g) for g in await service.list_groups(session=session)]
 
 
-@router.post("/groups", response_model=GroupRead, status_code=201, tags=["admin"])
+@signed_in.post(
+    "/groups", response_model=GroupRead, status_code=201, tags=["admin"], responses=CONFLICT
+)
 async def create_group(session: DbSession, actor: CurrentPrincipal, data: GroupCreate) -> GroupRead:
     return GroupRead.model_validate(
         await service.create_group(session=session, actor=actor, data=data)
     )
 
 
-@router.get("/users", response_model=UserPage, tags=["admin"])
+@signed_in.get("/users", response_model=UserPage, tags=["admin"])
 async def list_users(
     session: DbSession,
     actor: CurrentPrincipal,
@@ -254,7 +267,13 @@ async def list_users(
     return UserPage(items=items, next_cursor=cursor)
 
 
-@router.post("/users", response_model=UserRead, status_code=201, tags=["admin"])
+@signed_in.post(
+    "/users",
+    response_model=UserRead,
+    status_code=201,
+    tags=["admin"],
+    responses=CONFLICT | NOT_FOUND,
+)
 async def create_user(
     session: DbSession,
     settings: SettingsDep,
@@ -268,13 +287,15 @@ async def create_user(
     return await service.user_read(session=session, user=user)
 
 
-@router.get("/users/{user_id}", response_model=UserRead, tags=["admin"])
+@signed_in.get("/users/{user_id}", response_model=UserRead, tags=["admin"], responses=NOT_FOUND)
 async def get_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
     user = await service.read_user(session=session, actor=actor, user_id=user_id)
     return await service.user_read(session=session, user=user)
 
 
-@router.patch("/users/{user_id}", response_model=UserRead, tags=["admin"])
+@signed_in.patch(
+    "/users/{user_id}", response_model=UserRead, tags=["admin"], responses=CONFLICT | NOT_FOUND
+)
 async def update_user(
     session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID, data: UserUpdate
 ) -> UserRead:
@@ -282,7 +303,9 @@ async def update_user(
     return await service.user_read(session=session, user=user)
 
 
-@router.put("/users/{user_id}/clearance", response_model=UserRead, tags=["admin"])
+@signed_in.put(
+    "/users/{user_id}/clearance", response_model=UserRead, tags=["admin"], responses=NOT_FOUND
+)
 async def set_clearance(
     session: DbSession,
     settings: SettingsDep,
@@ -296,25 +319,35 @@ async def set_clearance(
     return await service.user_read(session=session, user=user)
 
 
-@router.post("/users/{user_id}/disable", response_model=UserRead, tags=["admin"])
+@signed_in.post(
+    "/users/{user_id}/disable", response_model=UserRead, tags=["admin"], responses=NOT_FOUND
+)
 async def disable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
     user = await service.disable_user(session=session, actor=actor, user_id=user_id)
     return await service.user_read(session=session, user=user)
 
 
-@router.post("/users/{user_id}/enable", response_model=UserRead, tags=["admin"])
+@signed_in.post(
+    "/users/{user_id}/enable", response_model=UserRead, tags=["admin"], responses=NOT_FOUND
+)
 async def enable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
     user = await service.enable_user(session=session, actor=actor, user_id=user_id)
     return await service.user_read(session=session, user=user)
 
 
-@router.get("/api-tokens", response_model=list[ApiTokenRead], tags=["admin"])
+@signed_in.get("/api-tokens", response_model=list[ApiTokenRead], tags=["admin"])
 async def list_api_tokens(session: DbSession, actor: CurrentPrincipal) -> list[ApiTokenRead]:
     rows = await auth.list_api_tokens(session=session, actor=actor)
     return [ApiTokenRead.model_validate(r) for r in rows]
 
 
-@router.post("/api-tokens", response_model=ApiTokenCreated, status_code=201, tags=["admin"])
+@signed_in.post(
+    "/api-tokens",
+    response_model=ApiTokenCreated,
+    status_code=201,
+    tags=["admin"],
+    responses=NOT_FOUND,
+)
 async def create_api_token(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, data: ApiTokenCreate
 ) -> ApiTokenCreated:
@@ -324,8 +357,12 @@ async def create_api_token(
     return ApiTokenCreated(**ApiTokenRead.model_validate(row).model_dump(), token=token)
 
 
-@router.delete("/api-tokens/{token_id}", status_code=204, tags=["admin"])
+@signed_in.delete("/api-tokens/{token_id}", status_code=204, tags=["admin"], responses=NOT_FOUND)
 async def revoke_api_token(
     session: DbSession, actor: CurrentPrincipal, token_id: uuid.UUID
 ) -> None:
     await auth.revoke_api_token(session=session, actor=actor, token_id=token_id)
+
+
+router.include_router(public)
+router.include_router(signed_in)

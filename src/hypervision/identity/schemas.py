@@ -37,7 +37,7 @@ class OrganisationCreate(Strict):
     code: Code
     name: Name
     parent_code: Code | None = None
-    mfa_required: bool = False
+    mfa_required: bool = Field(default=False, strict=True)  # JSON true/false only
     default_category: CategoryCode | None = None  # what its officers' new entries propose
 
 
@@ -72,7 +72,7 @@ class UserCreate(Strict):
     clearance: Level
     groups: list[Code] = Field(default_factory=list, max_length=50)
     password: Password | None = None
-    is_machine: bool = False
+    is_machine: bool = Field(default=False, strict=True)
 
 
 class UserUpdate(Strict):
@@ -146,7 +146,7 @@ class ApiTokenCreate(Strict):
     scopes: list[Annotated[str, StringConstraints(pattern=r"^(read|write|admin|audit)$")]] = Field(
         min_length=1, max_length=4
     )
-    expires_in_days: int = Field(default=90, ge=1, le=3650)
+    expires_in_days: int = Field(default=90, ge=1, le=3650, strict=True)
 
 
 class ApiTokenRead(BaseModel):

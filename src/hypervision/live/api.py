@@ -13,11 +13,12 @@ from fastapi.responses import StreamingResponse
 from hypervision.audit import service as audit
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Invalid
+from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
 from hypervision.logbook.api import parse_bbox
 from hypervision.policy.rules import Action, authorize
 
-router = APIRouter(prefix="/api/v1", tags=["live"])
+router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
 
 def hub_of(request: Request) -> Hub:

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 
 from hypervision.core import idempotency
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.geo.zones import zone_area
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage
@@ -29,9 +31,12 @@ from hypervision.logbook.schemas import (
     SeverityChange,
     SituationLink,
     VersionRead,
+    rfc3339_only,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["main courante"])
+router = APIRouter(
+    prefix="/api/v1", tags=["main courante"], dependencies=CREDENTIALS, responses=SIGNED_IN
+)
 
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -54,7 +59,7 @@ async def _one(session: DbSession, entry: Entry, response: Response) -> EntryRea
     return (await present.entries_read(session, [entry]))[0]
 
 
-@router.post("/entries", response_model=EntryRead, status_code=201)
+@router.post("/entries", response_model=EntryRead, status_code=201, responses=CONFLICT | NOT_FOUND)
 async def create_entry(
     session: DbSession,
     settings: SettingsDep,
@@ -104,8 +109,8 @@ async def entry_filters(
     severity: Annotated[list[Severity] | None, Query(max_length=4)] = None,
     status: Annotated[list[Status] | None, Query(max_length=3)] = None,
     organisation: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, BeforeValidator(rfc3339_only)] = None,
+    until: Annotated[datetime | None, BeforeValidator(rfc3339_only)] = None,
     tag: Annotated[list[str] | None, Query(max_length=10)] = None,
     situation_id: uuid.UUID | None = None,
     zone: Annotated[uuid.UUID | None, Query(description="entries inside this zone")] = None,
@@ -135,7 +140,7 @@ async def entry_filters(
 EntryFilters = Annotated[entries.EntryFilter, Depends(entry_filters)]
 
 
-@router.get("/entries", response_model=EntryPage)
+@router.get("/entries", response_model=EntryPage, responses=NOT_FOUND)
 async def list_entries(
     session: DbSession,
     settings: SettingsDep,
@@ -178,7 +183,7 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
-@router.get("/entries/{entry_id}", response_model=EntryRead)
+@router.get("/entries/{entry_id}", response_model=EntryRead, responses=NOT_FOUND)
 async def get_entry(
     session: DbSession,
     settings: SettingsDep,
@@ -195,7 +200,7 @@ async def get_entry(
 @router.patch(
     "/entries/{entry_id}",
     response_model=EntryRead,
-    responses={412: {"description": "stale"}, 428: {"description": "If-Match missing"}},
+    responses=PRECONDITION | NOT_FOUND,
 )
 async def update_entry(
     session: DbSession,
@@ -235,7 +240,7 @@ async def update_entry(
     return await _one(session, entry, response)
 
 
-@router.get("/entries/{entry_id}/versions", response_model=list[VersionRead])
+@router.get("/entries/{entry_id}/versions", response_model=list[VersionRead], responses=NOT_FOUND)
 async def entry_versions(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, entry_id: uuid.UUID
 ) -> list[VersionRead]:
@@ -247,7 +252,9 @@ async def entry_versions(
     return [present.version_read(v, names) for v in versions]
 
 
-@router.post("/entries/{entry_id}/validate", response_model=EntryRead)
+@router.post(
+    "/entries/{entry_id}/validate", response_model=EntryRead, responses=PRECONDITION | NOT_FOUND
+)
 async def validate_entry(
     session: DbSession,
     settings: SettingsDep,
@@ -262,7 +269,9 @@ async def validate_entry(
     return await _one(session, entry, response)
 
 
-@router.post("/entries/{entry_id}/severity", response_model=EntryRead)
+@router.post(
+    "/entries/{entry_id}/severity", response_model=EntryRead, responses=PRECONDITION | NOT_FOUND
+)
 async def qualify_severity(
     session: DbSession,
     settings: SettingsDep,
@@ -283,7 +292,9 @@ async def qualify_severity(
     return await _one(session, entry, response)
 
 
-@router.post("/entries/{entry_id}/duplicate", response_model=EntryRead)
+@router.post(
+    "/entries/{entry_id}/duplicate", response_model=EntryRead, responses=PRECONDITION | NOT_FOUND
+)
 async def mark_duplicate(
     session: DbSession,
     settings: SettingsDep,
@@ -304,7 +315,9 @@ async def mark_duplicate(
     return await _one(session, entry, response)
 
 
-@router.post("/entries/{entry_id}/situation", response_model=EntryRead)
+@router.post(
+    "/entries/{entry_id}/situation", response_model=EntryRead, responses=PRECONDITION | NOT_FOUND
+)
 async def link_situation(
     session: DbSession,
     settings: SettingsDep,
@@ -325,7 +338,13 @@ async def link_situation(
     return await _one(session, entry, response)
 
 
-@router.post("/entries/{entry_id}/label", response_model=LabelChangeResult)
+@router.post(
+    "/entries/{entry_id}/label",
+    response_model=LabelChangeResult,
+    responses={202: {"description": "lowering the label: a request awaits approval"}}
+    | PRECONDITION
+    | NOT_FOUND,
+)
 async def change_label(
     session: DbSession,
     settings: SettingsDep,
@@ -361,7 +380,11 @@ async def label_requests(
     return [present.label_request_read(r, names) for r in rows]
 
 
-@router.post("/label-requests/{request_id}/approve", response_model=LabelRequestRead)
+@router.post(
+    "/label-requests/{request_id}/approve",
+    response_model=LabelRequestRead,
+    responses=CONFLICT | NOT_FOUND,
+)
 async def approve_label_request(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, request_id: uuid.UUID
 ) -> LabelRequestRead:
@@ -371,7 +394,11 @@ async def approve_label_request(
     return present.label_request_read(row, await present.directory_for(session, [row]))
 
 
-@router.post("/label-requests/{request_id}/reject", response_model=LabelRequestRead)
+@router.post(
+    "/label-requests/{request_id}/reject",
+    response_model=LabelRequestRead,
+    responses=CONFLICT | NOT_FOUND,
+)
 async def reject_label_request(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, request_id: uuid.UUID
 ) -> LabelRequestRead:

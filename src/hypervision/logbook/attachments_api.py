@@ -28,6 +28,7 @@ from hypervision.core.deps import (
     SettingsDep,
 )
 from hypervision.core.errors import AppError, Invalid, Unauthorized, is_database_down
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.logbook import attachments, uploads
 from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import Attachment
@@ -36,7 +37,12 @@ from hypervision.storage.blobs import BlobStore, LocalBlobStore, TrackedBlobs
 
 log = logging.getLogger("hypervision.attachments")
 
-router = APIRouter(prefix="/api/v1", tags=["attachments"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["attachments"],
+    dependencies=CREDENTIALS,
+    responses=SIGNED_IN | NOT_FOUND,
+)
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
 FILE_FIELD = "file"
@@ -195,10 +201,9 @@ UPLOAD_BODY: dict[str, Any] = {
     response_model=AttachmentRead,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
-    responses={
-        413: {"description": "file too large"},
-        415: {"description": "file type refused (detected from the content)"},
-    },
+    responses=CONFLICT
+    | errors(413)
+    | {415: {**errors(415)[415], "description": "not multipart, or a file type refused"}},
 )
 async def upload_attachment(
     upload: UploadDep,

@@ -7,10 +7,16 @@ import uuid
 from fastapi import APIRouter
 
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN
 from hypervision.logbook import comments, present
 from hypervision.logbook.schemas import CommentCreate, CommentRead
 
-router = APIRouter(prefix="/api/v1", tags=["comments"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["comments"],
+    dependencies=CREDENTIALS,
+    responses=SIGNED_IN | NOT_FOUND,
+)
 
 
 @router.get("/entries/{entry_id}/comments", response_model=list[CommentRead])
@@ -24,7 +30,9 @@ async def list_comments(
     return [present.comment_read(c, names) for c in rows]
 
 
-@router.post("/entries/{entry_id}/comments", response_model=CommentRead, status_code=201)
+@router.post(
+    "/entries/{entry_id}/comments", response_model=CommentRead, status_code=201, responses=CONFLICT
+)
 async def add_comment(
     session: DbSession,
     settings: SettingsDep,

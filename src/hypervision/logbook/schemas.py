@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from hypervision.logbook.models import Severity, Status
 
@@ -19,8 +28,23 @@ Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)
 ]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+# strict: a JSON number, never ``true``/``false`` (which Pydantic would take for 1 and 0)
+Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)]
+Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def rfc3339_only(value: Any) -> Any:
+    """Date-times are RFC 3339 text, as the API description says; Pydantic alone would also
+    take a number, or a numeric string, as Unix time."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value)
+    ):
+        raise ValueError("an RFC 3339 date-time is expected, e.g. 2024-07-26T20:00:00+02:00")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 Position = tuple[Lon, Lat]
 
 
@@ -75,7 +99,7 @@ class EntryCreate(Strict):
     category: Code
     severity: Severity = Severity.INFO
     status: Status = Status.OPEN
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     location: Geometry | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     situation_id: uuid.UUID | None = None
@@ -90,7 +114,7 @@ class EntryUpdate(Strict):
     body: Body | None = None
     category: Code | None = None
     status: Status | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     location: Geometry | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
 
@@ -180,7 +204,7 @@ class SituationCreate(Strict):
     title: Title
     description: Body = ""
     severity: Severity = Severity.MINOR
-    started_at: AwareDatetime | None = None
+    started_at: Instant | None = None
     label: LabelIn | None = None
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.logbook import present, situations
 from hypervision.logbook.entries import etag
 from hypervision.logbook.models import Situation, Status
@@ -18,7 +19,9 @@ from hypervision.logbook.schemas import (
     TimelineItem,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["situations"])
+router = APIRouter(
+    prefix="/api/v1", tags=["situations"], dependencies=CREDENTIALS, responses=SIGNED_IN
+)
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
@@ -47,7 +50,7 @@ async def list_situations(
     return [present.situation_read(s, names) for s in rows]
 
 
-@router.post("/situations", response_model=SituationRead, status_code=201)
+@router.post("/situations", response_model=SituationRead, status_code=201, responses=CONFLICT)
 async def create_situation(
     session: DbSession,
     settings: SettingsDep,
@@ -61,7 +64,7 @@ async def create_situation(
     return await _one(session, situation, response)
 
 
-@router.get("/situations/{situation_id}", response_model=SituationRead)
+@router.get("/situations/{situation_id}", response_model=SituationRead, responses=NOT_FOUND)
 async def get_situation(
     session: DbSession,
     settings: SettingsDep,
@@ -75,7 +78,9 @@ async def get_situation(
     return await _one(session, situation, response)
 
 
-@router.patch("/situations/{situation_id}", response_model=SituationRead)
+@router.patch(
+    "/situations/{situation_id}", response_model=SituationRead, responses=PRECONDITION | NOT_FOUND
+)
 async def update_situation(
     session: DbSession,
     settings: SettingsDep,
@@ -96,7 +101,9 @@ async def update_situation(
     return await _one(session, situation, response)
 
 
-@router.get("/situations/{situation_id}/timeline", response_model=list[TimelineItem])
+@router.get(
+    "/situations/{situation_id}/timeline", response_model=list[TimelineItem], responses=NOT_FOUND
+)
 async def situation_timeline(
     session: DbSession,
     settings: SettingsDep,

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.logbook import present
 from hypervision.logbook.schemas import EntryRead
 from hypervision.search import service
 
-router = APIRouter(prefix="/api/v1", tags=["search"])
+router = APIRouter(prefix="/api/v1", tags=["search"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
 
 class SearchHitRead(BaseModel):

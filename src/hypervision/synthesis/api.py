@@ -8,6 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
+from hypervision.core.openapi import errors as error_responses
+from hypervision.identity import throttle
 from hypervision.logbook import present
 from hypervision.logbook.entries import etag
 from hypervision.synthesis import mail, rendering, schedules, service
@@ -23,8 +26,11 @@ from hypervision.synthesis.schemas import (
     SynthesisUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["syntheses"])
+router = APIRouter(
+    prefix="/api/v1", tags=["syntheses"], dependencies=CREDENTIALS, responses=SIGNED_IN
+)
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+THROTTLED = error_responses(429)  # bulk exports (SECURITY.md item 13)
 
 
 async def _read(
@@ -44,7 +50,9 @@ async def list_syntheses(
     return [rendering.synthesis_read(settings, s, names) for s in rows]
 
 
-@router.post("/syntheses", response_model=SynthesisRead, status_code=201)
+@router.post(
+    "/syntheses", response_model=SynthesisRead, status_code=201, responses=CONFLICT | NOT_FOUND
+)
 async def draft(
     session: DbSession,
     settings: SettingsDep,
@@ -57,7 +65,7 @@ async def draft(
     return await _read(session, settings, synthesis, response)
 
 
-@router.get("/syntheses/{synthesis_id}", response_model=SynthesisFull)
+@router.get("/syntheses/{synthesis_id}", response_model=SynthesisFull, responses=NOT_FOUND)
 async def get_synthesis(
     session: DbSession,
     settings: SettingsDep,
@@ -72,7 +80,9 @@ async def get_synthesis(
     return SynthesisFull(**base.model_dump(), entries=await present.entries_read(session, entries))
 
 
-@router.patch("/syntheses/{synthesis_id}", response_model=SynthesisRead)
+@router.patch(
+    "/syntheses/{synthesis_id}", response_model=SynthesisRead, responses=PRECONDITION | NOT_FOUND
+)
 async def update(
     session: DbSession,
     settings: SettingsDep,
@@ -107,7 +117,11 @@ async def _transition(
     return await _read(session, settings, synthesis, response)
 
 
-@router.post("/syntheses/{synthesis_id}/submit", response_model=SynthesisRead)
+@router.post(
+    "/syntheses/{synthesis_id}/submit",
+    response_model=SynthesisRead,
+    responses=PRECONDITION | NOT_FOUND,
+)
 async def submit(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal,
     synthesis_id: uuid.UUID, response: Response, if_match: IfMatch = None,
@@ -115,7 +129,11 @@ async def submit(
     return await _transition("submit", session, settings, actor, synthesis_id, response, if_match)
 
 
-@router.post("/syntheses/{synthesis_id}/validate", response_model=SynthesisRead)
+@router.post(
+    "/syntheses/{synthesis_id}/validate",
+    response_model=SynthesisRead,
+    responses=PRECONDITION | NOT_FOUND,
+)
 async def validate(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal,
     synthesis_id: uuid.UUID, response: Response, if_match: IfMatch = None,
@@ -124,7 +142,11 @@ async def validate(
     return await _transition("validate", session, settings, actor, synthesis_id, response, if_match)
 
 
-@router.post("/syntheses/{synthesis_id}/return", response_model=SynthesisRead)
+@router.post(
+    "/syntheses/{synthesis_id}/return",
+    response_model=SynthesisRead,
+    responses=PRECONDITION | NOT_FOUND,
+)
 async def return_to_draft(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal,
     synthesis_id: uuid.UUID, response: Response, if_match: IfMatch = None,
@@ -133,7 +155,11 @@ async def return_to_draft(
     return await _transition("return", session, settings, actor, synthesis_id, response, if_match)
 
 
-@router.post("/syntheses/{synthesis_id}/send", response_model=SynthesisRead)
+@router.post(
+    "/syntheses/{synthesis_id}/send",
+    response_model=SynthesisRead,
+    responses=PRECONDITION | NOT_FOUND,
+)
 async def send(
     request: Request,
     background: BackgroundTasks,
@@ -151,11 +177,18 @@ async def send(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id,
         recipients=recipients, if_match=if_match,
     )  # fmt: skip
-    background.add_task(mail.send_pending, request.app.state.sessions, settings, synthesis.id)
+    background.add_task(
+        mail.send_pending, request.app.state.system_sessions, settings, synthesis.id
+    )
     return await _read(session, settings, synthesis, response)
 
 
-@router.post("/syntheses/{synthesis_id}/supersede", response_model=SynthesisRead, status_code=201)
+@router.post(
+    "/syntheses/{synthesis_id}/supersede",
+    response_model=SynthesisRead,
+    status_code=201,
+    responses=CONFLICT | NOT_FOUND,
+)
 async def supersede(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal,
     synthesis_id: uuid.UUID, response: Response,
@@ -170,15 +203,18 @@ async def supersede(
 @router.get(
     "/syntheses/{synthesis_id}/pdf",
     response_class=Response,
-    responses={
-        200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
-    },
+    responses=NOT_FOUND
+    | THROTTLED
+    | {200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def synthesis_pdf(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, synthesis_id: uuid.UUID
 ) -> Response:
-    """The PDF, marked on every page and watermarked with the reader's name and the date."""
+    """The PDF, marked on every page and watermarked with the reader's name and the date.
+    Throttled per user (``export_max_per_window``): 429 with Retry-After."""
     from hypervision.identity.service import get_user
+
+    await throttle.reserve_export(session=session, settings=settings, actor=actor)
 
     assert actor.user_id is not None
     user = await get_user(session=session, user_id=actor.user_id)
@@ -209,7 +245,9 @@ async def inbox(
     ]
 
 
-@router.post("/syntheses/{synthesis_id}/acknowledge", status_code=204)
+@router.post(
+    "/syntheses/{synthesis_id}/acknowledge", status_code=204, responses=CONFLICT | NOT_FOUND
+)
 async def acknowledge(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, synthesis_id: uuid.UUID
 ) -> None:
@@ -218,7 +256,9 @@ async def acknowledge(
     )
 
 
-@router.post("/synthesis-schedules", response_model=ScheduleRead, status_code=201)
+@router.post(
+    "/synthesis-schedules", response_model=ScheduleRead, status_code=201, responses=CONFLICT
+)
 async def create_schedule(
     session: DbSession, actor: CurrentPrincipal, data: ScheduleCreate
 ) -> ScheduleRead:

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hypervision.logbook.models import Severity
-from hypervision.logbook.schemas import EntryRead, LabelIn, LabelRead
+from hypervision.logbook.schemas import EntryRead, Instant, LabelIn, LabelRead
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Narrative = Annotated[str, StringConstraints(max_length=50_000)]
@@ -24,9 +24,11 @@ class Strict(BaseModel):
 class Scope(Strict):
     """What a synthesis covers: a time window and optional criteria."""
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    hours: int | None = Field(default=None, ge=1, le=24 * 31)  # instead of since: the last N h
+    since: Instant | None = None
+    until: Instant | None = None
+    hours: int | None = Field(
+        default=None, ge=1, le=24 * 31, strict=True
+    )  # instead of since: the last N h
     situations: list[uuid.UUID] = Field(default_factory=list, max_length=20)
     categories: list[str] = Field(default_factory=list, max_length=20)
     zone: uuid.UUID | None = None
