@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hypervision import __version__
+from hypervision.audit import api as audit_api
 from hypervision.config import Settings, get_settings
 from hypervision.core import health
 from hypervision.core.errors import install_handlers
@@ -88,5 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     app.include_router(geo_api.router)
     app.include_router(synthesis_api.router)
+    app.include_router(audit_api.router)
     web.install(app)
     return app
