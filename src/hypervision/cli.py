@@ -268,6 +268,8 @@ def audit_verify() -> None:
                 f"; {result.checkpoints} signed checkpoints (key {witness.key_id}) "
                 f"cover records 1..{result.checkpointed}"
             )
+            if marker := witness.latest_marker():
+                signed += f"; records 1..{marker.through_seq} pruned ({marker.file_name})"
         typer.echo(f"audit trail intact: {result.checked} records verified{signed}")
         return
     typer.echo(f"AUDIT TRAIL BROKEN: {result.problem} ({result.checked} verified before)", err=True)
@@ -314,6 +316,42 @@ def audit_checkpoint() -> None:
         )
     if not written:
         typer.echo("no new audit records since the last checkpoint")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    before: Annotated[
+        str | None, typer.Option(help="Cut-off, ISO date (UTC); default: now minus retention")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only print what would be removed")] = False,
+) -> None:
+    """Remove whole checkpointed segments older than the retention (oldest first), each
+    verified against its signed checkpoint first; sign a prune marker (docs/adr/0010)."""
+    from hypervision.audit.checkpoints import CheckpointError, load_private_key, load_public_key
+    from hypervision.audit.prune import cutoff, run_prune
+
+    settings = get_settings()
+    try:
+        limit = cutoff(settings, before)
+        public = load_public_key(settings.audit_public_key_path)
+        private = None if dry_run else load_private_key(settings.audit_key_path)
+        report = asyncio.run(
+            run_prune(
+                settings,
+                public_key=public,
+                private_key=private,
+                before=limit,
+                actor=_actor(),
+                dry_run=dry_run,
+            )
+        )
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    verb = "would remove" if dry_run else "removed"
+    for cp in report.segments:
+        typer.echo(f"{verb} records {cp.first_seq}..{cp.last_seq} ({cp.count}, {cp.file_name})")
+    typer.echo(f"{verb} {report.removed} audit records older than {limit.isoformat()}")
 
 
 @audit_app.command("export")
@@ -387,6 +425,55 @@ def demo_otp(username: str) -> None:
         return mfa.current_otp(settings, user)
 
     typer.echo(run_in_transaction(work))
+
+
+@app.command("backup")
+def backup_store(
+    output: Annotated[Path, typer.Option("--output", help="Archive to write (.tar.gz)")],
+) -> None:
+    """Back up the embedded store (database snapshot + attachment files + manifest) into one
+    archive, while the server may keep running. PostgreSQL: see README, Backup and restore."""
+    from hypervision import backup as backups
+
+    try:
+        report = backups.backup(get_settings(), output)
+    except backups.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"backup {report.path} written ({report.size} bytes): database at revision "
+        f"{report.revision}, {report.blobs} attachment file(s), audit head {report.audit_seq}"
+    )
+
+
+@app.command("restore")
+def restore_store(
+    archive: Annotated[Path, typer.Argument(help="Archive written by hypervision backup")],
+    force: Annotated[
+        bool, typer.Option(help="Move the existing database aside instead of refusing")
+    ] = False,
+) -> None:
+    """Check a backup archive completely, then restore it into the data directory and verify
+    its audit trail. Stop the server first."""
+    from hypervision import backup as backups
+
+    try:
+        report = backups.restore(get_settings(), archive, force=force)
+    except backups.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for path in report.moved_aside:
+        typer.echo(f"previous data moved aside to {path}")
+    typer.echo(
+        f"restored {report.database} (backup of {report.created_at}) and "
+        f"{report.blobs} attachment file(s)"
+    )
+    typer.echo(
+        f"audit trail intact: {report.audit_checked} records verified, "
+        f"head {report.audit_seq} {report.audit_hash}"
+    )
+    if report.migrate_needed:
+        typer.echo("run `hypervision migrate` before serving: the backup predates this version")
 
 
 def main() -> None:

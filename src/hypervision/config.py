@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     audit_signing_key_file: Path | None = None
     audit_public_key_file: Path | None = None
     audit_witness_dir: Path | None = None
+    # Retention (SECURITY.md 23): `audit prune` removes whole checkpointed segments whose last
+    # record is older than this.
+    audit_retention_days: int = Field(default=1095, ge=1)
 
     @field_validator("label_levels", "categories", mode="before")
     @classmethod

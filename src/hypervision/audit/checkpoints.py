@@ -43,6 +43,7 @@ VERSION = 1
 FINGERPRINT_BYTES = 8
 MAX_SEGMENT = 100_000  # records per checkpoint: bounds the file size and verify's memory
 FILE_PREFIX = "checkpoint-"
+MARKER_PREFIX = "pruned-"  # signed prune markers (retention, ``audit/prune.py``)
 _FILE_NAME = re.compile(r"^checkpoint-(\d{20})\.json$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -154,6 +155,33 @@ def file_name(last_seq: int) -> str:
     return f"{FILE_PREFIX}{last_seq:020d}.json"
 
 
+@dataclass(frozen=True)
+class PruneMarker:
+    """Signed by ``audit prune`` before it removes records: records ``1..through_seq`` may be
+    absent from the trail, ``through_seq`` being the last record of the checkpoint whose digest
+    is ``checkpoint``. This run removed ``first_seq..through_seq`` (older than ``before``)."""
+
+    version: int
+    first_seq: int
+    through_seq: int
+    checkpoint: str
+    last_row_hash: str
+    before: str
+    created_at: str
+    key_id: str
+
+    def body(self) -> bytes:
+        return json.dumps({"prune": asdict(self)}, sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def file_name(self) -> str:
+        return marker_name(self.through_seq)
+
+
+def marker_name(through_seq: int) -> str:
+    return f"{MARKER_PREFIX}{through_seq:020d}.json"
+
+
 def _parse(name: str, data: bytes) -> tuple[Checkpoint, bytes]:
     """The checkpoint and its signature, with every field's type and shape checked."""
     try:
@@ -230,13 +258,68 @@ class Witness:
         exists, so a checkpoint is never rewritten)."""
         name = checkpoint.file_name
         data = {"checkpoint": asdict(checkpoint), "signature": base64.b64encode(signature).decode()}
+        return self._write_once(name, data)
+
+    # --- prune markers (retention): which prefix of the trail was removed legitimately ---
+
+    def marker_names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in os.scandir(self.directory)
+            if entry.name.startswith(MARKER_PREFIX) and entry.name.endswith(".json")
+        )
+
+    def read_marker(self, name: str) -> PruneMarker:
+        try:
+            outer = json.loads((self.directory / name).read_bytes())
+            fields: dict[str, Any] = outer["prune"]
+            signature = base64.b64decode(outer["signature"], validate=True)
+            marker = PruneMarker(**fields)
+        except OSError:
+            raise CheckpointError(f"prune marker {name} cannot be read") from None
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise CheckpointError(f"prune marker {name} is unreadable or malformed") from None
+        if marker.key_id != self.key_id:
+            raise CheckpointError(
+                f"prune marker {name} was signed with key {marker.key_id}, "
+                f"not with the configured public key {self.key_id}"
+            )
+        try:
+            self.public_key.verify(signature, marker.body())
+        except InvalidSignature:
+            raise CheckpointError(
+                f"prune marker {name} has an invalid signature (forged or edited)"
+            ) from None
+        if (
+            marker.version != VERSION
+            or type(marker.through_seq) is not int
+            or type(marker.first_seq) is not int
+            or not 1 <= marker.first_seq <= marker.through_seq
+            or name != marker.file_name
+        ):
+            raise CheckpointError(f"prune marker {name} is inconsistent (name or range)")
+        return marker
+
+    def latest_marker(self) -> PruneMarker | None:
+        """The prune marker reaching furthest; every marker file is checked (a forged or
+        edited one is an error, not ignored)."""
+        markers = [self.read_marker(name) for name in self.marker_names()]
+        return max(markers, key=lambda marker: marker.through_seq, default=None)
+
+    def append_marker(self, marker: PruneMarker, signature: bytes) -> Path:
+        data = {"prune": asdict(marker), "signature": base64.b64encode(signature).decode()}
+        return self._write_once(marker.file_name, data)
+
+    def _write_once(self, name: str, data: dict[str, Any]) -> Path:
         target = self.directory / name
         temporary = self.directory / f".{name}.{secrets.token_hex(6)}.tmp"
         _create_exclusive(temporary, json.dumps(data, indent=1).encode() + b"\n", 0o444)
         try:
             os.link(temporary, target)
         except FileExistsError:
-            raise CheckpointError(f"checkpoint {name} already exists") from None
+            raise CheckpointError(f"witness file {name} already exists") from None
         finally:
             temporary.unlink()
         _fsync_directory(self.directory)
@@ -251,7 +334,7 @@ class Witness:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise CheckpointError("another `audit checkpoint` is running") from None
+                raise CheckpointError("another `audit checkpoint` or `prune` is running") from None
             yield
         finally:
             os.close(fd)

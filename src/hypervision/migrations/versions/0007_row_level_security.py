@@ -201,13 +201,16 @@ def upgrade() -> None:
         f"USING ({SYSTEM} OR (SELECT hv_ctx_audit()))"
     )
     op.execute("CREATE POLICY hv_insert ON audit_records FOR INSERT WITH CHECK (true)")
+    # Retention (`audit prune`, ADR 0010): the owner, in the system context, removes whole
+    # verified segments; the application's role still has no DELETE privilege.
+    op.execute(f"CREATE POLICY hv_prune ON audit_records FOR DELETE USING ({SYSTEM})")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in (*RULES, "outbox", "audit_records"):
-        for policy in ("hv_read", "hv_insert", "hv_update", "hv_delete"):
+        for policy in ("hv_read", "hv_insert", "hv_update", "hv_delete", "hv_prune"):
             op.execute(f"DROP POLICY IF EXISTS {policy} ON {table}")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
