@@ -259,3 +259,21 @@ async def test_the_application_role_cannot_forge_nor_escape(
             error.value,
             asyncpg.InsufficientPrivilegeError | asyncpg.exceptions.UndefinedObjectError,
         ) or "must be owner" in str(error.value), (name, error.value)
+
+
+async def test_a_stale_key_makes_the_server_not_ready(
+    client: AsyncClient, owner: asyncpg.Connection
+) -> None:
+    """A secret key changed without ``migrate``: every table would look empty, so the
+    readiness probe fails and says what to do."""
+    assert (await client.get("/readyz")).status_code == 200
+    key = await owner.fetchval("SELECT key FROM hv_context_key")
+    await owner.execute("UPDATE hv_context_key SET key = $1", b"another key" * 3)
+    try:
+        answer = await client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "rls_key_mismatch"
+        assert "hypervision migrate" in answer.json()["error"]["message"]
+    finally:
+        await owner.execute("UPDATE hv_context_key SET key = $1", key)
+    assert (await client.get("/readyz")).status_code == 200

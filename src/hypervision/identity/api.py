@@ -42,9 +42,11 @@ from hypervision.identity.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/api/v1")
-public = APIRouter(responses=errors(400, 401, 403, 422, 429, 503))
-signed_in = APIRouter(dependencies=CREDENTIALS, responses=SIGNED_IN)
+# Each sub-router carries the prefix itself: its routes' own paths (audited on refusals) are
+# then the full ones.
+router = APIRouter()
+public = APIRouter(prefix="/api/v1", responses=errors(400, 401, 403, 422, 429, 503))
+signed_in = APIRouter(prefix="/api/v1", dependencies=CREDENTIALS, responses=SIGNED_IN)
 
 UsernameField = Annotated[str, Form(min_length=1, max_length=200)]
 PasswordField = Annotated[str, Form(min_length=1, max_length=1024)]

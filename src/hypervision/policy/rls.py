@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from hypervision.config import Settings
@@ -107,6 +107,16 @@ def _bind_system(session: Session, _transaction: Any, connection: Connection) ->
     if settings is not None and connection.dialect.name == "postgresql":
         value = sign(settings, SYSTEM_CONTEXT)
         connection.execute(select(func.set_config(SETTING, value, True)))
+
+
+async def context_works(conn: AsyncConnection, settings: Settings) -> bool:
+    """Whether PostgreSQL accepts the contexts this server signs (the key stored by the last
+    ``migrate`` matches the secret key). Always true on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return True
+    # In the connection's current transaction (set_config(…, true) ends with it).
+    await conn.execute(select(func.set_config(SETTING, sign(settings, SYSTEM_CONTEXT), True)))
+    return bool(await conn.scalar(select(func.hv_ctx_system())))
 
 
 # --- set-up, run by ``hypervision migrate`` as the owner ---------------------------------------
