@@ -127,6 +127,13 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield http
 
 
+def once_across_engines(database_url: str) -> None:
+    """For engine-independent paths that are slow to drive (a subprocess per command, the web
+    form): run on PostgreSQL, the deployment's engine, and on SQLite only without it."""
+    if engine_name(database_url) == "sqlite" and _pg_skip_reason is None:
+        pytest.skip("engine-independent path: run once, on PostgreSQL")
+
+
 def engine_name(url: str) -> str:
     return "postgresql" if url.startswith("postgresql") else "sqlite"
 

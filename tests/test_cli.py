@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from hypervision.identity.models import ApiToken, User
 from hypervision.identity.secrets import digest
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, once_across_engines
 from tests.factories import tx
 
 
@@ -44,6 +44,8 @@ def _cli(
 async def test_administration_from_the_command_line(
     app: FastAPI, database_url: str, owner_database_url: str, tmp_path: Path
 ) -> None:
+    once_across_engines(database_url)
+
     def run(*args: str, stdin: str = "") -> str:
         result = _cli(database_url, tmp_path, *args, stdin=stdin, owner_url=owner_database_url)
         assert result.returncode == 0, result.stderr
@@ -104,6 +106,7 @@ async def test_administration_from_the_command_line(
 async def test_command_line_errors_are_clear(
     app: FastAPI, database_url: str, tmp_path: Path
 ) -> None:
+    once_across_engines(database_url)
     _ = app
     result = _cli(database_url, tmp_path, "user", "set-clearance", "nobody", "DR")
     assert result.returncode == 1
@@ -113,6 +116,7 @@ async def test_command_line_errors_are_clear(
 
 
 async def test_audit_verify_exit_code(app: FastAPI, database_url: str, tmp_path: Path) -> None:
+    once_across_engines(database_url)
     from sqlalchemy import update
 
     from hypervision.audit.models import AuditRecord

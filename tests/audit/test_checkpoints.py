@@ -326,7 +326,10 @@ def test_keygen_makes_a_private_file_and_never_overwrites(tmp_path: Path) -> Non
 async def test_command_line_keygen_checkpoint_verify(
     app: FastAPI, client: AsyncClient, database_url: str, owner_database_url: str, tmp_path: Path
 ) -> None:
+    from tests.conftest import once_across_engines
     from tests.test_cli import _cli
+
+    once_across_engines(database_url)
 
     def run(*args: str, code: int = 0) -> tuple[str, str]:
         result = _cli(database_url, tmp_path, "audit", *args)

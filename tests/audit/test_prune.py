@@ -392,7 +392,10 @@ async def test_postgresql_delete_needs_the_system_context(trail: Trail, database
 async def test_command_line_prune(
     app: FastAPI, client: AsyncClient, database_url: str, owner_database_url: str, tmp_path: Path
 ) -> None:
+    from tests.conftest import once_across_engines
     from tests.test_cli import _cli
+
+    once_across_engines(database_url)
 
     def run(*args: str, code: int = 0) -> str:
         result = _cli(database_url, tmp_path, "audit", *args, owner_url=owner_database_url)

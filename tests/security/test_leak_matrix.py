@@ -24,11 +24,14 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient, Response
+from sqlalchemy import select
 
+from hypervision.audit.models import AuditRecord
 from hypervision.policy import rules
 from hypervision.synthesis import pdf
+from tests.factories import tx
 from tests.live.server import Stream, open_stream, serve
 from tests.security.leak_world import (
     COMMENT_WORD,
@@ -384,22 +387,41 @@ async def label_requests(client: AsyncClient, world: World, tally: Tally, person
 async def audit_surfaces(
     app: FastAPI, client: AsyncClient, world: World, tally: Tally, person: Person
 ) -> int:
-    """Every GET route under /api/v1/audit: the security officer only. Returns how many."""
-    paths = [
-        r.path
-        for r in app.routes
-        if isinstance(r, APIRoute)
-        and r.path.startswith("/api/v1/audit")
-        and "GET" in (r.methods or ())
-        and "{" not in r.path
-    ]
+    """Every GET route under /api/v1/audit: the security officer reads every record of the
+    trail (one case per record, all pages), everyone else is refused. Returns the route count."""
+    paths = sorted(
+        {
+            r.path
+            for r in iter_route_contexts(app.routes)
+            if r.path
+            and r.path.startswith("/api/v1/audit")
+            and "GET" in (r.methods or ())
+            and "{" not in r.path
+        }
+    )
     for path in paths:
-        response = await client.get(path, headers=world.headers[person.name])
-        tally.cases["audit"] += 1
-        if person.audits and response.status_code != 200:
-            tally.missing.append(f"{person} | audit {path} | {response.status_code}")
-        if not person.audits and response.status_code not in (403, 404):
-            tally.leaks.append(f"{person} | audit {path} | {response.status_code}")
+        if not person.audits:
+            response = await client.get(path, headers=world.headers[person.name])
+            tally.cases["audit"] += 1
+            if response.status_code not in (403, 404):
+                tally.leaks.append(f"{person} | audit {path} | {response.status_code}")
+            continue
+        async with tx(app) as session:  # the trail as it stands, before this reading
+            stored = set(await session.scalars(select(AuditRecord.seq)))
+        seen: set[int] = set()
+        after: int | None = 0
+        while after is not None:
+            response = await client.get(
+                path, params={"after": after, "limit": 500}, headers=world.headers[person.name]
+            )
+            if response.status_code != 200:
+                tally.missing.append(f"{person} | audit {path} | {response.status_code}")
+                break
+            page = response.json()
+            seen.update(item["seq"] for item in page["items"])
+            after = page["next_after"]
+        tally.cases["audit"] += len(stored)
+        tally.missing.extend(f"{person} | audit {path} | record {n}" for n in stored - seen)
     return len(paths)
 
 

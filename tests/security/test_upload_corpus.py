@@ -29,6 +29,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from hypervision.logbook.models import Attachment, Entry
+from tests.conftest import once_across_engines
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 from tests.web.pages import browse_as
 
@@ -456,6 +457,7 @@ async def test_api_upload(app: FastAPI, client: AsyncClient, people: None, case:
 
 @pytest.mark.parametrize("case", CORPUS, ids=IDS)
 async def test_web_form_upload(app: FastAPI, client: AsyncClient, people: None, case: Case) -> None:
+    once_across_engines(app.state.settings.database_url)  # the API corpus runs on both
     csrf = await browse_as(client, "alice")
     before = blob_files(app)
     data = case.build()
