@@ -63,31 +63,28 @@ def postgres_unreachable_reason() -> str | None:
     return None
 
 
-def create_postgres_database() -> str:
-    name = f"hv_test_{secrets.token_hex(4)}"
+def as_admin(statement: str) -> None:
+    """Run one statement on the cluster's administrative connection (databases, roles)."""
 
-    async def create() -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(statement)
         finally:
             await conn.close()
 
-    in_thread(lambda: asyncio.run(create()))
+    in_thread(lambda: asyncio.run(run()))
+
+
+def create_postgres_database() -> str:
+    name = f"hv_test_{secrets.token_hex(4)}"
+    as_admin(f'CREATE DATABASE "{name}"')
     return with_database(PG_ADMIN_URL, name)
 
 
 def drop_postgres_database(url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    in_thread(lambda: asyncio.run(drop()))
+    as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrate(url: str, app_role: str | None = None) -> None:
@@ -104,34 +101,16 @@ def create_app_role(owner_url: str) -> str:
     """The role the application connects as, as a deployment has it: it owns nothing, is not
     superuser, has no BYPASSRLS; ``migrate`` grants it its rights. Returns its URL."""
     role = app_role_name(owner_url)
-
-    async def create() -> None:
-        conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
-        try:
-            await conn.execute(
-                f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
-                "NOBYPASSRLS NOREPLICATION"
-            )
-        finally:
-            await conn.close()
-
-    in_thread(lambda: asyncio.run(create()))
+    as_admin(
+        f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION'
+    )
     parts = urlsplit(owner_url)
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
 def drop_app_role(owner_url: str) -> None:
-    role = app_role_name(owner_url)
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=5)
-        try:
-            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await conn.close()
-
-    in_thread(lambda: asyncio.run(drop()))
+    as_admin(f'DROP ROLE IF EXISTS "{app_role_name(owner_url)}"')
 
 
 def sqlite_url(path: Path) -> str:
