@@ -63,7 +63,7 @@ async def list_records(
     action: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Exact action, e.g. entry.read.")
     ] = None,
-    decision: Annotated[str | None, Query(pattern="^(allowed|denied)$")] = None,
+    decision: Annotated[str | None, Query(pattern="^(allowed|denied|not_found)$")] = None,
     resource_id: Annotated[uuid.UUID | None, Query(description="Records naming this id.")] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="At or after (ISO 8601, zoned).")

@@ -37,7 +37,7 @@ class AuditRecord(Base):
     actor_clearance: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(64), index=True)
     surface: Mapped[str] = mapped_column(String(32))
-    decision: Mapped[str] = mapped_column(String(8))
+    decision: Mapped[str] = mapped_column(String(16))  # allowed, denied, not_found
     resource_type: Mapped[str | None] = mapped_column(String(64))
     resource_ids: Mapped[list[str]] = mapped_column(JSON)
     labels: Mapped[list[str]] = mapped_column(JSON)

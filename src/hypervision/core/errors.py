@@ -6,11 +6,13 @@ Messages are French first; a client asking ``Accept-Language: en`` gets English.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,6 +46,22 @@ class AppError(Exception):
 class NotFound(AppError):
     status, code = 404, "not_found"
     fr, en = "Ressource introuvable.", "Resource not found."
+
+
+class HiddenOrMissing(NotFound):
+    """A protected record the reader asked for by id and may not see, or that does not exist.
+
+    Answered exactly like any 404; the handler also audits the probe (SECURITY.md item 29):
+    the id asked, and whether it exists (``denied``) or not (``not_found``), which only the
+    trail knows. ``model`` is the record's ORM class (anything with an ``id`` column)."""
+
+    def __init__(
+        self, fr: str, en: str, *, resource_type: str, resource_id: uuid.UUID, model: Any
+    ) -> None:
+        super().__init__(fr, en)
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.model = model
 
 
 class Unauthorized(AppError):
@@ -167,24 +185,39 @@ def is_database_down(exc: BaseException) -> bool:
 
 
 async def _audit_refusal(request: Request, exc: AppError) -> None:
-    """Refusals are audited too (decision "denied"), in their own transaction: the request's
-    transaction is rolled back with the error."""
+    """Refusals are audited too, in their own transaction (the request's is rolled back with
+    the error): a 403 as ``denied``; a protected id that was not delivered as ``denied`` when
+    it exists and ``not_found`` when it does not. Nothing of this reaches the response."""
     from hypervision.audit import service as audit
 
     principal = getattr(request.state, "principal", None)
     if principal is None:
         return
     route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
+    detail = {"method": request.method, "route": getattr(route, "path", request.url.path)}
     try:
-        async with request.app.state.sessions() as session, session.begin():
-            await audit.record(
-                session=session,
-                actor=principal,
-                action=f"refused:{exc.code}",
-                decision="denied",
-                detail={"method": request.method, "route": path},
-            )
+        # The system context: whether the id exists is for the trail, whatever the reader sees.
+        async with request.app.state.system_sessions() as session, session.begin():
+            if isinstance(exc, HiddenOrMissing):
+                model = exc.model
+                found = await session.scalar(select(model.id).where(model.id == exc.resource_id))
+                await audit.record(
+                    session=session,
+                    actor=principal,
+                    action=f"refused:{exc.code}",
+                    decision="denied" if found is not None else "not_found",
+                    resource_type=exc.resource_type,
+                    resource_ids=[exc.resource_id],
+                    detail=detail,
+                )
+            else:
+                await audit.record(
+                    session=session,
+                    actor=principal,
+                    action=f"refused:{exc.code}",
+                    decision="denied",
+                    detail=detail,
+                )
     except Exception:  # noqa: BLE001 - the refusal is answered even if it cannot be recorded
         log.warning("could not audit a refusal (request %s)", principal.request_id)
 
@@ -206,7 +239,7 @@ def _is_page(request: Request) -> bool:
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
-        if exc.status == 403:
+        if exc.status == 403 or isinstance(exc, HiddenOrMissing):
             await _audit_refusal(request, exc)
         if _is_page(request):
             return request.app.state.html_error(request, exc)  # type: ignore[no-any-return]

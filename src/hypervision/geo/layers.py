@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import Invalid, NotFound
+from hypervision.core.errors import HiddenOrMissing, Invalid
 from hypervision.db import utcnow
 from hypervision.geo.models import Layer, LayerFeature
 from hypervision.geo.shapes import GeometryError, check_geometry, overlaps
@@ -186,7 +186,13 @@ async def find_layer(
         visible_layers(session, settings, actor).where(Layer.id == layer_id)
     )
     if layer is None:
-        raise NotFound("Couche introuvable.", "Layer not found.")
+        raise HiddenOrMissing(
+            "Couche introuvable.",
+            "Layer not found.",
+            resource_type="layer",
+            resource_id=layer_id,
+            model=Layer,
+        )
     return layer
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import Invalid, NotFound
+from hypervision.core.errors import HiddenOrMissing, Invalid
 from hypervision.db import utcnow
 from hypervision.geo.models import Zone
 from hypervision.geo.schemas import ZoneCreate, ZoneStatus, ZoneUpdate
@@ -56,7 +56,13 @@ async def find_zone(
     """The zone, or 404 exactly as if it did not exist when the actor may not see it."""
     zone = await session.scalar(visible_zones(session, settings, actor).where(Zone.id == zone_id))
     if zone is None:
-        raise NotFound("Zone introuvable.", "Zone not found.")
+        raise HiddenOrMissing(
+            "Zone introuvable.",
+            "Zone not found.",
+            resource_type="zone",
+            resource_id=zone_id,
+            model=Zone,
+        )
     return zone
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import Forbidden, NotFound
+from hypervision.core.errors import Forbidden, HiddenOrMissing
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
 from hypervision.logbook import entries
@@ -155,7 +155,13 @@ async def get_attachment(
     )
     found = (await session.execute(query)).one_or_none()
     if found is None:
-        raise NotFound("Pièce jointe introuvable.", "Attachment not found.")
+        raise HiddenOrMissing(
+            "Pièce jointe introuvable.",
+            "Attachment not found.",
+            resource_type="attachment",
+            resource_id=attachment_id,
+            model=Attachment,
+        )
     entry, row = found
     try:
         data = await blobs.read(row.storage_key)

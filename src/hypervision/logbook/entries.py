@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import AppError, Forbidden, Invalid, NotFound
+from hypervision.core.errors import AppError, Forbidden, HiddenOrMissing, Invalid
 from hypervision.db import utcnow
 from hypervision.geo.shapes import Area, overlaps
 from hypervision.identity.principal import Principal
@@ -223,7 +223,13 @@ async def find_visible(
     """The entry, or 404 exactly as if it did not exist when the actor may not see it."""
     entry = await session.scalar(visible(session, settings, actor).where(Entry.id == entry_id))
     if entry is None:
-        raise NotFound("Entrée introuvable.", "Entry not found.")
+        raise HiddenOrMissing(
+            "Entrée introuvable.",
+            "Entry not found.",
+            resource_type="entry",
+            resource_id=entry_id,
+            model=Entry,
+        )
     return entry
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import NotFound
+from hypervision.core.errors import HiddenOrMissing
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.logbook import history
@@ -67,7 +67,13 @@ async def find_situation(
     query = visible_situations(session, settings, actor).where(Situation.id == situation_id)
     situation = await session.scalar(query)
     if situation is None:
-        raise NotFound("Situation introuvable.", "Situation not found.")
+        raise HiddenOrMissing(
+            "Situation introuvable.",
+            "Situation not found.",
+            resource_type="situation",
+            resource_id=situation_id,
+            model=Situation,
+        )
     return situation
 
 

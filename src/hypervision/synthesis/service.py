@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
+from hypervision.core.errors import Conflict, Forbidden, HiddenOrMissing, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.zones import zone_area
 from hypervision.identity.auth import Client, build_principal
@@ -64,7 +64,13 @@ async def find(
         visible_syntheses(session, settings, actor).where(Synthesis.id == synthesis_id)
     )
     if row is None:
-        raise NotFound("Synthèse introuvable.", "Synthesis not found.")
+        raise HiddenOrMissing(
+            "Synthèse introuvable.",
+            "Synthesis not found.",
+            resource_type="synthesis",
+            resource_id=synthesis_id,
+            model=Synthesis,
+        )
     return row
 
 
