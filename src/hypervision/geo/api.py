@@ -341,7 +341,9 @@ async def export_geojson(
         cursor=None,
         limit=EXPORT_MAX,
     )
-    reads = await present.entries_read(session, [e for e in rows if e.location])
+    reads = await present.entries_read(
+        session, [e for e in rows if e.location], settings=settings, actor=actor
+    )
     features: list[dict[str, Any]] = [
         {
             "type": "Feature",

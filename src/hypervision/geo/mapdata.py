@@ -17,6 +17,7 @@ from hypervision.geo.shapes import overlaps
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import EntryFilter, apply_filter, dialect_of, visible
 from hypervision.logbook.models import Entry
+from hypervision.policy.rules import Subject
 
 POINTS_MAX = 400  # up to this many entries in view: points, else clusters
 CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels
@@ -71,7 +72,8 @@ async def map_entries(
     dialect = dialect_of(session)
     area = filters.area
     narrowed = replace(filters, area=None, bbox=None)
-    base = apply_filter(visible(session, settings, actor), narrowed, dialect).where(
+    subject = Subject.of(settings, actor)
+    base = apply_filter(visible(session, settings, actor), narrowed, dialect, subject).where(
         in_view(bbox, dialect), Entry.min_lon.is_not(None)
     )
     if area is not None:

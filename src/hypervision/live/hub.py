@@ -28,6 +28,7 @@ from hypervision.db import transaction, utcnow
 from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
 from hypervision.live import outbox
+from hypervision.live.current import Labels, current_labels, hidden_fields, sees
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
@@ -114,7 +115,9 @@ def visible(subject: Subject, event: OutboxEvent) -> bool:
     return all(can_see(subject, label_of(data)) for data in labels)
 
 
-def encode(event: OutboxEvent) -> Frame:
+def encode(event: OutboxEvent, hide: tuple[str, ...] = ()) -> Frame:
+    """The event as an SSE frame; ``hide``: payload fields naming records the reader may not
+    see, sent as null (``live.current``)."""
     data = json.dumps(
         {
             "type": event.type,
@@ -122,6 +125,7 @@ def encode(event: OutboxEvent) -> Frame:
             "resource_id": str(event.resource_id),
             "at": event.created_at.isoformat(),
             **event.payload,
+            **dict.fromkeys(hide),
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -252,9 +256,10 @@ class Hub:
                     .limit(BATCH)
                 )
             )
+            labels = await current_labels(session, rows, own=False) if rows else {}
         if not rows:
             return False
-        plan = self.plan(rows)
+        plan = self.plan(rows, labels)
         # Same synchronous step as the plan: a stream that subscribes from now on is not in
         # it, and resumes up to here from the outbox instead (see live.api).
         self.planned = max(self.planned, rows[-1].id)
@@ -267,25 +272,33 @@ class Hub:
         for event in rows:
             if event.type == "identity.revoke":
                 self.revoke(event.payload)
-        for event, targets in plan:
-            frame = encode(event)
-            for sub in targets:
+        for _, targets in plan:
+            for sub, frame in targets:
                 sub.push(frame)
         return len(rows) == BATCH
 
-    def plan(self, rows: Iterable[OutboxEvent]) -> list[tuple[OutboxEvent, list[Subscriber]]]:
+    def plan(
+        self, rows: Iterable[OutboxEvent], labels: Labels
+    ) -> list[tuple[OutboxEvent, list[tuple[Subscriber, Frame]]]]:
         """Who receives what: the policy is checked once per event and group (groups are kept
-        up to date at subscribe time, not rebuilt per batch)."""
-        plan: list[tuple[OutboxEvent, list[Subscriber]]] = []
+        up to date at subscribe time, not rebuilt per batch), and each event is encoded once
+        per set of references hidden from a group (``labels``: those references now)."""
+        plan: list[tuple[OutboxEvent, list[tuple[Subscriber, Frame]]]] = []
         for event in rows:
             if event.label.get("system"):
                 plan.append((event, []))
                 continue
-            targets: list[Subscriber] = []
+            targets: list[tuple[Subscriber, Frame]] = []
+            frames: dict[tuple[str, ...], Frame] = {}
             for members in self.groups.values():
                 first = next(iter(members))
-                if visible(first.subject, event):
-                    targets.extend(s for s in members if not s.closed and s.filters.accepts(event))
+                if not visible(first.subject, event):
+                    continue
+                hide = hidden_fields(first.subject, event, labels)
+                frame = frames.get(hide) or frames.setdefault(hide, encode(event, hide))
+                targets.extend(
+                    (s, frame) for s in members if not s.closed and s.filters.accepts(event)
+                )
             plan.append((event, targets))
         return plan
 
@@ -349,7 +362,9 @@ class Hub:
 
     async def backlog(self, sub: Subscriber, since: int, upto: int) -> list[Frame]:
         """Events after ``since`` up to ``upto`` that this subscriber may see, in order (for a
-        client resuming with Last-Event-ID); audited as one batch."""
+        client resuming with Last-Event-ID); audited as one batch. An event is replayed only
+        when its record is still visible to the subscriber under its label *now* (it may have
+        been raised since), and references to records now hidden are nulled."""
         frames: list[Frame] = []
         delivered: list[OutboxEvent] = []
         last = since
@@ -363,12 +378,17 @@ class Hub:
                         .limit(BATCH)
                     )
                 )
+                now = await current_labels(session, rows, own=True) if rows else {}
             if not rows:
                 break
             for event in rows:
-                if visible(sub.subject, event) and sub.filters.accepts(event):
+                if (
+                    visible(sub.subject, event)
+                    and sees(sub.subject, now, event.resource_type, event.resource_id)
+                    and sub.filters.accepts(event)
+                ):
                     delivered.append(event)
-                    frames.append(encode(event))
+                    frames.append(encode(event, hidden_fields(sub.subject, event, now)))
             last = rows[-1].id
         if delivered:
             async with transaction(self.sessions) as session:

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
+from hypervision.config import Settings
 from hypervision.core import idempotency
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.geo.zones import zone_area
+from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
@@ -54,9 +56,11 @@ LABEL_FIELDS = frozenset(
 )
 
 
-async def _one(session: DbSession, entry: Entry, response: Response) -> EntryRead:
+async def _one(
+    session: DbSession, settings: Settings, actor: Principal, entry: Entry, response: Response
+) -> EntryRead:
     response.headers["ETag"] = entries.etag(entry)
-    return (await present.entries_read(session, [entry]))[0]
+    return (await present.entries_read(session, [entry], settings=settings, actor=actor))[0]
 
 
 @router.post("/entries", response_model=EntryRead, status_code=201, responses=CONFLICT | NOT_FOUND)
@@ -83,7 +87,9 @@ async def create_entry(
                 headers={"Idempotent-Replayed": "true"},
             )
     entry = await entries.create_entry(session=session, settings=settings, actor=actor, data=data)
-    body = (await present.entries_read(session, [entry]))[0].model_dump(mode="json")
+    body = (await present.entries_read(session, [entry], settings=settings, actor=actor))[
+        0
+    ].model_dump(mode="json")
     if key is not None and actor.user_id is not None:
         idempotency.remember(
             session=session,
@@ -153,7 +159,10 @@ async def list_entries(
     rows, next_cursor = await entries.list_entries(
         session=session, settings=settings, actor=actor, filters=filters, cursor=cursor, limit=limit
     )
-    return EntryPage(items=await present.entries_read(session, rows), next_cursor=next_cursor)
+    return EntryPage(
+        items=await present.entries_read(session, rows, settings=settings, actor=actor),
+        next_cursor=next_cursor,
+    )
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -194,7 +203,7 @@ async def get_entry(
     entry = await entries.get_entry(
         session=session, settings=settings, actor=actor, entry_id=entry_id
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.patch(
@@ -237,7 +246,7 @@ async def update_entry(
         data=data,
         if_match=if_match,
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.get("/entries/{entry_id}/versions", response_model=list[VersionRead], responses=NOT_FOUND)
@@ -248,7 +257,7 @@ async def entry_versions(
     versions = await triage.entry_versions(
         session=session, settings=settings, actor=actor, entry_id=entry_id
     )
-    names = await present.directory_for(session, versions)
+    names = await present.directory_for(session, versions, settings=settings, actor=actor)
     return [present.version_read(v, names) for v in versions]
 
 
@@ -266,7 +275,7 @@ async def validate_entry(
     entry = await triage.validate(
         session=session, settings=settings, actor=actor, entry_id=entry_id, if_match=if_match
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.post(
@@ -289,7 +298,7 @@ async def qualify_severity(
         severity=data.severity,
         if_match=if_match,
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.post(
@@ -312,7 +321,7 @@ async def mark_duplicate(
         duplicate_of=data.duplicate_of,
         if_match=if_match,
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.post(
@@ -335,7 +344,7 @@ async def link_situation(
         situation_id=data.situation_id,
         if_match=if_match,
     )
-    return await _one(session, entry, response)
+    return await _one(session, settings, actor, entry, response)
 
 
 @router.post(
@@ -366,9 +375,11 @@ async def change_label(
     )
     if isinstance(result, LabelChangeRequest):
         response.status_code = 202
-        names = await present.directory_for(session, [result])
+        names = await present.directory_for(session, [result], settings=settings, actor=actor)
         return LabelChangeResult(applied=False, request=present.label_request_read(result, names))
-    return LabelChangeResult(applied=True, entry=await _one(session, result, response))
+    return LabelChangeResult(
+        applied=True, entry=await _one(session, settings, actor, result, response)
+    )
 
 
 @router.get("/label-requests", response_model=list[LabelRequestRead])
@@ -376,7 +387,7 @@ async def label_requests(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal
 ) -> list[LabelRequestRead]:
     rows = await triage.pending_label_requests(session=session, settings=settings, actor=actor)
-    names = await present.directory_for(session, rows)
+    names = await present.directory_for(session, rows, settings=settings, actor=actor)
     return [present.label_request_read(r, names) for r in rows]
 
 
@@ -391,7 +402,9 @@ async def approve_label_request(
     row = await triage.decide_label_request(
         session=session, settings=settings, actor=actor, request_id=request_id, approve=True
     )
-    return present.label_request_read(row, await present.directory_for(session, [row]))
+    return present.label_request_read(
+        row, await present.directory_for(session, [row], settings=settings, actor=actor)
+    )
 
 
 @router.post(
@@ -405,4 +418,6 @@ async def reject_label_request(
     row = await triage.decide_label_request(
         session=session, settings=settings, actor=actor, request_id=request_id, approve=False
     )
-    return present.label_request_read(row, await present.directory_for(session, [row]))
+    return present.label_request_read(
+        row, await present.directory_for(session, [row], settings=settings, actor=actor)
+    )

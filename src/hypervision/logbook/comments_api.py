@@ -26,7 +26,7 @@ async def list_comments(
     rows = await comments.list_comments(
         session=session, settings=settings, actor=actor, entry_id=entry_id
     )
-    names = await present.directory_for(session, rows)
+    names = await present.directory_for(session, rows, settings=settings, actor=actor)
     return [present.comment_read(c, names) for c in rows]
 
 
@@ -44,4 +44,6 @@ async def add_comment(
     comment = await comments.add_comment(
         session=session, settings=settings, actor=actor, entry_id=entry_id, data=data
     )
-    return present.comment_read(comment, await present.directory_for(session, [comment]))
+    return present.comment_read(
+        comment, await present.directory_for(session, [comment], settings=settings, actor=actor)
+    )

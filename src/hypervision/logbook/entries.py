@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -262,7 +263,18 @@ class EntryFilter:
     area: Area | None = None  # a zone: SQL narrows by its bbox, shapely decides
 
 
-def apply_filter(query: Select[Entry], f: EntryFilter, dialect: str) -> Select[Entry]:
+def in_situations(subject: Subject, dialect: str, ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
+    """Entries linked to one of the situations ``ids`` that ``subject`` may see: a filter on a
+    hidden situation matches nothing, exactly like one on an unknown id (SECURITY.md item 32)."""
+    shown = select(Situation.id).where(
+        Situation.id.in_(list(ids)), visible_filter(subject, Situation, dialect)
+    )
+    return Entry.situation_id.in_(shown)
+
+
+def apply_filter(
+    query: Select[Entry], f: EntryFilter, dialect: str, subject: Subject
+) -> Select[Entry]:
     conditions: list[ColumnElement[bool]] = []
     if f.categories:
         conditions.append(Entry.category.in_(f.categories))
@@ -277,7 +289,7 @@ def apply_filter(query: Select[Entry], f: EntryFilter, dialect: str) -> Select[E
     if f.until:
         conditions.append(Entry.occurred_at < f.until)
     if f.situation_id:
-        conditions.append(Entry.situation_id == f.situation_id)
+        conditions.append(in_situations(subject, dialect, [f.situation_id]))
     for tag in f.tags:
         if dialect == "postgresql":
             conditions.append(Entry.tags.op("@>")(literal([tag], JSONB())))
@@ -326,7 +338,13 @@ async def list_entries(
         entries, next_cursor = await _list_in_area(session, settings, actor, filters, cursor, limit)
     else:
         query = _after(
-            apply_filter(visible(session, settings, actor), filters, dialect_of(session)), cursor
+            apply_filter(
+                visible(session, settings, actor),
+                filters,
+                dialect_of(session),
+                subject_of(settings, actor),
+            ),
+            cursor,
         )
         query = query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit + 1)
         entries = list(await session.scalars(query))
@@ -368,7 +386,12 @@ async def _list_in_area(
     area = filters.area
     assert area is not None
     narrowed = replace(filters, area=None, bbox=_overlap(filters.bbox, area.bbox))
-    base = apply_filter(visible(session, settings, actor), narrowed, dialect_of(session))
+    base = apply_filter(
+        visible(session, settings, actor),
+        narrowed,
+        dialect_of(session),
+        subject_of(settings, actor),
+    )
     found: list[Entry] = []
     scanned, last = 0, None
     while True:

@@ -22,6 +22,10 @@ class Directory:
     def __init__(self, orgs: dict[uuid.UUID, str], users: dict[uuid.UUID, str]) -> None:
         self.orgs = orgs
         self.users = users
+        # Ids of linked records (situation, duplicate, follow-up) this reader may see; the
+        # others are presented as no link at all (SECURITY.md item 32). Empty until loaded:
+        # fails closed.
+        self.references: frozenset[uuid.UUID] = frozenset()
 
     @classmethod
     async def load(cls, session: AsyncSession, user_ids: Iterable[uuid.UUID | None]) -> Directory:
@@ -39,6 +43,13 @@ class Directory:
 
     def user(self, user_id: uuid.UUID | None) -> str | None:
         return self.users.get(user_id) if user_id else None
+
+    def ref(self, target: uuid.UUID | str | None) -> uuid.UUID | None:
+        """``target`` when the reader may see that record, else None (no trace of it)."""
+        if target is None:
+            return None
+        key = target if isinstance(target, uuid.UUID) else uuid.UUID(str(target))
+        return key if key in self.references else None
 
     def label(self, label: Label) -> LabelRead:
         return LabelRead(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.config import Settings
 from hypervision.core.markdown import render
+from hypervision.identity.principal import Principal
+from hypervision.logbook.entries import visible
 from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import (
     Comment,
@@ -25,18 +29,83 @@ from hypervision.logbook.schemas import (
     SituationRead,
     VersionRead,
 )
+from hypervision.logbook.situations import visible_situations
 from hypervision.policy.labels import Label
+
+Row = Entry | Situation | Comment | RecordVersion | LabelChangeRequest
+
+# Fields of an entry (and of its version snapshots) that name another protected record.
+REFERENCES: dict[str, type[Entry] | type[Situation]] = {
+    "situation_id": Situation,
+    "duplicate_of_id": Entry,
+    "follow_up_of_id": Entry,
+}
 
 
 async def directory_for(
-    session: AsyncSession,
-    rows: Sequence[Entry | Situation | Comment | RecordVersion | LabelChangeRequest],
+    session: AsyncSession, rows: Sequence[Row], *, settings: Settings, actor: Principal
 ) -> Directory:
+    """Names for presenting ``rows`` to ``actor``, and which of the records they link to the
+    actor may see (one query per kind of target, whatever the number of rows)."""
     ids: set[uuid.UUID | None] = set()
     for row in rows:
         for name in ("author_id", "validated_by", "actor_id", "requested_by", "decided_by"):
             ids.add(getattr(row, name, None))
-    return await Directory.load(session, ids)
+    names = await Directory.load(session, ids)
+    names.references = await visible_references(session, settings, actor, rows)
+    return names
+
+
+def _linked(rows: Sequence[Row]) -> dict[str, set[uuid.UUID]]:
+    """Ids named by the reference fields of entries and of entry versions, by target kind."""
+    wanted: dict[str, set[uuid.UUID]] = {"situation": set(), "entry": set()}
+    for row in rows:
+        values: list[Any] = []
+        if isinstance(row, Entry):
+            values = [(name, getattr(row, name)) for name in REFERENCES]
+        elif isinstance(row, RecordVersion) and row.resource_type == "entry":
+            for name in REFERENCES:
+                values.append((name, (row.snapshot or {}).get(name)))
+                change = (row.changes or {}).get(name) or {}
+                values += [(name, change.get("from")), (name, change.get("to"))]
+        for name, value in values:
+            if value:
+                kind = "situation" if REFERENCES[name] is Situation else "entry"
+                wanted[kind].add(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    return wanted
+
+
+async def visible_references(
+    session: AsyncSession, settings: Settings, actor: Principal, rows: Sequence[Row]
+) -> frozenset[uuid.UUID]:
+    wanted = _linked(rows)
+    seen: set[uuid.UUID] = set()
+    if wanted["situation"]:
+        query = visible_situations(session, settings, actor).where(
+            Situation.id.in_(wanted["situation"])
+        )
+        seen.update(await session.scalars(query.with_only_columns(Situation.id)))
+    if wanted["entry"]:
+        entries = visible(session, settings, actor).where(Entry.id.in_(wanted["entry"]))
+        seen.update(await session.scalars(entries.with_only_columns(Entry.id)))
+    return frozenset(seen)
+
+
+def redact_references(values: dict[str, Any], names: Directory) -> dict[str, Any]:
+    """A snapshot or change set without the ids of records the reader may not see."""
+    out = dict(values)
+    for name in REFERENCES:
+        value = out.get(name)
+        if isinstance(value, dict):  # a change: {"from": id, "to": id}
+            out[name] = {k: _ref_text(v, names) for k, v in value.items()}
+        elif name in out:
+            out[name] = _ref_text(value, names)
+    return out
+
+
+def _ref_text(value: Any, names: Directory) -> str | None:
+    target = names.ref(value) if value else None
+    return str(target) if target else None
 
 
 def entry_read(entry: Entry, names: Directory) -> EntryRead:
@@ -55,9 +124,9 @@ def entry_read(entry: Entry, names: Directory) -> EntryRead:
         body_html=render(entry.body),
         location=entry.location,
         tags=entry.tags,
-        situation_id=entry.situation_id,
-        duplicate_of_id=entry.duplicate_of_id,
-        follow_up_of_id=entry.follow_up_of_id,
+        situation_id=names.ref(entry.situation_id),
+        duplicate_of_id=names.ref(entry.duplicate_of_id),
+        follow_up_of_id=names.ref(entry.follow_up_of_id),
         validated_at=entry.validated_at,
         validated_by=names.user(entry.validated_by),
         label=names.label(entry.label),
@@ -65,8 +134,10 @@ def entry_read(entry: Entry, names: Directory) -> EntryRead:
     )
 
 
-async def entries_read(session: AsyncSession, entries: Sequence[Entry]) -> list[EntryRead]:
-    names = await directory_for(session, entries)
+async def entries_read(
+    session: AsyncSession, entries: Sequence[Entry], *, settings: Settings, actor: Principal
+) -> list[EntryRead]:
+    names = await directory_for(session, entries, settings=settings, actor=actor)
     return [entry_read(e, names) for e in entries]
 
 
@@ -76,8 +147,8 @@ def version_read(version: RecordVersion, names: Directory) -> VersionRead:
         at=version.at,
         actor=names.user(version.actor_id),
         action=version.action,
-        changes=version.changes,
-        snapshot=version.snapshot,
+        changes=redact_references(version.changes, names),
+        snapshot=redact_references(version.snapshot, names),
     )
 
 

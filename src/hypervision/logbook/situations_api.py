@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
+from hypervision.config import Settings
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
+from hypervision.identity.principal import Principal
 from hypervision.logbook import present, situations
 from hypervision.logbook.entries import etag
 from hypervision.logbook.models import Situation, Status
@@ -25,9 +27,15 @@ router = APIRouter(
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
-async def _one(session: DbSession, situation: Situation, response: Response) -> SituationRead:
+async def _one(
+    session: DbSession,
+    settings: Settings,
+    actor: Principal,
+    situation: Situation,
+    response: Response,
+) -> SituationRead:
     response.headers["ETag"] = etag(situation)
-    names = await present.directory_for(session, [situation])
+    names = await present.directory_for(session, [situation], settings=settings, actor=actor)
     return present.situation_read(situation, names)
 
 
@@ -46,7 +54,7 @@ async def list_situations(
         status=status.value if status else None,
         limit=limit,
     )
-    names = await present.directory_for(session, rows)
+    names = await present.directory_for(session, rows, settings=settings, actor=actor)
     return [present.situation_read(s, names) for s in rows]
 
 
@@ -61,7 +69,7 @@ async def create_situation(
     situation = await situations.create_situation(
         session=session, settings=settings, actor=actor, data=data
     )
-    return await _one(session, situation, response)
+    return await _one(session, settings, actor, situation, response)
 
 
 @router.get("/situations/{situation_id}", response_model=SituationRead, responses=NOT_FOUND)
@@ -75,7 +83,7 @@ async def get_situation(
     situation = await situations.get_situation(
         session=session, settings=settings, actor=actor, situation_id=situation_id
     )
-    return await _one(session, situation, response)
+    return await _one(session, settings, actor, situation, response)
 
 
 @router.patch(
@@ -98,7 +106,7 @@ async def update_situation(
         data=data,
         if_match=if_match,
     )
-    return await _one(session, situation, response)
+    return await _one(session, settings, actor, situation, response)
 
 
 @router.get(
@@ -114,7 +122,9 @@ async def situation_timeline(
     _, entries, versions = await situations.timeline(
         session=session, settings=settings, actor=actor, situation_id=situation_id
     )
-    names = await present.directory_for(session, [*entries, *versions])
+    names = await present.directory_for(
+        session, [*entries, *versions], settings=settings, actor=actor
+    )
     items = [
         TimelineItem(at=e.occurred_at, kind="entry", entry=present.entry_read(e, names))
         for e in entries

@@ -48,7 +48,9 @@ async def search(
     hits = await service.search(
         session=session, settings=settings, actor=actor, query=q, limit=limit
     )
-    entries = await present.entries_read(session, [h.entry for h in hits])
+    entries = await present.entries_read(
+        session, [h.entry for h in hits], settings=settings, actor=actor
+    )
     return SearchResults(
         items=[
             SearchHitRead(

@@ -77,7 +77,10 @@ async def get_synthesis(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
     base = await _read(session, settings, synthesis, response)
-    return SynthesisFull(**base.model_dump(), entries=await present.entries_read(session, entries))
+    return SynthesisFull(
+        **base.model_dump(),
+        entries=await present.entries_read(session, entries, settings=settings, actor=actor),
+    )
 
 
 @router.patch(

@@ -65,7 +65,7 @@ async def pdf_for(
     data: dict[str, Any] = synthesis_read(
         settings, synthesis, await names_for(session, [synthesis])
     ).model_dump()
-    reads = await present.entries_read(session, entries)
+    reads = await present.entries_read(session, entries, settings=settings, actor=actor)
     levels = [synthesis.label_level, *(e.label_level for e in entries)]
     html = pdf.html_of(
         synthesis=data,

@@ -20,7 +20,13 @@ from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import history
-from hypervision.logbook.entries import check_if_match, dialect_of, subject_of, visible
+from hypervision.logbook.entries import (
+    check_if_match,
+    dialect_of,
+    in_situations,
+    subject_of,
+    visible,
+)
 from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Entry, Severity, Status
 from hypervision.policy.labels import Label
@@ -161,7 +167,8 @@ async def in_scope(
     if until:
         query = query.where(Entry.occurred_at < until)
     if scope.get("situations"):
-        query = query.where(Entry.situation_id.in_([uuid.UUID(s) for s in scope["situations"]]))
+        chosen = [uuid.UUID(s) for s in scope["situations"]]
+        query = query.where(in_situations(subject_of(settings, actor), dialect_of(session), chosen))
     if scope.get("categories"):
         query = query.where(Entry.category.in_(scope["categories"]))
     floor = SEVERITY_RANK.get(scope.get("min_severity") or "info", 0)

@@ -20,6 +20,7 @@ from hypervision.core.errors import AppError, Invalid
 from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
+from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import RecordVersion, Severity
 from hypervision.logbook.schemas import CommentCreate
 from hypervision.logbook.situations import find_situation
@@ -83,13 +84,18 @@ def _display(name: str, value: Any, lookups: dict[str, dict[str, str]], t: Any, 
 
 
 def readable_history(
-    versions: list[RecordVersion], lookups: dict[str, dict[str, str]], t: Any, locale: str
+    versions: list[RecordVersion],
+    names: Directory,
+    lookups: dict[str, dict[str, str]],
+    t: Any,
+    locale: str,
 ) -> list[dict[str, Any]]:
-    """Newest first: who, when, what, and for each changed field its before/after."""
+    """Newest first: who, when, what, and for each changed field its before/after (links to
+    records the reader may not see shown as none)."""
     out = []
     for version in sorted(versions, key=lambda v: v.version, reverse=True):
         changes = []
-        for name, change in sorted(version.changes.items()):
+        for name, change in sorted(present.redact_references(version.changes, names).items()):
             before, after = change.get("from"), change.get("to")
             item: dict[str, Any] = {"field": t(FIELD_NAMES.get(name, name))}
             if name in TEXT_FIELDS and isinstance(before, str) and isinstance(after, str):
@@ -126,8 +132,10 @@ async def entry_context(
     )
     shows(request, [entry.label_level, *(c.label_level for c in comment_rows)])
     shows(request, [v.label_level for v in versions])
-    read = (await present.entries_read(session, [entry]))[0]
-    names = await present.directory_for(session, [*versions, *comment_rows])
+    read = (await present.entries_read(session, [entry], settings=settings, actor=actor))[0]
+    names = await present.directory_for(
+        session, [*versions, *comment_rows], settings=settings, actor=actor
+    )
     situations = await situation_titles(request, session, settings, actor)
     lookups = {
         "situation_id": situations,
@@ -140,13 +148,13 @@ async def entry_context(
         "e": read,
         "comments": [present.comment_read(c, names) for c in comment_rows],
         "files": files,
-        "history": readable_history(versions, lookups, t, translator(request).locale),
-        "situation_title": situations.get(str(entry.situation_id)) if entry.situation_id else None,
+        "history": readable_history(versions, names, lookups, t, translator(request).locale),
+        "situation_title": situations.get(str(read.situation_id)) if read.situation_id else None,
         "situations": situations,
         "can_triage": allowed(actor, Action.TRIAGE),
         "can_write": allowed(actor, Action.WRITE),
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
-        "follows_situation": (FollowKind.SITUATION.value, str(entry.situation_id)) in followed,
+        "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
         "etag": entries.etag(entry),
         "names": _names(),
         "severities": SEVERITY_NAMES,
@@ -180,7 +188,7 @@ async def comment_list(
         session=session, settings=settings, actor=actor, entry_id=entry_id
     )
     shows(request, [c.label_level for c in rows])
-    names = await present.directory_for(session, rows)
+    names = await present.directory_for(session, rows, settings=settings, actor=actor)
     context = {"comments": [present.comment_read(c, names) for c in rows], "entry_id": entry_id}
     return render(request, "_comments.html", context)
 

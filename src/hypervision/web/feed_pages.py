@@ -124,6 +124,14 @@ async def to_filter(
         except NotFound:
             query.ignored.append(query.zone[:8])
             query.zone = ""
+    if query.situation:
+        shown = visible_situations(session, settings, actor).where(
+            Situation.id == uuid.UUID(query.situation)
+        )
+        if await session.scalar(shown.with_only_columns(Situation.id)) is None:
+            # hidden or unknown alike: the filter is dropped and said so
+            query.ignored.append(query.situation[:8])
+            query.situation = ""
     return entries.EntryFilter(
         categories=tuple(query.categories),
         severities=tuple(query.severities),
@@ -203,9 +211,11 @@ async def _rows(
     )
 
 
-async def _cards(request: Request, session: AsyncSession, rows: list[Entry]) -> list[EntryRead]:
+async def _cards(
+    request: Request, session: AsyncSession, settings: Settings, actor: Principal, rows: list[Entry]
+) -> list[EntryRead]:
     shows(request, [e.label_level for e in rows])
-    return await present.entries_read(session, rows)
+    return await present.entries_read(session, rows, settings=settings, actor=actor)
 
 
 @router.get("/main-courante", response_class=HTMLResponse)
@@ -219,7 +229,7 @@ async def feed(
 ) -> Response:
     query = parse_query(request, settings)
     rows, next_cursor = await _rows(session, settings, actor, query, None)
-    cards = await _cards(request, session, rows)
+    cards = await _cards(request, session, settings, actor, rows)
     detail = None
     if entree:
         from hypervision.web.entry_pages import entry_context
@@ -253,7 +263,10 @@ async def more(
     """The next page of the feed (the "more" button)."""
     query = parse_query(request, settings)
     rows, next_cursor = await _rows(session, settings, actor, query, cursor[:200] or None)
-    context = {"cards": await _cards(request, session, rows), "next_cursor": next_cursor}
+    context = {
+        "cards": await _cards(request, session, settings, actor, rows),
+        "next_cursor": next_cursor,
+    }
     return render(request, "_feed_page.html", {**context, "query": query, "names": _names()})
 
 
@@ -269,7 +282,7 @@ async def card(
     )
     if query.q or not matches(entry, await to_filter(session, settings, actor, query)):
         return Response(status_code=204)
-    cards = await _cards(request, session, [entry])
+    cards = await _cards(request, session, settings, actor, [entry])
     return render(request, "_entry_card.html", {"e": cards[0], "names": _names(), "fresh": True})
 
 

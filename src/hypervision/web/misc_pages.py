@@ -27,7 +27,7 @@ async def situation_list(
         session=session, settings=settings, actor=actor, status=None, limit=200
     )
     shows(request, [s.label_level for s in rows])
-    names = await present.directory_for(session, rows)
+    names = await present.directory_for(session, rows, settings=settings, actor=actor)
     items = [present.situation_read(s, names) for s in rows]
     return render(request, "situations.html", {"situations": items, "names": _names()})
 
@@ -45,7 +45,9 @@ async def situation_page(
     )
     shows(request, [situation.label_level, *(e.label_level for e in rows)])
     shows(request, [v.label_level for v in versions])
-    names = await present.directory_for(session, [situation, *rows, *versions])
+    names = await present.directory_for(
+        session, [situation, *rows, *versions], settings=settings, actor=actor
+    )
     assert actor.user_id is not None
     followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
     timeline = sorted(
@@ -74,7 +76,9 @@ async def search_page(
             session=session, settings=settings, actor=actor, query=query, limit=50
         )
         shows(request, [h.entry.label_level for h in hits])
-    reads = await present.entries_read(session, [h.entry for h in hits])
+    reads = await present.entries_read(
+        session, [h.entry for h in hits], settings=settings, actor=actor
+    )
     results = list(zip(hits, reads, strict=True))
     return render(request, "search.html", {"q": query, "results": results, "names": _names()})
 
@@ -90,7 +94,7 @@ async def notifications_page(
     titles = await situation_titles(request, session, settings, actor)  # audited read
     titles.update(await zone_names(request, session, settings, actor))
     context = {
-        "cards": await present.entries_read(session, rows),
+        "cards": await present.entries_read(session, rows, settings=settings, actor=actor),
         "seen": seen,
         "follows": follows,
         "titles": titles,

@@ -24,8 +24,9 @@ from hypervision.geo.models import Zone
 from hypervision.geo.shapes import Area, overlaps
 from hypervision.geo.zones import visible_zones
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import visible
+from hypervision.logbook.entries import dialect_of, in_situations, visible
 from hypervision.logbook.models import Entry
+from hypervision.policy.rules import Subject
 from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
 
 MAX_FOLLOWS = 50
@@ -117,7 +118,7 @@ async def unfollow(
     await _audit(session, actor, "follow.delete", {"kind": kind.value, "target": target})
 
 
-def _matching(rows: Sequence[Follow]) -> ColumnElement[bool]:
+def _matching(rows: Sequence[Follow], subject: Subject, dialect: str) -> ColumnElement[bool]:
     categories = [f.target for f in rows if f.kind == FollowKind.CATEGORY.value]
     situations = []
     for f in rows:
@@ -130,7 +131,7 @@ def _matching(rows: Sequence[Follow]) -> ColumnElement[bool]:
     if categories:
         clauses.append(Entry.category.in_(categories))
     if situations:
-        clauses.append(Entry.situation_id.in_(situations))
+        clauses.append(in_situations(subject, dialect, situations))
     return or_(*clauses) if clauses else false()
 
 
@@ -158,7 +159,9 @@ async def _followed(
         return query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit)
 
     found = {e.id: e for e in await session.scalars(
-        recent(visible(session, settings, actor).where(_matching(rows)))
+        recent(visible(session, settings, actor).where(
+            _matching(rows, Subject.of(settings, actor), dialect_of(session))
+        ))
     )}  # fmt: skip
     zone_ids = []
     for f in rows:

@@ -104,7 +104,7 @@ async def _page(
     )
     shows(request, [synthesis.label_level, *(e.label_level for e in entries)])
     names = await rendering.names_for(session, [synthesis])
-    reads = await present.entries_read(session, entries)
+    reads = await present.entries_read(session, entries, settings=settings, actor=actor)
     located = [(n, e.severity.value, e.location) for n, e in enumerate(reads, 1) if e.location]
     mine = await session.scalar(
         select(SynthesisRecipient).where(
@@ -118,7 +118,10 @@ async def _page(
     if is_watch and synthesis.status == "draft":
         rows = await service.in_scope(session, settings, actor, synthesis.scope)
         chosen = set(synthesis.entry_ids)
-        pool = [(e, str(e.id) in chosen) for e in await present.entries_read(session, rows)]
+        pool = [
+            (e, str(e.id) in chosen)
+            for e in await present.entries_read(session, rows, settings=settings, actor=actor)
+        ]
         shows(request, [e.label_level for e in rows])
     if is_watch and synthesis.status == "validated":
         people = await session.execute(
