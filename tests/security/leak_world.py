@@ -151,6 +151,8 @@ class EntryRec:
     attachment: str = ""
     pending_request: str | None = None
     etag: str = ""
+    situation: str | None = None  # linked situation
+    duplicate_of: str | None = None
 
 
 @dataclass
@@ -179,6 +181,7 @@ class World:
     zones: dict[str, Mark] = field(default_factory=dict)
     layers: dict[str, Mark] = field(default_factory=dict)
     syntheses: dict[str, SynthesisRec] = field(default_factory=dict)
+    situations: dict[str, Mark] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -254,6 +257,7 @@ class Builder:
             await self._second_comment(index, rec)
         await self._shapes()
         await self._syntheses()
+        await self._links()
         return self.world
 
     # --- people ------------------------------------------------------------------------
@@ -530,3 +534,53 @@ class Builder:
             self.world.syntheses[sid] = SynthesisRec(
                 sid, mark, [e.id for e in members], chosen, recipients is not None
             )
+
+    # --- links between records (references are protected like their targets) -------------
+
+    async def _links(self) -> None:
+        """One situation per label of SHAPE_LABELS, each owned in turn by each organisation
+        and linked to two entries of its owner (the link made by the owner's author, who sees
+        both); and an entry of each organisation marked as a duplicate of another of the same
+        organisation with a different label. Readers who see an entry but not what it links to
+        must get no trace of the link."""
+        for index, (level, ntk, audience) in enumerate(SHAPE_LABELS):
+            owner = ORGS[index % len(ORGS)]
+            mark = Mark(level, ntk, audience, owner)
+            author = self.world.author(owner)
+            situation = ok(
+                await self.client.post(
+                    "/api/v1/situations",
+                    json={"title": f"Situation {index}", "label": mark.wire()},
+                    headers=self.h(author),
+                ),
+                201,
+            )
+            self.world.situations[situation["id"]] = mark
+            self._event("situation.create", situation["id"], mark)
+            owned = [e for e in self.world.entries.values() if e.mark.owner == owner]
+            for rec in (owned[index % len(owned)], owned[(index + 5) % len(owned)]):
+                if rec.situation is None:
+                    await self._triage(rec, "situation", {"situation_id": situation["id"]})
+                    rec.situation = situation["id"]
+        for owner in ORGS:
+            owned = [e for e in self.world.entries.values() if e.mark.owner == owner]
+            copy = next((e for e in owned if e.mark.level == LEVELS[0] and not e.mark.ntk), None)
+            original = next((e for e in owned if e.mark.level == LEVELS[-1] and e.mark.ntk), None)
+            if copy is None or original is None:
+                continue
+            await self._triage(copy, "duplicate", {"duplicate_of": original.id})
+            copy.duplicate_of = original.id
+
+    async def _triage(self, rec: EntryRec, what: str, body: dict[str, str]) -> None:
+        headers = self.h(self.world.author(rec.mark.owner))
+        current = await self.client.get(f"/api/v1/entries/{rec.id}", headers=headers)
+        ok(current)
+        ok(
+            await self.client.post(
+                f"/api/v1/entries/{rec.id}/{what}",
+                json=body,
+                headers={**headers, "If-Match": current.headers["etag"]},
+            )
+        )
+        rec.versions.append((rec.versions[-1][0] + 1, rec.mark))
+        self._event(f"entry.{what}", rec.id, rec.mark)

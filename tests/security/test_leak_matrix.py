@@ -158,6 +158,7 @@ async def entry_surfaces(client: AsyncClient, world: World, tally: Tally, person
             if tally.one("entry.get", person, record, visible, got):
                 if got.json()["id"] != rec.id:
                     tally.wrong.append(f"{person} | entry.get | {record} | another entry")
+                references(world, tally, person, record, got.json())
             elif person.reads:
                 same = without_request_id(got.json()) == without_request_id(absent.json())
                 if not same or got.status_code != absent.status_code:
@@ -195,6 +196,69 @@ async def entry_surfaces(client: AsyncClient, world: World, tally: Tally, person
         if checked(person, rec.index, 4, visible):
             download = await client.get(f"/api/v1/attachments/{rec.attachment}", headers=headers)
             tally.one("attachment.download", person, f"attachment of {record}", visible, download)
+
+
+def references(
+    world: World, tally: Tally, person: Person, record: str, read: Mapping[str, Any]
+) -> None:
+    """The links of a visible entry: shown when the reader may see their target, else null."""
+    rec = world.entries[read["id"]]
+    targets = (
+        ("situation_id", rec.situation, world.situations),
+        ("duplicate_of_id", rec.duplicate_of, {e.id: e.mark for e in world.entries.values()}),
+    )
+    for name, target, marks in targets:
+        if target is None:
+            continue
+        tally.cases["entry.references"] += 1
+        expected = target if sees(person, marks[target]) else None
+        if read[name] != expected:
+            kind = tally.leaks if expected is None else tally.missing
+            kind.append(f"{person} | entry.references | {record} | {name} {marks[target]}")
+
+
+async def situation_surfaces(
+    client: AsyncClient, world: World, tally: Tally, person: Person
+) -> None:
+    """Situations by id and listed, and the feed filtered on each situation: a filter on a
+    situation the reader may not see answers exactly like a filter on an unknown id."""
+    headers = world.headers[person.name]
+    universe = {sid: f"situation {m}" for sid, m in world.situations.items()}
+    listed = await client.get("/api/v1/situations", headers=headers)
+    if not tally.refused("situation.list", person, listed):
+        tally.ids(
+            "situation.list",
+            person,
+            universe,
+            [sid for sid, m in world.situations.items() if sees(person, m)],
+            [s["id"] for s in listed.json()],
+        )
+    unknown = await client.get(
+        f"/api/v1/entries?situation_id={uuid.uuid4()}&limit=100", headers=headers
+    )
+    for sid, mark in world.situations.items():
+        visible = sees(person, mark)
+        got = await client.get(f"/api/v1/situations/{sid}", headers=headers)
+        tally.one("situation.get", person, f"situation {mark}", visible, got)
+        filtered = await client.get(
+            f"/api/v1/entries?situation_id={sid}&limit=100", headers=headers
+        )
+        if tally.refused("entry.filter.situation", person, filtered):
+            continue
+        linked = {
+            r.id: f"entry#{r.index} {r.mark} in situation {mark}"
+            for r in world.entries.values()
+            if r.situation == sid
+        }
+        tally.ids(
+            "entry.filter.situation",
+            person,
+            linked,
+            [r for r in linked if visible and sees(person, world.entries[r].mark)],
+            [e["id"] for e in filtered.json()["items"]],
+        )
+        if not visible and filtered.json() != unknown.json():
+            tally.wrong.append(f"{person} | entry.filter.situation | {mark} unlike an unknown id")
 
 
 async def entry_lists(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
@@ -430,8 +494,15 @@ STREAMS_AT_ONCE = 6  # an open stream holds a database connection: stay under th
 
 async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Tally) -> None:
     """Every reader resumes the stream from the first event (Last-Event-ID: 0): what arrives
-    equals the events whose every label (at the time) the model allows. Readers come in
-    waves; a public entry, seen by everyone, marks the end of each wave's catch-up."""
+    equals the events whose every label, at the time and now, the model allows (an entry
+    raised since is not replayed), and no event names a situation the reader may not see.
+    Readers come in waves; a public entry, seen by everyone, marks the end of each wave's
+    catch-up."""
+    now: dict[str, tuple[Mark, ...]] = {}
+    for rec in world.entries.values():
+        now[rec.id] = now[rec.attachment] = (rec.mark,)
+        now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
+    now.update({sid: (m,) for sid, m in world.situations.items()})
     universe = {f"{e.type} {e.resource_id}": " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
@@ -472,6 +543,11 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
 
                 await asyncio.gather(*(s.wait_for(ended, timeout=30) for s in opened))
                 for person, stream in zip(wave, opened, strict=True):
+                    for event in stream.events:
+                        target = event.data.get("situation_id")
+                        tally.cases["live.references"] += 1
+                        if target and not sees(person, world.situations[target]):
+                            tally.leaks.append(f"{person} | live.references | {event.data}")
                     received[person.name] = [
                         f"{e.event} {e.data['resource_id']}"
                         for e in stream.events
@@ -482,14 +558,25 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
             "live.stream",
             person,
             universe,
-            [f"{e.type} {e.resource_id}" for e in world.events if sees_all(person, e.marks)],
+            [
+                f"{e.type} {e.resource_id}"
+                for e in world.events
+                if sees_all(person, e.marks) and sees_all(person, now[e.resource_id])
+            ],
             received[person.name],
         )
 
 
 # --- the matrix ------------------------------------------------------------------------------
 
-READ_SURFACES = (entry_surfaces, entry_lists, geo_surfaces, synthesis_surfaces, label_requests)
+READ_SURFACES = (
+    entry_surfaces,
+    entry_lists,
+    situation_surfaces,
+    geo_surfaces,
+    synthesis_surfaces,
+    label_requests,
+)
 
 
 def printed_html(html: str) -> bytes:
@@ -521,6 +608,7 @@ async def run_matrix(
         + len(world.zones)
         + len(world.layers)
         + len(world.syntheses)
+        + len(world.situations)
     )
     summary = {
         "engine": name,

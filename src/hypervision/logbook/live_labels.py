@@ -28,7 +28,7 @@ async def _comments(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUI
     rows = await session.execute(
         select(Comment, Entry).join(Entry, Entry.id == Comment.entry_id).where(Comment.id.in_(ids))
     )
-    return {comment.id: [comment.label, entry.label] for comment, entry in rows.tuples()}
+    return {comment.id: [comment.label, entry.label] for comment, entry in rows.all()}
 
 
 async def _attachments(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, list[Label]]:
@@ -37,7 +37,7 @@ async def _attachments(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.
         .join(Entry, Entry.id == Attachment.entry_id)
         .where(Attachment.id.in_(ids))
     )
-    return {rid: [entry.label] for rid, entry in rows.tuples()}
+    return {rid: [entry.label] for rid, entry in rows.all()}
 
 
 def register_kinds() -> None:
