@@ -40,6 +40,7 @@ PEOPLE: dict[str, Person] = {
     "claire": Person("CNCS", (W,), "DR", "Claire Dubois", ("VIP",)),
     "marc": Person("CNCS", (W,), "DR", "Marc Lefebvre"),
     "sophie": Person("CNCS", (W,), "DR", "Sophie Martin", ("VIP",)),
+    "lucie": Person("CNCS", (W,), "DR", "Lucie Moreau", ("MEDICAL",)),  # the medical desk
     # officers who write entries (and read the feed)
     "antoine": Person("PP", (OFF,), "DR", "Antoine Roux", ("VIP",)),
     "emilie": Person("PP", (OFF,), "NP", "Émilie Blanc"),
@@ -47,6 +48,8 @@ PEOPLE: dict[str, Person] = {
     "prefet": Person("PREF", (A,), "DR", "Hélène Préfète"),
     "ministre": Person("PREF", (A,), "DR", "Jean Ministre", ("VIP",)),
     "garde": Person("PREF", (A,), "NP", "Paul Garde"),
+    "philippe.garnier": Person("PREF", (A,), "DR", "Philippe Garnier"),
+    "docteur": Person("PREF", (A,), "DR", "Nadia Docteur", ("MEDICAL",)),
     "maire": Person("MAIRIE", (A,), "NP", "Anne Maire"),
     "elu": Person("MAIRIE", (A,), "NP", "Louis Élu", email=False),
 }

@@ -34,11 +34,12 @@ THROTTLED = error_responses(429)  # bulk exports (SECURITY.md item 13)
 
 
 async def _read(
-    session: DbSession, settings: SettingsDep, synthesis: Synthesis, response: Response
-) -> SynthesisRead:
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, synthesis: Synthesis,
+    response: Response,
+) -> SynthesisRead:  # fmt: skip
     response.headers["ETag"] = etag(synthesis)
-    names = await rendering.names_for(session, [synthesis])
-    return rendering.synthesis_read(settings, synthesis, names)
+    (read,) = await rendering.reads_for(session, settings, actor, [synthesis])
+    return read
 
 
 @router.get("/syntheses", response_model=list[SynthesisRead])
@@ -46,8 +47,7 @@ async def list_syntheses(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal
 ) -> list[SynthesisRead]:
     rows = await service.list_syntheses(session=session, settings=settings, actor=actor)
-    names = await rendering.names_for(session, rows)
-    return [rendering.synthesis_read(settings, s, names) for s in rows]
+    return await rendering.reads_for(session, settings, actor, rows)
 
 
 @router.post(
@@ -62,7 +62,7 @@ async def draft(
 ) -> SynthesisRead:
     """A draft from a scope (watch officers): the entries in scope, key figures, label."""
     synthesis = await service.draft(session=session, settings=settings, actor=actor, data=data)
-    return await _read(session, settings, synthesis, response)
+    return await _read(session, settings, actor, synthesis, response)
 
 
 @router.get("/syntheses/{synthesis_id}", response_model=SynthesisFull, responses=NOT_FOUND)
@@ -73,14 +73,14 @@ async def get_synthesis(
     synthesis_id: uuid.UUID,
     response: Response,
 ) -> SynthesisFull:
-    synthesis, entries = await service.read(
+    synthesis, seen = await service.read(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    base = await _read(session, settings, synthesis, response)
-    return SynthesisFull(
-        **base.model_dump(),
-        entries=await present.entries_read(session, entries, settings=settings, actor=actor),
-    )
+    response.headers["ETag"] = etag(synthesis)
+    names = await rendering.names_for(session, [synthesis])
+    base = rendering.synthesis_read(settings, synthesis, names, seen)
+    entries = await present.entries_read(session, seen.entries, settings=settings, actor=actor)
+    return SynthesisFull(**base.model_dump(), entries=entries)
 
 
 @router.patch(
@@ -101,7 +101,7 @@ async def update(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id,
         data=data, if_match=if_match,
     )  # fmt: skip
-    return await _read(session, settings, synthesis, response)
+    return await _read(session, settings, actor, synthesis, response)
 
 
 async def _transition(
@@ -117,7 +117,7 @@ async def _transition(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id,
         if_match=if_match,
     )  # fmt: skip
-    return await _read(session, settings, synthesis, response)
+    return await _read(session, settings, actor, synthesis, response)
 
 
 @router.post(
@@ -183,7 +183,7 @@ async def send(
     background.add_task(
         mail.send_pending, request.app.state.system_sessions, settings, synthesis.id
     )
-    return await _read(session, settings, synthesis, response)
+    return await _read(session, settings, actor, synthesis, response)
 
 
 @router.post(
@@ -200,7 +200,7 @@ async def supersede(
     copy = await service.supersede(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    return await _read(session, settings, copy, response)
+    return await _read(session, settings, actor, copy, response)
 
 
 @router.get(
@@ -237,14 +237,10 @@ async def inbox(
 ) -> list[InboxItem]:
     """Syntheses sent to me, newest first, with when I acknowledged them."""
     rows = await service.inbox(session=session, settings=settings, actor=actor)
-    names = await rendering.names_for(session, [s for s, _ in rows])
+    reads = await rendering.reads_for(session, settings, actor, [s for s, _ in rows])
     return [
-        InboxItem(
-            synthesis=rendering.synthesis_read(settings, s, names),
-            delivered_at=r.delivered_at,
-            acknowledged_at=r.acknowledged_at,
-        )
-        for s, r in rows
+        InboxItem(synthesis=read, delivered_at=r.delivered_at, acknowledged_at=r.acknowledged_at)
+        for read, (_, r) in zip(reads, rows, strict=True)
     ]
 
 

@@ -16,21 +16,26 @@ from hypervision.identity.models import User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present
 from hypervision.logbook.labelling import Directory
-from hypervision.synthesis import pdf, service
+from hypervision.synthesis import derived, pdf, service
+from hypervision.synthesis.derived import ReaderView
 from hypervision.synthesis.models import Synthesis
 from hypervision.synthesis.schemas import SynthesisRead
 
 
-def synthesis_read(settings: Settings, synthesis: Synthesis, names: Directory) -> SynthesisRead:
+def synthesis_read(
+    settings: Settings, synthesis: Synthesis, names: Directory, seen: ReaderView
+) -> SynthesisRead:
+    """``synthesis`` for one reader: its entries and figures as ``seen`` by them (ADR 0012)."""
     return SynthesisRead(
         id=synthesis.id,
         title=synthesis.title,
         status=synthesis.status,
-        scope=synthesis.scope,
+        scope=seen.scope,
         narrative=synthesis.narrative,
         narrative_html=markdown(synthesis.narrative),
-        figures=synthesis.figures,
-        entry_ids=[uuid.UUID(i) for i in synthesis.entry_ids],
+        figures=seen.figures,
+        entry_ids=seen.entry_ids,
+        redacted=seen.redacted,
         author=names.user(synthesis.author_id) or "?",
         organisation=names.org(synthesis.organisation_id),
         label=names.label(synthesis.label),
@@ -42,9 +47,18 @@ def synthesis_read(settings: Settings, synthesis: Synthesis, names: Directory) -
         validated_at=synthesis.validated_at,
         sent_by=names.user(synthesis.sent_by),
         sent_at=synthesis.sent_at,
-        supersedes_id=synthesis.supersedes_id,
+        supersedes_id=seen.supersedes_id,
         version=synthesis.version,
     )
+
+
+async def reads_for(
+    session: AsyncSession, settings: Settings, actor: Principal, rows: list[Synthesis]
+) -> list[SynthesisRead]:
+    """``rows`` as ``actor`` may see each of them now (lists, inbox, workflow answers)."""
+    names = await names_for(session, rows)
+    seen = await derived.views(session, settings, actor, rows)
+    return [synthesis_read(settings, s, names, seen[s.id]) for s in rows]
 
 
 async def names_for(session: AsyncSession, rows: list[Synthesis]) -> Directory:
@@ -59,14 +73,14 @@ async def pdf_for(
     reader: str,
 ) -> tuple[Synthesis, bytes]:  # fmt: skip
     """The PDF as ``actor`` may read it, watermarked with ``reader`` (their name)."""
-    synthesis, entries = await service.read(
+    synthesis, seen = await service.read(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
     data: dict[str, Any] = synthesis_read(
-        settings, synthesis, await names_for(session, [synthesis])
+        settings, synthesis, await names_for(session, [synthesis]), seen
     ).model_dump()
-    reads = await present.entries_read(session, entries, settings=settings, actor=actor)
-    levels = [synthesis.label_level, *(e.label_level for e in entries)]
+    reads = await present.entries_read(session, seen.entries, settings=settings, actor=actor)
+    levels = [synthesis.label_level, *(e.label_level for e in seen.entries)]
     html = pdf.html_of(
         synthesis=data,
         entries=reads,

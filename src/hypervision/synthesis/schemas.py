@@ -60,8 +60,9 @@ class SynthesisRead(BaseModel):
     scope: dict[str, Any]
     narrative: str
     narrative_html: str
-    figures: dict[str, Any]
-    entry_ids: list[uuid.UUID]
+    figures: dict[str, Any]  # over the entries the reader may see (ADR 0012)
+    entry_ids: list[uuid.UUID]  # only those the reader may see
+    redacted: bool = False  # parts are hidden from this reader (never says how many)
     author: str
     organisation: str
     label: LabelRead

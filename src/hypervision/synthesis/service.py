@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
@@ -28,9 +27,12 @@ from hypervision.logbook.entries import (
     visible,
 )
 from hypervision.logbook.labelling import resolve_label
-from hypervision.logbook.models import Entry, Severity, Status
+from hypervision.logbook.models import Entry, Severity
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Action, allowed, authorize, can_see, visible_filter
+from hypervision.synthesis import derived, key_figures
+from hypervision.synthesis.access import visible_syntheses
+from hypervision.synthesis.derived import ReaderView
 from hypervision.synthesis.labels import at_least, combined
 from hypervision.synthesis.models import Synthesis, SynthesisRecipient, SynthesisStatus
 from hypervision.synthesis.schemas import MAX_ENTRIES, Recipients, SynthesisDraft, SynthesisUpdate
@@ -44,23 +46,6 @@ class WrongStep(Conflict):
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-
-def visible_syntheses(
-    session: AsyncSession, settings: Settings, actor: Principal
-) -> Select[Synthesis]:
-    """Watch officers see the syntheses their clearance allows; anyone else only those sent
-    to them (and allowed by the label too)."""
-    authorize(actor, Action.READ)
-    query = select(Synthesis).where(
-        visible_filter(subject_of(settings, actor), Synthesis, dialect_of(session))
-    )
-    if not allowed(actor, Action.TRIAGE):
-        mine = select(SynthesisRecipient.synthesis_id).where(
-            SynthesisRecipient.user_id == actor.user_id
-        )
-        query = query.where(Synthesis.id.in_(mine))
-    return query
 
 
 async def find(
@@ -82,28 +67,22 @@ async def find(
 
 async def read(
     *, session: AsyncSession, settings: Settings, actor: Principal, synthesis_id: uuid.UUID
-) -> tuple[Synthesis, list[Entry]]:
-    """The synthesis and its entries (each still checked against the reader), audited."""
+) -> tuple[Synthesis, ReaderView]:
+    """The synthesis as ``actor`` may see it now: only the entries they may still see, the
+    figures over those (ADR 0012); audited with the ids delivered."""
     synthesis = await find(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    wanted = [uuid.UUID(i) for i in synthesis.entry_ids]
-    rows = {
-        e.id: e
-        for e in await session.scalars(
-            visible(session, settings, actor).where(Entry.id.in_(wanted))
-        )
-    }
-    entries = [rows[i] for i in wanted if i in rows]
+    seen = await derived.view(session, settings, actor, synthesis)
     await audit.record(
         session=session,
         actor=actor,
         action="synthesis.read",
         resource_type="synthesis",
-        resource_ids=[synthesis.id, *(e.id for e in entries)],
-        labels=sorted({synthesis.label_level, *(e.label_level for e in entries)}),
+        resource_ids=[synthesis.id, *seen.entry_ids],
+        labels=sorted({synthesis.label_level, *(e.label_level for e in seen.entries)}),
     )
-    return synthesis, entries
+    return synthesis, seen
 
 
 async def list_syntheses(
@@ -130,37 +109,10 @@ async def list_syntheses(
 # --- drafting ----------------------------------------------------------------------------------
 
 
-def figures_of(entries: list[Entry], since: datetime | None) -> dict[str, Any]:
-    """Key figures of the selected entries (never of anything else: a count is information)."""
-    critical = [
-        {"id": str(e.id), "title": e.title}
-        for e in entries
-        if e.severity == Severity.CRITICAL.value and (since is None or e.recorded_at >= since)
-    ]
-    return {
-        "total": len(entries),
-        "by_category": dict(Counter(e.category for e in entries).most_common()),
-        "by_severity": {
-            s.value: sum(1 for e in entries if e.severity == s.value) for s in Severity
-        },
-        "open": sum(1 for e in entries if e.status != Status.CLOSED.value),
-        "closed": sum(1 for e in entries if e.status == Status.CLOSED.value),
-        "new_critical": critical,
-    }
-
-
-def _window(scope: dict[str, Any], now: datetime) -> tuple[datetime | None, datetime | None]:
-    until = datetime.fromisoformat(scope["until"]) if scope.get("until") else None
-    since = datetime.fromisoformat(scope["since"]) if scope.get("since") else None
-    if since is None and scope.get("hours"):
-        since = (until or now) - timedelta(hours=int(scope["hours"]))
-    return since, until
-
-
 async def in_scope(
     session: AsyncSession, settings: Settings, actor: Principal, scope: dict[str, Any]
 ) -> list[Entry]:
-    since, until = _window(scope, utcnow())
+    since, until = key_figures.window(scope, utcnow())
     query = visible(session, settings, actor)
     if since:
         query = query.where(Entry.occurred_at >= since)
@@ -190,9 +142,9 @@ def _apply_content(
     settings: Settings, synthesis: Synthesis, entries: list[Entry], raise_to: Label | None
 ) -> None:
     """Entries, figures and label together: the label follows what is inside, upwards only."""
-    since, _ = _window(synthesis.scope, synthesis.created_at)
+    since, _ = key_figures.window(synthesis.scope, synthesis.created_at)
     synthesis.entry_ids = [str(e.id) for e in entries]
-    synthesis.figures = figures_of(entries, since)
+    synthesis.figures = key_figures.of(entries, since)
     owner = str(synthesis.organisation_id)
     floor = combined(settings, [e.label for e in entries], owner)
     current = synthesis.label if synthesis.label_level else floor
@@ -337,6 +289,21 @@ async def return_to_draft(
     return synthesis
 
 
+async def _require_whole(
+    session: AsyncSession, settings: Settings, actor: Principal, synthesis: Synthesis
+) -> None:
+    """Who validates or sends a synthesis answers for all of it (narrative included, which no
+    redaction can touch): they must see every entry it was made from (ADR 0012)."""
+    if (await derived.view(session, settings, actor, synthesis)).redacted:
+        raise Forbidden(
+            "Une partie de cette synthèse vous est masquée : un chef de salle habilité pour "
+            "tout son contenu la valide et l'envoie.",
+            "Part of this synthesis is hidden from you: a watch officer cleared for all of it "
+            "validates and sends it.",
+            code="content_not_cleared",
+        )
+
+
 async def validate(
     *, session: AsyncSession, settings: Settings, actor: Principal, synthesis_id: uuid.UUID,
     if_match: str | None = None,
@@ -353,6 +320,7 @@ async def validate(
             "Another watch officer than the author must validate it (four eyes).",
             code="four_eyes",
         )
+    await _require_whole(session, settings, actor, synthesis)
     synthesis.status = SynthesisStatus.VALIDATED.value
     synthesis.validated_by, synthesis.validated_at = actor.user_id, utcnow()
     await _step(session, actor, synthesis, "validate", before)
@@ -411,6 +379,7 @@ async def send(
         raise WrongStep(
             "Seule une synthèse validée s'envoie.", "Only a validated synthesis is sent."
         )
+    await _require_whole(session, settings, actor, synthesis)
     wanted = [uuid.UUID(i) for i in synthesis.entry_ids]
     entries = list(await session.scalars(select(Entry).where(Entry.id.in_(wanted))))
     labels = [synthesis.label, *(e.label for e in entries)]
@@ -486,7 +455,7 @@ async def supersede(
     """A correction of a sent synthesis: a new draft with the same content that, once sent,
     marks the first one superseded (the first one never changes)."""
     authorize(actor, Action.TRIAGE)
-    original, entries = await read(
+    original, seen = await read(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
     if original.status != SynthesisStatus.SENT.value:
@@ -508,7 +477,7 @@ async def supersede(
         version=1,
         label_level="",
     )
-    _apply_content(settings, copy, entries, original.label)
+    _apply_content(settings, copy, seen.entries, original.label)
     session.add(copy)
     await history.record_change(
         session=session, actor=actor, resource_type="synthesis", row=copy,

@@ -49,9 +49,8 @@ async def list_page(
 ) -> Response:
     rows = await service.list_syntheses(session=session, settings=settings, actor=actor)
     shows(request, [s.label_level for s in rows])
-    names = await rendering.names_for(session, rows)
     context = {
-        "syntheses": [rendering.synthesis_read(settings, s, names) for s in rows],
+        "syntheses": await rendering.reads_for(session, settings, actor, rows),
         "status_names": STATUS_NAMES,
         "can_draft": allowed(actor, Action.TRIAGE),
         "situations": await situation_titles(request, session, settings, actor),
@@ -99,12 +98,12 @@ async def _page(
     synthesis_id: uuid.UUID,
     **extra: Any,
 ) -> dict[str, Any]:
-    synthesis, entries = await service.read(
+    synthesis, seen = await service.read(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    shows(request, [synthesis.label_level, *(e.label_level for e in entries)])
+    shows(request, [synthesis.label_level, *(e.label_level for e in seen.entries)])
     names = await rendering.names_for(session, [synthesis])
-    reads = await present.entries_read(session, entries, settings=settings, actor=actor)
+    reads = await present.entries_read(session, seen.entries, settings=settings, actor=actor)
     located = [(n, e.severity.value, e.location) for n, e in enumerate(reads, 1) if e.location]
     mine = await session.scalar(
         select(SynthesisRecipient).where(
@@ -136,7 +135,7 @@ async def _page(
             if Role.AUTHORITY.value in (roles or [])
         ]
     return {
-        "s": rendering.synthesis_read(settings, synthesis, names),
+        "s": rendering.synthesis_read(settings, synthesis, names, seen),
         "entries": reads,
         "figure": map_svg(located),
         "status_names": STATUS_NAMES,
@@ -251,6 +250,6 @@ async def inbox_page(
 ) -> Response:
     rows = await service.inbox(session=session, settings=settings, actor=actor)
     shows(request, [s.label_level for s, _ in rows])
-    names = await rendering.names_for(session, [s for s, _ in rows])
-    items = [(rendering.synthesis_read(settings, s, names), r) for s, r in rows]
+    reads = await rendering.reads_for(session, settings, actor, [s for s, _ in rows])
+    items = [(read, r) for read, (_, r) in zip(reads, rows, strict=True)]
     return render(request, "inbox.html", {"items": items, "status_names": STATUS_NAMES})
