@@ -38,13 +38,16 @@ from tests.security.leak_world import (
     COMMON_WORD,
     LOCATION_VIEW,
     Builder,
+    Event,
     Mark,
     Person,
     World,
     ok,
+    raised,
     sees,
     sees_all,
 )
+from tests.synthesis.derived import synthesis_traces
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHOWN = 40  # mismatches listed in a failure
@@ -489,6 +492,60 @@ async def audit_surfaces(
     return len(paths)
 
 
+async def derived_after_relabel(
+    app: FastAPI, client: AsyncClient, world: World, tally: Tally
+) -> None:
+    """A sent synthesis never outlives its sources' labels (SECURITY.md 31): one of its
+    entries is raised past some of its recipients; then, for every reader, no form of the
+    synthesis (JSON read, list, inbox, PDF; the web pages for recipients) holds the entry's id
+    or word unless the reader may see both the synthesis and the entry now."""
+    for s in world.syntheses.values():
+        if not s.sent:
+            continue
+        for entry_id in s.entry_ids:
+            rec = world.entries[entry_id]
+            up = raised(rec.mark)
+            if up is None or not any(
+                sees(world.people[r], rec.mark) and not sees(world.people[r], up)
+                for r in s.recipients
+            ):
+                continue
+            author = world.headers[world.author(rec.mark.owner)]
+            ok(
+                await client.post(
+                    f"/api/v1/entries/{rec.id}/label",
+                    json={"label": up.wire(), "reason": "matrice"},
+                    headers=author,
+                )
+            )
+            rec.mark = up
+            rec.versions.append((rec.versions[-1][0] + 1, up))
+            world.events.append(Event("entry.label", rec.id, (up,)))
+            for person in world.readers:
+                if not person.reads:
+                    continue
+                found = await synthesis_traces(
+                    app,
+                    client,
+                    username=person.name,
+                    headers=world.headers[person.name],
+                    synthesis_id=s.id,
+                    markers=[rec.id, rec.word],
+                    web=person.name in s.recipients,
+                )
+                tally.cases["synthesis.derived"] += len(found)
+                allowed = sees(person, s.mark) and (person.triages or person.name in s.recipients)
+                record = f"entry#{rec.index} raised to {up} in synthesis {s.mark}"
+                if not (allowed and sees(person, up)):
+                    for surface, markers in found.items():
+                        if markers:
+                            tally.leaks.append(f"{person} | {surface} | {record}")
+                elif rec.id not in found["api.synthesis"]:
+                    tally.missing.append(f"{person} | api.synthesis | {record}")
+            return
+    raise AssertionError("no sent synthesis has an entry to raise past a recipient")
+
+
 STREAMS_AT_ONCE = 6  # an open stream holds a database connection: stay under the pool
 
 
@@ -600,6 +657,7 @@ async def run_matrix(
             await surfaces(client, world, tally, person)
         audit_routes = await audit_surfaces(app, client, world, tally, person)
     read = time.perf_counter() - started - built
+    await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)
     seconds = time.perf_counter() - started
     records = (
