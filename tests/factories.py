@@ -113,6 +113,28 @@ async def admin_headers(app: FastAPI, client: AsyncClient) -> dict[str, str]:
     return await sign_in(client, "root.admin")
 
 
+async def second_admin_headers(
+    app: FastAPI, client: AsyncClient, username: str = "admin.two"
+) -> dict[str, str]:
+    """Another administrator (in the ADMINS organisation), for four-eyes approvals."""
+    async with tx(app) as session:
+        exists_ = await session.scalar(select(Organisation).where(Organisation.code == "ADMINS"))
+    if exists_ is None:
+        await make_org(app, "ADMINS")
+    await make_user(app, username, "ADMINS", roles=[Role.ADMINISTRATOR], clearance="DR")
+    return await sign_in(client, username)
+
+
+async def approve_rights(client: AsyncClient, approver: dict[str, str], request: object) -> None:
+    """A second administrator approves a pending rights request (a 202 answer's body, or the
+    ``rights_request`` of a created user)."""
+    assert isinstance(request, dict) and request.get("status") == "pending", request
+    response = await client.post(
+        f"/api/v1/rights-requests/{request['id']}/approve", headers=approver
+    )
+    assert response.status_code == 200, response.text
+
+
 async def officer(
     app: FastAPI,
     client: AsyncClient,

@@ -7,7 +7,16 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from hypervision.identity.models import ApiToken, Role, User
-from tests.factories import PASSWORD, admin_headers, make_org, make_user, sign_in, tx
+from tests.factories import (
+    PASSWORD,
+    admin_headers,
+    approve_rights,
+    make_org,
+    make_user,
+    second_admin_headers,
+    sign_in,
+    tx,
+)
 
 USER_PASSWORD = "la Seine coule sous le pont"
 USER: dict[str, object] = {
@@ -41,7 +50,11 @@ async def test_admin_builds_the_tree_and_a_user(app: FastAPI, client: AsyncClien
     assert orgs["PP-DOPC"]["parent_id"] == orgs["MININT-PP"]["id"]
     created = await client.post("/api/v1/users", json=USER, headers=admin)
     assert created.status_code == 201, created.text
-    body = created.json()
+    assert "password" not in created.json() and "password_hash" not in created.json()
+    # The rights asked for apply once a second administrator approves them (ADR 0013).
+    second = await second_admin_headers(app, client)
+    await approve_rights(client, second, created.json()["rights_request"])
+    body = (await client.get(f"/api/v1/users/{created.json()['id']}", headers=admin)).json()
     assert body["roles"] == ["officer", "watch_officer"]
     assert body["groups"] == ["VIP"]
     assert "password" not in body and "password_hash" not in body
@@ -130,7 +143,10 @@ async def test_disabling_ends_sessions_and_tokens(app: FastAPI, client: AsyncCli
         "/api/v1/auth/token", data={"username": "alice", "password": PASSWORD}
     )
     assert again.status_code == 401
-    enabled = await client.post(f"/api/v1/users/{user.id}/enable", headers=admin)
+    asked = await client.post(f"/api/v1/users/{user.id}/enable", headers=admin)
+    assert asked.status_code == 202  # enabling gives rights back: four eyes (ADR 0013)
+    await approve_rights(client, await second_admin_headers(app, client), asked.json())
+    enabled = await client.get(f"/api/v1/users/{user.id}", headers=admin)
     assert enabled.json()["is_active"] is True
     assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 401  # still ended
     await sign_in(client, "alice")
@@ -139,14 +155,19 @@ async def test_disabling_ends_sessions_and_tokens(app: FastAPI, client: AsyncCli
 async def test_update_roles_and_groups(app: FastAPI, client: AsyncClient) -> None:
     admin = await admin_headers(app, client)
     await _tree(client, admin)
+    second = await second_admin_headers(app, client)
     user = (await client.post("/api/v1/users", json=USER, headers=admin)).json()
+    await approve_rights(client, second, user["rights_request"])
     patched = await client.patch(
         f"/api/v1/users/{user['id']}", json={"roles": ["authority"], "groups": []}, headers=admin
     )
-    assert patched.status_code == 200
-    assert patched.json()["roles"] == ["authority"] and patched.json()["groups"] == []
+    # The removals applied at once; the added role waits for the second administrator.
+    assert patched.status_code == 202
+    assert patched.json()["target"]["roles"] == ["authority"]
+    assert patched.json()["target"]["groups"] == []
+    await approve_rights(client, second, patched.json())
     fetched = await client.get(f"/api/v1/users/{user['id']}", headers=admin)
-    assert fetched.json()["roles"] == ["authority"]
+    assert fetched.json()["roles"] == ["authority"] and fetched.json()["groups"] == []
 
 
 async def test_user_list_is_paginated(app: FastAPI, client: AsyncClient) -> None:

@@ -223,7 +223,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     token = await _ok(
         await post(
             "/api/v1/api-tokens",
-            json={"name": "passerelle", "username": "second", "scopes": ["read"]},
+            json={"name": "passerelle", "username": "root", "scopes": ["read"]},
             headers=bearer,
         )
     )

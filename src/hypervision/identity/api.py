@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from hypervision.core.deps import (
     SESSION_COOKIE,
@@ -16,10 +18,10 @@ from hypervision.core.deps import (
     SettingsDep,
     client_of,
 )
-from hypervision.core.errors import AppError, Forbidden, Invalid
+from hypervision.core.errors import AppError, Forbidden, Invalid, error_response
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
-from hypervision.identity import auth, mfa, service
-from hypervision.identity.models import SessionKind, User
+from hypervision.identity import auth, mfa, rights, service
+from hypervision.identity.models import RightsRequest, RightsRequestStatus, SessionKind, User
 from hypervision.identity.schemas import (
     ApiTokenCreate,
     ApiTokenCreated,
@@ -35,8 +37,10 @@ from hypervision.identity.schemas import (
     OrganisationRead,
     PasswordChange,
     RecoveryCodes,
+    RightsRequestRead,
     TokenResponse,
     UserCreate,
+    UserCreated,
     UserPage,
     UserRead,
     UserUpdate,
@@ -271,7 +275,7 @@ async def list_users(
 
 @signed_in.post(
     "/users",
-    response_model=UserRead,
+    response_model=UserCreated,
     status_code=201,
     tags=["admin"],
     responses=CONFLICT | NOT_FOUND,
@@ -282,11 +286,15 @@ async def create_user(
     passwords: PasswordsDep,
     actor: CurrentPrincipal,
     data: UserCreate,
-) -> UserRead:
-    user = await service.create_user(
+) -> UserCreated:
+    """Creates the account with no role, the lowest clearance and no group; the rights asked
+    for are a pending request (``rights_request``) that a second administrator approves."""
+    user, request = await service.create_account(
         session=session, actor=actor, settings=settings, passwords=passwords, data=data
     )
-    return await service.user_read(session=session, user=user)
+    read = await service.user_read(session=session, user=user)
+    pending = await rights.present(session=session, requests=[request]) if request else [None]
+    return UserCreated(**read.model_dump(), rights_request=pending[0])
 
 
 @signed_in.get("/users/{user_id}", response_model=UserRead, tags=["admin"], responses=NOT_FOUND)
@@ -295,18 +303,46 @@ async def get_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UU
     return await service.user_read(session=session, user=user)
 
 
+# A change that widens someone's rights answers 202 with the request a second administrator
+# approves (ADR 0013); what narrows them has applied already.
+WIDENING: dict[int | str, dict[str, Any]] = {
+    202: {"model": RightsRequestRead, "description": "a widening awaits approval"}
+}
+
+
+async def _applied_or_pending(session: DbSession, result: User | RightsRequest) -> Response:
+    if isinstance(result, RightsRequest):
+        (read,) = await rights.present(session=session, requests=[result])
+        return JSONResponse(jsonable_encoder(read), status_code=202)
+    user = await service.user_read(session=session, user=result)
+    return JSONResponse(jsonable_encoder(user))
+
+
 @signed_in.patch(
-    "/users/{user_id}", response_model=UserRead, tags=["admin"], responses=CONFLICT | NOT_FOUND
+    "/users/{user_id}",
+    response_model=UserRead,
+    tags=["admin"],
+    responses=WIDENING | CONFLICT | NOT_FOUND,
 )
 async def update_user(
-    session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID, data: UserUpdate
-) -> UserRead:
-    user = await service.update_user(session=session, actor=actor, user_id=user_id, data=data)
-    return await service.user_read(session=session, user=user)
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+) -> Response:
+    """Names and narrowed rights apply at once; added roles or groups wait for approval."""
+    result = await service.update_user(
+        session=session, actor=actor, settings=settings, user_id=user_id, data=data
+    )
+    return await _applied_or_pending(session, result)
 
 
 @signed_in.put(
-    "/users/{user_id}/clearance", response_model=UserRead, tags=["admin"], responses=NOT_FOUND
+    "/users/{user_id}/clearance",
+    response_model=UserRead,
+    tags=["admin"],
+    responses=WIDENING | NOT_FOUND,
 )
 async def set_clearance(
     session: DbSession,
@@ -314,11 +350,17 @@ async def set_clearance(
     actor: CurrentPrincipal,
     user_id: uuid.UUID,
     data: ClearanceUpdate,
-) -> UserRead:
-    user = await service.set_clearance(
-        session=session, actor=actor, settings=settings, user_id=user_id, clearance=data.clearance
+) -> Response:
+    """A lower clearance applies at once; a higher one waits for approval."""
+    result = await service.set_clearance(
+        session=session,
+        actor=actor,
+        settings=settings,
+        user_id=user_id,
+        clearance=data.clearance,
+        reason=data.reason,
     )
-    return await service.user_read(session=session, user=user)
+    return await _applied_or_pending(session, result)
 
 
 @signed_in.post(
@@ -330,11 +372,79 @@ async def disable_user(session: DbSession, actor: CurrentPrincipal, user_id: uui
 
 
 @signed_in.post(
-    "/users/{user_id}/enable", response_model=UserRead, tags=["admin"], responses=NOT_FOUND
+    "/users/{user_id}/enable",
+    response_model=UserRead,
+    tags=["admin"],
+    responses=WIDENING | NOT_FOUND,
 )
-async def enable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> UserRead:
-    user = await service.enable_user(session=session, actor=actor, user_id=user_id)
-    return await service.user_read(session=session, user=user)
+async def enable_user(session: DbSession, actor: CurrentPrincipal, user_id: uuid.UUID) -> Response:
+    """Enabling a disabled account waits for approval."""
+    result = await service.enable_user(session=session, actor=actor, user_id=user_id)
+    return await _applied_or_pending(session, result)
+
+
+@signed_in.get("/rights-requests", response_model=list[RightsRequestRead], tags=["admin"])
+async def list_rights_requests(
+    session: DbSession,
+    actor: CurrentPrincipal,
+    status: RightsRequestStatus = RightsRequestStatus.PENDING,
+) -> list[RightsRequestRead]:
+    """The approvers' queue (``status=pending``, the default), or the decided requests."""
+    rows = await rights.list_requests(session=session, actor=actor, status=status)
+    return await rights.present(session=session, requests=rows)
+
+
+async def _decide(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    request_id: uuid.UUID,
+    *,
+    approve: bool,
+) -> Response:
+    result = await rights.decide(
+        session=session, actor=actor, settings=settings, request_id=request_id, approve=approve
+    )
+    if isinstance(result, AppError):  # stale: the refusal is audited, and committed
+        return error_response(request, result)
+    (read,) = await rights.present(session=session, requests=[result])
+    return JSONResponse(jsonable_encoder(read))
+
+
+@signed_in.post(
+    "/rights-requests/{request_id}/approve",
+    response_model=RightsRequestRead,
+    tags=["admin"],
+    responses=CONFLICT | NOT_FOUND,
+)
+async def approve_rights_request(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    request_id: uuid.UUID,
+) -> Response:
+    """Applies the request: only an administrator who is neither its requester nor the person
+    concerned; refused (409) when that person's rights changed since it was made."""
+    return await _decide(request, session, settings, actor, request_id, approve=True)
+
+
+@signed_in.post(
+    "/rights-requests/{request_id}/reject",
+    response_model=RightsRequestRead,
+    tags=["admin"],
+    responses=NOT_FOUND,
+)
+async def reject_rights_request(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    request_id: uuid.UUID,
+) -> Response:
+    """Closes the request without applying it (any administrator, the requester included)."""
+    return await _decide(request, session, settings, actor, request_id, approve=False)
 
 
 @signed_in.get("/api-tokens", response_model=list[ApiTokenRead], tags=["admin"])

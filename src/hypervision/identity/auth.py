@@ -25,15 +25,11 @@ from hypervision.identity import mfa, throttle
 from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
 from hypervision.identity.passwords import Passwords, password_problem
 from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.revocation import announce_revocation
+from hypervision.identity.rights import require_admin, user_group_codes
 from hypervision.identity.schemas import ApiTokenCreate
 from hypervision.identity.secrets import digest, new_token
-from hypervision.identity.service import (
-    announce_revocation,
-    get_user_by_username,
-    organisation_ancestry,
-    require_admin,
-    user_group_codes,
-)
+from hypervision.identity.service import get_user_by_username, organisation_ancestry
 from hypervision.policy import rls
 
 SESSION_PREFIX = "hvs_"
@@ -348,6 +344,15 @@ async def create_api_token(
     user = await get_user_by_username(session=session, username=data.username)
     if not user.is_active:
         raise Invalid("Ce compte est désactivé.", "This account is disabled.")
+    if not user.is_machine and actor.user_id not in (None, user.id):
+        # A token acts as its account: whoever holds it reads what that person reads.
+        raise Forbidden(
+            "Un jeton d'API est émis pour un compte machine (ou pour soi-même), jamais pour le "
+            "compte d'une autre personne.",
+            "An API token is issued for a machine account (or for oneself), never for another "
+            "person's account.",
+            code="token_for_person",
+        )
     token = new_token(API_TOKEN_PREFIX)
     row = ApiToken(
         name=data.name,

@@ -27,6 +27,7 @@ Username = Annotated[
 ]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Level = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
 class Strict(BaseModel):
@@ -73,6 +74,7 @@ class UserCreate(Strict):
     groups: list[Code] = Field(default_factory=list, max_length=50)
     password: Password | None = None
     is_machine: bool = Field(default=False, strict=True)
+    reason: Reason = ""  # for the administrator who approves the rights asked for
 
 
 class UserUpdate(Strict):
@@ -80,10 +82,12 @@ class UserUpdate(Strict):
     email: EmailStr | None = None
     roles: list[Role] | None = Field(default=None, max_length=6)
     groups: list[Code] | None = Field(default=None, max_length=50)
+    reason: Reason = ""  # for the administrator who approves a widening
 
 
 class ClearanceUpdate(Strict):
     clearance: Level
+    reason: Reason = ""
 
 
 class UserRead(BaseModel):
@@ -100,6 +104,35 @@ class UserRead(BaseModel):
     is_machine: bool
     mfa_enabled: bool
     created_at: datetime
+
+
+class RightsState(BaseModel):
+    roles: list[str]
+    clearance: str
+    groups: list[str]
+    is_active: bool
+
+
+class RightsRequestRead(BaseModel):
+    """A widening of a user's rights waiting for (or decided by) a second administrator."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    basis: RightsState  # the user's rights when asked; approval needs them unchanged
+    target: RightsState  # their rights once approved
+    added_roles: list[str]
+    added_groups: list[str]
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class UserCreated(UserRead):
+    rights_request: RightsRequestRead | None = None
 
 
 class UserPage(BaseModel):

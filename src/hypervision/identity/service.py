@@ -8,24 +8,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
+from hypervision.identity import rights
 from hypervision.identity.models import (
     ApiToken,
     AuthSession,
     NeedToKnowGroup,
     Organisation,
-    Role,
+    RightsRequest,
     User,
     UserGroup,
 )
 from hypervision.identity.passwords import Passwords, password_problem
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
+from hypervision.identity.revocation import announce_revocation
+from hypervision.identity.rights import check_level, require_admin, user_group_codes
 from hypervision.identity.schemas import (
     GroupCreate,
     OrganisationCreate,
@@ -33,35 +36,6 @@ from hypervision.identity.schemas import (
     UserRead,
     UserUpdate,
 )
-
-SYSTEM_LABEL = {"system": True}  # never delivered to a subscriber; read by the hub itself
-
-
-async def announce_revocation(
-    *, session: AsyncSession, user_id: uuid.UUID, reason: str, session_id: uuid.UUID | None = None
-) -> None:
-    """Tell every live stream (on every replica) that a user's rights changed: their open
-    streams close at once, or only the one of ``session_id``."""
-    from hypervision.live.outbox import emit
-
-    await emit(
-        session,
-        type="identity.revoke",
-        resource_type="user",
-        resource_id=user_id,
-        label=SYSTEM_LABEL,
-        payload={
-            "user_id": str(user_id),
-            "reason": reason,
-            "session_id": str(session_id) if session_id else None,
-        },
-    )
-
-
-def require_admin(actor: Principal) -> None:
-    if not actor.can(Role.ADMINISTRATOR, Scope.ADMIN):
-        raise Forbidden("Réservé aux administrateurs des habilitations.", "Administrators only.")
-
 
 # --- organisations -----------------------------------------------------------------------
 
@@ -158,43 +132,7 @@ async def list_groups(*, session: AsyncSession) -> Sequence[NeedToKnowGroup]:
     return (await session.scalars(select(NeedToKnowGroup).order_by(NeedToKnowGroup.code))).all()
 
 
-async def _groups_by_code(session: AsyncSession, codes: Sequence[str]) -> list[NeedToKnowGroup]:
-    wanted = set(codes)
-    found = list(
-        await session.scalars(select(NeedToKnowGroup).where(NeedToKnowGroup.code.in_(wanted)))
-    )
-    missing = wanted - {g.code for g in found}
-    if missing:
-        names = ", ".join(sorted(missing))
-        raise Invalid(
-            f"Groupe(s) inconnu(s) : {names}.",
-            f"Unknown group(s): {names}.",
-            extra={"fields": [{"field": "groups", "message": f"unknown: {names}"}]},
-        )
-    return found
-
-
-async def user_group_codes(*, session: AsyncSession, user_id: uuid.UUID) -> list[str]:
-    rows = await session.scalars(
-        select(NeedToKnowGroup.code)
-        .join(UserGroup, UserGroup.group_id == NeedToKnowGroup.id)
-        .where(UserGroup.user_id == user_id)
-        .order_by(NeedToKnowGroup.code)
-    )
-    return list(rows)
-
-
 # --- users --------------------------------------------------------------------------------
-
-
-def check_level(settings: Settings, level: str, field: str = "clearance") -> None:
-    if level not in settings.label_levels:
-        levels = ", ".join(settings.label_levels)
-        raise Invalid(
-            f"Niveau {level!r} inconnu : niveaux possibles {levels}.",
-            f"Unknown level {level!r}: allowed levels are {levels}.",
-            extra={"fields": [{"field": field, "message": f"one of {levels}"}]},
-        )
 
 
 async def create_user(
@@ -205,6 +143,25 @@ async def create_user(
     passwords: Passwords,
     data: UserCreate,
 ) -> User:
+    """Create an account (see ``create_account``)."""
+    user, _request = await create_account(
+        session=session, actor=actor, settings=settings, passwords=passwords, data=data
+    )
+    return user
+
+
+async def create_account(
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    passwords: Passwords,
+    data: UserCreate,
+) -> tuple[User, RightsRequest | None]:
+    """Create an account. Created by a person, it starts with no role, the lowest clearance and
+    no group, and the rights asked for wait for a second administrator (otherwise anyone
+    administering could give himself a second, cleared account); the system context (CLI,
+    demo) creates it as asked."""
     require_admin(actor)
     check_level(settings, data.clearance)
     org = await session.scalar(
@@ -229,19 +186,24 @@ async def create_user(
                 *problem, extra={"fields": [{"field": "password", "message": problem[1]}]}
             )
         password_hash = await passwords.hash(data.password)
-    groups = await _groups_by_code(session, data.groups)
+    await rights.groups_by_code(session, data.groups)  # unknown groups are refused now
+    asked = rights.Rights(
+        frozenset(r.value for r in data.roles), data.clearance, frozenset(data.groups), True
+    )
+    now = asked if actor.user_id is None else rights.none_yet(settings)
     user = User(
         username=data.username,
         full_name=data.full_name,
         email=data.email,
         organisation_id=org.id,
-        roles=sorted({r.value for r in data.roles}),
-        clearance=data.clearance,
+        roles=sorted(now.roles),
+        clearance=now.clearance,
         password_hash=password_hash,
         is_machine=data.is_machine,
     )
     session.add(user)
     await session.flush()
+    groups = await rights.groups_by_code(session, sorted(now.groups))
     session.add_all(UserGroup(user_id=user.id, group_id=g.id) for g in groups)
     await audit.record(
         session=session,
@@ -254,10 +216,15 @@ async def create_user(
             "organisation": org.code,
             "roles": user.roles,
             "clearance": user.clearance,
-            "groups": sorted(g.code for g in groups),
+            "groups": sorted(now.groups),
         },
     )
-    return user
+    if asked == now:
+        return user, None
+    request = await rights.open_request(
+        session=session, actor=actor, user=user, basis=now, target=asked, reason=data.reason
+    )
+    return user, request
 
 
 async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
@@ -329,41 +296,41 @@ async def list_users(
 
 
 async def update_user(
-    *, session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
-) -> User:
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+) -> User | RightsRequest:
+    """Names apply at once, and so does every narrowing of rights; a widening part (a role or a
+    group added) is returned as a request for a second administrator (four eyes)."""
     require_admin(actor)
     user = await get_user(session=session, user_id=user_id)
+    before = await rights.current_rights(session=session, user=user)
+    asked = before.with_(
+        roles=None if data.roles is None else [r.value for r in data.roles], groups=data.groups
+    )
+    rights.refuse_own(actor, user, before, asked)
+    if data.groups is not None:
+        await rights.groups_by_code(session, data.groups)  # unknown groups are refused
     changes: dict[str, object] = {}
     if data.full_name is not None and data.full_name != user.full_name:
         user.full_name = changes["full_name"] = data.full_name
     if "email" in data.model_fields_set and data.email != user.email:
         user.email = data.email
         changes["email"] = "changed"
-    if data.roles is not None:
-        roles = sorted({r.value for r in data.roles})
-        if roles != user.roles:
-            changes["roles"] = {"from": user.roles, "to": roles}
-            user.roles = roles
-    if data.groups is not None:
-        before = await user_group_codes(session=session, user_id=user.id)
-        groups = await _groups_by_code(session, data.groups)
-        after = sorted(g.code for g in groups)
-        if after != before:
-            await session.execute(delete(UserGroup).where(UserGroup.user_id == user.id))
-            session.add_all(UserGroup(user_id=user.id, group_id=g.id) for g in groups)
-            changes["groups"] = {"from": before, "to": after}
-    await session.flush()
-    await audit.record(
+    return await _change_rights(
         session=session,
         actor=actor,
+        settings=settings,
+        user=user,
+        before=before,
+        asked=asked,
+        reason=data.reason,
         action="user.update",
-        resource_type="user",
-        resource_ids=[user.id],
-        detail=changes,
+        changes=changes,
     )
-    if "roles" in changes or "groups" in changes:
-        await announce_revocation(session=session, user_id=user.id, reason="rights")
-    return user
 
 
 async def set_clearance(
@@ -373,24 +340,61 @@ async def set_clearance(
     settings: Settings,
     user_id: uuid.UUID,
     clearance: str,
-) -> User:
-    """Takes effect on the user's very next request: principals are rebuilt per request."""
+    reason: str = "",
+) -> User | RightsRequest:
+    """A lower clearance takes effect on the user's very next request (principals are rebuilt
+    per request); a higher one is a request for a second administrator."""
     require_admin(actor)
     check_level(settings, clearance)
     user = await get_user(session=session, user_id=user_id)
-    before, user.clearance = user.clearance, clearance
-    await session.flush()
+    before = await rights.current_rights(session=session, user=user)
+    asked = before.with_(clearance=clearance)
+    rights.refuse_own(actor, user, before, asked)
+    return await _change_rights(
+        session=session,
+        actor=actor,
+        settings=settings,
+        user=user,
+        before=before,
+        asked=asked,
+        reason=reason,
+        action="user.set_clearance",
+        changes={},
+    )
+
+
+async def _change_rights(
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    user: User,
+    before: rights.Rights,
+    asked: rights.Rights,
+    reason: str,
+    action: str,
+    changes: dict[str, object],
+) -> User | RightsRequest:
+    """Apply what narrows (everything, in the system context), audit it, and open a request
+    for what widens."""
+    if actor.user_id is None:
+        now, pending = asked, None
+    else:
+        now, pending = rights.split(settings, before, asked)
+    changes |= await rights.apply(session=session, user=user, before=before, after=now)
     await audit.record(
         session=session,
         actor=actor,
-        action="user.set_clearance",
+        action=action,
         resource_type="user",
         resource_ids=[user.id],
-        detail={"from": before, "to": clearance},
+        detail=changes,
     )
-    if before != clearance:
-        await announce_revocation(session=session, user_id=user.id, reason="clearance")
-    return user
+    if pending is None:
+        return user
+    return await rights.open_request(
+        session=session, actor=actor, user=user, basis=now, target=pending, reason=reason
+    )
 
 
 async def disable_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
@@ -418,9 +422,19 @@ async def disable_user(*, session: AsyncSession, actor: Principal, user_id: uuid
     return user
 
 
-async def enable_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
+async def enable_user(
+    *, session: AsyncSession, actor: Principal, user_id: uuid.UUID
+) -> User | RightsRequest:
+    """Enabling a disabled account gives its rights back: a request for a second administrator
+    (applied at once in the system context). Enabling an active account changes nothing."""
     require_admin(actor)
     user = await get_user(session=session, user_id=user_id)
+    if not user.is_active and actor.user_id is not None:
+        before = await rights.current_rights(session=session, user=user)
+        target = rights.Rights(before.roles, before.clearance, before.groups, True)
+        return await rights.open_request(
+            session=session, actor=actor, user=user, basis=before, target=target
+        )
     user.is_active, user.disabled_at = True, None
     await session.flush()
     await audit.record(
