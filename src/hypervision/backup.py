@@ -16,11 +16,12 @@ complete, never over an existing file.
 
 A restore checks everything before it touches the data directory: only regular files with the
 expected names (no absolute path, ``..``, link, device, directory or sparse file, and a
-plausible size, checked member by member without ``tarfile``'s extraction filters, which
-Python 3.11.2 lacks; each member is copied to a path built from its checked name), every file's digest and size against the manifest, nothing missing or extra, the
-database's integrity, its audit chain (``audit.service.verify``) and its audit head against the
-manifest. Only then is the old database (with its ``-wal``/``-shm``) and blob folder moved
-aside (``…before-restore-<timestamp>``, never deleted) and the restored ones moved in.
+plausible size, checked member by member without ``tarfile``'s extraction filters, which Python
+3.11.2 lacks; each member is copied to a path built from its checked name), every file's digest
+and size against the manifest, nothing missing or extra, the database's integrity, its audit
+chain (``audit.service.verify``) and its audit head against the manifest. Only then is the old
+database (with its ``-wal``/``-shm``) and blob folder moved aside
+(``…before-restore-<timestamp>``, never deleted) and the restored ones moved in.
 
 PostgreSQL deployments use ``pg_dump``/``pg_restore`` (README, "Backup and restore").
 """
