@@ -85,11 +85,11 @@ def migrate() -> None:
     if app_role and app_role == role_of(owner_url):
         app_role = None
     try:
-        upgrade(owner_url, app_role=app_role, settings=settings)
+        done = upgrade(owner_url, app_role=app_role, settings=settings)
     except MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo("database is up to date")
+    typer.echo(done.message)
 
 
 @app.command()
