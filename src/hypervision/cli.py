@@ -104,10 +104,13 @@ def serve(
     from hypervision.core.logs import log_config
 
     settings = get_settings()
+    host, port = host or settings.bind_host, port or settings.bind_port
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"Hypervision on http://{shown}:{port}/ (stop with Ctrl+C)")
     uvicorn.run(
         "hypervision.asgi:app",
-        host=host or settings.bind_host,
-        port=port or settings.bind_port,
+        host=host,
+        port=port,
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
