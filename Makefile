@@ -19,7 +19,7 @@ export UV_SYSTEM_CERTS := 1
 .PHONY: help install demo serve test lint format clean bench bench-quick fuzz
 
 help:
-	@echo "make demo   install, create the embedded database, load the demo, serve on :8000"
+	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
 	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL)"
 	@echo "make lint   ruff + mypy (strict)"
 	@echo "make fuzz   schemathesis against the API, deeper than in make test (SQLite + PostgreSQL;"
@@ -51,14 +51,14 @@ install: $(VENV)/.installed $(ASSETS)
 
 # A random secret key for the demo, made once and kept in var/demo.env.
 $(DEMO_ENV):
-	@mkdir -p $(DATA_DIR)
+	@umask 077; mkdir -p $(DATA_DIR)
 	@umask 077; printf 'HYPERVISION_SECRET_KEY=%s\nHYPERVISION_DATA_DIR=%s\n' \
 		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" "$(abspath $(DATA_DIR))" > $@
 
 demo: install $(DEMO_ENV)
 	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision migrate
 	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision demo load
-	@echo "Hypervision demo on http://127.0.0.1:8000 — logins in README.md"
+	@echo "Hypervision demo: logins in README.md; its address follows (HYPERVISION_BIND_HOST/PORT)"
 	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision serve
 
 serve: install
@@ -73,7 +73,7 @@ FUZZ_EXAMPLES ?= 200
 FUZZ_ENGINES ?= sqlite,postgresql
 fuzz: install
 	HYPERVISION_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPERVISION_FUZZ_ENGINES=$(FUZZ_ENGINES) \
-	HYPERVISION_FUZZ_COVERAGE=1 \
+	HYPERVISION_FUZZ_COVERAGE=1 HYPERVISION_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/security/test_fuzz_api.py -s
 
 lint: install

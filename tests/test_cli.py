@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from hypervision.identity.models import ApiToken, User
 from hypervision.identity.secrets import digest
+from tests import dbutil
 from tests.conftest import TEST_SECRET, once_across_engines
 from tests.factories import tx
 
@@ -130,3 +132,56 @@ async def test_audit_verify_exit_code(app: FastAPI, database_url: str, tmp_path:
     broken = _cli(database_url, tmp_path, "audit", "verify")
     assert broken.returncode == 1
     assert "record 1 was altered" in broken.stderr
+
+
+def test_migrate_says_what_it_did(tmp_path: Path) -> None:
+    """A new embedded database is "created at revision X", a second run "already up to date"
+    (it used to say "up to date" right after creating it)."""
+    from alembic.script import ScriptDirectory
+
+    from hypervision.migrate import alembic_config, upgrade
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hypervision.db'}"
+    created = _cli(url, tmp_path, "migrate")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == f"database created at revision {head}\n"
+    again = _cli(url, tmp_path, "migrate")
+    assert again.stdout == f"database already up to date (revision {head})\n"
+    older = tmp_path / "older"
+    older.mkdir(mode=0o700)
+    old_url = f"sqlite+aiosqlite:///{older / 'hypervision.db'}"
+    base = ScriptDirectory.from_config(alembic_config()).get_base()
+    dbutil.in_thread(lambda: upgrade(old_url, revision=str(base)))
+    upgraded = _cli(old_url, older, "migrate")
+    assert upgraded.stdout == f"database upgraded from revision {base} to {head}\n"
+
+
+def test_serve_says_where_it_listens(tmp_path: Path) -> None:
+    """``make demo`` prints the address ``hypervision serve`` says, from the settings (it used
+    to print :8000 whatever HYPERVISION_BIND_PORT said)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
+    env |= {
+        "HYPERVISION_SECRET_KEY": TEST_SECRET,
+        "HYPERVISION_DATA_DIR": str(tmp_path),
+        "HYPERVISION_BIND_PORT": str(port),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "hypervision", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            first = server.stdout.readline()
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    assert first == f"Hypervision on http://127.0.0.1:{port}/ (stop with Ctrl+C)\n"
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "http://127.0.0.1:8000" not in makefile

@@ -85,11 +85,11 @@ def migrate() -> None:
     if app_role and app_role == role_of(owner_url):
         app_role = None
     try:
-        upgrade(owner_url, app_role=app_role, settings=settings)
+        done = upgrade(owner_url, app_role=app_role, settings=settings)
     except MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo("database is up to date")
+    typer.echo(done.message)
 
 
 @app.command()
@@ -104,10 +104,13 @@ def serve(
     from hypervision.core.logs import log_config
 
     settings = get_settings()
+    host, port = host or settings.bind_host, port or settings.bind_port
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"Hypervision on http://{shown}:{port}/ (stop with Ctrl+C)")
     uvicorn.run(
         "hypervision.asgi:app",
-        host=host or settings.bind_host,
-        port=port or settings.bind_port,
+        host=host,
+        port=port,
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

@@ -6,9 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from hypervision.config import Settings
+from hypervision.storage import private
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,7 +66,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or settings.effective_database_url
     if url.startswith("sqlite"):
         if ":memory:" not in url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            _create_private_database(settings, url)
         engine = create_async_engine(url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -83,6 +85,16 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             },
         },
     )
+
+
+def _create_private_database(settings: Settings, url: str) -> None:
+    """The data folder (0700) and an empty database file (0600) before SQLite opens it: SQLite
+    would create the file 0644 under the usual umask, and gives its -wal/-shm the file's mode."""
+    private.make_dirs(settings.data_dir)
+    database = make_url(url).database
+    if database:
+        private.make_dirs(Path(database).parent)
+        private.touch(Path(database))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.browser.web import Web, live_stream_open, t
 
 MARKING = "DIFFUSION RESTREINTE"
+STREAM = re.compile(r"/api/v1/stream\?")
 WAIT_AFTER_DELIVERY = 2.0  # seconds the uncleared feed is still watched once the other got it
 
 
@@ -97,3 +98,34 @@ async def test_dr_entry_reaches_the_cleared_reader_only(web: Web) -> None:
     response = await uncleared.goto(f"/entrees/{entry_id}")
     assert response is not None and response.status == 404
     await expect(uncleared.locator("h1")).to_have_text(t("Not found"))
+
+
+async def test_feed_reconnects_after_503s_and_says_so(web: Web) -> None:
+    """A stream answered 503 (a replica restarting) closes an EventSource for good: the page
+    reopens it itself, with backoff, tells the officer, and the feed is live again (it used to
+    freeze until a manual reload)."""
+    await web.org("PP")
+    await web.user("antoine.roux", "PP", clearance="DR")
+    page = await web.signed_in("antoine.roux", "/aide")
+    refused: list[str] = []
+
+    async def stream(route: Route) -> None:
+        if len(refused) < 2:  # the first two opens are refused, as by a restarting replica
+            refused.append(route.request.url)
+            await route.fulfill(status=503, body='{"detail": "unavailable"}')
+        else:
+            await route.continue_()
+
+    await page.route(STREAM, stream)
+    await page.goto("/main-courante")
+    indicator = page.locator("#etat-direct")
+    await expect(indicator).to_contain_text(
+        re.compile(r"Connexion perdue — nouvel essai dans \d+ s")
+    )
+    await expect(indicator).to_have_text("En direct", timeout=40_000)
+    await live_stream_open(page)
+    assert len(refused) == 2
+    created = await web.entry("antoine.roux", title="Après la coupure")
+    await expect(page.locator(f"#fil li#e-{created['id']}")).to_be_visible()
+    # the browser logs each refused stream; those are the outage this test made
+    web.errors[:] = [e for e in web.errors if "EventSource's response has a status of 503" not in e]

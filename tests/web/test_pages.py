@@ -387,3 +387,36 @@ async def test_language_is_french_by_default_and_english_on_request(
     assert saved.status_code == 303
     client.cookies.delete("hv_lang")
     assert '<html lang="fr"' in (await client.get("/aide")).text  # kept in the preferences
+
+
+async def test_sign_in_over_plain_http_says_the_cookie_did_not_come_back(
+    app: FastAPI, people: None
+) -> None:
+    """Over http on an address other than loopback, the browser keeps the ``Secure`` session
+    cookie to itself: the feed sends the officer back to the sign-in page, which now says why
+    (it used to show the empty form again, silently)."""
+    transport = ASGITransport(app=app, client=("192.0.2.10", 50002))
+    async with AsyncClient(transport=transport, base_url="http://192.0.2.1:8000") as http:
+        signed = await http.post(
+            "/connexion", data={"username": "alice", "password": "correct horse battery staple"}
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/main-courante"
+        assert "secure" in signed.headers["set-cookie"].lower()
+        feed = await http.get("/main-courante")
+        assert feed.status_code == 303 and feed.headers["location"].startswith("/connexion")
+        page = await http.get(feed.headers["location"])
+        assert page.status_code == 200
+        text = unescape(page.text)
+        assert 'id="cookie-lost"' in page.text
+        assert "n'a pas renvoyé le cookie de session" in text
+        assert "HTTPS" in text and "HYPERVISION_COOKIE_SECURE" in text
+        await http.get("/langue/en?suite=/connexion")
+        english = unescape((await http.get("/connexion")).text)
+        assert "did not send the session cookie back" in english
+    # over https the cookie comes back: no such message, and none after signing out
+    async with AsyncClient(transport=transport, base_url="https://testserver") as https:
+        csrf = await browse_as(https, "alice", "correct horse battery staple")
+        assert 'id="cookie-lost"' not in (await https.get("/connexion")).text
+        out = await https.post("/deconnexion", headers={"x-csrf-token": csrf})
+        assert out.status_code == 303
+        assert 'id="cookie-lost"' not in (await https.get("/connexion")).text

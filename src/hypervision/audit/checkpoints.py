@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead
 from hypervision.audit.service import _iter_records, chain_hash
+from hypervision.storage import private
 
 VERSION = 1
 FINGERPRINT_BYTES = 8
@@ -74,7 +75,7 @@ def generate_key(private_path: Path, public_path: Path) -> str:
     for path in (private_path, public_path):
         if path.exists():
             raise CheckpointError(f"{path} already exists: refusing to overwrite it")
-    private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private.make_dirs(private_path.parent)
     public_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
@@ -328,8 +329,8 @@ class Witness:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One writer at a time (on this host: also set the CronJob to concurrencyPolicy Forbid)."""
-        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        private.make_dirs(self.directory)  # 0700, like the rest of the store
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

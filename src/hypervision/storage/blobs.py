@@ -21,12 +21,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from hypervision.storage import private
+
 log = logging.getLogger("hypervision.storage")
 
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 TEMP_PREFIX = ".tmp-"
-FILE_MODE = 0o600
-DIR_MODE = 0o700
+FILE_MODE = private.FILE_MODE
+DIR_MODE = private.DIR_MODE
 
 
 class BlobError(Exception):
@@ -102,15 +104,7 @@ class LocalBlobStore:
 
     def _ensure_dir(self, path: Path) -> None:
         """Create ``path`` and its missing parents with mode 0700."""
-        missing: list[Path] = []
-        current = path
-        while not current.exists():
-            missing.append(current)
-            current = current.parent
-        for folder in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                folder.mkdir(mode=DIR_MODE)
-                os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
+        private.make_dirs(path)
 
     def _put(self, data: bytes) -> str:
         key = new_key()

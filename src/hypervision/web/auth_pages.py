@@ -19,6 +19,30 @@ from hypervision.web.session import Officer, safe_next
 
 router = APIRouter(include_in_schema=False)
 YEAR = 365 * 24 * 3600
+# Set with the session cookie after a good sign-in, without ``Secure`` and for two minutes: a
+# sign-in page that receives it without the session cookie knows the browser dropped the
+# session cookie (a ``Secure`` cookie over plain http on an address other than loopback).
+SIGNED_IN_MARKER = "hv_signed_in"
+SIGNED_IN_MARKER_SECONDS = 120
+COOKIE_LOST = {
+    True: (
+        "Vous vous êtes bien identifié, mais votre navigateur n'a pas renvoyé le cookie de "
+        "session : ce cookie est « Secure » et ne circule qu'en HTTPS, ou en HTTP sur "
+        "l'adresse de bouclage (127.0.0.1, localhost). Ouvrez Hypervision en HTTPS ; pour un "
+        "essai sans HTTPS seulement, l'administrateur peut régler "
+        "HYPERVISION_COOKIE_SECURE=false.",
+        "You signed in, but your browser did not send the session cookie back: it is a "
+        "'Secure' cookie, sent only over HTTPS, or over HTTP to the loopback address "
+        "(127.0.0.1, localhost). Open Hypervision over HTTPS; for a trial without HTTPS only, "
+        "the administrator may set HYPERVISION_COOKIE_SECURE=false.",
+    ),
+    False: (
+        "Vous vous êtes bien identifié, mais votre navigateur n'a pas renvoyé le cookie de "
+        "session : autorisez les cookies pour ce site.",
+        "You signed in, but your browser did not send the session cookie back: allow cookies "
+        "for this site.",
+    ),
+}
 
 
 def _locale_cookie(response: Response, locale: str) -> None:
@@ -36,13 +60,21 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/connexion", response_class=HTMLResponse)
-async def sign_in_page(request: Request, suite: str | None = None, expiree: str = "") -> Response:
+async def sign_in_page(
+    request: Request, settings: SettingsDep, suite: str | None = None, expiree: str = ""
+) -> Response:
     request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
-    return render(
-        request,
-        "sign_in.html",
-        {"next": safe_next(suite), "expired": bool(expiree), "username": "", "ask_otp": False},
-    )
+    context: dict[str, object] = {
+        "next": safe_next(suite),
+        "expired": bool(expiree),
+        "username": "",
+        "ask_otp": False,
+    }
+    if request.cookies.get(SIGNED_IN_MARKER) and not request.cookies.get(SESSION_COOKIE):
+        french, english = COOKIE_LOST[settings.cookie_secure]
+        context["cookie_lost"] = french if translator(request).locale == "fr" else english
+        context["expired"] = False
+    return render(request, "sign_in.html", context)
 
 
 @router.post("/connexion", response_class=HTMLResponse)
@@ -89,6 +121,15 @@ async def sign_in(
         path="/",
         max_age=settings.session_absolute_hours * 3600,
     )
+    response.set_cookie(
+        SIGNED_IN_MARKER,
+        "1",
+        httponly=True,
+        secure=False,  # it must come back when the session cookie cannot: it says nothing
+        samesite="strict",
+        path="/",
+        max_age=SIGNED_IN_MARKER_SECONDS,
+    )
     async with request.app.state.sessions() as session:
         saved = (await prefs.preference(session, result.user.id)).locale
     if saved:
@@ -101,6 +142,7 @@ async def sign_out(session: DbSession, actor: Officer) -> Response:
     await auth.sign_out(session=session, actor=actor)
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SIGNED_IN_MARKER, path="/")
     return response
 
 

@@ -116,28 +116,85 @@
       body.dispatchEvent(new CustomEvent("hv:comment"));
     }
   }
-  if (user && window.EventSource) {
-    var stream = new EventSource("/api/v1/stream?topic=entry&topic=comment");
+  // The stream is reopened by us, not by the browser: an EventSource answered with anything
+  // but 200 (a 503 while a replica restarts) closes for good. Backoff with jitter, capped at
+  // 30 s; a new EventSource sends no Last-Event-ID, so the last id goes in ?since=.
+  var english = (document.documentElement.lang || "fr").indexOf("en") === 0;
+  var lastEventId = "";
+  var attempt = 0;
+  var retryTimer = null;
+  var liveState = null;
+  function liveIndicator() {
+    if (!liveState) {
+      liveState = document.createElement("p");
+      liveState.id = "etat-direct";
+      liveState.setAttribute("role", "status");
+      var anchor = feed || document.querySelector("main");
+      if (!anchor) return liveState;
+      if (feed) { feed.parentNode.insertBefore(liveState, feed); } else { anchor.insertBefore(liveState, anchor.firstChild); }
+    }
+    return liveState;
+  }
+  function showLive(state, seconds) {
+    body.dataset.live = state;
+    var text = {
+      connecting: english ? "Connecting to the live feed…" : "Connexion au direct…",
+      open: english ? "Live" : "En direct",
+      lost: seconds === undefined ? (english ? "Connection lost" : "Connexion perdue") :
+        english ? "Connection lost — retrying in " + seconds + " s" : "Connexion perdue — nouvel essai dans " + seconds + " s"
+    }[state];
+    var badge = liveIndicator();
+    badge.className = "fr-badge fr-badge--sm fr-mb-1w " + (state === "open" ? "fr-badge--success" : state === "lost" ? "fr-badge--warning" : "fr-badge--info");
+    badge.textContent = text;
+  }
+  function signInAgain() {
+    window.location.href = "/connexion?expiree=1&suite=" + encodeURIComponent(location.pathname + location.search);
+  }
+  function tracked(handler) {
+    return function (event) {
+      if (event.lastEventId) lastEventId = event.lastEventId;
+      handler(event);
+    };
+  }
+  function scheduleReconnect() {
+    attempt += 1;
+    var ceiling = Math.min(30, Math.pow(2, attempt - 1));
+    var delay = ceiling * (0.5 + Math.random() * 0.5);
+    var due = Date.now() + delay * 1000;
+    function tick() {
+      var left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
+      if (left <= 0) { retryTimer = null; connect(); return; }
+      showLive("lost", left);
+      retryTimer = setTimeout(tick, Math.min(1000, due - Date.now()));
+    }
+    tick();
+  }
+  function connect() {
+    var url = "/api/v1/stream?topic=entry&topic=comment" + (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
+    var stream = new EventSource(url);
     ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
-     "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, onEntry); });
-    stream.addEventListener("comment.create", onComment);
+     "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, tracked(onEntry)); });
+    stream.addEventListener("comment.create", tracked(onComment));
+    stream.addEventListener("message", tracked(function () {}));
     stream.addEventListener("resync", function () { stream.close(); window.location.reload(); });
-    stream.addEventListener("revoked", function () {
-      stream.close();
-      window.location.href = "/connexion?expiree=1&suite=" + encodeURIComponent(location.pathname + location.search);
-    });
-    body.dataset.live = "connecting";
-    stream.addEventListener("open", function () { body.dataset.live = "open"; });
+    stream.addEventListener("revoked", function () { stream.close(); signInAgain(); });
+    stream.addEventListener("open", function () { attempt = 0; showLive("open"); });
     stream.addEventListener("error", function () {
-      body.dataset.live = "retrying";
-      if (stream.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
-      // refused (e.g. the session expired): back to the sign-in page, then to this page
+      stream.close();  // whatever the failure, we reopen it ourselves (below)
+      if (retryTimer) return;
+      retryTimer = true;
+      showLive("lost");
+      // refused because the session ended: back to the sign-in page, then to this page
       fetch("/api/v1/auth/me", { credentials: "same-origin" }).then(function (r) {
-        if (r.status === 401) {
-          window.location.href = "/connexion?expiree=1&suite=" + encodeURIComponent(location.pathname + location.search);
-        }
-      });
+        if (r.status === 401) { signInAgain(); return; }
+        retryTimer = null;
+        scheduleReconnect();
+      }, function () { retryTimer = null; scheduleReconnect(); });
     });
+  }
+  if (user && window.EventSource) {
+    showLive("connecting");
+    connect();
   }
 
   // --- keyboard shortcuts -----------------------------------------------------------------------
