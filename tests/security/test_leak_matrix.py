@@ -505,9 +505,16 @@ async def derived_after_relabel(
         for entry_id in s.entry_ids:
             rec = world.entries[entry_id]
             up = raised(rec.mark)
-            if up is None or not any(
-                sees(world.people[r], rec.mark) and not sees(world.people[r], up)
-                for r in s.recipients
+            relabelled = any(
+                e.type == "entry.label" and e.resource_id == rec.id for e in world.events
+            )
+            if (
+                up is None
+                or relabelled
+                or not any(
+                    sees(world.people[r], rec.mark) and not sees(world.people[r], up)
+                    for r in s.recipients
+                )
             ):
                 continue
             author = world.headers[world.author(rec.mark.owner)]
