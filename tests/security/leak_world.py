@@ -171,6 +171,16 @@ class Event:
     type: str
     resource_id: str
     marks: tuple[Mark, ...]
+    version: int | None = None  # of a versioned record (entries, situations)
+
+    @property
+    def key(self) -> str:
+        return live_key(self.type, self.resource_id, self.version)
+
+
+def live_key(type_: str, resource_id: str, version: int | None) -> str:
+    """One event, as the model and a stream name it: two label changes of one entry differ."""
+    return f"{type_} {resource_id}" + (f" v{version}" if version is not None else "")
 
 
 @dataclass
@@ -291,8 +301,10 @@ class Builder:
 
     # --- entries -----------------------------------------------------------------------
 
-    def _event(self, type_: str, resource_id: str, *marks: Mark) -> None:
-        self.world.events.append(Event(type_, resource_id, marks))
+    def _event(
+        self, type_: str, resource_id: str, *marks: Mark, version: int | None = None
+    ) -> None:
+        self.world.events.append(Event(type_, resource_id, marks, version))
 
     async def _entry(
         self, index: int, level: str, ntk: frozenset[str], audience: frozenset[str]
@@ -318,7 +330,7 @@ class Builder:
         rec = EntryRec(data["id"], index, word, category, mark, [(1, mark)])
         rec.etag = created.headers["etag"]
         self.world.entries[rec.id] = rec
-        self._event("entry.create", rec.id, mark)
+        self._event("entry.create", rec.id, mark, version=1)
         # the first comment carries the entry's label (the default)
         comment = ok(
             await self.client.post(
@@ -349,7 +361,7 @@ class Builder:
             ok(patched)
             rec.etag = patched.headers["etag"]
             rec.versions.append((2, mark))
-            self._event("entry.update", rec.id, mark)
+            self._event("entry.update", rec.id, mark, version=2)
 
     def _second(self, mark: Mark, first: str) -> str | None:
         """Another watch officer who can see ``mark`` (four eyes), if any."""
@@ -397,7 +409,7 @@ class Builder:
     def _applied(self, rec: EntryRec, new: Mark) -> None:
         rec.mark = new
         rec.versions.append((rec.versions[-1][0] + 1, new))
-        self._event("entry.label", rec.id, new)
+        self._event("entry.label", rec.id, new, version=rec.versions[-1][0])
 
     async def _second_comment(self, index: int, rec: EntryRec) -> None:
         level, ntk, audience = COMMENT_LABELS[index % len(COMMENT_LABELS)]
@@ -556,7 +568,7 @@ class Builder:
                 201,
             )
             self.world.situations[situation["id"]] = mark
-            self._event("situation.create", situation["id"], mark)
+            self._event("situation.create", situation["id"], mark, version=1)
             owned = [e for e in self.world.entries.values() if e.mark.owner == owner]
             for rec in (owned[index % len(owned)], owned[(index + 5) % len(owned)]):
                 if rec.situation is None:
@@ -583,4 +595,4 @@ class Builder:
             )
         )
         rec.versions.append((rec.versions[-1][0] + 1, rec.mark))
-        self._event(f"entry.{what}", rec.id, rec.mark)
+        self._event(f"entry.{what}", rec.id, rec.mark, version=rec.versions[-1][0])

@@ -42,6 +42,7 @@ from tests.security.leak_world import (
     Mark,
     Person,
     World,
+    live_key,
     ok,
     raised,
     sees,
@@ -505,16 +506,9 @@ async def derived_after_relabel(
         for entry_id in s.entry_ids:
             rec = world.entries[entry_id]
             up = raised(rec.mark)
-            relabelled = any(
-                e.type == "entry.label" and e.resource_id == rec.id for e in world.events
-            )
-            if (
-                up is None
-                or relabelled
-                or not any(
-                    sees(world.people[r], rec.mark) and not sees(world.people[r], up)
-                    for r in s.recipients
-                )
+            if up is None or not any(
+                sees(world.people[r], rec.mark) and not sees(world.people[r], up)
+                for r in s.recipients
             ):
                 continue
             author = world.headers[world.author(rec.mark.owner)]
@@ -527,7 +521,7 @@ async def derived_after_relabel(
             )
             rec.mark = up
             rec.versions.append((rec.versions[-1][0] + 1, up))
-            world.events.append(Event("entry.label", rec.id, (up,)))
+            world.events.append(Event("entry.label", rec.id, (up,), rec.versions[-1][0]))
             for person in world.readers:
                 if not person.reads:
                     continue
@@ -567,7 +561,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         now[rec.id] = now[rec.attachment] = (rec.mark,)
         now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
     now.update({sid: (m,) for sid, m in world.situations.items()})
-    universe = {f"{e.type} {e.resource_id}": " & ".join(map(str, e.marks)) for e in world.events}
+    universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
         if not person.reads:
@@ -613,7 +607,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
                         if target and not sees(person, world.situations[target]):
                             tally.leaks.append(f"{person} | live.references | {event.data}")
                     received[person.name] = [
-                        f"{e.event} {e.data['resource_id']}"
+                        live_key(e.event or "", e.data["resource_id"], e.data.get("version"))
                         for e in stream.events
                         if e.id is not None and e.data.get("resource_id") not in ends
                     ]
@@ -623,7 +617,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
             person,
             universe,
             [
-                f"{e.type} {e.resource_id}"
+                e.key
                 for e in world.events
                 if sees_all(person, e.marks) and sees_all(person, now[e.resource_id])
             ],
