@@ -33,11 +33,11 @@ from hypervision.web.session import MAX_FILES
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = create_engine(settings)
+    engine = create_engine(settings, serving=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await app.state.hub.ensure_started()
+        app.state.hub.start_in_background()  # the database may be down: start anyway
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
