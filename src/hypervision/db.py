@@ -60,7 +60,9 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def create_engine(settings: Settings, url: str | None = None, *, serving: bool = False) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str | None = None, *, serving: bool = False
+) -> AsyncEngine:
     """The engine. ``serving``: the application's (requests, hub), whose statements and lock
     waits are time-boxed on PostgreSQL; commands (migrations, prune, verify) are not."""
     url = url or settings.effective_database_url

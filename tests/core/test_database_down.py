@@ -41,7 +41,7 @@ NOT_DOWN = ["42P01", "22P02", "40001", "42501", "XX000"]
 async def asyncpg_error(sqlstate: str) -> DBAPIError:
     """The exception the application really receives: asyncpg's error for ``sqlstate``, raised
     by the driver and adapted and wrapped by SQLAlchemy's asyncpg dialect."""
-    cls = asyncpg.PostgresError.get_message_class_for_sqlstate(sqlstate)  # type: ignore[attr-defined]
+    cls = asyncpg.PostgresError.get_message_class_for_sqlstate(sqlstate)
     assert cls.sqlstate == sqlstate
 
     async def refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -95,7 +95,7 @@ async def test_cannot_connect_now_message_has_no_keyword_but_is_down() -> None:
         ("disk I/O error", True),
         ("unable to open database file", True),
         ("no such table: entries", False),
-        ("near \"SELEC\": syntax error", False),
+        ('near "SELEC": syntax error', False),
     ],
 )
 def test_sqlite_errors(message: str, down: bool) -> None:
@@ -133,8 +133,8 @@ async def test_terminated_backend_answers_503(
     await make_org(app, "PP")
     await make_user(app, "waiting.officer", "PP")
     role = dbutil.app_role_name(OWNER_URLS[pg_only])
-    owner = await asyncpg.connect(dbutil._dsn(OWNER_URLS[pg_only]))  # noqa: SLF001
-    admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))  # noqa: SLF001
+    owner = await asyncpg.connect(dbutil._dsn(OWNER_URLS[pg_only]))
+    admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
     caplog.set_level(logging.WARNING)
     try:
         lock = owner.transaction()
@@ -183,7 +183,9 @@ async def test_too_many_connections_answers_503(
     try:
         transport = ASGITransport(app=app)
         async with AsyncClient(transport=transport, base_url="https://testserver") as http:
-            response = await http.post("/api/v1/auth/token", data={"username": "a", "password": "b"})
+            response = await http.post(
+                "/api/v1/auth/token", data={"username": "a", "password": "b"}
+            )
     finally:
         dbutil.as_admin(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
     assert response.status_code == 503, response.text

@@ -23,7 +23,7 @@ async def serve(app: FastAPI, *, lifespan: bool = False) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+    while not server.started:
         if task.done():
             raise AssertionError("the server stopped during start-up (Application startup failed)")
         await asyncio.sleep(0.02)

@@ -31,9 +31,9 @@ def closed_port() -> int:
     return port
 
 
-async def until_ready(http: httpx.AsyncClient, within: float = 20.0) -> None:  # noqa: ASYNC109
+async def until_ready(http: httpx.AsyncClient, within: float = 20.0) -> None:
     async def poll() -> None:
-        while (await http.get("/readyz")).status_code != 200:
+        while (await http.get("/readyz")).status_code != 200:  # noqa: ASYNC110 - polled
             await asyncio.sleep(0.2)
 
     await asyncio.wait_for(poll(), within)
@@ -42,7 +42,10 @@ async def until_ready(http: httpx.AsyncClient, within: float = 20.0) -> None:  #
 async def test_started_while_the_database_is_down_stays_up(tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://nobody@127.0.0.1:{closed_port()}/none"
     app = create_app(make_settings(tmp_path, url))
-    async with serve(app, lifespan=True) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+    async with (
+        serve(app, lifespan=True) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
         token = await http.post("/api/v1/auth/token", data={"username": "a", "password": "b"})
@@ -74,7 +77,10 @@ async def test_the_database_comes_back_and_the_replica_becomes_ready(
     proxied: tuple[Proxy, FastAPI],
 ) -> None:
     proxy, app = proxied
-    async with serve(app, lifespan=True) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+    async with (
+        serve(app, lifespan=True) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
         down = await http.get("/readyz")
         assert down.status_code == 503
         assert down.json()["error"]["code"] == "database_unavailable"
@@ -101,7 +107,10 @@ async def test_a_frozen_database_holds_neither_readyz_nor_a_request(
 ) -> None:
     proxy, app = proxied
     proxy.down = False
-    async with serve(app, lifespan=True) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+    async with (
+        serve(app, lifespan=True) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
         await until_ready(http)
         reader = await officer(app, http, "reader", "SAMU")
         assert (await http.get("/api/v1/entries", headers=reader)).status_code == 200

@@ -275,9 +275,7 @@ def install_handlers(app: FastAPI) -> None:
         if is_refused_text(exc):
             return await _data(request, exc)
         if is_database_down(exc):
-            log.warning(
-                "database unavailable: %s %s", type(exc).__name__, sqlstate_of(exc) or ""
-            )
+            log.warning("database unavailable: %s %s", type(exc).__name__, sqlstate_of(exc) or "")
             return error_response(request, Unavailable(headers={"Retry-After": "5"}))
         raise exc  # answered by RequestContextMiddleware as a 500
 
