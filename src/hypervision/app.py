@@ -21,6 +21,7 @@ from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.live import api as live_api
 from hypervision.live.hub import Hub
+from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.system_sessions)
+    app.state.stream_opens = OpenAudit(app.state.system_sessions)
+    app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(default=256, ge=1, le=100_000)
     live_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    # A burst of stream openings (docs/adr/0015): this many authenticate (or read a backlog)
+    # at once, holding a connection; the others queue for up to live_open_wait_seconds (503).
+    live_open_concurrency: int = Field(default=8, ge=1, le=1000)
+    live_open_wait_seconds: float = Field(default=120.0, gt=0, le=3600)
 
     # E-mail to the recipients of syntheses (none configured: in-app inbox only).
     smtp_host: str = ""
@@ -104,7 +108,7 @@ class Settings(BaseSettings):
     # connection for up to db_pool_timeout_seconds before answering 503.
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_max_overflow: int = Field(default=10, ge=0, le=1000)
-    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # /readyz answers within this (503 when the database has not answered by then).
     readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=30)
 
