@@ -866,8 +866,9 @@ async def run_target(target: Target, gen: GenProc, args: argparse.Namespace) -> 
         target.server.port,
         target.active_specs,
         args.connect_concurrency,
-        3,
+        args.connect_attempts,
         args.connect_max,
+        args.ready_timeout,
         wait_seconds=args.connect_max + 60,
     )
     note(f"{target.name}: {_connect_line(result.connect)}")
@@ -892,8 +893,9 @@ async def run_target(target: Target, gen: GenProc, args: argparse.Namespace) -> 
             target.server.port,
             target.idle_specs,
             args.connect_concurrency,
-            3,
+            args.connect_attempts,
             args.connect_max,
+            args.ready_timeout,
             wait_seconds=args.connect_max + 60,
         )
         note(f"{target.name}: {_connect_line(result.connect_idle)}")
@@ -1683,7 +1685,19 @@ def main() -> int:
         "--connect-concurrency",
         type=int,
         default=8,
-        help="streams opened at once (the app's DB pool is 5 + 10)",
+        help="streams opened at once (a burst: the app's DB pool, 10 + 10, queues them)",
+    )
+    p.add_argument(
+        "--connect-attempts",
+        type=int,
+        default=3,
+        help="tries per stream (1: a refused open counts as failed, no retry)",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=30,
+        help="seconds a stream may take to send its first frame (a burst queues: raise it)",
     )
     p.add_argument("--connect-max", type=float, default=420, help="seconds to open all streams")
     p.add_argument("--signin-concurrency", type=int, default=8)

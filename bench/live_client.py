@@ -184,6 +184,7 @@ class Generator:
         concurrency: int,
         attempts: int,
         deadline_seconds: float,
+        ready_timeout: float = READY_TIMEOUT,
     ) -> dict[str, Any]:
         """Open one stream per (tag, path, bearer token); each counts once its status frame
         is in."""
@@ -207,11 +208,15 @@ class Generator:
                 async with semaphore:
                     ready: asyncio.Future[bool] = loop.create_future()
                     proto = SSE(tag, request, self.events, ready)
+
+                    def factory(p: SSE = proto) -> SSE:
+                        return p
+
                     try:
                         await asyncio.wait_for(
-                            loop.create_connection(lambda p=proto: p, host, port), READY_TIMEOUT
+                            loop.create_connection(factory, host, port), ready_timeout
                         )
-                        ok = await asyncio.wait_for(ready, READY_TIMEOUT)
+                        ok = await asyncio.wait_for(ready, ready_timeout)
                     except (OSError, TimeoutError) as exc:
                         ok = False
                         proto.error = proto.error or f"{type(exc).__name__}: {exc}"

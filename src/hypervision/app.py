@@ -21,6 +21,7 @@ from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.live import api as live_api
 from hypervision.live.hub import Hub
+from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.logbook.live_labels import register_kinds as register_live_kinds
@@ -34,11 +35,11 @@ from hypervision.web.session import MAX_FILES
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = create_engine(settings)
+    engine = create_engine(settings, serving=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await app.state.hub.ensure_started()
+        app.state.hub.start_in_background()  # the database may be down: start anyway
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.system_sessions)
     register_live_kinds()  # how the hub reads the current labels of what events name
+    app.state.stream_opens = OpenAudit(app.state.system_sessions)
+    app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(default=256, ge=1, le=100_000)
     live_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    # A burst of stream openings (docs/adr/0015): this many authenticate (or read a backlog)
+    # at once, holding a connection; the others queue for up to live_open_wait_seconds (503).
+    live_open_concurrency: int = Field(default=8, ge=1, le=1000)
+    live_open_wait_seconds: float = Field(default=120.0, gt=0, le=3600)
 
     # E-mail to the recipients of syntheses (none configured: in-app inbox only).
     smtp_host: str = ""
@@ -95,6 +99,18 @@ class Settings(BaseSettings):
     bind_port: int = Field(default=8000, ge=1, le=65535)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # PostgreSQL time-outs (docs/adr/0015): a statement running longer than this is cancelled
+    # (server side, and client side too so that a frozen server cannot hold a request), a lock
+    # waited for longer than this fails; both answer 503. 0 turns the lock time-out off.
+    db_statement_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    db_lock_timeout_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # The connection pool: a burst of requests (e.g. 1,500 streams opened at once) queues for a
+    # connection for up to db_pool_timeout_seconds before answering 503.
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_pool_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # /readyz answers within this (503 when the database has not answered by then).
+    readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=30)
 
     # Signed audit checkpoints (docs/adr/0010): the private key and the witness directory live
     # outside the database. Unset: <data_dir>/keys/audit-ed25519.pem, its .pub next to it, and

@@ -62,7 +62,11 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str | None = None, *, serving: bool = False
+) -> AsyncEngine:
+    """The engine. ``serving``: the application's (requests, hub), whose statements and lock
+    waits are time-boxed on PostgreSQL; commands (migrations, prune, verify) are not."""
     url = url or settings.effective_database_url
     if url.startswith("sqlite"):
         if ":memory:" not in url:
@@ -71,19 +75,30 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
+    server_settings = {
+        "synchronous_commit": "on",
+        "application_name": "hypervision",
+        # Short OLTP queries: JIT compilation costs more than it saves (~100 ms).
+        "jit": "off",
+    }
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "server_settings": server_settings,
+    }
+    if serving:
+        statement_ms = round(settings.db_statement_timeout_seconds * 1000)
+        server_settings["statement_timeout"] = str(statement_ms)
+        server_settings["lock_timeout"] = str(round(settings.db_lock_timeout_seconds * 1000))
+        # A frozen server enforces nothing: the driver gives up a little after the server
+        # would have cancelled (TimeoutError, answered 503).
+        connect_args["command_timeout"] = settings.db_statement_timeout_seconds + 2
     return create_async_engine(
         url,
         pool_pre_ping=True,
-        pool_timeout=settings.db_connect_timeout_seconds,
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {
-                "synchronous_commit": "on",
-                "application_name": "hypervision",
-                # Short OLTP queries: JIT compilation costs more than it saves (~100 ms).
-                "jit": "off",
-            },
-        },
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args=connect_args,
     )
 
 

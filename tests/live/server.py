@@ -15,12 +15,17 @@ from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in this event loop; yields its URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+async def serve(app: FastAPI, *, lifespan: bool = False) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in this event loop; yields its URL.
+    ``lifespan``: run the application's start-up and shut-down as ``hypervision serve`` does."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+    while not server.started:
+        if task.done():
+            raise AssertionError("the server stopped during start-up (Application startup failed)")
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:

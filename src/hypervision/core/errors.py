@@ -170,6 +170,27 @@ def _field_message(err: Any, english: bool) -> str:
         return _FRENCH[kind].split(" (")[0]
 
 
+# PostgreSQL SQLSTATEs answered 503 (docs/adr/0015): the server is not there, or not now.
+# Class 08: connection exceptions. 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+# cannot_connect_now (starting up, or a smart shutdown refusing new connections), 53300
+# too_many_connections, 57014 query_canceled (our statement time-out), 55P03
+# lock_not_available (our lock time-out).
+DOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "57014", "55P03"})
+# SQLite (and errors that carry no SQLSTATE): the words of its "try again later" errors.
+_DOWN_WORDS = ("connect", "unable to open", "disk i/o", "timeout", "locked", "busy")
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error: SQLAlchemy's asyncpg adapter copies it onto the adapted
+    error (``orig.sqlstate``), whose cause is asyncpg's own error."""
+    orig = getattr(exc, "orig", exc)
+    for err in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(err, "sqlstate", None)
+        if isinstance(code, str) and code:
+            return code
+    return None
+
+
 def is_database_down(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False
@@ -178,9 +199,11 @@ def is_database_down(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
+        code = sqlstate_of(exc)
+        if code is not None:
+            return code.startswith("08") or code in DOWN_SQLSTATES
         text = f"{type(exc.orig).__name__} {exc.orig}".lower()
-        words = ("connect", "unable to open", "disk i/o", "timeout", "locked", "busy")
-        return any(w in text for w in words)
+        return any(w in text for w in _DOWN_WORDS)
     return isinstance(exc, OSError)
 
 
@@ -285,7 +308,7 @@ def install_handlers(app: FastAPI) -> None:
         if is_refused_text(exc):
             return await _data(request, exc)
         if is_database_down(exc):
-            log.warning("database unavailable: %s", type(exc).__name__)
+            log.warning("database unavailable: %s %s", type(exc).__name__, sqlstate_of(exc) or "")
             return error_response(request, Unavailable(headers={"Retry-After": "5"}))
         raise exc  # answered by RequestContextMiddleware as a 500
 

@@ -21,38 +21,58 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+_probes: set[asyncio.Task[bool]] = set()  # time-boxed probes still cleaning up
+
+
+async def _probe(request: Request) -> bool:
+    async with request.app.state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        return await rls.context_works(conn, request.app.state.settings)
+
+
+def _unavailable(code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": "unavailable", "error": {"code": code, "message": message}}, status_code=503
+    )
+
+
 @router.get(
-    "/readyz", responses={503: {"description": "database unreachable, or its RLS key stale"}}
+    "/readyz",
+    responses={503: {"description": "database unreachable, its RLS key stale, or starting"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers within two seconds and, on PostgreSQL, accepts the
-    identities this server signs (else every protected table would look empty)."""
-    try:
-        async with asyncio.timeout(2), request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            signs = await rls.context_works(conn, request.app.state.settings)
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "error": {
-                    "code": "database_unavailable",
-                    "message": "Base de données injoignable.",
-                },
-            },
-            status_code=503,
-        )
-    if not signs:
+    """Ready when the database answers within ``readiness_timeout_seconds`` and, on
+    PostgreSQL, accepts the identities this server signs (else every protected table would
+    look empty), and the live hub runs. Answers in time even when the database is frozen: the
+    probe is abandoned, not awaited (its connection is cleaned up in the background)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.app.state.settings.readiness_timeout_seconds
+    probe = asyncio.ensure_future(_probe(request))
+    _probes.add(probe)
+    probe.add_done_callback(_forget)
+    await asyncio.wait({probe}, timeout=deadline - loop.time())
+    if not probe.done() or probe.cancelled() or probe.exception() is not None:
+        probe.cancel()
+        return _unavailable("database_unavailable", "Base de données injoignable.")
+    if not probe.result():
         log.error("PostgreSQL refuses this server's identities: run `hypervision migrate`")
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "error": {
-                    "code": "rls_key_mismatch",
-                    "message": "La base ne reconnaît pas la clé de ce serveur : lancez "
-                    "« hypervision migrate » avec la même HYPERVISION_SECRET_KEY.",
-                },
-            },
-            status_code=503,
+        return _unavailable(
+            "rls_key_mismatch",
+            "La base ne reconnaît pas la clé de ce serveur : lancez "
+            "« hypervision migrate » avec la même HYPERVISION_SECRET_KEY.",
         )
+    hub = request.app.state.hub
+    if not hub.started:  # the database is back: start the hub now, within the time left
+        starter = hub.start_in_background()
+        hub.retry_start()
+        if starter is not None:
+            await asyncio.wait({starter}, timeout=max(0.0, deadline - loop.time()))
+        if not hub.started:
+            return _unavailable("starting", "Démarrage en cours (flux en direct).")
     return JSONResponse({"status": "ok"})
+
+
+def _forget(task: asyncio.Task[bool]) -> None:
+    _probes.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned probe's failure is not "never retrieved"

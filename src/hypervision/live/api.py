@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
-from hypervision.core.errors import Invalid
+from hypervision.core.errors import Invalid, Unavailable
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
+from hypervision.live.opens import OpenAudit
 from hypervision.logbook.api import parse_bbox
 from hypervision.policy.rules import Action, authorize
 
@@ -26,6 +27,46 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
+def gate_of(request: Request) -> asyncio.Semaphore:
+    gate: asyncio.Semaphore = request.app.state.stream_gate
+    return gate
+
+
+class Slot:
+    """A place among the openings allowed to hold a database connection at once."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self.gate = gate
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.gate.release()
+
+
+async def opening_slot(request: Request, settings: SettingsDep) -> AsyncIterator[Slot]:
+    """A burst of openings queues here, before taking a database connection, rather than
+    exhausting the pool: at most ``live_open_concurrency`` authenticate at once; the others
+    wait up to ``live_open_wait_seconds`` (then 503, try again)."""
+    gate = gate_of(request)
+    try:
+        async with asyncio.timeout(settings.live_open_wait_seconds):
+            await gate.acquire()
+    except TimeoutError:
+        raise Unavailable(
+            "Trop d'ouvertures de flux simultanées, réessayez.",
+            "Too many streams opening at once, try again.",
+            code="busy",
+            headers={"Retry-After": "5"},
+        ) from None
+    slot = Slot(gate)
+    try:
+        yield slot
+    finally:
+        slot.release()
+
+
 @router.get(
     "/stream",
     response_class=StreamingResponse,
@@ -33,6 +74,7 @@ def hub_of(request: Request) -> Hub:
 )
 async def stream(
     request: Request,
+    slot: Annotated[Slot, Depends(opening_slot, scope="function")],
     session: DbSession,
     settings: SettingsDep,
     actor: CurrentPrincipal,
@@ -67,30 +109,40 @@ async def stream(
     filters = Filters(topics=topics, categories=frozenset(category or ()), bbox=parse_bbox(bbox))
     hub = hub_of(request)
     await hub.ensure_started(session)
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="stream.open",
-        surface="stream",
-        detail={"topics": sorted(topics), "resume": resume},
-    )
+    detail = {"topics": sorted(topics), "resume": resume}
+    if settings.effective_database_url.startswith("sqlite"):  # one writer: this transaction
+        await audit.record(
+            session=session, actor=actor, action="stream.open", surface="stream", detail=detail
+        )
+    else:  # a burst of openings shares one audit transaction (live.opens)
+        await session.commit()  # authentication done: its connection goes back to the pool
+        slot.release()  # and the next opening may take one
+        opens: OpenAudit = request.app.state.stream_opens
+        await opens.record(actor, detail)
     sub = hub.subscribe(actor, filters)
     upto = hub.resume_point()
     return StreamingResponse(
-        _events(hub, sub, resume, upto, settings.live_heartbeat_seconds),
+        _events(hub, sub, resume, upto, settings.live_heartbeat_seconds, gate_of(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    hub: Hub, sub: Subscriber, resume: int | None, upto: int, heartbeat: float
+    hub: Hub,
+    sub: Subscriber,
+    resume: int | None,
+    upto: int,
+    heartbeat: float,
+    gate: asyncio.Semaphore,
 ) -> AsyncIterator[str]:
     try:
         yield "retry: 3000\n" + status_frame(hub.mode)
         last = upto if resume is None else resume
         if resume is not None and resume < upto:
-            for frame in await hub.backlog(sub, resume, upto):
+            async with gate:  # the backlog's reads and audit queue like openings
+                frames = await hub.backlog(sub, resume, upto)
+            for frame in frames:
                 yield frame.text
             last = upto  # a batch re-planned after a failed audit may come live too
         while True:

@@ -150,6 +150,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        self._starter: asyncio.Task[None] | None = None
+        self._retry_now = asyncio.Event()
         self.bus: Any = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -172,7 +174,47 @@ class Hub:
             self.bus = await start_bus(self)
             self._task = asyncio.create_task(self._run(), name="hypervision-hub")
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    def start_in_background(
+        self, first_retry: float = 0.5, max_retry: float = 10.0
+    ) -> asyncio.Task[None] | None:
+        """Start without waiting for the database: a replica started while it is down stays up
+        (``/readyz`` answers 503) and starts its hub when it comes back (docs/adr/0015)."""
+
+        async def keep_trying() -> None:
+            delay = first_retry
+            while True:
+                try:
+                    await self.ensure_started()
+                    return
+                except Exception as exc:  # noqa: BLE001 - any failure: try again later
+                    log.warning("live hub not started (%s); retrying", type(exc).__name__)
+                self._retry_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._retry_now.wait()
+                delay = min(delay * 2, max_retry)
+
+        if self._task is not None:
+            return None
+        if self._starter is None or self._starter.done():
+            self._starter = asyncio.create_task(keep_trying(), name="hypervision-hub-start")
+        return self._starter
+
+    def retry_start(self) -> None:
+        """The database answers again (``/readyz`` saw it): try starting now, not at the next
+        back-off."""
+        self._retry_now.set()
+
     async def stop(self) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+            self._starter = None
         outbox.remove_waker(self.wake)
         for sub in list(self.subscribers):
             sub.close("shutdown")
