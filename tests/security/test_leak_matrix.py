@@ -547,7 +547,7 @@ async def derived_after_relabel(
     raise AssertionError("no sent synthesis has an entry to raise past a recipient")
 
 
-STREAMS_AT_ONCE = 6  # an open stream holds a database connection: stay under the pool
+STREAMS_AT_ONCE = 6  # readers per wave: each wave ends with one public entry
 
 
 async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Tally) -> None:
