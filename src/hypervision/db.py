@@ -69,7 +69,8 @@ def create_engine(
     waits are time-boxed on PostgreSQL; commands (migrations, prune, verify) are not."""
     url = url or settings.effective_database_url
     if url.startswith("sqlite"):
-        if ":memory:" not in url:
+        if ":memory:" not in url and not serving:
+            # Made by migrate and the commands; a server never creates an empty database.
             _create_private_database(settings, url)
         engine = create_async_engine(url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
