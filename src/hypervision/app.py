@@ -23,7 +23,6 @@ from hypervision.live import api as live_api
 from hypervision.live.hub import Hub
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
-from hypervision.logbook.live_labels import register_kinds as register_live_kinds
 from hypervision.policy import rls
 from hypervision.search import api as search_api
 from hypervision.synthesis import api as synthesis_api
@@ -67,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.system_sessions)
-    register_live_kinds()  # how the hub reads the current labels of what events name
     install_handlers(app)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead

@@ -15,8 +15,8 @@ from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Invalid
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
-from hypervision.logbook.api import parse_bbox
 from hypervision.policy.rules import Action, authorize
+from hypervision.records.params import parse_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
