@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from hypervision.records import rls
+from hypervision.records.registry import KINDS
 from tests.conftest import engine_name
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,7 +35,7 @@ async def owner(owner_database_url: str, database_url: str) -> AsyncIterator[asy
 
 async def test_the_catalogue_is_what_the_template_generates(owner: asyncpg.Connection) -> None:
     rules = rls.rules()
-    assert set(rules) == {*rls.KINDS.tables(), "record_versions", "label_change_requests"}
+    assert set(rules) == {*KINDS.tables(), "record_versions", "label_change_requests"}
     for table, rule in rules.items():
         before = [dict(r) for r in await owner.fetch(POLICY, table)]
         assert [p["policyname"] for p in before] == sorted(rls.POLICIES), table
