@@ -5,7 +5,7 @@ audited as a probe), and the audit record of what a read delivered."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, select
@@ -78,7 +78,6 @@ async def delivered(
     action: str,
     kind: str,
     rows: Sequence[Delivered],
-    extra_ids: Iterable[uuid.UUID] = (),
     detail: dict[str, Any] | None = None,
 ) -> None:
     """The audit record of a read: the ids delivered and their levels."""
@@ -87,7 +86,7 @@ async def delivered(
         actor=actor,
         action=action,
         resource_type=kind,
-        resource_ids=[*(r.id for r in rows), *extra_ids],
+        resource_ids=[r.id for r in rows],
         labels=sorted({r.label_level for r in rows}),
         detail=detail,
     )
