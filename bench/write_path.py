@@ -50,7 +50,8 @@ class Counter:
 
 
 def payload(i: int, categories: tuple[str, ...]) -> Any:
-    from hypervision.logbook.schemas import EntryCreate, LabelIn
+    from hypervision.logbook.schemas import EntryCreate
+    from hypervision.records.schemas import LabelIn
 
     label = None
     if i % 2 == 1:  # half the entries with an explicit label (resolve_label queries groups/orgs)
@@ -91,8 +92,9 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     from hypervision.identity.passwords import Passwords
     from hypervision.live.models import OutboxEvent
     from hypervision.logbook import entries
-    from hypervision.logbook.models import Entry, RecordVersion
-    from hypervision.policy.labels import JsonList
+    from hypervision.logbook.models import Entry
+    from hypervision.records.labels import JsonList
+    from hypervision.records.models import RecordVersion
 
     await benchlib.header(
         "write_path",

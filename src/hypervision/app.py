@@ -24,7 +24,6 @@ from hypervision.live.hub import Hub
 from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
-from hypervision.logbook.live_labels import register_kinds as register_live_kinds
 from hypervision.policy import rls
 from hypervision.search import api as search_api
 from hypervision.synthesis import api as synthesis_api
@@ -68,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.system_sessions)
-    register_live_kinds()  # how the hub reads the current labels of what events name
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)

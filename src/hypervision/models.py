@@ -6,6 +6,7 @@ from hypervision.geo import models as geo_models
 from hypervision.identity import models as identity_models
 from hypervision.live import models as live_models
 from hypervision.logbook import models as logbook_models
+from hypervision.records import models as records_models
 from hypervision.synthesis import models as synthesis_models
 from hypervision.web import models as web_models
 
@@ -16,6 +17,7 @@ DOMAIN_MODULES = (
     identity_models,
     live_models,
     logbook_models,
+    records_models,
     synthesis_models,
     web_models,
 )

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.live.models import OutboxEvent
-from hypervision.logbook.models import Entry, RecordVersion
+from hypervision.logbook.models import Entry
+from hypervision.records.models import RecordVersion
 from tests.factories import ENTRY, officer, tx
 
 

@@ -627,6 +627,21 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
 
 # --- the matrix ------------------------------------------------------------------------------
 
+# The matrix declares the protected kinds it covers (records/registry.py): kind -> the surfaces
+# on which that kind's records are checked. tests/records/test_registry.py fails when a
+# registered kind is missing here; the matrix fails when a surface named here checked nothing.
+COVERS: dict[str, tuple[str, ...]] = {
+    "entry": ("entry.get", "entry.list", "entry.versions", "map.entries", "live.stream"),
+    "situation": ("situation.get", "situation.list", "entry.references", "live.references"),
+    "zone": ("zone.get", "zone.list", "map.export.zones"),
+    "layer": ("layer.list", "layer.features"),
+    "synthesis": ("synthesis.get", "synthesis.list", "synthesis.pdf"),
+    "comment": ("comment.list", "search.comments", "live.stream"),
+    "attachment": ("attachment.list", "attachment.download", "live.stream"),
+    "layer_feature": ("layer.features",),
+    "synthesis_recipient": ("synthesis.inbox",),
+}
+
 READ_SURFACES = (
     entry_surfaces,
     entry_lists,
@@ -660,6 +675,10 @@ async def run_matrix(
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)
+    for kind, names in COVERS.items():
+        for surface in names:
+            if not tally.cases[surface]:
+                tally.wrong.append(f"{kind} | {surface} | no case checked")
     seconds = time.perf_counter() - started
     records = (
         len(world.entries)

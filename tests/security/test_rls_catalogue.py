@@ -23,6 +23,7 @@ from httpx import AsyncClient
 from hypervision.config import Settings
 from hypervision.identity.models import Role
 from hypervision.policy import rls
+from hypervision.records.rls import PROTECTED_TABLES
 from tests.conftest import engine_name
 from tests.factories import ENTRY, officer
 
@@ -135,7 +136,7 @@ async def test_every_protected_table_forces_row_level_security(owner: asyncpg.Co
         "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
     )
     flags = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows}
-    for table in rls.PROTECTED_TABLES:
+    for table in PROTECTED_TABLES:
         assert flags[table] == (True, True), table
     # Every table holding a label, or a record of another one, is in the list.
     labelled = {
@@ -146,7 +147,7 @@ async def test_every_protected_table_forces_row_level_security(owner: asyncpg.Co
             "('label_level', 'label', 'entry_id', 'layer_id', 'synthesis_id')"
         )
     }
-    assert labelled <= set(rls.PROTECTED_TABLES), labelled - set(rls.PROTECTED_TABLES)
+    assert labelled <= set(PROTECTED_TABLES), labelled - set(PROTECTED_TABLES)
     # Each protected table has a policy for every command, none of them a blanket "true" read.
     policies = await owner.fetch(
         "SELECT tablename, cmd, qual FROM pg_policies WHERE schemaname = 'public'"
@@ -156,7 +157,7 @@ async def test_every_protected_table_forces_row_level_security(owner: asyncpg.Co
         by_table.setdefault(p["tablename"], set()).add(p["cmd"])
         if p["cmd"] == "SELECT":
             assert p["qual"] and p["qual"].strip("() ") != "true", p
-    for table in rls.PROTECTED_TABLES:
+    for table in PROTECTED_TABLES:
         assert "SELECT" in by_table.get(table, set()), table
     # Views over protected tables run with the reader's rights.
     views = await owner.fetch(
@@ -179,7 +180,7 @@ async def test_the_context_function_cannot_be_hijacked(owner: asyncpg.Connection
 
 
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in rls.PROTECTED_TABLES}  # noqa: S608
+    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in PROTECTED_TABLES}  # noqa: S608
 
 
 def forged(payload: Mapping[str, object], key: bytes) -> str:

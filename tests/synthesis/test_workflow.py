@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
-from hypervision.logbook.models import RecordVersion
+from hypervision.records.models import RecordVersion
 from hypervision.synthesis.models import Synthesis
 from tests.factories import tx
 from tests.synthesis.helpers import RESTRICTED, Room

@@ -23,13 +23,8 @@ from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import comments, entries, situations, triage
 from hypervision.logbook.models import Entry, Severity
-from hypervision.logbook.schemas import (
-    CommentCreate,
-    EntryCreate,
-    LabelIn,
-    Point,
-    SituationCreate,
-)
+from hypervision.logbook.schemas import CommentCreate, EntryCreate, Point, SituationCreate
+from hypervision.records.schemas import LabelIn
 from hypervision.synthesis import service as synthesis_service
 from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
 from hypervision.synthesis.schemas import Scope as SynthesisScope

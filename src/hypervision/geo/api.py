@@ -27,9 +27,11 @@ from hypervision.geo.models import Layer, Zone
 from hypervision.geo.schemas import LayerRead, MapData, ZoneCreate, ZoneRead, ZoneUpdate
 from hypervision.identity import throttle
 from hypervision.logbook import entries, present
-from hypervision.logbook.api import EntryFilters, parse_bbox
-from hypervision.logbook.labelling import Directory
-from hypervision.logbook.schemas import LabelIn
+from hypervision.logbook.api import EntryFilters
+from hypervision.records.etags import etag
+from hypervision.records.labelling import Directory
+from hypervision.records.params import parse_bbox
+from hypervision.records.schemas import LabelIn
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
@@ -120,7 +122,7 @@ async def create_zone(
 ) -> ZoneRead:
     """Draw a zone (watch officers): a GeoJSON Polygon or MultiPolygon, holes allowed."""
     zone = await zones.create_zone(session=session, settings=settings, actor=actor, data=data)
-    response.headers["ETag"] = entries.etag(zone)
+    response.headers["ETag"] = etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 
@@ -141,7 +143,7 @@ async def get_zone(
         resource_ids=[zone.id],
         labels=[zone.label_level],
     )
-    response.headers["ETag"] = entries.etag(zone)
+    response.headers["ETag"] = etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 
@@ -164,7 +166,7 @@ async def update_zone(
         data=data,
         if_match=if_match,
     )
-    response.headers["ETag"] = entries.etag(zone)
+    response.headers["ETag"] = etag(zone)
     return zone_read(zone, await _names(session, [zone]))
 
 

@@ -11,18 +11,16 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import HiddenOrMissing, Invalid
+from hypervision.core.errors import Invalid
 from hypervision.db import utcnow
 from hypervision.geo.models import Layer, LayerFeature
 from hypervision.geo.shapes import GeometryError, check_geometry, overlaps
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
-from hypervision.logbook.entries import dialect_of, subject_of
-from hypervision.logbook.labelling import resolve_label
-from hypervision.logbook.schemas import LabelIn
-from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.policy.rules import Action, authorize
+from hypervision.records import access, versions
+from hypervision.records.labelling import resolve_label
+from hypervision.records.schemas import LabelIn
 
 MAX_FEATURES = 50_000
 MAX_ERRORS = 100
@@ -105,10 +103,7 @@ def parse_features(data: bytes) -> list[tuple[dict[str, Any], dict[str, Any], tu
 
 
 def visible_layers(session: AsyncSession, settings: Settings, actor: Principal) -> Select[Layer]:
-    authorize(actor, Action.READ)
-    return select(Layer).where(
-        visible_filter(subject_of(settings, actor), Layer, dialect_of(session))
-    )
+    return access.visible(session, settings, actor, Layer)
 
 
 async def import_layer(
@@ -167,7 +162,7 @@ async def import_layer(
         )
         for position, (geometry, properties, bbox) in enumerate(features)
     )
-    await history.record_change(
+    await versions.record_change(
         session=session,
         actor=actor,
         resource_type="layer",
@@ -182,18 +177,8 @@ async def import_layer(
 async def find_layer(
     *, session: AsyncSession, settings: Settings, actor: Principal, layer_id: uuid.UUID
 ) -> Layer:
-    layer = await session.scalar(
-        visible_layers(session, settings, actor).where(Layer.id == layer_id)
-    )
-    if layer is None:
-        raise HiddenOrMissing(
-            "Couche introuvable.",
-            "Layer not found.",
-            resource_type="layer",
-            resource_id=layer_id,
-            model=Layer,
-        )
-    return layer
+    query = visible_layers(session, settings, actor)
+    return await access.find_in(session, query, "layer", layer_id)
 
 
 async def list_layers(
@@ -204,14 +189,7 @@ async def list_layers(
             visible_layers(session, settings, actor).order_by(Layer.name, Layer.id).limit(500)
         )
     )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="layer.list",
-        resource_type="layer",
-        resource_ids=[layer.id for layer in rows],
-        labels=sorted({layer.label_level for layer in rows}),
-    )
+    await access.delivered(session, actor, action="layer.list", kind="layer", rows=rows)
     return rows
 
 
@@ -230,13 +208,12 @@ async def layer_features(
     if bbox:
         query = query.where(overlaps(LayerFeature, bbox))
     rows = list(await session.scalars(query.order_by(LayerFeature.position).limit(limit)))
-    await audit.record(
-        session=session,
-        actor=actor,
+    await access.delivered(
+        session,
+        actor,
         action="layer.read",
-        resource_type="layer",
-        resource_ids=[layer.id],
-        labels=[layer.label_level],
+        kind="layer",
+        rows=[layer],
         detail={"features": len(rows)},
     )
     return layer, rows

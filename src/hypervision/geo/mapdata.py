@@ -15,9 +15,10 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.geo.shapes import overlaps
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import EntryFilter, apply_filter, dialect_of, visible
+from hypervision.logbook.entries import EntryFilter, apply_filter, visible
 from hypervision.logbook.models import Entry
 from hypervision.policy.rules import Subject
+from hypervision.records.access import dialect_of
 
 POINTS_MAX = 400  # up to this many entries in view: points, else clusters
 CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels

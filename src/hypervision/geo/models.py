@@ -10,7 +10,8 @@ from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
-from hypervision.policy.labels import Labelled
+from hypervision.records.labels import Labelled
+from hypervision.records.models import LABEL_FIELDS, Versioned
 
 
 class BoundingBox:
@@ -22,8 +23,16 @@ class BoundingBox:
     max_lat: Mapped[float] = mapped_column(Float)
 
 
-class Zone(Labelled, BoundingBox, Base):
+class Zone(Labelled, Versioned, BoundingBox, Base):
     __tablename__ = "zones"
+    SNAPSHOT_FIELDS = (
+        "name",
+        "kind",
+        "description",
+        "geometry",
+        "status",
+        *LABEL_FIELDS,
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(120))
@@ -37,8 +46,14 @@ class Zone(Labelled, BoundingBox, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class Layer(Labelled, BoundingBox, Base):
+class Layer(Labelled, Versioned, BoundingBox, Base):
     __tablename__ = "layers"
+    SNAPSHOT_FIELDS = (
+        "name",
+        "description",
+        "feature_count",
+        *LABEL_FIELDS,
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(120))

@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.logbook.schemas import LabelIn, LabelRead
+from hypervision.core.schemas import Strict
+from hypervision.records.schemas import LabelIn, LabelRead
 
 ZoneName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Description = Annotated[str, StringConstraints(max_length=5_000)]
@@ -25,10 +26,6 @@ class ZoneKind(enum.StrEnum):
 class ZoneStatus(enum.StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ZoneCreate(Strict):

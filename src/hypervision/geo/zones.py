@@ -6,21 +6,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import HiddenOrMissing, Invalid
+from hypervision.core.errors import Invalid
 from hypervision.db import utcnow
 from hypervision.geo.models import Zone
 from hypervision.geo.schemas import ZoneCreate, ZoneStatus, ZoneUpdate
 from hypervision.geo.shapes import AREA_TYPES, Area, GeometryError, check_geometry
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
-from hypervision.logbook.entries import check_if_match, dialect_of, subject_of
-from hypervision.logbook.labelling import resolve_label
-from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.policy.rules import Action, authorize
+from hypervision.records import access, versions
+from hypervision.records.etags import check_if_match
+from hypervision.records.labelling import resolve_label
 
 
 def invalid_geometry(error: GeometryError, field: str = "geometry") -> Invalid:
@@ -44,26 +43,14 @@ def _plain(geometry: dict[str, Any]) -> dict[str, Any]:
 
 
 def visible_zones(session: AsyncSession, settings: Settings, actor: Principal) -> Select[Zone]:
-    authorize(actor, Action.READ)
-    return select(Zone).where(
-        visible_filter(subject_of(settings, actor), Zone, dialect_of(session))
-    )
+    return access.visible(session, settings, actor, Zone)
 
 
 async def find_zone(
     *, session: AsyncSession, settings: Settings, actor: Principal, zone_id: uuid.UUID
 ) -> Zone:
     """The zone, or 404 exactly as if it did not exist when the actor may not see it."""
-    zone = await session.scalar(visible_zones(session, settings, actor).where(Zone.id == zone_id))
-    if zone is None:
-        raise HiddenOrMissing(
-            "Zone introuvable.",
-            "Zone not found.",
-            resource_type="zone",
-            resource_id=zone_id,
-            model=Zone,
-        )
-    return zone
+    return await access.find_in(session, visible_zones(session, settings, actor), "zone", zone_id)
 
 
 async def zone_area(
@@ -71,14 +58,8 @@ async def zone_area(
 ) -> Area:
     """A visible zone's shape, for filtering entries (audited as a read of the zone)."""
     zone = await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="zone.read",
-        resource_type="zone",
-        resource_ids=[zone.id],
-        labels=[zone.label_level],
-        detail={"use": "filter"},
+    await access.delivered(
+        session, actor, action="zone.read", kind="zone", rows=[zone], detail={"use": "filter"}
     )
     return Area.of(zone.geometry)
 
@@ -106,7 +87,7 @@ async def create_zone(
     zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat = bbox
     zone.set_label(label)
     session.add(zone)
-    await history.record_change(
+    await versions.record_change(
         session=session,
         actor=actor,
         resource_type="zone",
@@ -130,7 +111,7 @@ async def update_zone(
     authorize(actor, Action.TRIAGE)
     zone = await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
     check_if_match(zone, if_match)
-    before = history.snapshot("zone", zone)
+    before = versions.snapshot(zone)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "geometry" in changes:
         bbox = _shape(changes["geometry"])
@@ -138,11 +119,11 @@ async def update_zone(
         zone.min_lon, zone.min_lat, zone.max_lon, zone.max_lat = bbox
     for name, value in changes.items():
         setattr(zone, name, value.value if hasattr(value, "value") else value)
-    if history.snapshot("zone", zone) == before:
+    if versions.snapshot(zone) == before:
         return zone
     zone.version += 1
     zone.updated_at = utcnow()
-    await history.record_change(
+    await versions.record_change(
         session=session,
         actor=actor,
         resource_type="zone",
@@ -161,12 +142,5 @@ async def list_zones(
     if not include_archived:
         query = query.where(Zone.status == ZoneStatus.ACTIVE.value)
     rows = list(await session.scalars(query))
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="zone.list",
-        resource_type="zone",
-        resource_ids=[z.id for z in rows],
-        labels=sorted({z.label_level for z in rows}),
-    )
+    await access.delivered(session, actor, action="zone.list", kind="zone", rows=rows)
     return rows

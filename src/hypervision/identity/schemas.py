@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from hypervision.core.schemas import Strict
 from hypervision.identity.models import Role
 
 Code = Annotated[
@@ -28,10 +29,6 @@ Username = Annotated[
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Level = Annotated[str, StringConstraints(min_length=1, max_length=16)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class OrganisationCreate(Strict):

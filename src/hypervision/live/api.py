@@ -16,8 +16,8 @@ from hypervision.core.errors import Invalid, Unavailable
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
-from hypervision.logbook.api import parse_bbox
 from hypervision.policy.rules import Action, authorize
+from hypervision.records.params import parse_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 

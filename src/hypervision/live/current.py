@@ -3,36 +3,26 @@
 An outbox event carries the label its record had when it was written. A stream resuming from
 an old event id must not replay the events of a record whose label has since been raised past
 its reader, and an event naming another record (an entry's situation) must not show that id
-to a reader who may not see it (SECURITY.md item 32). The domains that emit events register
-here how to read their records' current labels: ``live`` sits beneath them and may not import
-them.
+to a reader who may not see it (SECURITY.md item 32). How to read a record's current labels
+is derived from the registry of protected kinds (``records.registry``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
-
-# Every label that must allow a reader for the record to be visible (a comment: its own and
-# its entry's), by record id; a record that no longer exists is absent.
-Lookup = Callable[[AsyncSession, set[uuid.UUID]], Awaitable[dict[uuid.UUID, list[Label]]]]
+from hypervision.records.registry import KINDS
 
 # Payload fields that name another protected record, and the kind of record they name.
 REFERENCES: dict[str, str] = {"situation_id": "situation"}
 
-_LOOKUPS: dict[str, Lookup] = {}
-
 Labels = dict[tuple[str, uuid.UUID], list[Label]]
-
-
-def register(kind: str, lookup: Lookup) -> None:
-    _LOOKUPS[kind] = lookup
 
 
 def referenced(event: OutboxEvent) -> Iterable[tuple[str, str, uuid.UUID]]:
@@ -59,10 +49,8 @@ async def current_labels(
             wanted.setdefault(kind, set()).add(target)
     found: Labels = {}
     for kind, ids in wanted.items():
-        lookup = _LOOKUPS.get(kind)
-        if lookup is not None and ids:
-            for rid, labels in (await lookup(session, ids)).items():
-                found[(kind, rid)] = labels
+        for rid, labels in (await KINDS.current_labels(session, kind, ids)).items():
+            found[(kind, rid)] = labels
     return found
 
 

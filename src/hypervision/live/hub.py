@@ -32,11 +32,12 @@ from hypervision.live.current import Labels, current_labels, hidden_fields, sees
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
+from hypervision.records.registry import KINDS
 
 log = logging.getLogger("hypervision.live")
 BATCH = 500
 REVALIDATE_SECONDS = 60.0
-TOPICS = frozenset({"entry", "comment", "situation", "attachment"})
+TOPICS = KINDS.topics()  # the kinds declared live: entry, situation, comment, attachment
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from hypervision.core import idempotency
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
+from hypervision.core.schemas import rfc3339_only
 from hypervision.geo.zones import zone_area
 from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
@@ -33,8 +34,9 @@ from hypervision.logbook.schemas import (
     SeverityChange,
     SituationLink,
     VersionRead,
-    rfc3339_only,
 )
+from hypervision.records.etags import etag
+from hypervision.records.params import parse_bbox
 
 router = APIRouter(
     prefix="/api/v1", tags=["main courante"], dependencies=CREDENTIALS, responses=SIGNED_IN
@@ -59,7 +61,7 @@ LABEL_FIELDS = frozenset(
 async def _one(
     session: DbSession, settings: Settings, actor: Principal, entry: Entry, response: Response
 ) -> EntryRead:
-    response.headers["ETag"] = entries.etag(entry)
+    response.headers["ETag"] = etag(entry)
     return (await present.entries_read(session, [entry], settings=settings, actor=actor))[0]
 
 
@@ -103,7 +105,7 @@ async def create_entry(
     return JSONResponse(
         body,
         status_code=201,
-        headers={"ETag": entries.etag(entry), "Location": f"/api/v1/entries/{entry.id}"},
+        headers={"ETag": etag(entry), "Location": f"/api/v1/entries/{entry.id}"},
     )
 
 
@@ -173,23 +175,6 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
             extra={"fields": [{"field": name, "message": "time zone required"}]},
         )
     return value
-
-
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    if not raw:
-        return None
-    try:
-        west, south, east, north = (float(part) for part in raw.split(","))
-    except ValueError:
-        west = south = east = north = float("nan")
-    ok = (-180 <= west <= east <= 180) and (-90 <= south <= north <= 90)
-    if not ok:
-        raise Invalid(
-            "bbox attendu : ouest,sud,est,nord en degrés (WGS 84).",
-            "bbox expected as west,south,east,north in degrees (WGS 84).",
-            extra={"fields": [{"field": "bbox", "message": "invalid"}]},
-        )
-    return west, south, east, north
 
 
 @router.get("/entries/{entry_id}", response_model=EntryRead, responses=NOT_FOUND)

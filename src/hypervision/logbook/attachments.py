@@ -26,6 +26,7 @@ from hypervision.logbook.uploads import (
     clean_filename,
     inspect_content,
 )
+from hypervision.records.registry import KINDS
 from hypervision.storage.blobs import BlobNotFound, BlobStore
 
 log = logging.getLogger("hypervision.attachments")
@@ -155,12 +156,9 @@ async def get_attachment(
     )
     found = (await session.execute(query)).one_or_none()
     if found is None:
+        fr, en = KINDS["attachment"].missing
         raise HiddenOrMissing(
-            "Pièce jointe introuvable.",
-            "Attachment not found.",
-            resource_type="attachment",
-            resource_id=attachment_id,
-            model=Attachment,
+            fr, en, resource_type="attachment", resource_id=attachment_id, model=Attachment
         )
     entry, row = found
     try:

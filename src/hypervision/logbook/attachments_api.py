@@ -30,9 +30,9 @@ from hypervision.core.deps import (
 from hypervision.core.errors import AppError, Invalid, Unauthorized, is_database_down
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.logbook import attachments, uploads
-from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import Attachment
 from hypervision.logbook.schemas import AttachmentRead
+from hypervision.records.labelling import Directory
 from hypervision.storage.blobs import BlobStore, LocalBlobStore, TrackedBlobs
 
 log = logging.getLogger("hypervision.attachments")

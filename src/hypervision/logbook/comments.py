@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
-from hypervision.logbook.entries import dialect_of, find_visible, subject_of
-from hypervision.logbook.labelling import resolve_label
+from hypervision.logbook.entries import find_visible
 from hypervision.logbook.models import Comment
 from hypervision.logbook.schemas import CommentCreate
-from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.policy.rules import Action, authorize
+from hypervision.records import access
+from hypervision.records.labelling import resolve_label
 from hypervision.search import index as search_index
 
 
@@ -72,19 +72,17 @@ async def list_comments(
     """Comments the actor may see on an entry they may see (both labels apply)."""
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
     query = (
-        select(Comment)
+        access.visible(session, settings, actor, Comment)
         .where(Comment.entry_id == entry.id)
-        .where(visible_filter(subject_of(settings, actor), Comment, dialect_of(session)))
         .order_by(Comment.created_at, Comment.id)
     )
     rows = list(await session.scalars(query))
-    await audit.record(
-        session=session,
-        actor=actor,
+    await access.delivered(
+        session,
+        actor,
         action="comment.list",
-        resource_type="comment",
-        resource_ids=[c.id for c in rows],
-        labels=sorted({c.label_level for c in rows}),
+        kind="comment",
+        rows=rows,
         detail={"entry_id": str(entry.id)},
     )
     return rows

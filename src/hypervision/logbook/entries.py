@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -17,70 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import AppError, Forbidden, HiddenOrMissing, Invalid
+from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
 from hypervision.geo.shapes import Area, overlaps
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
-from hypervision.logbook.labelling import resolve_label
 from hypervision.logbook.models import Entry, Situation
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy.rules import Action, Subject, allowed, authorize, visible_filter
+from hypervision.records import access, versions
+from hypervision.records.access import dialect_of, subject_of
+from hypervision.records.etags import check_if_match
+from hypervision.records.labelling import resolve_label
 from hypervision.search.index import index_entry
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
-class PreconditionRequired(AppError):
-    status, code = 428, "precondition_required"
-    fr = "En-tête If-Match requis : relisez l'entrée et renvoyez son ETag."
-    en = "If-Match header required: read the entry again and send its ETag."
-
-
-class PreconditionFailed(AppError):
-    status, code = 412, "precondition_failed"
-    fr = "L'entrée a été modifiée entre-temps : relisez-la avant de la corriger."
-    en = "The entry changed in the meantime: read it again before correcting it."
-
-
-def dialect_of(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
-def subject_of(settings: Settings, actor: Principal) -> Subject:
-    return Subject.of(settings, actor)
-
-
 def visible(session: AsyncSession, settings: Settings, actor: Principal) -> Select[Entry]:
     """The only way to select entries for a reader: the policy filter is always applied."""
-    authorize(actor, Action.READ)
-    return select(Entry).where(
-        visible_filter(subject_of(settings, actor), Entry, dialect_of(session))
-    )
-
-
-class Versioned(Protocol):
-    """Any record with an id and a version: entries, situations, zones, syntheses."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-
-    @property
-    def version(self) -> int: ...
-
-
-def etag(entry: Versioned) -> str:
-    return f'"{entry.id}.{entry.version}"'
-
-
-def check_if_match(entry: Versioned, if_match: str | None, *, required: bool = True) -> None:
-    if if_match is None:
-        if required:
-            raise PreconditionRequired()
-        return
-    tags = {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    if "*" not in tags and etag(entry) not in tags:
-        raise PreconditionFailed()
+    return access.visible(session, settings, actor, Entry)
 
 
 def _bbox(geometry: dict[str, Any] | None) -> tuple[float, float, float, float] | None:
@@ -192,7 +147,7 @@ async def create_entry(
     entry.set_label(label)
     _set_location(entry, data.location.model_dump() if data.location else None)
     session.add(entry)
-    await history.record_change(
+    await versions.record_change(
         session=session,
         actor=actor,
         resource_type="entry",
@@ -222,30 +177,14 @@ async def find_visible(
     *, session: AsyncSession, settings: Settings, actor: Principal, entry_id: uuid.UUID
 ) -> Entry:
     """The entry, or 404 exactly as if it did not exist when the actor may not see it."""
-    entry = await session.scalar(visible(session, settings, actor).where(Entry.id == entry_id))
-    if entry is None:
-        raise HiddenOrMissing(
-            "Entrée introuvable.",
-            "Entry not found.",
-            resource_type="entry",
-            resource_id=entry_id,
-            model=Entry,
-        )
-    return entry
+    return await access.find_in(session, visible(session, settings, actor), "entry", entry_id)
 
 
 async def get_entry(
     *, session: AsyncSession, settings: Settings, actor: Principal, entry_id: uuid.UUID
 ) -> Entry:
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="entry.read",
-        resource_type="entry",
-        resource_ids=[entry.id],
-        labels=[entry.label_level],
-    )
+    await access.delivered(session, actor, action="entry.read", kind="entry", rows=[entry])
     return entry
 
 
@@ -446,7 +385,7 @@ async def update_entry(
             "Only the owner organisation and watch officers correct an entry.",
         )
     check_if_match(entry, if_match)
-    before = history.snapshot("entry", entry)
+    before = versions.snapshot(entry)
     changes = data.model_dump(exclude_unset=True)
     if "category" in changes and data.category is not None:
         _check_category(settings, data.category)
@@ -475,10 +414,10 @@ async def save_version(
     before: dict[str, Any],
 ) -> Entry:
     """Bump the version when something changed and write history, outbox and audit."""
-    if history.diff(before, history.snapshot("entry", entry)):
+    if versions.diff(before, versions.snapshot(entry)):
         entry.version += 1
         entry.updated_at = utcnow()
-        await history.record_change(
+        await versions.record_change(
             session=session,
             actor=actor,
             resource_type="entry",

@@ -1,4 +1,4 @@
-"""Main courante tables: entries, situations, comments, attachments, versions, label requests."""
+"""Main courante tables: entries, situations, comments, attachments, label requests."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
-from hypervision.policy.labels import JsonList, Labelled
+from hypervision.records.labels import JsonList, Labelled
+from hypervision.records.models import LABEL_FIELDS, Versioned
 
 
 class Severity(enum.StrEnum):
@@ -41,8 +41,24 @@ class Status(enum.StrEnum):
     CLOSED = "closed"
 
 
-class Entry(Labelled, Base):
+class Entry(Labelled, Versioned, Base):
     __tablename__ = "entries"
+    SNAPSHOT_FIELDS = (
+        "occurred_at",
+        "category",
+        "severity",
+        "status",
+        "title",
+        "body",
+        "location",
+        "tags",
+        "situation_id",
+        "duplicate_of_id",
+        "follow_up_of_id",
+        "validated_at",
+        "validated_by",
+        *LABEL_FIELDS,
+    )
     __table_args__ = (
         Index("ix_entries_feed", "recorded_at", "id"),
         Index("ix_entries_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
@@ -74,8 +90,16 @@ class Entry(Labelled, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class Situation(Labelled, Base):
+class Situation(Labelled, Versioned, Base):
     __tablename__ = "situations"
+    SNAPSHOT_FIELDS = (
+        "title",
+        "description",
+        "severity",
+        "status",
+        "started_at",
+        *LABEL_FIELDS,
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(200))
@@ -120,28 +144,6 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class RecordVersion(Base):
-    """Every version of an entry or a situation: who, when, which action, what changed, and
-    the full state with its label at that time (each version is checked against its label)."""
-
-    __tablename__ = "record_versions"
-    __table_args__ = (UniqueConstraint("resource_id", "version"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    action: Mapped[str] = mapped_column(String(32))
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
-    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    label_level: Mapped[str] = mapped_column(String(16))
-    need_to_know: Mapped[list[str]] = mapped_column(JsonList)
-    audience: Mapped[list[str]] = mapped_column(JsonList)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 
 class LabelRequestStatus(enum.StrEnum):

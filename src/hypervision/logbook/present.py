@@ -12,12 +12,10 @@ from hypervision.config import Settings
 from hypervision.core.markdown import render
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
-from hypervision.logbook.labelling import Directory
 from hypervision.logbook.models import (
     Comment,
     Entry,
     LabelChangeRequest,
-    RecordVersion,
     Severity,
     Situation,
     Status,
@@ -31,6 +29,8 @@ from hypervision.logbook.schemas import (
 )
 from hypervision.logbook.situations import visible_situations
 from hypervision.policy.labels import Label
+from hypervision.records.labelling import Directory
+from hypervision.records.models import RecordVersion
 
 Row = Entry | Situation | Comment | RecordVersion | LabelChangeRequest
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
 
+from hypervision.core.schemas import Instant, Strict
 from hypervision.logbook.models import Severity, Status
+from hypervision.records.schemas import LabelIn, LabelRead
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Body = Annotated[str, StringConstraints(max_length=20_000)]
@@ -31,25 +30,7 @@ Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 # strict: a JSON number, never ``true``/``false`` (which Pydantic would take for 1 and 0)
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)]
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-
-
-def rfc3339_only(value: Any) -> Any:
-    """Date-times are RFC 3339 text, as the API description says; Pydantic alone would also
-    take a number, or a numeric string, as Unix time."""
-    if isinstance(value, bool | int | float) or (
-        isinstance(value, str) and _NUMBER.fullmatch(value)
-    ):
-        raise ValueError("an RFC 3339 date-time is expected, e.g. 2024-07-26T20:00:00+02:00")
-    return value
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 Position = tuple[Lon, Lat]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Point(Strict):
@@ -79,18 +60,6 @@ class Polygon(Strict):
 
 
 Geometry = Annotated[Point | LineString | Polygon, Field(discriminator="type")]
-
-
-class LabelIn(Strict):
-    level: Code
-    need_to_know: list[Code] = Field(default_factory=list, max_length=10)
-    audience: list[Code] = Field(default_factory=list, max_length=50)  # organisation codes
-
-
-class LabelRead(BaseModel):
-    level: str
-    need_to_know: list[str]
-    audience: list[str]  # organisation codes; empty: every organisation
 
 
 class EntryCreate(Strict):

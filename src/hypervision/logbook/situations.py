@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import HiddenOrMissing
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
-from hypervision.logbook.entries import check_if_match, dialect_of, subject_of, visible
-from hypervision.logbook.labelling import resolve_label
-from hypervision.logbook.models import Entry, RecordVersion, Situation, Status
+from hypervision.logbook.entries import visible
+from hypervision.logbook.models import Entry, Situation, Status
 from hypervision.logbook.schemas import SituationCreate, SituationUpdate
-from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.policy.rules import Action, authorize
+from hypervision.records import access, versions
+from hypervision.records.access import subject_of
+from hypervision.records.etags import check_if_match
+from hypervision.records.labelling import resolve_label
+from hypervision.records.models import RecordVersion
 
 
 def visible_situations(
     session: AsyncSession, settings: Settings, actor: Principal
 ) -> Select[Situation]:
-    authorize(actor, Action.READ)
-    subject = subject_of(settings, actor)
-    return select(Situation).where(visible_filter(subject, Situation, dialect_of(session)))
+    return access.visible(session, settings, actor, Situation)
 
 
 async def create_situation(
@@ -49,7 +48,7 @@ async def create_situation(
     )
     situation.set_label(label)
     session.add(situation)
-    await history.record_change(
+    await versions.record_change(
         session=session,
         actor=actor,
         resource_type="situation",
@@ -64,17 +63,8 @@ async def create_situation(
 async def find_situation(
     *, session: AsyncSession, settings: Settings, actor: Principal, situation_id: uuid.UUID
 ) -> Situation:
-    query = visible_situations(session, settings, actor).where(Situation.id == situation_id)
-    situation = await session.scalar(query)
-    if situation is None:
-        raise HiddenOrMissing(
-            "Situation introuvable.",
-            "Situation not found.",
-            resource_type="situation",
-            resource_id=situation_id,
-            model=Situation,
-        )
-    return situation
+    query = visible_situations(session, settings, actor)
+    return await access.find_in(session, query, "situation", situation_id)
 
 
 async def get_situation(
@@ -83,13 +73,8 @@ async def get_situation(
     situation = await find_situation(
         session=session, settings=settings, actor=actor, situation_id=situation_id
     )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="situation.read",
-        resource_type="situation",
-        resource_ids=[situation.id],
-        labels=[situation.label_level],
+    await access.delivered(
+        session, actor, action="situation.read", kind="situation", rows=[situation]
     )
     return situation
 
@@ -106,14 +91,7 @@ async def list_situations(
     if status:
         query = query.where(Situation.status == status)
     rows = list(await session.scalars(query.order_by(Situation.started_at.desc()).limit(limit)))
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="situation.list",
-        resource_type="situation",
-        resource_ids=[s.id for s in rows],
-        labels=sorted({s.label_level for s in rows}),
-    )
+    await access.delivered(session, actor, action="situation.list", kind="situation", rows=rows)
     return rows
 
 
@@ -131,7 +109,7 @@ async def update_situation(
     )
     authorize(actor, Action.TRIAGE)
     check_if_match(situation, if_match)
-    before = history.snapshot("situation", situation)
+    before = versions.snapshot(situation)
     for name in ("title", "description"):
         value = getattr(data, name)
         if value is not None:
@@ -140,10 +118,10 @@ async def update_situation(
         situation.severity = data.severity.value
     if data.status is not None:
         situation.status = data.status.value
-    if history.diff(before, history.snapshot("situation", situation)):
+    if versions.diff(before, versions.snapshot(situation)):
         situation.version += 1
         situation.updated_at = utcnow()
-        await history.record_change(
+        await versions.record_change(
             session=session,
             actor=actor,
             resource_type="situation",
@@ -175,15 +153,10 @@ async def timeline(
             .limit(limit)
         )
     )
-    versions = await history.visible_versions(
+    own = await versions.visible_versions(
         session=session, subject=subject_of(settings, actor), resource_id=situation.id
     )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="situation.timeline",
-        resource_type="entry",
-        resource_ids=[situation.id, *(e.id for e in entries)],
-        labels=sorted({situation.label_level, *(e.label_level for e in entries)}),
+    await access.delivered(
+        session, actor, action="situation.timeline", kind="entry", rows=[situation, *entries]
     )
-    return situation, entries, versions
+    return situation, entries, own

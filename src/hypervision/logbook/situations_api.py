@@ -12,7 +12,6 @@ from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present, situations
-from hypervision.logbook.entries import etag
 from hypervision.logbook.models import Situation, Status
 from hypervision.logbook.schemas import (
     SituationCreate,
@@ -20,6 +19,7 @@ from hypervision.logbook.schemas import (
     SituationUpdate,
     TimelineItem,
 )
+from hypervision.records.etags import etag
 
 router = APIRouter(
     prefix="/api/v1", tags=["situations"], dependencies=CREDENTIALS, responses=SIGNED_IN

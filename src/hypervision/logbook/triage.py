@@ -12,28 +12,22 @@ from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
 from hypervision.logbook.entries import (
-    check_if_match,
-    dialect_of,
     find_visible,
     linked_entry,
     linked_situation,
     may_edit,
     save_version,
-    subject_of,
 )
-from hypervision.logbook.labelling import resolve_label
-from hypervision.logbook.models import (
-    Entry,
-    LabelChangeRequest,
-    LabelRequestStatus,
-    RecordVersion,
-    Severity,
-)
-from hypervision.logbook.schemas import LabelIn
+from hypervision.logbook.models import Entry, LabelChangeRequest, LabelRequestStatus, Severity
 from hypervision.policy.labels import Label, is_lowering
 from hypervision.policy.rules import Action, authorize, visible_filter
+from hypervision.records import versions
+from hypervision.records.access import dialect_of, subject_of
+from hypervision.records.etags import check_if_match
+from hypervision.records.labelling import resolve_label
+from hypervision.records.models import RecordVersion
+from hypervision.records.schemas import LabelIn
 
 
 async def _for_triage(
@@ -46,7 +40,7 @@ async def _for_triage(
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
     authorize(actor, Action.TRIAGE)
     check_if_match(entry, if_match, required=False)
-    return entry, history.snapshot("entry", entry)
+    return entry, versions.snapshot(entry)
 
 
 async def validate(
@@ -181,7 +175,7 @@ async def change_label(
 async def _apply_label(
     session: AsyncSession, actor: Principal, entry: Entry, label: Label
 ) -> Entry:
-    before = history.snapshot("entry", entry)
+    before = versions.snapshot(entry)
     entry.set_label(label)
     return await save_version(
         session=session, actor=actor, entry=entry, action="label", before=before
@@ -269,7 +263,7 @@ async def entry_versions(
     """Every version of a visible entry that the actor is cleared for (each version carries
     the label it had)."""
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
-    versions = await history.visible_versions(
+    seen = await versions.visible_versions(
         session=session, subject=subject_of(settings, actor), resource_id=entry.id
     )
     await audit.record(
@@ -278,7 +272,7 @@ async def entry_versions(
         action="entry.versions",
         resource_type="entry",
         resource_ids=[entry.id],
-        labels=sorted({v.label_level for v in versions}),
-        detail={"versions": [v.version for v in versions]},
+        labels=sorted({v.label_level for v in seen}),
+        detail={"versions": [v.version for v in seen]},
     )
-    return versions
+    return seen

@@ -1,12 +1,14 @@
 """PostgreSQL row-level security: the request identity, signed, set per transaction.
 
 The application's SQL filter (``rules.visible_filter``) is the first wall; RLS is the second:
-the policies of migration 0007 restate the visibility rule against ``hv_context()``, the
-identity of the current transaction. The application sets it with ``set_config(…, true)``
-(transaction-local, so a pooled connection never carries it over) as a payload signed with an
-HMAC key derived from the secret key; PostgreSQL keeps a copy of that key in a table only the
-owner role reads. SQL running as the application role (an injection, a mistake) cannot sign a
-context: a missing, empty, altered or expired one is the empty identity, which sees no row.
+the policies (migration 0007; ``records/rls.py`` derives the protected tables and their
+policies from the registry of protected kinds) restate the visibility rule against
+``hv_context()``, the identity of the current transaction. The application sets it with
+``set_config(…, true)`` (transaction-local, so a pooled connection never carries it over)
+as a payload signed with an HMAC key derived from the secret key; PostgreSQL keeps a copy of
+that key in a table only the owner role reads. SQL running as the application role (an
+injection, a mistake) cannot sign a context: a missing, empty, altered or expired one is the
+empty identity, which sees no row.
 
 Two kinds of context: a reader's (levels, groups, organisation and its ancestry, audit right),
 bound when a request's principal is resolved; and the system's (sees every row), bound at the
@@ -35,23 +37,6 @@ from hypervision.policy.rules import Action, Subject, allowed
 SETTING = "hypervision.context"
 LIFETIME_SECONDS = 600  # a context is refused by transactions starting after this
 _SYSTEM = "hv_rls_system"  # session.info key: the settings of a system-context factory
-
-# Tables under row-level security (migration 0007); the catalogue tests check each one.
-PROTECTED_TABLES = (
-    "entries",
-    "situations",
-    "zones",
-    "layers",
-    "syntheses",
-    "comments",
-    "attachments",
-    "layer_features",
-    "synthesis_recipients",
-    "record_versions",
-    "label_change_requests",
-    "outbox",
-    "audit_records",
-)
 
 
 def context_key(settings: Settings) -> bytes:

@@ -45,9 +45,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import dialect_of, subject_of, visible
+from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Comment, Entry
 from hypervision.policy.rules import Action, Subject, authorize, visible_filter
+from hypervision.records.access import dialect_of, subject_of
 from hypervision.search import text
 from hypervision.search.index import search_fts
 

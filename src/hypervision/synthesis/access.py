@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import dialect_of, subject_of
-from hypervision.policy.rules import Action, allowed, authorize, visible_filter
+from hypervision.policy.rules import Action, allowed
+from hypervision.records import access
 from hypervision.synthesis.models import Synthesis, SynthesisRecipient
 
 
@@ -17,10 +17,7 @@ def visible_syntheses(
 ) -> Select[Synthesis]:
     """Watch officers see the syntheses their clearance allows; anyone else only those sent
     to them (and allowed by the label too)."""
-    authorize(actor, Action.READ)
-    query = select(Synthesis).where(
-        visible_filter(subject_of(settings, actor), Synthesis, dialect_of(session))
-    )
+    query = access.visible(session, settings, actor, Synthesis)
     if not allowed(actor, Action.TRIAGE):
         mine = select(SynthesisRecipient.synthesis_id).where(
             SynthesisRecipient.user_id == actor.user_id

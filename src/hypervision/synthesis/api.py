@@ -12,7 +12,7 @@ from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDIT
 from hypervision.core.openapi import errors as error_responses
 from hypervision.identity import throttle
 from hypervision.logbook import present
-from hypervision.logbook.entries import etag
+from hypervision.records.etags import etag
 from hypervision.synthesis import mail, rendering, schedules, service
 from hypervision.synthesis.models import Synthesis
 from hypervision.synthesis.schemas import (

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.geo.models import Zone
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import dialect_of, subject_of, visible
+from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry, Situation
 from hypervision.policy.rules import visible_filter
+from hypervision.records.access import dialect_of, subject_of
 from hypervision.synthesis import key_figures
 from hypervision.synthesis.access import visible_syntheses
 from hypervision.synthesis.models import Synthesis

@@ -11,7 +11,8 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
-from hypervision.policy.labels import JsonList, Labelled
+from hypervision.records.labels import JsonList, Labelled
+from hypervision.records.models import LABEL_FIELDS, Versioned
 
 
 class SynthesisStatus(enum.StrEnum):
@@ -22,8 +23,21 @@ class SynthesisStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
 
 
-class Synthesis(Labelled, Base):
+class Synthesis(Labelled, Versioned, Base):
     __tablename__ = "syntheses"
+    SNAPSHOT_FIELDS = (
+        "title",
+        "status",
+        "scope",
+        "narrative",
+        "figures",
+        "entry_ids",
+        "submitted_by",
+        "validated_by",
+        "sent_by",
+        "supersedes_id",
+        *LABEL_FIELDS,
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(200))

@@ -15,7 +15,7 @@ from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present
-from hypervision.logbook.labelling import Directory
+from hypervision.records.labelling import Directory
 from hypervision.synthesis import derived, pdf, service
 from hypervision.synthesis.derived import ReaderView
 from hypervision.synthesis.models import Synthesis

@@ -6,19 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from hypervision.core.schemas import Instant, Strict
 from hypervision.logbook.models import Severity
-from hypervision.logbook.schemas import EntryRead, Instant, LabelIn, LabelRead
+from hypervision.logbook.schemas import EntryRead
+from hypervision.records.schemas import LabelIn, LabelRead
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Narrative = Annotated[str, StringConstraints(max_length=50_000)]
 HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 MAX_ENTRIES = 300
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Scope(Strict):

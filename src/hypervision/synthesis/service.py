@@ -12,24 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.core.errors import Conflict, Forbidden, HiddenOrMissing, Invalid, NotFound
+from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.zones import zone_area
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
-from hypervision.logbook import history
-from hypervision.logbook.entries import (
-    check_if_match,
-    dialect_of,
-    in_situations,
-    subject_of,
-    visible,
-)
-from hypervision.logbook.labelling import resolve_label
+from hypervision.logbook.entries import in_situations, visible
 from hypervision.logbook.models import Entry, Severity
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Action, allowed, authorize, can_see, visible_filter
+from hypervision.records import access, versions
+from hypervision.records.access import dialect_of, subject_of
+from hypervision.records.etags import check_if_match
+from hypervision.records.labelling import resolve_label
 from hypervision.synthesis import derived, key_figures
 from hypervision.synthesis.access import visible_syntheses
 from hypervision.synthesis.derived import ReaderView
@@ -51,18 +47,8 @@ class WrongStep(Conflict):
 async def find(
     *, session: AsyncSession, settings: Settings, actor: Principal, synthesis_id: uuid.UUID
 ) -> Synthesis:
-    row = await session.scalar(
-        visible_syntheses(session, settings, actor).where(Synthesis.id == synthesis_id)
-    )
-    if row is None:
-        raise HiddenOrMissing(
-            "Synthèse introuvable.",
-            "Synthesis not found.",
-            resource_type="synthesis",
-            resource_id=synthesis_id,
-            model=Synthesis,
-        )
-    return row
+    query = visible_syntheses(session, settings, actor)
+    return await access.find_in(session, query, "synthesis", synthesis_id)
 
 
 async def read(
@@ -95,14 +81,7 @@ async def list_syntheses(
             .limit(limit)
         )
     )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="synthesis.list",
-        resource_type="synthesis",
-        resource_ids=[s.id for s in rows],
-        labels=sorted({s.label_level for s in rows}),
-    )
+    await access.delivered(session, actor, action="synthesis.list", kind="synthesis", rows=rows)
     return rows
 
 
@@ -189,7 +168,7 @@ async def draft(
     )
     _apply_content(settings, synthesis, await in_scope(session, settings, actor, scope), None)
     session.add(synthesis)
-    await history.record_change(
+    await versions.record_change(
         session=session, actor=actor, resource_type="synthesis", row=synthesis,
         action="create", before=None, summary={"status": synthesis.status},
     )  # fmt: skip
@@ -202,7 +181,7 @@ async def _step(
 ) -> None:  # fmt: skip
     synthesis.version += 1
     synthesis.updated_at = utcnow()
-    await history.record_change(
+    await versions.record_change(
         session=session, actor=actor, resource_type="synthesis", row=synthesis,
         action=action, before=before, summary={"status": synthesis.status},
     )  # fmt: skip
@@ -217,7 +196,7 @@ async def _for_change(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
     check_if_match(synthesis, if_match, required=False)
-    return synthesis, history.snapshot("synthesis", synthesis)
+    return synthesis, versions.snapshot(synthesis)
 
 
 async def update(
@@ -256,7 +235,7 @@ async def update(
             owner=synthesis.organisation_id,
         )  # fmt: skip
     _apply_content(settings, synthesis, [rows[i] for i in chosen if i in rows], raise_to)
-    if history.snapshot("synthesis", synthesis) != before:
+    if versions.snapshot(synthesis) != before:
         await _step(session, actor, synthesis, "update", before)
     return synthesis
 
@@ -443,7 +422,7 @@ async def send(
     if synthesis.supersedes_id:
         old = await session.get(Synthesis, synthesis.supersedes_id)
         if old is not None and old.status == SynthesisStatus.SENT.value:
-            old_before = history.snapshot("synthesis", old)
+            old_before = versions.snapshot(old)
             old.status = SynthesisStatus.SUPERSEDED.value
             await _step(session, actor, old, "supersede", old_before)
     return synthesis, rows
@@ -479,7 +458,7 @@ async def supersede(
     )
     _apply_content(settings, copy, seen.entries, original.label)
     session.add(copy)
-    await history.record_change(
+    await versions.record_change(
         session=session, actor=actor, resource_type="synthesis", row=copy,
         action="create", before=None,
         summary={"status": copy.status, "supersedes": str(original.id)},

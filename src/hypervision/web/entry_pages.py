@@ -20,11 +20,13 @@ from hypervision.core.errors import AppError, Invalid
 from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
-from hypervision.logbook.labelling import Directory
-from hypervision.logbook.models import RecordVersion, Severity
+from hypervision.logbook.models import Severity
 from hypervision.logbook.schemas import CommentCreate
 from hypervision.logbook.situations import find_situation
 from hypervision.policy.rules import Action, allowed
+from hypervision.records.etags import etag
+from hypervision.records.labelling import Directory
+from hypervision.records.models import RecordVersion
 from hypervision.web import prefs
 from hypervision.web.feed_pages import _names, situation_titles
 from hypervision.web.i18n import (
@@ -155,7 +157,7 @@ async def entry_context(
         "can_write": allowed(actor, Action.WRITE),
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
         "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
-        "etag": entries.etag(entry),
+        "etag": etag(entry),
         "names": _names(),
         "severities": SEVERITY_NAMES,
         "action_names": ACTION_NAMES,

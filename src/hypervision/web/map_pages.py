@@ -18,8 +18,8 @@ from hypervision.core.errors import Invalid
 from hypervision.geo import layers, zones
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity.principal import Principal
-from hypervision.logbook.schemas import LabelIn
 from hypervision.policy.rules import Action, allowed
+from hypervision.records.schemas import LabelIn
 from hypervision.web import prefs
 from hypervision.web.feed_pages import _names, _organisations, parse_query, situation_titles
 from hypervision.web.i18n import N_, PERIODS

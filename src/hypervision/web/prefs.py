@@ -24,9 +24,10 @@ from hypervision.geo.models import Zone
 from hypervision.geo.shapes import Area, overlaps
 from hypervision.geo.zones import visible_zones
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import dialect_of, in_situations, visible
+from hypervision.logbook.entries import in_situations, visible
 from hypervision.logbook.models import Entry
 from hypervision.policy.rules import Subject
+from hypervision.records.access import dialect_of
 from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
 
 MAX_FOLLOWS = 50

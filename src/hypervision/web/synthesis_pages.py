@@ -18,8 +18,8 @@ from hypervision.core.errors import AppError
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present
-from hypervision.logbook.entries import etag
 from hypervision.policy.rules import Action, allowed
+from hypervision.records.etags import etag
 from hypervision.synthesis import mail, rendering, service
 from hypervision.synthesis.figure import map_svg
 from hypervision.synthesis.models import SynthesisRecipient

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from hypervision.db import UTCDateTime
-from hypervision.policy.labels import JsonList
+from hypervision.records.labels import JsonList
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -1,5 +1,6 @@
-"""One call per state change: the version row, the outbox event and the audit record, all in
-the caller's transaction (the row itself is already in the session)."""
+"""The one write shape of a protected record: one call per state change writes the version
+row, the outbox event and the audit record, all in the caller's transaction (the row itself
+is already in the session). And the versions a reader may see."""
 
 from __future__ import annotations
 
@@ -14,78 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
-from hypervision.logbook.models import RecordVersion
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
-
-SNAPSHOT_FIELDS: dict[str, tuple[str, ...]] = {
-    "entry": (
-        "occurred_at",
-        "category",
-        "severity",
-        "status",
-        "title",
-        "body",
-        "location",
-        "tags",
-        "situation_id",
-        "duplicate_of_id",
-        "follow_up_of_id",
-        "validated_at",
-        "validated_by",
-        "label_level",
-        "need_to_know",
-        "audience",
-        "organisation_id",
-    ),
-    "zone": (
-        "name",
-        "kind",
-        "description",
-        "geometry",
-        "status",
-        "label_level",
-        "need_to_know",
-        "audience",
-        "organisation_id",
-    ),
-    "layer": (
-        "name",
-        "description",
-        "feature_count",
-        "label_level",
-        "need_to_know",
-        "audience",
-        "organisation_id",
-    ),
-    "synthesis": (
-        "title",
-        "status",
-        "scope",
-        "narrative",
-        "figures",
-        "entry_ids",
-        "submitted_by",
-        "validated_by",
-        "sent_by",
-        "supersedes_id",
-        "label_level",
-        "need_to_know",
-        "audience",
-        "organisation_id",
-    ),
-    "situation": (
-        "title",
-        "description",
-        "severity",
-        "status",
-        "started_at",
-        "label_level",
-        "need_to_know",
-        "audience",
-        "organisation_id",
-    ),
-}
+from hypervision.records.models import RecordVersion, Versioned
 
 
 def _plain(value: Any) -> Any:
@@ -100,9 +32,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def snapshot(resource_type: str, row: Any) -> dict[str, Any]:
-    """The fields of ``SNAPSHOT_FIELDS[resource_type]`` of a versioned, labelled row."""
-    return {name: _plain(getattr(row, name)) for name in SNAPSHOT_FIELDS[resource_type]}
+def snapshot(row: Versioned) -> dict[str, Any]:
+    """The fields a versioned, labelled row's model declares in ``SNAPSHOT_FIELDS``."""
+    return {name: _plain(getattr(row, name)) for name in row.SNAPSHOT_FIELDS}
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -119,14 +51,14 @@ async def record_change(
     session: AsyncSession,
     actor: Principal,
     resource_type: str,
-    row: Any,  # a versioned, labelled row: Entry, Situation, Zone, Layer
+    row: Any,  # a Versioned and Labelled row: Entry, Situation, Zone, Layer, Synthesis
     action: str,
     before: dict[str, Any] | None,
     summary: dict[str, Any] | None = None,
 ) -> RecordVersion:
     """Write version ``row.version`` (the caller bumps it), its outbox event and audit record."""
     await session.flush()
-    after = snapshot(resource_type, row)
+    after = snapshot(row)
     changes = diff(before or {}, after) if before is not None else {}
     label: Label = row.label
     version = RecordVersion(

@@ -12,8 +12,8 @@ from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.identity.models import NeedToKnowGroup, Organisation, User
 from hypervision.identity.principal import Principal
-from hypervision.logbook.schemas import LabelIn, LabelRead
 from hypervision.policy.labels import Label, check_level
+from hypervision.records.schemas import LabelIn, LabelRead
 
 
 class Directory:

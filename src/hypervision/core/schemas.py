@@ -1,0 +1,29 @@
+"""Base shapes shared by every API schema: the strict model and the RFC 3339 instant."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def rfc3339_only(value: Any) -> Any:
+    """Date-times are RFC 3339 text, as the API description says; Pydantic alone would also
+    take a number, or a numeric string, as Unix time."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value)
+    ):
+        raise ValueError("an RFC 3339 date-time is expected, e.g. 2024-07-26T20:00:00+02:00")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
