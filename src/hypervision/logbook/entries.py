@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision import criteria
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import AppError, Forbidden, HiddenOrMissing, Invalid
@@ -251,7 +252,8 @@ def in_situations(subject: Subject, dialect: str, ids: Iterable[uuid.UUID]) -> C
     """Entries linked to one of the situations ``ids`` that ``subject`` may see: a filter on a
     hidden situation matches nothing, exactly like one on an unknown id (SECURITY.md item 32).
     The SQL side of ``EntryQuery(situations=ids)``."""
-    return EntryQuery(situations=tuple(ids)).where(subject=subject, dialect=dialect)[0]
+    reference = criteria.VisibleRef("situation_id", tuple(ids), Situation)
+    return reference.sql(Entry, criteria.Context(dialect=dialect, subject=subject))
 
 
 def encode_cursor(entry: Entry) -> str:
