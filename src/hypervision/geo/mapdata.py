@@ -15,8 +15,9 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.geo.shapes import overlaps
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import EntryFilter, apply_filter, visible
+from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
+from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject
 from hypervision.records.access import dialect_of
 
@@ -66,19 +67,19 @@ async def map_entries(
     session: AsyncSession,
     settings: Settings,
     actor: Principal,
-    filters: EntryFilter,
+    filters: EntryQuery,
     bbox: tuple[float, float, float, float],
     zoom: int,
 ) -> MapResult:
+    """The located entries that ``filters`` selects in the view ``bbox`` (which replaces the
+    query's own bbox): SQL decides, or narrows and the query's ``residual`` decides (a zone)."""
     dialect = dialect_of(session)
-    area = filters.area
-    narrowed = replace(filters, area=None, bbox=None)
-    subject = Subject.of(settings, actor)
-    base = apply_filter(visible(session, settings, actor), narrowed, dialect, subject).where(
-        in_view(bbox, dialect), Entry.min_lon.is_not(None)
-    )
-    if area is not None:
-        result = await _in_area(session, base, area, zoom, bbox)
+    query = replace(filters, bbox=None)
+    base = query.apply(
+        visible(session, settings, actor), subject=Subject.of(settings, actor), dialect=dialect
+    ).where(in_view(bbox, dialect), Entry.min_lon.is_not(None))
+    if not query.exact:
+        result = await _narrowed(session, base, query, zoom, bbox)
     else:
         result = await points_or_clusters(session, base, zoom, bbox)
     await audit.record(
@@ -176,21 +177,19 @@ MAP_COLUMNS = ("id", "location", "min_lon", "min_lat", "max_lon", "max_lat", "ti
                "category", "severity", "label_level")  # fmt: skip
 
 
-async def _in_area(
+async def _narrowed(
     session: AsyncSession,
     base: Any,
-    area: Any,
+    query: EntryQuery,
     zoom: int,
     view: tuple[float, float, float, float],
 ) -> MapResult:
-    """With a zone: candidates by the zone's bbox (columns the map needs only, at most
-    AREA_CANDIDATES_MAX), the exact test with shapely in a worker thread, then points or
+    """With a zone: candidates by the zone's bbox (``base``; columns the map needs only, at
+    most AREA_CANDIDATES_MAX), the exact test with shapely in a worker thread, then points or
     clusters computed here."""
-    query = base.where(overlaps(Entry, area.bbox)).with_only_columns(
-        *(getattr(Entry, name) for name in MAP_COLUMNS)
-    )  # no body loaded
-    rows: list[Any] = list(await session.execute(query.limit(AREA_CANDIDATES_MAX)))
-    inside = await asyncio.to_thread(lambda: [e for e in rows if area.holds(e.location)])
+    narrowed = base.with_only_columns(*(getattr(Entry, name) for name in MAP_COLUMNS))
+    rows: list[Any] = list(await session.execute(narrowed.limit(AREA_CANDIDATES_MAX)))
+    inside = await asyncio.to_thread(lambda: [e for e in rows if query.residual(e)])
     if len(inside) <= POINTS_MAX:
         return MapResult(zoom, False, len(inside), [_point(e) for e in inside], [])
     cell = cell_for(zoom, view)

@@ -17,11 +17,13 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hypervision import criteria
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.db import transaction, utcnow
@@ -47,24 +49,49 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class Summary:
+    """What a live event's payload says about its record (``logbook.entries.summary``), as
+    the attributes the criteria read: the category and the bounding box."""
+
+    category: Any = None
+    min_lon: float | None = None
+    min_lat: float | None = None
+    max_lon: float | None = None
+    max_lat: float | None = None
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> Summary:
+        box = payload.get("bbox")
+        corners = tuple(box) if isinstance(box, list | tuple) and len(box) == 4 else (None,) * 4
+        return cls(payload.get("category"), *corners)
+
+
+@dataclass(frozen=True)
 class Filters:
+    """A stream's topics, then the same criteria as the feed's query specification
+    (``hypervision.criteria``), tested on each event's summary: the payload carries no
+    content, so only what it says (category, bounding box) can be asked (ADR 0016)."""
+
     topics: frozenset[str] = TOPICS
     categories: frozenset[str] = frozenset()
     bbox: tuple[float, float, float, float] | None = None
 
+    @cached_property
+    def criteria(self) -> tuple[criteria.Criterion, ...]:
+        found: list[criteria.Criterion] = []
+        if self.categories:
+            found.append(criteria.OneOf("category", tuple(sorted(self.categories))))
+        if self.bbox is not None:
+            found.append(criteria.BoxMeets(self.bbox))
+        return tuple(found)
+
     def accepts(self, event: OutboxEvent) -> bool:
         if event.resource_type not in self.topics:
             return False
-        payload = event.payload
-        if self.categories and payload.get("category") not in self.categories:
-            return False
-        if self.bbox is not None:
-            box = payload.get("bbox")
-            if not box:
-                return False
-            west, south, east, north = self.bbox
-            return bool(box[2] >= west and box[0] <= east and box[3] >= south and box[1] <= north)
-        return True
+        return criteria.test(self.criteria, Summary.of(event.payload), NO_CONTEXT)
+
+
+NO_CONTEXT = criteria.Context()
 
 
 @dataclass(eq=False)

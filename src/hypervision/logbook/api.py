@@ -21,6 +21,7 @@ from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
+from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import (
     DuplicateMark,
     EntryCreate,
@@ -123,15 +124,16 @@ async def entry_filters(
     situation_id: uuid.UUID | None = None,
     zone: Annotated[uuid.UUID | None, Query(description="entries inside this zone")] = None,
     bbox: Annotated[str | None, Query(max_length=100, description="west,south,east,north")] = None,
-) -> entries.EntryFilter:
-    """The feed's criteria, shared by the feed, the map and the export."""
+) -> EntryQuery:
+    """The API's query parameters as the one query specification (the feed, the map and the
+    export); the web form has its own parser to the same object (``web.feed_pages``)."""
     org_id = None
     if organisation:
         org_id = (await get_organisation_by_code(session=session, code=organisation)).id
     area = None
     if zone is not None:
         area = await zone_area(session=session, settings=settings, actor=actor, zone_id=zone)
-    return entries.EntryFilter(
+    return EntryQuery(
         categories=tuple(category or ()),
         severities=tuple(s.value for s in severity or ()),
         statuses=tuple(s.value for s in status or ()),
@@ -139,13 +141,13 @@ async def entry_filters(
         since=_aware(since, "since"),
         until=_aware(until, "until"),
         tags=tuple(t.strip().lower() for t in tag or ()),
-        situation_id=situation_id,
+        situations=(situation_id,) if situation_id else (),
         bbox=parse_bbox(bbox),
         area=area,
     )
 
 
-EntryFilters = Annotated[entries.EntryFilter, Depends(entry_filters)]
+EntryFilters = Annotated[EntryQuery, Depends(entry_filters)]
 
 
 @router.get("/entries", response_model=EntryPage, responses=NOT_FOUND)

@@ -7,21 +7,20 @@ import base64
 import binascii
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision import criteria
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
-from hypervision.geo.shapes import Area, overlaps
 from hypervision.identity.principal import Principal
 from hypervision.logbook.models import Entry, Situation
+from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy.rules import Action, Subject, allowed, authorize, visible_filter
 from hypervision.records import access, versions
@@ -188,58 +187,12 @@ async def get_entry(
     return entry
 
 
-@dataclass(frozen=True)
-class EntryFilter:
-    categories: tuple[str, ...] = ()
-    severities: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    organisation_id: uuid.UUID | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    tags: tuple[str, ...] = ()
-    situation_id: uuid.UUID | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    area: Area | None = None  # a zone: SQL narrows by its bbox, shapely decides
-
-
 def in_situations(subject: Subject, dialect: str, ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
     """Entries linked to one of the situations ``ids`` that ``subject`` may see: a filter on a
-    hidden situation matches nothing, exactly like one on an unknown id (SECURITY.md item 32)."""
-    shown = select(Situation.id).where(
-        Situation.id.in_(list(ids)), visible_filter(subject, Situation, dialect)
-    )
-    return Entry.situation_id.in_(shown)
-
-
-def apply_filter(
-    query: Select[Entry], f: EntryFilter, dialect: str, subject: Subject
-) -> Select[Entry]:
-    conditions: list[ColumnElement[bool]] = []
-    if f.categories:
-        conditions.append(Entry.category.in_(f.categories))
-    if f.severities:
-        conditions.append(Entry.severity.in_(f.severities))
-    if f.statuses:
-        conditions.append(Entry.status.in_(f.statuses))
-    if f.organisation_id:
-        conditions.append(Entry.organisation_id == f.organisation_id)
-    if f.since:
-        conditions.append(Entry.occurred_at >= f.since)
-    if f.until:
-        conditions.append(Entry.occurred_at < f.until)
-    if f.situation_id:
-        conditions.append(in_situations(subject, dialect, [f.situation_id]))
-    for tag in f.tags:
-        if dialect == "postgresql":
-            conditions.append(Entry.tags.op("@>")(literal([tag], JSONB())))
-        else:
-            each = func.json_each(Entry.tags).table_valued("value")
-            conditions.append(
-                exists(select(literal(1)).select_from(each).where(each.c.value == tag))
-            )
-    if f.bbox:
-        conditions.append(overlaps(Entry, f.bbox))
-    return query.where(*conditions) if conditions else query
+    hidden situation matches nothing, exactly like one on an unknown id (SECURITY.md item 32).
+    The SQL side of ``EntryQuery(situations=ids)``."""
+    reference = criteria.VisibleRef("situation_id", tuple(ids), Situation)
+    return reference.sql(Entry, criteria.Context(dialect=dialect, subject=subject))
 
 
 def encode_cursor(entry: Entry) -> str:
@@ -268,23 +221,20 @@ async def list_entries(
     session: AsyncSession,
     settings: Settings,
     actor: Principal,
-    filters: EntryFilter,
+    filters: EntryQuery,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Entry], str | None]:
     """Newest first, keyset-paginated on (recorded_at, id)."""
-    if filters.area is not None:
-        entries, next_cursor = await _list_in_area(session, settings, actor, filters, cursor, limit)
+    base = filters.apply(
+        visible(session, settings, actor),
+        subject=subject_of(settings, actor),
+        dialect=dialect_of(session),
+    )
+    if not filters.exact:
+        entries, next_cursor = await _list_narrowed(session, base, filters, cursor, limit)
     else:
-        query = _after(
-            apply_filter(
-                visible(session, settings, actor),
-                filters,
-                dialect_of(session),
-                subject_of(settings, actor),
-            ),
-            cursor,
-        )
+        query = _after(base, cursor)
         query = query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(limit + 1)
         entries = list(await session.scalars(query))
         next_cursor = encode_cursor(entries[limit - 1]) if len(entries) > limit else None
@@ -311,26 +261,17 @@ AREA_BATCH = 500
 AREA_SCAN_LIMIT = 20_000
 
 
-async def _list_in_area(
+async def _list_narrowed(
     session: AsyncSession,
-    settings: Settings,
-    actor: Principal,
-    filters: EntryFilter,
+    base: Select[Entry],
+    filters: EntryQuery,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Entry], str | None]:
     """Entries inside a zone (border included, holes excluded): candidates by bounding box in
-    SQL, newest first, kept when shapely says they touch the zone. A page scans at most
-    AREA_SCAN_LIMIT candidates; the cursor then resumes after the last one scanned."""
-    area = filters.area
-    assert area is not None
-    narrowed = replace(filters, area=None, bbox=_overlap(filters.bbox, area.bbox))
-    base = apply_filter(
-        visible(session, settings, actor),
-        narrowed,
-        dialect_of(session),
-        subject_of(settings, actor),
-    )
+    SQL (``base``), newest first, kept when shapely says they touch the zone (the query's
+    ``residual``). A page scans at most AREA_SCAN_LIMIT candidates; the cursor then resumes
+    after the last one scanned."""
     found: list[Entry] = []
     scanned, last = 0, None
     while True:
@@ -344,7 +285,7 @@ async def _list_in_area(
         for entry in batch:
             scanned += 1
             last = entry
-            if area.holds(entry.location):
+            if filters.residual(entry):
                 found.append(entry)
                 if len(found) > limit:
                     return found[:limit], encode_cursor(found[limit - 1])
@@ -353,14 +294,6 @@ async def _list_in_area(
         cursor = encode_cursor(batch[-1])
         if scanned >= AREA_SCAN_LIMIT and last is not None:
             return found, encode_cursor(last)
-
-
-def _overlap(
-    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
-) -> tuple[float, float, float, float]:
-    if a is None:
-        return b
-    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
 
 
 def may_edit(actor: Principal, entry: Entry) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,12 +15,14 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
+from hypervision.geo.shapes import Area
 from hypervision.geo.zones import zone_area
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import in_situations, visible
+from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry, Severity
+from hypervision.logbook.query import EntryQuery
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Action, allowed, authorize, can_see, visible_filter
 from hypervision.records import access, versions
@@ -88,31 +91,41 @@ async def list_syntheses(
 # --- drafting ----------------------------------------------------------------------------------
 
 
+def scope_query(scope: dict[str, Any], now: datetime, area: Area | None) -> EntryQuery:
+    """A synthesis' scope as the one query specification for entries: its time window, its
+    situations (those the reader sees), categories and zone, the severities from its floor up,
+    duplicates left out."""
+    since, until = key_figures.window(scope, now)
+    floor = SEVERITY_RANK.get(scope.get("min_severity") or "info", 0)
+    return EntryQuery(
+        since=since,
+        until=until,
+        situations=tuple(uuid.UUID(s) for s in scope.get("situations") or ()),
+        categories=tuple(scope.get("categories") or ()),
+        severities=tuple(s for s, rank in SEVERITY_RANK.items() if rank >= floor),
+        area=area,
+        originals_only=True,
+    )
+
+
 async def in_scope(
     session: AsyncSession, settings: Settings, actor: Principal, scope: dict[str, Any]
 ) -> list[Entry]:
-    since, until = key_figures.window(scope, utcnow())
-    query = visible(session, settings, actor)
-    if since:
-        query = query.where(Entry.occurred_at >= since)
-    if until:
-        query = query.where(Entry.occurred_at < until)
-    if scope.get("situations"):
-        chosen = [uuid.UUID(s) for s in scope["situations"]]
-        query = query.where(in_situations(subject_of(settings, actor), dialect_of(session), chosen))
-    if scope.get("categories"):
-        query = query.where(Entry.category.in_(scope["categories"]))
-    floor = SEVERITY_RANK.get(scope.get("min_severity") or "info", 0)
-    wanted = [s for s, rank in SEVERITY_RANK.items() if rank >= floor]
-    query = query.where(Entry.severity.in_(wanted), Entry.duplicate_of_id.is_(None))
-    rows = list(
-        await session.scalars(query.order_by(Entry.recorded_at.desc()).limit(5 * MAX_ENTRIES))
-    )
+    area = None
     if scope.get("zone"):
         area = await zone_area(
             session=session, settings=settings, actor=actor, zone_id=uuid.UUID(scope["zone"])
         )
-        rows = [e for e in rows if area.holds(e.location)]
+    query = scope_query(scope, utcnow(), area)
+    selected = query.apply(
+        visible(session, settings, actor),
+        subject=subject_of(settings, actor),
+        dialect=dialect_of(session),
+    )
+    rows = list(
+        await session.scalars(selected.order_by(Entry.recorded_at.desc()).limit(5 * MAX_ENTRIES))
+    )
+    rows = [e for e in rows if query.residual(e)]
     rows.sort(key=lambda e: (-SEVERITY_RANK.get(e.severity, 0), -e.recorded_at.timestamp()))
     return rows[:MAX_ENTRIES]
 

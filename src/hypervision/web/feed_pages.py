@@ -30,10 +30,11 @@ from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, entries, present
 from hypervision.logbook.attachments_api import TrackedBlobsDep
 from hypervision.logbook.models import Entry, Severity, Situation, Status
+from hypervision.logbook.query import EntryQuery, shown_situations
 from hypervision.logbook.schemas import EntryCreate, EntryRead
 from hypervision.logbook.situations import visible_situations
 from hypervision.logbook.uploads import inspect_content
-from hypervision.policy.rules import Action, allowed
+from hypervision.policy.rules import Action, Subject, allowed
 from hypervision.search import service as search_service
 from hypervision.storage.blobs import TrackedBlobs
 from hypervision.web import prefs
@@ -105,7 +106,10 @@ def parse_query(request: Request, settings: Settings) -> FeedQuery:
 
 async def to_filter(
     session: AsyncSession, settings: Settings, actor: Principal, query: FeedQuery
-) -> entries.EntryFilter:
+) -> EntryQuery:
+    """The web form's criteria as the one query specification (the API parses its own
+    parameters into the same object: ``logbook.api.entry_filters``). What cannot apply — an
+    unknown organisation, a zone or situation the officer may not see — is dropped and said."""
     org_id = None
     if query.organisation:
         org_id = await session.scalar(
@@ -124,36 +128,29 @@ async def to_filter(
         except NotFound:
             query.ignored.append(query.zone[:8])
             query.zone = ""
+    situations: tuple[uuid.UUID, ...] = ()
     if query.situation:
-        shown = visible_situations(session, settings, actor).where(
-            Situation.id == uuid.UUID(query.situation)
-        )
-        if await session.scalar(shown.with_only_columns(Situation.id)) is None:
-            # hidden or unknown alike: the filter is dropped and said so
+        wanted = uuid.UUID(query.situation)
+        if wanted in await shown_situations(session, Subject.of(settings, actor), [wanted]):
+            situations = (wanted,)
+        else:  # hidden or unknown alike: the filter is dropped and said so
             query.ignored.append(query.situation[:8])
             query.situation = ""
-    return entries.EntryFilter(
+    return EntryQuery(
         categories=tuple(query.categories),
         severities=tuple(query.severities),
         statuses=tuple(query.statuses),
         organisation_id=org_id,
         since=since,
-        situation_id=uuid.UUID(query.situation) if query.situation else None,
+        situations=situations,
         area=area,
     )
 
 
-def matches(entry: Entry, f: entries.EntryFilter) -> bool:
-    """The same criteria as the SQL filter, for one entry arriving live."""
-    return (
-        (not f.categories or entry.category in f.categories)
-        and (not f.severities or entry.severity in f.severities)
-        and (not f.statuses or entry.status in f.statuses)
-        and (f.organisation_id is None or entry.organisation_id == f.organisation_id)
-        and (f.since is None or entry.occurred_at >= f.since)
-        and (f.situation_id is None or entry.situation_id == f.situation_id)
-        and (f.area is None or f.area.holds(entry.location))
-    )
+def matches(entry: Entry, f: EntryQuery) -> bool:
+    """The query's Python side, for one entry in hand (arriving live, or a search hit).
+    ``to_filter`` keeps only situations the officer may see: those are the ones shown."""
+    return f.matches(entry, shown_situations=f.situations)
 
 
 async def situation_titles(

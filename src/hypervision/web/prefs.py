@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import ColumnElement, Select, delete, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
@@ -21,11 +21,12 @@ from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.models import Zone
-from hypervision.geo.shapes import Area, overlaps
+from hypervision.geo.shapes import Area
 from hypervision.geo.zones import visible_zones
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import in_situations, visible
+from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
+from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject
 from hypervision.records.access import dialect_of
 from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
@@ -33,8 +34,8 @@ from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
 MAX_FOLLOWS = 50
 MAX_VIEWS = 30
 BADGE_CAP = 99
-VIEW_KEYS = frozenset(
-    {"category", "severity", "status", "organisation", "period", "situation", "q"}
+VIEW_KEYS = frozenset(  # the web form's parameters (``web.feed_pages.FeedQuery.url``)
+    {"category", "severity", "status", "organisation", "period", "situation", "zone", "q"}
 )
 
 
@@ -120,6 +121,8 @@ async def unfollow(
 
 
 def _matching(rows: Sequence[Follow], subject: Subject, dialect: str) -> ColumnElement[bool]:
+    """Entries about one of the followed categories or (visible) situations: the union of one
+    query specification per kind of follow (zones: see ``_followed``)."""
     categories = [f.target for f in rows if f.kind == FollowKind.CATEGORY.value]
     situations = []
     for f in rows:
@@ -128,11 +131,11 @@ def _matching(rows: Sequence[Follow], subject: Subject, dialect: str) -> ColumnE
                 situations.append(uuid.UUID(f.target))
             except ValueError:
                 continue
-    clauses: list[ColumnElement[bool]] = []
-    if categories:
-        clauses.append(Entry.category.in_(categories))
-    if situations:
-        clauses.append(in_situations(subject, dialect, situations))
+    queries = [
+        EntryQuery(categories=tuple(categories)) if categories else None,
+        EntryQuery(situations=tuple(situations)) if situations else None,
+    ]
+    clauses = [and_(*q.where(subject=subject, dialect=dialect)) for q in queries if q]
     return or_(*clauses) if clauses else false()
 
 
@@ -173,11 +176,14 @@ async def _followed(
         zones = await session.scalars(
             visible_zones(session, settings, actor).where(Zone.id.in_(zone_ids))
         )
+        subject, dialect = Subject.of(settings, actor), dialect_of(session)
         for zone in zones:
-            area = Area.of(zone.geometry)
-            candidates = visible(session, settings, actor).where(overlaps(Entry, area.bbox))
+            inside = EntryQuery(area=Area.of(zone.geometry))
+            candidates = inside.apply(
+                visible(session, settings, actor), subject=subject, dialect=dialect
+            )
             for entry in await session.scalars(recent(candidates)):
-                if area.holds(entry.location):
+                if inside.residual(entry):
                     found[entry.id] = entry
     ordered = sorted(found.values(), key=lambda e: (e.recorded_at, e.id), reverse=True)
     return ordered[:limit]
