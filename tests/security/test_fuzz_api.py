@@ -239,6 +239,8 @@ def _config() -> schemathesis.Config:
         {
             "checks": checks,
             "generation": {"max-examples": EXAMPLES, "database": "none"},
+            # A synthesis PDF (WeasyPrint) takes seconds on a loaded 2-core machine.
+            "request-timeout": 60.0,
             "phases": {"coverage": {"enabled": COVERAGE}, "stateful": {"enabled": STATEFUL}},
         }
     )

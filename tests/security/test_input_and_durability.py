@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from hypervision.core.markdown import render
+from hypervision.identity.models import Role
 from tests.factories import ENTRY, officer
 
 HOSTILE = (
@@ -101,3 +102,21 @@ async def test_constraint_errors_reveal_nothing(app: FastAPI, client: AsyncClien
     assert answer.json()["error"]["code"] == "conflict"
     for secret in (hidden, "pk_entries", "duplicate key", "INSERT"):
         assert secret not in answer.text
+
+
+async def test_names_longer_than_their_column_are_refused(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """Found by `make fuzz` on PostgreSQL: a schedule or token name longer than its column
+    answered 500 (SQLite does not enforce lengths); the schema now says the column's limit."""
+    chief = await officer(app, client, "chief", "CNCS", roles=(Role.WATCH_OFFICER,))
+    admin = await officer(app, client, "admin", "CNCS", roles=(Role.ADMINISTRATOR,))
+    for who, url, body, longest in (
+        (chief, "/api/v1/synthesis-schedules", {"times": ["07:00"]}, 120),
+        (admin, "/api/v1/api-tokens", {"username": "admin", "scopes": ["read"]}, 100),
+    ):
+        refused = await client.post(url, json={**body, "name": "x" * (longest + 1)}, headers=who)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["fields"][0]["field"] == "name"
+        accepted = await client.post(url, json={**body, "name": "x" * longest}, headers=who)
+        assert accepted.status_code == 201, accepted.text

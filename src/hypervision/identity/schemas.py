@@ -171,7 +171,7 @@ class RecoveryCodes(BaseModel):
 
 
 class ApiTokenCreate(Strict):
-    name: Name
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     username: Username
     scopes: list[Annotated[str, StringConstraints(pattern=r"^(read|write|admin|audit)$")]] = Field(
         min_length=1, max_length=4

@@ -87,7 +87,7 @@ class InboxItem(BaseModel):
 
 
 class ScheduleCreate(Strict):
-    name: Title
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
     times: list[HourMinute] = Field(min_length=1, max_length=12)
     scope: Scope = Field(default_factory=Scope)
 
