@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from hypervision import __version__
 from hypervision.audit import api as audit_api
+from hypervision.audit.refusals import audit_refusal
 from hypervision.config import Settings, get_settings
 from hypervision.core import health
 from hypervision.core.errors import install_handlers
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings, app.state.system_sessions)
     register_live_kinds()  # how the hub reads the current labels of what events name
     install_handlers(app)
+    app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead
     app.add_middleware(
