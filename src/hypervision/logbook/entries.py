@@ -205,6 +205,16 @@ async def create_entry(
     return entry
 
 
+async def last_category(*, session: AsyncSession, author_id: uuid.UUID) -> str | None:
+    """The category of the author's own latest entry (their own writing: no label to check)."""
+    return await session.scalar(
+        select(Entry.category)
+        .where(Entry.author_id == author_id)
+        .order_by(Entry.recorded_at.desc())
+        .limit(1)
+    )
+
+
 def summary(entry: Entry) -> dict[str, Any]:
     """What a live event says about an entry (enough to route it, no content)."""
     return {
