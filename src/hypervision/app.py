@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from hypervision import __version__
 from hypervision.audit import api as audit_api
+from hypervision.audit.refusals import audit_refusal
 from hypervision.config import Settings, get_settings
 from hypervision.core import health
 from hypervision.core.errors import install_handlers
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
+    app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead
     app.add_middleware(

@@ -2,16 +2,17 @@
 
 from hypervision.audit import models as audit_models
 from hypervision.core import idempotency
+from hypervision.follows import models as follows_models
 from hypervision.geo import models as geo_models
 from hypervision.identity import models as identity_models
 from hypervision.live import models as live_models
 from hypervision.logbook import models as logbook_models
 from hypervision.records import models as records_models
 from hypervision.synthesis import models as synthesis_models
-from hypervision.web import models as web_models
 
 DOMAIN_MODULES = (
     audit_models,
+    follows_models,
     geo_models,
     idempotency,
     identity_models,
@@ -19,5 +20,4 @@ DOMAIN_MODULES = (
     logbook_models,
     records_models,
     synthesis_models,
-    web_models,
 )

@@ -14,8 +14,8 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from hypervision.follows.models import Follow
 from hypervision.identity.models import Role
-from hypervision.web.models import Follow
 from tests.browser.web import AXE, SQLITE_ONLY, Web, make_photo, screenshot, unavailable
 from tests.factories import tx
 

@@ -16,11 +16,11 @@ from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from hypervision.core.deps import SESSION_COOKIE
+from hypervision.core.i18n import Translator
+from hypervision.follows.models import WebPreference
 from hypervision.identity import service
 from hypervision.identity.models import Role, User
 from hypervision.identity.schemas import OrganisationCreate
-from hypervision.web.i18n import Translator
-from hypervision.web.models import WebPreference
 from tests.factories import ADMIN, PASSWORD, make_user, sign_in, tx
 
 CHROMIUM = Path("/usr/bin/chromium")

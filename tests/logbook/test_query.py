@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl
 import pytest
 
 from hypervision import criteria
+from hypervision.follows import service as follows
 from hypervision.live.hub import Filters
 from hypervision.live.models import OutboxEvent
 from hypervision.logbook.query import EntryQuery
 from hypervision.synthesis.service import scope_query
-from hypervision.web import prefs
 from hypervision.web.feed_pages import FeedQuery
 
 AT = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -111,7 +111,7 @@ def test_a_saved_view_keeps_every_filter_of_the_feed_form() -> None:
         categories=["security"], severities=["major"], statuses=["open"], organisation="PP",
         period="24h", situation=str(SITUATION), zone=str(uuid.uuid4()), q="inondation",
     )  # fmt: skip
-    saved = prefs.clean_query(form.url())
+    saved = follows.clean_query(form.url())
     assert dict(parse_qsl(saved)) == dict(parse_qsl(form.url()))
 
 

@@ -41,8 +41,8 @@ import hypervision
 from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import Base
+from hypervision.follows.models import SavedView
 from hypervision.identity.models import Role
-from hypervision.web.models import SavedView
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 from tests.web.pages import browse_as
 

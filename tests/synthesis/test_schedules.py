@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import update
 
+from hypervision.core.timezone import PARIS
 from hypervision.db import utcnow
 from hypervision.synthesis import schedules
 from hypervision.synthesis.models import Synthesis, SynthesisSchedule
-from hypervision.web.render import PARIS
 from tests.factories import tx
 from tests.synthesis.helpers import Room
 

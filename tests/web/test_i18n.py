@@ -1,7 +1,7 @@
 """The French catalogue: complete, without leftovers, placeholders intact; the translator's rules.
 
 When a test here fails after a change of messages, run ``python -m hypervision.web.catalogue``
-and translate what it lists in ``src/hypervision/web/locale/fr/LC_MESSAGES/messages.po``."""
+and translate what it lists in ``src/hypervision/locale/fr/LC_MESSAGES/messages.po``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
+from hypervision.core.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from hypervision.web.catalogue import PLURAL_FORMS, PO_FILE, extract
-from hypervision.web.i18n import DEFAULT_LOCALE, Translator, pick_locale
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[a-z]")
 Key = str | tuple[str, ...]

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
+from hypervision.core.cookies import SESSION_COOKIE
 from hypervision.core.errors import Forbidden, Unauthorized
 from hypervision.identity import auth
 from hypervision.identity.models import SessionKind
@@ -16,9 +17,9 @@ from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, Scope
 from hypervision.identity.secrets import same
 
-SESSION_COOKIE = "hv_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+__all__ = ["SESSION_COOKIE"]  # and what follows; kept here for its importers
 
 
 def get_settings(request: Request) -> Settings:

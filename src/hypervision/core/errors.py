@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -207,44 +206,6 @@ def is_database_down(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-async def _audit_refusal(request: Request, exc: AppError) -> None:
-    """Refusals are audited too, in their own transaction (the request's is rolled back with
-    the error): a 403 as ``denied``; a protected id that was not delivered as ``denied`` when
-    it exists and ``not_found`` when it does not. Nothing of this reaches the response."""
-    from hypervision.audit import service as audit
-
-    principal = getattr(request.state, "principal", None)
-    if principal is None:
-        return
-    route = request.scope.get("route")
-    detail = {"method": request.method, "route": getattr(route, "path", request.url.path)}
-    try:
-        # The system context: whether the id exists is for the trail, whatever the reader sees.
-        async with request.app.state.system_sessions() as session, session.begin():
-            if isinstance(exc, HiddenOrMissing):
-                model = exc.model
-                found = await session.scalar(select(model.id).where(model.id == exc.resource_id))
-                await audit.record(
-                    session=session,
-                    actor=principal,
-                    action=f"refused:{exc.code}",
-                    decision="denied" if found is not None else "not_found",
-                    resource_type=exc.resource_type,
-                    resource_ids=[exc.resource_id],
-                    detail=detail,
-                )
-            else:
-                await audit.record(
-                    session=session,
-                    actor=principal,
-                    action=f"refused:{exc.code}",
-                    decision="denied",
-                    detail=detail,
-                )
-    except Exception:  # noqa: BLE001 - the refusal is answered even if it cannot be recorded
-        log.warning("could not audit a refusal (request %s)", principal.request_id)
-
-
 def is_refused_text(exc: BaseException) -> bool:
     """PostgreSQL refuses NUL characters and invalid encodings in text: the input was bad."""
     if not isinstance(exc, DBAPIError):
@@ -262,8 +223,9 @@ def _is_page(request: Request) -> bool:
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
-        if exc.status == 403 or isinstance(exc, HiddenOrMissing):
-            await _audit_refusal(request, exc)
+        auditor = getattr(request.app.state, "audit_refusal", None)
+        if auditor is not None and (exc.status == 403 or isinstance(exc, HiddenOrMissing)):
+            await auditor(request, exc)
         if _is_page(request):
             return request.app.state.html_error(request, exc)  # type: ignore[no-any-return]
         return error_response(request, exc)

@@ -1,7 +1,9 @@
 """Idempotent creation (IETF draft "The Idempotency-Key HTTP Header Field").
 
 Same key + same body → the first answer again, one row. Same key + another body → 422.
-Keys are per user and kept with the answer they produced.
+Keys are per user and kept with the answer they produced. One way to use it, for the API
+(``Idempotency-Key`` header) and the web forms (a hidden field) alike: ``attempt`` first, then
+either answer ``stored`` again or ``remember`` the new answer in the same transaction.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +55,7 @@ def check_key(key: str) -> str:
     return key
 
 
-async def replay(
+async def _replay(
     *, session: AsyncSession, user_id: uuid.UUID, key: str, endpoint: str, digest: str
 ) -> IdempotencyKey | None:
     """The stored answer for this key, or None when the key is new. 422 if the key was used
@@ -71,7 +74,7 @@ async def replay(
     return row
 
 
-def remember(
+def _remember(
     *,
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -91,3 +94,39 @@ def remember(
             response=response,
         )
     )
+
+
+@dataclass
+class Attempt:
+    """One request carrying an idempotency key: the answer stored for the key when it was
+    used before (``stored``), else ``remember`` keeps this request's answer."""
+
+    session: AsyncSession
+    user_id: uuid.UUID
+    key: str
+    endpoint: str
+    digest: str
+    stored: IdempotencyKey | None
+
+    def remember(self, status_code: int, response: dict[str, Any]) -> None:
+        _remember(
+            session=self.session,
+            user_id=self.user_id,
+            key=self.key,
+            endpoint=self.endpoint,
+            digest=self.digest,
+            status_code=status_code,
+            response=response,
+        )
+
+
+async def attempt(
+    *, session: AsyncSession, user_id: uuid.UUID, key: str, endpoint: str, body: Any
+) -> Attempt:
+    """Look the key up for this user: 422 if it served another request (other endpoint or
+    other ``body``), its stored answer if it served this one."""
+    digest = request_hash(endpoint, body)
+    stored = await _replay(
+        session=session, user_id=user_id, key=key, endpoint=endpoint, digest=digest
+    )
+    return Attempt(session, user_id, key, endpoint, digest, stored)

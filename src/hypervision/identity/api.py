@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from hypervision.core import cookies
 from hypervision.core.deps import (
     SESSION_COOKIE,
     AnyPrincipal,
@@ -114,15 +115,7 @@ async def login(
     )
     if isinstance(result, AppError):
         raise result
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="strict",
-        path="/",
-        max_age=settings.session_absolute_hours * 3600,
-    )
+    cookies.set_session(response, result.token, settings)
     return LoginResponse(
         username=result.user.username,
         csrf_token=result.session.csrf_token,
@@ -140,7 +133,7 @@ async def logout(response: Response, session: DbSession, actor: AnyPrincipal) ->
             "An API token is revoked by an administrator (DELETE /api/v1/api-tokens/{id}).",
         )
     await auth.sign_out(session=session, actor=actor)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    cookies.clear_session(response)
 
 
 @signed_in.get("/auth/me", response_model=Me, tags=["auth"])

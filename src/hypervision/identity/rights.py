@@ -79,6 +79,24 @@ async def user_group_codes(*, session: AsyncSession, user_id: uuid.UUID) -> list
     return list(rows)
 
 
+async def users_group_codes(
+    *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """``user_group_codes`` for many users, in one query."""
+    found: dict[uuid.UUID, list[str]] = {user_id: [] for user_id in user_ids}
+    if not user_ids:
+        return found
+    rows = await session.execute(
+        select(UserGroup.user_id, NeedToKnowGroup.code)
+        .join(UserGroup, UserGroup.group_id == NeedToKnowGroup.id)
+        .where(UserGroup.user_id.in_(sorted(set(user_ids))))
+        .order_by(NeedToKnowGroup.code)
+    )
+    for user_id, code in rows:
+        found[user_id].append(code)
+    return found
+
+
 # --- rights and their comparison --------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from hypervision.identity.models import (
     NeedToKnowGroup,
     Organisation,
     RightsRequest,
+    Role,
     User,
     UserGroup,
 )
@@ -84,6 +85,26 @@ async def list_organisations(*, session: AsyncSession) -> Sequence[Organisation]
     return (await session.scalars(select(Organisation).order_by(Organisation.code))).all()
 
 
+async def organisation_choices(*, session: AsyncSession) -> list[tuple[str, str]]:
+    """Every organisation's (code, name), by name: the choices of forms and filters."""
+    rows = await session.execute(
+        select(Organisation.code, Organisation.name).order_by(Organisation.name)
+    )
+    return [(code, name) for code, name in rows]
+
+
+async def organisation_id(*, session: AsyncSession, code: str) -> uuid.UUID | None:
+    """The id of the organisation with this code, None when there is none."""
+    return await session.scalar(select(Organisation.id).where(Organisation.code == code))
+
+
+async def get_organisation(
+    *, session: AsyncSession, org_id: uuid.UUID | None
+) -> Organisation | None:
+    """One organisation by id (from the session's identity map when already loaded)."""
+    return None if org_id is None else await session.get(Organisation, org_id)
+
+
 async def organisation_ancestry(*, session: AsyncSession, org_id: uuid.UUID) -> list[Organisation]:
     """The organisation then its parents up to the root, in one recursive query."""
     tree = select(Organisation.id, Organisation.parent_id).where(Organisation.id == org_id)
@@ -103,6 +124,36 @@ async def organisation_ancestry(*, session: AsyncSession, org_id: uuid.UUID) -> 
         chain.append(current)
         current = orgs.get(current.parent_id) if current.parent_id else None
     return chain
+
+
+async def organisation_ancestries(
+    *, session: AsyncSession, org_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID, ...]]:
+    """For each organisation, its id then its parents' up to the root: one recursive query
+    for them all (``organisation_ancestry`` for many)."""
+    if not org_ids:
+        return {}
+    tree = select(Organisation.id, Organisation.parent_id).where(
+        Organisation.id.in_(sorted(set(org_ids)))
+    )
+    cte = tree.cte("ancestries", recursive=True)
+    cte = cte.union_all(
+        select(Organisation.id, Organisation.parent_id).join(
+            cte, Organisation.id == cte.c.parent_id
+        )
+    )
+    parents = {
+        row.id: row.parent_id for row in await session.execute(select(cte.c.id, cte.c.parent_id))
+    }
+    chains: dict[uuid.UUID, tuple[uuid.UUID, ...]] = {}
+    for org_id in org_ids:
+        chain: list[uuid.UUID] = []
+        current: uuid.UUID | None = org_id if org_id in parents else None
+        while current is not None and len(chain) <= len(parents):
+            chain.append(current)
+            current = parents.get(current)
+        chains[org_id] = tuple(chain)
+    return chains
 
 
 # --- need-to-know groups ------------------------------------------------------------------
@@ -130,6 +181,16 @@ async def create_group(
 
 async def list_groups(*, session: AsyncSession) -> Sequence[NeedToKnowGroup]:
     return (await session.scalars(select(NeedToKnowGroup).order_by(NeedToKnowGroup.code))).all()
+
+
+async def group_names(*, session: AsyncSession, codes: Sequence[str]) -> list[tuple[str, str]]:
+    """(code, name) of the groups with these codes, by name."""
+    rows = await session.execute(
+        select(NeedToKnowGroup.code, NeedToKnowGroup.name)
+        .where(NeedToKnowGroup.code.in_(sorted(codes)))
+        .order_by(NeedToKnowGroup.name)
+    )
+    return [(code, name) for code, name in rows]
 
 
 # --- users --------------------------------------------------------------------------------
@@ -232,6 +293,34 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("Utilisateur introuvable.", "User not found.")
     return user
+
+
+async def name_and_organisation(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[str, str]:
+    """A user's full name and their organisation's name (one query)."""
+    row = (
+        await session.execute(
+            select(User.full_name, Organisation.name)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .where(User.id == user_id)
+        )
+    ).one()
+    return row[0], row[1]
+
+
+async def list_authorities(*, session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(username, full name, organisation name) of the active people with the authority role,
+    by name: who a synthesis may be sent to."""
+    people = await session.execute(
+        select(User.username, User.full_name, Organisation.name, User.roles)
+        .join(Organisation, Organisation.id == User.organisation_id)
+        .where(User.is_active.is_(True), User.is_machine.is_(False))
+        .order_by(User.full_name)
+    )
+    return [
+        (username, full_name, org)
+        for username, full_name, org, roles in people
+        if Role.AUTHORITY.value in (roles or [])
+    ]
 
 
 async def read_user(*, session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:

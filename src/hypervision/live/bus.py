@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
+from hypervision.config import Settings
 from hypervision.live.outbox import CHANNEL
-
-if TYPE_CHECKING:
-    from hypervision.live.hub import Hub
 
 log = logging.getLogger("hypervision.live")
 
@@ -27,13 +25,23 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
 
+class Wakeable(Protocol):
+    """What the bus needs of the hub (the hub imports the bus, not the other way round)."""
+
+    settings: Settings
+
+    def wake(self, _last_id: int | None = None) -> None: ...
+
+    def set_mode(self, mode: str) -> None: ...
+
+
 class InProcessBus:
     async def stop(self) -> None:
         return None
 
 
 class PostgresBus:
-    def __init__(self, hub: Hub, dsn: str, retry_seconds: float = 2.0) -> None:
+    def __init__(self, hub: Wakeable, dsn: str, retry_seconds: float = 2.0) -> None:
         self.hub = hub
         self.dsn = dsn
         self.retry_seconds = retry_seconds
@@ -92,7 +100,7 @@ class PostgresBus:
                 await connection.close(timeout=2)
 
 
-async def start_bus(hub: Hub) -> Bus:
+async def start_bus(hub: Wakeable) -> Bus:
     settings = hub.settings
     url = settings.effective_database_url
     kind = settings.live_bus

@@ -30,6 +30,7 @@ from hypervision.db import transaction, utcnow
 from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
 from hypervision.live import outbox
+from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, current_labels, hidden_fields, sees
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
@@ -197,8 +198,6 @@ class Hub:
                 async with self.sessions() as own:
                     self.cursor = await _last_id(own)
             outbox.add_waker(self.wake)
-            from hypervision.live.bus import start_bus
-
             self.bus = await start_bus(self)
             self._task = asyncio.create_task(self._run(), name="hypervision-hub")
 

@@ -75,34 +75,27 @@ async def create_entry(
     key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Create an entry. With an ``Idempotency-Key`` header, a retry returns the first answer."""
-    digest = endpoint = ""
+    once = None
     if key is not None and actor.user_id is not None:
-        key = idempotency.check_key(key)
-        endpoint = "POST /api/v1/entries"
-        digest = idempotency.request_hash(endpoint, data.model_dump(mode="json"))
-        stored = await idempotency.replay(
-            session=session, user_id=actor.user_id, key=key, endpoint=endpoint, digest=digest
+        once = await idempotency.attempt(
+            session=session,
+            user_id=actor.user_id,
+            key=idempotency.check_key(key),
+            endpoint="POST /api/v1/entries",
+            body=data.model_dump(mode="json"),
         )
-        if stored is not None:
+        if once.stored is not None:
             return JSONResponse(
-                stored.response,
-                status_code=stored.status_code,
+                once.stored.response,
+                status_code=once.stored.status_code,
                 headers={"Idempotent-Replayed": "true"},
             )
     entry = await entries.create_entry(session=session, settings=settings, actor=actor, data=data)
     body = (await present.entries_read(session, [entry], settings=settings, actor=actor))[
         0
     ].model_dump(mode="json")
-    if key is not None and actor.user_id is not None:
-        idempotency.remember(
-            session=session,
-            user_id=actor.user_id,
-            key=key,
-            endpoint=endpoint,
-            digest=digest,
-            status_code=201,
-            response=body,
-        )
+    if once is not None:
+        once.remember(201, body)
     return JSONResponse(
         body,
         status_code=201,

@@ -6,14 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision import criteria
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
@@ -22,7 +20,7 @@ from hypervision.identity.principal import Principal
 from hypervision.logbook.models import Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
-from hypervision.policy.rules import Action, Subject, allowed, authorize, visible_filter
+from hypervision.policy.rules import Action, allowed, authorize, visible_filter
 from hypervision.records import access, versions
 from hypervision.records.access import dialect_of, subject_of
 from hypervision.records.etags import check_if_match
@@ -159,6 +157,16 @@ async def create_entry(
     return entry
 
 
+async def last_category(*, session: AsyncSession, author_id: uuid.UUID) -> str | None:
+    """The category of the author's own latest entry (their own writing: no label to check)."""
+    return await session.scalar(
+        select(Entry.category)
+        .where(Entry.author_id == author_id)
+        .order_by(Entry.recorded_at.desc())
+        .limit(1)
+    )
+
+
 def summary(entry: Entry) -> dict[str, Any]:
     """What a live event says about an entry (enough to route it, no content)."""
     return {
@@ -185,14 +193,6 @@ async def get_entry(
     entry = await find_visible(session=session, settings=settings, actor=actor, entry_id=entry_id)
     await access.delivered(session, actor, action="entry.read", kind="entry", rows=[entry])
     return entry
-
-
-def in_situations(subject: Subject, dialect: str, ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
-    """Entries linked to one of the situations ``ids`` that ``subject`` may see: a filter on a
-    hidden situation matches nothing, exactly like one on an unknown id (SECURITY.md item 32).
-    The SQL side of ``EntryQuery(situations=ids)``."""
-    reference = criteria.VisibleRef("situation_id", tuple(ids), Situation)
-    return reference.sql(Entry, criteria.Context(dialect=dialect, subject=subject))
 
 
 def encode_cursor(entry: Entry) -> str:

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
@@ -93,6 +94,40 @@ async def list_situations(
     rows = list(await session.scalars(query.order_by(Situation.started_at.desc()).limit(limit)))
     await access.delivered(session, actor, action="situation.list", kind="situation", rows=rows)
     return rows
+
+
+async def situation_choices(
+    *, session: AsyncSession, settings: Settings, actor: Principal, surface: str = "web"
+) -> list[Situation]:
+    """Every situation the actor can see, open first then newest (the choices of filters and
+    forms): a read like any other, audited."""
+    rows = list(
+        await session.scalars(
+            visible_situations(session, settings, actor).order_by(
+                Situation.status == Status.CLOSED.value, Situation.started_at.desc()
+            )
+        )
+    )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="situation.list",
+        surface=surface,
+        resource_type="situation",
+        resource_ids=[s.id for s in rows],
+        labels=sorted({s.label_level for s in rows}),
+        detail={"use": "choices"},
+    )
+    return rows
+
+
+async def sees_situation(
+    *, session: AsyncSession, settings: Settings, actor: Principal, situation_id: uuid.UUID
+) -> bool:
+    """Whether the actor can see this situation (hidden and unknown alike answer False): for
+    dropping a filter on it, nothing of it is delivered."""
+    shown = visible_situations(session, settings, actor).where(Situation.id == situation_id)
+    return await session.scalar(shown.with_only_columns(Situation.id)) is not None
 
 
 async def update_situation(

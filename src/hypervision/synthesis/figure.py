@@ -10,7 +10,7 @@ from typing import Any
 
 from markupsafe import escape
 
-from hypervision.web.assets import BOUNDARIES
+from hypervision.core.assets import BOUNDARIES
 
 WIDTH, HEIGHT = 640, 420
 COLOURS = {"info": "#000091", "minor": "#b8860b", "major": "#b34000", "critical": "#ce0500"}

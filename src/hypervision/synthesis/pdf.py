@@ -10,12 +10,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hypervision.core.assets import VENDOR
+from hypervision.core.i18n import CATEGORY_NAMES, SEVERITY_NAMES, STATUS_NAMES, Translator
 from hypervision.core.markdown import render as markdown
+from hypervision.core.timezone import PARIS
 from hypervision.logbook.schemas import EntryRead
 from hypervision.synthesis.figure import map_svg
-from hypervision.web.assets import VENDOR
-from hypervision.web.i18n import CATEGORY_NAMES, SEVERITY_NAMES, STATUS_NAMES, Translator
-from hypervision.web.render import PARIS
 
 TEMPLATES = Path(__file__).parent / "templates"
 FONTS = VENDOR / "dsfr" / "fonts"

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.core.timezone import PARIS
 from hypervision.db import transaction, utcnow
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import User
@@ -22,7 +23,6 @@ from hypervision.policy.rules import Action, authorize
 from hypervision.synthesis import service
 from hypervision.synthesis.models import Synthesis, SynthesisSchedule
 from hypervision.synthesis.schemas import ScheduleCreate, Scope, SynthesisDraft
-from hypervision.web.render import PARIS
 
 log = logging.getLogger("hypervision.schedules")
 

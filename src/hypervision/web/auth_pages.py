@@ -7,23 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hypervision.core.deps import SESSION_COOKIE, DbSession, PasswordsDep, SettingsDep, client_of
+from hypervision.core import cookies
+from hypervision.core.cookies import SESSION_COOKIE, SIGNED_IN_MARKER
+from hypervision.core.deps import DbSession, PasswordsDep, SettingsDep, client_of
 from hypervision.core.errors import AppError, Invalid
+from hypervision.core.i18n import LOCALE_COOKIE, LOCALES, pick_locale
+from hypervision.follows import service as prefs
 from hypervision.identity import auth, mfa, service
 from hypervision.identity.api import refuse_cross_site
 from hypervision.identity.models import SessionKind
-from hypervision.web import prefs
-from hypervision.web.i18n import LOCALE_COOKIE, LOCALES, pick_locale
 from hypervision.web.render import render, translator
 from hypervision.web.session import Officer, safe_next
 
 router = APIRouter(include_in_schema=False)
-YEAR = 365 * 24 * 3600
-# Set with the session cookie after a good sign-in, without ``Secure`` and for two minutes: a
-# sign-in page that receives it without the session cookie knows the browser dropped the
-# session cookie (a ``Secure`` cookie over plain http on an address other than loopback).
-SIGNED_IN_MARKER = "hv_signed_in"
-SIGNED_IN_MARKER_SECONDS = 120
 COOKIE_LOST = {
     True: (
         "Vous vous êtes bien identifié, mais votre navigateur n'a pas renvoyé le cookie de "
@@ -43,10 +39,6 @@ COOKIE_LOST = {
         "for this site.",
     ),
 }
-
-
-def _locale_cookie(response: Response, locale: str) -> None:
-    response.set_cookie(LOCALE_COOKIE, locale, max_age=YEAR, samesite="lax", path="/")
 
 
 def _message(request: Request, error: AppError) -> str:
@@ -112,28 +104,12 @@ async def sign_in(
         )
     target = "/double-authentification" if result.enrolment_required else safe_next(suite)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="strict",
-        path="/",
-        max_age=settings.session_absolute_hours * 3600,
-    )
-    response.set_cookie(
-        SIGNED_IN_MARKER,
-        "1",
-        httponly=True,
-        secure=False,  # it must come back when the session cookie cannot: it says nothing
-        samesite="strict",
-        path="/",
-        max_age=SIGNED_IN_MARKER_SECONDS,
-    )
+    cookies.set_session(response, result.token, settings)
+    cookies.set_signed_in_marker(response)
     async with request.app.state.sessions() as session:
         saved = (await prefs.preference(session, result.user.id)).locale
     if saved:
-        _locale_cookie(response, saved)
+        cookies.set_locale(response, saved)
     return response
 
 
@@ -141,8 +117,7 @@ async def sign_in(
 async def sign_out(session: DbSession, actor: Officer) -> Response:
     await auth.sign_out(session=session, actor=actor)
     response = RedirectResponse("/connexion", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(SIGNED_IN_MARKER, path="/")
+    cookies.clear_session(response)
     return response
 
 
@@ -187,7 +162,7 @@ async def mfa_confirm(
 async def choose_language(locale: str, suite: str | None = None) -> Response:
     """Switch language (a cookie; signed-in officers also keep it in their preferences)."""
     response = RedirectResponse(safe_next(suite), status_code=303)
-    _locale_cookie(response, locale if locale in LOCALES else "fr")
+    cookies.set_locale(response, locale if locale in LOCALES else "fr")
     return response
 
 
@@ -201,5 +176,5 @@ async def save_language(
     chosen = locale if locale in LOCALES else "fr"
     await prefs.set_locale(session=session, actor=actor, locale=chosen)
     response = RedirectResponse(safe_next(suite), status_code=303)
-    _locale_cookie(response, chosen)
+    cookies.set_locale(response, chosen)
     return response

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from babel.messages.catalog import Catalog, Message
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po, write_po
 
-from hypervision.web.i18n import CATALOGUES, DEFAULT_LOCALE
+from hypervision.core.i18n import CATALOGUES, DEFAULT_LOCALE
 
 WEB = Path(__file__).parent
+# Outside the web package, also read for messages: the shared names (categories, severities...).
+SHARED = (WEB.parent / "core" / "i18n.py",)
 PO_FILE = CATALOGUES / DEFAULT_LOCALE / "LC_MESSAGES" / "messages.po"
 # Two forms, 0 and 1 singular: what ``Translator.ngettext`` picks from (not CLDR's third form).
 PLURAL_FORMS = "nplurals=2; plural=(n > 1);"
@@ -56,7 +58,15 @@ def extract(directory: Path = WEB) -> Catalog:
     found = extract_from_dir(
         directory, METHODS, OPTIONS, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)
     )
-    for filename, lineno, message, comments, context in found:
+    shared = [
+        (path.relative_to(directory.parent).as_posix(), *message)
+        for path in SHARED
+        if directory == WEB
+        for message in extract_from_file(
+            "python", path, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)
+        )
+    ]
+    for filename, lineno, message, comments, context in [*found, *shared]:
         template.add(
             message,
             None,

@@ -17,6 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
+from hypervision.core.i18n import (
+    ACTION_NAMES,
+    CATEGORY_NAMES,
+    FIELD_NAMES,
+    SEVERITY_NAMES,
+    STATUS_NAMES,
+)
+from hypervision.follows import service as prefs
+from hypervision.follows.models import FollowKind
 from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
@@ -27,16 +36,7 @@ from hypervision.policy.rules import Action, allowed
 from hypervision.records.etags import etag
 from hypervision.records.labelling import Directory
 from hypervision.records.models import RecordVersion
-from hypervision.web import prefs
-from hypervision.web.feed_pages import _names, situation_titles
-from hypervision.web.i18n import (
-    ACTION_NAMES,
-    CATEGORY_NAMES,
-    FIELD_NAMES,
-    SEVERITY_NAMES,
-    STATUS_NAMES,
-)
-from hypervision.web.models import FollowKind
+from hypervision.web.choices import display_names, situation_titles
 from hypervision.web.render import render, shows, translator, when
 from hypervision.web.session import Officer, referer_path, safe_next
 
@@ -158,7 +158,7 @@ async def entry_context(
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
         "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
         "etag": etag(entry),
-        "names": _names(),
+        "names": display_names(),
         "severities": SEVERITY_NAMES,
         "action_names": ACTION_NAMES,
     }

@@ -13,34 +13,33 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
-from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core import idempotency
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid, NotFound
+from hypervision.core.i18n import CATEGORY_NAMES, PERIODS, SEVERITY_NAMES, STATUS_NAMES
 from hypervision.db import utcnow
+from hypervision.follows import service as prefs
 from hypervision.geo.places import VENUES, find_venue
-from hypervision.geo.zones import list_zones, zone_area
-from hypervision.identity.models import NeedToKnowGroup, Organisation
+from hypervision.geo.zones import zone_area
+from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, entries, present
 from hypervision.logbook.attachments_api import TrackedBlobsDep
-from hypervision.logbook.models import Entry, Severity, Situation, Status
+from hypervision.logbook.models import Entry, Severity
 from hypervision.logbook.query import EntryQuery, shown_situations
 from hypervision.logbook.schemas import EntryCreate, EntryRead
-from hypervision.logbook.situations import visible_situations
 from hypervision.logbook.uploads import inspect_content
 from hypervision.policy.rules import Action, Subject, allowed
 from hypervision.search import service as search_service
 from hypervision.storage.blobs import TrackedBlobs
-from hypervision.web import prefs
-from hypervision.web.i18n import CATEGORY_NAMES, PERIODS, SEVERITY_NAMES, STATUS_NAMES
+from hypervision.web.choices import display_names, situation_titles, zone_names
+from hypervision.web.entry_pages import entry_context
 from hypervision.web.render import render, shows, translator
-from hypervision.web.session import MAX_FILES, Officer
+from hypervision.web.session import MAX_FILES, Officer, Reader
 
 router = APIRouter(include_in_schema=False)
 PAGE = 30
@@ -112,9 +111,7 @@ async def to_filter(
     unknown organisation, a zone or situation the officer may not see — is dropped and said."""
     org_id = None
     if query.organisation:
-        org_id = await session.scalar(
-            select(Organisation.id).where(Organisation.code == query.organisation)
-        )
+        org_id = await identity.organisation_id(session=session, code=query.organisation)
         if org_id is None:
             query.ignored.append(query.organisation)
             query.organisation = ""
@@ -128,11 +125,11 @@ async def to_filter(
         except NotFound:
             query.ignored.append(query.zone[:8])
             query.zone = ""
-    situations: tuple[uuid.UUID, ...] = ()
+    chosen: tuple[uuid.UUID, ...] = ()
     if query.situation:
         wanted = uuid.UUID(query.situation)
         if wanted in await shown_situations(session, Subject.of(settings, actor), [wanted]):
-            situations = (wanted,)
+            chosen = (wanted,)
         else:  # hidden or unknown alike: the filter is dropped and said so
             query.ignored.append(query.situation[:8])
             query.situation = ""
@@ -142,7 +139,7 @@ async def to_filter(
         statuses=tuple(query.statuses),
         organisation_id=org_id,
         since=since,
-        situations=situations,
+        situations=chosen,
         area=area,
     )
 
@@ -151,41 +148,6 @@ def matches(entry: Entry, f: EntryQuery) -> bool:
     """The query's Python side, for one entry in hand (arriving live, or a search hit).
     ``to_filter`` keeps only situations the officer may see: those are the ones shown."""
     return f.matches(entry, shown_situations=f.situations)
-
-
-async def situation_titles(
-    request: Request, session: AsyncSession, settings: Settings, actor: Officer
-) -> dict[str, str]:
-    """The situations the officer can see, open first (for filters and forms): a read like
-    any other (audited; their labels count for the page's marking)."""
-    rows = list(
-        await session.scalars(
-            visible_situations(session, settings, actor).order_by(
-                Situation.status == Status.CLOSED.value, Situation.started_at.desc()
-            )
-        )
-    )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="situation.list",
-        surface="web",
-        resource_type="situation",
-        resource_ids=[s.id for s in rows],
-        labels=sorted({s.label_level for s in rows}),
-        detail={"use": "choices"},
-    )
-    shows(request, [s.label_level for s in rows])
-    return {str(s.id): s.title for s in rows}
-
-
-async def zone_names(
-    request: Request, session: AsyncSession, settings: Settings, actor: Principal
-) -> dict[str, str]:
-    """The active zones the officer can see (for the zone filter; audited, marked)."""
-    rows = await list_zones(session=session, settings=settings, actor=actor)
-    shows(request, [z.label_level for z in rows])
-    return {str(z.id): z.name for z in rows}
 
 
 async def _rows(
@@ -229,8 +191,6 @@ async def feed(
     cards = await _cards(request, session, settings, actor, rows)
     detail = None
     if entree:
-        from hypervision.web.entry_pages import entry_context
-
         try:
             detail = await entry_context(request, session, settings, actor, uuid.UUID(entree))
         except (ValueError, AppError):
@@ -242,13 +202,13 @@ async def feed(
         "next_cursor": next_cursor,
         "situations": await situation_titles(request, session, settings, actor),
         "zone_choices": await zone_names(request, session, settings, actor),
-        "organisations": await _organisations(session),
+        "organisations": await identity.organisation_choices(session=session),
         "views": await prefs.views(session, actor.user_id),
         "created": bool(cree) and detail is not None,
         "periods": PERIODS,
         **(detail or {}),
         "detail": detail is not None,
-        "names": _names(),
+        "names": display_names(),
     }
     return render(request, "feed.html", context)
 
@@ -264,15 +224,16 @@ async def more(
         "cards": await _cards(request, session, settings, actor, rows),
         "next_cursor": next_cursor,
     }
-    return render(request, "_feed_page.html", {**context, "query": query, "names": _names()})
+    return render(request, "_feed_page.html", {**context, "query": query, "names": display_names()})
 
 
 @router.get("/main-courante/carte/{entry_id}", response_class=HTMLResponse)
 async def card(
-    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+    request: Request, session: DbSession, settings: SettingsDep, actor: Reader, entry_id: uuid.UUID
 ) -> Response:
     """One entry's card for the live feed, if it passes the policy (404 otherwise, like a
-    missing one) and the page's filters (204 otherwise)."""
+    missing one) and the page's filters (204 otherwise). A fragment of the page already shown:
+    none of the page's set-up (names, preferences, follows, badge) is done again."""
     query = parse_query(request, settings)
     entry = await entries.get_entry(
         session=session, settings=settings, actor=actor, entry_id=entry_id
@@ -280,16 +241,9 @@ async def card(
     if query.q or not matches(entry, await to_filter(session, settings, actor, query)):
         return Response(status_code=204)
     cards = await _cards(request, session, settings, actor, [entry])
-    return render(request, "_entry_card.html", {"e": cards[0], "names": _names(), "fresh": True})
-
-
-async def _organisations(session: AsyncSession) -> list[tuple[str, str]]:
-    rows = await session.execute(select(Organisation.code, Organisation.name).order_by("name"))
-    return [(code, name) for code, name in rows]
-
-
-def _names() -> dict[str, dict[str, str]]:
-    return {"category": CATEGORY_NAMES, "severity": SEVERITY_NAMES, "status": STATUS_NAMES}
+    return render(
+        request, "_entry_card.html", {"e": cards[0], "names": display_names(), "fresh": True}
+    )
 
 
 # --- saved views -----------------------------------------------------------------------------
@@ -320,27 +274,21 @@ async def _form_context(
     values: dict[str, Any],
     errors: dict[str, str],
 ) -> dict[str, Any]:
-    groups = await session.execute(
-        select(NeedToKnowGroup.code, NeedToKnowGroup.name)
-        .where(NeedToKnowGroup.code.in_(sorted(actor.groups)))
-        .order_by(NeedToKnowGroup.name)
-    )
+    groups = await identity.group_names(session=session, codes=sorted(actor.groups))
     rank = settings.level_rank(actor.clearance) if actor.clearance in settings.label_levels else 0
     ceiling = settings.level_rank(settings.label_ceiling)
-    own_code = await session.scalar(
-        select(Organisation.code).where(Organisation.id == actor.organisation_id)
-    )
+    own_code = await _own_code(session, actor)
     return {
         "values": values,
         "errors": errors,
-        "organisations": await _organisations(session),
+        "organisations": await identity.organisation_choices(session=session),
         "own_code": own_code,
         "categories": [(c, CATEGORY_NAMES.get(c, c)) for c in settings.categories],
         "severities": SEVERITY_NAMES,
         "venues": VENUES,
         "situations": await situation_titles(request, session, settings, actor),
         "levels": settings.label_levels[: min(rank, ceiling) + 1],
-        "groups": list(groups),
+        "groups": groups,
         "max_mb": settings.attachment_max_bytes // (1024 * 1024),
         "max_files": MAX_FILES,
     }
@@ -348,18 +296,18 @@ async def _form_context(
 
 async def _default_category(session: AsyncSession, settings: Settings, actor: Officer) -> str:
     """The officer's last category, else their organisation's usual one."""
-    last = await session.scalar(
-        select(Entry.category)
-        .where(Entry.author_id == actor.user_id)
-        .order_by(Entry.recorded_at.desc())
-        .limit(1)
-    )
+    assert actor.user_id is not None
+    last = await entries.last_category(session=session, author_id=actor.user_id)
     if last in settings.categories:
         return str(last)
-    usual = await session.scalar(
-        select(Organisation.default_category).where(Organisation.id == actor.organisation_id)
-    )
+    own = await identity.get_organisation(session=session, org_id=actor.organisation_id)
+    usual = own.default_category if own else None
     return usual if usual in settings.categories else ""
+
+
+async def _own_code(session: AsyncSession, actor: Principal) -> str | None:
+    own = await identity.get_organisation(session=session, org_id=actor.organisation_id)
+    return own.code if own else None
 
 
 @router.get("/main-courante/nouvelle", response_class=HTMLResponse)
@@ -478,22 +426,21 @@ async def _create_entry(
     values["need_to_know"] = [str(v)[:32] for v in form.getlist("need_to_know")][:10]
     values["also"] = [str(v)[:32] for v in form.getlist("also")][:49]
     values["audience"] = "all" if form.get("audience") == "all" else "own"
-    own_code = await session.scalar(
-        select(Organisation.code).where(Organisation.id == actor.organisation_id)
-    )
+    own_code = await _own_code(session, actor)
     audience = [] if values["audience"] == "all" else sorted({str(own_code), *values["also"]})
     errors: dict[str, str] = {}
     location = _location(values, errors, t)
     files = await _files(form, settings, errors, t, translator(request).locale)
     key = values["idempotency_key"][:100]
     assert actor.user_id is not None
+    once = None
     if key and not errors:
-        stored = await idempotency.replay(
+        once = await idempotency.attempt(
             session=session, user_id=actor.user_id, key=key, endpoint=NEW_ENTRY,
-            digest=idempotency.request_hash(NEW_ENTRY, {"key": key}),
+            body={"key": key},  # the form's files are not part of the digest: the key is
         )  # fmt: skip
-        if stored is not None:  # the same form sent twice (double click, dropped connection)
-            return RedirectResponse(f"/main-courante?entree={stored.response['id']}", 303)
+        if once.stored is not None:  # the same form sent twice (double click, lost answer)
+            return RedirectResponse(f"/main-courante?entree={once.stored.response['id']}", 303)
     entry = None
     if not errors:
         try:
@@ -530,10 +477,6 @@ async def _create_entry(
             errors.setdefault("files", t("Attach your files again (they are not kept)."))
         context = await _form_context(request, session, settings, actor, values, errors)
         return render(request, "new_entry.html", context, status_code=422)
-    if key:
-        idempotency.remember(
-            session=session, user_id=actor.user_id, key=key, endpoint=NEW_ENTRY,
-            digest=idempotency.request_hash(NEW_ENTRY, {"key": key}),
-            status_code=201, response={"id": str(entry.id)},
-        )  # fmt: skip
+    if once is not None:
+        once.remember(201, {"id": str(entry.id)})
     return RedirectResponse(f"/main-courante?entree={entry.id}&cree=1", status_code=303)

@@ -15,14 +15,16 @@ from starlette.datastructures import UploadFile
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid
+from hypervision.core.i18n import N_, PERIODS
+from hypervision.follows import service as prefs
 from hypervision.geo import layers, zones
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
+from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, allowed
 from hypervision.records.schemas import LabelIn
-from hypervision.web import prefs
-from hypervision.web.feed_pages import _names, _organisations, parse_query, situation_titles
-from hypervision.web.i18n import N_, PERIODS
+from hypervision.web.choices import display_names, situation_titles
+from hypervision.web.feed_pages import parse_query
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
 
@@ -52,9 +54,9 @@ async def _context(
         "layers": layer_rows,
         "followed_zones": followed,
         "situations": await situation_titles(request, session, settings, actor),
-        "organisations": await _organisations(session),
+        "organisations": await identity.organisation_choices(session=session),
         "periods": PERIODS,
-        "names": _names(),
+        "names": display_names(),
         "zone_kinds": ZONE_KINDS,
         "can_draw": allowed(actor, Action.TRIAGE),
         "can_import": allowed(actor, Action.WRITE),
@@ -80,13 +82,8 @@ def _label(level: str, everyone: bool, own_code: str | None) -> LabelIn | None:
 
 
 async def _own_code(session: AsyncSession, actor: Principal) -> str | None:
-    from sqlalchemy import select
-
-    from hypervision.identity.models import Organisation
-
-    return await session.scalar(
-        select(Organisation.code).where(Organisation.id == actor.organisation_id)
-    )
+    own = await identity.get_organisation(session=session, org_id=actor.organisation_id)
+    return own.code if own else None
 
 
 @router.post("/carte/zones", response_class=HTMLResponse)

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hypervision.core.deps import DbSession, SettingsDep
+from hypervision.follows import service as prefs
+from hypervision.follows.models import FollowKind
 from hypervision.logbook import present, situations
 from hypervision.search import service as search_service
-from hypervision.web import prefs
-from hypervision.web.feed_pages import _names, situation_titles, zone_names
-from hypervision.web.models import FollowKind
+from hypervision.web.choices import display_names, situation_titles, zone_names
 from hypervision.web.render import render, shows
 from hypervision.web.session import Officer
 
@@ -29,7 +29,7 @@ async def situation_list(
     shows(request, [s.label_level for s in rows])
     names = await present.directory_for(session, rows, settings=settings, actor=actor)
     items = [present.situation_read(s, names) for s in rows]
-    return render(request, "situations.html", {"situations": items, "names": _names()})
+    return render(request, "situations.html", {"situations": items, "names": display_names()})
 
 
 @router.get("/situations/{situation_id}", response_class=HTMLResponse)
@@ -60,7 +60,7 @@ async def situation_page(
         "s": present.situation_read(situation, names),
         "timeline": timeline,
         "following": (FollowKind.SITUATION.value, str(situation.id)) in followed,
-        "names": _names(),
+        "names": display_names(),
     }
     return render(request, "situation.html", context)
 
@@ -80,7 +80,9 @@ async def search_page(
         session, [h.entry for h in hits], settings=settings, actor=actor
     )
     results = list(zip(hits, reads, strict=True))
-    return render(request, "search.html", {"q": query, "results": results, "names": _names()})
+    return render(
+        request, "search.html", {"q": query, "results": results, "names": display_names()}
+    )
 
 
 @router.get("/suivis", response_class=HTMLResponse)
@@ -98,7 +100,7 @@ async def notifications_page(
         "seen": seen,
         "follows": follows,
         "titles": titles,
-        "names": _names(),
+        "names": display_names(),
     }
     from hypervision.web.render import chrome_of
 

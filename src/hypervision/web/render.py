@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from fastapi import Request
@@ -15,11 +14,11 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hypervision.config import Settings
+from hypervision.core.i18n import Translator
+from hypervision.core.timezone import PARIS
 from hypervision.identity.principal import Principal
-from hypervision.web.i18n import Translator
 
 TEMPLATES = Path(__file__).parent / "templates"
-PARIS = ZoneInfo("Europe/Paris")
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),

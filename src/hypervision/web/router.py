@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hypervision.core.errors import AppError
+from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web import (
     assets,
     auth_pages,
@@ -18,7 +19,6 @@ from hypervision.web import (
     misc_pages,
     synthesis_pages,
 )
-from hypervision.web.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web.render import render
 from hypervision.web.session import SignInRequired
 

@@ -7,16 +7,15 @@ from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 
 from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep, client_of
 from hypervision.core.errors import AppError, Forbidden, Unauthorized
+from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
+from hypervision.follows import service as prefs
 from hypervision.identity import auth
-from hypervision.identity.models import Organisation, SessionKind, User
+from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal, Scope
 from hypervision.identity.secrets import same
-from hypervision.web import prefs
-from hypervision.web.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
@@ -76,8 +75,8 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         )
 
 
-async def web_principal(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
-    """The signed-in officer, or a redirect to the sign-in page. Sets the page chrome."""
+async def _signed_in(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
+    """The signed-in officer (CSRF checked on forms), or a redirect to the sign-in page."""
     request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -95,33 +94,43 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     request.state.principal = principal
     if request.method in UNSAFE:
         await check_csrf(request, principal)
-    enrolling = principal.scopes is not None and principal.scopes == {Scope.MFA_ENROL}
-    if enrolling and request.url.path not in ("/double-authentification", "/deconnexion"):
+    if _enrolling(principal) and request.url.path not in (
+        "/double-authentification",
+        "/deconnexion",
+    ):
         raise SignInRequired("/double-authentification")
     assert principal.user_id is not None
-    row = (
-        await session.execute(
-            select(User.full_name, Organisation.name)
-            .join(Organisation, Organisation.id == User.organisation_id)
-            .where(User.id == principal.user_id)
-        )
-    ).one()
-    preference = await prefs.preference(session, principal.user_id)
-    request.state.locale = pick_locale(preference.locale, request.cookies.get(LOCALE_COOKIE))
     chrome = chrome_of(request)
     chrome.principal = principal
-    chrome.full_name, chrome.organisation = row[0], row[1]
     chrome.csrf_token = principal.csrf_token or ""
-    chrome.tour_pending = preference.tour_done_at is None
-    if enrolling:  # no read right yet: no badge, no follows
-        return principal
-    followed = await prefs.follows(session, principal.user_id)
-    chrome.follow_categories = [f.target for f in followed if f.kind == "category"]
-    chrome.follow_situations = [f.target for f in followed if f.kind == "situation"]
-    chrome.badge = await prefs.unseen_count(
-        session=session, settings=settings, actor=principal, preference=preference, rows=followed
-    )
     return principal
 
 
+def _enrolling(principal: Principal) -> bool:
+    return principal.scopes is not None and principal.scopes == {Scope.MFA_ENROL}
+
+
+async def web_principal(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
+    """The signed-in officer, or a redirect to the sign-in page. Sets the page chrome."""
+    principal = await _signed_in(request, session, settings)
+    mine = await prefs.personal(
+        session=session, settings=settings, actor=principal, enrolling=_enrolling(principal)
+    )
+    request.state.locale = pick_locale(mine.locale, request.cookies.get(LOCALE_COOKIE))
+    chrome = chrome_of(request)
+    chrome.full_name, chrome.organisation = mine.full_name, mine.organisation
+    chrome.tour_pending = mine.tour_pending
+    chrome.follow_categories = mine.follow_categories
+    chrome.follow_situations = mine.follow_situations
+    chrome.badge = mine.badge
+    return principal
+
+
+async def web_reader(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
+    """The signed-in officer for a fragment of a page already shown (a live card): no page
+    set-up (name, preferences, follows, badge); the language is the page's (its cookie)."""
+    return await _signed_in(request, session, settings)
+
+
 Officer = Annotated[Principal, Depends(web_principal)]
+Reader = Annotated[Principal, Depends(web_reader)]

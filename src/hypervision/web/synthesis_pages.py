@@ -9,23 +9,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.core.i18n import CATEGORY_NAMES, N_, SEVERITY_NAMES
+from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present
 from hypervision.policy.rules import Action, allowed
 from hypervision.records.etags import etag
 from hypervision.synthesis import mail, rendering, service
 from hypervision.synthesis.figure import map_svg
-from hypervision.synthesis.models import SynthesisRecipient
 from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
-from hypervision.web.feed_pages import _names, situation_titles
-from hypervision.web.i18n import CATEGORY_NAMES, N_, SEVERITY_NAMES
+from hypervision.web.choices import display_names, situation_titles
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
 
@@ -105,12 +103,7 @@ async def _page(
     names = await rendering.names_for(session, [synthesis])
     reads = await present.entries_read(session, seen.entries, settings=settings, actor=actor)
     located = [(n, e.severity.value, e.location) for n, e in enumerate(reads, 1) if e.location]
-    mine = await session.scalar(
-        select(SynthesisRecipient).where(
-            SynthesisRecipient.synthesis_id == synthesis.id,
-            SynthesisRecipient.user_id == actor.user_id,
-        )
-    )
+    mine = await service.delivery(session=session, synthesis=synthesis, actor=actor)
     candidates: list[Any] = []
     pool: list[Any] = []
     is_watch = allowed(actor, Action.TRIAGE)
@@ -123,17 +116,7 @@ async def _page(
         ]
         shows(request, [e.label_level for e in rows])
     if is_watch and synthesis.status == "validated":
-        people = await session.execute(
-            select(User.username, User.full_name, Organisation.name, User.roles)
-            .join(Organisation, Organisation.id == User.organisation_id)
-            .where(User.is_active.is_(True), User.is_machine.is_(False))
-            .order_by(User.full_name)
-        )
-        candidates = [
-            (username, full_name, org)
-            for username, full_name, org, roles in people
-            if Role.AUTHORITY.value in (roles or [])
-        ]
+        candidates = await identity.list_authorities(session=session)
     return {
         "s": rendering.synthesis_read(settings, synthesis, names, seen),
         "entries": reads,
@@ -141,7 +124,7 @@ async def _page(
         "status_names": STATUS_NAMES,
         "categories": CATEGORY_NAMES,
         "severities": SEVERITY_NAMES,
-        "names": _names(),
+        "names": display_names(),
         "is_watch": is_watch,
         "is_author": actor.user_id in (synthesis.author_id, synthesis.submitted_by),
         "recipient": mine,

@@ -1,9 +1,8 @@
-"""What the web app keeps per user: preferences, follows, saved views. Personal settings, not
-protected records: they carry no label and only their owner reads them (ADR 0007)."""
+"""What is kept per user: preferences, follows, saved views. Personal settings, not protected
+records: they carry no label and only their owner reads them (ADR 0007)."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
@@ -11,6 +10,9 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
+from hypervision.follows.schemas import FollowKind
+
+__all__ = ["Follow", "FollowKind", "SavedView", "WebPreference"]
 
 
 class WebPreference(Base):
@@ -22,12 +24,6 @@ class WebPreference(Base):
     locale: Mapped[str | None] = mapped_column(String(8))
     tour_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notifications_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class FollowKind(enum.StrEnum):
-    CATEGORY = "category"
-    SITUATION = "situation"
-    ZONE = "zone"
 
 
 class Follow(Base):

@@ -1,4 +1,4 @@
-"""Personal settings of the web app: locale, guided tour, follows, saved views, notifications.
+"""Personal settings: locale, guided tour, follows, saved views, notifications.
 
 They are the user's own settings, not protected records: no label, no version history; every
 change is audited (ADR 0007). Notifications are computed, not stored: the visible entries that
@@ -20,16 +20,18 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Invalid, NotFound
 from hypervision.db import utcnow
+from hypervision.follows.models import Follow, SavedView, WebPreference
+from hypervision.follows.schemas import FollowKind, Personal
 from hypervision.geo.models import Zone
 from hypervision.geo.shapes import Area
 from hypervision.geo.zones import visible_zones
+from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject
 from hypervision.records.access import dialect_of
-from hypervision.web.models import Follow, FollowKind, SavedView, WebPreference
 
 MAX_FOLLOWS = 50
 MAX_VIEWS = 30
@@ -229,6 +231,32 @@ async def notifications(
     )
     pref.notifications_seen_at = utcnow()
     return found, seen
+
+
+async def personal(
+    *, session: AsyncSession, settings: Settings, actor: Principal, enrolling: bool = False
+) -> Personal:
+    """What a page's frame shows of its officer: name, organisation, language, tour, followed
+    topics and the badge (none of the last two while enrolling in MFA: no read right yet)."""
+    assert actor.user_id is not None
+    full_name, organisation = await identity.name_and_organisation(
+        session=session, user_id=actor.user_id
+    )
+    pref = await preference(session, actor.user_id)
+    if enrolling:
+        return Personal(full_name, organisation, pref.locale, pref.tour_done_at is None)
+    rows = await follows(session, actor.user_id)
+    return Personal(
+        full_name,
+        organisation,
+        pref.locale,
+        pref.tour_done_at is None,
+        follow_categories=[f.target for f in rows if f.kind == FollowKind.CATEGORY.value],
+        follow_situations=[f.target for f in rows if f.kind == FollowKind.SITUATION.value],
+        badge=await unseen_count(
+            session=session, settings=settings, actor=actor, preference=pref, rows=rows
+        ),
+    )
 
 
 # --- saved views -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Translation catalogue. Messages are written in English in the code and templates; the French
-catalogue (``locale/fr/LC_MESSAGES/messages.po``, read at start-up) is what users see first.
-English is the fallback (the message ids themselves)."""
+catalogue (``hypervision/locale/fr/LC_MESSAGES/messages.po``, read at start-up) is what users
+see first. English is the fallback (the message ids themselves). Shared by the web pages and
+the syntheses' PDFs, with the names of categories, severities and statuses."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from babel.messages.pofile import read_po
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 LOCALE_COOKIE = "hv_lang"
-CATALOGUES = Path(__file__).parent / "locale"
+CATALOGUES = Path(__file__).parent.parent / "locale"
 
 
 @cache
