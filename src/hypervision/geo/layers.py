@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
+from hypervision.criteria import box_meets
 from hypervision.db import utcnow
 from hypervision.geo.models import Layer, LayerFeature
-from hypervision.geo.shapes import GeometryError, check_geometry, overlaps
+from hypervision.geo.shapes import GeometryError, check_geometry
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, authorize
 from hypervision.records import access, versions
@@ -206,7 +207,7 @@ async def layer_features(
     layer = await find_layer(session=session, settings=settings, actor=actor, layer_id=layer_id)
     query = select(LayerFeature).where(LayerFeature.layer_id == layer.id)
     if bbox:
-        query = query.where(overlaps(LayerFeature, bbox))
+        query = query.where(box_meets(LayerFeature, bbox))
     rows = list(await session.scalars(query.order_by(LayerFeature.position).limit(limit)))
     await access.delivered(
         session,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
-from hypervision.geo.shapes import overlaps
+from hypervision.criteria import box_meets
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
@@ -59,7 +59,7 @@ def in_view(bbox: tuple[float, float, float, float], dialect: str) -> ColumnElem
         )
         view = func.box(func.point(west, south), func.point(east, north))
         return stored.op("&&")(view)
-    return overlaps(Entry, bbox)
+    return box_meets(Entry, bbox)
 
 
 async def map_entries(

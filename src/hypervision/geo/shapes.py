@@ -12,7 +12,6 @@ from shapely import prepare
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
-from sqlalchemy import ColumnElement, and_
 
 GEOMETRY_TYPES = frozenset(
     {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
@@ -109,18 +108,6 @@ def check_geometry(
         )
     lons, lats = [p[0] for p in positions], [p[1] for p in positions]
     return parsed, (min(lons), min(lats), max(lons), max(lats))
-
-
-def overlaps(model: Any, bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
-    """SQL: the rows of ``model`` (with min/max lon/lat columns) whose bounding box meets
-    ``bbox`` (west, south, east, north) — the cheap test before any exact one."""
-    west, south, east, north = bbox
-    return and_(
-        model.max_lon >= west,
-        model.min_lon <= east,
-        model.max_lat >= south,
-        model.min_lat <= north,
-    )
 
 
 @dataclass(frozen=True)
