@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     bind_port: int = Field(default=8000, ge=1, le=65535)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # SQLite's PRAGMA synchronous: FULL (the default) makes every commit durable before the
+    # answer (docs/security.md item 24). Only the test suite lowers it, to NORMAL, outside
+    # its durability and backup tests.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
     # Signed audit checkpoints (docs/adr/0010): the private key and the witness directory live
     # outside the database. Unset: <data_dir>/keys/audit-ed25519.pem, its .pub next to it, and
