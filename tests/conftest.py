@@ -59,7 +59,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.durable)
     # HYPERVISION_TEST_ENGINES=sqlite (make test-fast): the database tests of the other
     # engines are deselected, not skipped one by one.
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         spec = getattr(item, "callspec", None)
         engine = spec.params.get("database_url") if spec else None
