@@ -16,11 +16,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test lint format clean bench bench-quick fuzz
+.PHONY: help install demo serve test test-fast lint format clean bench bench-quick fuzz
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
-	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL)"
+	@echo "make test   install and run the whole test suite (SQLite + PostgreSQL, browser tests),"
+	@echo "            on TEST_WORKERS processes (default $(TEST_WORKERS)); prints its duration"
+	@echo "make test-fast  a quick subset while developing: SQLite only, without the browser tests,"
+	@echo "            the leak matrix and the API fuzzing (make test before pushing)"
 	@echo "make lint   ruff + mypy (strict)"
 	@echo "make fuzz   schemathesis against the API, deeper than in make test (SQLite + PostgreSQL;"
 	@echo "            FUZZ_EXAMPLES per operation, with the coverage phase)"
@@ -65,8 +68,19 @@ serve: install
 	$(BIN)/hypervision migrate
 	$(BIN)/hypervision serve
 
+# The suite on a few processes (pytest-xdist, one set of databases per worker): much of it waits
+# on PostgreSQL, the browser or a subprocess, so workers overlap that waiting even on 2 cores.
+TEST_WORKERS ?= 3
 test: install
-	$(BIN)/pytest
+	@start=$$(date +%s); status=0; $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+
+FAST_SKIP := --ignore=tests/browser --ignore=tests/security/test_fuzz_api.py \
+	--ignore=tests/security/test_leak_matrix.py
+test-fast: install
+	@start=$$(date +%s); status=0; HYPERVISION_TEST_ENGINES=sqlite \
+	$(BIN)/pytest -n $(TEST_WORKERS) $(FAST_SKIP) --durations=5 $(PYTEST_ARGS) || status=$$?; \
+	echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
 
 # SECURITY.md item 17; the figures go to test-artifacts/fuzz-summary.json.
 FUZZ_EXAMPLES ?= 200

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hypervision.app import create_app
 from hypervision.audit.models import GENESIS_HASH, AuditHead
@@ -24,11 +24,76 @@ _pg_skip_reason: str | None = None
 OWNER_URLS: dict[str, str] = {}  # application role's URL -> the owner's (PostgreSQL)
 
 
+# Tests that keep SQLite's production durability (synchronous=FULL): the one that checks it,
+# and the backups (a copy of a live database). Every other test runs with NORMAL, which in WAL
+# mode loses nothing when a process dies, only on a power cut, and saves an fsync per commit.
+DURABLE = (
+    "tests/security/test_input_and_durability.py::test_commits_are_synchronous",
+    "tests/test_backup.py::",
+)
+_durable = False  # the running test's setting, read by make_settings
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _pg_skip_reason
+    config.pluginmanager.register(_SlowFirst(), "hypervision-slow-first")
     _pg_skip_reason = dbutil.postgres_unreachable_reason()
     if _pg_skip_reason and dbutil.postgres_required():
         raise pytest.UsageError(f"PostgreSQL tests are required (CI) but {_pg_skip_reason}")
+
+
+# The longest tests (a minute or more each on PostgreSQL) start first, so that under xdist
+# none of them is left alone at the end of the run.
+SLOW_FIRST = (
+    "tests/security/test_leak_matrix.py::",
+    "tests/security/test_fuzz_api.py::",
+    "tests/browser/",
+    "tests/live/test_replicas.py::",
+    "tests/policy/test_visibility_differential.py::",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(DURABLE):
+            item.add_marker(pytest.mark.durable)
+    # HYPERVISION_TEST_ENGINES=sqlite (make test-fast): the database tests of the other
+    # engines are deselected, not skipped one by one.
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        engine = spec.params.get("database_url") if spec else None
+        (drop if engine is not None and not _engine_wanted(engine) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+class _SlowFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def rank(item: pytest.Item) -> tuple[int, int]:
+            for n, prefix in enumerate(SLOW_FIRST):
+                if item.nodeid.startswith(prefix):
+                    spec = getattr(item, "callspec", None)
+                    engine = spec.params.get("database_url") if spec else None
+                    return n, 0 if engine == "postgresql" else 1
+            return len(SLOW_FIRST), 0
+
+        items.sort(key=rank)  # stable: the rest keeps pytest's order
+
+
+def _engine_wanted(engine: str) -> bool:
+    engines = os.environ.get("HYPERVISION_TEST_ENGINES", "")
+    return not engines.strip() or engine in {e.strip() for e in engines.split(",")}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures (a module's too) call make_settings."""
+    global _durable
+    _durable = item.get_closest_marker("durable") is not None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -45,32 +110,55 @@ def make_settings(tmp: Path, database_url: str, **extra: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8,
         "argon2_parallelism": 1,
+        "sqlite_synchronous": "FULL" if _durable else "NORMAL",
         **extra,
     }
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def _databases() -> Iterator[dict[str, str]]:
+    """The databases made by this process (one set per xdist worker), kept for the whole run
+    and dropped at its end: a worker may alternate engines without migrating again."""
+    made: dict[str, str] = {}
+    yield made
+    for url in made.values():
+        owner = OWNER_URLS.pop(url, None)
+        if owner:
+            dbutil.drop_postgres_database(owner)
+            dbutil.drop_app_role(owner)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+    request: pytest.FixtureRequest,
+    _databases: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
     """A migrated database, created once per engine for the whole run."""
-    if request.param == "sqlite":
+    engine = str(request.param)
+    if engine == "postgresql" and _pg_skip_reason:
+        pytest.skip(_pg_skip_reason)
+    if engine not in _databases:
+        _databases[engine] = _make_database(engine, tmp_path_factory)
+    return _databases[engine]
+
+
+def _make_database(engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if engine == "sqlite":
         url = dbutil.sqlite_url(tmp_path_factory.mktemp("sqlite") / "test.db")
         dbutil.migrate(url)
-        yield url
-        return
-    if _pg_skip_reason:
-        pytest.skip(_pg_skip_reason)
+        return url
     owner = dbutil.create_postgres_database()
     try:
         app_url = dbutil.create_app_role(owner)
         dbutil.migrate(owner, app_role=dbutil.app_role_name(owner))
-        OWNER_URLS[app_url] = owner
-        yield app_url  # the application connects as the restricted role, under RLS
-    finally:
+    except BaseException:
         dbutil.drop_postgres_database(owner)
         dbutil.drop_app_role(owner)
+        raise
+    OWNER_URLS[app_url] = owner
+    return app_url  # the application connects as the restricted role, under RLS
 
 
 @pytest.fixture
@@ -98,17 +186,37 @@ async def reset_database(app: FastAPI) -> None:
 
 
 async def _empty(engine: AsyncEngine) -> None:
+    """DELETE, children first: on PostgreSQL, TRUNCATE of every table costs 0.1-1 s (a new
+    file per table and an exclusive lock) where DELETE of a test's few rows costs
+    milliseconds. Sequences carry on, as they did under TRUNCATE (no RESTART IDENTITY)."""
     async with engine.begin() as conn:
         tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head"]
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and not await _bypasses_rls(conn):
+            # FORCE ROW LEVEL SECURITY holds an owner that is not superuser: its DELETE
+            # would see no row, TRUNCATE ignores policies.
             names = ", ".join(f'"{t.name}"' for t in tables)
             await conn.execute(text(f"TRUNCATE {names} CASCADE"))
         else:
             for table in tables:
                 await conn.execute(delete(table))
+        if conn.dialect.name == "sqlite":
             await conn.execute(text("DELETE FROM search_fts"))
         await conn.execute(delete(AuditHead))
         await conn.execute(insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS_HASH))
+
+
+_BYPASSES_RLS: dict[str, bool] = {}
+
+
+async def _bypasses_rls(conn: AsyncConnection) -> bool:
+    key = str(conn.engine.url)
+    if key not in _BYPASSES_RLS:
+        _BYPASSES_RLS[key] = bool(
+            await conn.scalar(
+                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        )
+    return _BYPASSES_RLS[key]
 
 
 @pytest.fixture
@@ -130,7 +238,11 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 def once_across_engines(database_url: str) -> None:
     """For engine-independent paths that are slow to drive (a subprocess per command, the web
     form): run on PostgreSQL, the deployment's engine, and on SQLite only without it."""
-    if engine_name(database_url) == "sqlite" and _pg_skip_reason is None:
+    if (
+        engine_name(database_url) == "sqlite"
+        and _pg_skip_reason is None
+        and _engine_wanted("postgresql")
+    ):
         pytest.skip("engine-independent path: run once, on PostgreSQL")
 
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # /readyz answers within this (503 when the database has not answered by then).
     readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=30)
+    # SQLite's PRAGMA synchronous: FULL (the default) makes every commit durable before the
+    # answer (docs/security.md item 24). Only the test suite lowers it, to NORMAL, outside
+    # its durability and backup tests.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
     # Signed audit checkpoints (docs/adr/0010): the private key and the witness directory live
     # outside the database. Unset: <data_dir>/keys/audit-ed25519.pem, its .pub next to it, and

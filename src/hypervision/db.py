@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +73,7 @@ def create_engine(
             # Made by migrate and the commands; a server never creates an empty database.
             _create_private_database(settings, url)
         engine = create_async_engine(url, connect_args={"timeout": 15})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous))
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     server_settings = {
@@ -113,15 +113,21 @@ def _create_private_database(settings: Settings, url: str) -> None:
         private.touch(Path(database))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.close()
-    # Let SQLAlchemy, not the driver, emit BEGIN (see _sqlite_begin_immediate).
-    dbapi_connection.isolation_level = None
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    if synchronous not in ("FULL", "NORMAL"):  # interpolated below: a closed set only
+        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+        # Let SQLAlchemy, not the driver, emit BEGIN (see _sqlite_begin_immediate).
+        dbapi_connection.isolation_level = None
+
+    return on_connect
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
