@@ -20,6 +20,7 @@ from hypervision.db import create_engine, session_factory
 from hypervision.geo import api as geo_api
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
+from hypervision.kinds import KINDS
 from hypervision.live import api as live_api
 from hypervision.live.hub import Hub
 from hypervision.live.opens import OpenAudit
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
-    app.state.hub = Hub(settings, app.state.system_sessions)
+    app.state.hub = Hub(settings, app.state.system_sessions, topics=KINDS.topics(), labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)

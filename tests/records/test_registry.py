@@ -16,10 +16,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hypervision import models as all_models
 from hypervision.db import Base
-from hypervision.live.hub import TOPICS
+from hypervision.kinds import KINDS, PROTECTED_TABLES, SUPPORT_TABLES
 from hypervision.records import rls
 from hypervision.records.labels import Labelled
-from hypervision.records.registry import KINDS, SUPPORT_TABLES, Kind, Registry
+from hypervision.records.registry import Kind, Registry
 from tests.security import test_leak_matrix
 
 LABEL_COLUMNS = {"label_level", "need_to_know", "audience"}
@@ -29,7 +29,7 @@ MATRIX_SOURCE = Path(test_leak_matrix.__file__).read_text()
 
 def protected_by_migrations() -> set[str]:
     """Tables whose policies a migration creates: the hand-written ones of 0007, and those a
-    later migration protects with the template (``protect(op.execute, KINDS["…"])``)."""
+    later migration protects with the template (``protect(op.execute, KINDS["…"], KINDS)``)."""
     tables = set(
         importlib.import_module("hypervision.migrations.versions.0007_row_level_security").RULES
     )
@@ -148,7 +148,7 @@ def test_a_declaration_is_checked() -> None:
 
 
 def test_what_is_derived_from_the_registry() -> None:
-    assert rls.PROTECTED_TABLES == (
+    assert PROTECTED_TABLES == (
         "entries",
         "situations",
         "zones",
@@ -163,7 +163,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "outbox",
         "audit_records",
     )
-    assert {"entry", "comment", "situation", "attachment"} == TOPICS
+    assert {"entry", "comment", "situation", "attachment"} == KINDS.topics()
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
@@ -177,6 +177,6 @@ def test_the_template_reproduces_migration_0007() -> None:
     """The policies 0007 wrote by hand are exactly what the template generates from the
     registry (the catalogue itself is compared in tests/records/test_rls_template.py)."""
     migration = importlib.import_module("hypervision.migrations.versions.0007_row_level_security")
-    assert rls.rules() == migration.RULES
+    assert rls.rules(KINDS) == migration.RULES
     assert rls.VISIBLE == migration.VISIBLE
     assert rls.SYSTEM == migration.SYSTEM

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from hypervision.kinds import KINDS
 from hypervision.records import rls
-from hypervision.records.registry import KINDS
 from tests.conftest import engine_name
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,7 +34,7 @@ async def owner(owner_database_url: str, database_url: str) -> AsyncIterator[asy
 
 
 async def test_the_catalogue_is_what_the_template_generates(owner: asyncpg.Connection) -> None:
-    rules = rls.rules()
+    rules = rls.rules(KINDS)
     assert set(rules) == {*KINDS.tables(), "record_versions", "label_change_requests"}
     for table, rule in rules.items():
         before = [dict(r) for r in await owner.fetch(POLICY, table)]

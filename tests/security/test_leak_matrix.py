@@ -627,7 +627,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
 
 # --- the matrix ------------------------------------------------------------------------------
 
-# The matrix declares the protected kinds it covers (records/registry.py): kind -> the surfaces
+# The matrix declares the protected kinds it covers (hypervision/kinds.py): kind -> the surfaces
 # on which that kind's records are checked. tests/records/test_registry.py fails when a
 # registered kind is missing here; the matrix fails when a surface named here checked nothing.
 COVERS: dict[str, tuple[str, ...]] = {

@@ -22,8 +22,8 @@ from httpx import AsyncClient
 
 from hypervision.config import Settings
 from hypervision.identity.models import Role
+from hypervision.kinds import PROTECTED_TABLES
 from hypervision.policy import rls
-from hypervision.records.rls import PROTECTED_TABLES
 from tests.conftest import engine_name
 from tests.factories import ENTRY, officer
 

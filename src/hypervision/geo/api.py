@@ -22,6 +22,7 @@ from hypervision.core.openapi import (
     SIGNED_IN,
     errors,
 )
+from hypervision.core.params import parse_bbox
 from hypervision.geo import layers, mapdata, zones
 from hypervision.geo.models import Layer, Zone
 from hypervision.geo.schemas import LayerRead, MapData, ZoneCreate, ZoneRead, ZoneUpdate
@@ -30,7 +31,6 @@ from hypervision.logbook import entries, present
 from hypervision.logbook.api import EntryFilters
 from hypervision.records.etags import etag
 from hypervision.records.labelling import Directory
-from hypervision.records.params import parse_bbox
 from hypervision.records.schemas import LabelIn
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=CREDENTIALS, responses=SIGNED_IN)

@@ -15,7 +15,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.criteria import box_meets
 from hypervision.db import utcnow
-from hypervision.geo.models import Layer, LayerFeature
+from hypervision.geo.models import LAYER_KIND, Layer, LayerFeature
 from hypervision.geo.shapes import GeometryError, check_geometry
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, authorize
@@ -179,7 +179,7 @@ async def find_layer(
     *, session: AsyncSession, settings: Settings, actor: Principal, layer_id: uuid.UUID
 ) -> Layer:
     query = visible_layers(session, settings, actor)
-    return await access.find_in(session, query, "layer", layer_id)
+    return await access.find_in(session, query, LAYER_KIND, layer_id)
 
 
 async def list_layers(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
 from hypervision.records.labels import Labelled
 from hypervision.records.models import LABEL_FIELDS, Versioned
+from hypervision.records.registry import Kind
 
 
 class BoundingBox:
@@ -76,3 +77,11 @@ class LayerFeature(BoundingBox, Base):
     position: Mapped[int] = mapped_column(Integer)
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# The protected kinds of the map (records/registry.py; assembled in kinds.py).
+ZONE_KIND = Kind("zone", Zone, live=False, missing=("Zone introuvable.", "Zone not found."))
+LAYER_KIND = Kind("layer", Layer, live=False, missing=("Couche introuvable.", "Layer not found."))
+LAYER_FEATURE_KIND = Kind(
+    "layer_feature", LayerFeature, live=False, parent="layer", parent_key="layer_id"
+)

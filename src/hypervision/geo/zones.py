@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.db import utcnow
-from hypervision.geo.models import Zone
+from hypervision.geo.models import ZONE_KIND, Zone
 from hypervision.geo.schemas import ZoneCreate, ZoneStatus, ZoneUpdate
 from hypervision.geo.shapes import AREA_TYPES, Area, GeometryError, check_geometry
 from hypervision.identity.principal import Principal
@@ -50,7 +50,9 @@ async def find_zone(
     *, session: AsyncSession, settings: Settings, actor: Principal, zone_id: uuid.UUID
 ) -> Zone:
     """The zone, or 404 exactly as if it did not exist when the actor may not see it."""
-    return await access.find_in(session, visible_zones(session, settings, actor), "zone", zone_id)
+    return await access.find_in(
+        session, visible_zones(session, settings, actor), ZONE_KIND, zone_id
+    )
 
 
 async def zone_area(

@@ -14,10 +14,10 @@ from hypervision.audit import service as audit
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Invalid, Unavailable
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
-from hypervision.live.hub import TOPICS, Filters, Hub, Subscriber, status_frame
+from hypervision.core.params import parse_bbox
+from hypervision.live.hub import Filters, Hub, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
-from hypervision.records.params import parse_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
@@ -90,11 +90,12 @@ async def stream(
     the server falls back to polling; ``event: resync`` (then the end of the stream) means the
     client fell behind and should reload; ``event: revoked`` that its rights changed."""
     authorize(actor, Action.READ)
-    topics = frozenset(topic or TOPICS)
-    if not topics <= TOPICS:
+    known = hub_of(request).topics
+    topics = frozenset(topic or known)
+    if not topics <= known:
         raise Invalid(
-            f"Sujets possibles : {', '.join(sorted(TOPICS))}.",
-            f"Topics are: {', '.join(sorted(TOPICS))}.",
+            f"Sujets possibles : {', '.join(sorted(known))}.",
+            f"Topics are: {', '.join(sorted(known))}.",
             extra={"fields": [{"field": "topic", "message": "unknown topic"}]},
         )
     resume = since

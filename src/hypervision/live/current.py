@@ -4,25 +4,34 @@ An outbox event carries the label its record had when it was written. A stream r
 an old event id must not replay the events of a record whose label has since been raised past
 its reader, and an event naming another record (an entry's situation) must not show that id
 to a reader who may not see it (SECURITY.md item 32). How to read a record's current labels
-is derived from the registry of protected kinds (``records.registry``).
+comes from the registry of protected kinds (``records.registry``), which the application
+hands to the hub as a ``LabelSource`` (``live`` sits beneath the domains and imports none).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
-from hypervision.records.registry import KINDS
 
 # Payload fields that name another protected record, and the kind of record they name.
 REFERENCES: dict[str, str] = {"situation_id": "situation"}
 
 Labels = dict[tuple[str, uuid.UUID], list[Label]]
+
+
+class LabelSource(Protocol):
+    """Reads the current labels of records of one kind (``records.registry.Registry``)."""
+
+    async def current_labels(
+        self, session: AsyncSession, name: str, ids: set[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Label]]: ...
 
 
 def referenced(event: OutboxEvent) -> Iterable[tuple[str, str, uuid.UUID]]:
@@ -37,7 +46,7 @@ def referenced(event: OutboxEvent) -> Iterable[tuple[str, str, uuid.UUID]]:
 
 
 async def current_labels(
-    session: AsyncSession, events: Iterable[OutboxEvent], *, own: bool
+    session: AsyncSession, events: Iterable[OutboxEvent], *, own: bool, source: LabelSource
 ) -> Labels:
     """Current labels of the records the events name (and of their own records when ``own``);
     one query per kind of record. Run in the system context."""
@@ -49,7 +58,7 @@ async def current_labels(
             wanted.setdefault(kind, set()).add(target)
     found: Labels = {}
     for kind, ids in wanted.items():
-        for rid, labels in (await KINDS.current_labels(session, kind, ids)).items():
+        for rid, labels in (await source.current_labels(session, kind, ids)).items():
             found[(kind, rid)] = labels
     return found
 

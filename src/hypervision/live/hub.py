@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -31,16 +31,14 @@ from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
 from hypervision.live import outbox
 from hypervision.live.bus import start_bus
-from hypervision.live.current import Labels, current_labels, hidden_fields, sees
+from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
 from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
-from hypervision.records.registry import KINDS
 
 log = logging.getLogger("hypervision.live")
 BATCH = 500
 REVALIDATE_SECONDS = 60.0
-TOPICS = KINDS.topics()  # the kinds declared live: entry, situation, comment, attachment
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class Filters:
     (``hypervision.criteria``), tested on each event's summary: the payload carries no
     content, so only what it says (category, bounding box) can be asked (ADR 0016)."""
 
-    topics: frozenset[str] = TOPICS
+    topics: frozenset[str] | None = None  # None: every topic of the hub
     categories: frozenset[str] = frozenset()
     bbox: tuple[float, float, float, float] | None = None
 
@@ -87,7 +85,7 @@ class Filters:
         return tuple(found)
 
     def accepts(self, event: OutboxEvent) -> bool:
-        if event.resource_type not in self.topics:
+        if self.topics is not None and event.resource_type not in self.topics:
             return False
         return criteria.test(self.criteria, Summary.of(event.payload), NO_CONTEXT)
 
@@ -167,9 +165,20 @@ def status_frame(mode: str) -> str:
 
 
 class Hub:
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        topics: frozenset[str],
+        labels: LabelSource,
+    ) -> None:
+        """``topics``: the kinds whose events streams carry; ``labels``: how to read the
+        current labels of records (both from the registry of protected kinds)."""
         self.settings = settings
         self.sessions = sessions
+        self.topics = topics
+        self.labels = labels
         self.subscribers: set[Subscriber] = set()
         self.groups: dict[tuple[object, ...], set[Subscriber]] = {}
         self.cursor = 0  # last event delivered
@@ -271,6 +280,8 @@ class Hub:
     # --- subscribers ----------------------------------------------------------------------
 
     def subscribe(self, principal: Principal, filters: Filters) -> Subscriber:
+        if filters.topics is None or not filters.topics <= self.topics:
+            filters = replace(filters, topics=(filters.topics or self.topics) & self.topics)
         sub = Subscriber(
             principal=principal,
             subject=Subject.of(self.settings, principal),
@@ -325,7 +336,9 @@ class Hub:
                     .limit(BATCH)
                 )
             )
-            labels = await current_labels(session, rows, own=False) if rows else {}
+            labels = (
+                await current_labels(session, rows, own=False, source=self.labels) if rows else {}
+            )
         if not rows:
             return False
         plan = self.plan(rows, labels)
@@ -447,7 +460,11 @@ class Hub:
                         .limit(BATCH)
                     )
                 )
-                now = await current_labels(session, rows, own=True) if rows else {}
+                now = (
+                    await current_labels(session, rows, own=True, source=self.labels)
+                    if rows
+                    else {}
+                )
             if not rows:
                 break
             for event in rows:

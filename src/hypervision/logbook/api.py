@@ -15,6 +15,7 @@ from hypervision.core import idempotency
 from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
+from hypervision.core.params import parse_bbox
 from hypervision.core.schemas import rfc3339_only
 from hypervision.geo.zones import zone_area
 from hypervision.identity.principal import Principal
@@ -37,7 +38,6 @@ from hypervision.logbook.schemas import (
     VersionRead,
 )
 from hypervision.records.etags import etag
-from hypervision.records.params import parse_bbox
 
 router = APIRouter(
     prefix="/api/v1", tags=["main courante"], dependencies=CREDENTIALS, responses=SIGNED_IN

@@ -19,14 +19,13 @@ from hypervision.core.errors import Forbidden, HiddenOrMissing
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
 from hypervision.logbook import entries
-from hypervision.logbook.models import Attachment, Entry
+from hypervision.logbook.models import ATTACHMENT_KIND, Attachment, Entry
 from hypervision.logbook.uploads import (
     AttachmentTooLarge,
     AttachmentUnavailable,
     clean_filename,
     inspect_content,
 )
-from hypervision.records.registry import KINDS
 from hypervision.storage.blobs import BlobNotFound, BlobStore
 
 log = logging.getLogger("hypervision.attachments")
@@ -156,7 +155,7 @@ async def get_attachment(
     )
     found = (await session.execute(query)).one_or_none()
     if found is None:
-        fr, en = KINDS["attachment"].missing
+        fr, en = ATTACHMENT_KIND.missing
         raise HiddenOrMissing(
             fr, en, resource_type="attachment", resource_id=attachment_id, model=Attachment
         )

@@ -17,7 +17,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.logbook.models import Entry, Situation
+from hypervision.logbook.models import ENTRY_KIND, Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy.rules import Action, allowed, authorize, visible_filter
@@ -184,7 +184,7 @@ async def find_visible(
     *, session: AsyncSession, settings: Settings, actor: Principal, entry_id: uuid.UUID
 ) -> Entry:
     """The entry, or 404 exactly as if it did not exist when the actor may not see it."""
-    return await access.find_in(session, visible(session, settings, actor), "entry", entry_id)
+    return await access.find_in(session, visible(session, settings, actor), ENTRY_KIND, entry_id)
 
 
 async def get_entry(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
 from hypervision.records.labels import JsonList, Labelled
 from hypervision.records.models import LABEL_FIELDS, Versioned
+from hypervision.records.registry import Kind
 
 
 class Severity(enum.StrEnum):
@@ -167,3 +168,26 @@ class LabelChangeRequest(Base):
     status: Mapped[str] = mapped_column(String(16), default=LabelRequestStatus.PENDING.value)
     decided_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The protected kinds of the main courante (records/registry.py; assembled in kinds.py).
+ENTRY_KIND = Kind("entry", Entry, live=True, missing=("Entrée introuvable.", "Entry not found."))
+SITUATION_KIND = Kind(
+    "situation", Situation, live=True, missing=("Situation introuvable.", "Situation not found.")
+)
+COMMENT_KIND = Kind(
+    "comment",
+    Comment,
+    live=True,
+    parent="entry",
+    parent_key="entry_id",
+    missing=("Commentaire introuvable.", "Comment not found."),
+)
+ATTACHMENT_KIND = Kind(
+    "attachment",
+    Attachment,
+    live=True,
+    parent="entry",
+    parent_key="entry_id",
+    missing=("Pièce jointe introuvable.", "Attachment not found."),
+)

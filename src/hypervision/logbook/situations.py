@@ -12,7 +12,7 @@ from hypervision.config import Settings
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
-from hypervision.logbook.models import Entry, Situation, Status
+from hypervision.logbook.models import SITUATION_KIND, Entry, Situation, Status
 from hypervision.logbook.schemas import SituationCreate, SituationUpdate
 from hypervision.policy.rules import Action, authorize
 from hypervision.records import access, versions
@@ -65,7 +65,7 @@ async def find_situation(
     *, session: AsyncSession, settings: Settings, actor: Principal, situation_id: uuid.UUID
 ) -> Situation:
     query = visible_situations(session, settings, actor)
-    return await access.find_in(session, query, "situation", situation_id)
+    return await access.find_in(session, query, SITUATION_KIND, situation_id)
 
 
 async def get_situation(

@@ -16,7 +16,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import HiddenOrMissing
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, Subject, authorize, visible_filter
-from hypervision.records.registry import KINDS
+from hypervision.records.registry import Kind
 
 R = TypeVar("R")
 
@@ -50,25 +50,23 @@ def visible(
     )
 
 
-async def find_in(session: AsyncSession, query: Select[R], kind: str, record_id: uuid.UUID) -> R:
-    """The row ``record_id`` of ``query`` (a query of visible rows of the registered
-    ``kind``), or 404 exactly as if it did not exist when the actor may not see it
-    (``HiddenOrMissing``: audited as a probe when the row exists)."""
-    declared = KINDS[kind]
-    model = declared.model
+async def find_in(session: AsyncSession, query: Select[R], kind: Kind, record_id: uuid.UUID) -> R:
+    """The row ``record_id`` of ``query`` (a query of visible rows of ``kind``), or 404
+    exactly as if it did not exist when the actor may not see it (``HiddenOrMissing``:
+    audited as a probe when the row exists)."""
+    model = kind.model
     row = await session.scalar(query.where(model.id == record_id))
     if row is None:
-        fr, en = declared.missing
-        raise HiddenOrMissing(fr, en, resource_type=kind, resource_id=record_id, model=model)
+        fr, en = kind.missing
+        raise HiddenOrMissing(fr, en, resource_type=kind.name, resource_id=record_id, model=model)
     return row
 
 
 async def find(
-    session: AsyncSession, settings: Settings, actor: Principal, kind: str, record_id: uuid.UUID
+    session: AsyncSession, settings: Settings, actor: Principal, kind: Kind, record_id: uuid.UUID
 ) -> Any:
     """A visible record of ``kind`` by id (see ``find_in``)."""
-    model = KINDS[kind].model
-    return await find_in(session, visible(session, settings, actor, model), kind, record_id)
+    return await find_in(session, visible(session, settings, actor, kind.model), kind, record_id)
 
 
 async def delivered(

@@ -5,8 +5,10 @@ the live hub reads a record's current labels (``live/current.py``). The registry
 (tests/records/test_registry.py) fails when a table with label columns is not declared, or
 when a declared kind has no RLS, no live-topic decision or no leak-matrix surface.
 
-This module sits above the domains' models (it imports them); nothing beneath the domains
-imports it, except the derivations named above.
+Each domain declares its kinds next to its models (``logbook/models.py``, ``geo/models.py``,
+``synthesis/models.py``); ``hypervision/kinds.py``, above the domains, assembles them into
+``KINDS``. Nothing beneath the domains imports that assembly: the live hub receives its
+topics and label source from the application (no package imports another back).
 """
 
 from __future__ import annotations
@@ -19,12 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.geo.models import Layer, LayerFeature, Zone
-from hypervision.logbook.models import Attachment, Comment, Entry, Situation
 from hypervision.policy.labels import Label
 from hypervision.records.labels import Labelled
 from hypervision.records.models import Versioned
-from hypervision.synthesis.models import Synthesis, SynthesisRecipient
 
 
 @dataclass(frozen=True)
@@ -124,51 +123,3 @@ class Registry:
             row.id: [row.label, above.label] if kind.labelled else [above.label]
             for row, above in pairs.all()
         }
-
-
-# Order: the top-level kinds first (a parent is declared before its children).
-KINDS = Registry(
-    Kind("entry", Entry, live=True, missing=("Entrée introuvable.", "Entry not found.")),
-    Kind(
-        "situation",
-        Situation,
-        live=True,
-        missing=("Situation introuvable.", "Situation not found."),
-    ),
-    Kind("zone", Zone, live=False, missing=("Zone introuvable.", "Zone not found.")),
-    Kind("layer", Layer, live=False, missing=("Couche introuvable.", "Layer not found.")),
-    Kind(
-        "synthesis",
-        Synthesis,
-        live=False,
-        missing=("Synthèse introuvable.", "Synthesis not found."),
-    ),
-    Kind(
-        "comment",
-        Comment,
-        live=True,
-        parent="entry",
-        parent_key="entry_id",
-        missing=("Commentaire introuvable.", "Comment not found."),
-    ),
-    Kind(
-        "attachment",
-        Attachment,
-        live=True,
-        parent="entry",
-        parent_key="entry_id",
-        missing=("Pièce jointe introuvable.", "Attachment not found."),
-    ),
-    Kind("layer_feature", LayerFeature, live=False, parent="layer", parent_key="layer_id"),
-    Kind(
-        "synthesis_recipient",
-        SynthesisRecipient,
-        live=False,
-        parent="synthesis",
-        parent_key="synthesis_id",
-    ),
-)
-
-# Tables under row-level security that are not kinds of their own: versions and label
-# requests (visible with the record they belong to), the outbox and the audit trail.
-SUPPORT_TABLES = ("record_versions", "label_change_requests", "outbox", "audit_records")

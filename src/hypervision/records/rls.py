@@ -4,17 +4,15 @@ template, applied to every table (ADR 0011; the request identity itself is
 
 Migration 0007 wrote these policies by hand; ``rule`` and ``statements`` reproduce them
 exactly (tests/records/test_rls_template.py checks each registered table against the
-catalogue). A migration that protects a new kind calls ``protect(op.execute, KINDS[name])``.
+catalogue). A migration that protects a new kind calls ``protect(op.execute, KINDS[name], KINDS)``
+(``hypervision.kinds``); the tables are listed there (``PROTECTED_TABLES``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from hypervision.records.registry import KINDS, SUPPORT_TABLES, Kind, Registry
-
-# Tables under row-level security; the catalogue tests check each one.
-PROTECTED_TABLES: tuple[str, ...] = (*KINDS.tables(), *SUPPORT_TABLES)
+from hypervision.records.registry import Kind, Registry
 
 # The visibility rule of ``policy/rules.py`` over the columns label_level, need_to_know,
 # audience, organisation_id. Each context function is wrapped in a sub-select so that it
@@ -32,7 +30,7 @@ SYSTEM = "(SELECT hv_ctx_system())"
 POLICIES = ("hv_read", "hv_insert", "hv_update", "hv_delete")
 
 
-def parent_visible(registry: Registry = KINDS) -> str:
+def parent_visible(registry: Registry) -> str:
     """The record a version or a label request belongs to is visible (its own table's RLS
     applies inside the sub-select)."""
     parts = [
@@ -42,7 +40,7 @@ def parent_visible(registry: Registry = KINDS) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-def rule(kind: Kind, registry: Registry = KINDS) -> str:
+def rule(kind: Kind, registry: Registry) -> str:
     """Who may read, insert, update and delete a kind's rows (beyond the system context): its
     own label allows it, and its parent is visible."""
     if kind.parent is None:
@@ -53,7 +51,7 @@ def rule(kind: Kind, registry: Registry = KINDS) -> str:
     return f"({VISIBLE} AND {parent})" if kind.labelled else parent
 
 
-def rules(registry: Registry = KINDS) -> dict[str, str]:
+def rules(registry: Registry) -> dict[str, str]:
     """table -> rule, for every kind and for versions and label requests."""
     found = {kind.table: rule(kind, registry) for kind in registry}
     found["record_versions"] = f"({VISIBLE} AND {parent_visible(registry)})"
@@ -75,8 +73,9 @@ def statements(table: str, rule_sql: str) -> list[str]:
     ]
 
 
-def protect(execute: Callable[[str], object], kind: Kind, registry: Registry = KINDS) -> None:
-    """For a migration (``protect(op.execute, KINDS["…"])``), PostgreSQL only: put a newly
+def protect(execute: Callable[[str], object], kind: Kind, registry: Registry) -> None:
+    """For a migration (``protect(op.execute, KINDS["…"], KINDS)``, ``KINDS`` from
+    ``hypervision.kinds``), PostgreSQL only: put a newly
     declared kind's table under row-level security."""
     for statement in statements(kind.table, rule(kind, registry)):
         execute(statement)
@@ -88,7 +87,7 @@ def drop(execute: Callable[[str], object], table: str) -> None:
         execute(f"DROP POLICY IF EXISTS {name} ON {table}")
 
 
-def refresh_versions(execute: Callable[[str], object], registry: Registry = KINDS) -> None:
+def refresh_versions(execute: Callable[[str], object], registry: Registry) -> None:
     """Re-create the policies of versions and label requests, whose rule names every
     versioned kind: a migration adding a versioned kind calls it after ``protect``."""
     found = rules(registry)

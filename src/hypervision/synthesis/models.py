@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
 from hypervision.records.labels import JsonList, Labelled
 from hypervision.records.models import LABEL_FIELDS, Versioned
+from hypervision.records.registry import Kind
 
 
 class SynthesisStatus(enum.StrEnum):
@@ -91,3 +92,16 @@ class SynthesisSchedule(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The protected kinds of syntheses (records/registry.py; assembled in kinds.py).
+SYNTHESIS_KIND = Kind(
+    "synthesis", Synthesis, live=False, missing=("Synthèse introuvable.", "Synthesis not found.")
+)
+SYNTHESIS_RECIPIENT_KIND = Kind(
+    "synthesis_recipient",
+    SynthesisRecipient,
+    live=False,
+    parent="synthesis",
+    parent_key="synthesis_id",
+)

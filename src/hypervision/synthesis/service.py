@@ -33,7 +33,12 @@ from hypervision.synthesis import derived, key_figures
 from hypervision.synthesis.access import visible_syntheses
 from hypervision.synthesis.derived import ReaderView
 from hypervision.synthesis.labels import at_least, combined
-from hypervision.synthesis.models import Synthesis, SynthesisRecipient, SynthesisStatus
+from hypervision.synthesis.models import (
+    SYNTHESIS_KIND,
+    Synthesis,
+    SynthesisRecipient,
+    SynthesisStatus,
+)
 from hypervision.synthesis.schemas import MAX_ENTRIES, Recipients, SynthesisDraft, SynthesisUpdate
 
 SEVERITY_RANK = {s.value: n for n, s in enumerate(Severity)}
@@ -51,7 +56,7 @@ async def find(
     *, session: AsyncSession, settings: Settings, actor: Principal, synthesis_id: uuid.UUID
 ) -> Synthesis:
     query = visible_syntheses(session, settings, actor)
-    return await access.find_in(session, query, "synthesis", synthesis_id)
+    return await access.find_in(session, query, SYNTHESIS_KIND, synthesis_id)
 
 
 async def read(

@@ -1,0 +1,31 @@
+"""The registry of protected kinds, assembled: every kind the domains declare next to their
+models (``records/registry.py`` says what a kind is and what is derived from it). It sits
+above the domains; the application hands what the live hub needs to it, and migrations and
+tests read it here."""
+
+from __future__ import annotations
+
+from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
+from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
+from hypervision.records.registry import Registry
+from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
+
+# Order: the top-level kinds first (a parent is declared before its children).
+KINDS = Registry(
+    ENTRY_KIND,
+    SITUATION_KIND,
+    ZONE_KIND,
+    LAYER_KIND,
+    SYNTHESIS_KIND,
+    COMMENT_KIND,
+    ATTACHMENT_KIND,
+    LAYER_FEATURE_KIND,
+    SYNTHESIS_RECIPIENT_KIND,
+)
+
+# Tables under row-level security that are not kinds of their own: versions and label
+# requests (visible with the record they belong to), the outbox and the audit trail.
+SUPPORT_TABLES = ("record_versions", "label_change_requests", "outbox", "audit_records")
+
+# Tables under row-level security; the catalogue tests check each one.
+PROTECTED_TABLES: tuple[str, ...] = (*KINDS.tables(), *SUPPORT_TABLES)
