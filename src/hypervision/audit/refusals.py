@@ -27,25 +27,20 @@ async def audit_refusal(request: Request, exc: AppError) -> None:
     try:
         # The system context: whether the id exists is for the trail, whatever the reader sees.
         async with request.app.state.system_sessions() as session, session.begin():
+            decision, kind, asked = "denied", None, []
             if isinstance(exc, HiddenOrMissing):
                 model = exc.model
                 found = await session.scalar(select(model.id).where(model.id == exc.resource_id))
-                await audit.record(
-                    session=session,
-                    actor=principal,
-                    action=f"refused:{exc.code}",
-                    decision="denied" if found is not None else "not_found",
-                    resource_type=exc.resource_type,
-                    resource_ids=[exc.resource_id],
-                    detail=detail,
-                )
-            else:
-                await audit.record(
-                    session=session,
-                    actor=principal,
-                    action=f"refused:{exc.code}",
-                    decision="denied",
-                    detail=detail,
-                )
+                decision = "denied" if found is not None else "not_found"
+                kind, asked = exc.resource_type, [exc.resource_id]
+            await audit.record(
+                session=session,
+                actor=principal,
+                action=f"refused:{exc.code}",
+                decision=decision,
+                resource_type=kind,
+                resource_ids=asked,
+                detail=detail,
+            )
     except Exception:  # noqa: BLE001 - the refusal is answered even if it cannot be recorded
         log.warning("could not audit a refusal (request %s)", principal.request_id)
