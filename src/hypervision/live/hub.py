@@ -280,8 +280,8 @@ class Hub:
     # --- subscribers ----------------------------------------------------------------------
 
     def subscribe(self, principal: Principal, filters: Filters) -> Subscriber:
-        if filters.topics is None or not filters.topics <= self.topics:
-            filters = replace(filters, topics=(filters.topics or self.topics) & self.topics)
+        if filters.topics is None:  # every topic this hub carries
+            filters = replace(filters, topics=self.topics)
         sub = Subscriber(
             principal=principal,
             subject=Subject.of(self.settings, principal),

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.core.markdown import render
 from hypervision.identity.principal import Principal
-from hypervision.logbook.entries import visible
 from hypervision.logbook.models import (
     Comment,
     Entry,
@@ -27,8 +26,8 @@ from hypervision.logbook.schemas import (
     SituationRead,
     VersionRead,
 )
-from hypervision.logbook.situations import visible_situations
 from hypervision.policy.labels import Label
+from hypervision.records import access
 from hypervision.records.labelling import Directory
 from hypervision.records.models import RecordVersion
 
@@ -56,9 +55,9 @@ async def directory_for(
     return names
 
 
-def _linked(rows: Sequence[Row]) -> dict[str, set[uuid.UUID]]:
-    """Ids named by the reference fields of entries and of entry versions, by target kind."""
-    wanted: dict[str, set[uuid.UUID]] = {"situation": set(), "entry": set()}
+def _linked(rows: Sequence[Row]) -> dict[type[Entry] | type[Situation], set[uuid.UUID]]:
+    """Ids named by the reference fields of entries and of entry versions, by target model."""
+    wanted: dict[type[Entry] | type[Situation], set[uuid.UUID]] = {}
     for row in rows:
         values: list[Any] = []
         if isinstance(row, Entry):
@@ -70,24 +69,18 @@ def _linked(rows: Sequence[Row]) -> dict[str, set[uuid.UUID]]:
                 values += [(name, change.get("from")), (name, change.get("to"))]
         for name, value in values:
             if value:
-                kind = "situation" if REFERENCES[name] is Situation else "entry"
-                wanted[kind].add(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+                target = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+                wanted.setdefault(REFERENCES[name], set()).add(target)
     return wanted
 
 
 async def visible_references(
     session: AsyncSession, settings: Settings, actor: Principal, rows: Sequence[Row]
 ) -> frozenset[uuid.UUID]:
-    wanted = _linked(rows)
     seen: set[uuid.UUID] = set()
-    if wanted["situation"]:
-        query = visible_situations(session, settings, actor).where(
-            Situation.id.in_(wanted["situation"])
-        )
-        seen.update(await session.scalars(query.with_only_columns(Situation.id)))
-    if wanted["entry"]:
-        entries = visible(session, settings, actor).where(Entry.id.in_(wanted["entry"]))
-        seen.update(await session.scalars(entries.with_only_columns(Entry.id)))
+    for model, ids in _linked(rows).items():
+        query = access.visible(session, settings, actor, model).where(model.id.in_(ids))
+        seen.update(await session.scalars(query.with_only_columns(model.id)))
     return frozenset(seen)
 
 
