@@ -19,16 +19,16 @@ import sys
 from collections.abc import AsyncIterator
 
 from hypervision.live import api
-from hypervision.live.hub import Hub, Subscriber, status_frame
+from hypervision.live.hub import Hub, Position, Subscriber, status_frame
 
 
 async def _events_with_timeout(
-    hub: Hub, sub: Subscriber, resume: int | None, upto: int, heartbeat: float
+    hub: Hub, sub: Subscriber, resume: int | None, upto: Position, heartbeat: float
 ) -> AsyncIterator[str]:
     try:
         yield "retry: 3000\n" + status_frame(hub.mode)
-        last = upto if resume is None else resume
-        if resume is not None and resume < upto:
+        last = upto
+        if resume is not None:
             for frame in await hub.backlog(sub, resume, upto):
                 yield frame.text
         while True:
@@ -44,8 +44,10 @@ async def _events_with_timeout(
                     yield ": ping\n\n"
                 continue
             frame = sub.frames.popleft()
-            if frame.id == 0 or frame.id > last:
-                last = max(last, frame.id)
+            if frame.at is None:
+                yield frame.text
+            elif frame.at > last:
+                last = frame.at
                 yield frame.text
     finally:
         hub.unsubscribe(sub)

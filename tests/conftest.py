@@ -17,6 +17,7 @@ from hypervision.audit.models import GENESIS_HASH, AuditHead
 from hypervision.config import Settings
 from hypervision.db import Base
 from tests import dbutil
+from tests.factories import REFUSE_AUDIT
 
 TEST_SECRET = "test-secret-key-with-enough-length-0123456789"
 
@@ -201,6 +202,10 @@ async def _empty(engine: AsyncEngine) -> None:
                 await conn.execute(delete(table))
         if conn.dialect.name == "sqlite":
             await conn.execute(text("DELETE FROM search_fts"))
+            await conn.execute(text(f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT}"))
+        else:
+            await conn.execute(text(f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT} ON audit_records"))
+            await conn.execute(text(f"DROP FUNCTION IF EXISTS {REFUSE_AUDIT}()"))
         await conn.execute(delete(AuditHead))
         await conn.execute(insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS_HASH))
 

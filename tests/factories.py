@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
+from hypervision.audit.sequencer import drain
 from hypervision.config import Settings
 from hypervision.db import session_factory, transaction
 from hypervision.identity import service
@@ -26,6 +27,40 @@ async def tx(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A transaction of the server's own (system) context: set-up and checks."""
     async with transaction(app.state.system_sessions) as session:
         yield session
+
+
+async def sequenced(app: FastAPI) -> int:
+    """Chain the audit queue now, as the server's sequencer does in the background (tests
+    run the app without its lifespan): what a test reads afterwards has its ``seq``."""
+    async with tx(app) as session:
+        return await drain(session)
+
+
+REFUSE_AUDIT = "hv_test_refuse_audit"
+
+
+async def refuse_audit(conn: AsyncSession | AsyncConnection) -> None:
+    """Sabotage (as the owner): every later append to the audit trail fails, as when its table
+    is unavailable. The test database's reset removes the trigger (tests.conftest)."""
+    engine = conn.get_bind() if isinstance(conn, AsyncSession) else conn.engine
+    if engine.dialect.name == "postgresql":
+        await conn.execute(
+            text(
+                f"CREATE FUNCTION {REFUSE_AUDIT}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit trail unavailable (test)'; END $$"
+            )
+        )
+        each = f"FOR EACH ROW EXECUTE FUNCTION {REFUSE_AUDIT}()"
+        await conn.execute(
+            text(f"CREATE TRIGGER {REFUSE_AUDIT} BEFORE INSERT ON audit_records {each}")
+        )
+    else:
+        await conn.execute(
+            text(
+                f"CREATE TRIGGER {REFUSE_AUDIT} BEFORE INSERT ON audit_records "
+                "BEGIN SELECT RAISE(ABORT, 'audit trail unavailable (test)'); END"
+            )
+        )
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from hypervision import __version__
 from hypervision.audit import api as audit_api
 from hypervision.audit.refusals import audit_refusal
+from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
 from hypervision.core import health
 from hypervision.core.errors import install_handlers
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.hub.start_in_background()  # the database may be down: start anyway
+        app.state.sequencer.start()
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
         await app.state.hub.stop()
+        await app.state.sequencer.stop()
         await engine.dispose()
 
     app = FastAPI(
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings)
     app.state.hub = Hub(settings, app.state.system_sessions, topics=KINDS.topics(), labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
+    app.state.sequencer = Sequencer(app.state.system_sessions, settings.audit_sequence_seconds)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)

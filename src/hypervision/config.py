@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # Retention (SECURITY.md 23): `audit prune` removes whole checkpointed segments whose last
     # record is older than this.
     audit_retention_days: int = Field(default=1095, ge=1)
+    # Queued audit records are chained by a sequencer in each serving process, woken by the
+    # process's own commits and at least this often (docs/adr/0018).
+    audit_sequence_seconds: float = Field(default=0.25, gt=0, le=60)
 
     @field_validator("label_levels", "categories", mode="before")
     @classmethod

@@ -29,7 +29,8 @@ async def owner(url: str) -> AsyncIterator[AsyncConnection]:
 
 async def recompute_chain(conn: AsyncConnection) -> None:
     """Rewrite every prev_hash/row_hash and the head so that the chain verifies again."""
-    rows = (await conn.execute(select(RECORDS).order_by(RECORDS.c.seq))).all()
+    sequenced = select(RECORDS).where(RECORDS.c.seq.is_not(None))
+    rows = (await conn.execute(sequenced.order_by(RECORDS.c.seq))).all()
     prev = GENESIS_HASH
     for row in rows:
         new = chain_hash(prev, row)

@@ -37,7 +37,7 @@ from hypervision.audit.checkpoints import (
 from hypervision.audit.merkle import merkle_root
 from hypervision.audit.models import AuditHead
 from tests.audit.tamper import RECORDS, owner, recompute_chain, renumber
-from tests.factories import ENTRY, officer, tx
+from tests.factories import ENTRY, officer, sequenced, tx
 
 
 @dataclass
@@ -79,6 +79,7 @@ async def _verify(
 
 
 async def _head(app: FastAPI) -> int:
+    await sequenced(app)
     async with tx(app) as session:
         head = await session.get(AuditHead, 1)
         assert head is not None

@@ -38,7 +38,7 @@ from hypervision.policy.rls import system_sessions
 from tests.audit.tamper import RECORDS, owner, recompute_chain
 from tests.audit.test_checkpoints import _activity, _checkpoint, _head
 from tests.conftest import engine_name
-from tests.factories import officer, tx
+from tests.factories import officer, sequenced, tx
 
 
 class Trail:
@@ -79,6 +79,7 @@ async def trail(
     headers = await officer(app, client, "alice", "PP")
     for round_, days in enumerate((1200, 1100, 0)):
         await _activity(client, headers, 2, f"round {round_}")
+        await sequenced(app)
         if days:
             after = result.checkpoints[-1].last_seq if result.checkpoints else 0
             await _backdate(owner_database_url, after, days)
@@ -109,6 +110,7 @@ async def _verify(trail: Trail) -> audit.VerifyResult:
 
 
 async def _seqs(trail: Trail) -> list[int]:
+    await sequenced(trail.app)
     async with owner(trail.owner_url) as conn:
         return list((await conn.scalars(select(RECORDS.c.seq).order_by(RECORDS.c.seq))).all())
 
@@ -412,7 +414,8 @@ async def test_command_line_prune(
     assert f"would remove records 1..{covered}" in run(
         "prune", "--dry-run", "--before", "2999-01-01"
     )
-    assert await _seqs_of(owner_database_url) == list(range(1, await _head(app) + 1))
+    head = await _head(app)  # the queue chained first
+    assert await _seqs_of(owner_database_url) == list(range(1, head + 1))
     out = run("prune", "--before", "2999-01-01")
     assert f"removed records 1..{covered} ({covered}, " in out
     assert f"removed {covered} audit records" in out

@@ -7,10 +7,10 @@ from httpx import AsyncClient
 from sqlalchemy import delete, func, select, update
 
 from hypervision.audit import service as audit
-from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.models import AuditRecord
 from hypervision.identity.models import Organisation
 from tests.audit.tamper import owner
-from tests.factories import ADMIN, admin_headers, make_org, tx
+from tests.factories import ADMIN, admin_headers, make_org, refuse_audit, sequenced, tx
 
 
 async def _trail(app: FastAPI, n: int) -> None:
@@ -23,6 +23,7 @@ async def _trail(app: FastAPI, n: int) -> None:
                 resource_ids=[f"r{i}"],
                 labels=["NP"],
             )
+    await sequenced(app)
 
 
 async def _verify(app: FastAPI) -> audit.VerifyResult:
@@ -88,7 +89,7 @@ async def test_export_lines_are_one_record_each(app: FastAPI) -> None:
 async def test_no_audit_no_data(app: FastAPI, client: AsyncClient, owner_database_url: str) -> None:
     headers = await admin_headers(app, client)
     async with owner(owner_database_url) as session:
-        await session.execute(delete(AuditHead))
+        await refuse_audit(session)
     response = await client.post(
         "/api/v1/organisations", json={"code": "LOST", "name": "Never stored"}, headers=headers
     )
@@ -110,6 +111,7 @@ async def test_admin_changes_are_audited_with_actor(app: FastAPI, client: AsyncC
         headers=headers,
     )
     assert response.status_code == 201
+    await sequenced(app)
     async with tx(app) as session:
         row = await session.scalar(
             select(AuditRecord)

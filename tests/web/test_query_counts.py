@@ -133,8 +133,12 @@ async def test_stream_backlog(app: FastAPI, client: AsyncClient) -> None:
 
     async def backlog() -> tuple[int, int]:
         async with tx(app) as session:
-            last = select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1)
-            upto = int(await session.scalar(last) or 0)
+            last = (
+                select(OutboxEvent.tx, OutboxEvent.id)
+                .order_by(OutboxEvent.tx.desc(), OutboxEvent.id.desc())
+                .limit(1)
+            )
+            upto = tuple((await session.execute(last)).one())
         with count_queries(app) as statements:
             frames = await hub.backlog(sub, 0, upto)
         return len(statements), len(frames)

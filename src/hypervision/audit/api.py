@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import String, cast, select
 
+from hypervision.audit import sequencer
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord
 from hypervision.core.deps import CurrentPrincipal, DbSession
@@ -72,6 +73,7 @@ async def list_records(
 ) -> AuditPage:
     """The trail in sequence order, filtered; for security officers only."""
     authorize(actor, Action.AUDIT)
+    await sequencer.drain(session)  # the officer sees everything committed so far
     query = select(AuditRecord).where(AuditRecord.seq > after)
     if actor_name:
         query = query.where(AuditRecord.actor_name == actor_name)

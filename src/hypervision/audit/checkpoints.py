@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead
+from hypervision.audit.sequencer import drain
 from hypervision.audit.service import _iter_records, chain_hash
 from hypervision.storage import private
 
@@ -389,12 +390,14 @@ async def write_checkpoints(
     batch: int = 5000,
     max_segment: int = MAX_SEGMENT,
 ) -> list[Checkpoint]:
-    """Sign the records written since the last checkpoint (none: nothing is written). The
-    segment's chain is checked first: a broken trail is never signed."""
+    """Sign the records written since the last checkpoint (none: nothing is written), once
+    the queue is chained. The segment's chain is checked first: a broken trail is never
+    signed."""
     witness = Witness(witness_dir, private_key.public_key())
     written: list[Checkpoint] = []
     with witness.lock():
         last = witness.last()
+        await drain(session)  # a checkpoint covers every record committed before it
         head = await session.get(AuditHead, 1)
         if head is None:
             raise CheckpointError("the audit head is missing")

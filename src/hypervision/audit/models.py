@@ -1,10 +1,14 @@
-"""The audit trail: one hash-chained record per use of data, sequenced by ``audit_head``."""
+"""The audit trail: one hash-chained record per use of data.
+
+A request appends its record to the queue (``seq`` null) in its own transaction; the sequencer
+(``audit.sequencer``) later gives queued records their ``seq`` and hashes, in batches, and
+moves ``audit_head`` (docs/adr/0018)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,10 +17,13 @@ from hypervision.db import Base, UTCDateTime
 
 GENESIS_HASH = "0" * 64
 
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+QueueId = BigInteger().with_variant(Integer(), "sqlite")
+
 
 class AuditHead(Base):
     """A single row (id = 1) holding the last sequence number and hash: the one place that
-    orders the trail, locked by every writer, so several processes cannot fork the chain."""
+    orders the trail, locked by the sequencer alone, so several processes cannot fork it."""
 
     __tablename__ = "audit_head"
 
@@ -27,8 +34,12 @@ class AuditHead(Base):
 
 class AuditRecord(Base):
     __tablename__ = "audit_records"
+    # Appended without RETURNING: under row-level security only auditors read the trail.
+    __table_args__: ClassVar[dict[str, Any]] = {"implicit_returning": False}
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The queue position, given at insert (not commit) time; the chain's order is ``seq``.
+    qid: Mapped[int] = mapped_column(QueueId, primary_key=True, autoincrement=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # null: queued
     id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
@@ -44,5 +55,5 @@ class AuditRecord(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(64))
     client_address: Mapped[str | None] = mapped_column(String(64))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    row_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))

@@ -1,12 +1,13 @@
 """Writing, verifying and exporting the audit trail (SECURITY.md items 19-22).
 
-``row_hash = SHA-256(prev_hash || canonical(row))``; the chain is sequenced by locking the
-single ``audit_head`` row in the writer's transaction, so a record and the change it records
-commit or fail together ("no audit, no data").
+A record is queued in the writer's own transaction, so it and the change it records commit or
+fail together ("no audit, no data"); the sequencer then chains queued records in batches:
+``row_hash = SHA-256(prev_hash || canonical(row))`` (docs/adr/0018).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -14,11 +15,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit.models import AuditHead, AuditRecord
-from hypervision.core.errors import Unavailable
+from hypervision.audit.models import AuditRecord
+from hypervision.core.errors import Unavailable, is_database_down
 from hypervision.db import new_id, utcnow
 from hypervision.identity.principal import Principal
 
@@ -45,7 +47,8 @@ HASHED_FIELDS = (
 )
 
 
-AUDIT_LOCKED = "hv_audit_locked"
+# Set on a session whose transaction queued a record: its commit wakes the sequencer.
+AUDIT_QUEUED = "hv_audit_queued"
 
 
 class AuditUnavailable(Unavailable):
@@ -87,46 +90,34 @@ async def record(
     actor_name: str | None = None,
     request_id: str | None = None,
     client_address: str | None = None,
-) -> AuditRecord:
-    """Append one record in the caller's transaction. Never pass content, only ids and labels."""
-    head = (
-        await session.execute(
-            update(AuditHead)
-            .where(AuditHead.id == 1)
-            .values(seq=AuditHead.seq + 1)
-            .returning(AuditHead.seq, AuditHead.last_hash)
-        )
-    ).one_or_none()
-    if head is None:
-        raise AuditUnavailable()
-    seq, prev_hash = head
-    row = AuditRecord(
-        seq=seq,
-        id=new_id(),
-        at=utcnow(),
-        actor_id=actor.user_id if actor else None,
-        actor_name=actor_name or (actor.username if actor else "system"),
-        actor_organisation_id=actor.organisation_id if actor else None,
-        actor_clearance=actor.clearance if actor else None,
-        action=action,
-        surface=actor.surface if actor and surface == "api" else surface,
-        decision=decision,
-        resource_type=resource_type,
-        resource_ids=[str(rid) for rid in resource_ids],
-        labels=list(labels),
-        detail=detail or {},
-        request_id=actor.request_id if actor else request_id,
-        client_address=actor.client_address if actor else client_address,
-        prev_hash=prev_hash,
-    )
-    row.row_hash = chain_hash(prev_hash, row)
-    # From here this transaction holds the trail's lock until it ends: outbox ids written
-    # after this point are committed in id order (live.outbox.emit relies on it).
-    session.sync_session.info[AUDIT_LOCKED] = True
-    session.add(row)
-    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=row.row_hash))
-    await session.flush()
-    return row
+) -> None:
+    """Append one record to the queue in the caller's transaction: it commits or fails with
+    the change it records, and takes no lock; the sequencer chains it after commit
+    (``audit.sequencer``). Never pass content, only ids and labels."""
+    values = {
+        "id": new_id(),
+        "at": utcnow(),
+        "actor_id": actor.user_id if actor else None,
+        "actor_name": actor_name or (actor.username if actor else "system"),
+        "actor_organisation_id": actor.organisation_id if actor else None,
+        "actor_clearance": actor.clearance if actor else None,
+        "action": action,
+        "surface": actor.surface if actor and surface == "api" else surface,
+        "decision": decision,
+        "resource_type": resource_type,
+        "resource_ids": [str(rid) for rid in resource_ids],
+        "labels": list(labels),
+        "detail": detail or {},
+        "request_id": actor.request_id if actor else request_id,
+        "client_address": actor.client_address if actor else client_address,
+    }
+    try:
+        await session.execute(insert(AuditRecord).values(values))
+    except DBAPIError as exc:
+        if is_database_down(exc):
+            raise
+        raise AuditUnavailable() from exc
+    session.sync_session.info[AUDIT_QUEUED] = True
 
 
 @dataclass(frozen=True)
@@ -143,9 +134,14 @@ class VerifyResult:
 async def verify(
     *, session: AsyncSession, batch: int = 5000, witness: Witness | None = None
 ) -> VerifyResult:
-    """Walk the chain in order; name the first record altered, removed or reordered. With a
-    ``witness``, also check its signed checkpoints (``audit.verification``)."""
+    """Chain the queue, then walk the chain in order; name the first record altered, removed
+    or reordered. With a ``witness``, also check its signed checkpoints
+    (``audit.verification``)."""
+    from hypervision.audit.sequencer import HeadMissing, drain
     from hypervision.audit.verification import verify_trail
+
+    with contextlib.suppress(HeadMissing):  # reported by the walk
+        await drain(session)
 
     return await verify_trail(session=session, witness=witness, batch=batch)
 
@@ -176,6 +172,10 @@ def to_json_line(row: AuditRecord) -> str:
 
 
 async def export(*, session: AsyncSession, since_seq: int = 0) -> AsyncIterator[str]:
+    """The chain as JSON lines, once the queue is chained (in the caller's transaction)."""
+    from hypervision.audit.sequencer import drain
+
+    await drain(session)
     async for row in _iter_records(session, 5000):
         if row.seq > since_seq:
             yield to_json_line(row)

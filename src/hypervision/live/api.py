@@ -15,7 +15,7 @@ from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
 from hypervision.core.errors import Invalid, Unavailable
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.core.params import parse_bbox
-from hypervision.live.hub import Filters, Hub, Subscriber, status_frame
+from hypervision.live.hub import Filters, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
 
@@ -133,19 +133,18 @@ async def _events(
     hub: Hub,
     sub: Subscriber,
     resume: int | None,
-    upto: int,
+    upto: Position,
     heartbeat: float,
     gate: asyncio.Semaphore,
 ) -> AsyncIterator[str]:
     try:
         yield "retry: 3000\n" + status_frame(hub.mode)
-        last = upto if resume is None else resume
-        if resume is not None and resume < upto:
+        last = upto  # what comes live after this; a batch re-planned after a failed audit too
+        if resume is not None:
             async with gate:  # the backlog's reads and audit queue like openings
                 frames = await hub.backlog(sub, resume, upto)
             for frame in frames:
                 yield frame.text
-            last = upto  # a batch re-planned after a failed audit may come live too
         while True:
             if sub.closed:
                 yield f"event: {sub.closed}\ndata: {{}}\n\n"
@@ -161,8 +160,10 @@ async def _events(
             chunk = []  # everything queued goes out in one write
             while sub.frames:
                 frame = sub.frames.popleft()
-                if frame.id == 0 or frame.id > last:  # 0: status frames; ids: once, in order
-                    last = max(last, frame.id)
+                if frame.at is None:  # a status frame
+                    chunk.append(frame.text)
+                elif frame.at > last:  # events once, in order
+                    last = frame.at
                     chunk.append(frame.text)
             if chunk:
                 yield "".join(chunk)

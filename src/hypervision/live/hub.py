@@ -1,10 +1,16 @@
 """The hub: reads committed outbox events in order and fans them out to live streams.
 
 One hub per process. It is woken after a local commit and, on PostgreSQL, by NOTIFY from any
-replica; without a bus it polls. Each event is checked once per *group* of subscribers that
-share the same policy attributes, encoded once, then queued to each subscriber of the group
-whose topic filter matches. A subscriber whose queue is full gets ``resync`` and is closed.
-Each delivery batch leaves one audit record, written before anything is sent.
+replica; without a bus it polls. Events go out in ``(tx, id)`` order: on PostgreSQL ``tx`` is
+the writing transaction's id, and an event is delivered only once every transaction with a
+smaller id has ended (below the snapshot's ``xmin``), so a transaction that commits late is
+never skipped and nothing is delivered twice, without any lock between writers (the technique
+of PgQ; docs/adr/0018). On SQLite writers are serialised: ``tx`` is 0 and ids commit in order.
+
+Each event is checked once per *group* of subscribers that share the same policy attributes,
+encoded once, then queued to each subscriber of the group whose topic filter matches. A
+subscriber whose queue is full gets ``resync`` and is closed. Each delivery batch leaves one
+audit record, written before anything is sent.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Text, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision import criteria
@@ -38,12 +44,19 @@ from hypervision.policy.rules import Subject, can_see
 
 log = logging.getLogger("hypervision.live")
 BATCH = 500
+HELD_RETRY_SECONDS = 0.02
+ORDER = tuple_(OutboxEvent.tx, OutboxEvent.id)
 REVALIDATE_SECONDS = 60.0
+
+
+# (transaction id, outbox id): the order in which events are delivered and resumed.
+Position = tuple[int, int]
+START: Position = (-1, 0)  # before every event
 
 
 @dataclass(frozen=True)
 class Frame:
-    id: int
+    at: Position | None  # None: a status frame, sent whatever the stream's position
     text: str
 
 
@@ -157,7 +170,11 @@ def encode(event: OutboxEvent, hide: tuple[str, ...] = ()) -> Frame:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return Frame(event.id, f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
+    return Frame(position(event), f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
+
+
+def position(event: OutboxEvent) -> Position:
+    return (event.tx, event.id)
 
 
 def status_frame(mode: str) -> str:
@@ -181,8 +198,9 @@ class Hub:
         self.labels = labels
         self.subscribers: set[Subscriber] = set()
         self.groups: dict[tuple[object, ...], set[Subscriber]] = {}
-        self.cursor = 0  # last event delivered
-        self.planned = 0  # last event whose recipients are fixed (delivered or about to be)
+        self.cursor: Position = START  # last event delivered
+        self.planned: Position = START  # last event whose recipients are fixed
+        self.held = False  # committed events wait for an older transaction to end
         self.mode = "live"  # or "polling" while the bus is down
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -202,10 +220,10 @@ class Hub:
                 return
             self._loop = asyncio.get_running_loop()
             if session is not None:
-                self.cursor = await _last_id(session)
+                self.cursor = await _horizon(session)
             else:
                 async with self.sessions() as own:
-                    self.cursor = await _last_id(own)
+                    self.cursor = await _horizon(own)
             outbox.add_waker(self.wake)
             self.bus = await start_bus(self)
             self._task = asyncio.create_task(self._run(), name="hypervision-hub")
@@ -274,7 +292,7 @@ class Hub:
         self.mode = mode
         log.warning("live bus %s", "back: live" if mode == "live" else "down: polling the outbox")
         for sub in list(self.subscribers):
-            sub.push(Frame(0, status_frame(mode)))
+            sub.push(Frame(None, status_frame(mode)))
         self.wake()
 
     # --- subscribers ----------------------------------------------------------------------
@@ -292,7 +310,7 @@ class Hub:
         self.groups.setdefault(sub.group, set()).add(sub)
         return sub
 
-    def resume_point(self) -> int:
+    def resume_point(self) -> Position:
         """Up to where a stream subscribing now must read the outbox itself: everything later
         reaches it live. Call right after ``subscribe``, with no await in between."""
         return max(self.cursor, self.planned)
@@ -311,6 +329,8 @@ class Hub:
         checked = time.monotonic()
         while True:
             timeout = self.settings.live_poll_seconds if self.mode == "polling" else 5.0
+            if self.held:  # no commit announces the end of a transaction without events
+                timeout = HELD_RETRY_SECONDS
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
@@ -328,14 +348,7 @@ class Hub:
     async def dispatch(self) -> bool:
         """Deliver the next batch of committed events; True when a full batch was read."""
         async with self.sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(OutboxEvent)
-                    .where(OutboxEvent.id > self.cursor)
-                    .order_by(OutboxEvent.id)
-                    .limit(BATCH)
-                )
-            )
+            rows, self.held = await _settled(session, self.cursor)
             labels = (
                 await current_labels(session, rows, own=False, source=self.labels) if rows else {}
             )
@@ -344,13 +357,13 @@ class Hub:
         plan = self.plan(rows, labels)
         # Same synchronous step as the plan: a stream that subscribes from now on is not in
         # it, and resumes up to here from the outbox instead (see live.api).
-        self.planned = max(self.planned, rows[-1].id)
+        self.planned = max(self.planned, position(rows[-1]))
         deliveries = sum(len(targets) for _, targets in plan)
         if deliveries:
             delivered = [event for event, targets in plan if targets]
             async with transaction(self.sessions) as session:  # no audit, no delivery
                 await audit_delivery(session, delivered, deliveries, len(self.subscribers))
-        self.cursor = rows[-1].id
+        self.cursor = position(rows[-1])
         for event in rows:
             if event.type == "identity.revoke":
                 self.revoke(event.payload)
@@ -442,21 +455,27 @@ class Hub:
             ):
                 sub.close("revoked")
 
-    async def backlog(self, sub: Subscriber, since: int, upto: int) -> list[Frame]:
-        """Events after ``since`` up to ``upto`` that this subscriber may see, in order (for a
-        client resuming with Last-Event-ID); audited as one batch. An event is replayed only
-        when its record is still visible to the subscriber under its label *now* (it may have
-        been raised since), and references to records now hidden are nulled."""
+    async def backlog(self, sub: Subscriber, since: int, upto: Position) -> list[Frame]:
+        """Events after the event ``since`` (an outbox id, 0 for the start; what Last-Event-ID
+        carries) up to position ``upto`` that this subscriber may see, in delivery order (for
+        a client resuming); audited as one batch. An event is replayed only when its record
+        is still visible to the subscriber under its label *now* (it may have been raised
+        since), and references to records now hidden are nulled. An id that names no event
+        replays nothing (no client was ever sent one)."""
         frames: list[Frame] = []
         delivered: list[OutboxEvent] = []
-        last = since
-        while last < upto:
+        last: Position | None = START
+        if since:
+            async with self.sessions() as session:
+                tx = await session.scalar(select(OutboxEvent.tx).where(OutboxEvent.id == since))
+            last = None if tx is None else (tx, since)
+        while last is not None and last < upto:
             async with self.sessions() as session:
                 rows = list(
                     await session.scalars(
                         select(OutboxEvent)
-                        .where(OutboxEvent.id > last, OutboxEvent.id <= upto)
-                        .order_by(OutboxEvent.id)
+                        .where(tuple_(*last) < ORDER, tuple_(*upto) >= ORDER)
+                        .order_by(*ORDER.clauses)
                         .limit(BATCH)
                     )
                 )
@@ -475,15 +494,39 @@ class Hub:
                 ):
                     delivered.append(event)
                     frames.append(encode(event, hidden_fields(sub.subject, event, now)))
-            last = rows[-1].id
+            last = position(rows[-1])
         if delivered:
             async with transaction(self.sessions) as session:
                 await audit_delivery(session, delivered, len(delivered), 1, sub.principal)
         return frames
 
 
-async def _last_id(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.max(OutboxEvent.id))) or 0)
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# The oldest transaction still running anywhere on the server (its snapshot's xmin): every
+# transaction below it has committed or rolled back, so no event below it can still appear.
+XMIN = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+
+
+async def _horizon(session: AsyncSession) -> Position:
+    """Where a starting hub begins: after every event, but before any that a transaction
+    still running may add (on PostgreSQL, the first position of the snapshot's xmin)."""
+    if _postgres(session):
+        return (int(await session.scalar(select(XMIN)) or 0), 0)
+    return (0, int(await session.scalar(select(func.max(OutboxEvent.id))) or 0))
+
+
+async def _settled(session: AsyncSession, after: Position) -> tuple[list[OutboxEvent], bool]:
+    """The next events after ``after`` in delivery order that no running transaction can
+    precede, and whether committed events wait behind one (one statement: one snapshot)."""
+    query = select(OutboxEvent).where(tuple_(*after) < ORDER).order_by(*ORDER.clauses)
+    if not _postgres(session):
+        return list(await session.scalars(query.limit(BATCH))), False
+    read = (await session.execute(query.add_columns(XMIN).limit(BATCH))).all()
+    rows = [event for event, xmin in read if event.tx < xmin]
+    return rows, len(rows) < len(read)
 
 
 async def audit_delivery(

@@ -1,6 +1,7 @@
 """Writing outbox events, and waking the live streams once the transaction has committed.
 
-Every state change calls ``emit`` inside its own transaction. On PostgreSQL the same
+Every state change calls ``emit`` inside its own transaction; on PostgreSQL the row carries the
+transaction's id, which orders delivery (``live.hub``). On PostgreSQL the same
 transaction runs ``pg_notify('hv_outbox', <id>)``, which PostgreSQL delivers only at commit, to
 every replica listening; in every case the session remembers the highest id written, and an
 ``after_commit`` hook wakes this process's hub. A NOTIFY carries the id, never a payload.
@@ -12,11 +13,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import BigInteger, Text, cast, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from hypervision.audit.service import AUDIT_LOCKED
 from hypervision.live.models import OutboxEvent
 
 CHANNEL = "hv_outbox"
@@ -46,10 +46,16 @@ async def emit(
     if postgres:
         # The id first, so the INSERT needs no RETURNING: under row-level security a RETURNING
         # row must be readable by the writer, and some events (revocations) are read by the
-        # hub alone.
-        row.id = await session.scalar(  # type: ignore[assignment]
-            select(func.nextval(func.pg_get_serial_sequence("outbox", "id")))
-        )
+        # hub alone. With it, the transaction's id: the hub delivers in (tx, id) order, and
+        # only once no older transaction can still commit (live.hub, docs/adr/0018).
+        row.id, row.tx = (
+            await session.execute(
+                select(
+                    func.nextval(func.pg_get_serial_sequence("outbox", "id")),
+                    cast(cast(func.pg_current_xact_id(), Text), BigInteger),
+                )
+            )
+        ).one()
     session.add(row)
     await session.flush()
     if postgres:
@@ -79,9 +85,3 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_lock(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(AUDIT_LOCKED, None)

@@ -1,0 +1,169 @@
+"""Queue, then sequence (docs/adr/0018): chaining queued audit records off the request path.
+
+Requests append records with ``seq`` null and take no lock. The sequencer, in one short
+transaction per batch, takes the trail's lease, reads the head, gives the oldest queued records
+(queue order) the next sequence numbers and their hashes, and moves the head. Several replicas
+may run one: on PostgreSQL the lease is a transaction-scoped advisory lock (a replica that dies
+releases it with its connection, and the next pass anywhere resumes from the head), and the
+head row is also locked, so two passes can never fork the chain. On SQLite the writer lock
+serialises passes. A pass that fails or is killed mid-batch commits nothing: the head and the
+records move together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.service import AUDIT_QUEUED, HASHED_FIELDS, chain_hash
+from hypervision.db import transaction
+
+log = logging.getLogger("hypervision.audit")
+
+# pg_advisory_xact_lock key: "hv-audit" read as an integer.
+LEASE_KEY = int.from_bytes(b"hv-audit", "big") & 0x7FFF_FFFF_FFFF_FFFF
+BATCH = 2000
+RECORDS = cast(Table, AuditRecord.__table__)
+_READ = [RECORDS.c.qid, *(RECORDS.c[name] for name in HASHED_FIELDS if name != "seq")]
+
+
+class HeadMissing(RuntimeError):
+    """The trail's head row is gone: nothing can be chained until it is restored."""
+
+
+async def sequence_batch(session: AsyncSession, *, batch: int = BATCH, wait: bool = False) -> int:
+    """Chain up to ``batch`` queued records in the caller's transaction; returns how many
+    (0 when another replica holds the lease and ``wait`` is false)."""
+    if session.get_bind().dialect.name == "postgresql":
+        if wait:
+            await session.execute(select(func.pg_advisory_xact_lock(LEASE_KEY)))
+        elif not await session.scalar(select(func.pg_try_advisory_xact_lock(LEASE_KEY))):
+            return 0
+    head = (
+        await session.execute(
+            select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+        )
+    ).one_or_none()
+    if head is None:
+        raise HeadMissing("audit head is missing")
+    rows = (
+        await session.execute(
+            select(*_READ).where(RECORDS.c.seq.is_(None)).order_by(RECORDS.c.qid).limit(batch)
+        )
+    ).all()
+    if not rows:
+        return 0
+    seq, prev_hash = head
+    chained: list[dict[str, Any]] = []
+    for row in rows:
+        seq += 1
+        row_hash = chain_hash(prev_hash, SimpleNamespace(**row._mapping, seq=seq))
+        chained.append({"b_qid": row.qid, "b_seq": seq, "b_prev": prev_hash, "b_hash": row_hash})
+        prev_hash = row_hash
+    await session.execute(
+        update(RECORDS)
+        .where(RECORDS.c.qid == bindparam("b_qid"), RECORDS.c.seq.is_(None))
+        .values(
+            seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), row_hash=bindparam("b_hash")
+        ),
+        chained,
+    )
+    await session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=seq, last_hash=prev_hash)
+    )
+    return len(rows)
+
+
+async def drain(session: AsyncSession, *, batch: int = BATCH) -> int:
+    """Chain everything queued now, in the caller's transaction, waiting for the lease if
+    another pass holds it: what the caller reads afterwards is sequenced (the audit API,
+    checkpoints, tests). On SQLite the caller's transaction already holds the one write lock."""
+    total = 0
+    while True:
+        done = await sequence_batch(session, batch=batch, wait=True)
+        total += done
+        if done < batch:
+            return total
+
+
+async def queued(session: AsyncSession) -> tuple[int, Any]:
+    """How many records wait to be chained, and when the oldest was written."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(RECORDS.c.at)).where(RECORDS.c.seq.is_(None))
+        )
+    ).one()
+    return int(count), oldest
+
+
+class Sequencer:
+    """Runs passes in the background of a serving process: woken by this process's commits
+    that queued records, and every ``interval`` seconds for the other replicas' records."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], interval: float) -> None:
+        self.sessions = sessions
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            _wakers.append(self.wake)
+            self._task = asyncio.create_task(self._run(), name="hypervision-audit-sequencer")
+
+    async def stop(self) -> None:
+        if self.wake in _wakers:
+            _wakers.remove(self.wake)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                while True:
+                    async with transaction(self.sessions) as session:
+                        done = await sequence_batch(session)
+                    if done < BATCH:
+                        break
+            except Exception:
+                log.exception("audit sequencing failed; will retry")
+                await asyncio.sleep(self.interval)
+
+
+# Wakers of the running sequencers of this process (called after a commit that queued).
+_wakers: list[Callable[[], None]] = []
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(AUDIT_QUEUED, None):
+        for waker in list(_wakers):
+            waker()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # a rolled-back transaction queued nothing
+        session.info.pop(AUDIT_QUEUED, None)
