@@ -1,5 +1,5 @@
 """Audit verification throughput: N hash-chained audit records written fast (chain computed
-in Python with ``audit.service.chain_hash``, bulk-inserted, ``audit_head`` set to the end of
+in Python with ``audit.chain.chain_hash``, bulk-inserted, ``audit_head`` set to the end of
 the chain), then ``audit.verify`` timed; it must report ok.
 
     python bench/audit_verify.py --engine sqlite|postgresql --rows 1000000
@@ -36,8 +36,8 @@ JSON_COLUMNS = ("resource_ids", "labels", "detail")
 
 def records(n: int, ids_per_list: int) -> Any:
     """Yield ``n`` chained records as plain namespaces (``canonical`` only uses getattr)."""
+    from hypervision.audit.chain import chain_hash
     from hypervision.audit.models import GENESIS_HASH
-    from hypervision.audit.service import chain_hash
 
     actors = [(uuid.uuid4(), f"officer.{k:02d}", uuid.uuid4()) for k in range(40)]
     pool = [str(uuid.uuid4()) for _ in range(10_000)]  # entries read again and again

@@ -10,8 +10,8 @@ from typing import cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from hypervision.audit.chain import chain_hash
 from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
-from hypervision.audit.service import chain_hash
 
 RECORDS = cast(Table, AuditRecord.__table__)
 

@@ -14,15 +14,15 @@ import pytest
 from bench.live_client import Generator
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.pool import QueuePool
 
 from hypervision.app import create_app
-from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.models import AuditRecord
 from hypervision.config import Settings
 from tests.audit.tamper import owner
 from tests.conftest import make_settings, reset_database
-from tests.factories import ENTRY, officer, tx
+from tests.factories import ENTRY, officer, refuse_audit, tx
 from tests.live.server import serve
 
 STREAMS = 300
@@ -117,7 +117,7 @@ async def test_no_audit_no_stream(
         async with serve(app) as base:
             await app.state.hub.ensure_started()
             async with owner(owner_database_url) as session:
-                await session.execute(delete(AuditHead))
+                await refuse_audit(session)
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 response = await http.get("/api/v1/stream", headers=reader)
             assert response.status_code == 503

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from hypervision.audit.models import AuditHead
 from hypervision.identity.models import Role
 from hypervision.logbook.models import Entry
-from tests.factories import ENTRY, make_group, make_org, officer, owner_tx, tx
+from tests.factories import ENTRY, make_group, make_org, officer, owner_tx, refuse_audit, tx
 
 LEVELS = ("NP", "DR")
 NTK = ((), ("VIP",), ("VIP", "RENS"))
@@ -94,7 +93,7 @@ async def test_no_audit_no_entry(app: FastAPI, client: AsyncClient) -> None:
     alice = await officer(app, client, "alice", "PP")
     created = (await client.post("/api/v1/entries", json=ENTRY, headers=alice)).json()
     async with owner_tx(app) as session:
-        await session.execute(delete(AuditHead))
+        await refuse_audit(session)
     read = await client.get(f"/api/v1/entries/{created['id']}", headers=alice)
     assert read.status_code == 503 and "title" not in read.text
     feed = await client.get("/api/v1/entries", headers=alice)

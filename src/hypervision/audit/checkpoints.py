@@ -35,10 +35,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.audit.chain import chain_hash
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead
 from hypervision.audit.sequencer import drain
-from hypervision.audit.service import _iter_records, chain_hash
+from hypervision.audit.service import _iter_records
 from hypervision.storage import private
 
 VERSION = 1

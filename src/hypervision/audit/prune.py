@@ -31,6 +31,7 @@ from sqlalchemy import CursorResult, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
+from hypervision.audit.chain import chain_hash
 from hypervision.audit.checkpoints import (
     FINGERPRINT_BYTES,
     VERSION,
@@ -43,7 +44,7 @@ from hypervision.audit.checkpoints import (
 )
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
-from hypervision.audit.service import _iter_records, chain_hash
+from hypervision.audit.service import _iter_records
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
 

@@ -23,12 +23,14 @@ from sqlalchemy import Table, bindparam, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from hypervision.audit.chain import HASHED_FIELDS, chain_hash
 from hypervision.audit.models import AuditHead, AuditRecord
-from hypervision.audit.service import AUDIT_QUEUED, HASHED_FIELDS, chain_hash
 from hypervision.db import transaction
 
 log = logging.getLogger("hypervision.audit")
 
+# Set on a session whose transaction queued a record: its commit wakes the sequencer.
+AUDIT_QUEUED = "hv_audit_queued"
 # pg_advisory_xact_lock key: "hv-audit" read as an integer.
 LEASE_KEY = int.from_bytes(b"hv-audit", "big") & 0x7FFF_FFFF_FFFF_FFFF
 BATCH = 2000

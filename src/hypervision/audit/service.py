@@ -8,7 +8,6 @@ fail together ("no audit, no data"); the sequencer then chains queued records in
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -19,36 +18,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.audit.chain import canonical
 from hypervision.audit.models import AuditRecord
+from hypervision.audit.sequencer import AUDIT_QUEUED, HeadMissing, drain
 from hypervision.core.errors import Unavailable, is_database_down
 from hypervision.db import new_id, utcnow
 from hypervision.identity.principal import Principal
 
 if TYPE_CHECKING:
     from hypervision.audit.checkpoints import Witness
-
-HASHED_FIELDS = (
-    "seq",
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "actor_organisation_id",
-    "actor_clearance",
-    "action",
-    "surface",
-    "decision",
-    "resource_type",
-    "resource_ids",
-    "labels",
-    "detail",
-    "request_id",
-    "client_address",
-)
-
-
-# Set on a session whose transaction queued a record: its commit wakes the sequencer.
-AUDIT_QUEUED = "hv_audit_queued"
 
 
 class AuditUnavailable(Unavailable):
@@ -57,23 +35,6 @@ class AuditUnavailable(Unavailable):
     code = "audit_unavailable"
     fr = "Journal d'audit indisponible : la requête est refusée."
     en = "Audit trail unavailable: the request is refused."
-
-
-def canonical(record: AuditRecord | Any) -> bytes:
-    """Deterministic JSON of the hashed fields: sorted keys, no spaces, UTF-8, ISO times."""
-    values: dict[str, Any] = {}
-    for name in HASHED_FIELDS:
-        value = getattr(record, name)
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif hasattr(value, "isoformat"):
-            value = value.isoformat(timespec="microseconds")
-        values[name] = value
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def chain_hash(prev_hash: str, record: AuditRecord | Any) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical(record)).hexdigest()
 
 
 async def record(
@@ -137,7 +98,6 @@ async def verify(
     """Chain the queue, then walk the chain in order; name the first record altered, removed
     or reordered. With a ``witness``, also check its signed checkpoints
     (``audit.verification``)."""
-    from hypervision.audit.sequencer import HeadMissing, drain
     from hypervision.audit.verification import verify_trail
 
     with contextlib.suppress(HeadMissing):  # reported by the walk
@@ -173,8 +133,6 @@ def to_json_line(row: AuditRecord) -> str:
 
 async def export(*, session: AsyncSession, since_seq: int = 0) -> AsyncIterator[str]:
     """The chain as JSON lines, once the queue is chained (in the caller's transaction)."""
-    from hypervision.audit.sequencer import drain
-
     await drain(session)
     async for row in _iter_records(session, 5000):
         if row.seq > since_seq:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.audit.chain import chain_hash
 from hypervision.audit.checkpoints import (
     FINGERPRINT_BYTES,
     Checkpoint,
@@ -28,7 +29,7 @@ from hypervision.audit.checkpoints import (
 )
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead
-from hypervision.audit.service import VerifyResult, _iter_records, chain_hash
+from hypervision.audit.service import VerifyResult, _iter_records
 
 Problem = tuple[int, str, str]  # (first bad seq, message, checkpoint file)
 

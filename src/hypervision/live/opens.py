@@ -1,11 +1,10 @@
 """Stream openings audited in batches (docs/adr/0015).
 
 Every opening keeps its own audit record (actor, topics, resume point), written and committed
-before the stream starts: no audit, no stream. But a record takes the audit trail's lock until
-its transaction commits, so a burst of openings each writing in its own request transaction
-queues one commit at a time on that lock while holding pool connections, and the burst is
-refused. Here openings arriving together are written by one writer, many records per
-transaction: one lock wait and one commit for the batch.
+before the stream starts: no audit, no stream. A burst of openings each committing its own
+record would hold a pool connection per opening for a commit each; here openings arriving
+together are written by one writer, many records per transaction: one connection and one
+commit for the batch (the records are queued, then chained by the sequencer, docs/adr/0018).
 
 PostgreSQL only: on SQLite the request's transaction already holds the single write lock, so
 the opening is recorded in it (a second transaction would wait for it).
