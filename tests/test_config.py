@@ -61,6 +61,18 @@ def test_levels_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
             {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_BIND_PORT": "70000"},
             "HYPERVISION_BIND_PORT",
         ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_LIVE_BUS": "kafka"},
+            "HYPERVISION_LIVE_BUS",
+        ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_NATS_URL": "http://nats:4222"},
+            "HYPERVISION_NATS_URL",
+        ),
+        (
+            {"HYPERVISION_SECRET_KEY": KEY, "HYPERVISION_NATS_SUBJECT": "hypervision.>"},
+            "HYPERVISION_NATS_SUBJECT",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting(
@@ -73,6 +85,18 @@ def test_bad_settings_name_the_setting(
     message = str(caught.value)
     assert named in message
     assert "\n" not in message
+
+
+def test_nats_bus_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERVISION_SECRET_KEY", KEY)
+    assert load_settings().nats_servers == ["nats://127.0.0.1:4222"]
+    monkeypatch.setenv("HYPERVISION_LIVE_BUS", "nats")
+    monkeypatch.setenv("HYPERVISION_NATS_URL", "nats://a:4222, tls://b:4222")
+    monkeypatch.setenv("HYPERVISION_NATS_SUBJECT", "prod.hypervision-outbox")
+    settings = load_settings()
+    assert settings.live_bus == "nats"
+    assert settings.nats_servers == ["nats://a:4222", "tls://b:4222"]
+    assert settings.nats_subject == "prod.hypervision-outbox"
 
 
 def test_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ missing setting stops start-up with one line naming the setting (see ``describe_
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -75,7 +76,13 @@ class Settings(BaseSettings):
 
     api_token_max_days: int = Field(default=365, ge=1, le=3650)
 
-    live_bus: Literal["auto", "inprocess", "postgres"] = "auto"
+    # What wakes the live hubs of every replica after a commit (docs/adr/0019): "auto" is
+    # PostgreSQL's LISTEN/NOTIFY on PostgreSQL, nothing on SQLite (one process); "nats"
+    # publishes the transaction's highest outbox id to nats_subject, a JetStream subject, after
+    # commit, and no commit runs pg_notify. nats_url: one server URL or several, comma-separated.
+    live_bus: Literal["auto", "inprocess", "postgres", "nats"] = "auto"
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_subject: str = "hypervision.outbox"
     live_queue_size: int = Field(default=256, ge=1, le=100_000)
     live_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
@@ -153,6 +160,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str) -> str:
+        servers = [part.strip() for part in value.split(",")]
+        if not all(s.startswith(("nats://", "tls://")) and len(s) > 7 for s in servers):
+            raise ValueError("must be nats:// or tls:// URLs, comma-separated")
+        return ",".join(servers)
+
+    @field_validator("nats_subject")
+    @classmethod
+    def _check_nats_subject(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", value):
+            raise ValueError("must be tokens of letters, digits, _ and -, joined by dots")
+        return value
+
     @field_validator("map_tiles_url")
     @classmethod
     def _check_tiles(cls, value: str) -> str:
@@ -199,6 +221,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hypervision.db').resolve()}"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return self.nats_url.split(",")
 
     def level_rank(self, level: str) -> int:
         """Position of ``level`` in the ordered levels; ValueError when unknown."""

@@ -1,6 +1,10 @@
-"""Degraded mode (SECURITY.md item 27): when the PostgreSQL bus is lost, REST keeps working and
-the streams fall back to polling the outbox and say so; when the bus returns they switch back to
-live, and across the whole sequence no event is missed or sent twice.
+"""Degraded mode (SECURITY.md item 27): when the bus is lost, REST keeps working and the streams
+fall back to polling the outbox and say so; when the bus returns they switch back to live, and
+across the whole sequence no event is missed or sent twice.
+
+On both buses (``live_bus``): PostgreSQL's LISTEN connection is killed from the server side
+while reconnections are refused; the NATS server, a process of the test's own, is killed
+(SIGKILL) and started again on the same port.
 
 PostgreSQL only: the embedded (SQLite) mode has no bus to lose."""
 
@@ -10,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from fastapi import FastAPI
@@ -23,14 +28,16 @@ from hypervision.live import outbox
 from hypervision.live.bus import PostgresBus
 from hypervision.live.hub import Hub
 from hypervision.live.models import OutboxEvent
+from hypervision.live.nats_bus import NatsBus
 from tests.conftest import engine_name, make_settings
 from tests.factories import ENTRY, officer
+from tests.live.natsserver import NatsServer, unique_subject
 from tests.live.server import Stream, open_stream, serve
 
 PUBLIC = {"level": "NP", "audience": []}
 POLL = 0.25  # live_poll_seconds for these tests
 POLLED_WITHIN = 6 * POLL  # what only polling can deliver arrives within a few poll periods
-NOTIFY_WITHIN = 2.0  # below the hub's 5 s idle timeout: only a NOTIFY can deliver this fast
+NOTIFY_WITHIN = 2.0  # below the hub's 5 s idle timeout: only the bus can deliver this fast
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +46,82 @@ def _postgresql_only(database_url: str) -> None:
         pytest.skip("PostgreSQL only: the embedded (SQLite) mode has no LISTEN/NOTIFY bus to lose")
 
 
+class Outage(Protocol):
+    """How a test cuts one bus and lets it come back."""
+
+    settings: dict[str, object]
+
+    async def connection(self, app: FastAPI, bus: object) -> object:
+        """Assert the bus is connected; something that differs after a reconnection."""
+        ...
+
+    def connected(self, bus: object) -> bool: ...
+
+    def cut(self, app: FastAPI, bus: object) -> contextlib.AbstractAsyncContextManager[None]:
+        """The bus is lost on entry and cannot come back before the block ends."""
+        ...
+
+
+class PostgresOutage:
+    def __init__(self) -> None:
+        self.settings: dict[str, object] = {"live_bus": "postgres"}
+
+    async def connection(self, app: FastAPI, bus: object) -> object:
+        assert isinstance(bus, PostgresBus) and bus.connection is not None
+        listener: int = bus.connection.get_server_pid()
+        assert (await backend_query(app, listener) or "").upper().startswith("LISTEN")
+        return listener
+
+    def connected(self, bus: object) -> bool:
+        return isinstance(bus, PostgresBus) and bus.connection is not None
+
+    @contextlib.asynccontextmanager
+    async def cut(self, app: FastAPI, bus: object) -> AsyncIterator[None]:
+        assert isinstance(bus, PostgresBus) and bus.connection is not None
+        with bus_unreachable(bus):
+            await terminate_backend(app, bus.connection.get_server_pid())
+            yield
+
+
+class NatsOutage:
+    def __init__(self, server: NatsServer) -> None:
+        self.server = server
+        self.settings: dict[str, object] = {
+            "live_bus": "nats",
+            "nats_url": server.url,
+            "nats_subject": unique_subject(),
+        }
+
+    async def connection(self, app: FastAPI, bus: object) -> object:
+        assert isinstance(bus, NatsBus) and bus.connected and bus.acknowledged
+        assert bus.client.is_connected and bus.client.connected_url is not None
+        assert bus.client.connected_url.port == self.server.port
+        return (self.server.starts, bus.client.stats["reconnects"])
+
+    def connected(self, bus: object) -> bool:
+        return isinstance(bus, NatsBus) and bus.connected
+
+    @contextlib.asynccontextmanager
+    async def cut(self, app: FastAPI, bus: object) -> AsyncIterator[None]:
+        self.server.kill()
+        try:
+            yield
+        finally:
+            self.server.start()  # same port, same store directory
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, database_url, live_poll_seconds=POLL)
+def outage(live_bus: str, request: pytest.FixtureRequest) -> Outage:
+    if live_bus == "postgres":
+        return PostgresOutage()
+    server: NatsServer = request.getfixturevalue("nats_server")
+    server.start()
+    return NatsOutage(server)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, outage: Outage) -> Settings:
+    return make_settings(tmp_path, database_url, live_poll_seconds=POLL, **outage.settings)
 
 
 @contextlib.contextmanager
@@ -94,7 +174,7 @@ def delivered(stream: Stream) -> list[str]:
 
 
 async def test_bus_loss_falls_back_to_polling_and_back_to_live_without_loss(
-    app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
+    app: FastAPI, client: AsyncClient, outage: Outage, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="hypervision.live")
     author = await officer(app, client, "author", "PP")
@@ -117,18 +197,15 @@ async def test_bus_loss_falls_back_to_polling_and_back_to_live_without_loss(
     async with serve(app) as base, open_stream(base, reader) as stream:
         assert modes(stream) == ["live"]
         bus = hub.bus
-        assert isinstance(bus, PostgresBus) and bus.connection is not None
-        listener = bus.connection.get_server_pid()
-        assert (await backend_query(app, listener) or "").upper().startswith("LISTEN")
+        first = await outage.connection(app, bus)
 
-        # Live: a commit this process is not told about arrives through NOTIFY.
+        # Live: a commit this process is not told about arrives through the bus.
         with unannounced(hub):
             await arrives(stream, await post("live before"), NOTIFY_WITHIN)
 
-        with bus_unreachable(bus):
-            await terminate_backend(app, listener)
+        async with outage.cut(app, bus):
             await stream.wait_for(lambda s: modes(s) == ["live", "polling"], timeout=5)
-            assert hub.mode == "polling" and bus.connection is None
+            assert hub.mode == "polling" and not outage.connected(bus)
 
             async with open_stream(base, reader) as late:  # opened during the outage
                 assert modes(late) == ["polling"]
@@ -147,14 +224,12 @@ async def test_bus_loss_falls_back_to_polling_and_back_to_live_without_loss(
                     await arrives(stream, await post("polling after a failed retry"), POLLED_WITHIN)
                 await late.wait_for(lambda s: delivered(s) == created[1:], timeout=1)
 
-        # The database is reachable again: the next retry brings the bus back.
+        # The bus is reachable again: the next retry brings it back.
         await stream.wait_for(
             lambda s: modes(s) == ["live", "polling", "live"], timeout=bus.retry_seconds + 3
         )
-        assert hub.mode == "live" and bus.connection is not None
-        again = bus.connection.get_server_pid()
-        assert again != listener
-        assert (await backend_query(app, again) or "").upper().startswith("LISTEN")
+        assert hub.mode == "live"
+        assert await outage.connection(app, bus) != first
         with unannounced(hub):
             for i in range(2):
                 await arrives(stream, await post(f"live after {i}"), NOTIFY_WITHIN)
@@ -177,7 +252,7 @@ async def test_bus_loss_falls_back_to_polling_and_back_to_live_without_loss(
 
 
 async def test_a_stream_resumed_during_the_outage_gets_what_it_missed(
-    app: FastAPI, client: AsyncClient
+    app: FastAPI, client: AsyncClient, outage: Outage
 ) -> None:
     """Last-Event-ID works the same while the bus is down (the backlog is read from the
     outbox), and the resumed stream then follows by polling."""
@@ -198,10 +273,8 @@ async def test_a_stream_resumed_during_the_outage_gets_what_it_missed(
             seen = await post("seen")
             await first.wait_for(lambda s: seen in delivered(s), timeout=NOTIFY_WITHIN)
         last = first.ids()[-1]
-        bus = hub.bus
-        assert isinstance(bus, PostgresBus) and bus.connection is not None
-        with bus_unreachable(bus):
-            await terminate_backend(app, bus.connection.get_server_pid())
+        await outage.connection(app, hub.bus)
+        async with outage.cut(app, hub.bus):
             await asyncio.wait_for(_until(lambda: hub.mode == "polling"), 5)
             missed = [await post(f"missed {i}") for i in range(3)]
             async with open_stream(base, reader, extra={"Last-Event-ID": str(last)}) as second:

@@ -1,23 +1,26 @@
 """Several replicas on one PostgreSQL database (SECURITY.md item 27): two real server processes;
 an entry written through one is delivered on a stream held on the other, and a client moving
 from one to the other with its last event id gets exactly the authorised events it missed, once,
-in order.
+in order. On both buses (``live_bus``): PostgreSQL's LISTEN/NOTIFY, and NATS, with which no
+commit runs pg_notify.
 
 PostgreSQL only: the embedded (SQLite) mode is one process by design."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -25,13 +28,15 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.live.models import OutboxEvent
+from hypervision.live.outbox import CHANNEL
 from tests.conftest import TEST_SECRET, engine_name
 from tests.factories import ENTRY, officer
+from tests.live.natsserver import stream_messages
 from tests.live.server import Stream, open_stream
 
 PUBLIC = {"level": "NP", "audience": []}
 SECRET = {"level": "DR", "audience": []}
-NOTIFY_WITHIN = 3.0  # below the hub's 5 s idle timeout: only a NOTIFY delivers this fast
+NOTIFY_WITHIN = 3.0  # below the hub's 5 s idle timeout: only the bus delivers this fast
 START_WITHIN = 60.0  # generous: a loaded CI machine starts Python processes slowly
 
 
@@ -109,8 +114,11 @@ def stop(replicas: list[Replica]) -> None:
 
 
 @pytest.fixture
-def replicas(app: FastAPI, database_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
-    """Two ``hypervision serve`` processes on the test database (emptied by ``app`` first)."""
+def replicas(
+    app: FastAPI, database_url: str, tmp_path: Path, bus_settings: dict[str, str]
+) -> Iterator[tuple[Replica, Replica]]:
+    """Two ``hypervision serve`` processes on the test database (emptied by ``app`` first),
+    on the bus under test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
     env.update(
         HYPERVISION_DATABASE_URL=database_url,
@@ -119,6 +127,7 @@ def replicas(app: FastAPI, database_url: str, tmp_path: Path) -> Iterator[tuple[
         HYPERVISION_ARGON2_MEMORY_KIB="8",
         HYPERVISION_ARGON2_PARALLELISM="1",
         HYPERVISION_DATA_DIR=str(tmp_path),
+        **{f"HYPERVISION_{name.upper()}": value for name, value in bus_settings.items()},
     )
     started: list[Replica] = []
     try:
@@ -130,6 +139,19 @@ def replicas(app: FastAPI, database_url: str, tmp_path: Path) -> Iterator[tuple[
         stop(started)
     for replica in started:
         assert "Traceback" not in replica.output(), replica.output()
+
+
+@contextlib.asynccontextmanager
+async def notifications(database_url: str) -> AsyncIterator[list[int]]:
+    """The outbox ids NOTIFY announces on the database while the block runs."""
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    got: list[int] = []
+    await conn.add_listener(CHANNEL, lambda *args: got.append(int(args[3])))
+    try:
+        yield got
+    finally:
+        await conn.close(timeout=5)
 
 
 def delivered(stream: Stream) -> list[str]:
@@ -147,20 +169,35 @@ async def write(base: str, headers: dict[str, str], title: str, label: Mapping[s
 
 
 async def test_an_entry_written_on_one_replica_is_streamed_on_the_other(
-    app: FastAPI, client: AsyncClient, replicas: tuple[Replica, Replica]
+    app: FastAPI,
+    client: AsyncClient,
+    database_url: str,
+    replicas: tuple[Replica, Replica],
+    bus_settings: dict[str, str],
 ) -> None:
     a, b = replicas
     author = await officer(app, client, "author", "PP")  # sessions live in the database:
     reader = await officer(app, client, "reader", "SAMU")  # valid on every replica
-    async with open_stream(b.base, reader) as on_b, open_stream(a.base, reader) as on_a:
+    async with (
+        open_stream(b.base, reader) as on_b,
+        open_stream(a.base, reader) as on_a,
+        notifications(database_url) as notified,
+    ):
         assert on_b.of("status")[0].data == {"mode": "live"}
         via_a = await write(a.base, author, "via A", PUBLIC)
         await on_b.wait_for(lambda s: delivered(s) == [via_a], timeout=NOTIFY_WITHIN)
         via_b = await write(b.base, author, "via B", PUBLIC)
         await on_a.wait_for(lambda s: delivered(s) == [via_a, via_b], timeout=NOTIFY_WITHIN)
         await on_b.wait_for(lambda s: delivered(s) == [via_a, via_b], timeout=NOTIFY_WITHIN)
+        await asyncio.sleep(0.3)  # a NOTIFY sent at commit has reached the listener by now
     assert on_a.ids() == on_b.ids()  # the same outbox ids, whichever replica serves them
     assert on_b.ids() == sorted(set(on_b.ids())) and len(on_b.ids()) == 2
+    if bus_settings["live_bus"] == "postgres":
+        assert set(on_b.ids()) <= set(notified)
+    else:  # no commit took PostgreSQL's notification lock; each was published to NATS
+        assert notified == []
+        url, subject = bus_settings["nats_url"], bus_settings["nats_subject"]
+        assert await stream_messages(url, subject) >= 2
 
 
 async def test_a_client_moving_to_another_replica_misses_nothing(

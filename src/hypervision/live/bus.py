@@ -4,6 +4,8 @@
 - PostgreSQL: a dedicated connection LISTENs on ``hv_outbox``; NOTIFY carries ids only. If the
   connection drops, the hub switches to polling the outbox and the streams are told; the bus
   reconnects in the background and switches back, without loss (the hub reads by id).
+- NATS (``live.nats_bus``, docs/adr/0019): the same wake-ups, published after commit to a
+  JetStream subject instead of NOTIFY inside the transaction; the same degraded mode.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, Protocol
 import asyncpg
 
 from hypervision.config import Settings
+from hypervision.live import outbox
+from hypervision.live.nats_bus import NatsBus
 from hypervision.live.outbox import CHANNEL
 
 log = logging.getLogger("hypervision.live")
@@ -50,6 +54,7 @@ class PostgresBus:
         self._lost = asyncio.Event()
 
     async def start(self) -> None:
+        outbox.notify_in_transaction(True)
         try:
             await self._connect()
         except (OSError, asyncpg.PostgresError) as exc:
@@ -110,4 +115,13 @@ async def start_bus(hub: Wakeable) -> Bus:
         bus = PostgresBus(hub, url.replace("postgresql+asyncpg://", "postgresql://", 1))
         await bus.start()
         return bus
+    if kind == "nats":
+        nats = NatsBus(
+            wake=hub.wake,
+            set_mode=hub.set_mode,
+            servers=settings.nats_servers,
+            subject=settings.nats_subject,
+        )
+        await nats.start()
+        return nats
     return InProcessBus()

@@ -22,8 +22,12 @@ from hypervision.live.models import OutboxEvent
 CHANNEL = "hv_outbox"
 _PENDING = "hv_outbox_max"
 
-# Called with the highest outbox id of a committed transaction (set by the running hub).
+# Called with the highest outbox id of a committed transaction (set by the running hub, and
+# by a NATS bus, which publishes that id after commit).
 _wakers: list[Callable[[int], None]] = []
+# Whether PostgreSQL transactions run pg_notify: not while this process's bus is NATS (its
+# commits then take no notification lock; live.nats_bus publishes after commit instead).
+_notify = True
 
 
 async def emit(
@@ -58,7 +62,7 @@ async def emit(
         ).one()
     session.add(row)
     await session.flush()
-    if postgres:
+    if postgres and _notify:
         await session.execute(select(func.pg_notify(CHANNEL, str(row.id))))
     info = session.sync_session.info
     info[_PENDING] = max(info.get(_PENDING, 0), row.id)
@@ -72,6 +76,12 @@ def add_waker(waker: Callable[[int], None]) -> None:
 def remove_waker(waker: Callable[[int], None]) -> None:
     if waker in _wakers:
         _wakers.remove(waker)
+
+
+def notify_in_transaction(enabled: bool) -> None:
+    """Set by the bus that starts: True for PostgreSQL's NOTIFY, False for NATS."""
+    global _notify
+    _notify = enabled
 
 
 @event.listens_for(Session, "after_commit")
