@@ -120,9 +120,9 @@ def _json_piece(text: Any) -> str:
     if text.__class__ is not str:
         raise Undecodable(f"unexpected {type(text).__name__}")
     if text == "{}" or text == "[]":
-        return text  # type: ignore[no-any-return]
+        return text
     if _PLAIN_LIST.fullmatch(text):
-        return text.replace('", "', '","')  # type: ignore[no-any-return]
+        return text.replace('", "', '","')
     return "".join(_ITERENCODE(json.loads(text), 0))
 
 

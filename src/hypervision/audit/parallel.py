@@ -19,7 +19,7 @@ import asyncio
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
@@ -63,7 +63,7 @@ def _kind(name: str, dialect: str) -> str:
 
 
 def _expression(name: str, kind: str, quote: Any) -> str:
-    column = quote(name)
+    column = str(quote(name))
     if kind == "pg_time":  # timestamptz -> datetime.isoformat(timespec="microseconds") in UTC
         return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
     if kind == hashing.UUID:
@@ -88,11 +88,16 @@ def raw_query(dialect: str, quote: Any = lambda name: f'"{name}"') -> RawQuery:
             items.append(f"{quote(name)}::text" if postgres else quote(name))
         else:
             items.append(_expression(name, kind, quote))
-    array = f"json_build_array({', '.join(items)})::text" if postgres else f"json_array({', '.join(items)})"
+    array = (
+        f"json_build_array({', '.join(items)})::text"
+        if postgres
+        else f"json_array({', '.join(items)})"
+    )
     where, limit = ("$1", "$2") if postgres else ("?", "?")
     seq = quote("seq")
+    # Identifiers from the model, quoted by the dialect; values are bound parameters.
     sql = (
-        f"SELECT {seq}, {array} FROM {quote(RECORDS.name)} "
+        f"SELECT {seq}, {array} FROM {quote(RECORDS.name)} "  # noqa: S608
         f"WHERE {seq} > {where} ORDER BY {seq} LIMIT {limit}"
     )
     fields = [(name, hashing.PLAIN if kind == "pg_time" else kind) for name, kind in kinds.items()]
@@ -158,7 +163,7 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
 
 async def checked_batches(
     session: AsyncSession, *, batch: int, workers: int | None = None
-) -> AsyncIterator[CheckedBatch]:
+) -> AsyncGenerator[CheckedBatch, None]:
     """Every sequenced record, in batches in sequence order, hashes checked. ``workers``:
     processes checking hashes (None: one per core when the trail is long enough; 1: in this
     process only)."""

@@ -208,7 +208,9 @@ class _Walk:
             return
         undecoded = set(part.undecoded)
         for i, seq in enumerate(seqs):
-            if problem := await self.record(seq, prevs[i], hashes[i], i == part.altered, i in undecoded):
+            if problem := await self.record(
+                seq, prevs[i], hashes[i], i == part.altered, i in undecoded
+            ):
                 self.problem = problem
                 return
 
@@ -220,21 +222,29 @@ class _Walk:
         if segments.current is None and (problem := segments.open(self.expected_seq)):
             return _failed(checked, problem)
         if seq != self.expected_seq:
-            return VerifyResult(False, checked, f"record {self.expected_seq} is missing", self.expected_seq)
+            return VerifyResult(
+                False, checked, f"record {self.expected_seq} is missing", self.expected_seq
+            )
         if prev_hash != self.prev_hash:
-            return VerifyResult(False, checked, f"record {seq} does not follow record {seq - 1}", seq)
+            return VerifyResult(
+                False, checked, f"record {seq} does not follow record {seq - 1}", seq
+            )
         if altered or (undecoded and not await self.orm_hash_ok(seq)):
             return VerifyResult(False, checked, f"record {seq} was altered", seq)
         if segments.current is not None and (problem := segments.check(seq, row_hash)):
             return _failed(checked, problem)
-        self.prev_hash, self.expected_seq, self.checked = row_hash, self.expected_seq + 1, checked + 1
+        self.prev_hash, self.expected_seq, self.checked = (
+            row_hash,
+            self.expected_seq + 1,
+            checked + 1,
+        )
         return None
 
     async def orm_hash_ok(self, seq: int) -> bool:
         """A record the raw reader could not decode, checked through SQLAlchemy's types."""
         table = AuditRecord.__table__
         row = (await self.session.execute(select(table).where(table.c.seq == seq))).one()
-        return chain_hash(self.prev_hash, row) == row.row_hash
+        return bool(chain_hash(self.prev_hash, row) == row.row_hash)
 
 
 async def verify_trail(
