@@ -253,7 +253,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
             f"{len(sample_lines):,}",
             fmt(seconds),
             f"{len(sample_lines) / seconds:,.0f}",
-            "ok" if checked[2:] == (None, []) else "FAILED",
+            "ok" if checked[3:] == (None, []) else "FAILED",
         ]
     )
     # The ORM reads verify used before (SQLAlchemy rows, types processed), without hashing ...

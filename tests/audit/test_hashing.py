@@ -87,9 +87,12 @@ async def test_raw_canonical_equals_service_canonical(
         values = json.loads(line)
         assert values[:2] == [row.prev_hash, row.row_hash]
         assert layout.canonical(values[2:]).encode() == audit.canonical(row)
-    _prevs, hashes, altered, undecoded = hashing.check_batch(layout, lines)
-    assert (altered, undecoded) == (None, [])
+    prevs, hashes, clean, altered, undecoded = hashing.check_batch(layout, lines, full=True)
+    assert (clean, altered, undecoded) == (True, None, [])
+    assert prevs == [row.prev_hash for row in orm_rows]
     assert hashes == [row.row_hash for row in orm_rows]
+    compact = hashing.check_batch(layout, lines)
+    assert compact == ([orm_rows[0].prev_hash], [orm_rows[-1].row_hash], True, None, [])
 
 
 async def test_tricky_trail_verifies_in_parallel(app: FastAPI, owner_database_url: str) -> None:
@@ -103,14 +106,14 @@ def test_unreadable_rows_are_left_to_the_orm() -> None:
     layout = hashing.Layout.build([("seq", hashing.PLAIN), ("detail", "json")])
     good = json.dumps(["p", "h", "{}", 1])  # prev_hash, row_hash, detail's text, seq
     lines = [good, json.dumps(["p", "h", "{}", 1.5]), good]
-    prevs, _hashes, altered, undecoded = hashing.check_batch(layout, lines)
-    assert altered == 0 and undecoded == [] and prevs == ["p"]  # "h" is not the hash
+    prevs, _hashes, clean, altered, undecoded = hashing.check_batch(layout, lines)
+    assert (clean, altered, undecoded, prevs) == (False, 0, [], ["p"])  # "h" is not the hash
     body = layout.canonical(["{}", 1])
     digest = hashlib.sha256(("p" + body).encode()).hexdigest()
     assert body == '{"detail":{},"seq":1}'
     ok = json.dumps(["p", digest, "{}", 1])
     float_seq = json.dumps(["p", digest, "{}", 1.0])
-    assert hashing.check_batch(layout, [ok, float_seq, ok])[2:] == (None, [1])
+    assert hashing.check_batch(layout, [ok, float_seq, ok])[2:] == (False, None, [1])
 
 
 async def _long_trail(app: FastAPI, n: int) -> None:
@@ -142,6 +145,11 @@ async def _unlink(conn: AsyncConnection, seq: int) -> None:
     await conn.execute(update(RECORDS).where(RECORDS.c.seq == seq).values(prev_hash="f" * 64))
 
 
+async def _delete_and_rechain(conn: AsyncConnection, seq: int) -> None:
+    await _delete(conn, seq)
+    await recompute_chain(conn)  # every link and hash right again: only the gap is left
+
+
 @pytest.mark.parametrize(
     ("first", "later", "named", "problem"),
     [
@@ -149,6 +157,7 @@ async def _unlink(conn: AsyncConnection, seq: int) -> None:
         (_delete, _alter, 137, "record 137 is missing"),
         (_unlink, _delete, 137, "record 137 does not follow record 136"),
         (_alter, _unlink, 137, "record 137 was altered"),
+        (_delete_and_rechain, _alter, 137, "record 137 is missing"),
     ],
 )
 @pytest.mark.parametrize("later_seq", [139, 151, 290])  # same batch, next batch, far later
@@ -163,8 +172,8 @@ async def test_first_problem_is_named_in_parallel(
 ) -> None:
     await _long_trail(app, 300)
     async with owner(owner_database_url) as conn:
-        await later(conn, later_seq)
         await first(conn, 137)
+        await later(conn, later_seq)
     async with tx(app) as session:
         result = await audit.verify(session=session, batch=12, workers=2)
     assert not result.ok

@@ -126,32 +126,48 @@ def _json_piece(text: Any) -> str:
     return "".join(_ITERENCODE(json.loads(text), 0))
 
 
-Checked = tuple[list[Any], list[Any], int | None, list[int]]
+# (prev_hashes, row_hashes, clean, altered, undecoded); see check_batch.
+Checked = tuple[list[Any], list[Any], bool, int | None, list[int]]
 
 
-def check_batch(layout: Layout, lines: list[str]) -> Checked:
-    """``(prev_hashes, row_hashes, altered, undecoded)`` of a batch of rows: the index of the
-    first row whose ``row_hash`` is not SHA-256(its ``prev_hash`` || canonical) (None if every
-    row matches; the caller checks first that ``prev_hash`` is its predecessor's hash), and
-    the indexes of the rows before it that could not be read here (to check the ORM way)."""
+def check_batch(layout: Layout, lines: list[str], full: bool = False) -> Checked:
+    """Check a batch of rows. ``altered``: the index of the first row whose ``row_hash`` is
+    not SHA-256(its own ``prev_hash`` || canonical) (None if every row matches; the caller
+    checks first that ``prev_hash`` is its predecessor's hash); ``undecoded``: the rows
+    before it that could not be read here (to check the ORM way).
+
+    ``clean``: every hash matches, every row read, ``seq`` contiguous and each ``prev_hash``
+    its predecessor's ``row_hash``; then, unless ``full``, only the first ``prev_hash`` and
+    the last ``row_hash`` come back (little to send between processes). Otherwise every
+    row's, up to ``altered``."""
     prevs: list[Any] = []
     hashes: list[Any] = []
     undecoded: list[int] = []
+    altered: int | None = None
+    linked, seq_index, expected = True, layout.seq + 2, None
     loads, sha256 = json.loads, hashlib.sha256
     for i, line in enumerate(lines):
         values = loads(line)
-        prev, row_hash, fields = values[0], values[1], values[2:]
+        prev, row_hash = values[0], values[1]
+        seq = values[seq_index] if len(values) > seq_index else None
+        if i and (prev != hashes[-1] or seq != expected):
+            linked = False
+        expected = seq + 1 if seq.__class__ is int else None
         prevs.append(prev)
         hashes.append(row_hash)
         try:
-            body = layout.canonical(fields)
+            body = layout.canonical(values[2:])
             digest = sha256((prev + body).encode()).hexdigest()
         except Exception:  # noqa: BLE001 - any value read differently: the ORM decides
             undecoded.append(i)
             continue
         if digest != row_hash:
-            return prevs, hashes, i, undecoded  # what follows does not matter
-    return prevs, hashes, None, undecoded
+            altered = i  # what follows does not matter
+            break
+    clean = linked and altered is None and not undecoded
+    if clean and not full and prevs:
+        return prevs[:1], hashes[-1:], True, None, []
+    return prevs, hashes, clean, altered, undecoded
 
 
 def warm() -> int:

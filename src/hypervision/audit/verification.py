@@ -192,24 +192,19 @@ class _Walk:
             self.prev_hash = self.segments.previous.last_row_hash
 
     async def batch(self, part: CheckedBatch) -> None:
-        """Every record of ``part`` in order, or up to the first problem. A batch whose records
-        all follow on, hashes matching, with no checkpoint to check, is taken at once."""
+        """Every record of ``part`` in order, or up to the first problem. A clean batch (its
+        records follow on, hashes matching) with no checkpoint to check is taken at once."""
         seqs, prevs, hashes, n = part.seqs, part.prev_hashes, part.row_hashes, len(part.seqs)
-        if (
-            part.altered is None
-            and not part.undecoded
-            and self.segments.idle()
-            and prevs[0] == self.prev_hash
-            and seqs == list(range(self.expected_seq, self.expected_seq + n))
-            and prevs[1:] == hashes[:-1]
-        ):
-            self.prev_hash, self.expected_seq = hashes[-1], self.expected_seq + n
-            self.checked += n
-            return
+        if part.clean and self.segments.idle():
+            if seqs[0] == self.expected_seq and prevs[0] == self.prev_hash:
+                self.prev_hash, self.expected_seq = hashes[-1], self.expected_seq + n
+                self.checked += n
+                return
+            n = 1  # the first record does not follow on: it is the problem
         undecoded = set(part.undecoded)
-        for i, seq in enumerate(seqs):
+        for i in range(n):
             if problem := await self.record(
-                seq, prevs[i], hashes[i], i == part.altered, i in undecoded
+                seqs[i], prevs[i], hashes[i], i == part.altered, i in undecoded
             ):
                 self.problem = problem
                 return
@@ -262,7 +257,9 @@ async def verify_trail(
     if problem := segments.load_marker():
         return _failed(0, problem)
     walk, first = _Walk(session, segments), True
-    async with aclosing(checked_batches(session, batch=batch, workers=workers)) as batches:
+    full = bool(segments.names)  # checkpoints: every record's hash is checked against them
+    parts = checked_batches(session, batch=batch, workers=workers, full=full)
+    async with aclosing(parts) as batches:
         async for part in batches:
             if first:
                 first = False
