@@ -22,6 +22,7 @@ from httpx import AsyncClient
 from sqlalchemy import delete, func, select, update
 
 from hypervision.audit import service as audit
+from hypervision.audit.chain import chain_hash
 from hypervision.audit.checkpoints import (
     Checkpoint,
     Witness,
@@ -301,7 +302,7 @@ async def test_recomputing_the_chain_of_what_remains_is_detected(trail: Trail) -
         rows = (await conn.execute(select(RECORDS).order_by(RECORDS.c.seq))).all()
         prev = rows[0].prev_hash  # keep the link to the pruned checkpoint, recompute the rest
         for row in rows:
-            new = audit.chain_hash(prev, row)
+            new = chain_hash(prev, row)
             await conn.execute(
                 update(RECORDS).where(RECORDS.c.seq == row.seq).values(prev_hash=prev, row_hash=new)
             )

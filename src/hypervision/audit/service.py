@@ -93,17 +93,23 @@ class VerifyResult:
 
 
 async def verify(
-    *, session: AsyncSession, batch: int = 5000, witness: Witness | None = None
+    *,
+    session: AsyncSession,
+    batch: int = 5000,
+    witness: Witness | None = None,
+    workers: int | None = None,
 ) -> VerifyResult:
     """Chain the queue, then walk the chain in order; name the first record altered, removed
     or reordered. With a ``witness``, also check its signed checkpoints
-    (``audit.verification``)."""
+    (``audit.verification``). Hashes are checked on ``workers`` processes (default: every
+    core, for a long trail; 1: in this process), ``batch`` records at a time
+    (``audit.parallel``)."""
     from hypervision.audit.verification import verify_trail
 
     with contextlib.suppress(HeadMissing):  # reported by the walk
         await drain(session)
 
-    return await verify_trail(session=session, witness=witness, batch=batch)
+    return await verify_trail(session=session, witness=witness, batch=batch, workers=workers)
 
 
 async def _iter_records(

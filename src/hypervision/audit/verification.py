@@ -14,8 +14,10 @@ Anything else missing is reported as before.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.chain import chain_hash
@@ -28,8 +30,9 @@ from hypervision.audit.checkpoints import (
     file_name,
 )
 from hypervision.audit.merkle import MerkleBuilder
-from hypervision.audit.models import GENESIS_HASH, AuditHead
-from hypervision.audit.service import VerifyResult, _iter_records
+from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from hypervision.audit.parallel import CheckedBatch, checked_batches
+from hypervision.audit.service import VerifyResult
 
 Problem = tuple[int, str, str]  # (first bad seq, message, checkpoint file)
 
@@ -135,23 +138,27 @@ class _Segments:
         )
         return None
 
-    def check(self, row: Any) -> Problem | None:
+    def idle(self) -> bool:
+        """No checkpoint to check the next records against, now or later in the walk."""
+        return self.current is None and (self.witness is None or self.next_index >= len(self.names))
+
+    def check(self, seq: int, row_hash: str) -> Problem | None:
         """A record of the current segment against the signed fingerprint and Merkle root."""
         checkpoint = self.current
         assert checkpoint is not None
-        raw = bytes.fromhex(row.row_hash)
-        at = (row.seq - checkpoint.first_seq) * FINGERPRINT_BYTES
+        raw = bytes.fromhex(row_hash)
+        at = (seq - checkpoint.first_seq) * FINGERPRINT_BYTES
         if raw[:FINGERPRINT_BYTES] != self.table[at : at + FINGERPRINT_BYTES]:
             return (
-                row.seq,
-                f"record {row.seq} differs from signed checkpoint {checkpoint.file_name} "
+                seq,
+                f"record {seq} differs from signed checkpoint {checkpoint.file_name} "
                 "(altered, removed or reordered, and the chain recomputed)",
                 checkpoint.file_name,
             )
         self.tree.add(raw)
-        if row.seq == checkpoint.last_seq:
+        if seq == checkpoint.last_seq:
             if self.tree.root().hex() != checkpoint.merkle_root or (
-                row.row_hash != checkpoint.last_row_hash
+                row_hash != checkpoint.last_row_hash
             ):
                 return (
                     checkpoint.first_seq,
@@ -169,42 +176,104 @@ def _failed(checked: int, problem: Problem) -> VerifyResult:
     return VerifyResult(False, checked, message, seq, checkpoint=name or None)
 
 
+class _Walk:
+    """Where the walk stands: the next expected record, its predecessor's hash, how many
+    records were verified; ``problem`` once the first one is found."""
+
+    def __init__(self, session: AsyncSession, segments: _Segments) -> None:
+        self.session, self.segments = session, segments
+        self.expected_seq, self.prev_hash, self.checked = 1, GENESIS_HASH, 0
+        self.problem: VerifyResult | None = None
+
+    def start(self, first_seq: int | None) -> None:
+        self.expected_seq, problem = self.segments.resume(first_seq)
+        if problem:
+            self.problem = _failed(self.checked, problem)
+        elif self.segments.previous is not None:
+            self.prev_hash = self.segments.previous.last_row_hash
+
+    async def batch(self, part: CheckedBatch) -> None:
+        """Every record of ``part`` in order, or up to the first problem. A clean batch (its
+        records follow on, hashes matching) with no checkpoint to check is taken at once."""
+        seqs, prevs, hashes, n = part.seqs, part.prev_hashes, part.row_hashes, len(part.seqs)
+        if part.clean and self.segments.idle():
+            if seqs[0] == self.expected_seq and prevs[0] == self.prev_hash:
+                self.prev_hash, self.expected_seq = hashes[-1], self.expected_seq + n
+                self.checked += n
+                return
+            n = 1  # the first record does not follow on: it is the problem
+        undecoded = set(part.undecoded)
+        for i in range(n):
+            if problem := await self.record(
+                seqs[i], prevs[i], hashes[i], i == part.altered, i in undecoded
+            ):
+                self.problem = problem
+                return
+
+    async def record(
+        self, seq: int, prev_hash: Any, row_hash: Any, altered: bool, undecoded: bool
+    ) -> VerifyResult | None:
+        """One record, checks in the order the first problem is named by."""
+        segments, checked = self.segments, self.checked
+        if segments.current is None and (problem := segments.open(self.expected_seq)):
+            return _failed(checked, problem)
+        if seq != self.expected_seq:
+            return VerifyResult(
+                False, checked, f"record {self.expected_seq} is missing", self.expected_seq
+            )
+        if prev_hash != self.prev_hash:
+            return VerifyResult(
+                False, checked, f"record {seq} does not follow record {seq - 1}", seq
+            )
+        if altered or (undecoded and not await self.orm_hash_ok(seq)):
+            return VerifyResult(False, checked, f"record {seq} was altered", seq)
+        if segments.current is not None and (problem := segments.check(seq, row_hash)):
+            return _failed(checked, problem)
+        self.prev_hash, self.expected_seq, self.checked = (
+            row_hash,
+            self.expected_seq + 1,
+            checked + 1,
+        )
+        return None
+
+    async def orm_hash_ok(self, seq: int) -> bool:
+        """A record the raw reader could not decode, checked through SQLAlchemy's types."""
+        table = AuditRecord.__table__
+        row = (await self.session.execute(select(table).where(table.c.seq == seq))).one()
+        return bool(chain_hash(self.prev_hash, row) == row.row_hash)
+
+
 async def verify_trail(
-    *, session: AsyncSession, witness: Witness | None = None, batch: int = 5000
+    *,
+    session: AsyncSession,
+    witness: Witness | None = None,
+    batch: int = 5000,
+    workers: int | None = None,
 ) -> VerifyResult:
     """Name the first record altered, removed, reordered or truncated (after a checkpoint),
-    or the first checkpoint file forged, edited or removed."""
+    or the first checkpoint file forged, edited or removed. Hashes are checked by
+    ``workers`` processes (``audit.parallel``); the links, sequence numbers and checkpoints
+    in sequence order here, so the first problem is named whichever batch finds one."""
     segments = _Segments(witness)
     if problem := segments.load_marker():
         return _failed(0, problem)
-    expected_seq, prev_hash, checked, first = 1, GENESIS_HASH, 0, True
-    async for row in _iter_records(session, batch):
-        if first:
-            first = False
-            expected_seq, problem = segments.resume(row.seq)
-            if problem:
-                return _failed(checked, problem)
-            if segments.previous is not None:
-                prev_hash = segments.previous.last_row_hash
-        if segments.current is None and (problem := segments.open(expected_seq)):
-            return _failed(checked, problem)
-        if row.seq != expected_seq:
-            return VerifyResult(False, checked, f"record {expected_seq} is missing", expected_seq)
-        if row.prev_hash != prev_hash:
-            return VerifyResult(
-                False, checked, f"record {row.seq} does not follow record {row.seq - 1}", row.seq
-            )
-        if chain_hash(prev_hash, row) != row.row_hash:
-            return VerifyResult(False, checked, f"record {row.seq} was altered", row.seq)
-        if segments.current is not None and (problem := segments.check(row)):
-            return _failed(checked, problem)
-        prev_hash, expected_seq, checked = row.row_hash, expected_seq + 1, checked + 1
+    walk, first = _Walk(session, segments), True
+    full = bool(segments.names)  # checkpoints: every record's hash is checked against them
+    parts = checked_batches(session, batch=batch, workers=workers, full=full)
+    async with aclosing(parts) as batches:
+        async for part in batches:
+            if first:
+                first = False
+                walk.start(part.seqs[0])
+            if walk.problem is None:
+                await walk.batch(part)
+            if walk.problem is not None:
+                return walk.problem
     if first:  # no record left: everything was pruned (or nothing was ever written)
-        expected_seq, problem = segments.resume(None)
-        if problem:
-            return _failed(checked, problem)
-        if segments.previous is not None:
-            prev_hash = segments.previous.last_row_hash
+        walk.start(None)
+        if walk.problem is not None:
+            return walk.problem
+    expected_seq, prev_hash, checked = walk.expected_seq, walk.prev_hash, walk.checked
     if segments.current is None and (problem := segments.open(expected_seq)):
         return _failed(checked, problem)
     if (covering := segments.current) is not None:

@@ -1,0 +1,217 @@
+"""Reading the audit trail as raw rows and checking their hashes on every core (``audit verify``).
+
+One query per batch, through the session's own driver connection (so the same transaction
+and snapshot as the rest of the walk), returns per record its ``seq``, ``prev_hash``,
+``row_hash``, one JSON array of the other hashed columns (already in canonical form where the
+database can do it exactly: UUIDs as text, times in UTC with microseconds on PostgreSQL) and
+the JSON columns' stored text. Batches go to a process pool (``audit.hashing.check_batch``)
+while the next ones are read; results come back in sequence order, a bounded number of
+batches in flight. Only sequenced records are read (``seq > last`` never matches a NULL seq).
+
+Measured on 1M records (bench/audit_verify.py, bench/README.md): SQLAlchemy's row processing
+(UUID, datetime and JSON types, Row objects) cost more than the hashing itself; the driver's
+rows with one JSON array cost a few microseconds, and the hashing spreads over the cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import AsyncGenerator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import JSON, DateTime, Integer, String, Table, Uuid, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import hashing
+from hypervision.audit.chain import HASHED_FIELDS
+from hypervision.audit.models import AuditHead, AuditRecord
+
+RECORDS = cast(Table, AuditRecord.__table__)
+PARALLEL_FROM = 20_000  # records: below this a pool costs more than it saves
+IN_FLIGHT_PER_WORKER = 2  # batches queued per worker: bounds memory, keeps workers busy
+
+
+@dataclass
+class CheckedBatch:
+    """One batch in sequence order (``hashing.check_batch``): its records' ``seq``; their
+    ``prev_hash`` and ``row_hash`` (when ``clean`` and not asked ``full``: only the first
+    ``prev_hash`` and the last ``row_hash``; otherwise up to ``altered``); the index of the
+    first record whose hash does not match; records before it to check the ORM way."""
+
+    seqs: list[int]
+    prev_hashes: list[Any]
+    row_hashes: list[Any]
+    clean: bool
+    altered: int | None
+    undecoded: list[int]
+
+
+def _kind(name: str, dialect: str) -> str:
+    column_type = RECORDS.c[name].type
+    if isinstance(column_type, JSON):
+        return "json"
+    if isinstance(column_type, Uuid):
+        return hashing.SQLITE_UUID if dialect == "sqlite" else hashing.UUID
+    if isinstance(column_type, DateTime) or isinstance(
+        getattr(column_type, "impl", None), DateTime
+    ):
+        return hashing.SQLITE_TIME if dialect == "sqlite" else "pg_time"
+    if isinstance(column_type, String | Integer):
+        return hashing.PLAIN
+    # e.g. a Boolean: SQLite stores 0/1, the ORM reads True/False; say how to read it here.
+    raise NotImplementedError(f"audit column {name} ({column_type!r}) has no raw reading")
+
+
+def _expression(name: str, kind: str, quote: Any) -> str:
+    column = str(quote(name))
+    if kind == "pg_time":  # timestamptz -> datetime.isoformat(timespec="microseconds") in UTC
+        return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+    if kind == hashing.UUID:
+        return f"{column}::text"
+    return column
+
+
+@dataclass(frozen=True)
+class RawQuery:
+    layout: hashing.Layout
+    sql: str  # parameters: last seq (exclusive), limit; columns: seq, the row's JSON array
+
+
+def raw_query(dialect: str, quote: Any = lambda name: f'"{name}"') -> RawQuery:
+    """The batch query for ``dialect`` ("postgresql" or "sqlite") and its row layout."""
+    kinds = {name: _kind(name, dialect) for name in HASHED_FIELDS}
+    postgres = dialect == "postgresql"
+    items = [quote("prev_hash"), quote("row_hash")]
+    for name in sorted(kinds):
+        kind = kinds[name]
+        if kind == "json":
+            items.append(f"{quote(name)}::text" if postgres else quote(name))
+        else:
+            items.append(_expression(name, kind, quote))
+    array = (
+        f"json_build_array({', '.join(items)})::text"
+        if postgres
+        else f"json_array({', '.join(items)})"
+    )
+    where, limit = ("$1", "$2") if postgres else ("?", "?")
+    seq = quote("seq")
+    # Identifiers from the model, quoted by the dialect; values are bound parameters.
+    sql = (
+        f"SELECT {seq}, {array} FROM {quote(RECORDS.name)} "  # noqa: S608
+        f"WHERE {seq} > {where} ORDER BY {seq} LIMIT {limit}"
+    )
+    fields = [(name, hashing.PLAIN if kind == "pg_time" else kind) for name, kind in kinds.items()]
+    return RawQuery(hashing.Layout.build(fields), sql)
+
+
+class RawReader:
+    """Batches of raw rows in sequence order through the session's driver connection."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.query: RawQuery | None = None
+        self.driver: Any = None
+        self.dialect = ""
+
+    async def open(self) -> None:
+        connection = await self.session.connection()
+        # Any statement through SQLAlchemy first: the driver's transaction is then open.
+        await connection.execute(select(AuditHead.seq).limit(0))
+        self.dialect = connection.dialect.name
+        quote = connection.dialect.identifier_preparer.quote
+        self.query = raw_query(self.dialect, quote)
+        self.driver = (await connection.get_raw_connection()).driver_connection
+
+    async def read(self, after: int, limit: int) -> tuple[list[int], list[str]]:
+        """The next ``limit`` records after ``after``: their seq, their JSON arrays."""
+        assert self.query is not None
+        if self.dialect == "postgresql":
+            rows = await self.driver.fetch(self.query.sql, after, limit)
+        else:
+            cursor = await self.driver.execute(self.query.sql, (after, limit))
+            try:
+                rows = await cursor.fetchall()
+            finally:
+                await cursor.close()
+        return [row[0] for row in rows], [row[1] for row in rows]
+
+
+def _workers(wanted: int | None) -> int:
+    if wanted is not None:
+        return max(wanted, 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes, started and warmed in a thread while the walk goes on in process.
+
+    Forked where the platform can: a worker only runs ``hashing.check_batch`` (pure Python,
+    hashlib, json; nothing of the parent's event loop, connections or locks), and a fork costs
+    milliseconds. A fork server or spawn would import the ``__main__`` module in every worker
+    (Python 3.11 does not preload it: 1.5 s for the CLI, measured), longer than verifying
+    100,000 records. Revisit when moving to Python >= 3.12, which warns on fork with threads."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        for done in [pool.submit(hashing.warm) for _ in range(workers)]:
+            done.result()
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    return pool
+
+
+async def checked_batches(
+    session: AsyncSession, *, batch: int, workers: int | None = None, full: bool = False
+) -> AsyncGenerator[CheckedBatch, None]:
+    """Every sequenced record, in batches in sequence order, hashes checked. ``workers``:
+    processes checking hashes (None: one per core when the trail is long enough; 1: in this
+    process only). ``full``: every record's hashes, even in a clean batch (checkpoints)."""
+    reader = RawReader(session)
+    await reader.open()
+    assert reader.query is not None
+    layout = reader.query.layout
+    count = _workers(workers)
+    starting: asyncio.Task[ProcessPoolExecutor] | None = None
+    if count > 1:
+        length = await session.scalar(select(AuditHead.seq).where(AuditHead.id == 1))
+        if workers is not None or (length or 0) >= PARALLEL_FROM:
+            starting = asyncio.create_task(asyncio.to_thread(_start_pool, count))
+    pool: ProcessPoolExecutor | None = None
+    if starting is not None and workers is not None:  # asked for: every batch goes to the pool
+        pool = await starting
+    pending: deque[tuple[list[int], Future[hashing.Checked] | hashing.Checked]] = deque()
+    try:
+        last, more = 0, True
+        while more or pending:
+            if more:
+                seqs, lines = await reader.read(last, batch)
+                more = len(seqs) == batch
+                if seqs:
+                    last = seqs[-1]
+                    if pool is None and starting is not None and starting.done():
+                        pool = starting.result()
+                    if pool is not None:
+                        pending.append(
+                            (seqs, pool.submit(hashing.check_batch, layout, lines, full))
+                        )
+                    else:
+                        pending.append((seqs, hashing.check_batch(layout, lines, full)))
+            while pending and (not more or len(pending) > count * IN_FLIGHT_PER_WORKER):
+                seqs, outcome = pending.popleft()
+                if isinstance(outcome, Future):
+                    outcome = await asyncio.wrap_future(outcome)
+                yield CheckedBatch(seqs, *outcome)
+    finally:
+        for _seqs, outcome in pending:
+            if isinstance(outcome, Future):
+                outcome.cancel()
+        if starting is not None:
+            pool = await starting
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
