@@ -267,7 +267,10 @@ def _counted_columns(query: EntryQuery) -> dict[str, list[ColumnElement[int]]] |
 
 
 def _cluster_statement(
-    signatures: Select[Any], query: EntryQuery, zoom: int, view: tuple[float, float, float, float]
+    signatures: list[uuid.UUID],
+    query: EntryQuery,
+    zoom: int,
+    view: tuple[float, float, float, float],
 ) -> tuple[Select[Unpack[tuple[Any, ...]]], float]:
     z = grid_zoom(zoom, view)
     grid = next(g for g in GRIDS if g >= z)
@@ -313,7 +316,7 @@ def _cluster_statement(
             MapCell.grid == grid,
             MapCell.gx.between(x0 << shift, ((x1 + 1) << shift) - 1),
             MapCell.gy.between(y0 << shift, ((y1 + 1) << shift) - 1),
-            MapCell.signature_id.in_(signatures),
+            MapCell.signature_id.in_(signatures),  # a list: no join for a generic plan to misjudge
         )
         .group_by(cx, cy)
         .having(func.sum(counted) > 0)
@@ -329,9 +332,14 @@ async def clusters(
     view: tuple[float, float, float, float],
 ) -> Clusters:
     """The clusters of the cells that meet ``view`` (whole cells: a cluster at the view's
-    edge counts its entries just outside too), counting the entries of ``signatures`` that
-    ``query`` selects. A cluster's extent is that of its occupied grid cells."""
-    statement, cell = _cluster_statement(signatures, query, zoom, view)
+    edge counts its entries just outside too), counting the entries of ``signatures`` (a
+    query of signature ids) that ``query`` selects. A cluster's extent is that of its
+    occupied grid cells. Two statements: the signatures (the policy, once per signature),
+    then the sums over their cells."""
+    chosen = list(await session.scalars(signatures))
+    if not chosen:
+        return Clusters(0)
+    statement, cell = _cluster_statement(chosen, query, zoom, view)
     found = Clusters(0)
     for n, lon, lat, top, x0, y0, x1, y1 in await session.execute(statement):
         count = int(n)
