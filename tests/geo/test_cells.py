@@ -8,6 +8,7 @@ the application's SQL filter switched off (row-level security alone)."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
@@ -28,12 +30,14 @@ from hypervision.geo.models import MapCell
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, Role, User
 from hypervision.identity.principal import Principal
+from hypervision.kinds import SUPPORT_TABLES
 from hypervision.logbook import entries, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy import rls, rules
 from hypervision.policy.rules import Subject
+from hypervision.records import rls as record_rls
 from hypervision.records.etags import etag
 from hypervision.records.schemas import LabelIn
 from tests.factories import make_group, make_org, make_user, owner_tx, sign_in, tx
@@ -52,6 +56,10 @@ AUDIENCES = ((), ("own",), ("own", "ORG-C"), ("MIN",))
 SEVERITIES = ("info", "minor", "major", "critical")
 STATUSES = ("open", "in_progress", "closed")
 PUBLIC = {"level": "NP", "need_to_know": [], "audience": []}
+POLICY = (
+    "SELECT policyname, cmd, permissive, roles, qual, with_check FROM pg_policies "
+    "WHERE schemaname = 'public' AND tablename = $1 ORDER BY policyname"
+)
 
 
 def spot(rnd: random.Random) -> tuple[float, float]:
@@ -325,19 +333,16 @@ async def test_the_cells_kept_in_step_equal_a_rebuild(app: FastAPI, people: None
 
 
 def test_only_what_the_cells_hold_is_answered_from_them() -> None:
-    view = (2.2, 48.8, 2.47, 48.92)
-    assert cells.answers(EntryQuery(severities=("major",), statuses=("open",)), 11, view)
-    assert cells.answers(EntryQuery(organisation_id=uuid.uuid4()), 11, view)
-    assert not cells.answers(EntryQuery(), cells.CELLS_MAX_ZOOM + 1, (2.39, 48.84, 2.40, 48.85))
+    assert cells.answers(EntryQuery(severities=("major",), statuses=("open",)), 11)
+    assert cells.answers(EntryQuery(organisation_id=uuid.uuid4()), 11)
+    assert not cells.answers(EntryQuery(), cells.CELLS_MAX_ZOOM + 1)  # street level
     for other in (
         EntryQuery(categories=("security",)),
         EntryQuery(tags=("colis",)),
         EntryQuery(situations=(uuid.uuid4(),)),
         EntryQuery(originals_only=True),
     ):
-        assert not cells.answers(other, 11, view), other
-    # A Paris-wide view asked at street zoom is clustered on a coarser grid: cells again.
-    assert cells.answers(EntryQuery(), 18, view)
+        assert not cells.answers(other, 11), other
 
 
 def test_an_unchanged_position_label_severity_and_status_writes_nothing() -> None:
@@ -409,3 +414,37 @@ async def test_a_wide_view_is_answered_from_the_cells_in_a_bounded_number_of_que
             )
         )
     assert len(details) == 3 and {d["source"] for d in details} == {"cells"}
+
+
+async def test_both_tables_have_the_row_level_security_template(
+    owner_database_url: str, database_url: str
+) -> None:
+    """PostgreSQL: the catalogue holds, for ``map_signatures`` and ``map_cells``, exactly the
+    policies the template (``records/rls.py``) generates from migration 0011's rules."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row-level security (ADR 0011)")
+    migration = importlib.import_module("hypervision.migrations.versions.0011_map_cells")
+    assert set(migration.RULES) == {"map_signatures", "map_cells"} <= set(SUPPORT_TABLES)
+    conn = await asyncpg.connect(owner_database_url.replace("+asyncpg", "", 1))
+    try:
+        for table, rule in migration.RULES.items():
+            flags = await conn.fetchrow(
+                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1",
+                table,
+            )
+            assert flags is not None and tuple(flags) == (True, True), table
+            before = [dict(r) for r in await conn.fetch(POLICY, table)]
+            assert [p["policyname"] for p in before] == sorted(record_rls.POLICIES), table
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                dropping: list[str] = []
+                record_rls.drop(dropping.append, table)
+                for statement in [*dropping, *record_rls.statements(table, rule)]:
+                    await conn.execute(statement)
+                after = [dict(r) for r in await conn.fetch(POLICY, table)]
+            finally:
+                await transaction.rollback()
+            assert after == before, table
+    finally:
+        await conn.close()

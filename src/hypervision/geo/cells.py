@@ -30,7 +30,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -235,8 +235,10 @@ def covers(query: EntryQuery) -> bool:
     )
 
 
-def answers(query: EntryQuery, zoom: int, view: tuple[float, float, float, float]) -> bool:
-    return covers(query) and grid_zoom(zoom, view) <= CELLS_MAX_ZOOM
+def answers(query: EntryQuery, zoom: int) -> bool:
+    """Whether the cells answer ``query`` at the zoom asked: street level (above
+    CELLS_MAX_ZOOM) reads the entries, whatever the view."""
+    return covers(query) and zoom <= CELLS_MAX_ZOOM
 
 
 def visible_signatures(subject: Subject, query: EntryQuery, dialect: str) -> Select[Any]:
@@ -271,7 +273,7 @@ def _cluster_statement(
     query: EntryQuery,
     zoom: int,
     view: tuple[float, float, float, float],
-) -> tuple[Select[Unpack[tuple[Any, ...]]], float]:
+) -> tuple[Select[*tuple[Any, ...]], float]:
     z = grid_zoom(zoom, view)
     grid = next(g for g in GRIDS if g >= z)
     shift, cell = grid - z, cell_degrees(z)

@@ -106,7 +106,7 @@ async def read(
     query's ``residual`` decides: a zone); ``signatures``: the label signatures the reader
     may see (``cells.visible_signatures``). The cells answer when they can and the view holds
     more than POINTS_MAX entries; otherwise the entries are read."""
-    if cells.answers(query, zoom, bbox):
+    if cells.answers(query, zoom):
         found = await cells.clusters(session, signatures, query, zoom, bbox)
         if found.total > POINTS_MAX:
             return MapResult(zoom, True, found.total, [], found.clusters), "cells"
