@@ -24,8 +24,17 @@ KINDS = Registry(
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label
-# requests (visible with the record they belong to), the outbox and the audit trail.
-SUPPORT_TABLES = ("record_versions", "label_change_requests", "outbox", "audit_records")
+# requests (visible with the record they belong to), the outbox, the audit trail, and the map
+# cells (counts of entries per label signature: a signature is visible as its entries are,
+# a cell with its signature; migration 0011).
+SUPPORT_TABLES = (
+    "record_versions",
+    "label_change_requests",
+    "outbox",
+    "audit_records",
+    "map_signatures",
+    "map_cells",
+)
 
 # Tables under row-level security; the catalogue tests check each one.
 PROTECTED_TABLES: tuple[str, ...] = (*KINDS.tables(), *SUPPORT_TABLES)

@@ -162,6 +162,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "label_change_requests",
         "outbox",
         "audit_records",
+        "map_signatures",
+        "map_cells",
     )
     assert {"entry", "comment", "situation", "attachment"} == KINDS.topics()
     assert KINDS.version_parents() == {

@@ -306,9 +306,10 @@ async def map_entries(
         str, Query(alias="view", min_length=1, max_length=100, description="west,south,east,north")
     ],
     zoom: Annotated[int, Query(ge=0, le=22)] = 12,
-) -> MapData:
+) -> Response:
     """What the map shows in ``view`` at ``zoom``: the entries themselves when there are at
-    most a few hundred, otherwise clusters (count, centre, highest severity, extent)."""
+    most a few hundred, otherwise clusters (count, centre, highest severity, extent). Wide
+    views are counted from the map cells: a cluster at the view's edge counts its whole cell."""
     bbox = parse_bbox(view)
     if bbox is None:  # an empty view
         raise Invalid(
@@ -319,7 +320,10 @@ async def map_entries(
     result = await mapdata.map_entries(
         session=session, settings=settings, actor=actor, filters=filters, bbox=bbox, zoom=zoom
     )
-    return MapData.model_validate(result.__dict__)
+    # Validated once and serialised by pydantic: a street-level answer holds hundreds of
+    # points, which FastAPI's response_model would validate and encode a second time.
+    data = MapData.model_validate(result.__dict__)
+    return Response(data.model_dump_json(), media_type="application/json")
 
 
 @router.get("/map/export", responses=GEOJSON | NOT_FOUND | errors(429))

@@ -1,5 +1,8 @@
-"""Map data by bounding box and zoom: the points when few, else server-side grid clusters, so
-the browser never downloads every entry. Policy-filtered and audited like every read."""
+"""Map data by bounding box and zoom: the points when few, else clusters, so the browser never
+downloads every entry. Wide views are answered from the map cells (``geo/cells.py``: counts per
+grid cell and label signature, the policy applied once per signature); street-level views and
+filters the cells cannot answer read the entries themselves (grid clusters computed in SQL).
+Policy-filtered and audited like every read."""
 
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, case, cast, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.criteria import box_meets
+from hypervision.geo import cells
+from hypervision.geo.cells import GRID_MAX as GRID_MAX  # re-exported
+from hypervision.geo.cells import cell_degrees as cell_degrees  # re-exported
+from hypervision.geo.cells import grid_zoom
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
@@ -22,9 +29,7 @@ from hypervision.policy.rules import Subject
 from hypervision.records.access import dialect_of
 
 POINTS_MAX = 400  # up to this many entries in view: points, else clusters
-CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels
 AREA_CANDIDATES_MAX = 20_000  # candidates tested exactly per request (off the event loop)
-GRID_MAX = 64  # at most 64 × 64 cells across the view, whatever the zoom asked
 SEVERITY_RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
 
@@ -36,10 +41,6 @@ class MapResult:
     total: int
     points: list[dict[str, Any]]
     clusters: list[dict[str, Any]]
-
-
-def cell_degrees(zoom: int) -> float:
-    return 360.0 / float(2**zoom) / 256.0 * CELL_PX
 
 
 def center_lon() -> ColumnElement[float | None]:
@@ -72,16 +73,13 @@ async def map_entries(
     zoom: int,
 ) -> MapResult:
     """The located entries that ``filters`` selects in the view ``bbox`` (which replaces the
-    query's own bbox): SQL decides, or narrows and the query's ``residual`` decides (a zone)."""
+    query's own bbox), as the reader may see them."""
     dialect = dialect_of(session)
+    subject = Subject.of(settings, actor)
     query = replace(filters, bbox=None)
-    base = query.apply(
-        visible(session, settings, actor), subject=Subject.of(settings, actor), dialect=dialect
-    ).where(in_view(bbox, dialect), Entry.min_lon.is_not(None))
-    if not query.exact:
-        result = await _narrowed(session, base, query, zoom, bbox)
-    else:
-        result = await points_or_clusters(session, base, zoom, bbox)
+    base = query.apply(visible(session, settings, actor), subject=subject, dialect=dialect)
+    signatures = cells.visible_signatures(subject, query, dialect)
+    result, source = await read(session, base, signatures, query, bbox, zoom)
     await audit.record(
         session=session,
         actor=actor,
@@ -89,19 +87,40 @@ async def map_entries(
         resource_type="entry",
         resource_ids=[p["id"] for p in result.points],
         labels=sorted({p["level"] for p in result.points}),
-        detail={"zoom": zoom, "clusters": len(result.clusters), "total": result.total},
-    )
+        detail={"zoom": zoom, "clusters": len(result.clusters), "total": result.total,
+                "source": source},
+    )  # fmt: skip
     return result
+
+
+async def read(
+    session: AsyncSession,
+    base: Any,
+    signatures: Any,
+    query: EntryQuery,
+    bbox: tuple[float, float, float, float],
+    zoom: int,
+) -> tuple[MapResult, str]:
+    """What the map shows, and where it came from (``cells`` or ``entries``). ``base``: the
+    entries the reader may see that ``query`` selects (SQL decides, or narrows and the
+    query's ``residual`` decides: a zone); ``signatures``: the label signatures the reader
+    may see (``cells.visible_signatures``). The cells answer when they can and the view holds
+    more than POINTS_MAX entries; otherwise the entries are read."""
+    if cells.answers(query, zoom):
+        found = await cells.clusters(session, signatures, query, zoom, bbox)
+        if found.total > POINTS_MAX:
+            return MapResult(zoom, True, found.total, [], found.clusters), "cells"
+    dialect = dialect_of(session)
+    located = base.where(in_view(bbox, dialect), Entry.min_lon.is_not(None))
+    if not query.exact:
+        return await _narrowed(session, located, query, zoom, bbox), "entries"
+    return await points_or_clusters(session, located, zoom, bbox), "entries"
 
 
 def cell_for(zoom: int, view: tuple[float, float, float, float] | None) -> float:
     """The cluster cell: ~64 screen pixels at ``zoom``, never finer than GRID_MAX cells across
-    the view (a wide view asked at street zoom stays a bounded answer)."""
-    cell = cell_degrees(zoom)
-    if view is not None:
-        west, south, east, north = view
-        cell = max(cell, (east - west) / GRID_MAX, (north - south) / GRID_MAX)
-    return cell
+    the view (``cells.grid_zoom``); the same grid as the map cells'."""
+    return cell_degrees(grid_zoom(zoom, view))
 
 
 async def points_or_clusters(
@@ -111,16 +130,17 @@ async def points_or_clusters(
     view: tuple[float, float, float, float] | None = None,
 ) -> MapResult:
     """The entries that ``base`` selects (already filtered and in view): the points when
-    there are at most ``POINTS_MAX``, else grid clusters computed in SQL."""
-    counted = base.with_only_columns(Entry.id).limit(POINTS_MAX + 1).subquery()
-    few = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
-    if few <= POINTS_MAX:
-        rows = list(await session.scalars(base))
+    there are at most ``POINTS_MAX`` (one query: the columns a point shows, at most one row
+    more), else grid clusters computed in SQL."""
+    wanted = base.with_only_columns(*(getattr(Entry, name) for name in POINT_COLUMNS))
+    rows = list(await session.execute(wanted.limit(POINTS_MAX + 1)))
+    if len(rows) <= POINTS_MAX:
         return MapResult(zoom, False, len(rows), [_point(e) for e in rows], [])
     return await _clusters(session, base, zoom, cell_for(zoom, view))
 
 
-def _point(entry: Entry) -> dict[str, Any]:
+def _point(entry: Any) -> dict[str, Any]:
+    """A point of the map from an entry, or a row of its POINT_COLUMNS."""
     assert entry.min_lon is not None and entry.max_lon is not None
     assert entry.min_lat is not None and entry.max_lat is not None
     return {
@@ -173,8 +193,9 @@ async def _clusters(session: AsyncSession, base: Any, zoom: int, cell: float) ->
     return MapResult(zoom, True, total, [], clusters)
 
 
-MAP_COLUMNS = ("id", "location", "min_lon", "min_lat", "max_lon", "max_lat", "title",
-               "category", "severity", "label_level")  # fmt: skip
+POINT_COLUMNS = ("id", "min_lon", "min_lat", "max_lon", "max_lat", "title", "category",
+                 "severity", "label_level")  # fmt: skip
+MAP_COLUMNS = ("location", *POINT_COLUMNS)  # a zone's exact test reads the location
 
 
 async def _narrowed(

@@ -131,3 +131,21 @@ class Area:
             return bool(self.geometry.intersects(shape(location)))
         except (ValueError, TypeError, AttributeError, IndexError):
             return False
+
+
+def bounds(geometry: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The bounding box (west, south, east, north) of a stored, already checked GeoJSON
+    geometry: the min and max of its positions, as ``logbook.entries`` stores them."""
+    lons: list[float] = []
+    lats: list[float] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list | tuple) and node and isinstance(node[0], int | float):
+            lons.append(float(node[0]))
+            lats.append(float(node[1]))
+        elif isinstance(node, list | tuple):
+            for child in node:
+                walk(child)
+
+    walk(geometry["coordinates"])
+    return min(lons), min(lats), max(lons), max(lats)

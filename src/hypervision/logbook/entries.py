@@ -16,6 +16,7 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
+from hypervision.geo import cells
 from hypervision.identity.principal import Principal
 from hypervision.logbook.models import ENTRY_KIND, Entry, Situation
 from hypervision.logbook.query import EntryQuery
@@ -154,6 +155,7 @@ async def create_entry(
         summary=summary(entry),
     )
     await index_entry(session, entry)
+    await cells.entry_changed(session, before=None, after=entry)
     return entry
 
 
@@ -360,4 +362,5 @@ async def save_version(
             summary=summary(entry),
         )
         await index_entry(session, entry)
+        await cells.entry_changed(session, before=before, after=entry)
     return entry
