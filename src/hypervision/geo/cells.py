@@ -1,6 +1,6 @@
 """Map cells: counts of located entries per grid cell and label signature, kept in the write
 transaction of every entry change, so that a wide map view sums a few thousand rows of counts
-instead of reading every entry in view (issue 15; ADR 0018).
+instead of reading every entry in view (issue 15; ADR 0020).
 
 Grid. A cell at zoom z is a square of ``cell_degrees(z)`` = 90 / 2**z degrees (64 screen
 pixels), indexed by floor(coordinate / cell) of the entry's centre (the centre of its bounding

@@ -3,7 +3,7 @@
 ``map_signatures`` holds the label columns the policy reads (level, need-to-know, audience,
 owner) of located entries, one row per distinct combination; ``map_cells`` counts, per stored
 grid zoom and cell, the entries of one signature by severity × status, with the sums of their
-centres (``geo/cells.py``; ADR 0018). Both are filled from the existing entries here, then kept
+centres (``geo/cells.py``; ADR 0020). Both are filled from the existing entries here, then kept
 in the write transaction of every entry change.
 
 A count of the entries of a signature in a small cell tells whether such entries exist there:
@@ -14,7 +14,7 @@ which they may see (the rule of labels on write), so the policies never refuse a
 write.
 
 Revision ID: 0011
-Revises: 0009 (0010 once the audit queue lands; the lead sets it at merge)
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -28,7 +28,7 @@ from hypervision.records.labels import JsonList
 from hypervision.records.rls import VISIBLE, drop, statements
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
