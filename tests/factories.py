@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from hypervision.config import Settings
 from hypervision.db import session_factory, transaction
 from hypervision.identity import service
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import system_principal
 from hypervision.identity.schemas import GroupCreate, OrganisationCreate, UserCreate
+from hypervision.policy.roles import Role
 
 PASSWORD = "correct horse battery staple"
 ADMIN = system_principal("tests")

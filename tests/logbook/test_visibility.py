@@ -11,8 +11,8 @@ from httpx import AsyncClient
 from sqlalchemy import delete, func, select
 
 from hypervision.audit.models import AuditHead
-from hypervision.identity.models import Role
 from hypervision.logbook.models import Entry
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_group, make_org, officer, owner_tx, tx
 
 LEVELS = ("NP", "DR")

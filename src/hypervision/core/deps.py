@@ -14,8 +14,9 @@ from hypervision.core.errors import Forbidden, Unauthorized
 from hypervision.identity import auth
 from hypervision.identity.models import SessionKind
 from hypervision.identity.passwords import Passwords
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.secrets import same
+from hypervision.policy.roles import Scope
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -25,7 +25,7 @@ from hypervision.db import transaction, utcnow
 from hypervision.identity import mfa, throttle
 from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
 from hypervision.identity.passwords import Passwords, password_problem
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.revocation import announce_revocation
 from hypervision.identity.rights import require_admin, user_group_codes, users_group_codes
 from hypervision.identity.schemas import ApiTokenCreate
@@ -36,6 +36,7 @@ from hypervision.identity.service import (
     organisation_ancestry,
 )
 from hypervision.policy import rls
+from hypervision.policy.roles import Scope
 
 SESSION_PREFIX = "hvs_"
 API_TOKEN_PREFIX = "hvt_"  # noqa: S105 - a prefix, not a secret

@@ -22,7 +22,6 @@ from hypervision.identity.models import (
     NeedToKnowGroup,
     Organisation,
     RightsRequest,
-    Role,
     User,
     UserGroup,
 )
@@ -37,6 +36,7 @@ from hypervision.identity.schemas import (
     UserRead,
     UserUpdate,
 )
+from hypervision.policy.roles import Role
 
 # --- organisations -----------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.follows import service as prefs
 from hypervision.identity import auth
 from hypervision.identity.models import SessionKind
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.secrets import same
+from hypervision.policy.roles import Scope
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
