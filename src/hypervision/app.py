@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hypervision import __version__
+from hypervision import __version__, health
 from hypervision.audit import api as audit_api
 from hypervision.audit.refusals import audit_refusal
 from hypervision.config import Settings, get_settings
-from hypervision.core import health
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory

@@ -12,12 +12,13 @@ from pydantic import BeforeValidator
 
 from hypervision.config import Settings
 from hypervision.core import idempotency
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.core.schemas import rfc3339_only
 from hypervision.geo.zones import zone_area
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage

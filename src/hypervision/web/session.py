@@ -8,11 +8,12 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
-from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep, client_of
+from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Forbidden, Unauthorized
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.follows import service as prefs
 from hypervision.identity import auth
+from hypervision.identity.deps import client_of
 from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal
 from hypervision.identity.secrets import same
