@@ -17,6 +17,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
+from hypervision.logbook.fulltext import index_entry
 from hypervision.logbook.models import ENTRY_KIND, Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
@@ -25,7 +26,6 @@ from hypervision.records import access, versions
 from hypervision.records.access import dialect_of, subject_of
 from hypervision.records.etags import check_if_match
 from hypervision.records.labelling import resolve_label
-from hypervision.search.index import index_entry
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
