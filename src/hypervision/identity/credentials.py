@@ -4,7 +4,9 @@ Every request turns its token into a principal, afresh (revocation applies to th
 request, on every replica: nothing is cached). That used to take four statements (the token,
 its user, the organisation's ancestry, the need-to-know groups); here it is one: the token's
 row joined to its user, and, one row each, the organisations from the user's own up to the
-root (recursive) and the user's groups.
+root (recursive) and the user's groups. The user's row and their organisation's stay in the
+session, so that a page naming them (``identity.service.name_and_organisation``) reads
+nothing more.
 """
 
 from __future__ import annotations
@@ -76,16 +78,20 @@ async def holder_of(
     ).subquery("facts")
     rows = (
         await session.execute(
-            select(model, User, facts.c.org_id, facts.c.depth, facts.c.code)
+            select(model, User, Organisation, facts.c.org_id, facts.c.depth, facts.c.code)
             .join(User, User.id == model.user_id)
+            .join(Organisation, Organisation.id == User.organisation_id)
             .outerjoin(facts, true())
             .where(model.token_hash == token_hash)
         )
     ).all()
     if not rows:
         return None
-    credential, user = rows[0][0], rows[0][1]
-    orgs = sorted((depth, org_id) for _, _, org_id, depth, _ in rows if org_id is not None)
+    credential, user, organisation = rows[0][0], rows[0][1], rows[0][2]
+    # The session's identity map holds rows weakly: keep these two for the transaction, so
+    # that a page naming the acting user reads them from there (``session.get``).
+    session.info["signed_in"] = (user, organisation)
+    orgs = sorted((depth, org_id) for *_, org_id, depth, _ in rows if org_id is not None)
     codes = frozenset(code for *_, code in rows if code is not None)
     return Holder(
         credential=credential, user=user, ancestry=tuple(o for _, o in orgs), groups=codes
