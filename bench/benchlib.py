@@ -209,9 +209,9 @@ async def make_user(
 ) -> Any:
     from hypervision.db import transaction
     from hypervision.identity import service
-    from hypervision.identity.models import Role
     from hypervision.identity.principal import system_principal
     from hypervision.identity.schemas import UserCreate
+    from hypervision.policy.roles import Role
 
     data = UserCreate(
         username=username,

@@ -7,7 +7,7 @@ the feed query run directly with and without the policy filter (policy overhead)
 
 Seeding is bulk SQL: on PostgreSQL ``INSERT … SELECT`` from ``generate_series`` (secondary
 indexes of ``entries`` dropped during the load and rebuilt after, then ``VACUUM ANALYZE``);
-on SQLite ``executemany`` in chunks, the FTS5 rows written as ``search.index`` would write
+on SQLite ``executemany`` in chunks, the FTS5 rows written as ``logbook.fulltext`` would write
 them. Labels vary with modulo expressions (see ``label_of``): 30 % DR, 20 % with need-to-know
 groups, 60 % released to the owner organisation only (the default label), 25 % to everyone,
 15 % to the owner and another organisation or a parent ministry.
@@ -322,8 +322,8 @@ def seed_sqlite(
     from hypervision.logbook.models import Comment, Entry
 
     try:
-        from hypervision.search.index import rowid_of, search_fts
-        from hypervision.search.text import stems
+        from hypervision.core.text import stems
+        from hypervision.logbook.fulltext import rowid_of, search_fts
     except ImportError as exc:  # search not built: the feed is still measured
         note(f"search index module not importable ({exc}); FTS rows not written")
         search_fts = None
@@ -519,7 +519,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
                         {"q": word},
                     )
                 else:
-                    from hypervision.search.text import fts_match, query_terms
+                    from hypervision.core.text import fts_match, query_terms
 
                     matches[word] = await session.scalar(
                         text(

@@ -953,10 +953,10 @@ async def populate(db: benchlib.BenchDb, readers: list[Reader], writers: list[Re
     """Organisations, groups and users through the identity service, 100 users a transaction."""
     from hypervision.db import create_engine, session_factory, transaction
     from hypervision.identity import service
-    from hypervision.identity.models import Role
     from hypervision.identity.passwords import Passwords
     from hypervision.identity.principal import system_principal
     from hypervision.identity.schemas import GroupCreate, OrganisationCreate, UserCreate
+    from hypervision.policy.roles import Role
 
     settings = benchlib.bench_settings(db)
     engine = create_engine(settings)

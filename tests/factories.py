@@ -14,9 +14,10 @@ from hypervision.audit.sequencer import drain
 from hypervision.config import Settings
 from hypervision.db import session_factory, transaction
 from hypervision.identity import service
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import system_principal
 from hypervision.identity.schemas import GroupCreate, OrganisationCreate, UserCreate
+from hypervision.policy.roles import Role
 
 PASSWORD = "correct horse battery staple"
 ADMIN = system_principal("tests")

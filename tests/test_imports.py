@@ -15,8 +15,9 @@ to dodge a cycle is still a cycle), ``if TYPE_CHECKING:`` ones too. Two rules:
        audit, identity, policy        (who, what they may do, what happened)
        core, storage, config, db      (shared helpers, no domain knowledge)
 
-   Mutual dependencies between packages that remain (the records core now being built
-   removes most) are listed in ``PACKAGE_CYCLES_KNOWN``; a new one fails.
+   No package imports itself back, through any number of others. The mutual dependencies
+   that remain are listed in ``PACKAGE_CYCLES_KNOWN`` with their reason; a new one fails, and
+   so does a listed one that is gone (the list only shrinks).
 """
 
 from __future__ import annotations
@@ -42,21 +43,21 @@ MODULE_CYCLES_ALLOWED: dict[frozenset[str], str] = {
     ),
 }
 
-# Package pairs that still import each other (to shrink, never to grow).
-PACKAGE_CYCLES_KNOWN = frozenset(
-    frozenset(pair)
-    for pair in (
-        ("audit", "core"),  # core.deps and core.openapi are imported by audit.api
-        ("audit", "identity"),
-        ("core", "identity"),
-        ("core", "policy"),
-        ("geo", "logbook"),
-        ("identity", "live"),
-        ("identity", "policy"),
-        ("live", "logbook"),
-        ("logbook", "search"),
-    )
-)
+# Package pairs that still import each other (to shrink, never to grow), with the reason. Both
+# are held by modules other engineers are changing now (issue 14): each disappears once the
+# named edit is made there.
+PACKAGE_CYCLES_KNOWN: dict[frozenset[str], str] = {
+    frozenset({"audit", "identity"}): (
+        "identity audits its sign-ins and rights changes (audit.service.record) while "
+        "audit.service and audit.prune type their actor as identity.principal.Principal; "
+        "audit.service should read it through policy.roles.Actor"
+    ),
+    frozenset({"identity", "live"}): (
+        "identity.revocation writes the revocation event with live.outbox.emit while live.hub "
+        "reads sessions, tokens and users (identity.models) to close streams; the outbox "
+        "(live/outbox.py, live/models.py) should move below identity"
+    ),
+}
 TOP = frozenset({"app", "asgi", "__main__", "cli", "demo", "migrations"})
 
 
@@ -143,5 +144,14 @@ def test_packages_keep_their_order() -> None:
         frozenset({a, b}) for a, targets in packages.items() for b in targets
         if a in packages.get(b, set())
     }  # fmt: skip
-    new = sorted(tuple(sorted(pair)) for pair in mutual - PACKAGE_CYCLES_KNOWN)
+    new = sorted(tuple(sorted(pair)) for pair in mutual - PACKAGE_CYCLES_KNOWN.keys())
     assert not new, f"packages importing each other: {new}"
+    gone = sorted(tuple(sorted(pair)) for pair in PACKAGE_CYCLES_KNOWN.keys() - mutual)
+    assert not gone, f"no longer a cycle, remove from PACKAGE_CYCLES_KNOWN: {gone}"
+    # Longer loops (a -> b -> c -> a) too, once the known pairs' own edges are set aside.
+    acyclic = {
+        a: {b for b in targets if frozenset({a, b}) not in PACKAGE_CYCLES_KNOWN}
+        for a, targets in packages.items()
+    }
+    looping = sorted(p for p in acyclic if p in reachable(acyclic, p))
+    assert not looping, f"packages in an import loop: {looping}"

@@ -9,16 +9,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hypervision import __version__
+from hypervision import __version__, health
 from hypervision.audit import api as audit_api
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
-from hypervision.core import health
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
 from hypervision.geo import api as geo_api
+from hypervision.geo import zones
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.kinds import KINDS
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)
+    app.state.zone_area = zones.zone_area  # the entries' ``zone`` filter (geo builds on logbook)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead
     app.add_middleware(

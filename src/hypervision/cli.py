@@ -16,11 +16,11 @@ from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError
 from hypervision.db import create_engine, transaction
 from hypervision.identity import auth, service
-from hypervision.identity.models import Role
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
 from hypervision.identity.schemas import ApiTokenCreate, GroupCreate, OrganisationCreate, UserCreate
 from hypervision.policy import rls
+from hypervision.policy.roles import Role
 
 T = TypeVar("T")
 

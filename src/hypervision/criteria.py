@@ -169,7 +169,7 @@ class BoxMeets:
 
 
 class Shape(Protocol):
-    """An area ready for exact tests (``geo.shapes.Area``)."""
+    """An area ready for exact tests (``core.shapes.Area``)."""
 
     @property
     def bbox(self) -> Box: ...

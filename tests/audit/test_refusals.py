@@ -8,7 +8,7 @@ import uuid
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_group, officer
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from hypervision.follows.models import Follow
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.browser.web import AXE, SQLITE_ONLY, Web, make_photo, screenshot, unavailable
 from tests.factories import tx
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from hypervision.geo.places import find_venue
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.browser.web import Counted, Web, make_photo, t
 
 MAX_ACTIONS = 12

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from hypervision.config import Settings
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.browser.web import SQLITE_ONLY, Web, live_stream_open, screenshot
 from tests.conftest import make_settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.browser.web import SQLITE_ONLY, Web, t
 
 pytestmark = SQLITE_ONLY  # triage services run on both engines in tests/logbook; this is the UI

@@ -19,8 +19,9 @@ from hypervision.core.deps import SESSION_COOKIE
 from hypervision.core.i18n import Translator
 from hypervision.follows.models import WebPreference
 from hypervision.identity import service
-from hypervision.identity.models import Role, User
+from hypervision.identity.models import User
 from hypervision.identity.schemas import OrganisationCreate
+from hypervision.policy.roles import Role
 from tests.factories import ADMIN, PASSWORD, make_user, sign_in, tx
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from hypervision.demo import scenario
 from hypervision.identity import mfa
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.models import Organisation, User
+from hypervision.policy.roles import Role
 from tests.factories import tx
 
 

@@ -28,7 +28,7 @@ from hypervision.db import transaction
 from hypervision.geo import cells, mapdata
 from hypervision.geo.models import MapCell
 from hypervision.identity.auth import Client, build_principal
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
 from hypervision.kinds import SUPPORT_TABLES
 from hypervision.logbook import entries, triage
@@ -36,6 +36,7 @@ from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Stat
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy import rls, rules
+from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject
 from hypervision.records import rls as record_rls
 from hypervision.records.etags import etag

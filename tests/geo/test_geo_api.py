@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from hypervision.geo.models import Layer, LayerFeature
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 
 # A square around the Champ-de-Mars with a square hole in the middle.

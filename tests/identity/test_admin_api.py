@@ -6,7 +6,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from hypervision.identity.models import ApiToken, Role, User
+from hypervision.identity.models import ApiToken, User
+from hypervision.policy.roles import Role
 from tests.factories import (
     PASSWORD,
     admin_headers,

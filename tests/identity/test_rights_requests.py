@@ -10,7 +10,8 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
-from hypervision.identity.models import Role, User
+from hypervision.identity.models import User
+from hypervision.policy.roles import Role
 from tests.factories import (
     ENTRY,
     admin_headers,

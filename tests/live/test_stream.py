@@ -12,11 +12,12 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.identity.auth import Client, build_principal
-from hypervision.identity.models import Role, User
+from hypervision.identity.models import User
 from hypervision.identity.principal import Principal
 from hypervision.live.hub import Filters, Frame, Subscriber
 from hypervision.logbook import entries
 from hypervision.logbook.schemas import EntryCreate
+from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject
 from tests.factories import ENTRY, admin_headers, officer, tx
 from tests.live.server import Stream, open_stream, serve

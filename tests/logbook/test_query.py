@@ -68,7 +68,7 @@ def test_the_python_side_refuses_to_guess_which_situations_are_visible() -> None
 
 
 def test_a_zone_is_decided_by_its_exact_shape_after_sql_narrowed() -> None:
-    from hypervision.geo.shapes import Area
+    from hypervision.core.shapes import Area
 
     ring = [[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]
     hole = [[2.3, 48.8], [2.4, 48.8], [2.4, 48.9], [2.3, 48.9], [2.3, 48.8]]

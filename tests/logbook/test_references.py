@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, officer
 from tests.live.server import open_stream, serve
 from tests.web.pages import browse_as

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_group, officer
 
 W = (Role.WATCH_OFFICER,)

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from hypervision.identity.models import Role
 from hypervision.logbook.models import Entry
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_group, make_org, officer, owner_tx, refuse_audit, tx
 
 LEVELS = ("NP", "DR")

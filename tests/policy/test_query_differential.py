@@ -28,8 +28,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hypervision.config import Settings
+from hypervision.core.shapes import Area, check_geometry
 from hypervision.db import create_engine
-from hypervision.geo.shapes import Area, check_geometry
 from hypervision.logbook.models import Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy import rls

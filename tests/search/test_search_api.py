@@ -13,8 +13,8 @@ from sqlalchemy import func, select, text
 
 from hypervision.audit.models import AuditRecord
 from hypervision.identity.models import Organisation, User
+from hypervision.logbook import fulltext
 from hypervision.logbook.models import Comment
-from hypervision.search import index
 from tests.factories import ENTRY, admin_headers, make_group, make_org, officer, tx
 from tests.queries import count_queries
 
@@ -66,7 +66,7 @@ async def add_comment(
         )
         session.add(comment)
         await session.flush()
-        await index.index_comment(session, comment)
+        await fulltext.index_comment(session, comment)
         return comment.id
 
 
@@ -344,12 +344,12 @@ async def test_index_follows_corrections(app: FastAPI, client: AsyncClient) -> N
         comment = await session.get(Comment, comment_id)
         assert comment is not None
         comment.body = "Réparation en cours"
-        await index.index_comment(session, comment)
+        await fulltext.index_comment(session, comment)
     assert await search(client, alice, "canalisation") == []
     assert len(await search(client, alice, "réparations")) == 1
     async with tx(app) as session:
         await session.delete(await session.get(Comment, comment_id))
-        await index.remove(session, comment_id)
+        await fulltext.remove(session, comment_id)
     assert await search(client, alice, "réparation") == []
 
 
@@ -391,7 +391,7 @@ async def test_what_each_engine_indexes(
     entry_id = await post_entry(client, alice, f"{word} au stade", "Tribune évacuée")
     async with tx(app) as session:
         if database_url.startswith("sqlite"):
-            rows = (await session.execute(select(index.search_fts))).all()
+            rows = (await session.execute(select(fulltext.search_fts))).all()
             assert [(r.doc_id, r.entry_id, r.kind, r.title, r.body) for r in rows] == [
                 (
                     uuid.UUID(entry_id),
@@ -401,7 +401,7 @@ async def test_what_each_engine_indexes(
                     "tribun evacue",
                 )
             ]
-            assert rows[0].rowid == index.rowid_of(uuid.UUID(entry_id))
+            assert rows[0].rowid == fulltext.rowid_of(uuid.UUID(entry_id))
         else:
             vector = await session.scalar(
                 text("SELECT search_vector::text FROM entries WHERE id = :id"),

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypervision.search import service
-from hypervision.search.text import (
+from hypervision.core.text import (
     fold,
     fts_match,
     highlight,
@@ -19,6 +18,7 @@ from hypervision.search.text import (
     stems,
     tokens,
 )
+from hypervision.search import service
 
 
 def test_fold_lowercases_and_strips_accents() -> None:

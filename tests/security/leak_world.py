@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import make_group, make_org, make_user, sign_in
 
 # --- the reference model ----------------------------------------------------------------------

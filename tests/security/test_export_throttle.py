@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 
 from hypervision.config import Settings
 from hypervision.db import utcnow
-from hypervision.identity.models import LoginThrottle, Role
+from hypervision.identity.models import LoginThrottle
+from hypervision.policy.roles import Role
 from tests.conftest import make_settings
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 from tests.web.pages import browse_as

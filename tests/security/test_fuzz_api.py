@@ -42,7 +42,7 @@ from schemathesis.engine import Status, from_schema
 from schemathesis.engine import events as st_events
 
 from hypervision.app import create_app
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.conftest import engine_name, make_settings, reset_database
 from tests.factories import ENTRY, make_group, make_org, make_user, sign_in
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from hypervision.core.markdown import render
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, officer
 
 HOSTILE = (

@@ -21,9 +21,9 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 
 from hypervision.config import Settings
-from hypervision.identity.models import Role
 from hypervision.kinds import PROTECTED_TABLES
 from hypervision.policy import rls
+from hypervision.policy.roles import Role
 from tests.conftest import engine_name
 from tests.factories import ENTRY, officer
 

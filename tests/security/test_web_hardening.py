@@ -42,7 +42,7 @@ from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import Base
 from hypervision.follows.models import SavedView
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 from tests.web.pages import browse_as
 

@@ -16,8 +16,9 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from hypervision.identity import service
-from hypervision.identity.models import NeedToKnowGroup, Organisation, Role, User
+from hypervision.identity.models import NeedToKnowGroup, Organisation, User
 from hypervision.identity.schemas import UserCreate
+from hypervision.policy.roles import Role
 from hypervision.synthesis.models import SynthesisRecipient
 from tests.factories import ADMIN, ENTRY, PASSWORD, make_group, make_org, sign_in, tx
 

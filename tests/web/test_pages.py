@@ -16,8 +16,9 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from hypervision.audit.models import AuditRecord
-from hypervision.identity.models import Organisation, Role
+from hypervision.identity.models import Organisation
 from hypervision.logbook.models import Attachment, Entry
+from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
 from tests.web.pages import browse_as
 

@@ -18,8 +18,9 @@ from sqlalchemy import String, cast, select
 from hypervision.audit import sequencer
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord
-from hypervision.core.deps import CurrentPrincipal, DbSession
+from hypervision.core.deps import DbSession
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.policy.rules import Action, authorize
 
 router = APIRouter(

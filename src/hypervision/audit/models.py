@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,7 +35,7 @@ class AuditHead(Base):
 class AuditRecord(Base):
     __tablename__ = "audit_records"
     # Appended without RETURNING: under row-level security only auditors read the trail.
-    __table_args__: ClassVar[dict[str, Any]] = {"implicit_returning": False}
+    __table_args__ = {"implicit_returning": False}  # noqa: RUF012 - read by SQLAlchemy
 
     # The queue position, given at insert (not commit) time; the chain's order is ``seq``.
     qid: Mapped[int] = mapped_column(QueueId, primary_key=True, autoincrement=True)

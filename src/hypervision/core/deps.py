@@ -1,4 +1,5 @@
-"""Request-scoped dependencies: settings, the transaction, the acting principal."""
+"""Request-scoped dependencies: settings and the transaction (the acting principal is
+``identity.deps``)."""
 
 from __future__ import annotations
 
@@ -10,26 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.cookies import SESSION_COOKIE
-from hypervision.core.errors import Forbidden, Unauthorized
-from hypervision.identity import auth
-from hypervision.identity.models import SessionKind
-from hypervision.identity.passwords import Passwords
-from hypervision.identity.principal import Principal, Scope
-from hypervision.identity.secrets import same
 
-CSRF_HEADER = "x-csrf-token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 __all__ = ["SESSION_COOKIE"]  # and what follows; kept here for its importers
 
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def get_passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.app.state.passwords
-    return passwords
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -39,64 +27,5 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def client_of(request: Request) -> auth.Client:
-    return auth.Client(
-        address=request.client.host if request.client else None,
-        request_id=getattr(request.state, "request_id", None),
-    )
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
-
-
-async def get_principal(request: Request, session: DbSession, settings: SettingsDep) -> Principal:
-    """Bearer token (API clients, ``/auth/token``) or session cookie (browser, CSRF-checked)."""
-    client = client_of(request)
-    header = request.headers.get("authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized(
-                "En-tête Authorization invalide : « Bearer <jeton> » attendu.",
-                "Invalid Authorization header: expected 'Bearer <token>'.",
-            )
-        principal = await auth.resolve(
-            session=session,
-            settings=settings,
-            token=token.strip(),
-            kind=SessionKind.BEARER,
-            client=client,
-        )
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        principal = await auth.resolve(
-            session=session, settings=settings, token=cookie, kind=SessionKind.WEB, client=client
-        )
-        if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not principal.csrf_token or not same(sent, principal.csrf_token):
-                raise Forbidden(
-                    "Jeton anti-CSRF manquant ou invalide.",
-                    "Missing or invalid CSRF token.",
-                    code="csrf_failed",
-                )
-    else:
-        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
-    request.state.principal = principal
-    return principal
-
-
-async def get_full_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    """A principal allowed past MFA enrolment: everything but enrolment needs this one."""
-    if principal.scopes is not None and principal.scopes == {Scope.MFA_ENROL}:
-        raise Forbidden(
-            "Activez la double authentification avant de continuer.",
-            "Enable two-factor authentication before going on.",
-            code="mfa_enrolment_required",
-        )
-    return principal
-
-
-AnyPrincipal = Annotated[Principal, Depends(get_principal)]
-CurrentPrincipal = Annotated[Principal, Depends(get_full_principal)]

@@ -1,7 +1,7 @@
 """What the API description declares for its operations: the credentials they take and the
 error answers they give (``{"error": {"code": ..., "message": ...}}``, see ``core.errors``).
 
-The credentials are checked by ``core.deps.get_principal``; the security dependencies here do
+The credentials are checked by ``identity.deps.get_principal``; the security dependencies here do
 nothing at run time (``auto_error=False``) but put the schemes in the OpenAPI description, so
 that clients and fuzzers know which operations need a bearer token or the session cookie.
 """

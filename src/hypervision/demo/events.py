@@ -19,11 +19,12 @@ from hypervision.geo import zones
 from hypervision.geo.places import VENUES, find_venue
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity.auth import Client, build_principal
-from hypervision.identity.models import Organisation, Role, User
+from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
 from hypervision.logbook import comments, entries, situations, triage
 from hypervision.logbook.models import Entry, Severity
 from hypervision.logbook.schemas import CommentCreate, EntryCreate, Point, SituationCreate
+from hypervision.policy.roles import Role
 from hypervision.records.schemas import LabelIn
 from hypervision.synthesis import service as synthesis_service
 from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.identity import service
-from hypervision.identity.models import Role, User
+from hypervision.identity.models import User
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import system_principal
 from hypervision.identity.schemas import GroupCreate, OrganisationCreate, UserCreate
 from hypervision.identity.secrets import SecretBox
+from hypervision.policy.roles import Role
 
 DEMO_PASSWORD = "Hypervision-JO2024!"  # noqa: S105 - published demo password
 

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Invalid, NotFound
+from hypervision.core.shapes import Area
 from hypervision.db import utcnow
 from hypervision.follows.models import Follow, SavedView, WebPreference
 from hypervision.follows.schemas import FollowKind, Personal
 from hypervision.geo.models import Zone
-from hypervision.geo.shapes import Area
 from hypervision.geo.zones import visible_zones
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal

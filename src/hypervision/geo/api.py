@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from hypervision.audit import service as audit
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
 from hypervision.core.openapi import (
     CONFLICT,
@@ -27,6 +27,7 @@ from hypervision.geo import layers, mapdata, zones
 from hypervision.geo.models import Layer, Zone
 from hypervision.geo.schemas import LayerRead, MapData, ZoneCreate, ZoneRead, ZoneUpdate
 from hypervision.identity import throttle
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import entries, present
 from hypervision.logbook.api import EntryFilters
 from hypervision.records.etags import etag

@@ -55,8 +55,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.core.shapes import bounds
 from hypervision.geo.models import MapCell, MapSignature
-from hypervision.geo.shapes import bounds
 from hypervision.logbook.models import Entry, Severity, Status
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject, visible_filter

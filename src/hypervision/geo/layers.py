@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
+from hypervision.core.shapes import GeometryError, check_geometry
 from hypervision.criteria import box_meets
 from hypervision.db import utcnow
 from hypervision.geo.models import LAYER_KIND, Layer, LayerFeature
-from hypervision.geo.shapes import GeometryError, check_geometry
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, authorize
 from hypervision.records import access, versions

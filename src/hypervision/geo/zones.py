@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
+from hypervision.core.shapes import AREA_TYPES, Area, GeometryError, check_geometry
 from hypervision.db import utcnow
 from hypervision.geo.models import ZONE_KIND, Zone
 from hypervision.geo.schemas import ZoneCreate, ZoneStatus, ZoneUpdate
-from hypervision.geo.shapes import AREA_TYPES, Area, GeometryError, check_geometry
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, authorize
 from hypervision.records import access, versions

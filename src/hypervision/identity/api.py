@@ -10,18 +10,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from hypervision.core import cookies
-from hypervision.core.deps import (
-    SESSION_COOKIE,
-    AnyPrincipal,
-    CurrentPrincipal,
-    DbSession,
-    PasswordsDep,
-    SettingsDep,
-    client_of,
-)
+from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Forbidden, Invalid, error_response
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.identity import auth, mfa, rights, service
+from hypervision.identity.deps import AnyPrincipal, CurrentPrincipal, PasswordsDep, client_of
 from hypervision.identity.models import RightsRequest, RightsRequestStatus, SessionKind, User
 from hypervision.identity.schemas import (
     ApiTokenCreate,

@@ -23,9 +23,10 @@ from hypervision.core.errors import (
 )
 from hypervision.db import transaction, utcnow
 from hypervision.identity import mfa, throttle
+from hypervision.identity.credentials import Holder, holder_of
 from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
 from hypervision.identity.passwords import Passwords, password_problem
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.revocation import announce_revocation
 from hypervision.identity.rights import require_admin, user_group_codes, users_group_codes
 from hypervision.identity.schemas import ApiTokenCreate
@@ -36,6 +37,7 @@ from hypervision.identity.service import (
     organisation_ancestry,
 )
 from hypervision.policy import rls
+from hypervision.policy.roles import Scope
 
 SESSION_PREFIX = "hvs_"
 API_TOKEN_PREFIX = "hvt_"  # noqa: S105 - a prefix, not a secret
@@ -224,26 +226,24 @@ async def resolve(
 async def _resolve_session(
     *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
 ) -> Principal:
-    row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
+    found = await holder_of(session, AuthSession, token)
+    row = found.credential if found else None
     now = utcnow()
     if (
-        row is None
+        found is None
+        or not isinstance(row, AuthSession)
         or row.kind != kind.value
         or row.revoked_at is not None
         or row.expires_at <= now
         or row.last_seen_at + timedelta(minutes=settings.session_idle_minutes) <= now
+        or not found.user.is_active
     ):
         raise SessionExpired()
     if now - row.last_seen_at > LAST_SEEN_GRANULARITY:
         row.last_seen_at = now
-    user = await session.get(User, row.user_id)
-    if user is None or not user.is_active:
-        raise SessionExpired()
-    scopes = frozenset(row.scopes) if row.scopes is not None else None
-    return await build_principal(
-        session=session,
-        user=user,
-        scopes=scopes,
+    return _principal(
+        found,
+        scopes=frozenset(row.scopes) if row.scopes is not None else None,
         client=client,
         session_id=row.id,
         csrf_token=row.csrf_token,
@@ -252,19 +252,51 @@ async def _resolve_session(
 
 
 async def _resolve_api_token(*, session: AsyncSession, token: str, client: Client) -> Principal:
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    found = await holder_of(session, ApiToken, token)
+    row = found.credential if found else None
     now = utcnow()
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
+    if (
+        found is None
+        or not isinstance(row, ApiToken)
+        or row.revoked_at is not None
+        or row.expires_at <= now
+    ):
         raise SessionExpired(
             "Jeton d'API invalide, expiré ou révoqué.", "API token invalid, expired or revoked."
         )
-    user = await session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    if not found.user.is_active:
         raise SessionExpired()
     if row.last_used_at is None or now - row.last_used_at > LAST_SEEN_GRANULARITY:
         row.last_used_at = now
-    return await build_principal(
-        session=session, user=user, scopes=frozenset(row.scopes), client=client, token_id=row.id
+    return _principal(found, scopes=frozenset(row.scopes), client=client, token_id=row.id)
+
+
+def _principal(
+    found: Holder,
+    *,
+    scopes: frozenset[str] | None,
+    client: Client,
+    session_id: uuid.UUID | None = None,
+    token_id: uuid.UUID | None = None,
+    csrf_token: str | None = None,
+    surface: str = "api",
+) -> Principal:
+    user = found.user
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        organisation_id=user.organisation_id,
+        organisation_ancestry=found.ancestry,
+        clearance=user.clearance,
+        roles=frozenset(user.roles),
+        groups=found.groups,
+        scopes=scopes,
+        session_id=session_id,
+        token_id=token_id,
+        surface=surface,
+        request_id=client.request_id,
+        client_address=client.address,
+        csrf_token=csrf_token,
     )
 
 

@@ -13,15 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
 
 
-class Role(enum.StrEnum):
-    OFFICER = "officer"
-    WATCH_OFFICER = "watch_officer"
-    AUTHORITY = "authority"
-    DATA_STEWARD = "data_steward"
-    ADMINISTRATOR = "administrator"
-    SECURITY_OFFICER = "security_officer"
-
-
 class Organisation(Base):
     __tablename__ = "organisations"
 

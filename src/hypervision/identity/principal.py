@@ -5,19 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 
 ALL_SCOPES = None
-
-
-class Scope:
-    """API-token scopes. A session from a password sign-in carries every scope of its user."""
-
-    READ = "read"
-    WRITE = "write"
-    ADMIN = "admin"
-    AUDIT = "audit"
-    MFA_ENROL = "mfa:enrol"
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from hypervision.identity.models import (
     NeedToKnowGroup,
     RightsRequest,
     RightsRequestStatus,
-    Role,
     User,
     UserGroup,
 )
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.revocation import announce_revocation
 from hypervision.identity.schemas import RightsRequestRead, RightsState
+from hypervision.policy.roles import Role, Scope
 
 
 def require_admin(actor: Principal) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from hypervision.core.schemas import Strict
-from hypervision.identity.models import Role
+from hypervision.policy.roles import Role
 
 Code = Annotated[
     str,

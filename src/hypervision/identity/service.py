@@ -22,7 +22,6 @@ from hypervision.identity.models import (
     NeedToKnowGroup,
     Organisation,
     RightsRequest,
-    Role,
     User,
     UserGroup,
 )
@@ -37,6 +36,7 @@ from hypervision.identity.schemas import (
     UserRead,
     UserUpdate,
 )
+from hypervision.policy.roles import Role
 
 # --- organisations -----------------------------------------------------------------------
 
@@ -296,15 +296,14 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def name_and_organisation(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[str, str]:
-    """A user's full name and their organisation's name (one query)."""
-    row = (
-        await session.execute(
-            select(User.full_name, Organisation.name)
-            .join(Organisation, Organisation.id == User.organisation_id)
-            .where(User.id == user_id)
-        )
-    ).one()
-    return row[0], row[1]
+    """A user's full name and their organisation's name: no query for the acting user, whose
+    rows the sign-in has just read in this transaction (``identity.credentials``)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("Utilisateur introuvable.", "User not found.")
+    organisation = await session.get(Organisation, user.organisation_id)
+    assert organisation is not None  # a foreign key
+    return user.full_name, organisation.name
 
 
 async def list_authorities(*, session: AsyncSession) -> list[tuple[str, str, str]]:

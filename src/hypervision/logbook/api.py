@@ -6,23 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
 from hypervision.config import Settings
 from hypervision.core import idempotency
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.core.schemas import rfc3339_only
-from hypervision.geo.zones import zone_area
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
 from hypervision.logbook import entries, present, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
-from hypervision.logbook.query import EntryQuery
+from hypervision.logbook.query import EntryQuery, ZoneArea
 from hypervision.logbook.schemas import (
     DuplicateMark,
     EntryCreate,
@@ -103,10 +103,17 @@ async def create_entry(
     )
 
 
+def get_zone_area(request: Request) -> ZoneArea:
+    """How the ``zone`` parameter becomes an area (``geo.zones.zone_area``, set by the app)."""
+    zone_area: ZoneArea = request.app.state.zone_area
+    return zone_area
+
+
 async def entry_filters(
     session: DbSession,
     settings: SettingsDep,
     actor: CurrentPrincipal,
+    zone_area: Annotated[ZoneArea, Depends(get_zone_area)],
     category: Annotated[list[str] | None, Query(max_length=20)] = None,
     severity: Annotated[list[Severity] | None, Query(max_length=4)] = None,
     status: Annotated[list[Status] | None, Query(max_length=3)] = None,

@@ -21,14 +21,10 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from hypervision.config import Settings
-from hypervision.core.deps import (
-    SESSION_COOKIE,
-    CurrentPrincipal,
-    DbSession,
-    SettingsDep,
-)
+from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid, Unauthorized, is_database_down
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import attachments, uploads
 from hypervision.logbook.models import Attachment
 from hypervision.logbook.schemas import AttachmentRead

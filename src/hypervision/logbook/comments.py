@@ -10,13 +10,13 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
 from hypervision.live.outbox import emit
+from hypervision.logbook import fulltext
 from hypervision.logbook.entries import find_visible
 from hypervision.logbook.models import Comment
 from hypervision.logbook.schemas import CommentCreate
 from hypervision.policy.rules import Action, authorize
 from hypervision.records import access
 from hypervision.records.labelling import resolve_label
-from hypervision.search import index as search_index
 
 
 async def add_comment(
@@ -44,7 +44,7 @@ async def add_comment(
     comment.set_label(label)
     session.add(comment)
     await session.flush()
-    await search_index.index_comment(session, comment)
+    await fulltext.index_comment(session, comment)
     await audit.record(
         session=session,
         actor=actor,

@@ -6,8 +6,9 @@ import uuid
 
 from fastapi import APIRouter
 
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import comments, present
 from hypervision.logbook.schemas import CommentCreate, CommentRead
 

@@ -18,6 +18,7 @@ from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
 from hypervision.geo import cells
 from hypervision.identity.principal import Principal
+from hypervision.logbook.fulltext import index_entry
 from hypervision.logbook.models import ENTRY_KIND, Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
@@ -26,7 +27,6 @@ from hypervision.records import access, versions
 from hypervision.records.access import dialect_of, subject_of
 from hypervision.records.etags import check_if_match
 from hypervision.records.labelling import resolve_label
-from hypervision.search.index import index_entry
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
 

@@ -50,9 +50,21 @@ async def directory_for(
     for row in rows:
         for name in ("author_id", "validated_by", "actor_id", "requested_by", "decided_by"):
             ids.add(getattr(row, name, None))
-    names = await Directory.load(session, ids)
+    names = await Directory.load(session, ids, _organisations(rows))
     names.references = await visible_references(session, settings, actor, rows)
     return names
+
+
+def _organisations(rows: Sequence[Row]) -> set[uuid.UUID] | None:
+    """The organisations that presenting ``rows`` names (owner and audience), when all are
+    records with a label of their own; None (every organisation) otherwise."""
+    wanted: set[uuid.UUID] = set()
+    for row in rows:
+        if not isinstance(row, Entry | Situation | Comment):
+            return None
+        wanted.add(row.organisation_id)
+        wanted.update(uuid.UUID(o) for o in row.label.audience)
+    return wanted
 
 
 def _linked(rows: Sequence[Row]) -> dict[type[Entry] | type[Situation], set[uuid.UUID]]:

@@ -11,17 +11,29 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision import criteria as c
-from hypervision.geo.shapes import Area
+from hypervision.config import Settings
+from hypervision.core.shapes import Area
+from hypervision.identity.principal import Principal
 from hypervision.logbook.models import Entry, Situation
 from hypervision.policy.rules import Subject, can_see, visible_filter
 
 SITUATION = "situation_id"
+
+
+class ZoneArea(Protocol):
+    """A visible zone's shape, for the ``zone`` criterion (audited as a read of the zone).
+    Zones belong to ``geo``, which builds on the main courante: the application hands this
+    over (``geo.zones.zone_area``, as ``app.state.zone_area``)."""
+
+    async def __call__(
+        self, *, session: AsyncSession, settings: Settings, actor: Principal, zone_id: uuid.UUID
+    ) -> Area: ...
 
 
 @dataclass(frozen=True)

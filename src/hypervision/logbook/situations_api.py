@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from hypervision.config import Settings
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.identity.principal import Principal
 from hypervision.logbook import present, situations
 from hypervision.logbook.models import Situation, Status

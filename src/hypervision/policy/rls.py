@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from hypervision.config import Settings
-from hypervision.identity.principal import Principal
+from hypervision.policy.roles import Actor
 from hypervision.policy.rules import Action, Subject, allowed
 
 SETTING = "hypervision.context"
@@ -61,7 +61,7 @@ def subject_context(subject: Subject, *, audit: bool = False) -> dict[str, Any]:
     }
 
 
-def reader_context(settings: Settings, principal: Principal) -> dict[str, Any]:
+def reader_context(settings: Settings, principal: Actor) -> dict[str, Any]:
     subject = Subject.of(settings, principal)
     return subject_context(subject, audit=allowed(principal, Action.AUDIT))
 
@@ -69,7 +69,7 @@ def reader_context(settings: Settings, principal: Principal) -> dict[str, Any]:
 SYSTEM_CONTEXT: dict[str, Any] = {"system": True}
 
 
-async def bind(session: AsyncSession, settings: Settings, principal: Principal) -> None:
+async def bind(session: AsyncSession, settings: Settings, principal: Actor) -> None:
     """Make ``principal`` the identity of the session's current transaction."""
     if session.get_bind().dialect.name == "postgresql":
         await set_context(session, sign(settings, reader_context(settings, principal)))

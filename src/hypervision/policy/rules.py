@@ -33,9 +33,8 @@ from sqlalchemy.types import Text
 
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden
-from hypervision.identity.models import Role
-from hypervision.identity.principal import Principal, Scope
 from hypervision.policy.labels import Label
+from hypervision.policy.roles import Actor, Role, Scope
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Subject:
     ancestry: frozenset[str]  # own organisation and its parents
 
     @classmethod
-    def of(cls, settings: Settings, principal: Principal) -> Subject:
+    def of(cls, settings: Settings, principal: Actor) -> Subject:
         levels: tuple[str, ...] = ()
         if principal.clearance in settings.label_levels:
             levels = settings.label_levels[: settings.level_rank(principal.clearance) + 1]
@@ -184,12 +183,12 @@ ACTION_SCOPE: dict[Action, str] = {
 }
 
 
-def allowed(principal: Principal, action: Action) -> bool:
+def allowed(principal: Actor, action: Action) -> bool:
     by_role = any(action in ROLE_ACTIONS.get(Role(r), frozenset()) for r in principal.roles)
     return by_role and principal.has_scope(ACTION_SCOPE[action])
 
 
-def authorize(principal: Principal, action: Action) -> None:
+def authorize(principal: Actor, action: Action) -> None:
     if not allowed(principal, action):
         raise Forbidden(
             f"Votre rôle ne permet pas cette action ({action.value}).",

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
-from hypervision.identity.models import NeedToKnowGroup, Organisation, User
+from hypervision.identity import names
+from hypervision.identity.models import NeedToKnowGroup, Organisation
 from hypervision.identity.principal import Principal
 from hypervision.policy.labels import Label, check_level
 from hypervision.records.schemas import LabelIn, LabelRead
@@ -28,14 +29,17 @@ class Directory:
         self.references: frozenset[uuid.UUID] = frozenset()
 
     @classmethod
-    async def load(cls, session: AsyncSession, user_ids: Iterable[uuid.UUID | None]) -> Directory:
-        orgs = dict((await session.execute(select(Organisation.id, Organisation.code))).all())
-        wanted = {u for u in user_ids if u is not None}
-        users: dict[uuid.UUID, str] = {}
-        if wanted:
-            rows = await session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
-            users = dict(rows.all())
-        return cls(orgs, users)
+    async def load(
+        cls,
+        session: AsyncSession,
+        user_ids: Iterable[uuid.UUID | None],
+        org_ids: Iterable[uuid.UUID] | None = None,
+    ) -> Directory:
+        """Names for ``user_ids``, and every organisation's code (``org_ids``: those that
+        must be known, when the caller can say; ``identity.names`` then reads nothing that it
+        already holds)."""
+        found = await names.lookup(session, user_ids, org_ids)
+        return cls(found.orgs, found.users)
 
     def org(self, org_id: uuid.UUID | str) -> str:
         key = org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(org_id)

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import present
 from hypervision.logbook.schemas import EntryRead
 from hypervision.search import service

@@ -5,7 +5,7 @@ One SQL statement finds the hits, keeps the best one per entry and ranks them:
 * PostgreSQL: ``plainto_tsquery('hv_french', q)`` against the generated ``search_vector``
   columns (title A, body B, comment C), ranked with ``ts_rank_cd``;
 * SQLite: a quoted-terms FTS5 ``MATCH`` over the folded, stemmed words kept by
-  ``search.index``, ranked with ``bm25`` (title weighs more than body; comments half).
+  ``logbook.fulltext``, ranked with ``bm25`` (title weighs more than body; comments half).
 
 Every word of the query is required on both engines, and no query syntax is interpreted, so
 that both engines answer alike and no input can fail as a syntax error. A hit on an entry
@@ -44,13 +44,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.core import text
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
+from hypervision.logbook.fulltext import search_fts
 from hypervision.logbook.models import Comment, Entry
 from hypervision.policy.rules import Action, Subject, authorize, visible_filter
 from hypervision.records.access import dialect_of, subject_of
-from hypervision.search import text
-from hypervision.search.index import search_fts
 
 MAX_QUERY_LENGTH = 200
 TS_CONFIG = "hv_french"

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 
-from hypervision.core.deps import CurrentPrincipal, DbSession, SettingsDep
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
 from hypervision.core.openapi import errors as error_responses
 from hypervision.identity import throttle
+from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import present
 from hypervision.records.etags import etag
 from hypervision.synthesis import mail, rendering, schedules, service

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
+from hypervision.core.shapes import Area
 from hypervision.db import utcnow
-from hypervision.geo.shapes import Area
 from hypervision.geo.zones import zone_area
 from hypervision.identity.auth import Client, build_principals
 from hypervision.identity.models import Organisation, User

@@ -9,12 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hypervision.core import cookies
 from hypervision.core.cookies import SESSION_COOKIE, SIGNED_IN_MARKER
-from hypervision.core.deps import DbSession, PasswordsDep, SettingsDep, client_of
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
 from hypervision.core.i18n import LOCALE_COOKIE, LOCALES, pick_locale
 from hypervision.follows import service as prefs
 from hypervision.identity import auth, mfa, service
 from hypervision.identity.api import refuse_cross_site
+from hypervision.identity.deps import PasswordsDep, client_of
 from hypervision.identity.models import SessionKind
 from hypervision.web.render import render, translator
 from hypervision.web.session import Officer, safe_next

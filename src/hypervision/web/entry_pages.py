@@ -37,7 +37,7 @@ from hypervision.records.etags import etag
 from hypervision.records.labelling import Directory
 from hypervision.records.models import RecordVersion
 from hypervision.web.choices import display_names, situation_titles
-from hypervision.web.render import render, shows, translator, when
+from hypervision.web.render import chrome_of, render, shows, translator, when
 from hypervision.web.session import Officer, referer_path, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -145,7 +145,12 @@ async def entry_context(
         "validated_by": {str(k): v for k, v in names.users.items()},
     }
     assert actor.user_id is not None
-    followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
+    chrome = chrome_of(request)  # the frame has read the officer's follows: not again
+    if chrome.follows_read:
+        followed = {(FollowKind.CATEGORY.value, c) for c in chrome.follow_categories}
+        followed |= {(FollowKind.SITUATION.value, s) for s in chrome.follow_situations}
+    else:
+        followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
     return {
         "e": read,
         "comments": [present.comment_read(c, names) for c in comment_rows],

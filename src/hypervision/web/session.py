@@ -8,14 +8,16 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
-from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep, client_of
+from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Forbidden, Unauthorized
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.follows import service as prefs
 from hypervision.identity import auth
+from hypervision.identity.deps import client_of
 from hypervision.identity.models import SessionKind
-from hypervision.identity.principal import Principal, Scope
+from hypervision.identity.principal import Principal
 from hypervision.identity.secrets import same
+from hypervision.policy.roles import Scope
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
@@ -122,6 +124,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.tour_pending = mine.tour_pending
     chrome.follow_categories = mine.follow_categories
     chrome.follow_situations = mine.follow_situations
+    chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
     return principal
 
