@@ -9,7 +9,7 @@ The world, labels and bulk seeding are feed_search's (``build_world``, ``seed_po
 ``seed_sqlite``), except that every entry is located: about 55 % around a few dozen venue
 hotspots (Gaussian, a few hundred metres), 35 % scattered over Paris and the inner suburbs
 (Gaussian around the centre, σ 4 km, at most 15 km out), 10 % anywhere in Île-de-France.
-The bulk load bypasses the write paths, so the map cells (``geo/cells.py``) are then rebuilt
+The bulk load bypasses the write paths, so the map cells (``logbook/cells.py``) are then rebuilt
 from the entries with ``cells.rebuild``, as migration 0011 does (timed and printed).
 """
 
@@ -150,10 +150,10 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     from sqlalchemy import event, func, select
 
     from hypervision.app import create_app
-    from hypervision.geo import cells, mapdata
-    from hypervision.geo.models import MapCell, MapSignature
+    from hypervision.geo import mapdata
+    from hypervision.logbook import cells
     from hypervision.logbook import entries as entries_service
-    from hypervision.logbook.models import Entry
+    from hypervision.logbook.models import Entry, MapCell, MapSignature
     from hypervision.logbook.query import EntryQuery
     from hypervision.policy.rules import Subject
 

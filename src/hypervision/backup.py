@@ -124,6 +124,8 @@ def backup(settings: Settings, output: Path) -> BackupReport:
     if not source.is_file():
         raise BackupError(f"no database at {source}: nothing to back up")
     try:
+        if _writer_free(source):  # else a writer holds it: its queue is chained on restore
+            asyncio.run(_chain_queue(settings, source))  # the head then covers every record
         return _backup(settings, source, output)
     except (OSError, sqlite3.Error, tarfile.TarError) as exc:
         raise BackupError(f"backup failed: {_one_line(exc)}") from None
@@ -471,6 +473,31 @@ def _check_database(settings: Settings, database: Path, manifest: dict[str, Any]
     if not result[0]:
         raise BackupError(f"archive refused: AUDIT TRAIL BROKEN: {result[2]}")
     return result[1]
+
+
+def _writer_free(database: Path) -> bool:
+    """Whether the write lock can be taken at once (a backup never waits for a writer)."""
+    with contextlib.closing(sqlite3.connect(database, timeout=0.2, isolation_level=None)) as conn:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False
+        conn.execute("ROLLBACK")
+        return True
+
+
+async def _chain_queue(settings: Settings, database: Path) -> None:
+    """Chain the audit records still queued (docs/adr/0018), as the server's sequencer would."""
+    from hypervision.audit.sequencer import drain
+    from hypervision.db import create_engine, transaction
+    from hypervision.policy import rls
+
+    engine = create_engine(settings, url=f"sqlite+aiosqlite:///{database}")
+    try:
+        async with transaction(rls.system_sessions(engine, settings)) as session:
+            await drain(session)
+    finally:
+        await engine.dispose()
 
 
 async def _verify_audit(settings: Settings, database: Path) -> tuple[bool, int, str | None]:

@@ -1,4 +1,4 @@
-"""The map cells (``geo/cells.py``), on both engines: over generated entries, created and then
+"""The map cells (``logbook/cells.py``), on both engines: over generated entries, created and then
 moved, relabelled, re-qualified and unlocated through the real write paths, the clusters the
 cells give two readers of different clearance, organisation and need-to-know are exactly the
 per-entry path's (policy-filtered) clusters: count, severity and centre, cell by cell, at
@@ -25,14 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.models import AuditRecord
 from hypervision.db import transaction
-from hypervision.geo import cells, mapdata
-from hypervision.geo.models import MapCell
+from hypervision.geo import mapdata
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
 from hypervision.kinds import SUPPORT_TABLES
-from hypervision.logbook import entries, triage
-from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
+from hypervision.logbook import cells, entries, triage
+from hypervision.logbook.models import Entry, LabelChangeRequest, MapCell, Severity, Status
 from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import EntryCreate, EntryUpdate
 from hypervision.policy import rls, rules

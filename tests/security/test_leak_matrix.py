@@ -31,7 +31,7 @@ from sqlalchemy import select
 from hypervision.audit.models import AuditRecord
 from hypervision.policy import rules
 from hypervision.synthesis import pdf
-from tests.factories import tx
+from tests.factories import sequenced, tx
 from tests.live.server import Stream, open_stream, serve
 from tests.security.leak_world import (
     COMMENT_WORD,
@@ -474,6 +474,7 @@ async def audit_surfaces(
             if response.status_code not in (403, 404):
                 tally.leaks.append(f"{person} | audit {path} | {response.status_code}")
             continue
+        await sequenced(app)  # the API chains the queue too, before it reads
         async with tx(app) as session:  # the trail as it stands, before this reading
             stored = set(await session.scalars(select(AuditRecord.seq)))
         seen: set[int] = set()

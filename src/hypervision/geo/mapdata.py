@@ -1,5 +1,5 @@
 """Map data by bounding box and zoom: the points when few, else clusters, so the browser never
-downloads every entry. Wide views are answered from the map cells (``geo/cells.py``: counts per
+downloads every entry. Wide views are answered from the map cells (``logbook/cells.py``: counts per
 grid cell and label signature, the policy applied once per signature); street-level views and
 filters the cells cannot answer read the entries themselves (grid clusters computed in SQL).
 Policy-filtered and audited like every read."""
@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.criteria import box_meets
-from hypervision.geo import cells
-from hypervision.geo.cells import GRID_MAX as GRID_MAX  # re-exported
-from hypervision.geo.cells import cell_degrees as cell_degrees  # re-exported
-from hypervision.geo.cells import grid_zoom
 from hypervision.identity.principal import Principal
+from hypervision.logbook import cells
+from hypervision.logbook.cells import GRID_MAX as GRID_MAX  # re-exported
+from hypervision.logbook.cells import cell_degrees as cell_degrees  # re-exported
+from hypervision.logbook.cells import grid_zoom
 from hypervision.logbook.entries import visible
 from hypervision.logbook.models import Entry
 from hypervision.logbook.query import EntryQuery

@@ -16,8 +16,8 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.db import utcnow
-from hypervision.geo import cells
 from hypervision.identity.principal import Principal
+from hypervision.logbook import cells
 from hypervision.logbook.fulltext import index_entry
 from hypervision.logbook.models import ENTRY_KIND, Entry, Situation
 from hypervision.logbook.query import EntryQuery

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -191,3 +192,43 @@ ATTACHMENT_KIND = Kind(
     parent_key="entry_id",
     missing=("Pièce jointe introuvable.", "Attachment not found."),
 )
+
+
+class MapSignature(Labelled, Base):
+    """A label signature of located entries: the label columns the policy reads (level,
+    need-to-know, audience, owner organisation). Its id is derived from them
+    (``cells.Signature.id``). Under row-level security like the entries it stands for."""
+
+    __tablename__ = "map_signatures"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+class MapCell(Base):
+    """How many located entries of one signature have their centre in one grid cell, by
+    severity and status, with the sums of their centres (``logbook/cells.py``). Visible with its
+    signature."""
+
+    __tablename__ = "map_cells"
+
+    grid: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # the grid's zoom
+    gx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signature_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("map_signatures.id"), primary_key=True
+    )
+    n: Mapped[int] = mapped_column(Integer)  # every entry, whatever its severity and status
+    n_info_open: Mapped[int] = mapped_column(Integer)
+    n_info_in_progress: Mapped[int] = mapped_column(Integer)
+    n_info_closed: Mapped[int] = mapped_column(Integer)
+    n_minor_open: Mapped[int] = mapped_column(Integer)
+    n_minor_in_progress: Mapped[int] = mapped_column(Integer)
+    n_minor_closed: Mapped[int] = mapped_column(Integer)
+    n_major_open: Mapped[int] = mapped_column(Integer)
+    n_major_in_progress: Mapped[int] = mapped_column(Integer)
+    n_major_closed: Mapped[int] = mapped_column(Integer)
+    n_critical_open: Mapped[int] = mapped_column(Integer)
+    n_critical_in_progress: Mapped[int] = mapped_column(Integer)
+    n_critical_closed: Mapped[int] = mapped_column(Integer)
+    sum_lon: Mapped[float] = mapped_column(Float)  # of the entries' centres
+    sum_lat: Mapped[float] = mapped_column(Float)

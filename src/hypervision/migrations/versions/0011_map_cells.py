@@ -3,7 +3,7 @@
 ``map_signatures`` holds the label columns the policy reads (level, need-to-know, audience,
 owner) of located entries, one row per distinct combination; ``map_cells`` counts, per stored
 grid zoom and cell, the entries of one signature by severity × status, with the sums of their
-centres (``geo/cells.py``; ADR 0020). Both are filled from the existing entries here, then kept
+centres (``logbook/cells.py``; ADR 0020). Both are filled from the existing entries here, then kept
 in the write transaction of every entry change.
 
 A count of the entries of a signature in a small cell tells whether such entries exist there:
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from hypervision.geo.cells import rebuild
+from hypervision.logbook.cells import rebuild
 from hypervision.records.labels import JsonList
 from hypervision.records.rls import VISIBLE, drop, statements
 

@@ -56,8 +56,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.core.shapes import bounds
-from hypervision.geo.models import MapCell, MapSignature
-from hypervision.logbook.models import Entry, Severity, Status
+from hypervision.logbook.models import Entry, MapCell, MapSignature, Severity, Status
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject, visible_filter
 from hypervision.records.versions import snapshot
