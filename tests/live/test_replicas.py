@@ -236,3 +236,48 @@ async def test_a_client_moving_to_another_replica_misses_nothing(
         ).all()
     assert len(rows) == 10  # 5 visible and 5 hidden written since the last event seen
     assert ids == [row.id for row in rows if row.label["level"] == "NP"]
+
+
+async def test_a_replica_killed_under_load_loses_nothing(
+    app: FastAPI, client: AsyncClient, replicas: tuple[Replica, Replica]
+) -> None:
+    """kill -9 of the replica serving both the writers and a stream: every acknowledged write
+    is stored, and the client resuming on the other replica with its last event id receives
+    every stored entry it had not received, once (issue 15)."""
+    a, b = replicas
+    author = await officer(app, client, "author", "PP")
+    reader = await officer(app, client, "reader", "SAMU")
+    acknowledged: list[str] = []
+
+    async def writer(k: int) -> None:
+        for i in range(200):
+            try:
+                acknowledged.append(await write(a.base, author, f"load {k}.{i}", PUBLIC))
+            except (httpx.TransportError, AssertionError):
+                return  # the replica died during this request: not acknowledged
+
+    async with open_stream(a.base, reader) as first:
+        writers = [asyncio.create_task(writer(k)) for k in range(4)]
+        await first.wait_for(lambda s: len(delivered(s)) >= 8, timeout=20)
+        a.process.kill()
+        await asyncio.gather(*writers)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await first.ended.wait()
+    received = delivered(first)
+    async with app.state.system_sessions() as session:
+        stored = [
+            str(rid)
+            for rid in await session.scalars(
+                select(OutboxEvent.resource_id).where(OutboxEvent.type == "entry.create")
+            )
+        ]
+    assert set(acknowledged) <= set(stored), "an acknowledged write was lost"
+    last = first.ids()[-1]
+    async with open_stream(b.base, reader, extra={"Last-Event-ID": str(last)}) as second:
+        await second.wait_for(
+            lambda s: set(received) | set(delivered(s)) == set(stored), timeout=10
+        )
+        await asyncio.sleep(0.3)  # a duplicate would arrive by now
+    assert not set(received) & set(delivered(second)), "delivered twice"
+    assert len(delivered(second)) == len(set(delivered(second)))
