@@ -8,7 +8,7 @@ The record mix resembles a busy trail: 40 % ``entry.list`` naming 50 entry ids (
 30 % ``entry.read`` (1 id), 20 % ``entry.create`` (1 id, version detail), 10 % ``auth.login``.
 Breakdowns tell where verification spends its time: the walk with hashes checked in process
 (``workers=1``), the raw reads it uses and the raw hashing alone (one core), then the ORM reads
-and ORM hashing that verify used before (``_iter_records``, ``chain.canonical``).
+and ORM hashing that verify used before (``iter_records``, ``chain.canonical``).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     from sqlalchemy import func, select, text
 
     from hypervision.audit import service as audit
-    from hypervision.audit.chain import chain_hash
+    from hypervision.audit.chain import chain_hash, iter_records
     from hypervision.audit.models import GENESIS_HASH, AuditRecord
     from hypervision.db import create_engine, session_factory
 
@@ -261,12 +261,12 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     async with sessions() as session:
         started = time.perf_counter()
         fetched = 0
-        async for _row in audit._iter_records(session, args.batch):
+        async for _row in iter_records(session, args.batch):
             fetched += 1
         seconds = time.perf_counter() - started
     rows.append(
         [
-            "  ORM reads only (_iter_records, as verify did before)",
+            "  ORM reads only (iter_records, as verify did before)",
             f"{fetched:,}",
             fmt(seconds),
             f"{fetched / seconds:,.0f}",

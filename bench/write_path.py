@@ -89,8 +89,8 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         transaction,
         utcnow,
     )
+    from hypervision.events.models import OutboxEvent
     from hypervision.identity.passwords import Passwords
-    from hypervision.live.models import OutboxEvent
     from hypervision.logbook import entries
     from hypervision.logbook.models import Entry
     from hypervision.records.labels import JsonList

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hypervision import __version__, health
-from hypervision.audit import api as audit_api
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
@@ -29,6 +28,7 @@ from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.search import api as search_api
+from hypervision.security import api as audit_api
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web

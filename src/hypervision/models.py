@@ -2,10 +2,10 @@
 
 from hypervision.audit import models as audit_models
 from hypervision.core import idempotency
+from hypervision.events import models as event_models
 from hypervision.follows import models as follows_models
 from hypervision.geo import models as geo_models
 from hypervision.identity import models as identity_models
-from hypervision.live import models as live_models
 from hypervision.logbook import models as logbook_models
 from hypervision.records import models as records_models
 from hypervision.synthesis import models as synthesis_models
@@ -16,7 +16,7 @@ DOMAIN_MODULES = (
     geo_models,
     idempotency,
     identity_models,
-    live_models,
+    event_models,
     logbook_models,
     records_models,
     synthesis_models,

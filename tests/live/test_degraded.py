@@ -24,10 +24,10 @@ from httpx import AsyncClient
 from sqlalchemy import select, text
 
 from hypervision.config import Settings
-from hypervision.live import outbox
+from hypervision.events import outbox
+from hypervision.events.models import OutboxEvent
 from hypervision.live.bus import PostgresBus
 from hypervision.live.hub import Hub
-from hypervision.live.models import OutboxEvent
 from hypervision.live.nats_bus import NatsBus
 from tests.conftest import engine_name, make_settings
 from tests.factories import ENTRY, officer

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 
 from hypervision.config import Settings
+from hypervision.events.outbox import CHANNEL
 from hypervision.live.hub import Hub
 from hypervision.live.nats_bus import NatsBus
-from hypervision.live.outbox import CHANNEL
 from tests.conftest import engine_name, make_settings
 from tests.factories import ENTRY, officer
 from tests.live.natsserver import NatsServer, unique_subject

@@ -14,11 +14,11 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.events.models import OutboxEvent
+from hypervision.events.outbox import emit
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import User
 from hypervision.live.hub import Filters, Hub, Position, Subscriber, _horizon
-from hypervision.live.models import OutboxEvent
-from hypervision.live.outbox import emit
 from tests.factories import ENTRY, officer, tx
 
 PUBLIC = {"level": "NP", "need_to_know": [], "audience": []}

@@ -27,8 +27,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 
-from hypervision.live.models import OutboxEvent
-from hypervision.live.outbox import CHANNEL
+from hypervision.events.models import OutboxEvent
+from hypervision.events.outbox import CHANNEL
 from tests.conftest import TEST_SECRET, engine_name
 from tests.factories import ENTRY, officer
 from tests.live.natsserver import stream_messages

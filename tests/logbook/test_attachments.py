@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit.models import AuditRecord
 from hypervision.audit.service import AuditUnavailable
 from hypervision.core.deps import get_db
+from hypervision.events.models import OutboxEvent
 from hypervision.identity.principal import system_principal
-from hypervision.live.models import OutboxEvent
 from hypervision.logbook import attachments
 from hypervision.logbook.models import Attachment
 from hypervision.logbook.uploads import clean_filename

@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from hypervision.audit.models import AuditRecord
-from hypervision.live.models import OutboxEvent
+from hypervision.events.models import OutboxEvent
 from hypervision.logbook.models import Entry
 from hypervision.records.models import RecordVersion
 from tests.factories import ENTRY, officer, tx

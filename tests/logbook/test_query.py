@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl
 import pytest
 
 from hypervision import criteria
+from hypervision.events.models import OutboxEvent
 from hypervision.follows import service as follows
 from hypervision.live.hub import Filters
-from hypervision.live.models import OutboxEvent
 from hypervision.logbook.query import EntryQuery
 from hypervision.synthesis.service import scope_query
 from hypervision.web.feed_pages import FeedQuery

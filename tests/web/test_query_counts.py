@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import select
 
+from hypervision.events.models import OutboxEvent
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import User
 from hypervision.live.hub import Filters, Hub
-from hypervision.live.models import OutboxEvent
 from tests.factories import ENTRY, PASSWORD, make_user, officer, tx
 from tests.queries import count_queries
 from tests.synthesis.helpers import Room

@@ -35,11 +35,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit.chain import chain_hash
+from hypervision.audit.chain import chain_hash, iter_records
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead
 from hypervision.audit.sequencer import drain
-from hypervision.audit.service import _iter_records
 from hypervision.storage import private
 
 VERSION = 1
@@ -411,7 +410,7 @@ async def write_checkpoints(
         prev_hash = last.last_row_hash if last else GENESIS_HASH
         segment = _Segment(after + 1, last.digest() if last else GENESIS_HASH)
         expected = after + 1
-        async for row in _iter_records(session, batch, after=after, until=head.seq):
+        async for row in iter_records(session, batch, after=after, until=head.seq):
             if row.seq != expected or row.prev_hash != prev_hash:
                 raise CheckpointError(f"record {expected} is missing or out of order: not signed")
             if chain_hash(prev_hash, row) != row.row_hash:

@@ -31,7 +31,7 @@ from sqlalchemy import CursorResult, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
-from hypervision.audit.chain import chain_hash
+from hypervision.audit.chain import chain_hash, iter_records
 from hypervision.audit.checkpoints import (
     FINGERPRINT_BYTES,
     VERSION,
@@ -44,9 +44,8 @@ from hypervision.audit.checkpoints import (
 )
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
-from hypervision.audit.service import _iter_records
+from hypervision.audit.service import Actor
 from hypervision.config import Settings
-from hypervision.identity.principal import Principal
 
 RECORDS = cast(Table, AuditRecord.__table__)
 
@@ -85,7 +84,7 @@ async def prune(
     public_key: Ed25519PublicKey,
     private_key: Ed25519PrivateKey | None,
     before: datetime,
-    actor: Principal,
+    actor: Actor,
     dry_run: bool = False,
     batch: int = 5000,
 ) -> PruneReport:
@@ -212,7 +211,7 @@ async def _check_segment(
     table = checkpoint.fingerprint_table()
     tree = MerkleBuilder()
     expected = checkpoint.first_seq
-    rows = _iter_records(session, batch, after=checkpoint.first_seq - 1, until=checkpoint.last_seq)
+    rows = iter_records(session, batch, after=checkpoint.first_seq - 1, until=checkpoint.last_seq)
     async for row in rows:
         if row.seq != expected or row.prev_hash != prev_hash:
             raise PruneError(
@@ -244,7 +243,7 @@ async def run_prune(
     public_key: Ed25519PublicKey,
     private_key: Ed25519PrivateKey | None,
     before: datetime,
-    actor: Principal,
+    actor: Actor,
     dry_run: bool = False,
 ) -> PruneReport:
     """``prune`` in one transaction as the database owner (the application's role may not

@@ -11,22 +11,42 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit.chain import canonical
+from hypervision.audit.chain import canonical, iter_records
 from hypervision.audit.models import AuditRecord
 from hypervision.audit.sequencer import AUDIT_QUEUED, HeadMissing, drain
+from hypervision.audit.verification import VerifyResult as VerifyResult  # re-exported
+from hypervision.audit.verification import verify_trail
 from hypervision.core.errors import Unavailable, is_database_down
 from hypervision.db import new_id, utcnow
-from hypervision.identity.principal import Principal
 
 if TYPE_CHECKING:
     from hypervision.audit.checkpoints import Witness
+
+
+class Actor(Protocol):
+    """Who acts, as the trail records it (``identity.principal.Principal`` is one); the trail
+    sits below identity, which audits its own actions through it."""
+
+    @property
+    def user_id(self) -> uuid.UUID | None: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def organisation_id(self) -> uuid.UUID | None: ...
+    @property
+    def clearance(self) -> str | None: ...
+    @property
+    def surface(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def client_address(self) -> str | None: ...
 
 
 class AuditUnavailable(Unavailable):
@@ -40,7 +60,7 @@ class AuditUnavailable(Unavailable):
 async def record(
     *,
     session: AsyncSession,
-    actor: Principal | None,
+    actor: Actor | None,
     action: str,
     surface: str = "api",
     decision: str = "allowed",
@@ -81,17 +101,6 @@ async def record(
     session.sync_session.info[AUDIT_QUEUED] = True
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    checked: int
-    problem: str | None = None
-    seq: int | None = None
-    checkpoint: str | None = None  # the witness file involved in the problem, if any
-    checkpoints: int = 0  # signed checkpoints verified
-    checkpointed: int = 0  # last record covered by a verified checkpoint
-
-
 async def verify(
     *,
     session: AsyncSession,
@@ -104,31 +113,10 @@ async def verify(
     (``audit.verification``). Hashes are checked on ``workers`` processes (default: every
     core, for a long trail; 1: in this process), ``batch`` records at a time
     (``audit.parallel``)."""
-    from hypervision.audit.verification import verify_trail
-
     with contextlib.suppress(HeadMissing):  # reported by the walk
         await drain(session)
 
     return await verify_trail(session=session, witness=witness, batch=batch, workers=workers)
-
-
-async def _iter_records(
-    session: AsyncSession, batch: int, after: int = 0, until: int | None = None
-) -> AsyncIterator[Any]:
-    """Plain rows (not ORM objects: verification reads millions), in sequence order, with
-    ``after < seq <= until``; ``batch`` rows per query, so memory stays bounded."""
-    table = AuditRecord.__table__
-    last = after
-    while True:
-        query = select(table).where(table.c.seq > last)
-        if until is not None:
-            query = query.where(table.c.seq <= until)
-        rows = (await session.execute(query.order_by(table.c.seq).limit(batch))).all()
-        if not rows:
-            return
-        for row in rows:
-            yield row
-        last = rows[-1].seq
 
 
 def to_json_line(row: AuditRecord) -> str:
@@ -140,6 +128,6 @@ def to_json_line(row: AuditRecord) -> str:
 async def export(*, session: AsyncSession, since_seq: int = 0) -> AsyncIterator[str]:
     """The chain as JSON lines, once the queue is chained (in the caller's transaction)."""
     await drain(session)
-    async for row in _iter_records(session, 5000):
+    async for row in iter_records(session, 5000):
         if row.seq > since_seq:
             yield to_json_line(row)

@@ -15,6 +15,7 @@ Anything else missing is reported as before.
 from __future__ import annotations
 
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -32,7 +33,18 @@ from hypervision.audit.checkpoints import (
 from hypervision.audit.merkle import MerkleBuilder
 from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
 from hypervision.audit.parallel import CheckedBatch, checked_batches
-from hypervision.audit.service import VerifyResult
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    problem: str | None = None
+    seq: int | None = None
+    checkpoint: str | None = None  # the witness file involved in the problem, if any
+    checkpoints: int = 0  # signed checkpoints verified
+    checkpointed: int = 0  # last record covered by a verified checkpoint
+
 
 Problem = tuple[int, str, str]  # (first bad seq, message, checkpoint file)
 

@@ -14,7 +14,7 @@ async def announce_revocation(
 ) -> None:
     """Tell every live stream (on every replica) that a user's rights changed: their open
     streams close at once, or only the one of ``session_id``."""
-    from hypervision.live.outbox import emit
+    from hypervision.events.outbox import emit
 
     await emit(
         session,

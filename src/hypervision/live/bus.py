@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import asyncpg
 
 from hypervision.config import Settings
-from hypervision.live import outbox
+from hypervision.events import outbox
+from hypervision.events.outbox import CHANNEL
 from hypervision.live.nats_bus import NatsBus
-from hypervision.live.outbox import CHANNEL
 
 log = logging.getLogger("hypervision.live")
 

@@ -33,12 +33,12 @@ from hypervision import criteria
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.db import transaction, utcnow
+from hypervision.events import outbox
+from hypervision.events.models import OutboxEvent
 from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
-from hypervision.live import outbox
 from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
-from hypervision.live.models import OutboxEvent
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
 

@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from hypervision.live import outbox
+from hypervision.events import outbox
 
 log = logging.getLogger("hypervision.live")
 

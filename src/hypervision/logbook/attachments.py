@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, HiddenOrMissing
+from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
-from hypervision.live.outbox import emit
 from hypervision.logbook import entries
 from hypervision.logbook.models import ATTACHMENT_KIND, Attachment, Entry
 from hypervision.logbook.uploads import (

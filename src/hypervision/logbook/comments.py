@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
-from hypervision.live.outbox import emit
 from hypervision.logbook import fulltext
 from hypervision.logbook.entries import find_visible
 from hypervision.logbook.models import Comment

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
+from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
-from hypervision.live.outbox import emit
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
 from hypervision.records.models import RecordVersion, Versioned

@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Text, cast, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from hypervision.live.models import OutboxEvent
+from hypervision.events.models import OutboxEvent
 
 CHANNEL = "hv_outbox"
 _PENDING = "hv_outbox_max"
