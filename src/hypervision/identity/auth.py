@@ -23,7 +23,7 @@ from hypervision.core.errors import (
 )
 from hypervision.db import transaction, utcnow
 from hypervision.identity import mfa, throttle
-from hypervision.identity.credentials import Holder, holder_of
+from hypervision.identity.credentials import holder_of
 from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
 from hypervision.identity.passwords import Passwords, password_problem
 from hypervision.identity.principal import Principal
@@ -242,7 +242,9 @@ async def _resolve_session(
     if now - row.last_seen_at > LAST_SEEN_GRANULARITY:
         row.last_seen_at = now
     return _principal(
-        found,
+        found.user,
+        found.ancestry,
+        found.groups,
         scopes=frozenset(row.scopes) if row.scopes is not None else None,
         client=client,
         session_id=row.id,
@@ -268,11 +270,20 @@ async def _resolve_api_token(*, session: AsyncSession, token: str, client: Clien
         raise SessionExpired()
     if row.last_used_at is None or now - row.last_used_at > LAST_SEEN_GRANULARITY:
         row.last_used_at = now
-    return _principal(found, scopes=frozenset(row.scopes), client=client, token_id=row.id)
+    return _principal(
+        found.user,
+        found.ancestry,
+        found.groups,
+        scopes=frozenset(row.scopes),
+        client=client,
+        token_id=row.id,
+    )
 
 
 def _principal(
-    found: Holder,
+    user: User,
+    ancestry: tuple[uuid.UUID, ...],
+    groups: frozenset[str],
     *,
     scopes: frozenset[str] | None,
     client: Client,
@@ -281,15 +292,14 @@ def _principal(
     csrf_token: str | None = None,
     surface: str = "api",
 ) -> Principal:
-    user = found.user
     return Principal(
         user_id=user.id,
         username=user.username,
         organisation_id=user.organisation_id,
-        organisation_ancestry=found.ancestry,
+        organisation_ancestry=ancestry,
         clearance=user.clearance,
         roles=frozenset(user.roles),
-        groups=found.groups,
+        groups=groups,
         scopes=scopes,
         session_id=session_id,
         token_id=token_id,
@@ -312,21 +322,17 @@ async def build_principal(
     surface: str = "api",
 ) -> Principal:
     ancestry = await organisation_ancestry(session=session, org_id=user.organisation_id)
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        organisation_id=user.organisation_id,
-        organisation_ancestry=tuple(o.id for o in ancestry),
-        clearance=user.clearance,
-        roles=frozenset(user.roles),
-        groups=frozenset(await user_group_codes(session=session, user_id=user.id)),
+    groups = await user_group_codes(session=session, user_id=user.id)
+    return _principal(
+        user,
+        tuple(o.id for o in ancestry),
+        frozenset(groups),
         scopes=scopes,
+        client=client,
         session_id=session_id,
         token_id=token_id,
-        surface=surface,
-        request_id=client.request_id,
-        client_address=client.address,
         csrf_token=csrf_token,
+        surface=surface,
     )
 
 
