@@ -7,7 +7,7 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TextIO, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,6 +251,7 @@ def audit_verify() -> None:
     witness directory holds checkpoints, they are checked too (signature, chain, Merkle roots)."""
     from hypervision.audit import service as audit
     from hypervision.audit.checkpoints import CheckpointError, Witness, load_public_key
+    from hypervision.audit.sequencer import queued
 
     settings = get_settings()
     witness = None
@@ -263,7 +264,18 @@ def audit_verify() -> None:
         witness = Witness(settings.audit_witness_path, public_key)
     else:
         typer.echo(f"no signed checkpoints in {settings.audit_witness_path}: chain only", err=True)
-    result = run_in_transaction(lambda session, _s: audit.verify(session=session, witness=witness))
+
+    async def check(session: AsyncSession, _s: Settings) -> tuple[int, Any, audit.VerifyResult]:
+        waiting, oldest = await queued(session)  # a stalled sequencer shows here
+        return waiting, oldest, await audit.verify(session=session, witness=witness)
+
+    waiting, oldest, result = run_in_transaction(check)
+    if waiting:
+        typer.echo(
+            f"{waiting} records were waiting to be chained (the oldest written at "
+            f"{oldest:%Y-%m-%d %H:%M:%S} UTC): chained now",
+            err=True,
+        )
     if result.ok:
         signed = ""
         if witness is not None:
