@@ -21,21 +21,18 @@ from types import SimpleNamespace
 from typing import Any
 
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.shapes import Area, check_geometry
-from hypervision.db import create_engine
 from hypervision.logbook.models import Entry, Situation
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy import rls
 from hypervision.policy.rules import can_see
 from tests.factories import make_user
-from tests.policy.world import Orgs, Reader, Record, readers, records, subject
+from tests.policy.world import Orgs, Reader, Record, readers, records, search, subject
 
 EXAMPLES = 60
 ENTRIES = (25, 35)  # entries per example (min, max)
@@ -294,26 +291,11 @@ async def check_batch(
 
 def explore(settings: Settings, orgs: Orgs, author: uuid.UUID) -> Tally:
     tally = Tally()
-    with asyncio.Runner() as runner:
-        engine = create_engine(settings)
-        try:
 
-            @hypothesis_settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                suppress_health_check=[
-                    HealthCheck.too_slow,
-                    HealthCheck.large_base_example,
-                    HealthCheck.data_too_large,
-                ],
-            )
-            @given(batch=batches(orgs))
-            def sql_and_python_agree(batch: Batch) -> None:
-                runner.run(check_batch(engine, settings, orgs, author, batch, tally))
+    async def check(engine: AsyncEngine, batch: Batch) -> None:
+        await check_batch(engine, settings, orgs, author, batch, tally)
 
-            sql_and_python_agree()
-        finally:
-            runner.run(engine.dispose())
+    search(settings, batches(orgs), check, EXAMPLES)
     return tally
 
 

@@ -15,19 +15,26 @@ import uuid
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hypervision.config import Settings
-from hypervision.db import create_engine
 from hypervision.logbook.models import Entry
 from hypervision.policy import rls
 from hypervision.policy.rules import can_see, visible_filter
 from tests.factories import make_user
-from tests.policy.world import Orgs, Reader, Record, entry_row, readers, records, reference, subject
+from tests.policy.world import (
+    Orgs,
+    Reader,
+    Record,
+    entry_row,
+    readers,
+    records,
+    reference,
+    search,
+    subject,
+)
 
 MIN_PAIRS = 100_000
 EXAMPLES = 130  # 130 examples x 35 records x 22 readers = 100,100 pairs at the least
@@ -118,26 +125,11 @@ async def check_batch(
 def explore(settings: Settings, orgs: Orgs, author_id: uuid.UUID) -> Tally:
     """Run the Hypothesis search in this (worker) thread, on an event loop of its own."""
     tally = Tally()
-    with asyncio.Runner() as runner:
-        engine = create_engine(settings)
-        try:
 
-            @hypothesis_settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                suppress_health_check=[
-                    HealthCheck.too_slow,
-                    HealthCheck.large_base_example,
-                    HealthCheck.data_too_large,
-                ],
-            )
-            @given(batch=batches(orgs))
-            def sql_python_and_reference_agree(batch: Batch) -> None:
-                runner.run(check_batch(engine, settings, orgs, author_id, batch, tally))
+    async def check(engine: AsyncEngine, batch: Batch) -> None:
+        await check_batch(engine, settings, orgs, author_id, batch, tally)
 
-            sql_python_and_reference_agree()
-        finally:
-            runner.run(engine.dispose())
+    search(settings, batches(orgs), check, EXAMPLES)
     return tally
 
 

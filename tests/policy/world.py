@@ -3,16 +3,21 @@ restated from its text (DESIGN.md, Concepts: Label; SECURITY.md 6) as an indepen
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hypervision.config import Settings
+from hypervision.db import create_engine
 from hypervision.identity.principal import Principal
 from hypervision.identity.service import organisation_ancestry
 from hypervision.policy.labels import Label
@@ -197,3 +202,33 @@ def records(orgs: Orgs) -> st.SearchStrategy[Record]:
         audience=st.frozensets(st.sampled_from(orgs.all), max_size=3),
         owner=st.sampled_from(orgs.all),
     )
+
+
+def search(
+    settings: Settings,
+    strategy: st.SearchStrategy[Any],
+    check: Callable[[AsyncEngine, Any], Coroutine[Any, Any, None]],
+    examples: int,
+) -> None:
+    """Run a Hypothesis search in this (worker) thread, on an event loop of its own: each
+    generated example is checked by ``check`` on one engine of ``settings``'s database."""
+    with asyncio.Runner() as runner:
+        engine = create_engine(settings)
+        try:
+
+            @hypothesis_settings(
+                max_examples=examples,
+                deadline=None,
+                suppress_health_check=[
+                    HealthCheck.too_slow,
+                    HealthCheck.large_base_example,
+                    HealthCheck.data_too_large,
+                ],
+            )
+            @given(example=strategy)
+            def agree(example: Any) -> None:
+                runner.run(check(engine, example))
+
+            agree()
+        finally:
+            runner.run(engine.dispose())
