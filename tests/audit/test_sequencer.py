@@ -8,7 +8,7 @@ import random
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hypervision.audit import service as audit
@@ -118,3 +118,23 @@ async def test_concurrent_writers_and_passes_make_one_chain(app: FastAPI) -> Non
     chain = await _chain(app)
     assert sorted(seq for seq, _ in chain) == list(range(1, len(chain) + 1))
     assert await _verified(app) == len(chain)
+
+
+async def test_the_application_may_only_chain_queued_records(app: FastAPI) -> None:
+    """PostgreSQL privileges and policy ``hv_sequence`` (migration 0010): even in the system
+    context, the application's role cannot re-chain a sequenced record, nor change what any
+    record says."""
+    if not app.state.settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no privileges nor row-level security")
+    await _queue(app, 3)
+    await sequenced(app)
+    await _queue(app, 1)  # one still queued
+    async with tx(app) as session:
+        rechained = await session.execute(
+            text("UPDATE audit_records SET row_hash = 'x', prev_hash = 'x' WHERE seq IS NOT NULL")
+        )
+        assert rechained.rowcount == 0
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with tx(app) as session:
+            await session.execute(text("UPDATE audit_records SET action = 'x' WHERE seq IS NULL"))
+    assert await _verified(app) == 4
