@@ -137,7 +137,7 @@ async def test_sign_in_is_audited(app: FastAPI, client: AsyncClient) -> None:
             await session.scalars(
                 select(AuditRecord)
                 .where(AuditRecord.action == "auth.sign_in")
-                .order_by(AuditRecord.seq)
+                .order_by(AuditRecord.qid)
             )
         )
     assert [r.decision for r in rows] == ["denied", "allowed"]

@@ -47,7 +47,7 @@ async def _user_id(app: FastAPI, username: str) -> str:
 
 async def _actions(app: FastAPI) -> list[tuple[str, str, str]]:
     async with tx(app) as session:
-        rows = await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))
+        rows = await session.scalars(select(AuditRecord).order_by(AuditRecord.qid))
         return [(r.action, r.actor_name, r.decision) for r in rows]
 
 

@@ -606,7 +606,7 @@ async def test_every_use_is_audited_with_the_ids(app: FastAPI, client: AsyncClie
             await session.scalars(
                 select(AuditRecord)
                 .where(AuditRecord.action.like("attachment.%"))
-                .order_by(AuditRecord.seq)
+                .order_by(AuditRecord.qid)
             )
         )
         events = list(

@@ -61,7 +61,7 @@ async def test_create_read_and_history(app: FastAPI, client: AsyncClient) -> Non
             await session.scalars(
                 select(AuditRecord.action)
                 .where(AuditRecord.action.like("entry.%"))
-                .order_by(AuditRecord.seq)
+                .order_by(AuditRecord.qid)
             )
         )
         assert actions == ["entry.create", "entry.read", "entry.update", "entry.versions"]

@@ -75,7 +75,7 @@ async def test_list_is_audited_with_delivered_ids(app: FastAPI, client: AsyncCli
         record = await session.scalar(
             select(AuditRecord)
             .where(AuditRecord.action == "entry.list")
-            .order_by(AuditRecord.seq.desc())
+            .order_by(AuditRecord.qid.desc())
         )
     assert record is not None
     assert sorted(record.resource_ids) == sorted(ids)

@@ -298,7 +298,7 @@ async def test_audit_records_delivered_ids_not_the_query(app: FastAPI, client: A
     async with tx(app) as session:
         records = list(
             await session.scalars(
-                select(AuditRecord).where(AuditRecord.action == "search").order_by(AuditRecord.seq)
+                select(AuditRecord).where(AuditRecord.action == "search").order_by(AuditRecord.qid)
             )
         )
     assert len(records) == 2

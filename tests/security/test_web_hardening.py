@@ -398,17 +398,18 @@ async def snapshot(engine: AsyncEngine) -> dict[str, list[str]]:
         }
 
 
-async def audit_since(engine: AsyncEngine, seq: int) -> list[tuple[str, str]]:
+async def audit_since(engine: AsyncEngine, qid: int) -> list[tuple[str, str]]:
+    """Records appended after queue position ``qid``, chained yet or not."""
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(AuditRecord.action, AuditRecord.decision).where(AuditRecord.seq > seq)
+            select(AuditRecord.action, AuditRecord.decision).where(AuditRecord.qid > qid)
         )
         return [(str(action), str(decision)) for action, decision in rows]
 
 
-async def last_seq(engine: AsyncEngine) -> int:
+async def last_qid(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int(await conn.scalar(select(func.max(AuditRecord.seq))) or 0)
+        return int(await conn.scalar(select(func.max(AuditRecord.qid))) or 0)
 
 
 # Plausible bodies: without the CSRF check, these would change something.
@@ -485,7 +486,7 @@ async def test_every_state_changing_route_refuses_a_missing_or_forged_csrf_token
     assert len(unsafe) >= 50
     assert set(unsafe) >= SIGN_IN  # the exceptions exist (renamed ones must be looked at)
     before, blobs = await snapshot(owner_engine), blob_files(app)
-    seq = await last_seq(owner_engine)
+    qid = await last_qid(owner_engine)
     checked: list[str] = []
     for method, path in unsafe:
         if (method, path) in SIGN_IN:
@@ -516,7 +517,7 @@ async def test_every_state_changing_route_refuses_a_missing_or_forged_csrf_token
             checked.append(what)
     assert len(checked) == 2 * (len(unsafe) - len(SIGN_IN))
     # The audit trail only gained the refusals themselves.
-    assert set(await audit_since(owner_engine, seq)) <= {("refused:csrf_failed", "denied")}
+    assert set(await audit_since(owner_engine, qid)) <= {("refused:csrf_failed", "denied")}
     # The session is still valid: the refusals were the CSRF check, not a lost session.
     assert (await client.get("/aide")).status_code == 200
 
@@ -528,7 +529,7 @@ async def test_sign_in_routes_are_protected_otherwise(
     Origin / Sec-Fetch-Site headers, and the session cookie is HttpOnly, Secure and
     SameSite=Strict, so no other site can make the browser send it. ``/auth/token`` sets no
     cookie at all: its bearer token is in a body that another site cannot read."""
-    before, seq = await snapshot(owner_engine), await last_seq(owner_engine)
+    before, qid = await snapshot(owner_engine), await last_qid(owner_engine)
     form = {"username": "root", "password": "correct horse battery staple"}
     for url in ("/connexion", "/api/v1/auth/login"):
         for headers in (
@@ -541,7 +542,7 @@ async def test_sign_in_routes_are_protected_otherwise(
             assert "set-cookie" not in refused.headers
             assert_hardened(refused.headers, f"POST {url} {headers}")
     assert await snapshot(owner_engine) == before  # no session, no throttle count, nothing
-    assert {decision for _, decision in await audit_since(owner_engine, seq)} <= {"denied"}
+    assert {decision for _, decision in await audit_since(owner_engine, qid)} <= {"denied"}
     ok = await world.bare.post("/api/v1/auth/login", data=form)
     assert ok.status_code == 200
     cookie = ok.headers["set-cookie"].lower()

@@ -35,7 +35,7 @@ async def audited(app: FastAPI, synthesis_id: str) -> list[str]:
         rows = await session.scalars(
             select(AuditRecord)
             .where(AuditRecord.action.like("synthesis.%"))
-            .order_by(AuditRecord.seq)
+            .order_by(AuditRecord.qid)
         )
         return [
             r.action
