@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -125,3 +126,24 @@ async def test_many_writers_committing_in_random_order(app: FastAPI, client: Asy
         assert [frame.at for frame in frames] == expected[index + 1 :], index
     start = [(world.entry.tx, world.entry.id)]
     assert [frame.at for frame in await hub.backlog(sub, 0, upto)] == start + expected
+
+
+async def test_a_transaction_in_another_database_holds_nothing_back(
+    app: FastAPI, client: AsyncClient, owner_database_url: str
+) -> None:
+    """Only this database's transactions can add to its outbox: a long transaction of
+    another database on the same server (another deployment, a backup) delays nothing."""
+    _postgres_only(app)
+    world = await _world(app, client)
+    dsn = owner_database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    elsewhere = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres", timeout=5)
+    try:
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # a running xid
+            async with app.state.system_sessions() as session, session.begin():
+                event = await _emit(session, world, 1)
+            await world.hub.dispatch()
+            assert _received(world.sub) == [(event.tx, event.id)]
+            assert not world.hub.held
+    finally:
+        await elsewhere.close()

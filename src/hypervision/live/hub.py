@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, cast, func, select, tuple_
+from sqlalchemy import BigInteger, func, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision import criteria
@@ -505,9 +505,20 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-# The oldest transaction still running anywhere on the server (its snapshot's xmin): every
-# transaction below it has committed or rolled back, so no event below it can still appear.
-XMIN = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+# The oldest transaction of this database still running, as of the statement's snapshot
+# (its ``xip``, less the transactions of backends known to be connected to another database,
+# which cannot write this outbox), else the snapshot's ``xmax``: every transaction below it
+# has committed or rolled back, so no event below it can still appear. A transaction whose
+# backend is not found (it just ended, or is hidden) counts as this database's.
+XMIN = literal_column(
+    """(SELECT coalesce(
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+         WHERE (x::text::bigint % 4294967296) NOT IN (
+           SELECT backend_xid::text::bigint FROM pg_stat_activity
+           WHERE backend_xid IS NOT NULL AND datname <> current_database())),
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint))""",
+    BigInteger,
+)
 
 
 async def _horizon(session: AsyncSession) -> Position:
