@@ -131,9 +131,12 @@ async def test_the_application_may_only_chain_queued_records(app: FastAPI) -> No
     await _queue(app, 1)  # one still queued
     async with tx(app) as session:
         rechained = await session.execute(
-            text("UPDATE audit_records SET row_hash = 'x', prev_hash = 'x' WHERE seq IS NOT NULL")
+            text(
+                "UPDATE audit_records SET row_hash = 'x', prev_hash = 'x' "
+                "WHERE seq IS NOT NULL RETURNING seq"
+            )
         )
-        assert rechained.rowcount == 0
+        assert rechained.all() == []
     with pytest.raises(DBAPIError, match="permission denied"):
         async with tx(app) as session:
             await session.execute(text("UPDATE audit_records SET action = 'x' WHERE seq IS NULL"))
