@@ -69,12 +69,19 @@ async def test_watch_officer_draws_a_zone(web: Web) -> None:
     await web.org("PP")
     await web.user("sophie.martin", "PP", roles=(Role.WATCH_OFFICER,))
     page = await web.signed_in("sophie.martin", "/carte")
+    carte = page.locator("#carte")
+    await expect(carte).to_have_class(re.compile("leaflet-container"))  # map.js has run
     await page.click("#dessin summary")
     await page.click("#dessin-debut")
-    box = await page.locator("#carte").bounding_box()
+    await expect(carte).to_have_class(re.compile("hv-map--drawing"))
+    box = await carte.bounding_box()
     assert box is not None
+    # Clicks relative to the map itself: Playwright scrolls it into view and checks that the
+    # point is on the map (a click at page coordinates is lost when the map is off-screen).
     for dx, dy in ((0.3, 0.3), (0.6, 0.3), (0.6, 0.6), (0.3, 0.6)):
-        await page.mouse.click(box["x"] + box["width"] * dx, box["y"] + box["height"] * dy)
+        await carte.click(position={"x": box["width"] * dx, "y": box["height"] * dy})
+    # The outline being drawn (an SVG path in the drawing colour) shows the clicks were taken.
+    await expect(carte.locator("path[stroke='#ce0500']")).to_have_count(1)
     await page.click("#dessin-fin")
     await expect(page.locator("#zone-geometrie")).to_have_value(re.compile('"Polygon"'))
     await page.fill("#zone-nom", "Périmètre fan zone")
