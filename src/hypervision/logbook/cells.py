@@ -30,6 +30,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -113,7 +114,7 @@ class Signature:
             owner if isinstance(owner, uuid.UUID) else uuid.UUID(str(owner)),
         )
 
-    @property
+    @cached_property
     def id(self) -> uuid.UUID:
         canonical = [self.level, list(self.need_to_know), list(self.audience), str(self.owner)]
         return uuid.uuid5(SIGNATURE_NAMESPACE, json.dumps(canonical, separators=(",", ":")))
@@ -180,6 +181,18 @@ def deltas(before: Counted | None, after: Counted | None) -> dict[Key, dict[str,
     return {key: row for key, row in found.items() if any(row.values())}
 
 
+def _add_statement(dialect: str) -> Any:
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = upsert(MapCell)
+    return statement.on_conflict_do_update(
+        index_elements=["grid", "gx", "gy", "signature_id"],
+        set_={name: getattr(MapCell, name) + statement.excluded[name] for name in COUNTS},
+    )
+
+
+_ADD = {dialect: _add_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def entry_changed(
     session: AsyncSession, *, before: Mapping[str, Any] | None, after: Entry
 ) -> None:
@@ -201,13 +214,10 @@ async def entry_changed(
         {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
         for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
     ]
-    statement = upsert(MapCell).values(rows)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["grid", "gx", "gy", "signature_id"],
-            set_={name: getattr(MapCell, name) + statement.excluded[name] for name in COUNTS},
-        )
-    )
+    # One statement of fixed shape run with many parameter sets (compiled once and cached;
+    # a multi-row VALUES built per call would be compiled again on every write).
+    connection = await session.connection()
+    await connection.execute(_ADD[dialect], rows)
     emptied = [k for k, row in changes.items() if row["n"] < 0]
     if emptied:
         await session.execute(
