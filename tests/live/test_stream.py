@@ -143,7 +143,7 @@ async def test_a_slow_client_gets_resync_and_is_closed(app: FastAPI, client: Asy
     )
     sub = Subscriber(principal, Subject.of(app.state.settings, principal), Filters(), limit=2)
     for i in range(1, 4):
-        sub.push(Frame((0, i), f"id: {i}\n\n"))
+        sub.push(Frame((0, i), f"id: {i}\n\n".encode()))
     assert sub.closed == "resync" and not sub.frames
     # Through the server: a burst larger than the queue, committed at once.
     app.state.settings = app.state.settings.model_copy(update={"live_queue_size": 2})

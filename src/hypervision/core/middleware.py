@@ -139,7 +139,9 @@ class RequestContextMiddleware:
             nonlocal started, status
             if message["type"] == "http.response.start":
                 started, status = True, message["status"]
-            await send_with_headers(message)
+                await send_with_headers(message)
+            else:  # body chunks (every live frame) pass straight through
+                await send(message)
 
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
         try:

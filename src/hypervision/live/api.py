@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
@@ -70,7 +71,7 @@ async def opening_slot(request: Request, settings: SettingsDep) -> AsyncIterator
 
 @router.get(
     "/stream",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
 )
 async def stream(
@@ -84,7 +85,7 @@ async def stream(
     bbox: Annotated[str | None, Query(max_length=100)] = None,
     since: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
-) -> StreamingResponse:
+) -> Response:
     """Live events (entries, comments, situations, attachments) checked against the caller's
     policy. Resume with ``Last-Event-ID`` (or ``?since=``): exactly the authorised events
     missed, once, in order. ``: ping`` comments keep proxies open; ``event: status`` tells when
@@ -121,52 +122,76 @@ async def stream(
         slot.release()  # and the next opening may take one
         opens: OpenAudit = request.app.state.stream_opens
         await opens.record(actor, detail)
-    sub = hub.subscribe(actor, filters)
+    sub = hub.subscribe(actor, filters, settings.live_heartbeat_seconds)
     upto = hub.resume_point()
-    return StreamingResponse(
-        _events(hub, sub, resume, upto, settings.live_heartbeat_seconds, gate_of(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(hub, sub, resume, upto, gate_of(request))
 
 
-async def _events(
-    hub: Hub,
-    sub: Subscriber,
-    resume: int | None,
-    upto: Position,
-    heartbeat: float,
-    gate: asyncio.Semaphore,
-) -> AsyncIterator[str]:
-    try:
-        yield "retry: 3000\n" + status_frame(hub.mode)
-        last = upto  # what comes live after this; a batch re-planned after a failed audit too
-        if resume is not None:
-            async with gate:  # the backlog's reads and audit queue like openings
-                frames = await hub.backlog(sub, resume, upto)
-            for frame in frames:
-                yield frame.text
-        while True:
-            if sub.closed:
-                yield f"event: {sub.closed}\ndata: {{}}\n\n"
-                return
-            if not sub.frames:
-                sub.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(heartbeat):
-                        await sub.wake.wait()
-                if not sub.frames and not sub.closed:
-                    yield ": ping\n\n"
-                continue
-            chunk = []  # everything queued goes out in one write
-            while sub.frames:
-                frame = sub.frames.popleft()
-                if frame.at is None:  # a status frame
-                    chunk.append(frame.text)
-                elif frame.at > last:  # events once, in order
-                    last = frame.at
-                    chunk.append(frame.text)
-            if chunk:
-                yield "".join(chunk)
-    finally:
-        hub.unsubscribe(sub)
+class EventStream(Response):
+    """The SSE answer, written straight to the ASGI ``send`` (no generator, no per-stream
+    timer: the hub queues heartbeats). Woken by the hub, a stream writes everything queued in
+    one chunk; a client that goes away unsubscribes at once (its ``http.disconnect``)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, hub: Hub, sub: Subscriber, resume: int | None, upto: Position, gate: asyncio.Semaphore
+    ) -> None:
+        # No Content-Length: the body is chunked until the stream ends.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        self.hub, self.sub, self.resume, self.upto, self.gate = hub, sub, resume, upto, gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub, sub = self.hub, self.sub
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            sub.close("gone")
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await _write(send, b"retry: 3000\n" + status_frame(hub.mode))
+            last = self.upto  # what comes live after this
+            if self.resume is not None:
+                async with self.gate:  # the backlog's reads and audit queue like openings
+                    frames = await hub.backlog(sub, self.resume, self.upto)
+                if frames:
+                    await _write(send, b"".join(frame.data for frame in frames))
+            wake, queued = sub.wake, sub.frames
+            while True:
+                if sub.closed:
+                    if sub.closed != "gone":
+                        await _write(send, f"event: {sub.closed}\ndata: {{}}\n\n".encode())
+                    return
+                if not queued:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                chunk = []  # everything queued goes out in one write
+                while queued:
+                    frame = queued.popleft()
+                    if frame.at is None:  # a status frame or a ping
+                        chunk.append(frame.data)
+                    elif frame.at > last:  # events once, in order
+                        last = frame.at
+                        chunk.append(frame.data)
+                if chunk:
+                    await _write(send, b"".join(chunk) if len(chunk) > 1 else chunk[0])
+                    sub.sent_at = time.monotonic()
+        except OSError:  # the client went away mid-write
+            pass
+        finally:
+            hub.unsubscribe(sub)
+            watcher.cancel()
+
+
+async def _write(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})

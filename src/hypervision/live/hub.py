@@ -54,10 +54,13 @@ Position = tuple[int, int]
 START: Position = (-1, 0)  # before every event
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
-    at: Position | None  # None: a status frame, sent whatever the stream's position
-    text: str
+    at: Position | None  # None: a status frame or a ping, sent whatever the stream's position
+    data: bytes  # the SSE frame, encoded once for every stream it goes to
+
+
+PING = Frame(None, b": ping\n\n")
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,11 @@ class Subscriber:
     subject: Subject
     filters: Filters
     limit: int
+    heartbeat: float = 15.0  # seconds of silence before the hub queues a ping
     frames: deque[Frame] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: str | None = None  # why: "resync", "revoked", "shutdown"
+    closed: str | None = None  # why: "resync", "revoked", "shutdown", "gone"
+    sent_at: float = field(default_factory=time.monotonic)  # last write to the client
 
     group: tuple[object, ...] = ()  # subscribers with the same policy attributes
 
@@ -170,15 +175,15 @@ def encode(event: OutboxEvent, hide: tuple[str, ...] = ()) -> Frame:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return Frame(position(event), f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
+    return Frame(position(event), f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode())
 
 
 def position(event: OutboxEvent) -> Position:
     return (event.tx, event.id)
 
 
-def status_frame(mode: str) -> str:
-    return f"event: status\ndata: {json.dumps({'mode': mode})}\n\n"
+def status_frame(mode: str) -> bytes:
+    return f"event: status\ndata: {json.dumps({'mode': mode})}\n\n".encode()
 
 
 class Hub:
@@ -204,6 +209,7 @@ class Hub:
         self.mode = "live"  # or "polling" while the bus is down
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._starter: asyncio.Task[None] | None = None
@@ -227,6 +233,7 @@ class Hub:
             outbox.add_waker(self.wake)
             self.bus = await start_bus(self)
             self._task = asyncio.create_task(self._run(), name="hypervision-hub")
+            self._pinger = asyncio.create_task(self._ping(), name="hypervision-hub-ping")
 
     @property
     def started(self) -> bool:
@@ -274,11 +281,12 @@ class Hub:
             sub.close("shutdown")
         if self.bus is not None:
             await self.bus.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._pinger, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._pinger = None
 
     def wake(self, _last_id: int | None = None) -> None:
         """Safe from any thread or callback."""
@@ -297,7 +305,9 @@ class Hub:
 
     # --- subscribers ----------------------------------------------------------------------
 
-    def subscribe(self, principal: Principal, filters: Filters) -> Subscriber:
+    def subscribe(
+        self, principal: Principal, filters: Filters, heartbeat: float | None = None
+    ) -> Subscriber:
         if filters.topics is None:  # every topic this hub carries
             filters = replace(filters, topics=self.topics)
         sub = Subscriber(
@@ -305,6 +315,7 @@ class Hub:
             subject=Subject.of(self.settings, principal),
             filters=filters,
             limit=self.settings.live_queue_size,
+            heartbeat=heartbeat or self.settings.live_heartbeat_seconds,
         )
         self.subscribers.add(sub)
         self.groups.setdefault(sub.group, set()).add(sub)
@@ -322,6 +333,17 @@ class Hub:
             members.discard(sub)
             if not members:
                 del self.groups[sub.group]
+
+    async def _ping(self) -> None:
+        """Queue ``: ping`` to every stream silent for its heartbeat (keeps proxies from
+        closing it): one timer for all the streams, none per stream."""
+        while True:
+            beats = [s.heartbeat for s in self.subscribers]
+            await asyncio.sleep(min(max(min(beats, default=5.0) / 4, 0.02), 5.0))
+            now = time.monotonic()
+            for sub in list(self.subscribers):
+                if not sub.frames and now - sub.sent_at >= sub.heartbeat:
+                    sub.push(PING)
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -385,15 +407,21 @@ class Hub:
                 continue
             targets: list[tuple[Subscriber, Frame]] = []
             frames: dict[tuple[str, ...], Frame] = {}
+            accepted: dict[Filters, bool] = {}  # most streams share a few filters
             for members in self.groups.values():
                 first = next(iter(members))
                 if not visible(first.subject, event):
                     continue
                 hide = hidden_fields(first.subject, event, labels)
                 frame = frames.get(hide) or frames.setdefault(hide, encode(event, hide))
-                targets.extend(
-                    (s, frame) for s in members if not s.closed and s.filters.accepts(event)
-                )
+                for s in members:
+                    if s.closed:
+                        continue
+                    ok = accepted.get(s.filters)
+                    if ok is None:
+                        ok = accepted[s.filters] = s.filters.accepts(event)
+                    if ok:
+                        targets.append((s, frame))
             plan.append((event, targets))
         return plan
 
