@@ -590,7 +590,9 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
 
     async def presentation() -> int:
         async with sessions() as session:
-            await present.entries_read(session, page_rows)
+            await present.entries_read(
+                session, page_rows, settings=settings, actor=principals["broad"]
+            )
             await session.rollback()
         return len(page_rows)
 
@@ -733,6 +735,9 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
                 print(f"\n-- SQL of {title}:\n{captured[0]}\n-- parameters: {captured[1]}")
             print(f"\n### Plan: {title}\n\n```\n" + "\n".join(lines) + "\n```", flush=True)
 
+    if args.readers:
+        await concurrent_readers(args, db, sessions, settings, principals["restricted"])
+
     if args.profile:
         import cProfile
         import io
@@ -757,6 +762,70 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     await app.state.engine.dispose()
 
 
+async def concurrent_readers(
+    args: Any, db: benchlib.BenchDb, sessions: Any, settings: Any, reader: Any
+) -> None:
+    """``--readers N`` readers at once, each reading the feed page ``--reader-requests``
+    times: audited as the API reads it (``entries.list_entries``: the policy's query, then an
+    audit record in the same transaction, committed) against the same query unaudited (rolled
+    back). The two alternate in rounds. With the audit appended to a queue and chained later
+    (ADR 0018), readers no longer wait on one another for the audit."""
+    from hypervision.db import transaction
+    from hypervision.logbook import entries as entries_service
+    from hypervision.logbook.models import Entry
+    from hypervision.logbook.query import EntryQuery
+
+    async def audited() -> None:
+        async with transaction(sessions) as session:
+            await entries_service.list_entries(
+                session=session, settings=settings, actor=reader, filters=EntryQuery(),
+                cursor=None, limit=50,
+            )  # fmt: skip
+
+    async def unaudited() -> None:
+        async with sessions() as session:
+            query = entries_service.visible(session, settings, reader)
+            query = query.order_by(Entry.recorded_at.desc(), Entry.id.desc()).limit(51)
+            list(await session.scalars(query))
+            await session.rollback()
+
+    async def phase(call: Any) -> list[float]:
+        samples: list[float] = []
+
+        async def one_reader() -> None:
+            for _ in range(args.reader_requests):
+                started = time.perf_counter()
+                await call()
+                samples.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(one_reader() for _ in range(args.readers)))
+        return samples
+
+    await phase(unaudited)  # warm-up: the pool's connections, compiled statements
+    found: dict[str, list[float]] = {"audited": [], "unaudited": []}
+    for r in range(args.reader_rounds):
+        for name, call in (("unaudited", unaudited), ("audited", audited))[:: 1 - 2 * (r % 2)]:
+            found[name] += await phase(call)
+            note(f"readers round {r + 1}/{args.reader_rounds}: {name} done")
+    lat = {name: Latency.of(samples) for name, samples in found.items()}
+    show(
+        f"Concurrent readers — {db.engine}, {args.readers} readers × {args.reader_requests} "
+        f"feed pages × {args.reader_rounds} rounds, restricted reader (pool of "
+        f"{settings.db_pool_size} + {settings.db_pool_max_overflow})",
+        ["case", *LATENCY_HEADERS],
+        [
+            ["feed page, audited (list_entries, committed)", *lat["audited"].cells()],
+            ["feed page, unaudited (same query, rolled back)", *lat["unaudited"].cells()],
+        ],
+    )
+    show(
+        "Audited reads",
+        ["figure", "value", "target"],
+        [["audited / unaudited feed p95", benchlib.ratio(lat["audited"].p95,
+                                                         lat["unaudited"].p95), "≤ 1.5"]],
+    )  # fmt: skip
+
+
 def main() -> None:
     p = benchlib.parser(__doc__.splitlines()[0], default_rows=100_000)
     p.add_argument("--requests", type=int, default=200, help="requests per case (default 200)")
@@ -772,6 +841,11 @@ def main() -> None:
         action="append",
         help="search words (repeatable; default: 'secours' (common) and 'démineurs' (rare))",
     )
+    p.add_argument(
+        "--readers", type=int, default=0, help="then N concurrent readers, audited or not"
+    )
+    p.add_argument("--reader-requests", type=int, default=10, help="feed pages per reader")
+    p.add_argument("--reader-rounds", type=int, default=4, help="alternating rounds (--readers)")
     p.add_argument("--show-sql", action="store_true", help="print the SQL of the plans shown")
     p.add_argument(
         "--analyze",

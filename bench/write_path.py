@@ -73,6 +73,84 @@ def payload(i: int, categories: tuple[str, ...]) -> Any:
     )
 
 
+def scaling_worker(
+    engine_name: str, url: str, data_dir: str, user_id: str, first: int, count: int, barrier: Any
+) -> tuple[float, float]:
+    """One writer process of ``--scaling``: ``count`` entries through ``create_entry``, each
+    in its own transaction; returns (start, end) wall-clock times of the timed part."""
+    import uuid
+
+    async def work() -> tuple[float, float]:
+        from hypervision.db import create_engine, session_factory, transaction
+        from hypervision.logbook import entries
+
+        db = benchlib.BenchDb(engine=engine_name, url=url, data_dir=Path(data_dir))
+        settings = benchlib.bench_settings(db)
+        engine = create_engine(settings)
+        sessions = session_factory(engine)
+        actor = await benchlib.principal_of(sessions, uuid.UUID(user_id))
+
+        async def write(i: int) -> None:
+            async with transaction(sessions) as session:
+                await entries.create_entry(
+                    session=session,
+                    settings=settings,
+                    actor=actor,
+                    data=payload(i, settings.categories),
+                )
+
+        for i in range(5):  # warm-up: connection, compiled statements
+            await write(first - 1 - i)
+        await asyncio.to_thread(barrier.wait)  # every writer of the phase starts together
+        started = time.time()
+        for i in range(count):
+            await write(first + i)
+        ended = time.time()
+        await engine.dispose()
+        return started, ended
+
+    return asyncio.run(work())
+
+
+def scaling(db: benchlib.BenchDb, user_id: str, writers: int, count: int, rounds: int) -> None:
+    """Entries per second with 1 writer process, then ``writers`` processes at once (as many
+    app workers or replicas would write), alternating over ``rounds``; each process writes
+    ``count`` entries. The rate of a phase: every entry written / (last end - first start)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    rates: dict[int, list[float]] = {1: [], writers: []}
+    first = 10_000_000
+    with ctx.Manager() as manager, ProcessPoolExecutor(writers, mp_context=ctx) as pool:
+        for r in range(rounds):
+            for n in (1, writers) if r % 2 == 0 else (writers, 1):
+                barrier = manager.Barrier(n)
+                futures = [
+                    pool.submit(scaling_worker, db.engine, db.url, str(db.data_dir), user_id,
+                                first + k * count, count, barrier)
+                    for k in range(n)
+                ]  # fmt: skip
+                first += n * count + 100
+                spans = [f.result() for f in futures]
+                seconds = max(e for _, e in spans) - min(s for s, _ in spans)
+                rates[n].append(n * count / seconds)
+                note(f"scaling round {r + 1}/{rounds}: {n} writer(s) {rates[n][-1]:.0f}/s")
+    one = benchlib.percentile(sorted(rates[1]), 50)
+    many = benchlib.percentile(sorted(rates[writers]), 50)
+    show(
+        f"Concurrent writers — {db.engine}, {count} entries per process, {rounds} rounds "
+        "(median rate)",
+        ["writers", "entries/s (median)", "per round", "ratio to 1 writer", "target"],
+        [
+            ["1 process", fmt(one, 1), " / ".join(f"{x:.0f}" for x in rates[1]), "1.00", ""],
+            [f"{writers} processes", fmt(many, 1),
+             " / ".join(f"{x:.0f}" for x in rates[writers]), f"{many / one:.2f}",
+             "≥ 3 (PostgreSQL)"],
+        ],
+    )  # fmt: skip
+
+
 async def run(db: benchlib.BenchDb, args: Any) -> None:
     from httpx import ASGITransport, AsyncClient
     from sqlalchemy import Column, Integer, MetaData, String, Table, Text, Uuid, event, func, insert
@@ -328,6 +406,10 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     if app is not None:
         await app.state.engine.dispose()
     await engine.dispose()
+    if args.scaling:
+        await asyncio.to_thread(
+            scaling, db, str(user.id), args.scaling, args.scaling_rows, args.rounds
+        )
 
 
 def main() -> None:
@@ -343,6 +425,13 @@ def main() -> None:
         "--profile", type=int, default=0, metavar="N",
         help="profile N more create_entry calls with cProfile and print the top functions",
     )  # fmt: skip
+    p.add_argument(
+        "--scaling", type=int, default=0, metavar="C",
+        help="then entries/s with 1 writer process against C writer processes at once",
+    )  # fmt: skip
+    p.add_argument(
+        "--scaling-rows", type=int, default=200, help="entries per writer process (--scaling)"
+    )
     args = p.parse_args()
     with benchlib.throwaway_database(args.engine, args.pg_url, args.keep) as db:
         asyncio.run(run(db, args))
