@@ -64,10 +64,10 @@ events per batch come from the same records. With ``--py-spy PATH`` (py-spy inst
 the project, e.g. ``python -m venv /tmp/pyspy && /tmp/pyspy/bin/pip install py-spy``) the app
 server is sampled while the largest set of streams opens and during the rate window.
 
-Experiments (off by default, labelled in the output): ``--workers N`` runs
-``hypervision serve --workers N`` (CPU and RSS summed over the workers); ``--what-if timeout``
-starts the app through ``bench/live_whatif.py``, identical but for ``asyncio.timeout`` instead
-of ``asyncio.wait_for`` in the stream loop.
+Deployments: ``--workers N`` runs ``hypervision serve --workers N`` (CPU and RSS summed over
+the workers); ``--replicas N`` runs N app servers on their own ports (streams and writes
+spread over them round-robin; CPU and RSS summed), ``--bus nats`` with the NATS bus
+(``HYPERVISION_LIVE_BUS=nats``) instead of LISTEN/NOTIFY.
 
 Runs used for the issue (each under 9 minutes on 2 cores)::
 
@@ -76,6 +76,8 @@ Runs used for the issue (each under 9 minutes on 2 cores)::
     python bench/live.py --engine postgresql --clients 1500 --rate 20 --seconds 30 --burst 200
     python bench/live.py --engine postgresql --clients 500 --idle 9500 --rate 5 --seconds 20 \
         --quiet 15
+    python bench/live.py --engine postgresql --clients 1500 --rate 20 --seconds 60 \
+        --replicas 3 --bus nats
 
 Exit status 1 when anything was missed or leaked; timings never fail the run.
 """
@@ -92,6 +94,7 @@ import os
 import platform
 import random
 import resource
+import shlex
 import signal
 import socket
 import subprocess
@@ -390,6 +393,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    ports: list[int] = field(default_factory=list)  # every replica's (--replicas)
 
     @property
     def base(self) -> str:
@@ -403,15 +407,17 @@ class Server:
         import httpx
 
         deadline = time.monotonic() + seconds
-        async with httpx.AsyncClient(base_url=self.base, timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited: {self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(path)).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {seconds} s: {self.tail()}")
+        for port in self.ports or [self.port]:
+            async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2) as http:
+                while time.monotonic() < deadline:
+                    if self.proc.poll() is not None:
+                        raise RuntimeError(f"{self.name} exited: {self.tail()}")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(path)).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+                else:
+                    raise RuntimeError(f"{self.name} not ready after {seconds} s: {self.tail()}")
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -420,6 +426,9 @@ class Server:
             return "(no log)"
 
     def stop(self) -> None:
+        for child in tree(self.proc.pid)[1:] if len(self.ports) > 1 else ():
+            with contextlib.suppress(OSError):  # replicas under a shell: stop each
+                os.kill(child, signal.SIGTERM)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -429,14 +438,22 @@ class Server:
                 self.proc.wait(5)
 
 
-def start_server(name: str, argv: list[str], env: dict[str, str], log: Path) -> Server:
-    port = free_port()
-    argv = [a.replace("{port}", str(port)) for a in argv]
+def start_server(
+    name: str, argv: list[str], env: dict[str, str], log: Path, replicas: int = 1
+) -> Server:
+    """One server; with ``replicas`` > 1, that many under one shell (their CPU and memory are
+    read as the shell's process tree), each on its own port."""
+    ports = [free_port() for _ in range(replicas)]
+    if replicas > 1:
+        commands = [shlex.join(a.replace("{port}", str(p)) for a in argv) for p in ports]
+        argv = ["/bin/sh", "-c", " & ".join(commands) + " & wait"]
+    else:
+        argv = [a.replace("{port}", str(ports[0])) for a in argv]
     with log.open("wb") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
         )
-    return Server(name, proc, port, log)
+    return Server(name, proc, ports[0], log, ports)
 
 
 class GenProc:
@@ -1197,7 +1214,9 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
             "PYTHONPATH": str(BENCH),
         }
     )
-    launcher = ["-m", "hypervision"] if not args.what_if else [str(BENCH / "live_whatif.py")]
+    if args.bus:
+        env["HYPERVISION_LIVE_BUS"] = args.bus
+    launcher = ["-m", "hypervision"]
     app_server = start_server(
         "hypervision",
         [
@@ -1213,7 +1232,9 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
         ],
         env,
         log_dir / "server.log",
+        args.replicas,
     )
+    ports = app_server.ports
     base_server = start_server(
         "baseline",
         [
@@ -1251,13 +1272,16 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
         def reader_of(tag: int) -> Reader:
             return readers[tag % len(readers)]
 
+        # Streams spread over the replicas (--replicas): stream t on replica t mod N.
         app_active = [
-            (t, "/api/v1/stream", tokens[reader_of(t).username]) for t in range(args.clients)
+            (t, "/api/v1/stream", tokens[reader_of(t).username], ports[t % len(ports)])
+            for t in range(args.clients)
         ]
         app_idle = [
-            (t, "/api/v1/stream?topic=situation", tokens[reader_of(t).username])
+            (t, "/api/v1/stream?topic=situation", tokens[reader_of(t).username],
+             ports[t % len(ports)])
             for t in range(args.clients, total_streams)
-        ]
+        ]  # fmt: skip
         by_key: dict[tuple[object, ...], list[int]] = {}
         for t in range(args.clients):
             by_key.setdefault(reader_of(t).key, []).append(t)
@@ -1273,11 +1297,14 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
 
         write_rng = random.Random(args.seed + 1)  # noqa: S311
         writer_tokens = [(w, tokens[w.username]) for w in writers]
-        app_http = httpx.AsyncClient(
-            base_url=app_server.base,
-            timeout=60,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        app_https = [  # writes spread over the replicas too
+            httpx.AsyncClient(
+                base_url=f"http://{HOST}:{port}",
+                timeout=60,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+            for port in ports
+        ]
         base_http = httpx.AsyncClient(
             base_url=base_server.base,
             timeout=60,
@@ -1290,7 +1317,7 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
             body = entry_body(i, write_rng, label)
             sent, t0 = time.time(), time.perf_counter()
             try:
-                r = await app_http.post(
+                r = await app_https[i % len(app_https)].post(
                     "/api/v1/entries", json=body, headers={"Authorization": f"Bearer {token}"}
                 )
             except httpx.HTTPError as exc:
@@ -1360,7 +1387,8 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
         results = []
         for target in (base_target, app_target) if not args.skip_baseline else (app_target,):
             results.append(await run_target(target, gen, args))
-        await app_http.aclose()
+        for http in app_https:
+            await http.aclose()
         await base_http.aclose()
         report(args, results, app_server)
         bad = any(
@@ -1390,11 +1418,8 @@ async def header(
         f"{args.rate}/s for {args.seconds} s"
         + (f", burst {args.burst}" if args.burst else "")
         + (f", app with {args.workers} workers" if args.workers > 1 else "")
-        + (
-            " — WHAT-IF: app patched by bench/live_whatif.py (asyncio.timeout in _events)"
-            if args.what_if
-            else ""
-        )
+        + (f", {args.replicas} app replicas" if args.replicas > 1 else "")
+        + (f", bus {args.bus}" if args.bus else "")
     )
     print(
         f"{version}; Python {platform.python_version()}; {os.cpu_count()} CPU(s); "
@@ -1723,10 +1748,17 @@ def main() -> int:
         "over the worker processes",
     )
     p.add_argument(
-        "--what-if",
-        choices=("timeout",),
-        help="experiment, not the product: run the app with bench/live_whatif.py (streams "
-        "wait with asyncio.timeout instead of asyncio.wait_for)",
+        "--replicas",
+        type=int,
+        default=1,
+        help="app servers sharing the database (streams and writes spread over them); CPU "
+        "and RSS are summed over them",
+    )
+    p.add_argument(
+        "--bus",
+        choices=("postgres", "nats"),
+        help="HYPERVISION_LIVE_BUS of the app (default: the app's own, LISTEN/NOTIFY on "
+        "PostgreSQL); nats needs a NATS server with JetStream at HYPERVISION_NATS_URL",
     )
     p.add_argument("--pg-url", default=benchlib.PG_ADMIN_URL)
     p.add_argument("--keep", action="store_true", help="keep the database")

@@ -180,14 +180,14 @@ class Generator:
         self,
         host: str,
         port: int,
-        specs: list[tuple[int, str, str]],
+        specs: list[tuple[int, str, str] | tuple[int, str, str, int]],
         concurrency: int,
         attempts: int,
         deadline_seconds: float,
         ready_timeout: float = READY_TIMEOUT,
     ) -> dict[str, Any]:
-        """Open one stream per (tag, path, bearer token); each counts once its status frame
-        is in."""
+        """Open one stream per (tag, path, bearer token[, port]); each counts once its
+        status frame is in."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_seconds
         semaphore = asyncio.Semaphore(concurrency)
@@ -195,10 +195,11 @@ class Generator:
         retries = 0
         started = time.perf_counter()
 
-        async def one(tag: int, path: str, token: str) -> SSE | None:
+        async def one(tag: int, path: str, token: str, to: int | None = None) -> SSE | None:
             nonlocal retries
+            to = to or port  # a spec may name its replica's port
             request = (
-                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{to}\r\nAccept: text/event-stream\r\n"
                 f"Cache-Control: no-cache\r\nAuthorization: Bearer {token}\r\n\r\n"
             ).encode("latin-1")
             for attempt in range(attempts):
@@ -214,7 +215,7 @@ class Generator:
 
                     try:
                         await asyncio.wait_for(
-                            loop.create_connection(factory, host, port), ready_timeout
+                            loop.create_connection(factory, host, to), ready_timeout
                         )
                         ok = await asyncio.wait_for(ready, ready_timeout)
                     except (OSError, TimeoutError) as exc:
