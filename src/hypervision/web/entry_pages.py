@@ -400,7 +400,10 @@ async def set_status(
             raise
         message = _edit_message(request, failure)
         if isinstance(failure, PreconditionFailed):
-            message = t("Someone changed this entry in the meantime: check it, then change the status again.")
+            message = t(
+                "Someone changed this entry in the meantime: check it, "
+                "then change the status again."
+            )
         return await _status_error(
             request, session, settings, actor, entry_id, message, failure.status
         )
