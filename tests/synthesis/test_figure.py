@@ -7,6 +7,7 @@ import math
 import random
 import re
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from hypervision.synthesis.figure import map_svg
 
@@ -15,10 +16,10 @@ CHAR = 0.62  # a character is about this much of the font size wide
 SEVERITIES = ("info", "minor", "major", "critical")
 
 
-def crowded(count: int, spread: float, seed: int) -> list[tuple[int, str, dict[str, object]]]:
+def crowded(count: int, spread: float, seed: int) -> list[tuple[int, str, dict[str, Any]]]:
     """``count`` entries within ``spread`` degrees of the Stade de France, and a few far."""
     pick = random.Random(seed)
-    located: list[tuple[int, str, dict[str, object]]] = []
+    located: list[tuple[int, str, dict[str, Any]]] = []
     for n in range(1, count + 1):
         lon = 2.3601 + pick.uniform(-spread, spread)
         lat = 48.9245 + pick.uniform(-spread, spread)
@@ -30,7 +31,7 @@ def crowded(count: int, spread: float, seed: int) -> list[tuple[int, str, dict[s
 
 
 def boxes(svg: str) -> tuple[list[tuple[float, float, float]], list[tuple[float, ...]], str]:
-    root = ET.fromstring(svg)
+    root = ET.fromstring(svg)  # noqa: S314 - our own drawing, not outside input
     circles = [
         (float(c.get("cx", 0)), float(c.get("cy", 0)), float(c.get("r", 0)))
         for c in root.iter(f"{NS}circle")
@@ -65,16 +66,16 @@ def test_crowded_entries_stay_legible() -> None:
         for i, a in enumerate(circles):
             for b in circles[i + 1 :]:
                 assert math.hypot(a[0] - b[0], a[1] - b[1]) >= a[2] + b[2], (seed, a, b)
-        for i, a in enumerate(texts):
-            for b in texts[i + 1 :]:
-                assert not overlap(a, b), (seed, words, a, b)
+        for i, box in enumerate(texts):
+            for other in texts[i + 1 :]:
+                assert not overlap(box, other), (seed, words, box, other)
         rects = [
             tuple(float(r.get(k, 0)) for k in ("x", "y", "width", "height"))
-            for r in ET.fromstring(map_svg(located)).iter(f"{NS}rect")
+            for r in ET.fromstring(map_svg(located)).iter(f"{NS}rect")  # noqa: S314
         ][1:]  # the first is the background
         for x, y, w, h in rects:
             label = (x, y, x + w, y + h)
-            assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 420, (seed, label)
+            assert x >= 0 and x + w <= 640 and y >= 0 and y + h <= 420, (seed, label)
             for cx, cy, r in circles:
                 assert not overlap(label, (cx - r, cy - r, cx + r, cy + r)), (seed, label)
         assert numbers_shown(words) >= set(range(1, count + 1)), (seed, words)

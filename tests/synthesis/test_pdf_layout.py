@@ -23,8 +23,11 @@ ANALYSIS = (
 
 
 def page_text(pdf: Path, number: int) -> str:
+    """One page's text in the order it was drawn (the rotated watermark kept apart)."""
+    tool = shutil.which("pdftotext")
+    assert tool is not None
     out = subprocess.run(
-        ["pdftotext", "-raw", "-f", str(number), "-l", str(number), str(pdf), "-"],
+        [tool, "-raw", "-f", str(number), "-l", str(number), str(pdf), "-"],
         check=True,
         capture_output=True,
         text=True,
