@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from playwright.async_api import expect
 
 from hypervision.policy.roles import Role
 from hypervision.synthesis.models import Synthesis
-from tests.browser.web import SQLITE_ONLY, Web, t
+from tests.browser.test_accessibility import axe, report
+from tests.browser.web import AXE, SQLITE_ONLY, Web, screenshot, t, unavailable
 from tests.factories import tx
 
 pytestmark = SQLITE_ONLY  # the server side runs on both engines in tests/web
@@ -141,3 +143,24 @@ async def test_typed_analysis_is_what_is_submitted_and_is_saved_meanwhile(web: W
         sent = await session.get(Synthesis, uuid.UUID(synthesis["id"]))
         assert sent is not None and sent.status == "submitted"
         assert sent.narrative == analysis + "\n\nProchain point à 20 h."
+
+
+async def test_correction_pages_have_no_accessibility_violation(web: Web) -> None:
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("PP")
+    await web.user("antoine.roux", "PP")
+    entry = await web.entry("antoine.roux", title="Panne d'éclairage", body="Secteur nord.")
+    page = await web.signed_in("antoine.roux", f"/entrees/{entry['id']}", bypass_csp=True)
+    await page.fill("#commentaire", "Brouillon de commentaire")
+    await page.goto(f"/entrees/{entry['id']}/corriger")
+    await page.fill("#c-body", "Secteur nord et est.")  # kept even when leaving at once
+    found: dict[str, list[dict[str, Any]]] = {}
+    for width, height, size in ((1280, 900, "bureau"), (390, 844, "telephone")):
+        await page.set_viewport_size({"width": width, "height": height})
+        for name, path, drafts in (("entree", "", 1), ("correction", "/corriger", 2)):
+            await page.goto(f"/entrees/{entry['id']}{path}")
+            await expect(page.locator(".hv-draft-restored")).to_have_count(drafts)  # notices too
+            found[f"{name}-{size}"] = await axe(page)
+            await screenshot(page, f"edit-{name}-{size}")
+    assert not any(found.values()), report(found)

@@ -85,6 +85,8 @@
     }
     form.addEventListener("input", later);
     form.addEventListener("change", later);
+    // leaving the page (a link, a reload, the tab closed) before the short wait: kept all the same
+    window.addEventListener("pagehide", function () { if (timer) { clearTimeout(timer); save(); } });
     form.addEventListener("submit", function () {
       if (timer) { clearTimeout(timer); save(); }
       try { sessionStorage.setItem(SENT, key); } catch (e) { /* storage off */ }
