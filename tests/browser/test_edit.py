@@ -164,3 +164,26 @@ async def test_correction_pages_have_no_accessibility_violation(web: Web) -> Non
             found[f"{name}-{size}"] = await axe(page)
             await screenshot(page, f"edit-{name}-{size}")
     assert not any(found.values()), report(found)
+
+
+async def test_an_analysis_not_saved_offline_is_given_back_after_a_reload(web: Web) -> None:
+    await web.org("CNCS")
+    await web.user("claire", "CNCS", roles=[Role.WATCH_OFFICER])
+    synthesis = await web.api(
+        "claire", "POST", "/syntheses", json={"title": "Point de 22 h", "scope": {"hours": 24}}
+    )
+    page = await web.signed_in("claire", f"/syntheses/{synthesis['id']}")
+    await page.route("**/brouillon", lambda route: route.abort())  # the network is gone
+    typed = "Analyse tapée pendant la coupure du réseau."
+    await page.fill("#r-narrative", typed)
+    await expect(page.locator("#brouillon-etat")).to_contain_text("Brouillon non enregistré")
+    await page.unroute("**/brouillon")
+    await page.reload()
+    await expect(page.locator("#r-narrative")).to_have_value(typed)
+    await expect(page.locator("#redaction .hv-draft-restored")).to_be_visible()
+    await page.click("#enregistrer-synthese")
+    await expect(page.locator("#r-narrative")).to_have_value(typed)
+    await expect(page.locator(".hv-draft-restored")).to_have_count(0)  # saved: no copy left
+    async with tx(web.app) as session:
+        saved = await session.get(Synthesis, uuid.UUID(synthesis["id"]))
+        assert saved is not None and saved.narrative == typed

@@ -122,3 +122,17 @@ async def test_a_refused_save_or_step_gives_the_typed_text_back(
         assert 'id="version-enregistree"' in text and "Première." in text
     synthesis, _ = await stored(app, sid)
     assert synthesis.narrative == "Première." and synthesis.status == "draft"
+
+
+async def test_a_draft_without_title_is_said_and_the_list_shown_again(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    room = Room(app, client)
+    await room("claire")
+    csrf = await browse_as(client, "claire")
+    refused = await client.post(
+        "/syntheses", data={"csrf_token": csrf, "title": "   ", "hours": "24"}
+    )
+    assert refused.status_code == 422
+    assert "Donnez un titre à la synthèse (au plus 200 caractères)." in unescape(refused.text)
+    assert 'id="nouvelle-synthese"' in refused.text

@@ -45,13 +45,12 @@ def _message(request: Request, error: AppError) -> str:
     return error.en if translator(request).locale == "en" else error.fr
 
 
-@router.get("/syntheses", response_class=HTMLResponse)
-async def list_page(
-    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
-) -> Response:
+async def _list_context(
+    request: Request, session: AsyncSession, settings: Settings, actor: Principal
+) -> dict[str, Any]:
     rows = await service.list_syntheses(session=session, settings=settings, actor=actor)
     shows(request, [s.label_level for s in rows])
-    context = {
+    return {
         "syntheses": await rendering.reads_for(session, settings, actor, rows),
         "status_names": STATUS_NAMES,
         "can_draft": allowed(actor, Action.TRIAGE),
@@ -59,6 +58,13 @@ async def list_page(
         "categories": CATEGORY_NAMES,
         "severities": SEVERITY_NAMES,
     }
+
+
+@router.get("/syntheses", response_class=HTMLResponse)
+async def list_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    context = await _list_context(request, session, settings, actor)
     return render(request, "syntheses.html", context)
 
 
@@ -87,7 +93,12 @@ async def draft(
             }
         )
     except ValidationError:
-        return RedirectResponse("/syntheses?erreur=titre", status_code=303)
+        context = await _list_context(request, session, settings, actor)
+        context["draft_error"] = translator(request).gettext(
+            "Give the synthesis a title (at most 200 characters)."
+        )
+        context["draft_title"] = title
+        return render(request, "syntheses.html", context, status_code=422)
     synthesis = await service.draft(session=session, settings=settings, actor=actor, data=data)
     return RedirectResponse(f"/syntheses/{synthesis.id}", status_code=303)
 

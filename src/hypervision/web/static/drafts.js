@@ -39,6 +39,7 @@
     var store = storage();
     if (!store || !user) return;
     var key = "hv-draft:" + user + ":" + form.dataset.autosave;
+    form.hvDraftKey = key;
     var original = values(form);
     var saved = null;
     try { saved = JSON.parse(store.getItem(key) || "null"); } catch (e) { saved = null; }
@@ -125,6 +126,7 @@
       if (stopped) return Promise.resolve();
       if (running) { again = true; return running; }
       var data = new FormData(form);
+      var edits = typedSince;
       show(say("Enregistrement du brouillon…", "Saving the draft…"));
       running = fetch(url, {
         method: "POST", body: data, credentials: "same-origin",
@@ -135,6 +137,11 @@
           if (response.ok && answer.etag) {
             form.elements.etag.value = answer.etag;
             show(answer.message);
+            // saved on the server: a copy in this browser is only for what is not (yet)
+            var store = storage();
+            if (form.hvDraftKey && store && edits === typedSince) {
+              setTimeout(function () { if (edits === typedSince) store.removeItem(form.hvDraftKey); }, 400);
+            }
             return;
           }
           if (response.status === 412) stopped = true;  // someone else saved: no overwriting
@@ -150,7 +157,9 @@
       });
       return running;
     }
+    var typedSince = 0;
     function later() {
+      typedSince += 1;
       if (timer) clearTimeout(timer);
       timer = setTimeout(save, 1200);
     }
