@@ -101,6 +101,8 @@
     if (!key || !user) return;
     if (location.pathname === "/connexion") return;  // signed out meanwhile: nothing was saved
     sessionStorage.removeItem(SENT);
+    var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    if (nav && nav.responseStatus >= 400) return;  // refused (an error page): the draft stays
     var again = Array.prototype.filter.call(document.querySelectorAll("form[data-autosave]"), function (form) {
       return "hv-draft:" + user + ":" + form.dataset.autosave === key;
     })[0];
