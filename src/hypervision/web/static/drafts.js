@@ -163,7 +163,7 @@
     function later() {
       typedSince += 1;
       if (timer) clearTimeout(timer);
-      timer = setTimeout(save, 1200);
+      timer = setTimeout(save, 1500);
     }
     form.addEventListener("input", later);
     form.addEventListener("change", later);
