@@ -1,6 +1,7 @@
-"""The synthesis as a PDF (WeasyPrint): cover, key figures, map figure, entries table,
-narrative; the protection marking at the top and bottom of every page and a watermark naming
-the reader it was made for; PDF metadata set."""
+"""The synthesis as a PDF (WeasyPrint): page 1 what an authority reads first (the Marianne
+block, title, protection, a summary of the figures and the analysis), then the key figures,
+the map and the entries table; the protection marking at the top and bottom of every page and
+a watermark naming the reader it was made for; PDF metadata set."""
 
 from __future__ import annotations
 

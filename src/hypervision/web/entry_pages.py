@@ -1,5 +1,6 @@
 """One entry: content, map, attachments, live comments, history with a readable diff, triage
-actions for watch officers, and following its category or situation."""
+actions for watch officers, corrections and status changes (each a new version, with the same
+policy and version check as the API's PATCH), and following its category or situation."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Invalid
+from hypervision.core.errors import AppError, Forbidden, Invalid
 from hypervision.core.i18n import (
     ACTION_NAMES,
     CATEGORY_NAMES,
@@ -29,11 +30,11 @@ from hypervision.follows.models import FollowKind
 from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
-from hypervision.logbook.models import Severity
-from hypervision.logbook.schemas import CommentCreate
+from hypervision.logbook.models import Severity, Status
+from hypervision.logbook.schemas import CommentCreate, EntryUpdate
 from hypervision.logbook.situations import find_situation
 from hypervision.policy.rules import Action, allowed
-from hypervision.records.etags import etag
+from hypervision.records.etags import PreconditionFailed, etag
 from hypervision.records.labelling import Directory
 from hypervision.records.models import RecordVersion
 from hypervision.web.choices import display_names, situation_titles
@@ -160,6 +161,8 @@ async def entry_context(
         "situations": situations,
         "can_triage": allowed(actor, Action.TRIAGE),
         "can_write": allowed(actor, Action.WRITE),
+        "can_edit": entries.may_edit(actor, entry),
+        "statuses": STATUS_NAMES,
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
         "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
         "etag": etag(entry),
@@ -291,6 +294,134 @@ async def triage_entry(
             request, session, settings, actor, entry_id, message, error.status
         )
     return _back(request, entry_id)
+
+
+def _edit_message(request: Request, error: AppError) -> str:
+    """The French (or English) message of a refused correction; a conflict says what to do."""
+    t = translator(request).gettext
+    if isinstance(error, PreconditionFailed):
+        return t(
+            "Someone changed this entry while you were correcting it. Your text is kept below: "
+            "read the current version, then save again."
+        )
+    return error.en if translator(request).locale == "en" else error.fr
+
+
+@router.get("/entrees/{entry_id}/corriger", response_class=HTMLResponse)
+async def edit_form(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    """The correction form: title and text of the version shown (its ETag goes with it)."""
+    context = await entry_context(request, session, settings, actor, entry_id)
+    if not context["can_edit"]:
+        raise Forbidden(
+            "Seuls l'organisation auteure et les chefs de salle corrigent une entrée.",
+            "Only the owner organisation and watch officers correct an entry.",
+        )
+    e = context["e"]
+    context.update(editing=True, edit_title=e.title, edit_body=e.body, edit_etag=context["etag"])
+    return render(request, "entry.html", context)
+
+
+@router.post("/entrees/{entry_id}/corriger", response_class=HTMLResponse)
+async def edit_entry(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    entry_id: uuid.UUID,
+    title: Annotated[str, Form(max_length=2000)] = "",
+    body: Annotated[str, Form(max_length=100_000)] = "",
+    etag: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """A correction: a new version of the title and text. The form carries the version it was
+    shown with; a change made meanwhile is not overwritten and the typed text is shown again."""
+    t = translator(request).gettext
+    error: str | None = None
+    status = 422
+    try:
+        data = EntryUpdate(title=title, body=body.replace("\r\n", "\n"))
+    except ValidationError:
+        data = None
+        error = t("Give a title (at most 200 characters) and a text of at most 20,000 characters.")
+    if data is not None:
+        try:
+            async with session.begin_nested():
+                await entries.update_entry(
+                    session=session, settings=settings, actor=actor, entry_id=entry_id,
+                    data=data, if_match=etag or None,
+                )  # fmt: skip
+        except AppError as failure:
+            if failure.status in (403, 404):
+                raise
+            error, status = _edit_message(request, failure), failure.status
+    if error is None:
+        return RedirectResponse(f"/entrees/{entry_id}#historique", status_code=303)
+    context = await entry_context(request, session, settings, actor, entry_id)
+    context.update(
+        editing=True,
+        edit_title=title,
+        edit_body=body,
+        # after a conflict the form carries the current version: saving again is a choice
+        # made with the other person's change in view
+        edit_etag=context["etag"] if status == 412 else etag,
+        edit_error=error,
+        edit_conflict=status == 412,
+    )
+    return render(request, "entry.html", context, status_code=status)
+
+
+@router.post("/entrees/{entry_id}/statut", response_class=HTMLResponse)
+async def set_status(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    entry_id: uuid.UUID,
+    status: Annotated[str, Form(max_length=20)] = "",
+    etag: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Open, in progress, closed: a new version, same policy and version check as a correction."""
+    t = translator(request).gettext
+    try:
+        chosen = Status(status)
+    except ValueError:
+        return await _status_error(
+            request, session, settings, actor, entry_id, t("Choose a status from the list.")
+        )
+    try:
+        async with session.begin_nested():
+            await entries.update_entry(
+                session=session, settings=settings, actor=actor, entry_id=entry_id,
+                data=EntryUpdate(status=chosen), if_match=etag or None,
+            )  # fmt: skip
+    except AppError as failure:
+        if failure.status in (403, 404):
+            raise
+        message = _edit_message(request, failure)
+        if isinstance(failure, PreconditionFailed):
+            message = t(
+                "Someone changed this entry in the meantime: check it, "
+                "then change the status again."
+            )
+        return await _status_error(
+            request, session, settings, actor, entry_id, message, failure.status
+        )
+    return _back(request, entry_id)
+
+
+async def _status_error(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    entry_id: uuid.UUID,
+    message: str,
+    status: int = 422,
+) -> Response:
+    context = await entry_context(request, session, settings, actor, entry_id)
+    context["status_error"] = message
+    return render(request, "entry.html", context, status_code=status if status >= 400 else 422)
 
 
 async def _triage_error(
