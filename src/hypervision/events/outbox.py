@@ -30,6 +30,14 @@ _wakers: list[Callable[[int], None]] = []
 _notify = True
 
 
+_IDS = select(
+    func.nextval(func.pg_get_serial_sequence("outbox", "id")).label("id"),
+    cast(cast(func.pg_current_xact_id(), Text), BigInteger).label("tx"),
+).subquery()
+_NEXT = select(_IDS.c.id, _IDS.c.tx)
+_NEXT_NOTIFY = select(_IDS.c.id, _IDS.c.tx, func.pg_notify(CHANNEL, cast(_IDS.c.id, Text)))
+
+
 async def emit(
     session: AsyncSession,
     *,
@@ -52,18 +60,10 @@ async def emit(
         # row must be readable by the writer, and some events (revocations) are read by the
         # hub alone. With it, the transaction's id: the hub delivers in (tx, id) order, and
         # only once no older transaction can still commit (live.hub, docs/adr/0018).
-        row.id, row.tx = (
-            await session.execute(
-                select(
-                    func.nextval(func.pg_get_serial_sequence("outbox", "id")),
-                    cast(cast(func.pg_current_xact_id(), Text), BigInteger),
-                )
-            )
-        ).one()
+        # The NOTIFY goes in the same statement (PostgreSQL sends it only at commit).
+        row.id, row.tx = (await session.execute(_NEXT_NOTIFY if _notify else _NEXT)).one()[:2]
     session.add(row)
     await session.flush()
-    if postgres and _notify:
-        await session.execute(select(func.pg_notify(CHANNEL, str(row.id))))
     info = session.sync_session.info
     info[_PENDING] = max(info.get(_PENDING, 0), row.id)
     return row
