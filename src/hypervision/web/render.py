@@ -17,6 +17,7 @@ from hypervision.config import Settings
 from hypervision.core.i18n import Translator
 from hypervision.core.timezone import PARIS
 from hypervision.identity.principal import Principal
+from hypervision.web.statics import dsfr_stylesheets, static_url
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -28,6 +29,8 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # per render: locale
+env.globals["static"] = static_url  # fingerprinted URLs: {{ static('app.js') }}
+env.globals["dsfr_stylesheets"] = dsfr_stylesheets
 
 
 @dataclass

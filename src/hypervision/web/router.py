@@ -6,7 +6,6 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from hypervision.core.errors import AppError
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
@@ -21,6 +20,7 @@ from hypervision.web import (
 )
 from hypervision.web.render import render
 from hypervision.web.session import SignInRequired
+from hypervision.web.statics import FILES
 
 log = logging.getLogger("hypervision.web")
 
@@ -56,5 +56,5 @@ def install(app: FastAPI) -> None:
     app.state.is_page = is_page
     for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages, synthesis_pages):
         app.include_router(module.router)
-    assets.VENDOR.mkdir(parents=True, exist_ok=True)
-    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
+    # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
+    app.add_route("/static/{path:path}", FILES.serve, methods=["GET"], include_in_schema=False)
