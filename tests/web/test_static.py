@@ -71,7 +71,7 @@ async def test_stylesheets_point_at_fingerprinted_fonts_and_icons(
     targets = {
         u.strip("'\"") for u in CSS_URL.findall(dsfr) if not u.strip("'\"").startswith("data:")
     }
-    assert any("fonts/Marianne-Regular.woff2" in t for t in targets)
+    assert any("fonts-latin/Marianne-Regular.woff2" in t for t in targets)
     assert all(FINGERPRINTED.match(t) for t in targets), [
         t for t in targets if not FINGERPRINTED.match(t)
     ]
@@ -97,6 +97,12 @@ async def test_the_dsfr_stylesheet_is_reduced_to_what_the_pages_use(
     # Classes the DSFR's script adds (open menu, expanded collapse) are kept.
     assert ".fr-collapse--expanded" in css and ".fr-modal--opened" in css
     assert ".fr-icon-bike-line" not in css  # an icon no page uses
+    # The pages' fonts are the Latin subsets, a fraction of the whole fonts (kept for PDFs).
+    fonts = statics.STATIC / "vendor/dsfr"
+    for name in ("Marianne-Regular.woff2", "Marianne-Bold.woff2"):
+        assert f"fonts-latin/{name}" in css
+        subset = (fonts / "fonts-latin" / name).stat().st_size
+        assert subset < (fonts / "fonts" / name).stat().st_size / 2
 
 
 @SQLITE_ONLY

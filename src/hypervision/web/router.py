@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.routing import Route, Router
 
 from hypervision.core.errors import AppError
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
@@ -57,4 +58,5 @@ def install(app: FastAPI) -> None:
     for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages, synthesis_pages):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
-    app.add_route("/static/{path:path}", FILES.serve, methods=["GET"], include_in_schema=False)
+    files = Router(routes=[Route("/{path:path}", FILES.serve, methods=["GET"])])
+    app.mount("/static", files, name="static")
