@@ -9,14 +9,18 @@ import re
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import select
 
+from hypervision.core.assets import STATIC
 from hypervision.core.compression import pick_encoding
 from hypervision.core.middleware import SECURITY_HEADERS
+from hypervision.identity import csrf
+from hypervision.identity.models import AuthSession
 from hypervision.policy.roles import Role
 from hypervision.web import statics
-from tests.factories import ENTRY, make_org, make_user, officer
+from tests.factories import ENTRY, make_org, make_user, officer, tx
 from tests.live.server import open_stream, serve
-from tests.web.pages import browse_as
+from tests.web.pages import browse_as, csrf_of
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -90,7 +94,7 @@ async def test_the_dsfr_stylesheet_is_reduced_to_what_the_pages_use(
     page = await client.get("/main-courante")
     sheet = next(r for r in static_refs(page.text) if r.endswith("dsfr.purged.css"))
     css = (await client.get(sheet, headers=IDENTITY)).text
-    full = (statics.STATIC / "vendor/dsfr/dsfr.min.css").stat().st_size
+    full = (STATIC / "vendor/dsfr/dsfr.min.css").stat().st_size
     assert len(css.encode()) < full / 2
     for used in (".fr-header", ".fr-btn", ".fr-icon-logout-box-r-line", ".fr-nav__link"):
         assert used in css, used
@@ -98,7 +102,7 @@ async def test_the_dsfr_stylesheet_is_reduced_to_what_the_pages_use(
     assert ".fr-collapse--expanded" in css and ".fr-modal--opened" in css
     assert ".fr-icon-bike-line" not in css  # an icon no page uses
     # The pages' fonts are the Latin subsets, a fraction of the whole fonts (kept for PDFs).
-    fonts = statics.STATIC / "vendor/dsfr"
+    fonts = STATIC / "vendor/dsfr"
     for name in ("Marianne-Regular.woff2", "Marianne-Bold.woff2"):
         assert f"fonts-latin/{name}" in css
         subset = (fonts / "fonts-latin" / name).stat().st_size
@@ -111,7 +115,8 @@ async def test_static_text_files_are_compressed(client: AsyncClient, agent: str)
     script = next(r for r in static_refs(page.text) if r.endswith("htmx.min.js"))
     plain = await client.get(script, headers=IDENTITY)
     assert "content-encoding" not in plain.headers
-    for wanted, headers in (("br", BROTLI), ("gzip", GZIP), ("br", {"Accept-Encoding": "gzip, br"})):
+    both = {"Accept-Encoding": "gzip, br"}
+    for wanted, headers in (("br", BROTLI), ("gzip", GZIP), ("br", both)):
         response = await client.get(script, headers=headers)
         assert response.headers["content-encoding"] == wanted
         assert response.headers["vary"] == "Accept-Encoding"
@@ -208,3 +213,35 @@ def test_encoding_negotiation() -> None:
     assert pick_encoding("identity") is None
     assert pick_encoding("") is None
     assert pick_encoding("br;q=bad") is None
+
+
+@SQLITE_ONLY
+async def test_the_csrf_token_is_masked_afresh_in_every_page(
+    app: FastAPI, client: AsyncClient, agent: str
+) -> None:
+    """Compressed pages must not carry the same secret bytes each time (BREACH)."""
+    first = csrf_of(await client.get("/main-courante"))
+    second = csrf_of(await client.get("/main-courante"))
+    assert first != second and first.startswith(csrf.PREFIX)
+    assert csrf.unmask(first) == csrf.unmask(second)
+    async with tx(app) as session:
+        stored = set(await session.scalars(select(AuthSession.csrf_token)))
+    assert csrf.unmask(first) in stored and first not in stored
+    # Both masked values are accepted; a tampered one is refused.
+    for token in (first, second):
+        done = await client.post("/visite", data={"csrf_token": token})
+        assert done.status_code == 204, done.text
+    tampered = first[:-2] + ("AA" if not first.endswith("AA") else "BB")
+    refused = await client.post("/visite", data={"csrf_token": tampered})
+    assert refused.status_code == 403
+
+
+def test_masking_round_trip() -> None:
+    token = "abcDEF-123_xyz"
+    masked = {csrf.mask(token) for _ in range(20)}
+    assert len(masked) == 20 and all(csrf.unmask(m) == token for m in masked)
+    assert csrf.unmask(token) == token  # a bare token (API clients) stays as it is
+    assert csrf.matches(csrf.mask(token), token) and csrf.matches(token, token)
+    assert not csrf.matches(csrf.mask(token), "other") and not csrf.matches("", token)
+    assert not csrf.matches(token, None) and csrf.mask("") == ""
+    assert csrf.unmask("m.!!!") == "" and csrf.unmask("m.QUJD") == ""
