@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
 HOST = "127.0.0.1"
-PASSWORD = "Hypervision-JO2024!"  # the demo's (README): a demonstration, never a deployment
+PASSWORD = "Hypervision-JO2024!"  # noqa: S105  # the demo's (README), never a deployment
 SESSION_COOKIE = "hv_session"
 KB = 1000
 # Issue 16: first-load weight targets (bytes), the map's apart.
@@ -109,7 +109,7 @@ class Demo:
         self.run("migrate")
         self.run("demo", "load")
         sink = (self.folder / "server.log").open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "hypervision", "serve"],
             cwd=ROOT,
             env=self.env,
@@ -279,6 +279,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--files", action="store_true", help="list each page's files (first load)")
+    parser.add_argument(
+        "--only", help="Lighthouse on these pages only (comma-separated names, e.g. sign-in,map)"
+    )
     args = parser.parse_args()
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is required")
@@ -310,7 +313,10 @@ def main() -> None:
                 "| LCP (ms) | TBT (ms) | failed audits |"
             )
             print("|---|---:|---:|---:|---:|---:|---:|---|")  # noqa: T201
+            chosen = {n.strip() for n in args.only.split(",")} if args.only else None
             for name, path in pages:
+                if chosen is not None and name not in chosen:
+                    continue
                 out = demo.folder / f"lighthouse-{name.replace(' ', '-')}.json"
                 cookie = None if name == "sign-in" else session
                 s = lighthouse(demo.base + path, cookie, out)

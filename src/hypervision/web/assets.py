@@ -81,10 +81,16 @@ PURGE_KEEP = (
 # features (kerning, ligatures…): under a third of their size. The PDFs keep the whole fonts
 # (``fonts/``); the pages load these (``fonts-latin/``).
 FONTS_LATIN = "dsfr/fonts-latin"
-LATIN = (
-    [(0x20, 0x7E), (0xA0, 0x17F), (0x2000, 0x206F), (0x20AC, 0x20AC)]
-    + [(0x2122, 0x2122), (0x2190, 0x2193), (0x2212, 0x2212), (0x2713, 0x2713)]
-)
+LATIN = [
+    (0x20, 0x7E),  # ASCII
+    (0xA0, 0x17F),  # Latin-1, Latin Extended-A (Œ œ)
+    (0x2000, 0x206F),  # punctuation: ’ “ ” … – — narrow no-break space
+    (0x20AC, 0x20AC),  # €
+    (0x2122, 0x2122),  # ™
+    (0x2190, 0x2193),  # arrows
+    (0x2212, 0x2212),  # minus
+    (0x2713, 0x2713),  # check mark
+]
 PURGE_SCRIPT = """
 import { readFileSync } from "node:fs";
 import { PurgeCSS } from "purgecss";
