@@ -4,6 +4,8 @@ second visit."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.browser.web import SQLITE_ONLY, Web
@@ -48,4 +50,24 @@ async def test_a_second_visit_takes_the_files_from_the_cache(web: Web) -> None:
     again = await page.evaluate(STATIC_FILES)
     assert {name for name, _ in again} == {name for name, _ in first}
     assert [name for name, size in again if size > 0] == []  # none asked for again
+    assert web.errors == []
+
+
+async def test_the_reduced_dsfr_keeps_what_its_script_adds(web: Web) -> None:
+    """The phone menu opens (``fr-modal--opened``, added by the DSFR's script at run time) and
+    its links show: the purge at install keeps those classes."""
+    await web.org("PP")
+    await web.user("hugo.faure", "PP")
+    page = await web.signed_in("hugo.faure", "/aide")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    menu = page.locator("#menu-principal")
+    link = menu.locator(".fr-nav__link[href='/carte']")
+    await expect(link).to_be_hidden()
+    await page.locator("#bouton-menu").click()
+    await expect(menu).to_have_class(re.compile(r"\bfr-modal--opened\b"))
+    await expect(link).to_be_visible()
+    # Styled by the reduced sheet: the opened menu covers the page (DSFR's fixed modal).
+    assert await menu.evaluate("(e) => getComputedStyle(e).position") == "fixed"
+    await menu.locator(".fr-btn--close").click()
+    await expect(link).to_be_hidden()
     assert web.errors == []
