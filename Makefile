@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test test-fast lint format clean bench bench-quick fuzz
+.PHONY: help install demo serve test test-fast lint format clean bench bench-quick bench-pages fuzz
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
@@ -30,6 +30,8 @@ help:
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
 	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
 	@echo "            (bench-quick: small sizes; see bench/README.md)"
+	@echo "make bench-pages  page weight (first and cached load) of the main pages in Chromium on"
+	@echo "            the demo, and their Lighthouse mobile scores (without Lighthouse: BENCH_PAGES_ARGS=)"
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,8 +45,11 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 # Front-end packages from the npm registry (locked by package-lock.json), copied into the
 # package's static folder: the app serves them itself, never from a CDN.
+# The DSFR stylesheet is reduced to the classes the templates and scripts use: rebuilt when
+# they change.
 ASSETS := src/hypervision/web/static/vendor/.installed
-$(ASSETS): package.json package-lock.json src/hypervision/web/assets.py $(VENV)/.installed
+PURGE_CONTENT := $(wildcard src/hypervision/web/templates/*.html src/hypervision/web/static/*.js)
+$(ASSETS): package.json package-lock.json src/hypervision/web/assets.py $(PURGE_CONTENT) $(VENV)/.installed
 	@command -v npm >/dev/null || { echo "Node.js >= 20 and npm are required"; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m hypervision.web.assets node_modules
@@ -122,6 +127,11 @@ bench-quick: install
 		$(BIN)/python bench/map_data.py --engine $$engine --rows 5000 --requests 30; \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows 20000 --repeat 1; \
 	done
+
+# Page weight and Lighthouse (mobile) on the demo, in Chromium; prints two Markdown tables.
+BENCH_PAGES_ARGS ?= --lighthouse
+bench-pages: install
+	$(BIN)/python bench/pages.py $(BENCH_PAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

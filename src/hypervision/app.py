@@ -13,6 +13,7 @@ from hypervision import __version__, health
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
+from hypervision.core.compression import CompressionMiddleware
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
@@ -80,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.zone_area = zones.zone_area  # the entries' ``zone`` filter (geo builds on logbook)
     overhead = 1024 * 1024  # multipart boundaries and the form's other fields
     uploads = settings.attachment_max_bytes * MAX_FILES + overhead
+    # Inside the request context (its headers and logs cover compressed answers too); never
+    # compresses the live stream (text/event-stream).
+    app.add_middleware(CompressionMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         img_sources=settings.map_tile_origins,

@@ -10,11 +10,10 @@ from fastapi import Depends, Request
 from hypervision.core.cookies import SESSION_COOKIE
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Unauthorized
-from hypervision.identity import auth
+from hypervision.identity import auth, csrf
 from hypervision.identity.models import SessionKind
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal
-from hypervision.identity.secrets import same
 from hypervision.policy.roles import Scope
 
 CSRF_HEADER = "x-csrf-token"
@@ -60,7 +59,7 @@ async def get_principal(request: Request, session: DbSession, settings: Settings
         )
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
-            if not principal.csrf_token or not same(sent, principal.csrf_token):
+            if not csrf.matches(sent, principal.csrf_token):
                 raise Forbidden(
                     "Jeton anti-CSRF manquant ou invalide.",
                     "Missing or invalid CSRF token.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from hypervision.config import Settings
 from hypervision.core.i18n import Translator
 from hypervision.core.timezone import PARIS
+from hypervision.identity.csrf import mask
 from hypervision.identity.principal import Principal
+from hypervision.web.statics import dsfr_stylesheets, static_url
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -28,6 +30,8 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # per render: locale
+env.globals["static"] = static_url  # fingerprinted URLs: {{ static('app.js') }}
+env.globals["dsfr_stylesheets"] = dsfr_stylesheets
 
 
 @dataclass
@@ -86,7 +90,8 @@ def render(
         "request": request,
         "settings": settings,
         "locale": tr.locale,
-        "chrome": chrome,
+        # The CSRF token masked afresh in every page (compressed pages: BREACH).
+        "chrome": replace(chrome, csrf_token=mask(chrome.csrf_token)),
         "marking": settings.marking(chrome.levels),
         "when": lambda value, pattern="d MMM yyyy HH:mm": when(value, tr.locale, pattern),
         **tr.callables(),

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route, Router
 
 from hypervision.core.errors import AppError
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
@@ -21,6 +21,7 @@ from hypervision.web import (
 )
 from hypervision.web.render import render
 from hypervision.web.session import SignInRequired
+from hypervision.web.statics import FILES
 
 log = logging.getLogger("hypervision.web")
 
@@ -56,5 +57,6 @@ def install(app: FastAPI) -> None:
     app.state.is_page = is_page
     for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages, synthesis_pages):
         app.include_router(module.router)
-    assets.VENDOR.mkdir(parents=True, exist_ok=True)
-    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
+    # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
+    files = Router(routes=[Route("/{path:path}", FILES.serve, methods=["GET"])])
+    app.mount("/static", files, name="static")

@@ -12,11 +12,10 @@ from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Forbidden, Unauthorized
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.follows import service as prefs
-from hypervision.identity import auth
+from hypervision.identity import auth, csrf
 from hypervision.identity.deps import client_of
 from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal
-from hypervision.identity.secrets import same
 from hypervision.policy.roles import Scope
 from hypervision.web.render import chrome_of
 
@@ -67,7 +66,7 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         form = await request.form(max_files=MAX_FILES, max_fields=400)
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else ""
-    if not principal.csrf_token or not same(sent, principal.csrf_token):
+    if not csrf.matches(sent, principal.csrf_token):
         if form is not None:
             await form.close()  # the endpoint that would have closed its files never runs
         raise Forbidden(

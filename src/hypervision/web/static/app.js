@@ -334,8 +334,25 @@
     shape.addTo(map);
     map.fitBounds(shape.getBounds(), { maxZoom: 15 });
   }
+  var leafletRequested = false;
+  function loadLeaflet() {  // a map arrived in a page that does not carry Leaflet (the feed)
+    var meta = document.querySelector('meta[name="hv-leaflet"]');
+    if (leafletRequested || !meta) return;
+    leafletRequested = true;
+    var waiting = 2;  // the stylesheet and the script
+    function ready() { if (--waiting === 0) initMaps(document); }
+    var link = document.createElement("link");
+    link.rel = "stylesheet"; link.href = meta.dataset.css; link.onload = link.onerror = ready;
+    document.head.appendChild(link);
+    var script = document.createElement("script");
+    script.src = meta.content; script.onload = ready;
+    document.head.appendChild(script);
+  }
   function initMaps(root) {
-    if (!window.L) return;
+    if (!window.L) {
+      if ((root || document).querySelector("[data-map]")) loadLeaflet();
+      return;
+    }
     (root || document).querySelectorAll("[data-map]").forEach(function (element) {
       if (element.dataset.ready) return;
       element.dataset.ready = "1";
