@@ -18,6 +18,7 @@ from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal
 from hypervision.identity.secrets import same
 from hypervision.policy.roles import Scope
+from hypervision.synthesis import counts
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
@@ -126,6 +127,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.follow_situations = mine.follow_situations
     chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
+    chrome.inbox = await counts.unread(session=session, settings=settings, actor=principal)
     return principal
 
 
