@@ -4,11 +4,13 @@ the menu has no keyboard hints."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.async_api import Page, expect
 
-from tests.browser.web import PHONE, SQLITE_ONLY, Web, screenshot, t
+from tests.browser.test_accessibility import axe, report
+from tests.browser.web import AXE, PHONE, SQLITE_ONLY, Web, screenshot, t, unavailable
 
 pytestmark = SQLITE_ONLY
 
@@ -88,9 +90,11 @@ async def test_cards_numbered_inside_and_coloured_by_severity(web: Web) -> None:
     assert await page.locator("#fil li.hv-card").nth(1).evaluate(border) != "rgb(206, 5, 0)"
     more = page.locator("#plus")
     await expect(more).to_be_attached()
-    marker = "e => getComputedStyle(e, '::before').content"
-    assert await more.evaluate(marker) in ("none", "normal"), "the button is not numbered"
-    assert await page.locator("#fil li.hv-card").nth(29).evaluate(marker) in ("none", "normal")
+    for pseudo in ("::before", "::marker"):  # the DSFR numbers list items with either
+        marker = f"e => getComputedStyle(e, '{pseudo}').content"
+        assert await more.evaluate(marker) in ("none", "normal"), "the button is not numbered"
+        last = page.locator("#fil li.hv-card").nth(29)
+        assert await last.evaluate(marker) in ("none", "normal"), "no number out of the card"
     counter = "e => getComputedStyle(e, '::before').content"
     assert "counter(hv-card)" in await number.evaluate(counter)
 
@@ -106,3 +110,31 @@ async def test_phone_menu_without_keyboard_hints(web: Web) -> None:
         await expect(hint).to_be_hidden()
     await expect(page.locator("#pied .hv-keys-hint")).to_be_hidden()
     await expect(page.locator("footer.fr-footer .fr-footer__body")).to_be_visible()
+
+
+async def test_phone_pages_pass_axe(web: Web) -> None:
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("PP")
+    await web.org("SAMU")
+    await web.user("hugo.faure", "PP")
+    entry = await web.entry("hugo.faure", title="Malaise tribune sud", category="health")
+    page = await web.signed_in(
+        "hugo.faure", "/main-courante?category=health", viewport=PHONE, bypass_csp=True
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    await expect(page.locator("#bouton-filtres")).to_have_text(f"{t('Filters')} (1)")
+    await page.locator("#bouton-filtres").click()
+    await expect(page.locator("#f-category")).to_be_visible()
+    found["feed"] = await axe(page)
+    for name, path in (
+        ("new entry", "/main-courante/nouvelle"),
+        ("entry", f"/entrees/{entry['id']}"),
+        ("inbox", "/boite"),
+    ):
+        await page.goto(path)
+        if name == "entry":
+            await expect(page.locator("#diffusion-lecteurs")).to_be_visible()
+        found[name] = await axe(page)
+    found = {name: violations for name, violations in found.items() if violations}
+    assert not found, report(found)

@@ -92,9 +92,7 @@ async def test_authority_inbox_with_unread_count_and_summaries(
     assert "Tout ce qui a été reçu a été lu." in inbox.text
 
 
-async def test_watch_officer_sees_what_awaits_validation(
-    app: FastAPI, client: AsyncClient
-) -> None:
+async def test_watch_officer_sees_what_awaits_validation(app: FastAPI, client: AsyncClient) -> None:
     await cast(app)
     await synthesis(client, steps=("submit",))
     await browse_as(client, "claire")

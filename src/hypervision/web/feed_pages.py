@@ -243,7 +243,6 @@ async def feed(
         "situations": situations,
         "zone_choices": zones,
         "organisations": organisations,
-        "org_names": dict(organisations),
         "tags": filter_tags(
             query, t, organisations=dict(organisations), situations=situations, zones=zones
         ),
