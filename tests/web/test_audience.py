@@ -47,8 +47,8 @@ async def test_label_in_words_and_number_of_readers(app: FastAPI, client: AsyncC
 
     await browse_as(client, "agent")
     page = await client.get(f"/entrees/{entry_id}")
-    assert f'hx-get="/diffusion/entree/{entry_id}"' in page.text  # loaded with the page
-    fragment = await client.get(f"/diffusion/entree/{entry_id}", headers=HX)
+    assert f'hx-get="/entrees/{entry_id}/diffusion"' in page.text  # loaded with the page
+    fragment = await client.get(f"/entrees/{entry_id}/diffusion", headers=HX)
     assert fragment.status_code == 200, fragment.text
     words = re.search(r'id="diffusion-libelle">(.*?)</p>', fragment.text, re.S)
     assert words is not None
@@ -63,15 +63,31 @@ async def test_label_in_words_and_number_of_readers(app: FastAPI, client: AsyncC
     created = await client.post(
         "/api/v1/entries", json=body, headers=await sign_in(client, "agent")
     )
-    fragment = await client.get(f"/diffusion/entree/{created.json()['id']}")  # no script: a page
+    fragment = await client.get(f"/entrees/{created.json()['id']}/diffusion")  # no script: a page
     assert "Non protégé — tous les organismes" in " ".join(fragment.text.split())
     assert "5 personnes peuvent la lire." in fragment.text  # every account that reads
     assert "<footer" in fragment.text
 
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[2.3, 48.8], [2.31, 48.8], [2.31, 48.81], [2.3, 48.8]]],
+    }
+    zone = await client.post(
+        "/api/v1/zones",
+        json={"name": "Périmètre", "geometry": square, "label": label},
+        headers=await sign_in(client, "chef"),  # zones are drawn by watch officers
+    )
+    assert zone.status_code == 201, zone.text
+    fragment = await client.get(f"/carte/zones/{zone.json()['id']}/diffusion", headers=HX)
+    assert "Diffusion restreinte — groupe RENS" in " ".join(fragment.text.split())
+    assert "2 personnes peuvent la lire." in fragment.text
+
     client.cookies.clear()
     await browse_as(client, "medic")
-    hidden = await client.get(f"/diffusion/entree/{entry_id}", headers=HX)
-    missing = await client.get(f"/diffusion/entree/{'0' * 8}-0000-4000-8000-{'0' * 12}", headers=HX)
+    hidden = await client.get(f"/entrees/{entry_id}/diffusion", headers=HX)
+    missing = await client.get(
+        f"/entrees/{'0' * 8}-0000-4000-8000-{'0' * 12}/diffusion", headers=HX
+    )
     assert hidden.status_code == missing.status_code == 404
 
 

@@ -83,6 +83,12 @@ async def test_authority_inbox_with_unread_count_and_summaries(
     assert "/main-courante/nouvelle" not in feed.text  # no "new entry" for an authority
     assert 'data-tour="pending"' not in feed.text  # nor the officer's tour
 
+    readers = await client.get(f"/syntheses/{sid}/diffusion", headers={"HX-Request": "true"})
+    assert readers.status_code == 200, readers.text
+    # helene (sent to her), marc and claire (watch officers); not olga, an officer
+    assert "3 personnes peuvent la lire." in readers.text
+    assert 'hx-get="/syntheses/' in (await client.get(f"/syntheses/{sid}")).text
+
     acknowledged = await client.post(
         f"/api/v1/syntheses/{sid}/acknowledge", headers=await sign_in(client, "helene")
     )

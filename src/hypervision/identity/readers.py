@@ -30,8 +30,23 @@ def _ancestry(org_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID | None]) -> 
     return frozenset(chain)
 
 
-async def count_readers(*, session: AsyncSession, settings: Settings, label: Label) -> int:
-    """Active accounts with a reading role that the policy lets see a record of ``label``."""
+def _may(roles: set[str], action: Action | None) -> bool:
+    """One of ``roles`` grants ``action``."""
+    granted = (actions for role, actions in ROLE_ACTIONS.items() if role.value in roles)
+    return action is not None and any(action in actions for actions in granted)
+
+
+async def count_readers(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    label: Label,
+    only: frozenset[uuid.UUID] | None = None,
+    unless: Action | None = None,
+) -> int:
+    """Active accounts with a reading role that the policy lets see a record of ``label``;
+    when ``only`` is given, among those accounts only, except for roles allowed ``unless``
+    (a synthesis: those it was sent to, and every watch officer)."""
     users = (
         await session.execute(
             select(User.id, User.clearance, User.organisation_id, User.roles).where(
@@ -50,7 +65,10 @@ async def count_readers(*, session: AsyncSession, settings: Settings, label: Lab
     parents = dict((await session.execute(select(Organisation.id, Organisation.parent_id))).all())
     count = 0
     for user_id, clearance, org_id, roles in users:
-        if not READING_ROLES & set(roles or ()):
+        held = set(roles or ())
+        if not READING_ROLES & held:
+            continue
+        if only is not None and user_id not in only and not _may(held, unless):
             continue
         levels: tuple[str, ...] = ()
         if clearance in settings.label_levels:

@@ -5,6 +5,8 @@ is delivered, so nothing is audited here; opening the list is."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,3 +50,11 @@ async def awaiting_validation(
     )
     inner = query.with_only_columns(Synthesis.id).limit(CAP + 1).subquery()
     return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def recipients(*, session: AsyncSession, synthesis_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    """The accounts a synthesis was sent to (who, besides watch officers, may read it)."""
+    query = select(SynthesisRecipient.user_id).where(
+        SynthesisRecipient.synthesis_id == synthesis_id
+    )
+    return frozenset(await session.scalars(query))

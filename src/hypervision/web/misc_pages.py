@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +21,10 @@ from hypervision.identity.principal import Principal
 from hypervision.logbook import entries, present, situations
 from hypervision.logbook.models import Entry
 from hypervision.policy.roles import Role
+from hypervision.policy.rules import Action
 from hypervision.records import access
 from hypervision.search import service as search_service
+from hypervision.synthesis import counts
 from hypervision.synthesis import service as synthesis_service
 from hypervision.synthesis.models import Synthesis
 from hypervision.web.choices import display_names, situation_titles, zone_names
@@ -173,13 +174,12 @@ async def _labelled(
 KINDS = {"entree": "entry", "synthese": "synthesis", "zone": "zone"}
 
 
-@router.get("/diffusion/{kind}/{record_id}", response_class=HTMLResponse)
-async def audience(
+async def _audience_page(
     request: Request,
-    session: DbSession,
-    settings: SettingsDep,
-    actor: Officer,
-    kind: Literal["entree", "synthese", "zone"],
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    kind: str,
     record_id: uuid.UUID,
 ) -> Response:
     """Who can read a record: its label in words and how many people the policy lets read
@@ -195,10 +195,44 @@ async def audience(
         "audience": sorted(orgs.get(o, "?") for o in label.audience | {label.owner})
         if label.audience
         else [],
-        "readers": await readers.count_readers(session=session, settings=settings, label=label),
+        "readers": await readers.count_readers(
+            session=session,
+            settings=settings,
+            label=label,
+            # a synthesis: those it was sent to, and the watch officers (``visible_syntheses``)
+            only=await counts.recipients(session=session, synthesis_id=row.id)
+            if kind == "synthese"
+            else None,
+            unless=Action.TRIAGE,
+        ),
     }
     partial = bool(request.headers.get("hx-request"))
     return render(request, "_audience.html" if partial else "audience.html", context)
+
+
+@router.get("/entrees/{entry_id}/diffusion", response_class=HTMLResponse)
+async def entry_audience(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "entree", entry_id)
+
+
+@router.get("/syntheses/{synthesis_id}/diffusion", response_class=HTMLResponse)
+async def synthesis_audience(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    synthesis_id: uuid.UUID,
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "synthese", synthesis_id)
+
+
+@router.get("/carte/zones/{zone_id}/diffusion", response_class=HTMLResponse)
+async def zone_audience(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, zone_id: uuid.UUID
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "zone", zone_id)
 
 
 @router.get("/aide", response_class=HTMLResponse)
