@@ -136,5 +136,6 @@ async def test_phone_pages_pass_axe(web: Web) -> None:
         if name == "entry":
             await expect(page.locator("#diffusion-lecteurs")).to_be_visible()
         found[name] = await axe(page)
+        await screenshot(page, f"phone-{name.replace(' ', '-')}")
     found = {name: violations for name, violations in found.items() if violations}
     assert not found, report(found)
