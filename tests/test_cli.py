@@ -56,6 +56,9 @@ async def test_administration_from_the_command_line(
     assert "up to date" in run("migrate")
     run("org", "create", "--code", "MININT", "--name", "Ministère de l'Intérieur", "--mfa-required")
     run("org", "create", "--code", "PP", "--name", "Préfecture de police", "--parent", "MININT")
+    said = run("org", "set", "PP", "--release-to", "PP", "--release-to", "MININT")
+    assert "released to MININT, PP" in said
+    assert "every organisation" in run("org", "set", "PP", "--release-to", "all")
     run("group", "create", "--code", "VIP", "--name", "Protection")
     run(
         "user",

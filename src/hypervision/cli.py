@@ -18,7 +18,13 @@ from hypervision.db import create_engine, transaction
 from hypervision.identity import auth, service
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
-from hypervision.identity.schemas import ApiTokenCreate, GroupCreate, OrganisationCreate, UserCreate
+from hypervision.identity.schemas import (
+    ApiTokenCreate,
+    GroupCreate,
+    OrganisationCreate,
+    OrganisationUpdate,
+    UserCreate,
+)
 from hypervision.policy import rls
 from hypervision.policy.roles import Role
 
@@ -132,6 +138,37 @@ def org_create(
     async def work(session: AsyncSession, _settings: Settings) -> None:
         org = await service.create_organisation(session=session, actor=_actor(), data=data)
         typer.echo(f"organisation {org.code} created ({org.id})")
+
+    run_in_transaction(work)
+
+
+@org_app.command("set")
+def org_set(
+    code: Annotated[str, typer.Argument(help="The organisation's code")],
+    default_category: Annotated[
+        str | None, typer.Option(help="Category its officers' new entries propose")
+    ] = None,
+    release_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--release-to",
+            help="Organisation its officers' new entries are released to by default "
+            "(repeat it; 'all' for every organisation, the default)",
+        ),
+    ] = None,
+) -> None:
+    """Change an organisation's defaults for its officers' new entries."""
+    audience = None
+    if release_to is not None:
+        audience = [] if release_to == ["all"] else release_to
+    data = OrganisationUpdate(default_category=default_category, default_audience=audience)
+
+    async def work(session: AsyncSession, _settings: Settings) -> None:
+        org = await service.update_organisation(
+            session=session, actor=_actor(), code=code, data=data
+        )
+        released = ", ".join(org.default_audience) or "every organisation"
+        typer.echo(f"organisation {org.code}: new entries released to {released}")
 
     run_in_transaction(work)
 

@@ -25,7 +25,7 @@ async def test_located_entry_with_a_photo(web: Web, tmp_path: Path) -> None:
     await expect(page.locator("#title")).to_be_focused()
     await expect(page.locator("#category")).to_have_value("public_order")  # the organisation's
     await expect(page.locator("#sev-info")).to_be_checked()
-    await expect(page.locator("#aud-own")).to_be_checked()
+    await expect(page.locator("#aud-all")).to_be_checked()  # the organisation default: everyone
     await expect(page.locator("#lvl-NP")).to_be_checked()
 
     await page.fill("#title", "Bousculade tribune nord")

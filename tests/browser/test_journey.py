@@ -1,21 +1,26 @@
 """The new officer's journey, counted: sign in, record a located entry with a photo, find it in
-the feed and its page, comment on it, follow its situation — in at most 12 user actions."""
+the feed and its page, comment on it, follow its situation — in at most 12 user actions, on a
+desktop screen and on a phone."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 from playwright.async_api import expect
 
 from hypervision.geo.places import find_venue
 from hypervision.policy.roles import Role
-from tests.browser.web import Counted, Web, make_photo, t
+from tests.browser.web import DESKTOP, PHONE, Counted, Web, make_photo, t
 
 MAX_ACTIONS = 12
 
 
-async def test_new_officer_journey_in_at_most_12_actions(web: Web, tmp_path: Path) -> None:
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_new_officer_journey_in_at_most_12_actions(
+    web: Web, tmp_path: Path, viewport: dict[str, int]
+) -> None:
     venue = find_venue("Stade de France")
     assert venue is not None
     photo = make_photo(tmp_path / "acces-porte-h.jpg")
@@ -26,7 +31,7 @@ async def test_new_officer_journey_in_at_most_12_actions(web: Web, tmp_path: Pat
     await web.user("emilie.blanc", "PP-DOPC", clearance="NP", tour_done=False)
     situation = await web.situation("nadia.benali", title="Cérémonie d'ouverture")
 
-    page = await web.page()
+    page = await web.page(viewport=viewport)
     await page.goto("/connexion")
     user = Counted(page)
     await user.fill("#username", "emilie.blanc")

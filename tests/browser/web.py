@@ -7,13 +7,20 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from PIL import Image, ImageDraw
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+)
 
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.core.i18n import Translator
@@ -38,6 +45,8 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 10_000
 FR = Translator("fr")  # what the pages show by default
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}  # a common phone, portrait
 
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -130,14 +139,21 @@ class Web:
 
     # --- pages --------------------------------------------------------------------------------
 
-    async def page(self, *, bypass_csp: bool = False) -> Page:
-        """A page in a fresh context (its own cookies and storage), on this server."""
+    async def page(
+        self, *, bypass_csp: bool = False, viewport: dict[str, int] | None = None
+    ) -> Page:
+        """A page in a fresh context (its own cookies and storage), on this server; a phone
+        when ``viewport`` is ``PHONE`` (touch, mobile layout)."""
+        size = viewport or DESKTOP
+        phone = size["width"] < 600
         context = await self.browser.new_context(
             base_url=self.base,
             bypass_csp=bypass_csp,
             locale="fr-FR",
             timezone_id="Europe/Paris",
-            viewport={"width": 1280, "height": 900},
+            viewport=cast(ViewportSize, size),
+            is_mobile=phone,
+            has_touch=phone,
         )
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
@@ -153,11 +169,16 @@ class Web:
             self.errors.append(f"{page.url}: {message.text}")
 
     async def signed_in(
-        self, username: str, path: str = "/main-courante", *, bypass_csp: bool = False
+        self,
+        username: str,
+        path: str = "/main-courante",
+        *,
+        bypass_csp: bool = False,
+        viewport: dict[str, int] | None = None,
     ) -> Page:
         """A page signed in as ``username`` (the session cookie obtained by sending the sign-in
         form without displaying it: the form itself is tested elsewhere), showing ``path``."""
-        page = await self.page(bypass_csp=bypass_csp)
+        page = await self.page(bypass_csp=bypass_csp, viewport=viewport)
         response = await page.context.request.post(
             "/connexion", form={"username": username, "password": PASSWORD}, max_redirects=0
         )

@@ -247,6 +247,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "user_id": next(u["id"] for u in users["items"] if u["username"] == "second"),
         "view_id": str(view_id),
         "locale": "en",
+        "code": "PREF",  # an organisation's
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, Response, status
+from fastapi import APIRouter, Form, Path, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -29,6 +29,7 @@ from hypervision.identity.schemas import (
     MfaEnrolment,
     OrganisationCreate,
     OrganisationRead,
+    OrganisationUpdate,
     PasswordChange,
     RecoveryCodes,
     RightsRequestRead,
@@ -229,6 +230,23 @@ async def create_organisation(
     session: DbSession, actor: CurrentPrincipal, data: OrganisationCreate
 ) -> OrganisationRead:
     org = await service.create_organisation(session=session, actor=actor, data=data)
+    return OrganisationRead.model_validate(org)
+
+
+@signed_in.patch(
+    "/organisations/{code}",
+    response_model=OrganisationRead,
+    tags=["admin"],
+    responses=NOT_FOUND,
+)
+async def update_organisation(
+    session: DbSession,
+    actor: CurrentPrincipal,
+    code: Annotated[str, Path(max_length=32)],
+    data: OrganisationUpdate,
+) -> OrganisationRead:
+    """Administrators set an organisation's defaults for its officers' new entries."""
+    org = await service.update_organisation(session=session, actor=actor, code=code, data=data)
     return OrganisationRead.model_validate(org)
 
 

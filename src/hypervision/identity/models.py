@@ -25,6 +25,9 @@ class Organisation(Base):
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # What the new-entry form proposes to this organisation's officers (they may change it).
     default_category: Mapped[str | None] = mapped_column(String(32))
+    # Whom the new-entry form proposes to release to: organisation codes; empty: every
+    # organisation (the default). Always at the lowest level: raising is the officer's call.
+    default_audience: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -37,6 +37,15 @@ class OrganisationCreate(Strict):
     parent_code: Code | None = None
     mfa_required: bool = Field(default=False, strict=True)  # JSON true/false only
     default_category: CategoryCode | None = None  # what its officers' new entries propose
+    # whom its officers' new entries are released to by default (codes; empty: everyone)
+    default_audience: list[Code] = Field(default_factory=list, max_length=50)
+
+
+class OrganisationUpdate(Strict):
+    """An administrator's change of an organisation's settings (absent: unchanged)."""
+
+    default_category: CategoryCode | None = None
+    default_audience: list[Code] | None = Field(default=None, max_length=50)
 
 
 class OrganisationRead(BaseModel):
@@ -47,6 +56,7 @@ class OrganisationRead(BaseModel):
     parent_id: uuid.UUID | None
     mfa_required: bool
     default_category: str | None = None
+    default_audience: list[str] = []
 
 
 class GroupCreate(Strict):

@@ -32,6 +32,7 @@ from hypervision.identity.rights import check_level, require_admin, user_group_c
 from hypervision.identity.schemas import (
     GroupCreate,
     OrganisationCreate,
+    OrganisationUpdate,
     UserCreate,
     UserRead,
     UserUpdate,
@@ -54,12 +55,14 @@ async def create_organisation(
             f"Le code d'organisation {data.code} existe déjà.",
             f"Organisation code {data.code} already exists.",
         )
+    audience = await _audience_codes(session, data.default_audience, own=data.code)
     org = Organisation(
         code=data.code,
         name=data.name,
         parent_id=parent_id,
         mfa_required=data.mfa_required,
         default_category=data.default_category,
+        default_audience=audience,
     )
     session.add(org)
     await session.flush()
@@ -71,6 +74,51 @@ async def create_organisation(
         resource_ids=[org.id],
         detail={"code": org.code, "parent_id": str(parent_id) if parent_id else None},
     )
+    return org
+
+
+async def _audience_codes(session: AsyncSession, codes: Sequence[str], *, own: str) -> list[str]:
+    """A default audience, checked: known organisation codes (``own``: the organisation's, which
+    may not exist yet), without duplicates, sorted."""
+    wanted = sorted(set(codes))
+    others = [c for c in wanted if c != own]
+    known = set(
+        await session.scalars(select(Organisation.code).where(Organisation.code.in_(others)))
+    )
+    unknown = [c for c in others if c not in known]
+    if unknown:
+        names = ", ".join(unknown)
+        raise Invalid(
+            f"Organisations inconnues dans la diffusion par défaut : {names}.",
+            f"Unknown organisations in the default audience: {names}.",
+            extra={"fields": [{"field": "default_audience", "message": f"unknown: {names}"}]},
+        )
+    return wanted
+
+
+async def update_organisation(
+    *, session: AsyncSession, actor: Principal, code: str, data: OrganisationUpdate
+) -> Organisation:
+    """An administrator sets an organisation's defaults: the category and the audience its
+    officers' new entries propose (empty audience: every organisation)."""
+    require_admin(actor)
+    org = await get_organisation_by_code(session=session, code=code)
+    changes: dict[str, object] = {}
+    if data.default_category is not None and data.default_category != org.default_category:
+        org.default_category = changes["default_category"] = data.default_category
+    if data.default_audience is not None:
+        audience = await _audience_codes(session, data.default_audience, own=org.code)
+        if audience != list(org.default_audience or []):
+            org.default_audience = changes["default_audience"] = audience
+    if changes:
+        await audit.record(
+            session=session,
+            actor=actor,
+            action="organisation.update",
+            resource_type="organisation",
+            resource_ids=[org.id],
+            detail={"code": org.code, **changes},
+        )
     return org
 
 

@@ -17,6 +17,7 @@ from hypervision.identity import auth, mfa, service
 from hypervision.identity.api import refuse_cross_site
 from hypervision.identity.deps import PasswordsDep, client_of
 from hypervision.identity.models import SessionKind
+from hypervision.web.misc_pages import home_of
 from hypervision.web.render import render, translator
 from hypervision.web.session import Officer, safe_next
 
@@ -48,7 +49,7 @@ def _message(request: Request, error: AppError) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    target = "/main-courante" if request.cookies.get(SESSION_COOKIE) else "/connexion"
+    target = "/accueil" if request.cookies.get(SESSION_COOKIE) else "/connexion"
     return RedirectResponse(target, status_code=303)
 
 
@@ -103,7 +104,8 @@ async def sign_in(
         return render(
             request, "sign_in.html", context, status_code=result.status, headers=result.headers
         )
-    target = "/double-authentification" if result.enrolment_required else safe_next(suite)
+    home = safe_next(suite) if suite else home_of(result.user.roles)
+    target = "/double-authentification" if result.enrolment_required else home
     response = RedirectResponse(target, status_code=303)
     cookies.set_session(response, result.token, settings)
     cookies.set_signed_in_marker(response)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,12 +37,15 @@ from hypervision.logbook.uploads import inspect_content
 from hypervision.policy.rules import Action, Subject, allowed
 from hypervision.search import service as search_service
 from hypervision.storage.blobs import TrackedBlobs
+from hypervision.synthesis import counts
+from hypervision.web import cards as card_parts
 from hypervision.web.choices import display_names, situation_titles, zone_names
 from hypervision.web.entry_pages import entry_context
-from hypervision.web.render import render, shows, translator
+from hypervision.web.render import env, render, shows, translator
 from hypervision.web.session import MAX_FILES, Officer, Reader
 
 router = APIRouter(include_in_schema=False)
+card_parts.install(env)  # the cards' excerpt and place name, for every page showing cards
 PAGE = 30
 NEW_ENTRY = "POST /main-courante/nouvelle"
 
@@ -73,6 +77,38 @@ class FeedQuery:
     @property
     def active(self) -> bool:
         return bool(self.url())
+
+    def without(self, key: str, value: str) -> str:
+        """The URL's query with one filter value removed (a tag's "remove" link)."""
+        pairs = [(k, v) for k, v in parse_qsl(self.url()) if (k, v) != (key, value)]
+        return urlencode(pairs)
+
+
+def filter_tags(
+    query: FeedQuery,
+    t: Callable[[str], str],
+    *,
+    organisations: dict[str, str],
+    situations: dict[str, str],
+    zones: dict[str, str],
+) -> list[tuple[str, str]]:
+    """The active filters as removable tags: (what the tag says, the URL without it)."""
+    tags = [(t(CATEGORY_NAMES.get(c, c)), query.without("category", c)) for c in query.categories]
+    tags += [(t(SEVERITY_NAMES[s]), query.without("severity", s)) for s in query.severities]
+    tags += [(t(STATUS_NAMES[s]), query.without("status", s)) for s in query.statuses]
+    if query.organisation:
+        name = organisations.get(query.organisation, query.organisation)
+        tags.append((name, query.without("organisation", query.organisation)))
+    if query.period:
+        tags.append((t(PERIODS[query.period][1]), query.without("period", query.period)))
+    if query.situation:
+        name = situations.get(query.situation, query.situation[:8])
+        tags.append((name, query.without("situation", query.situation)))
+    if query.zone:
+        tags.append((zones.get(query.zone, query.zone[:8]), query.without("zone", query.zone)))
+    if query.q:
+        tags.append((f"« {query.q} »", query.without("q", query.q)))
+    return tags
 
 
 def parse_query(request: Request, settings: Settings) -> FeedQuery:
@@ -196,13 +232,24 @@ async def feed(
         except (ValueError, AppError):
             detail = None
     assert actor.user_id is not None
+    situations = await situation_titles(request, session, settings, actor)
+    zones = await zone_names(request, session, settings, actor)
+    organisations = await identity.organisation_choices(session=session)
+    t = translator(request).gettext
     context = {
         "query": query,
         "cards": cards,
         "next_cursor": next_cursor,
-        "situations": await situation_titles(request, session, settings, actor),
-        "zone_choices": await zone_names(request, session, settings, actor),
-        "organisations": await identity.organisation_choices(session=session),
+        "situations": situations,
+        "zone_choices": zones,
+        "organisations": organisations,
+        "tags": filter_tags(
+            query, t, organisations=dict(organisations), situations=situations, zones=zones
+        ),
+        "can_write": allowed(actor, Action.WRITE),
+        "awaiting": await counts.awaiting_validation(
+            session=session, settings=settings, actor=actor
+        ),
         "views": await prefs.views(session, actor.user_id),
         "created": bool(cree) and detail is not None,
         "periods": PERIODS,
@@ -278,7 +325,9 @@ async def _form_context(
     rank = settings.level_rank(actor.clearance) if actor.clearance in settings.label_levels else 0
     ceiling = settings.level_rank(settings.label_ceiling)
     own_code = await _own_code(session, actor)
+    default_all = (await _default_audience(session, actor))[0] == "all"
     return {
+        "default_all": default_all,
         "values": values,
         "errors": errors,
         "organisations": await identity.organisation_choices(session=session),
@@ -295,14 +344,25 @@ async def _form_context(
 
 
 async def _default_category(session: AsyncSession, settings: Settings, actor: Officer) -> str:
-    """The officer's last category, else their organisation's usual one."""
+    """The officer's last category, else their organisation's usual one, else the first of
+    the taxonomy: the form never opens on an empty "choose" placeholder."""
     assert actor.user_id is not None
     last = await entries.last_category(session=session, author_id=actor.user_id)
     if last in settings.categories:
         return str(last)
     own = await identity.get_organisation(session=session, org_id=actor.organisation_id)
     usual = own.default_category if own else None
-    return usual if usual in settings.categories else ""
+    return usual if usual in settings.categories else settings.categories[0]
+
+
+async def _default_audience(session: AsyncSession, actor: Principal) -> tuple[str, list[str]]:
+    """The sharing the organisation sets for its officers' new entries: ("all", []) for every
+    organisation (the default), else ("own", the other organisations released to)."""
+    own = await identity.get_organisation(session=session, org_id=actor.organisation_id)
+    codes = list(own.default_audience or []) if own else []
+    if not codes:
+        return "all", []
+    return "own", [c for c in codes if own is None or c != own.code]
 
 
 async def _own_code(session: AsyncSession, actor: Principal) -> str | None:
@@ -314,10 +374,13 @@ async def _own_code(session: AsyncSession, actor: Principal) -> str | None:
 async def new_entry_page(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer
 ) -> Response:
+    audience, also = await _default_audience(session, actor)
     values = {
         "category": await _default_category(session, settings, actor),
         "severity": Severity.INFO.value,
         "level": settings.label_levels[0],
+        "audience": audience,
+        "also": also,
         "idempotency_key": uuid.uuid4().hex,
         "situation": request.query_params.get("situation", "")[:36],
     }

@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.follows import service as prefs
 from hypervision.follows.models import FollowKind
-from hypervision.logbook import present, situations
+from hypervision.geo import zones
+from hypervision.geo.models import Zone
+from hypervision.identity import readers
+from hypervision.identity import service as identity
+from hypervision.identity.principal import Principal
+from hypervision.logbook import entries, present, situations
+from hypervision.logbook.models import Entry
+from hypervision.policy.roles import Role
+from hypervision.policy.rules import Action
+from hypervision.records import access
 from hypervision.search import service as search_service
+from hypervision.synthesis import counts
+from hypervision.synthesis import service as synthesis_service
+from hypervision.synthesis.models import Synthesis
 from hypervision.web.choices import display_names, situation_titles, zone_names
 from hypervision.web.render import render, shows
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
+
+
+def home_of(roles: Iterable[str]) -> str:
+    """Where someone lands: authorities who write nothing on their inbox (the syntheses sent
+    to them), everyone else on the main courante (watch officers find what awaits their
+    validation at its top)."""
+    held = set(roles)
+    writers = {Role.OFFICER.value, Role.WATCH_OFFICER.value, Role.DATA_STEWARD.value}
+    if Role.AUTHORITY.value in held and not held & writers:
+        return "/boite"
+    return "/main-courante"
+
+
+@router.get("/accueil")
+async def home(actor: Officer) -> Response:
+    """The signed-in person's home (the site's root and the sign-in lead here)."""
+    return RedirectResponse(home_of(actor.roles), status_code=303)
 
 
 @router.get("/situations", response_class=HTMLResponse)
@@ -112,6 +144,95 @@ async def notifications_page(
 async def badge(request: Request, actor: Officer) -> Response:
     """The notification badge alone (refreshed by the page when a followed topic moves)."""
     return render(request, "_badge.html")
+
+
+# --- who can see this --------------------------------------------------------------------
+
+
+async def _labelled(
+    session: AsyncSession, settings: Settings, actor: Principal, kind: str, record_id: uuid.UUID
+) -> Entry | Synthesis | Zone:
+    """The record, read through its service (policy; audited; 404 alike when hidden)."""
+    if kind == "entree":
+        return await entries.get_entry(
+            session=session, settings=settings, actor=actor, entry_id=record_id
+        )
+    if kind == "synthese":
+        row: Synthesis | Zone = await synthesis_service.find(
+            session=session, settings=settings, actor=actor, synthesis_id=record_id
+        )
+    else:
+        row = await zones.find_zone(
+            session=session, settings=settings, actor=actor, zone_id=record_id
+        )
+    await access.delivered(
+        session, actor, action=f"{KINDS[kind]}.read", kind=KINDS[kind], rows=[row]
+    )
+    return row
+
+
+KINDS = {"entree": "entry", "synthese": "synthesis", "zone": "zone"}
+
+
+async def _audience_page(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    kind: str,
+    record_id: uuid.UUID,
+) -> Response:
+    """Who can read a record: its label in words and how many people the policy lets read
+    it (a fragment loaded by the record's page; a page of its own without scripts)."""
+    row = await _labelled(session, settings, actor, kind, record_id)
+    shows(request, [row.label_level])
+    label = row.label
+    orgs = {str(o.id): o.name for o in await identity.list_organisations(session=session)}
+    groups = await identity.group_names(session=session, codes=sorted(label.need_to_know))
+    context = {
+        "level": label.level,
+        "groups": [name for _, name in groups],
+        "audience": sorted(orgs.get(o, "?") for o in label.audience | {label.owner})
+        if label.audience
+        else [],
+        "readers": await readers.count_readers(
+            session=session,
+            settings=settings,
+            label=label,
+            # a synthesis: those it was sent to, and the watch officers (``visible_syntheses``)
+            only=await counts.recipients(session=session, synthesis_id=row.id)
+            if kind == "synthese"
+            else None,
+            unless=Action.TRIAGE,
+        ),
+    }
+    partial = bool(request.headers.get("hx-request"))
+    return render(request, "_audience.html" if partial else "audience.html", context)
+
+
+@router.get("/entrees/{entry_id}/diffusion", response_class=HTMLResponse)
+async def entry_audience(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "entree", entry_id)
+
+
+@router.get("/syntheses/{synthesis_id}/diffusion", response_class=HTMLResponse)
+async def synthesis_audience(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    synthesis_id: uuid.UUID,
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "synthese", synthesis_id)
+
+
+@router.get("/carte/zones/{zone_id}/diffusion", response_class=HTMLResponse)
+async def zone_audience(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, zone_id: uuid.UUID
+) -> Response:
+    return await _audience_page(request, session, settings, actor, "zone", zone_id)
 
 
 @router.get("/aide", response_class=HTMLResponse)

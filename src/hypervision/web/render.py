@@ -43,6 +43,7 @@ class Chrome:
     organisation: str = ""
     csrf_token: str = ""
     badge: int = 0
+    inbox: int = 0  # syntheses received and not acknowledged yet (authorities)
     tour_pending: bool = False
     follow_categories: list[str] = field(default_factory=list)
     follow_situations: list[str] = field(default_factory=list)

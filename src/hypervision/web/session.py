@@ -17,6 +17,7 @@ from hypervision.identity.deps import client_of
 from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal
 from hypervision.policy.roles import Scope
+from hypervision.synthesis import counts
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
@@ -125,6 +126,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.follow_situations = mine.follow_situations
     chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
+    chrome.inbox = await counts.unread(session=session, settings=settings, actor=principal)
     return principal
 
 
