@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,17 +40,51 @@ STREETS = [
     Street("Rue du Cornillon", *SAINT_DENIS, (2.3650, 48.9212), (2.3690, 48.9240), 16),
     Street("Boulevard Anatole France", *SAINT_DENIS, (2.3480, 48.9281), (2.3560, 48.9330), 30),
     Street("Rue de la République", *SAINT_DENIS, (2.3561, 48.9355), (2.3590, 48.9371), 20),
-    Street("Avenue Anatole France", "75007", "75107", "Paris", (2.2950, 48.8571), (2.2985, 48.8590), 12),
+    Street(
+        "Avenue Anatole France", "75007", "75107", "Paris", (2.2950, 48.8571), (2.2985, 48.8590), 12
+    ),
     Street("Quai Branly", "75007", "75107", "Paris", (2.2930, 48.8581), (2.3000, 48.8620), 30),
-    Street("Avenue de la Bourdonnais", "75007", "75107", "Paris", (2.2980, 48.8600), (2.3030, 48.8531), 30),
-    Street("Avenue de Suffren", "75007", "75107", "Paris", (2.2920, 48.8570), (2.2990, 48.8490), 30),
+    Street(
+        "Avenue de la Bourdonnais",
+        "75007",
+        "75107",
+        "Paris",
+        (2.2980, 48.8600),
+        (2.3030, 48.8531),
+        30,
+    ),
+    Street(
+        "Avenue de Suffren", "75007", "75107", "Paris", (2.2920, 48.8570), (2.2990, 48.8490), 30
+    ),
     Street("Rue Royale", "75008", "75108", "Paris", (2.3225, 48.8680), (2.3240, 48.8700), 14),
-    Street("Avenue Winston Churchill", "75008", "75108", "Paris", (2.3130, 48.8640), (2.3135, 48.8670), 6),
+    Street(
+        "Avenue Winston Churchill",
+        "75008",
+        "75108",
+        "Paris",
+        (2.3130, 48.8640),
+        (2.3135, 48.8670),
+        6,
+    ),
     Street("Cours la Reine", "75008", "75108", "Paris", (2.3200, 48.8640), (2.3120, 48.8625), 16),
-    Street("Avenue de New York", "75016", "75116", "Paris", (2.2960, 48.8620), (2.3020, 48.8640), 20),
-    Street("Rue du Commandant Guilbaud", "75016", "75116", "Paris", (2.2520, 48.8420), (2.2540, 48.8400), 10),
-    Street("Boulevard d'Auteuil", "75016", "75116", "Paris", (2.2510, 48.8470), (2.2490, 48.8440), 14),
-    Street("Boulevard de Bercy", "75012", "75112", "Paris", (2.3790, 48.8390), (2.3850, 48.8350), 30),
+    Street(
+        "Avenue de New York", "75016", "75116", "Paris", (2.2960, 48.8620), (2.3020, 48.8640), 20
+    ),
+    Street(
+        "Rue du Commandant Guilbaud",
+        "75016",
+        "75116",
+        "Paris",
+        (2.2520, 48.8420),
+        (2.2540, 48.8400),
+        10,
+    ),
+    Street(
+        "Boulevard d'Auteuil", "75016", "75116", "Paris", (2.2510, 48.8470), (2.2490, 48.8440), 14
+    ),
+    Street(
+        "Boulevard de Bercy", "75012", "75112", "Paris", (2.3790, 48.8390), (2.3850, 48.8350), 30
+    ),
     Street("Rue de Dunkerque", "75010", "75110", "Paris", (2.3500, 48.8800), (2.3570, 48.8815), 30),
     Street("Rue de Rivoli", "75004", "75104", "Paris", (2.3540, 48.8565), (2.3500, 48.8580), 20),
 ]
@@ -96,4 +131,4 @@ def render() -> str:
 
 if __name__ == "__main__":
     DEMO_FILE.write_text(render(), encoding="utf-8")
-    print(f"{DEMO_FILE}: {len(rows())} addresses")
+    sys.stdout.write(f"{DEMO_FILE}: {len(rows())} addresses\n")

@@ -37,13 +37,23 @@ from hypervision.identity.principal import Principal
 
 # The columns this import reads; the others of the format (id_fantoir, x, y, alias, …) are
 # accepted and ignored. Columns are found by name, not position.
-REQUIRED = ("id", "numero", "rep", "nom_voie", "code_postal", "code_insee", "nom_commune", "lon", "lat")
-BAN_HEADER = (
-    "id;id_fantoir;numero;rep;nom_voie;code_postal;code_insee;nom_commune;"
-    "code_insee_ancienne_commune;nom_ancienne_commune;x;y;lon;lat;type_position;alias;nom_ld;"
-    "libelle_acheminement;nom_afnor;source_position;source_nom_voie;certification_commune;"
-    "cad_parcelles"
-).split(";")
+REQUIRED = (
+    "id",
+    "numero",
+    "rep",
+    "nom_voie",
+    "code_postal",
+    "code_insee",
+    "nom_commune",
+    "lon",
+    "lat",
+)
+BAN_HEADER = [
+    *("id", "id_fantoir", "numero", "rep", "nom_voie", "code_postal", "code_insee"),
+    *("nom_commune", "code_insee_ancienne_commune", "nom_ancienne_commune", "x", "y"),
+    *("lon", "lat", "type_position", "alias", "nom_ld", "libelle_acheminement", "nom_afnor"),
+    *("source_position", "source_nom_voie", "certification_commune", "cad_parcelles"),
+]
 BATCH = 2000
 MAX_FIELD = 200
 
@@ -222,9 +232,7 @@ async def upsert_places(
     ]
     postgres = session.get_bind().dialect.name == "postgresql"
     statement = (postgresql.insert(Place) if postgres else sqlite.insert(Place)).values(values)
-    updated = {
-        name: statement.excluded[name] for name in values[0] if name != "id"
-    }
+    updated = {name: statement.excluded[name] for name in values[0] if name != "id"}
     await session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updated))
     if not postgres:
         rowids = [rowid_of(place_id) for place_id in latest]
@@ -232,8 +240,8 @@ async def upsert_places(
         await session.execute(
             insert(places_fts),
             [
-                {"rowid": rowid_of(v["id"]), "place_id": v["id"], "search_text": v["search_text"]}
-                for v in values
+                {"rowid": rowid_of(row.id), "place_id": row.id, "search_text": v["search_text"]}
+                for row, v in zip(latest.values(), values, strict=True)
             ],
         )
     await audit.record(
