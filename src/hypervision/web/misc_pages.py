@@ -12,6 +12,7 @@ from hypervision.follows import service as prefs
 from hypervision.follows.models import FollowKind
 from hypervision.logbook import present, situations
 from hypervision.search import service as search_service
+from hypervision.search import suggest
 from hypervision.web.choices import display_names, situation_titles, zone_names
 from hypervision.web.render import render, shows
 from hypervision.web.session import Officer
@@ -70,18 +71,34 @@ async def search_page(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer, q: str = ""
 ) -> Response:
     query = " ".join(q.split())[:200]
-    hits = []
+    hits: list[search_service.Hit] = []
+    suggestion = None
+    corrected = False
     if query:
         hits = await search_service.search(
             session=session, settings=settings, actor=actor, query=query, limit=50
         )
+        if suggest.worth_suggesting(hits, 50):
+            suggestion = await suggest.suggest(
+                session=session, settings=settings, actor=actor, query=query
+            )
+        if suggestion:
+            shows(request, suggestion.levels)  # its words come from records of these labels
+        if not hits and suggestion:  # nothing for the typo: show what the correction finds
+            hits = await search_service.search(
+                session=session, settings=settings, actor=actor, query=suggestion.query, limit=50
+            )
+            corrected = bool(hits)  # else the correction is only proposed
         shows(request, [h.entry.label_level for h in hits])
     reads = await present.entries_read(
         session, [h.entry for h in hits], settings=settings, actor=actor
     )
     results = list(zip(hits, reads, strict=True))
+    context = {"q": query, "results": results, "names": display_names()}
     return render(
-        request, "search.html", {"q": query, "results": results, "names": display_names()}
+        request,
+        "search.html",
+        {**context, "suggestion": suggestion and suggestion.query, "corrected": corrected},
     )
 
 

@@ -1,0 +1,78 @@
+""" "Did you mean" on both engines: typos corrected from the reader's visible records only."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select
+
+from hypervision.audit.models import AuditRecord
+from hypervision.search.suggest import edit_distance, rank, similarity
+from tests.factories import officer, tx
+from tests.search.test_search_api import post_entry
+from tests.web.pages import browse_as
+
+DR = {"level": "DR", "audience": []}
+
+
+async def search(client: AsyncClient, headers: dict[str, str], q: str) -> dict[str, object]:
+    response = await client.get("/api/v1/search", params={"q": q}, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_ranking_measures() -> None:
+    assert round(similarity("sait", "saint"), 3) == 0.375  # pg_trgm gives the same
+    assert edit_distance("sait", "saint") == 1 and edit_distance("", "abc") == 3
+    assert rank("sait", {"saint": 3, "sein": 9, "zebre": 50}) == ["saint"]
+
+
+async def test_typos_get_a_correction(app: FastAPI, client: AsyncClient) -> None:
+    alice = await officer(app, client, "alice", "PP")
+    entry_id = await post_entry(
+        client, alice, "Bouchon avenue du Président Wilson", "Circulation bloquée à Saint-Denis."
+    )
+    found = await search(client, alice, "sait-denis")
+    assert found["items"] == [] and found["did_you_mean"] == "saint-denis"
+    assert (await search(client, alice, "Bouchon Wilsn"))["did_you_mean"] == "Bouchon Wilson"
+    # Known words are left alone, and nothing close enough gives no suggestion.
+    assert (await search(client, alice, "bouchon"))["did_you_mean"] is None
+    assert (await search(client, alice, "xqzw"))["did_you_mean"] is None
+    async with tx(app) as session:
+        records = list(
+            await session.scalars(select(AuditRecord).where(AuditRecord.action == "search.suggest"))
+        )
+    assert len(records) == 2
+    assert records[0].resource_ids == [entry_id] and records[0].labels == ["NP"]
+
+
+async def test_a_word_only_in_hidden_records_is_never_suggested(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    alice = await officer(app, client, "alice", "PP", clearance="DR")
+    bob = await officer(app, client, "bob", "SAMU", clearance="NP")
+    await post_entry(client, alice, "Convoi Zanzibar", "Escorte prévue.", label=DR)
+    await post_entry(client, alice, "Convoi sanitaire", "Escorte prévue.")
+    # The cleared reader gets the correction; the NP reader, for whom the word exists only
+    # in a DR entry, gets none, though "convoi" and "escorte" are visible to both.
+    assert (await search(client, alice, "zanzibr"))["did_you_mean"] == "zanzibar"
+    assert (await search(client, bob, "zanzibr"))["did_you_mean"] is None
+    assert (await search(client, bob, "convoi zanzibr"))["did_you_mean"] is None
+    assert (await search(client, bob, "convoy"))["did_you_mean"] == "convoi"
+
+
+async def test_search_page_shows_the_corrected_results(app: FastAPI, client: AsyncClient) -> None:
+    alice = await officer(app, client, "alice", "PP")
+    await post_entry(client, alice, "Bouchon avenue du Président Wilson", "Saint-Denis bloqué.")
+    await post_entry(client, alice, "Bouchon rue du Landy", "Circulation lente.")
+    await browse_as(client, "alice")
+    page = await client.get("/recherche", params={"q": "sait-denis"})
+    assert page.status_code == 200
+    assert 'id="correction"' in page.text and "saint-denis" in page.text
+    assert "Bouchon avenue du Président Wilson" in page.text
+    assert "rue du Landy" not in page.text
+    # The correction finds nothing either: it is only proposed, as a link.
+    page = await client.get("/recherche", params={"q": "landy wilsn"})
+    assert 'id="correction"' not in page.text
+    assert '<a href="/recherche?q=landy%20wilson">landy wilson</a>' in page.text
