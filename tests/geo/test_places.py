@@ -71,7 +71,7 @@ async def count_places(app: FastAPI) -> int:
 
 async def labels_for(app: FastAPI, query: str, limit: int = 5) -> list[str]:
     async with tx(app) as session:
-        return [h.label for h in await search_places(session=session, query=query, limit=limit)]
+        return [h.name for h in await search_places(session=session, query=query, limit=limit)]
 
 
 async def test_import_then_search_tolerates_typos(app: FastAPI, tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_parse_reads_one_line_at_a_time() -> None:
 
     first = next(parse(lines()))
     assert isinstance(first, PlaceRow) and first.id == "93066_0001_00001"
-    assert first.label == "1 Rue Jules Rimet, 93200 Saint-Denis"
+    assert first.name == "1 Rue Jules Rimet, 93200 Saint-Denis"
 
 
 def test_a_file_of_another_format_is_refused() -> None:
@@ -193,7 +193,7 @@ async def test_places_api_needs_sign_in_and_finds_addresses(
     )
     assert response.status_code == 200, response.text
     first = response.json()["items"][0]
-    assert first["label"] == "3 Rue du Landy, 93200 Saint-Denis" and first["kind"] == "address"
+    assert first["name"] == "3 Rue du Landy, 93200 Saint-Denis" and first["kind"] == "address"
     assert (first["lon"], first["lat"]) == (2.36, 48.915)
     too_long = await client.get("/api/v1/places", params={"q": "x" * 121}, headers=headers)
     assert too_long.status_code == 422

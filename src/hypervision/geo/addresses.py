@@ -100,7 +100,7 @@ class PlaceRow:
     lat: float
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
         head = f"{self.housenumber} {self.street}" if self.housenumber else self.street
         tail = " ".join(p for p in (self.postcode, self.city) if p)
         return f"{head}, {tail}" if tail else head
@@ -216,7 +216,7 @@ async def upsert_places(
     values = [
         {
             "id": row.id,
-            "label": row.label[:300],
+            "name": row.name[:300],
             "housenumber": row.housenumber,
             "street": row.street,
             "postcode": row.postcode,
@@ -224,7 +224,7 @@ async def upsert_places(
             "city": row.city,
             "lon": row.lon,
             "lat": row.lat,
-            "search_text": search_form(row.label),
+            "search_text": search_form(row.name),
             "source": source[:120],
             "updated_at": now,
         }

@@ -18,7 +18,7 @@ class Place(Base):
     # The address base's own identifier (e.g. "93066_0340_00012"): re-importing a file
     # updates its rows instead of duplicating them.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    label: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(300))  # "12 Rue Jules Rimet, 93200 Saint-Denis"
     housenumber: Mapped[str] = mapped_column(String(24), default="")
     street: Mapped[str] = mapped_column(String(200))
     postcode: Mapped[str] = mapped_column(String(10), default="")

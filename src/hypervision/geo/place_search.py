@@ -34,7 +34,7 @@ CANDIDATES = 300
 @dataclass(frozen=True)
 class PlaceHit:
     id: str
-    label: str
+    name: str
     kind: Literal["venue", "address"]
     lon: float
     lat: float
@@ -68,7 +68,7 @@ def _venue_hits(form: str) -> list[PlaceHit]:
             hits.append(
                 PlaceHit(
                     id=f"venue:{search_form(venue.name).replace(' ', '-')}",
-                    label=venue.name,
+                    name=venue.name,
                     kind="venue",
                     lon=venue.lon,
                     lat=venue.lat,
@@ -116,7 +116,7 @@ async def _postgres_candidates(session: AsyncSession, form: str) -> list[Place]:
     if await has_trigram_extension(session):
         condition: ColumnElement[bool] = Place.search_text.op("%>")(form)
         order = func.word_similarity(form, Place.search_text).desc()
-        query = select(Place).where(condition).order_by(order, func.length(Place.label))
+        query = select(Place).where(condition).order_by(order, func.length(Place.name))
     else:
         like = [Place.search_text.like(f"%{w}%") for w in form.split()]
         query = select(Place).where(and_(*like))
@@ -140,12 +140,12 @@ async def search_places(*, session: AsyncSession, query: str, limit: int) -> lis
             hits.append(
                 PlaceHit(
                     id=place.id,
-                    label=place.label,
+                    name=place.name,
                     kind="address",
                     lon=place.lon,
                     lat=place.lat,
                     score=value,
                 )
             )
-    hits.sort(key=lambda h: (-h.score, h.kind != "venue", len(h.label), h.label))
+    hits.sort(key=lambda h: (-h.score, h.kind != "venue", len(h.name), h.name))
     return hits[:limit]

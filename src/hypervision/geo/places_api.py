@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=CREDENTIALS, res
 
 class PlaceRead(BaseModel):
     id: str = Field(description="The address base's identifier, or venue:<name> for a venue.")
-    label: str = Field(description="Number, street, postcode and town; or the venue's name.")
+    name: str = Field(description="Number, street, postcode and town; or the venue's name.")
     kind: Literal["venue", "address"]
     lon: float
     lat: float
@@ -42,7 +42,7 @@ async def search_places(
     return PlaceResults(
         items=[
             PlaceRead(
-                id=h.id, label=h.label, kind=h.kind, lon=h.lon, lat=h.lat, score=round(h.score, 3)
+                id=h.id, name=h.name, kind=h.kind, lon=h.lon, lat=h.lat, score=round(h.score, 3)
             )
             for h in hits
         ]

@@ -4,7 +4,7 @@ courante's full-text index (issue 16, ADR 0024)
 ``places`` holds public reference addresses imported from a national address base file
 (``hypervision places import``). Its search index:
 
-* SQLite: the FTS5 table ``places_fts`` with the trigram tokenizer over the folded label
+* SQLite: the FTS5 table ``places_fts`` with the trigram tokenizer over the folded name
   (kept in step by ``geo.addresses``; rowids derived from the place id);
 * PostgreSQL: a GIN ``gin_trgm_ops`` index over ``places.search_text`` when the ``pg_trgm``
   extension can be created (it ships with the server's contrib package); without it the
@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_table(
         "places",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("label", sa.String(300), nullable=False),
+        sa.Column("name", sa.String(300), nullable=False),
         sa.Column("housenumber", sa.String(24), nullable=False),
         sa.Column("street", sa.String(200), nullable=False),
         sa.Column("postcode", sa.String(10), nullable=False),

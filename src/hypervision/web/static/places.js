@@ -1,7 +1,7 @@
 /* Address search box (templates/_place_search.html): a WAI-ARIA 1.2 combobox with a listbox
    popup over GET /api/v1/places, and "My position" through the browser's geolocation.
    Choosing fills the lat/lon fields and dispatches "hv:place" (bubbling, from the box) with
-   detail { lat, lon, label, kind } ("venue", "address" or "position"). */
+   detail { lat, lon, name, kind } ("venue", "address" or "position"). */
 (function () {
   "use strict";
   var DELAY = 200, LIMIT = 8;
@@ -25,7 +25,7 @@
     function choose(place) {
       if (lat) lat.value = place.lat.toFixed(5);
       if (lon) lon.value = place.lon.toFixed(5);
-      if (place.kind !== "position") input.value = place.label;
+      if (place.kind !== "position") input.value = place.name;
       close();
       box.dispatchEvent(new CustomEvent("hv:place", { bubbles: true, detail: place }));
     }
@@ -55,7 +55,7 @@
         option.setAttribute("role", "option");
         option.setAttribute("aria-selected", "false");
         option.className = "hv-place-search__option hv-place-search__option--" + place.kind;
-        option.textContent = place.label;
+        option.textContent = place.name;
         // mousedown, not click: the input keeps the focus (no blur closing the list first)
         option.addEventListener("mousedown", function (event) { event.preventDefault(); choose(place); });
         list.appendChild(option);
@@ -116,7 +116,7 @@
           locate.disabled = false;
           var metres = Math.round(position.coords.accuracy || 0);
           var label = fill(box.dataset.located, { m: metres });
-          choose({ lat: position.coords.latitude, lon: position.coords.longitude, label: label, kind: "position", accuracy: metres });
+          choose({ lat: position.coords.latitude, lon: position.coords.longitude, name: label, kind: "position", accuracy: metres });
           say(label);
         }, function (error) {
           locate.disabled = false;
@@ -125,7 +125,7 @@
       });
     }
     box.addEventListener("hv:place", function (event) {
-      if (event.detail.kind !== "position") say(fill(box.dataset.chosen, { label: event.detail.label }));
+      if (event.detail.kind !== "position") say(fill(box.dataset.chosen, { label: event.detail.name }));
     });
   }
 
