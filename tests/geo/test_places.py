@@ -20,6 +20,7 @@ from hypervision.geo.place_models import Place
 from hypervision.geo.place_search import search_places
 from tests.conftest import once_across_engines
 from tests.factories import ADMIN, make_org, make_user, sign_in, tx
+from tests.queries import count_queries
 from tests.test_cli import _cli
 
 HEADER = ";".join(BAN_HEADER)
@@ -86,7 +87,9 @@ async def test_import_then_search_tolerates_typos(app: FastAPI, tmp_path: Path) 
     assert (await labels_for(app, "12 rue jules rimt"))[
         0
     ] == "12 Rue Jules Rimet, 93200 Saint-Denis"
-    assert (await labels_for(app, "quai branli"))[0] == "5 Quai Branly, 75007 Paris"
+    # Without a number: one hit per street, not a list of its house numbers.
+    assert await labels_for(app, "rue jules rimet") == ["Rue Jules Rimet, 93200 Saint-Denis"]
+    assert (await labels_for(app, "quai branli"))[0] == "Quai Branly, 75007 Paris"
     # The venues are searched too, without any import.
     assert (await labels_for(app, "stade de frnce"))[0] == "Stade de France"
     assert await labels_for(app, "zzqx wvkj") == []
@@ -106,7 +109,9 @@ async def test_reimport_updates_rows_by_id(app: FastAPI, tmp_path: Path) -> None
         assert place is not None
         assert (place.street, place.lon, place.source) == ("Quai Jacques Chirac", 2.2951, "b.csv")
     # The index follows the row: the new name is found, the old one no longer.
-    assert (await labels_for(app, "quai jacques chirac"))[0] == "5 Quai Jacques Chirac, 75007 Paris"
+    assert (await labels_for(app, "5 quai jacques chirac"))[
+        0
+    ] == "5 Quai Jacques Chirac, 75007 Paris"
     assert not any("Branly" in label for label in await labels_for(app, "quai branly"))
 
 
@@ -193,7 +198,7 @@ async def test_places_api_needs_sign_in_and_finds_addresses(
     )
     assert response.status_code == 200, response.text
     first = response.json()["items"][0]
-    assert first["name"] == "3 Rue du Landy, 93200 Saint-Denis" and first["kind"] == "address"
+    assert first["name"] == "Rue du Landy, 93200 Saint-Denis" and first["kind"] == "street"
     assert (first["lon"], first["lat"]) == (2.36, 48.915)
     too_long = await client.get("/api/v1/places", params={"q": "x" * 121}, headers=headers)
     assert too_long.status_code == 422
@@ -217,3 +222,25 @@ async def test_command_line_import_exit_codes(
     refused = _cli(database_url, tmp_path, "places", "import", str(other))
     assert refused.returncode == 1 and "Base Adresse Nationale" in refused.stderr
     assert await count_places(app) == 4
+
+
+async def test_place_search_runs_a_bounded_number_of_queries(
+    app: FastAPI, client: AsyncClient, tmp_path: Path
+) -> None:
+    await import_(app, write(tmp_path / "a.csv", GOOD))
+    await make_org(app, "PREF")
+    await make_user(app, "agent", "PREF", clearance="NP")
+    headers = await sign_in(client, "agent")
+    await client.get("/api/v1/places", params={"q": "landy"}, headers=headers)  # warm caches
+
+    async def statements_for(query: str) -> int:
+        with count_queries(app) as statements:
+            response = await client.get("/api/v1/places", params={"q": query}, headers=headers)
+        assert response.status_code == 200 and response.json()["items"]
+        return len(statements)
+
+    exact = await statements_for("rue jules rimet")
+    typo = await statements_for("sait-denis")
+    # authentication (2) + one search (SQLite: two, the substrings then the trigrams, when
+    # the first finds few); nothing per hit, and no audit record
+    assert exact == typo <= 4, (exact, typo)

@@ -101,9 +101,14 @@ class PlaceRow:
 
     @property
     def name(self) -> str:
-        head = f"{self.housenumber} {self.street}" if self.housenumber else self.street
-        tail = " ".join(p for p in (self.postcode, self.city) if p)
-        return f"{head}, {tail}" if tail else head
+        return address_name(self.housenumber, self.street, self.postcode, self.city)
+
+
+def address_name(housenumber: str, street: str, postcode: str, city: str) -> str:
+    """ "12 bis Rue Jules Rimet, 93200 Saint-Denis" (what officers read and pick)."""
+    head = f"{housenumber} {street}" if housenumber else street
+    tail = " ".join(p for p in (postcode, city) if p)
+    return f"{head}, {tail}" if tail else head
 
 
 def search_form(text: str) -> str:

@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import ColumnElement, and_, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.geo.addresses import places_fts, search_form
+from hypervision.geo.addresses import address_name, places_fts, search_form
 from hypervision.geo.place_models import Place
 from hypervision.geo.places import VENUES
 
@@ -35,7 +36,7 @@ CANDIDATES = 300
 class PlaceHit:
     id: str
     name: str
-    kind: Literal["venue", "address"]
+    kind: Literal["venue", "street", "address"]
     lon: float
     lat: float
     score: float
@@ -107,9 +108,17 @@ async def _sqlite_candidates(session: AsyncSession, form: str) -> list[Place]:
     return found
 
 
+_TRIGRAMS: WeakKeyDictionary[object, bool] = WeakKeyDictionary()
+
+
 async def has_trigram_extension(session: AsyncSession) -> bool:
-    row = await session.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
-    return row.first() is not None
+    """Whether the database has ``pg_trgm`` (migration 0013), asked once per engine: the
+    extension comes with a migration, and the server restarts after one."""
+    bind = session.get_bind()
+    if bind not in _TRIGRAMS:
+        row = await session.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
+        _TRIGRAMS[bind] = row.first() is not None
+    return _TRIGRAMS[bind]
 
 
 async def _postgres_candidates(session: AsyncSession, form: str) -> list[Place]:
@@ -124,16 +133,8 @@ async def _postgres_candidates(session: AsyncSession, form: str) -> list[Place]:
     return list(rows)
 
 
-async def search_places(*, session: AsyncSession, query: str, limit: int) -> list[PlaceHit]:
-    """The ``limit`` places best matching ``query`` (venues and addresses), best first."""
-    form = search_form(query[:MAX_QUERY_LENGTH])
-    if len(form.replace(" ", "")) < 2:
-        return []
-    hits = _venue_hits(form)
-    if session.get_bind().dialect.name == "postgresql":
-        places = await _postgres_candidates(session, form)
-    else:
-        places = await _sqlite_candidates(session, form)
+def _address_hits(form: str, places: list[Place]) -> list[PlaceHit]:
+    hits = []
     for place in places:
         value = score(form, place.search_text)
         if value >= MIN_SCORE:
@@ -147,5 +148,46 @@ async def search_places(*, session: AsyncSession, query: str, limit: int) -> lis
                     score=value,
                 )
             )
+    return hits
+
+
+def _street_hits(form: str, places: list[Place]) -> list[PlaceHit]:
+    """One hit per street (at its middle address found), for a query without a number: a
+    list of the house numbers of one street would hide the other streets."""
+    streets: dict[tuple[str, str, str], list[Place]] = {}
+    for place in places:
+        streets.setdefault((place.street, place.postcode, place.city), []).append(place)
+    hits = []
+    for (street, postcode, city), members in streets.items():
+        name = address_name("", street, postcode, city)
+        value = score(form, search_form(name))
+        if value >= MIN_SCORE:
+            middle = sorted(members, key=lambda p: (p.lat, p.lon, p.id))[len(members) // 2]
+            hits.append(
+                PlaceHit(
+                    id="street:" + middle.id.rsplit("_", 1)[0],  # BAN: commune_street_number
+                    name=name,
+                    kind="street",
+                    lon=middle.lon,
+                    lat=middle.lat,
+                    score=value,
+                )
+            )
+    return hits
+
+
+async def search_places(*, session: AsyncSession, query: str, limit: int) -> list[PlaceHit]:
+    """The ``limit`` places best matching ``query``, best first: venues, then streets (when
+    the query has no number) or addresses."""
+    form = search_form(query[:MAX_QUERY_LENGTH])
+    if len(form.replace(" ", "")) < 2:
+        return []
+    hits = _venue_hits(form)
+    if session.get_bind().dialect.name == "postgresql":
+        places = await _postgres_candidates(session, form)
+    else:
+        places = await _sqlite_candidates(session, form)
+    numbered = any(c.isdigit() for c in form)
+    hits += _address_hits(form, places) if numbered else _street_hits(form, places)
     hits.sort(key=lambda h: (-h.score, h.kind != "venue", len(h.name), h.name))
     return hits[:limit]

@@ -16,9 +16,12 @@ router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=CREDENTIALS, res
 
 
 class PlaceRead(BaseModel):
-    id: str = Field(description="The address base's identifier, or venue:<name> for a venue.")
+    id: str = Field(
+        description="The address base's identifier; street:<commune_street> for a street (a "
+        "query without a number), venue:<name> for a venue."
+    )
     name: str = Field(description="Number, street, postcode and town; or the venue's name.")
-    kind: Literal["venue", "address"]
+    kind: Literal["venue", "street", "address"]
     lon: float
     lat: float
     score: float = Field(description="Share of the query's trigrams found (1.0: all).")
