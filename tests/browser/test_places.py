@@ -9,7 +9,8 @@ from playwright.async_api import expect
 
 from hypervision.demo.addresses import DEMO_FILE
 from hypervision.geo import addresses
-from tests.browser.web import SQLITE_ONLY, Web, t
+from tests.browser.test_accessibility import axe
+from tests.browser.web import SQLITE_ONLY, Web, screenshot, t
 from tests.factories import ADMIN
 
 pytestmark = SQLITE_ONLY  # the search itself is tested on both engines in tests/geo
@@ -119,3 +120,31 @@ async def test_refused_position_says_what_to_do(web: Web) -> None:
     await page.get_by_role("button", name=t("My position")).click()
     await expect(page.locator("[data-place-search] [role=status]")).to_have_text(t(REFUSED))
     await expect(page.locator("#lat")).to_have_value("")
+
+
+async def test_phone_size_open_list_fits_and_passes_axe(web: Web) -> None:
+    await demo_addresses(web)
+    await web.org("PP")
+    await web.user("antoine.roux", "PP")
+    page = await web.signed_in("antoine.roux", NEW, bypass_csp=True)  # axe is injected
+    await page.set_viewport_size({"width": 390, "height": 844})
+    box = page.get_by_role("combobox", name=re.compile(t("Address or venue")))
+    await box.scroll_into_view_if_needed()
+    await box.press_sequentially("avenue president wilsn")
+    listbox = page.locator("#adresse-liste")
+    await expect(listbox.get_by_role("option").first).to_have_text(
+        "Avenue du Président Wilson, 93200 Saint-Denis"
+    )
+    await box.press("ArrowDown")
+    frame = await listbox.bounding_box()
+    assert frame is not None and frame["x"] >= 0 and frame["x"] + frame["width"] <= 390
+    locate = page.get_by_role("button", name=t("My position"))
+    button = await locate.bounding_box()
+    assert button is not None and button["x"] + button["width"] <= 390  # not pushed off-screen
+    await screenshot(page, "adresse-telephone")
+    violations = await axe(page)
+    assert violations == [], violations
+    await listbox.get_by_role("option").first.click()
+    await expect(page.locator("#lat")).not_to_have_value("")
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await screenshot(page, "adresse-bureau")
