@@ -26,6 +26,13 @@ def test_ranking_measures() -> None:
     assert round(similarity("sait", "saint"), 3) == 0.375  # pg_trgm gives the same
     assert edit_distance("sait", "saint") == 1 and edit_distance("", "abc") == 3
     assert rank("sait", {"saint": 3, "sein": 9, "zebre": 50}) == ["saint"]
+    # Equally close: the more frequent word first.
+    assert rank("sait", {"saint": 3, "sain": 1}) == ["saint", "sain"]
+    # A swap of two letters is one edit ("frnace" -> "france", stems "frnac" -> "franc").
+    assert edit_distance("frnac", "franc") == 1
+    assert rank("frnac", {"franc": 4, "frein": 2}, word="frnace") == ["franc"]
+    # The typed word starts with the stem of the right word.
+    assert rank("evacuaton", {"evacu": 2, "evad": 1}, word="evacuaton") == ["evacu"]
 
 
 async def test_typos_get_a_correction(app: FastAPI, client: AsyncClient) -> None:

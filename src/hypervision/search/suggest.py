@@ -77,27 +77,44 @@ def similarity(a: str, b: str) -> float:
 
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+    two neighbouring letters ("frnace" is one edit from "france") each count one."""
+    rows = [list(range(len(b) + 1))] + [[i] + [0] * len(b) for i in range(1, len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            best = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                best = min(best, rows[i - 2][j - 2] + 1)
+            rows[i][j] = best
+    return rows[-1][-1]
 
 
-def rank(term: str, candidates: dict[str, int]) -> list[str]:
-    """The candidates close enough to ``term``, best first (similarity, edit distance,
-    number of documents)."""
-    scored = [
-        (similarity(term, word), -edit_distance(term, word), count, word)
-        for word, count in candidates.items()
-        if word != term
-    ]
-    scored = [s for s in scored if s[0] >= MIN_SIMILARITY]
+def _closeness(term: str, word: str, candidate: str) -> tuple[float, int] | None:
+    """How close ``candidate`` (an indexed search form) is to the unknown ``term`` (the
+    search form of the typed ``word``, folded): trigram similarity, raised when the word
+    starts with the candidate ("evacuaton" and the stem "evacu" of "évacuation"), and a bonus
+    for one edit (two for longer words), which trigrams measure badly on short words."""
+    value = similarity(term, candidate)
+    if len(candidate) >= 4 and word.startswith(candidate):
+        value = max(value, len(candidate) / len(word))
+    distance = edit_distance(term, candidate)
+    near = distance <= (1 if len(term) <= 5 else 2)
+    if value < MIN_SIMILARITY and not near:
+        return None
+    return value + (0.2 if near else 0.0), distance
+
+
+def rank(term: str, candidates: dict[str, int], *, word: str = "") -> list[str]:
+    """The candidates close enough to ``term``, best first: closeness (in steps of 0.1),
+    then the number of documents holding them, then edit distance."""
+    scored = []
+    for candidate, count in candidates.items():
+        found = _closeness(term, word or term, candidate) if candidate != term else None
+        if found is not None:
+            scored.append((round(found[0], 1), count, -found[1], candidate))
     scored.sort(reverse=True)
-    return [word for *_, word in scored]
+    return [candidate for *_, candidate in scored]
 
 
 @dataclass(frozen=True)
@@ -142,7 +159,7 @@ async def _documents(
 
 async def _vocabulary(session: AsyncSession, subject: Subject, term: str) -> dict[str, int]:
     """Indexed search forms of about the same length as ``term``, with document counts."""
-    low, high = max(1, len(term) - 2), len(term) + 2
+    low, high = max(1, min(len(term) - 2, 4)), len(term) + 2
     if dialect_of(session) != "postgresql":
         rows = await session.execute(
             select(search_fts_vocab.c.term, search_fts_vocab.c.doc).where(
@@ -194,16 +211,18 @@ def _cased_like(word: str, model: str) -> str:
 
 
 async def _correction(
-    session: AsyncSession, subject: Subject, term: str, used: list[_Document]
+    session: AsyncSession, subject: Subject, word: str, used: list[_Document]
 ) -> str | None:
-    if await _documents(session, subject, term, limit=1):
-        return None  # a word the reader's records hold: not a typo
-    for candidate in rank(term, await _vocabulary(session, subject, term))[:CHECKED]:
+    term = text.stem(word)
+    if not term or await _documents(session, subject, term, limit=1):
+        return None  # a stop word, or a word the reader's records hold: not a typo
+    vocabulary = await _vocabulary(session, subject, term)
+    for candidate in rank(term, vocabulary, word=text.fold(word))[:CHECKED]:
         for document in await _documents(session, subject, candidate, limit=1):
-            word = _surface(document.text, candidate)
-            if word:
+            surface = _surface(document.text, candidate)
+            if surface:
                 used.append(document)
-                return word
+                return surface
     return None
 
 
@@ -226,8 +245,8 @@ async def suggest(
     cursor = 0
     changed = False
     for index, match in enumerate(_WORD.finditer(cleaned)):
-        term = text.stem(match.group()) if index < MAX_WORDS else ""
-        word = await _correction(session, subject, term, used) if term else None
+        looked_up = index < MAX_WORDS
+        word = await _correction(session, subject, match.group(), used) if looked_up else None
         parts.append(cleaned[cursor : match.start()])
         if word is None:
             parts.append(match.group())
