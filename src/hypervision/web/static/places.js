@@ -96,9 +96,10 @@
         event.preventDefault();
         if (!open && items.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
         highlight(active + (event.key === "ArrowDown" ? 1 : (active < 0 ? 0 : -1)));
-      } else if (event.key === "Enter" && open && items.length) {
-        event.preventDefault(); // pick the place (the first by default), do not submit the form
-        choose(items[active >= 0 ? active : 0]);
+      } else if (event.key === "Enter") {
+        event.preventDefault(); // never sends the form: an address half typed is not a place
+        if (open && items.length) choose(items[active >= 0 ? active : 0]); // the first by default
+        else { clearTimeout(timer); search(); }
       } else if (event.key === "Escape") {
         if (open) { event.preventDefault(); close(); } else if (input.value) { event.preventDefault(); input.value = ""; asked = ""; items = []; }
       } else if (event.key === "Tab" && open && active >= 0) {
