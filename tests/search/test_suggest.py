@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
@@ -83,3 +85,21 @@ async def test_search_page_shows_the_corrected_results(app: FastAPI, client: Asy
     page = await client.get("/recherche", params={"q": "landy wilsn"})
     assert 'id="correction"' not in page.text
     assert '<a href="/recherche?q=landy%20wilson">landy wilson</a>' in page.text
+
+
+async def test_a_suggestion_from_a_dr_record_marks_the_page(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    alice = await officer(app, client, "alice", "PP", clearance="DR")
+    await post_entry(client, alice, "Convoi Zanzibar", "Escorte prévue.", label=DR)
+    await post_entry(client, alice, "Relève sanitaire", "Poste avancé.")
+    await browse_as(client, "alice")
+    # No record holds both words: nothing is shown but the suggestion, whose second word comes
+    # from the DR entry: the page carries that entry's marking.
+    page = await client.get("/recherche", params={"q": "sanitaire zanzibr"})
+    assert '<a href="/recherche?q=sanitaire%20zanzibar">sanitaire zanzibar</a>' in page.text
+    marking = re.search(r'<div id="marquage-haut"[^>]*>([^<]*)</div>', page.text)
+    assert marking is not None and "DIFFUSION RESTREINTE" in marking.group(1)
+    plain = await client.get("/recherche", params={"q": "sanitaire"})
+    marking = re.search(r'<div id="marquage-haut"[^>]*>([^<]*)</div>', plain.text)
+    assert marking is not None and "DIFFUSION RESTREINTE" not in marking.group(1)
