@@ -18,7 +18,7 @@ from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
 from hypervision.db import create_engine, session_factory
 from hypervision.geo import api as geo_api
-from hypervision.geo import zones
+from hypervision.geo import places_api, zones
 from hypervision.identity import api as identity_api
 from hypervision.identity.passwords import Passwords
 from hypervision.kinds import KINDS
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_api.router)
     app.include_router(live_api.router)
     app.include_router(geo_api.router)
+    app.include_router(places_api.router)
     app.include_router(synthesis_api.router)
     app.include_router(audit_api.router)
     web.install(app)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError
 from hypervision.db import create_engine, transaction
+from hypervision.geo import addresses
 from hypervision.identity import auth, service
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
@@ -42,6 +43,7 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens for machine clien
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 demo_app = typer.Typer(no_args_is_help=True, help="The Paris 2024-like demo scenario.")
 files_app = typer.Typer(no_args_is_help=True, help="Attachment storage.")
+places_app = typer.Typer(no_args_is_help=True, help="Address gazetteer (national address base).")
 for sub, name in (
     (org_app, "org"),
     (group_app, "group"),
@@ -50,6 +52,7 @@ for sub, name in (
     (audit_app, "audit"),
     (demo_app, "demo"),
     (files_app, "files"),
+    (places_app, "places"),
 ):
     app.add_typer(sub, name=name)
 
@@ -451,15 +454,71 @@ def files_sweep(
     typer.echo(f"{run_in_transaction(work)} orphan file(s) removed")
 
 
+def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
+    """Import an address file with the system's sessions; exit 1 when it is no such file."""
+    settings = get_settings()
+
+    async def _main() -> addresses.ImportReport:
+        engine = create_engine(settings)
+        try:
+            return await addresses.import_file(
+                sessions=rls.system_sessions(engine, settings),
+                actor=_actor(),
+                path=path,
+                strict=strict,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(_main())
+    except addresses.FileError as exc:
+        typer.echo(f"erreur : {path.name} : {exc.fr}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"erreur : {path} illisible ({exc.strerror or exc})", err=True)
+        raise typer.Exit(1) from None
+
+
+@places_app.command("import")
+def places_import(
+    file: Annotated[Path, typer.Argument(help="adresses-XX.csv (or .csv.gz) of the BAN.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first bad row instead of skipping it.")
+    ] = False,
+) -> None:
+    """Import (or update: rows are matched by their id) an address file in the national
+    address base's CSV format. Exit status: 0 all rows imported, 2 bad rows skipped, 1 stopped."""
+    report = import_places(file, strict=strict)
+    for error in report.errors:
+        typer.echo(f"{file.name}: {error}", err=True)
+    if report.error_count > len(report.errors):
+        typer.echo(f"… et {report.error_count - len(report.errors)} autre(s) erreur(s)", err=True)
+    typer.echo(f"{report.imported} adresse(s) importée(s), {report.error_count} ligne(s) en erreur")
+    if report.stopped:
+        typer.echo(
+            f"import arrêté à la {report.stopped} ; les {report.imported} adresses importées "
+            "avant restent : corrigez le fichier et relancez (elles seront mises à jour)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if report.error_count:
+        raise typer.Exit(2)
+
+
 @demo_app.command("load")
 def demo_load() -> None:
-    """Load the demo organisations, users and main courante (does nothing when already there)."""
+    """Load the demo organisations, users and main courante (does nothing when already there),
+    and the addresses of the venues' streets (updated in place when already there)."""
+    from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
     typer.echo(f"demo: {users} users created" if users else "demo users already loaded")
     made = run_in_transaction(lambda session, settings: events.load(session, settings))
     typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
+    report = import_places(demo_addresses.DEMO_FILE, strict=True)
+    typer.echo(f"demo: {report.imported} addresses imported")
 
 
 @demo_app.command("otp")

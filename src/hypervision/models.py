@@ -5,6 +5,7 @@ from hypervision.core import idempotency
 from hypervision.events import models as event_models
 from hypervision.follows import models as follows_models
 from hypervision.geo import models as geo_models
+from hypervision.geo import place_models
 from hypervision.identity import models as identity_models
 from hypervision.logbook import models as logbook_models
 from hypervision.records import models as records_models
@@ -18,6 +19,7 @@ DOMAIN_MODULES = (
     identity_models,
     event_models,
     logbook_models,
+    place_models,
     records_models,
     synthesis_models,
 )

@@ -13,7 +13,7 @@ from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import present
 from hypervision.logbook.schemas import EntryRead
-from hypervision.search import service
+from hypervision.search import service, suggest
 
 router = APIRouter(prefix="/api/v1", tags=["search"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
@@ -34,6 +34,11 @@ class SearchHitRead(BaseModel):
 
 class SearchResults(BaseModel):
     items: list[SearchHitRead]
+    did_you_mean: str | None = Field(
+        default=None,
+        description="When few entries matched: the query with its unknown words replaced by "
+        "the closest words of records the reader may see (typos corrected), else null.",
+    )
 
 
 @router.get("/search", response_model=SearchResults)
@@ -45,14 +50,20 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchResults:
     """Search entry titles, bodies and comments. Every word is required; stemming and accents
-    are folded ("securite" finds "sécurité"); one hit per entry, best first."""
+    are folded ("securite" finds "sécurité"); one hit per entry, best first. When few entries
+    match, ``did_you_mean`` proposes a corrected query ("sait-denis" → "saint-denis")."""
     hits = await service.search(
         session=session, settings=settings, actor=actor, query=q, limit=limit
     )
     entries = await present.entries_read(
         session, [h.entry for h in hits], settings=settings, actor=actor
     )
+    did_you_mean = None
+    if suggest.worth_suggesting(hits, limit):
+        found = await suggest.suggest(session=session, settings=settings, actor=actor, query=q)
+        did_you_mean = found.query if found else None
     return SearchResults(
+        did_you_mean=did_you_mean,
         items=[
             SearchHitRead(
                 entry=read,
@@ -63,5 +74,5 @@ async def search(
                 excerpt_html=hit.excerpt_html,
             )
             for hit, read in zip(hits, entries, strict=True)
-        ]
+        ],
     )

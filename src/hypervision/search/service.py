@@ -78,8 +78,13 @@ def clean(query: str) -> str:
 CANDIDATES = 2000  # most recent matches ranked per kind, on PostgreSQL
 
 
-def _postgres_hits(subject: Subject, query: str) -> Select[tuple[object, ...]]:
-    tsquery = func.plainto_tsquery(literal(TS_CONFIG, postgresql.REGCONFIG), query)
+def plain_tsquery(query: str) -> ColumnElement[Any]:
+    """Every word of ``query`` required, stemmed by ``hv_french``, no syntax interpreted."""
+    return func.plainto_tsquery(literal(TS_CONFIG, postgresql.REGCONFIG), query)
+
+
+def postgres_hits(subject: Subject, tsquery: ColumnElement[Any]) -> Select[tuple[object, ...]]:
+    """The visible entries and comments matching ``tsquery``, the most recent ones first."""
     # Generated columns created by the migration; deliberately not mapped on the models.
     entry_vector = literal_column("entries.search_vector", postgresql.TSVECTOR)
     comment_vector = literal_column("comments.search_vector", postgresql.TSVECTOR)
@@ -120,7 +125,8 @@ def _postgres_hits(subject: Subject, query: str) -> Select[tuple[object, ...]]:
     return select(both.subquery())
 
 
-def _sqlite_hits(subject: Subject, terms: list[str]) -> Select[tuple[object, ...]]:
+def sqlite_hits(subject: Subject, terms: list[str]) -> Select[tuple[object, ...]]:
+    """The visible entries and comments whose index rows hold every one of ``terms``."""
     table: ColumnElement[Any] = literal_column(search_fts.name)
     matches: ColumnElement[bool] = table.bool_op("MATCH")(text.fts_match(terms))
     bm25 = func.bm25(table, *(literal_column(w) for w in _BM25_WEIGHTS))
@@ -169,9 +175,9 @@ async def search(
         dialect = dialect_of(session)
         subject = subject_of(settings, actor)
         found = (
-            _postgres_hits(subject, cleaned)
+            postgres_hits(subject, plain_tsquery(cleaned))
             if dialect == "postgresql"
-            else _sqlite_hits(subject, terms)
+            else sqlite_hits(subject, terms)
         ).subquery("hits")
         ranked = select(
             found,

@@ -24,6 +24,7 @@ from hypervision.policy.roles import Role
 from hypervision.policy.rules import Action
 from hypervision.records import access
 from hypervision.search import service as search_service
+from hypervision.search import suggest
 from hypervision.synthesis import counts
 from hypervision.synthesis import service as synthesis_service
 from hypervision.synthesis.models import Synthesis
@@ -102,18 +103,34 @@ async def search_page(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer, q: str = ""
 ) -> Response:
     query = " ".join(q.split())[:200]
-    hits = []
+    hits: list[search_service.Hit] = []
+    suggestion = None
+    corrected = False
     if query:
         hits = await search_service.search(
             session=session, settings=settings, actor=actor, query=query, limit=50
         )
+        if suggest.worth_suggesting(hits, 50):
+            suggestion = await suggest.suggest(
+                session=session, settings=settings, actor=actor, query=query
+            )
+        if suggestion:
+            shows(request, suggestion.levels)  # its words come from records of these labels
+        if not hits and suggestion:  # nothing for the typo: show what the correction finds
+            hits = await search_service.search(
+                session=session, settings=settings, actor=actor, query=suggestion.query, limit=50
+            )
+            corrected = bool(hits)  # else the correction is only proposed
         shows(request, [h.entry.label_level for h in hits])
     reads = await present.entries_read(
         session, [h.entry for h in hits], settings=settings, actor=actor
     )
     results = list(zip(hits, reads, strict=True))
+    context = {"q": query, "results": results, "names": display_names()}
     return render(
-        request, "search.html", {"q": query, "results": results, "names": display_names()}
+        request,
+        "search.html",
+        {**context, "suggestion": suggestion and suggestion.query, "corrected": corrected},
     )
 
 

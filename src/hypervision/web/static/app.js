@@ -325,6 +325,12 @@
       });
     });
     if (lat.value && lon.value) put(L.latLng(parseFloat(lat.value), parseFloat(lon.value)), true);
+    (element.closest("form") || document).addEventListener("hv:place", function (event) { // _place_search.html
+      var d = event.detail;
+      place.value = d.kind === "venue" ? d.name : "";
+      put(L.latLng(d.lat, d.lon), true);
+      map.setView([d.lat, d.lon], 16);
+    });
   }
   function initShow(element) {
     var holder = element.closest("[data-location]");
