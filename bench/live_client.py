@@ -21,6 +21,7 @@ import resource
 import threading
 import time
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 READY_TIMEOUT = 30.0  # seconds for a stream to send its first (status) frame
@@ -180,7 +181,7 @@ class Generator:
         self,
         host: str,
         port: int,
-        specs: list[tuple[int, str, str] | tuple[int, str, str, int]],
+        specs: Sequence[tuple[int, str, str] | tuple[int, str, str, int]],
         concurrency: int,
         attempts: int,
         deadline_seconds: float,
