@@ -56,6 +56,7 @@ STREAM = "/api/v1/stream"
 QUERIES = {
     "/api/v1/map/entries": "?view=2.2,48.8,2.5,48.95&zoom=12",
     "/api/v1/search": "?q=colis",
+    "/api/v1/places": "?q=saint",
     "/recherche": "?q=colis",
     "/api/v1/map/export": "?layer={layer_id}",
 }
