@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from hypervision.config import Settings
 from hypervision.core import cookies
 from hypervision.core.cookies import SESSION_COOKIE, SIGNED_IN_MARKER
-from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
 from hypervision.core.i18n import LOCALE_COOKIE, LOCALES, pick_locale
