@@ -28,3 +28,4 @@ def test_a_challenge_cannot_be_forged_nor_moved_to_another_account() -> None:
     assert read_challenge(settings, f"{uuid.uuid4()}.{expires}.{signature}") is None
     assert read_challenge(settings, "") is None
     assert read_challenge(settings, "not.a.challenge") is None
+    assert read_challenge(settings, "é.1.signé") is None  # not ASCII: refused, no error

@@ -68,7 +68,8 @@ def read_challenge(settings: Settings, challenge: str) -> uuid.UUID | None:
     """The account of a challenge made by :func:`make_challenge`, or None (forged, expired)."""
     body, _, signature = challenge.rpartition(".")
     user, _, expires = body.partition(".")
-    if not hmac.compare_digest(signature, _challenge_signature(settings, body)):
+    expected = _challenge_signature(settings, body).encode()
+    if not hmac.compare_digest(signature.encode(), expected):  # bytes: any text is refused
         return None
     try:
         if int(expires) < time.time():
