@@ -12,6 +12,7 @@ from sqlalchemy import update
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import utcnow
 from hypervision.identity.models import AuthSession
+from tests.browser.test_accessibility import axe
 from tests.browser.web import SQLITE_ONLY, Web, t
 from tests.factories import PASSWORD, tx
 
@@ -57,7 +58,7 @@ async def test_mfa_enrolment_then_sign_in_with_totp(web: Web) -> None:
 
     # Later, elsewhere: the password alone is not enough. The code is asked on a page of its
     # own (the password is not typed again nor kept in the page).
-    later = await web.page()
+    later = await web.page(bypass_csp=True)  # axe is injected as a script
     await later.goto("/connexion")
     await expect(later.locator("#otp")).to_have_count(0)  # not asked before the password
     await web.sign_in(later, "claire.dubois")
@@ -67,6 +68,7 @@ async def test_mfa_enrolment_then_sign_in_with_totp(web: Web) -> None:
     await expect(later.locator("#password")).to_have_count(0)
     assert PASSWORD not in await later.content()
     await expect(code_form).to_contain_text("claire.dubois")
+    assert await axe(later) == []  # the code page: no violation at any impact
     # A wrong code: said, and the code page stays (no going back to the password).
     await later.fill("#otp", "000000")
     await code_form.locator("button[type=submit]").click()
