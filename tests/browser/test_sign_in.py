@@ -12,6 +12,7 @@ from sqlalchemy import update
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import utcnow
 from hypervision.identity.models import AuthSession
+from tests.browser.test_accessibility import axe
 from tests.browser.web import SQLITE_ONLY, Web, t
 from tests.factories import PASSWORD, tx
 
@@ -55,19 +56,59 @@ async def test_mfa_enrolment_then_sign_in_with_totp(web: Web) -> None:
     await expect(page).to_have_url(f"{web.base}/main-courante")
     await expect(page.locator("#fil")).to_be_visible()
 
-    # Later, elsewhere: the password alone is not enough, the code is asked for.
-    later = await web.page()
+    # Later, elsewhere: the password alone is not enough. The code is asked on a page of its
+    # own (the password is not typed again nor kept in the page).
+    later = await web.page(bypass_csp=True)  # axe is injected as a script
     await later.goto("/connexion")
+    await expect(later.locator("#otp")).to_have_count(0)  # not asked before the password
     await web.sign_in(later, "claire.dubois")
-    await expect(later.locator(".fr-alert--error[role=alert]")).to_be_visible()
-    await expect(later).to_have_url(re.compile(r"/connexion$"))
-    await expect(later.locator("#username")).to_have_value("claire.dubois")
+    code_form = later.locator("form#etape-code")
+    await expect(code_form).to_be_visible()
+    await expect(later.locator("#otp")).to_be_focused()
+    await expect(later.locator("#password")).to_have_count(0)
+    assert PASSWORD not in await later.content()
+    await expect(code_form).to_contain_text("claire.dubois")
+    assert await axe(later) == []  # the code page: no violation at any impact
+    # A wrong code: said, and the code page stays (no going back to the password).
+    await later.fill("#otp", "000000")
+    await code_form.locator("button[type=submit]").click()
+    await expect(later.locator(".fr-alert--error[role=alert]")).to_contain_text(
+        "Code de vérification incorrect"
+    )
+    await expect(code_form).to_be_visible()
     await expect(later.locator("#otp")).to_be_focused()
     # A code never used (the one of the enrolment is burnt): the next time step's.
     next_code = totp.generate_otp(max(enrol_step, totp.timecode(utcnow())) + 1)
-    await web.sign_in(later, "claire.dubois", otp=next_code)
+    await later.fill("#otp", next_code)
+    await code_form.locator("button[type=submit]").click()
     await expect(later).to_have_url(f"{web.base}/main-courante")
     await expect(later.locator(".hv-who").first).to_contain_text("Claire.Dubois")
+
+
+async def test_no_code_field_for_accounts_without_two_factor(web: Web) -> None:
+    await web.org("PP")
+    await web.user("emilie.blanc", "PP")
+    page = await web.page()
+    await page.goto("/connexion")
+    await expect(page.locator("#password")).to_be_visible()
+    await expect(page.locator("#otp")).to_have_count(0)
+    await expect(page.get_by_text(t("Verification code"))).to_have_count(0)
+    await web.sign_in(page, "emilie.blanc")
+    await expect(page).to_have_url(f"{web.base}/main-courante")
+
+
+async def test_a_forged_or_stale_code_challenge_leads_back_to_the_password(web: Web) -> None:
+    await web.org("CNCS", mfa=True)
+    await web.user("claire.dubois", "CNCS")
+    page = await web.page()
+    response = await page.context.request.post(
+        "/connexion/code",
+        form={"challenge": "forged.0.abc", "otp": "123456", "username": "claire.dubois"},
+        max_redirects=0,
+    )
+    assert response.status == 401
+    assert 'id="password"' in await response.text()
+    assert not [c for c in await page.context.cookies() if c["name"] == SESSION_COOKIE]
 
 
 async def test_wrong_password_shows_an_error(web: Web) -> None:

@@ -195,9 +195,10 @@ class Web:
         """Fill the sign-in form in front of us and send it."""
         await page.fill("#username", username)
         await page.fill("#password", password)
-        if otp is not None:
-            await page.fill("#otp", otp)
         await page.locator("main form button[type=submit]").click()
+        if otp is not None:  # the code page, shown only to accounts with two-factor
+            await page.fill("#otp", otp)
+            await page.locator("main form#etape-code button[type=submit]").click()
 
     async def close(self) -> None:
         for context in self.contexts:

@@ -56,6 +56,19 @@ class SessionExpired(Unauthorized):
     en = "Session expired or revoked: sign in again."
 
 
+class SecondFactorRequired(Unauthorized):
+    """The password was right; the account asks for its code. Carries the account, so that the
+    web sign-in can ask for the code on a page of its own without asking the password again."""
+
+    code = "mfa_required"
+    fr = "Code de vérification requis."
+    en = "Verification code required."
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__()
+        self.user_id = user_id
+
+
 @dataclass(frozen=True)
 class Client:
     address: str | None
@@ -110,22 +123,60 @@ async def sign_in(
             return InvalidCredentials()
         if user.mfa_enabled:
             if not otp:
-                return Unauthorized(
-                    "Code de vérification requis.",
-                    "Verification code required.",
-                    code="mfa_required",
-                )
+                return SecondFactorRequired(user.id)
             if not await mfa.check_second_factor(
                 session=session, settings=settings, user=user, otp=otp
             ):
                 await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
-                return Unauthorized(
-                    "Code de vérification incorrect.",
-                    "Wrong verification code.",
-                    code="invalid_otp",
-                )
+                return _wrong_code()
         if new_hash:
             user.password_hash = new_hash
+        await throttle.give_back(session=session, keys=keys)
+        if replaces:
+            await end_session(session=session, token=replaces)
+        signed_in = await _open_session(session, settings, user, kind, client)
+        await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
+        return signed_in
+
+
+def _wrong_code() -> AppError:
+    return Unauthorized(
+        "Code de vérification incorrect.", "Wrong verification code.", code="invalid_otp"
+    )
+
+
+async def sign_in_second_factor(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    user_id: uuid.UUID,
+    otp: str,
+    kind: SessionKind,
+    client: Client,
+    replaces: str | None = None,
+) -> SignedIn | AppError:
+    """Second step of a sign-in whose password was checked by :func:`sign_in` (which answered
+    :class:`SecondFactorRequired`; the caller vouches for that, e.g. with a signed, short-lived
+    challenge). Throttled and audited like the first step."""
+    async with transaction(sessions) as session:
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active or user.is_machine or not user.mfa_enabled:
+            return InvalidCredentials()
+        name = user.username
+        keys = throttle.keys_for(name, client.address)
+        wait = await throttle.reserve(session=session, settings=settings, keys=keys)
+        if wait:
+            await _audit_login(session, name, client, "denied", {"reason": "throttled"}, user)
+            return TooManyRequests(wait)
+    async with transaction(sessions) as session:
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active:
+            return InvalidCredentials()
+        if not otp or not await mfa.check_second_factor(
+            session=session, settings=settings, user=user, otp=otp
+        ):
+            await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
+            return _wrong_code()
         await throttle.give_back(session=session, keys=keys)
         if replaces:
             await end_session(session=session, token=replaces)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from hypervision.config import Settings
 from hypervision.core import cookies
 from hypervision.core.cookies import SESSION_COOKIE, SIGNED_IN_MARKER
 from hypervision.core.deps import DbSession, SettingsDep
@@ -22,6 +27,7 @@ from hypervision.web.render import render, translator
 from hypervision.web.session import Officer, safe_next
 
 router = APIRouter(include_in_schema=False)
+CHALLENGE_SECONDS = 300
 COOKIE_LOST = {
     True: (
         "Vous vous êtes bien identifié, mais votre navigateur n'a pas renvoyé le cookie de "
@@ -47,6 +53,44 @@ def _message(request: Request, error: AppError) -> str:
     return error.fr if translator(request).locale == "fr" else error.en
 
 
+def _challenge_signature(settings: Settings, body: str) -> str:
+    key = settings.secret_key.encode()
+    return hmac.new(key, f"sign-in-code|{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def make_challenge(settings: Settings, user_id: uuid.UUID, now: float | None = None) -> str:
+    """What the code page carries instead of the password: "this account's password was right,
+    a few minutes ago", signed with the server's secret key."""
+    body = f"{user_id}.{int((now or time.time()) + CHALLENGE_SECONDS)}"
+    return f"{body}.{_challenge_signature(settings, body)}"
+
+
+def read_challenge(settings: Settings, challenge: str) -> uuid.UUID | None:
+    """The account of a challenge made by :func:`make_challenge`, or None (forged, expired)."""
+    body, _, signature = challenge.rpartition(".")
+    user, _, expires = body.partition(".")
+    expected = _challenge_signature(settings, body).encode()
+    if not hmac.compare_digest(signature.encode(), expected):  # bytes: any text is refused
+        return None
+    try:
+        if int(expires) < time.time():
+            return None
+        return uuid.UUID(user)
+    except ValueError:
+        return None
+
+
+def _code_step(
+    settings: Settings, *, user_id: uuid.UUID, username: str, suite: str
+) -> dict[str, object]:
+    return {
+        "step": "code",
+        "next": safe_next(suite),
+        "username": username,
+        "challenge": make_challenge(settings, user_id),
+    }
+
+
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     target = "/accueil" if request.cookies.get(SESSION_COOKIE) else "/connexion"
@@ -62,7 +106,7 @@ async def sign_in_page(
         "next": safe_next(suite),
         "expired": bool(expiree),
         "username": "",
-        "ask_otp": False,
+        "step": "password",
     }
     if request.cookies.get(SIGNED_IN_MARKER) and not request.cookies.get(SESSION_COOKIE):
         french, english = COOKIE_LOST[settings.cookie_secure]
@@ -83,7 +127,12 @@ async def sign_in(
 ) -> Response:
     request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
     refuse_cross_site(request)
-    context = {"next": safe_next(suite), "expired": False, "username": username, "ask_otp": False}
+    context: dict[str, object] = {
+        "next": safe_next(suite),
+        "expired": False,
+        "username": username,
+        "step": "password",
+    }
     if not username.strip() or not password:
         context["error"] = translator(request).gettext("Enter your username and password.")
         return render(request, "sign_in.html", context, status_code=422)
@@ -98,12 +147,67 @@ async def sign_in(
         client=client_of(request),
         replaces=request.cookies.get(SESSION_COOKIE),
     )
+    if isinstance(result, auth.SecondFactorRequired):
+        # The password was right: the code is asked on a page of its own, the password is not
+        # asked again (nor carried by the page: a signed challenge stands for it).
+        code_step = _code_step(
+            settings, user_id=result.user_id, username=username.strip(), suite=suite
+        )
+        return render(request, "sign_in.html", code_step)
     if isinstance(result, AppError):
         context["error"] = _message(request, result)
-        context["ask_otp"] = result.code in ("mfa_required", "invalid_otp")
         return render(
             request, "sign_in.html", context, status_code=result.status, headers=result.headers
         )
+    return await _signed_in(request, settings, result, suite)
+
+
+@router.post("/connexion/code", response_class=HTMLResponse)
+async def sign_in_code(
+    request: Request,
+    settings: SettingsDep,
+    challenge: Annotated[str, Form(max_length=200)] = "",
+    username: Annotated[str, Form(max_length=200)] = "",
+    otp: Annotated[str, Form(max_length=32)] = "",
+    suite: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Second step of a sign-in: the code of an account whose password was right."""
+    request.state.locale = pick_locale(request.cookies.get(LOCALE_COOKIE))
+    refuse_cross_site(request)
+    user_id = read_challenge(settings, challenge)
+    if user_id is None:
+        context: dict[str, object] = {
+            "next": safe_next(suite),
+            "expired": False,
+            "username": username,
+            "step": "password",
+            "error": translator(request).gettext(
+                "Too late to type the code: sign in again with your password."
+            ),
+        }
+        return render(request, "sign_in.html", context, status_code=401)
+    result = await auth.sign_in_second_factor(
+        sessions=request.app.state.sessions,
+        settings=settings,
+        user_id=user_id,
+        otp=otp.strip(),
+        kind=SessionKind.WEB,
+        client=client_of(request),
+        replaces=request.cookies.get(SESSION_COOKIE),
+    )
+    if isinstance(result, AppError):
+        context = _code_step(settings, user_id=user_id, username=username, suite=suite)
+        context["challenge"] = challenge  # a wrong code does not extend the time allowed
+        context["error"] = _message(request, result)
+        return render(
+            request, "sign_in.html", context, status_code=result.status, headers=result.headers
+        )
+    return await _signed_in(request, settings, result, suite)
+
+
+async def _signed_in(
+    request: Request, settings: Settings, result: auth.SignedIn, suite: str
+) -> Response:
     home = safe_next(suite) if suite else home_of(result.user.roles)
     target = "/double-authentification" if result.enrolment_required else home
     response = RedirectResponse(target, status_code=303)

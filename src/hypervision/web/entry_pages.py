@@ -31,6 +31,7 @@ from hypervision.geo.zones import find_zone
 from hypervision.identity.principal import Principal
 from hypervision.logbook import attachments, comments, entries, present, triage
 from hypervision.logbook.models import Severity, Status
+from hypervision.logbook.query import EntryQuery
 from hypervision.logbook.schemas import CommentCreate, EntryUpdate
 from hypervision.logbook.situations import find_situation
 from hypervision.policy.rules import Action, allowed
@@ -152,14 +153,18 @@ async def entry_context(
         followed |= {(FollowKind.SITUATION.value, s) for s in chrome.follow_situations}
     else:
         followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
+    can_triage = allowed(actor, Action.TRIAGE)
     return {
         "e": read,
+        "duplicate_choices": await _duplicate_choices(request, session, settings, actor, entry_id)
+        if can_triage
+        else [],
         "comments": [present.comment_read(c, names) for c in comment_rows],
         "files": files,
         "history": readable_history(versions, names, lookups, t, translator(request).locale),
         "situation_title": situations.get(str(read.situation_id)) if read.situation_id else None,
         "situations": situations,
-        "can_triage": allowed(actor, Action.TRIAGE),
+        "can_triage": can_triage,
         "can_write": allowed(actor, Action.WRITE),
         "can_edit": entries.may_edit(actor, entry),
         "statuses": STATUS_NAMES,
@@ -170,6 +175,31 @@ async def entry_context(
         "severities": SEVERITY_NAMES,
         "action_names": ACTION_NAMES,
     }
+
+
+DUPLICATE_CHOICES = 20
+
+
+async def _duplicate_choices(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    entry_id: uuid.UUID,
+) -> list[Any]:
+    """The most recent entries the watch officer sees, to pick the one this entry repeats
+    (instead of pasting an identifier)."""
+    recent, _ = await entries.list_entries(
+        session=session,
+        settings=settings,
+        actor=actor,
+        filters=EntryQuery(),
+        cursor=None,
+        limit=DUPLICATE_CHOICES + 1,
+    )
+    chosen = [e for e in recent if e.id != entry_id][:DUPLICATE_CHOICES]
+    shows(request, [e.label_level for e in chosen])
+    return chosen
 
 
 @router.get("/entrees/{entry_id}", response_class=HTMLResponse)
@@ -284,7 +314,7 @@ async def triage_entry(
     except ValueError:
         return await _triage_error(
             request, session, settings, actor, entry_id,
-            translator(request).gettext("Give the duplicate's link or identifier."),
+            translator(request).gettext("Choose the entry this one repeats."),
         )  # fmt: skip
     except AppError as error:
         if error.status == 404 and action != "duplicate":

@@ -70,9 +70,17 @@ async def _context(
 
 @router.get("/carte", response_class=HTMLResponse)
 async def map_page(
-    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    enregistree: str = "",
 ) -> Response:
-    return render(request, "map.html", await _context(request, session, settings, actor))
+    context = await _context(request, session, settings, actor)
+    if enregistree:  # back from saving a zone: say so, with its name
+        chosen = context["query"].zone
+        context["saved_zone"] = next((z for z in context["zones"] if str(z.id) == chosen), None)
+    return render(request, "map.html", context)
 
 
 def _label(level: str, everyone: bool, own_code: str | None) -> LabelIn | None:
@@ -124,7 +132,7 @@ async def draw_zone(
         context = await _context(request, session, settings, actor)
         context.update(errors=errors, zone_name=name, open_panel="zone")
         return render(request, "map.html", context, status_code=422)
-    return RedirectResponse(f"/carte?zone={zone.id}", status_code=303)
+    return RedirectResponse(f"/carte?zone={zone.id}&enregistree=1", status_code=303)
 
 
 @router.post("/carte/couches", response_class=HTMLResponse)

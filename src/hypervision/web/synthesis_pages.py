@@ -17,6 +17,7 @@ from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError
 from hypervision.core.i18n import CATEGORY_NAMES, N_, SEVERITY_NAMES
+from hypervision.core.markdown import render as markdown
 from hypervision.core.timezone import PARIS
 from hypervision.db import utcnow
 from hypervision.identity import service as identity
@@ -252,6 +253,7 @@ async def autosave(
             "etag": etag(synthesis),
             "version": synthesis.version,
             "message": t("Draft saved at %(time)s", time=saved),
+            "narrative_html": markdown(synthesis.narrative),  # the preview under the analysis
         }
     )
 

@@ -139,6 +139,8 @@
           if (response.ok && answer.etag) {
             form.elements.etag.value = answer.etag;
             show(answer.message);
+            var preview = form.querySelector("[data-preview]");  // rendered by the server (nh3)
+            if (preview && typeof answer.narrative_html === "string") preview.innerHTML = answer.narrative_html;
             // saved on the server: a copy in this browser is only for what is not (yet)
             var store = storage();
             if (form.hvDraftKey && store && edits === typedSince) {

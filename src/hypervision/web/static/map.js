@@ -49,13 +49,8 @@
 
   // --- entries: points or clusters from the server, for the view and zoom -------------------
   var entries = L.layerGroup().addTo(map);
-  var replay = document.getElementById("rejouer");
-  var replayText = document.getElementById("rejouer-texte");
-  function until() {
-    var hours = replay ? parseInt(replay.value, 10) : 0;
-    if (!hours) return "";
-    return new Date(Date.now() - hours * 3600 * 1000).toISOString();
-  }
+  var replayUntil = "";  // the time chosen on the replay slider (replay.js): "" is live
+  function until() { return replayUntil; }
   function icon(severity, count) {
     var label = count ? String(count > 999 ? Math.round(count / 100) / 10 + "k" : count) : "";
     return L.divIcon({
@@ -109,13 +104,10 @@
   var timer = null;
   function soon(delay) { clearTimeout(timer); timer = setTimeout(refresh, delay); }
   map.on("moveend", function () { soon(150); });
-  if (replay) {
-    replay.addEventListener("input", function () {
-      var hours = parseInt(replay.value, 10);
-      replayText.textContent = hours ? replay.dataset.ago.replace("%(h)s", hours) : replay.dataset.now;
-      soon(250);
-    });
-  }
+  document.addEventListener("hv:replay", function (event) {
+    replayUntil = event.detail.until || "";
+    soon(250);
+  });
   document.addEventListener("hv:entry", function (event) {
     var box = event.detail.bbox;
     if (!box || until()) return;  // replaying the past: the live view waits
