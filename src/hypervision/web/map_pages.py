@@ -58,6 +58,10 @@ async def _context(
         "organisations": await identity.organisation_choices(session=session),
         "periods": PERIODS,
         "names": display_names(),
+        "severity_labels": {
+            code: translator(request).gettext(name)
+            for code, name in display_names()["severity"].items()
+        },
         "zone_kinds": ZONE_KINDS,
         "can_draw": allowed(actor, Action.TRIAGE),
         "can_import": allowed(actor, Action.WRITE),
