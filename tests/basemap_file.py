@@ -8,7 +8,7 @@ import gzip
 import math
 from pathlib import Path
 
-import mapbox_vector_tile
+import mapbox_vector_tile  # type: ignore[import-untyped]
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import write
 
@@ -30,18 +30,30 @@ def tile_bytes() -> bytes:
     layers = [
         {
             "name": "earth",
-            "features": [{"geometry": f"POLYGON ((0 0, {e} 0, {e} {e}, 0 {e}, 0 0))",
-                          "properties": {"kind": "earth"}}],
+            "features": [
+                {
+                    "geometry": f"POLYGON ((0 0, {e} 0, {e} {e}, 0 {e}, 0 0))",
+                    "properties": {"kind": "earth"},
+                }
+            ],
         },
         {
             "name": "water",
-            "features": [{"geometry": f"POLYGON ((0 {e // 2}, {e} {e // 2}, {e} {e}, 0 {e}, "
-                                      f"0 {e // 2}))", "properties": {"kind": "water"}}],
+            "features": [
+                {
+                    "geometry": f"POLYGON ((0 {e // 2}, {e} {e // 2}, {e} {e}, 0 {e}, 0 {e // 2}))",
+                    "properties": {"kind": "water"},
+                }
+            ],
         },
         {
             "name": "roads",
-            "features": [{"geometry": f"LINESTRING (0 {e // 4}, {e} {e // 4})",
-                          "properties": {"kind": "major_road", "kind_detail": "primary"}}],
+            "features": [
+                {
+                    "geometry": f"LINESTRING (0 {e // 4}, {e} {e // 4})",
+                    "properties": {"kind": "major_road", "kind_detail": "primary"},
+                }
+            ],
         },
     ]
     return gzip.compress(mapbox_vector_tile.encode(layers, default_options={"y_coord_down": True}))

@@ -25,10 +25,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 # The colours on the tile canvases that the map drew: earth, water and the road across.
 COLOURS = """() => {
   const seen = new Set();
-  for (const canvas of document.querySelectorAll('#carte .leaflet-tile-pane canvas, #carte-saisie .leaflet-tile-pane canvas')) {
+  const tiles = '#carte .leaflet-tile-pane canvas, #carte-saisie .leaflet-tile-pane canvas';
+  for (const canvas of document.querySelectorAll(tiles)) {
     if (!canvas.width) continue;
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 0; i < data.length; i += 4 * 97) seen.add(data[i] + ',' + data[i + 1] + ',' + data[i + 2] + ',' + data[i + 3]);
+    for (let i = 0; i < data.length; i += 4 * 97) {
+      seen.add([data[i], data[i + 1], data[i + 2], data[i + 3]].join(','));
+    }
   }
   return [...seen].filter(c => !c.endsWith(',0'));
 }"""
@@ -59,7 +62,9 @@ async def test_the_map_draws_the_pmtiles_base_map(web: Web) -> None:
     await ranges_of(page, "/carte?lat=48.8566&lon=2.3522&z=12", answers)
     carte = page.locator("#carte")
     await expect(carte).to_have_attribute("data-base", "pmtiles")
-    await expect(carte.locator(".leaflet-tile-pane canvas.leaflet-tile-loaded").first).to_be_attached()
+    await expect(
+        carte.locator(".leaflet-tile-pane canvas.leaflet-tile-loaded").first
+    ).to_be_attached()
     assert len(await colours(page)) == 3  # not blank: earth, water, road
     assert not await carte.locator(".leaflet-overlay-pane path").count()  # no fallback drawn
     assert len(answers) >= 2 and {r.status for r in answers} == {206}

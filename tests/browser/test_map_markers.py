@@ -54,8 +54,12 @@ async def test_close_entries_make_one_marker_that_zooms_in(web: Web) -> None:
     await web.user("antoine.roux", "PP")
     lon, lat = CONCORDE
     for i, severity in enumerate(("minor", "critical", "info")):
-        await web.entry("antoine.roux", title=f"Foule {i}", severity=severity,
-                        location=point(lon + i * 0.002, lat))
+        await web.entry(
+            "antoine.roux",
+            title=f"Foule {i}",
+            severity=severity,
+            location=point(lon + i * 0.002, lat),
+        )
     page = await web.signed_in("antoine.roux", f"/carte?lat={lat}&lon={lon}&z=12")
     carte = page.locator("#carte")
     await expect(carte).to_have_attribute("data-total", "3")
@@ -91,8 +95,13 @@ async def test_a_marker_opens_its_popup_and_it_stays_open(web: Web) -> None:
     await web.org("PP")
     await web.user("antoine.roux", "PP")
     lon, lat = CONCORDE
-    entry = await web.entry("antoine.roux", title="Colis suspect", severity="major",
-                            location=point(lon, lat), occurred_at="2026-06-14T16:05:00+02:00")
+    entry = await web.entry(
+        "antoine.roux",
+        title="Colis suspect",
+        severity="major",
+        location=point(lon, lat),
+        occurred_at="2026-06-14T16:05:00+02:00",
+    )
     # The marker near the top edge: opening the popup pans the map (which reloads the markers).
     page = await web.signed_in("antoine.roux", f"/carte?lat={lat - 0.012}&lon={lon}&z=14")
     marker = page.locator("#carte .hv-marker--major")
@@ -101,7 +110,9 @@ async def test_a_marker_opens_its_popup_and_it_stays_open(web: Web) -> None:
     await expect(popup.locator("a")).to_have_text("Colis suspect")
     await expect(popup.locator("a")).to_have_attribute("href", f"/entrees/{entry['id']}")
     await expect(popup).to_contain_text("Majeure")
-    await expect(popup.locator("time")).to_have_attribute("datetime", re.compile("2026-06-14T14:05"))
+    await expect(popup.locator("time")).to_have_attribute(
+        "datetime", re.compile("2026-06-14T14:05")
+    )
     await expect(popup.locator("time")).to_contain_text("16:05")
     await page.wait_for_timeout(1500)  # the refresh after the pan has come and gone
     await expect(popup).to_be_visible()

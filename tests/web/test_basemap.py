@@ -104,7 +104,7 @@ async def test_the_base_map_is_for_signed_in_users(app: FastAPI, client: AsyncCl
     assert not answer.content.startswith(b"PMTiles")
 
 
-async def test_no_base_map_configured(
+async def test_a_missing_base_map_file_is_404(
     app: FastAPI, client: AsyncClient, database_url: str, tmp_path: Path
 ) -> None:
     await make_org(app, "PREF")
