@@ -3,6 +3,7 @@ operator's PMTiles file, read by byte ranges from the application (206), under t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from playwright.async_api import Page, Response, expect
 from hypervision.config import Settings
 from hypervision.web.map_pages import BASEMAP_URL
 from tests.basemap_file import write_base_map
+from tests.browser.test_accessibility import axe
 from tests.browser.web import SQLITE_ONLY, Web, screenshot
 from tests.conftest import make_settings
 
@@ -92,3 +94,25 @@ async def test_a_missing_pmtiles_file_falls_back_to_the_boundaries(
     carte = page.locator("#carte")
     await expect(carte).to_have_attribute("data-base", "boundaries")
     await expect(carte).to_have_attribute("data-boundaries-drawn", "96")
+
+
+@SQLITE_ONLY
+async def test_the_map_with_its_base_map_and_a_popup_has_no_axe_violation(web: Web) -> None:
+    await web.org("PP")
+    await web.user("antoine.roux", "PP")
+    await web.entry(
+        "antoine.roux",
+        title="Colis suspect",
+        severity="critical",
+        location={"type": "Point", "coordinates": [2.3522, 48.8566]},
+    )
+    # axe is injected as a script: a context that bypasses the CSP (test_accessibility.py).
+    page = await web.signed_in(
+        "antoine.roux", "/carte?lat=48.8566&lon=2.3522&z=13", bypass_csp=True
+    )
+    await expect(page.locator("#carte")).to_have_attribute("data-base", "pmtiles")
+    await page.locator("#carte .hv-marker--critical").click()
+    await expect(page.locator(".leaflet-popup-content time")).to_have_attribute(
+        "datetime", re.compile(".")
+    )
+    assert await axe(page) == []
