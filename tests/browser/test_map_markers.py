@@ -8,7 +8,8 @@ import re
 
 from playwright.async_api import Page, expect
 
-from tests.browser.web import SQLITE_ONLY, Web
+from tests.browser.web import SQLITE_ONLY, Web, screenshot
+from tests.factories import PASSWORD
 
 CONCORDE = (2.3212, 48.8656)
 
@@ -118,3 +119,29 @@ async def test_a_marker_opens_its_popup_and_it_stays_open(web: Web) -> None:
     await expect(popup).to_be_visible()
     await popup.locator("a").click()
     await expect(page.locator("#entree-titre")).to_have_text("Colis suspect")
+
+
+@SQLITE_ONLY
+async def test_on_a_phone_a_group_zooms_in_and_a_popup_leads_to_the_entry(web: Web) -> None:
+    await web.org("PP")
+    await web.user("antoine.roux", "PP")
+    lon, lat = CONCORDE
+    await web.entry("antoine.roux", title="Rixe", severity="major", location=point(lon, lat))
+    await web.entry("antoine.roux", title="Malaise", location=point(lon + 0.003, lat))
+    page = await web.page()
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.context.request.post(
+        "/connexion", form={"username": "antoine.roux", "password": PASSWORD}
+    )
+    await page.goto(f"/carte?lat={lat}&lon={lon}&z=12")
+    carte = page.locator("#carte")
+    group = carte.locator(".hv-marker--cluster")
+    await expect(group).to_have_text("2")
+    await group.click()
+    await expect(carte.locator(".hv-marker:not(.hv-marker--cluster)")).to_have_count(2)
+    await carte.locator(".hv-marker--major").click()
+    link = page.locator(".leaflet-popup-content a")
+    await expect(link).to_have_text("Rixe")
+    await screenshot(page, "carte-telephone-popup")
+    await link.click()
+    await expect(page.locator("#entree-titre")).to_have_text("Rixe")
