@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Base map tiles (e.g. a sovereign tile server: the IGN Géoplateforme). Empty: no tiles, the
     # map draws the boundaries installed with the application.
     map_tiles_url: str = ""
+    # A self-hosted vector base map: one PMTiles file the operator provides (e.g. an extract of
+    # France), served by the application itself with range requests; drawn before the tiles.
+    map_pmtiles: Path | None = None
     map_tiles_attribution: str = ""
 
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)

