@@ -17,7 +17,13 @@ from starlette.middleware.gzip import (
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "text/event-stream", "application/pdf")
+EXCLUDED = (
+    *DEFAULT_EXCLUDED_CONTENT_TYPES,
+    "text/event-stream",
+    "application/pdf",
+    "application/vnd.pmtiles",  # its tiles are compressed already
+)
+UNCOMPRESSED_PATHS = frozenset({"/api/v1/stream"})  # straight through: not even a look per frame
 MINIMUM_SIZE = 500
 BROTLI_QUALITY = 5  # per request: fast, and still smaller than gzip at its best
 GZIP_LEVEL = 6
@@ -66,7 +72,7 @@ class CompressionMiddleware:
         self.minimum_size = minimum_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNCOMPRESSED_PATHS:
             await self.app(scope, receive, send)
             return
         encoding = pick_encoding(Headers(scope=scope).get("accept-encoding", ""))
