@@ -312,16 +312,16 @@ async def triage_entry(
             else:
                 raise Invalid("Action inconnue.", "Unknown action.")
     except ValueError:
-        return await _triage_error(
-            request, session, settings, actor, entry_id,
+        return await _entry_error(
+            request, session, settings, actor, entry_id, "triage_error",
             translator(request).gettext("Choose the entry this one repeats."),
         )  # fmt: skip
     except AppError as error:
         if error.status == 404 and action != "duplicate":
             raise
         message = error.en if translator(request).locale == "en" else error.fr
-        return await _triage_error(
-            request, session, settings, actor, entry_id, message, error.status
+        return await _entry_error(
+            request, session, settings, actor, entry_id, "triage_error", message, error.status
         )
     return _back(request, entry_id)
 
@@ -416,8 +416,14 @@ async def set_status(
     try:
         chosen = Status(status)
     except ValueError:
-        return await _status_error(
-            request, session, settings, actor, entry_id, t("Choose a status from the list.")
+        return await _entry_error(
+            request,
+            session,
+            settings,
+            actor,
+            entry_id,
+            "status_error",
+            t("Choose a status from the list."),
         )
     try:
         async with session.begin_nested():
@@ -434,37 +440,26 @@ async def set_status(
                 "Someone changed this entry in the meantime: check it, "
                 "then change the status again."
             )
-        return await _status_error(
-            request, session, settings, actor, entry_id, message, failure.status
+        return await _entry_error(
+            request, session, settings, actor, entry_id, "status_error", message, failure.status
         )
     return _back(request, entry_id)
 
 
-async def _status_error(
+async def _entry_error(
     request: Request,
     session: AsyncSession,
     settings: Settings,
     actor: Principal,
     entry_id: uuid.UUID,
+    where: str,
     message: str,
     status: int = 422,
 ) -> Response:
+    """The entry page again, with ``message`` shown at ``where`` (``status_error`` or
+    ``triage_error``), answered with the refusal's status (422 at least)."""
     context = await entry_context(request, session, settings, actor, entry_id)
-    context["status_error"] = message
-    return render(request, "entry.html", context, status_code=status if status >= 400 else 422)
-
-
-async def _triage_error(
-    request: Request,
-    session: AsyncSession,
-    settings: Settings,
-    actor: Principal,
-    entry_id: uuid.UUID,
-    message: str,
-    status: int = 422,
-) -> Response:
-    context = await entry_context(request, session, settings, actor, entry_id)
-    context["triage_error"] = message
+    context[where] = message
     return render(request, "entry.html", context, status_code=status if status >= 400 else 422)
 
 
