@@ -170,6 +170,7 @@ class EventStream(Response):
                 if sub.closed:
                     if sub.closed != "gone":
                         await _write(send, f"event: {sub.closed}\ndata: {{}}\n\n".encode())
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
                 if not queued:
                     wake.clear()
