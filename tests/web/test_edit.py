@@ -6,37 +6,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from html import unescape
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.logbook.models import Entry
 from hypervision.policy.roles import Role
 from hypervision.records.models import RecordVersion
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
+from tests.web.conftest import Browser
 from tests.web.pages import browse_as
 
-Browser = Callable[[], Awaitable[AsyncClient]]
 ETAG = re.compile(r'name="etag" value="([^"]+)"')
-
-
-@pytest.fixture
-async def new_client(app: FastAPI) -> AsyncIterator[Browser]:
-    opened: list[AsyncClient] = []
-
-    async def open_one() -> AsyncClient:
-        transport = ASGITransport(app=app, client=("203.0.113.9", 50002))
-        http = AsyncClient(transport=transport, base_url="https://testserver")
-        opened.append(http)
-        return http
-
-    yield open_one
-    for http in opened:
-        await http.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from html import unescape
 
 import pytest
@@ -20,25 +19,8 @@ from hypervision.identity.models import Organisation
 from hypervision.logbook.models import Attachment, Entry
 from hypervision.policy.roles import Role
 from tests.factories import ENTRY, make_org, make_user, sign_in, tx
+from tests.web.conftest import Browser
 from tests.web.pages import browse_as
-
-Browser = Callable[[], Awaitable[AsyncClient]]
-
-
-@pytest.fixture
-async def new_client(app: FastAPI) -> AsyncIterator[Browser]:
-    """Opens independent cookie jars (one per person) on the same application."""
-    opened: list[AsyncClient] = []
-
-    async def open_one() -> AsyncClient:
-        transport = ASGITransport(app=app, client=("203.0.113.8", 50001))
-        http = AsyncClient(transport=transport, base_url="https://testserver")
-        opened.append(http)
-        return http
-
-    yield open_one
-    for http in opened:
-        await http.aclose()
 
 
 @pytest.fixture
