@@ -151,6 +151,7 @@ async def entry_context(
     if chrome.follows_read:
         followed = {(FollowKind.CATEGORY.value, c) for c in chrome.follow_categories}
         followed |= {(FollowKind.SITUATION.value, s) for s in chrome.follow_situations}
+        followed |= {(FollowKind.ENTRY.value, s) for s in chrome.follow_entries}
     else:
         followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
     can_triage = allowed(actor, Action.TRIAGE)
@@ -170,6 +171,7 @@ async def entry_context(
         "statuses": STATUS_NAMES,
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
         "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
+        "follows_entry": (FollowKind.ENTRY.value, str(entry.id)) in followed,
         "etag": etag(entry),
         "names": display_names(),
         "severities": SEVERITY_NAMES,
@@ -474,7 +476,8 @@ async def follow(
     stop: Annotated[str, Form(max_length=5)] = "",
     suite: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Follow (or stop following) a category, a situation or a zone the officer can see."""
+    """Follow (or stop following) a category, a situation, a zone or an entry the officer can
+    see (stopping needs no visibility: an entry raised out of reach can still be dropped)."""
     try:
         chosen = FollowKind(kind)
     except ValueError:
@@ -497,6 +500,16 @@ async def follow(
             raise Invalid("Zone inconnue.", "Unknown zone.") from None
         await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
         target = str(zone_id)
+    if chosen is FollowKind.ENTRY:
+        try:
+            entry_id = uuid.UUID(target)
+        except ValueError:
+            raise Invalid("Entrée inconnue.", "Unknown entry.") from None
+        if not stop:
+            await entries.get_entry(
+                session=session, settings=settings, actor=actor, entry_id=entry_id
+            )
+        target = str(entry_id)
     if stop:
         await prefs.unfollow(session=session, actor=actor, kind=chosen, target=target)
     else:

@@ -144,6 +144,11 @@ async def notifications_page(
     follows = await prefs.follows(session, actor.user_id)
     titles = await situation_titles(request, session, settings, actor)  # audited read
     titles.update(await zone_names(request, session, settings, actor))
+    followed = await prefs.followed_entries(
+        session=session, settings=settings, actor=actor, rows=follows
+    )
+    shows(request, [e.label_level for e in followed])
+    titles.update({str(e.id): e.title for e in followed})
     context = {
         "cards": await present.entries_read(session, rows, settings=settings, actor=actor),
         "seen": seen,

@@ -124,6 +124,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.tour_pending = mine.tour_pending
     chrome.follow_categories = mine.follow_categories
     chrome.follow_situations = mine.follow_situations
+    chrome.follow_entries = mine.follow_entries
     chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
     chrome.inbox = await counts.unread(session=session, settings=settings, actor=principal)
