@@ -144,7 +144,7 @@ async def entry_context(
     lookups = {
         "situation_id": situations,
         "organisation_id": {str(k): v for k, v in names.orgs.items()},
-        "validated_by": {str(k): v for k, v in names.users.items()},
+        "validated_by": {str(k): names.full_name(k) or v for k, v in names.users.items()},
     }
     assert actor.user_id is not None
     chrome = chrome_of(request)  # the frame has read the officer's follows: not again
