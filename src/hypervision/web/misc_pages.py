@@ -168,6 +168,13 @@ async def badge(request: Request, actor: Officer) -> Response:
     return render(request, "_badge.html")
 
 
+@router.get("/boite/badge", response_class=HTMLResponse)
+async def inbox_badge(request: Request, actor: Officer) -> Response:
+    """The inbox link's text and unread count alone (polled by an authority's pages: a
+    synthesis sent is not on the live stream, its readers being its recipients)."""
+    return render(request, "_inbox_badge.html")
+
+
 # --- who can see this --------------------------------------------------------------------
 
 
