@@ -43,6 +43,23 @@ async def test_the_follows_badge_counts_a_comment_on_a_followed_entry_live(web: 
     await expect(page.locator("#badge")).to_have_text(re.compile(r"1$"))
     assert await not_reloaded(page)
 
+    await page.goto("/suivis")  # seen
+    await page.goto("/aide")
+    await live_stream_open(page)
+    await expect(page.locator("#badge")).to_be_hidden()
+    await mark_not_reloaded(page)
+    current = await web.client.get(
+        f"/api/v1/entries/{entry['id']}", headers=await web.headers("alice")
+    )
+    moved = await web.client.patch(
+        f"/api/v1/entries/{entry['id']}",
+        json={"status": "in_progress"},
+        headers={**await web.headers("alice"), "If-Match": current.headers["etag"]},
+    )
+    assert moved.status_code == 200, moved.text
+    await expect(page.locator("#badge")).to_have_text(re.compile(r"1$"))  # a new version
+    assert await not_reloaded(page)
+
 
 @SQLITE_ONLY
 async def test_the_inbox_badge_counts_a_synthesis_sent_without_reload(web: Web) -> None:
