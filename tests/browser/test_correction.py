@@ -29,7 +29,7 @@ async def test_a_watch_officer_corrects_category_severity_and_place_on_a_phone(
     page = await web.signed_in("chef", f"/entrees/{entry['id']}", bypass_csp=True)
     await expect(page.locator("#suivre-entree")).to_have_text(t("Follow this entry"))
     found["entry-desktop"] = await axe(page)
-    await page.set_viewport_size(PHONE)
+    await page.set_viewport_size({"width": PHONE["width"], "height": PHONE["height"]})
     await page.goto(f"/entrees/{entry['id']}/corriger")
     await page.context.grant_permissions(["geolocation"])
     await page.context.set_geolocation({"latitude": 48.9245, "longitude": 2.3602, "accuracy": 5})
