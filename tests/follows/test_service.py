@@ -86,10 +86,11 @@ async def test_a_followed_entry_counts_what_others_do_to_it_that_the_reader_may_
     assert await badge(app, bob) == 1
 
     async with as_person(app, bob) as session:
-        seen, _ = await follows.notifications(
+        seen, _, moments = await follows.notifications(
             session=session, settings=app.state.settings, actor=bob
         )
     assert [str(e.id) for e in seen] == [entry_id]
+    assert moments[seen[0].id] > seen[0].recorded_at  # the news is the comment, not the entry
     assert await badge(app, bob) == 0  # looked at
 
     current = await client.get(f"/api/v1/entries/{entry_id}", headers=alice)

@@ -55,7 +55,7 @@ async def test_an_officer_follows_an_entry_from_its_page(
     assert said.status_code == 201
     assert BADGE_ONE.search((await bob.get("/aide")).text)
     listing = await bob.get("/suivis")  # looking marks it seen
-    assert f'href="/entrees/{entry_id}"' in listing.text
+    assert re.search(rf'hv-card--fresh[^"]*" id="e-{entry_id}"', listing.text)  # the comment
     assert 'id="badge" class="hv-badge" hidden' in (await bob.get("/aide")).text
 
     for target in (secret_id, str(uuid.uuid4())):  # hidden or missing: the same answer

@@ -158,9 +158,10 @@ async def _followed(
     rows: Sequence[Follow],
     since: datetime | None,
     limit: int,
-) -> list[Entry]:
+) -> list[tuple[Entry, datetime]]:
     """Visible entries by someone else about the followed categories, situations and zones,
-    newest first (zones: candidates by bounding box, then the exact shapely test)."""
+    and followed entries someone else changed or commented, each with the moment of that
+    news, newest first (zones: candidates by bounding box, then the exact shapely test)."""
 
     def recent(query: Select[Entry]) -> Select[Entry]:
         query = query.where(Entry.author_id != actor.user_id)
@@ -192,7 +193,7 @@ async def _followed(
         found[entry.id] = entry
         moments[entry.id] = max(moment, moments.get(entry.id, moment))
     ordered = sorted(found.values(), key=lambda e: (moments[e.id], e.id), reverse=True)
-    return ordered[:limit]
+    return [(e, moments[e.id]) for e in ordered[:limit]]
 
 
 def _uuids(rows: Sequence[Follow], kind: FollowKind) -> dict[uuid.UUID, datetime]:
@@ -292,16 +293,18 @@ async def unseen_count(
 
 async def notifications(
     *, session: AsyncSession, settings: Settings, actor: Principal, limit: int = 50
-) -> tuple[list[Entry], datetime | None]:
-    """The latest entries about followed topics (read, audited) and when the officer last
-    looked; looking marks them seen."""
+) -> tuple[list[Entry], datetime | None, dict[uuid.UUID, datetime]]:
+    """The latest entries about followed topics (read, audited), when the officer last
+    looked, and when each entry's news came (its recording, or the latest correction or
+    comment by someone else on a followed entry); looking marks them seen."""
     assert actor.user_id is not None
     rows = await follows(session, actor.user_id)
     pref = await _saved_preference(session, actor.user_id)
     seen = pref.notifications_seen_at
     if not rows:
-        return [], seen
-    found = await _followed(session, settings, actor, rows, None, limit)
+        return [], seen, {}
+    news = await _followed(session, settings, actor, rows, None, limit)
+    found = [e for e, _ in news]
     await audit.record(
         session=session,
         actor=actor,
@@ -313,7 +316,7 @@ async def notifications(
         detail={"view": "notifications"},
     )
     pref.notifications_seen_at = utcnow()
-    return found, seen
+    return found, seen, {e.id: moment for e, moment in news}
 
 
 async def personal(

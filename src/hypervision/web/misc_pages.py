@@ -139,7 +139,7 @@ async def notifications_page(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer
 ) -> Response:
     assert actor.user_id is not None
-    rows, seen = await prefs.notifications(session=session, settings=settings, actor=actor)
+    rows, seen, moments = await prefs.notifications(session=session, settings=settings, actor=actor)
     shows(request, [e.label_level for e in rows])
     follows = await prefs.follows(session, actor.user_id)
     titles = await situation_titles(request, session, settings, actor)  # audited read
@@ -152,6 +152,7 @@ async def notifications_page(
     context = {
         "cards": await present.entries_read(session, rows, settings=settings, actor=actor),
         "seen": seen,
+        "moments": moments,
         "follows": follows,
         "titles": titles,
         "names": display_names(),
