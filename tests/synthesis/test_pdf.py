@@ -32,7 +32,7 @@ async def test_restricted_pdf_is_marked_and_watermarked_on_every_page(
     meta = reader.metadata
     assert meta is not None
     assert meta.title == "Point de situation de 19 h"
-    assert meta.author == "claire (CNCS)"
+    assert meta.author == "Claire Dubois (CNCS)"  # the name, not the login
     assert meta.subject is not None and MARKING in meta.subject
     pages = pages_text(data)
     watermark = re.compile(WATERMARK.format(name="Hélène Préfète"))

@@ -10,6 +10,7 @@ class FollowKind(enum.StrEnum):
     CATEGORY = "category"
     SITUATION = "situation"
     ZONE = "zone"
+    ENTRY = "entry"
 
 
 @dataclass(frozen=True)
@@ -23,4 +24,5 @@ class Personal:
     tour_pending: bool
     follow_categories: list[str] = field(default_factory=list)
     follow_situations: list[str] = field(default_factory=list)
+    follow_entries: list[str] = field(default_factory=list)
     badge: int = 0

@@ -3,7 +3,8 @@
 They are the user's own settings, not protected records: no label, no version history; every
 change is audited (ADR 0007). Notifications are computed, not stored: the visible entries that
 match what the officer follows (categories, situations, zones), recorded since they last
-looked, written by someone else."""
+looked, written by someone else; and the followed entries (still visible) that someone else
+corrected, moved on (a new version) or commented (a comment the officer may read) since then."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ from hypervision.geo.zones import visible_zones
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.logbook.entries import visible
-from hypervision.logbook.models import Entry
+from hypervision.logbook.models import Comment, Entry
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject
+from hypervision.records import access
 from hypervision.records.access import dialect_of
+from hypervision.records.models import RecordVersion
 
 MAX_FOLLOWS = 50
 MAX_VIEWS = 30
@@ -92,7 +95,8 @@ async def follows(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Follow]
 async def follow(
     *, session: AsyncSession, actor: Principal, kind: FollowKind, target: str
 ) -> Follow:
-    """Follow a category or a situation (already checked visible by the caller). Idempotent."""
+    """Follow a category, a situation, a zone or an entry (already checked visible by the
+    caller). Idempotent."""
     assert actor.user_id is not None
     current = await follows(session, actor.user_id)
     for existing in current:
@@ -154,9 +158,10 @@ async def _followed(
     rows: Sequence[Follow],
     since: datetime | None,
     limit: int,
-) -> list[Entry]:
+) -> list[tuple[Entry, datetime]]:
     """Visible entries by someone else about the followed categories, situations and zones,
-    newest first (zones: candidates by bounding box, then the exact shapely test)."""
+    and followed entries someone else changed or commented, each with the moment of that
+    news, newest first (zones: candidates by bounding box, then the exact shapely test)."""
 
     def recent(query: Select[Entry]) -> Select[Entry]:
         query = query.where(Entry.author_id != actor.user_id)
@@ -169,11 +174,7 @@ async def _followed(
             _matching(rows, Subject.of(settings, actor), dialect_of(session))
         ))
     )}  # fmt: skip
-    zone_ids = []
-    for f in rows:
-        if f.kind == FollowKind.ZONE.value:
-            with contextlib.suppress(ValueError):
-                zone_ids.append(uuid.UUID(f.target))
+    zone_ids = list(_uuids(rows, FollowKind.ZONE))
     if zone_ids:
         zones = await session.scalars(
             visible_zones(session, settings, actor).where(Zone.id.in_(zone_ids))
@@ -187,8 +188,91 @@ async def _followed(
             for entry in await session.scalars(recent(candidates)):
                 if inside.residual(entry):
                     found[entry.id] = entry
-    ordered = sorted(found.values(), key=lambda e: (e.recorded_at, e.id), reverse=True)
-    return ordered[:limit]
+    moments = {e.id: e.recorded_at for e in found.values()}
+    for entry, moment in await _entries_moved(session, settings, actor, rows, since, limit):
+        found[entry.id] = entry
+        moments[entry.id] = max(moment, moments.get(entry.id, moment))
+    ordered = sorted(found.values(), key=lambda e: (moments[e.id], e.id), reverse=True)
+    return [(e, moments[e.id]) for e in ordered[:limit]]
+
+
+def _uuids(rows: Sequence[Follow], kind: FollowKind) -> dict[uuid.UUID, datetime]:
+    """The followed targets of ``kind`` that are ids, with when each follow started."""
+    found = {}
+    for f in rows:
+        if f.kind == kind.value:
+            with contextlib.suppress(ValueError):
+                found[uuid.UUID(f.target)] = f.created_at
+    return found
+
+
+async def _entries_moved(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    rows: Sequence[Follow],
+    since: datetime | None,
+    limit: int,
+) -> list[tuple[Entry, datetime]]:
+    """The followed entries, still visible, that someone else changed (a new version: a
+    correction, a status, a triage) or commented (a comment the officer may read) after
+    ``since`` and after they started following each; with the moment of the latest such
+    change."""
+    started = _uuids(rows, FollowKind.ENTRY)
+    if not started:
+        return []
+    floor = min(started.values()) if since is None else max(since, min(started.values()))
+    changed = (
+        select(RecordVersion.resource_id, RecordVersion.at)
+        .where(
+            RecordVersion.resource_type == "entry",
+            RecordVersion.resource_id.in_(started),
+            RecordVersion.version > 1,
+            RecordVersion.at > floor,
+            or_(RecordVersion.actor_id.is_(None), RecordVersion.actor_id != actor.user_id),
+        )
+        .order_by(RecordVersion.at.desc())
+        .limit(limit * 20)
+    )
+    said = (
+        access.visible(session, settings, actor, Comment)
+        .with_only_columns(Comment.entry_id, Comment.created_at)
+        .where(
+            Comment.entry_id.in_(started),
+            Comment.author_id != actor.user_id,
+            Comment.created_at > floor,
+        )
+        .order_by(Comment.created_at.desc())
+        .limit(limit * 20)
+    )
+    latest: dict[uuid.UUID, datetime] = {}
+    for entry_id, at in [
+        *(await session.execute(changed)).all(),
+        *(await session.execute(said)).all(),
+    ]:
+        if at > max(started[entry_id], since or started[entry_id]):
+            latest[entry_id] = max(at, latest.get(entry_id, at))
+    if not latest:
+        return []
+    visible_rows = await session.scalars(
+        visible(session, settings, actor).where(Entry.id.in_(latest))
+    )
+    return [(e, latest[e.id]) for e in visible_rows]
+
+
+async def followed_entries(
+    *, session: AsyncSession, settings: Settings, actor: Principal, rows: Sequence[Follow]
+) -> list[Entry]:
+    """The followed entries the officer can still see (read, audited): a followed entry
+    raised out of their reach is no longer named."""
+    ids = list(_uuids(rows, FollowKind.ENTRY))
+    if not ids:
+        return []
+    found = list(await session.scalars(visible(session, settings, actor).where(Entry.id.in_(ids))))
+    await access.delivered(
+        session, actor, action="entry.list", kind="entry", rows=found, detail={"view": "follows"}
+    )
+    return found
 
 
 async def unseen_count(
@@ -209,16 +293,18 @@ async def unseen_count(
 
 async def notifications(
     *, session: AsyncSession, settings: Settings, actor: Principal, limit: int = 50
-) -> tuple[list[Entry], datetime | None]:
-    """The latest entries about followed topics (read, audited) and when the officer last
-    looked; looking marks them seen."""
+) -> tuple[list[Entry], datetime | None, dict[uuid.UUID, datetime]]:
+    """The latest entries about followed topics (read, audited), when the officer last
+    looked, and when each entry's news came (its recording, or the latest correction or
+    comment by someone else on a followed entry); looking marks them seen."""
     assert actor.user_id is not None
     rows = await follows(session, actor.user_id)
     pref = await _saved_preference(session, actor.user_id)
     seen = pref.notifications_seen_at
     if not rows:
-        return [], seen
-    found = await _followed(session, settings, actor, rows, None, limit)
+        return [], seen, {}
+    news = await _followed(session, settings, actor, rows, None, limit)
+    found = [e for e, _ in news]
     await audit.record(
         session=session,
         actor=actor,
@@ -230,7 +316,7 @@ async def notifications(
         detail={"view": "notifications"},
     )
     pref.notifications_seen_at = utcnow()
-    return found, seen
+    return found, seen, {e.id: moment for e, moment in news}
 
 
 async def personal(
@@ -253,6 +339,7 @@ async def personal(
         pref.tour_done_at is None,
         follow_categories=[f.target for f in rows if f.kind == FollowKind.CATEGORY.value],
         follow_situations=[f.target for f in rows if f.kind == FollowKind.SITUATION.value],
+        follow_entries=[f.target for f in rows if f.kind == FollowKind.ENTRY.value],
         badge=await unseen_count(
             session=session, settings=settings, actor=actor, preference=pref, rows=rows
         ),

@@ -259,23 +259,38 @@ async def sign_out(*, session: AsyncSession, actor: Principal) -> None:
 
 
 async def resolve(
-    *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    token: str,
+    kind: SessionKind,
+    client: Client,
+    touch: bool = True,
 ) -> Principal:
     """The principal behind a session or API token, or 401. Rebuilt on every request, so a
     disabled account or a lowered clearance applies to the very next one. On PostgreSQL the
-    principal becomes the transaction's row-level security identity."""
+    principal becomes the transaction's row-level security identity. ``touch=False``: a
+    page's own background refresh, which is no sign of a person at work and so does not
+    push the session's idle time-out back."""
     if kind is SessionKind.BEARER and token.startswith(API_TOKEN_PREFIX):
         principal = await _resolve_api_token(session=session, token=token, client=client)
     else:
         principal = await _resolve_session(
-            session=session, settings=settings, token=token, kind=kind, client=client
-        )
+            session=session, settings=settings, token=token, kind=kind, client=client,
+            touch=touch,
+        )  # fmt: skip
     await rls.bind(session, settings, principal)
     return principal
 
 
 async def _resolve_session(
-    *, session: AsyncSession, settings: Settings, token: str, kind: SessionKind, client: Client
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    token: str,
+    kind: SessionKind,
+    client: Client,
+    touch: bool = True,
 ) -> Principal:
     found = await holder_of(session, AuthSession, token)
     row = found.credential if found else None
@@ -290,7 +305,7 @@ async def _resolve_session(
         or not found.user.is_active
     ):
         raise SessionExpired()
-    if now - row.last_seen_at > LAST_SEEN_GRANULARITY:
+    if touch and now - row.last_seen_at > LAST_SEEN_GRANULARITY:
         row.last_seen_at = now
     return _principal(
         found.user,

@@ -120,6 +120,7 @@ def entry_read(entry: Entry, names: Directory) -> EntryRead:
         recorded_at=entry.recorded_at,
         updated_at=entry.updated_at,
         author=names.user(entry.author_id) or "?",
+        author_name=names.full_name(entry.author_id) or "?",
         organisation=names.org(entry.organisation_id),
         category=entry.category,
         severity=Severity(entry.severity),
@@ -167,6 +168,7 @@ def situation_read(situation: Situation, names: Directory) -> SituationRead:
         started_at=situation.started_at,
         organisation=names.org(situation.organisation_id),
         author=names.user(situation.author_id) or "?",
+        author_name=names.full_name(situation.author_id) or "?",
         label=names.label(situation.label),
         version=situation.version,
     )
@@ -177,6 +179,7 @@ def comment_read(comment: Comment, names: Directory) -> CommentRead:
         id=comment.id,
         entry_id=comment.entry_id,
         author=names.user(comment.author_id) or "?",
+        author_name=names.full_name(comment.author_id) or "?",
         organisation=names.org(comment.organisation_id),
         body=comment.body,
         body_html=render(comment.body),

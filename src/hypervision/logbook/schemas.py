@@ -101,6 +101,7 @@ class EntryRead(BaseModel):
     recorded_at: datetime
     updated_at: datetime
     author: str
+    author_name: str  # the author's display name (``author`` is the login)
     organisation: str
     category: str
     severity: Severity
@@ -193,6 +194,7 @@ class SituationRead(BaseModel):
     started_at: datetime
     organisation: str
     author: str
+    author_name: str  # the author's display name (``author`` is the login)
     label: LabelRead
     version: int
 
@@ -213,6 +215,7 @@ class CommentRead(BaseModel):
     id: uuid.UUID
     entry_id: uuid.UUID
     author: str
+    author_name: str  # the author's display name (``author`` is the login)
     organisation: str
     body: str
     body_html: str

@@ -18,11 +18,18 @@ from hypervision.records.schemas import LabelIn, LabelRead
 
 
 class Directory:
-    """Organisation codes and usernames for presenting records, loaded once per request."""
+    """Organisation codes, usernames and display names for presenting records, loaded once
+    per request."""
 
-    def __init__(self, orgs: dict[uuid.UUID, str], users: dict[uuid.UUID, str]) -> None:
+    def __init__(
+        self,
+        orgs: dict[uuid.UUID, str],
+        users: dict[uuid.UUID, str],
+        full_names: dict[uuid.UUID, str] | None = None,
+    ) -> None:
         self.orgs = orgs
         self.users = users
+        self.full_names = full_names or {}
         # Ids of linked records (situation, duplicate, follow-up) this reader may see; the
         # others are presented as no link at all (SECURITY.md item 32). Empty until loaded:
         # fails closed.
@@ -39,7 +46,7 @@ class Directory:
         must be known, when the caller can say; ``identity.names`` then reads nothing that it
         already holds)."""
         found = await names.lookup(session, user_ids, org_ids)
-        return cls(found.orgs, found.users)
+        return cls(found.orgs, found.users, found.full_names)
 
     def org(self, org_id: uuid.UUID | str) -> str:
         key = org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(org_id)
@@ -47,6 +54,12 @@ class Directory:
 
     def user(self, user_id: uuid.UUID | None) -> str | None:
         return self.users.get(user_id) if user_id else None
+
+    def full_name(self, user_id: uuid.UUID | None) -> str | None:
+        """The person's display name (their login when they have none)."""
+        if not user_id:
+            return None
+        return self.full_names.get(user_id) or self.users.get(user_id)
 
     def ref(self, target: uuid.UUID | str | None) -> uuid.UUID | None:
         """``target`` when the reader may see that record, else None (no trace of it)."""

@@ -37,6 +37,7 @@ def synthesis_read(
         entry_ids=seen.entry_ids,
         redacted=seen.redacted,
         author=names.user(synthesis.author_id) or "?",
+        author_name=names.full_name(synthesis.author_id) or "?",
         organisation=names.org(synthesis.organisation_id),
         label=names.label(synthesis.label),
         marking=settings.marking([synthesis.label_level]),

@@ -62,6 +62,7 @@ class SynthesisRead(BaseModel):
     entry_ids: list[uuid.UUID]  # only those the reader may see
     redacted: bool = False  # parts are hidden from this reader (never says how many)
     author: str
+    author_name: str  # the author's display name (``author`` is the login)
     organisation: str
     label: LabelRead
     marking: str | None

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Forbidden, Invalid
+from hypervision.core.errors import AppError, Invalid
 from hypervision.core.i18n import (
     ACTION_NAMES,
     CATEGORY_NAMES,
@@ -144,13 +144,14 @@ async def entry_context(
     lookups = {
         "situation_id": situations,
         "organisation_id": {str(k): v for k, v in names.orgs.items()},
-        "validated_by": {str(k): v for k, v in names.users.items()},
+        "validated_by": {str(k): names.full_name(k) or v for k, v in names.users.items()},
     }
     assert actor.user_id is not None
     chrome = chrome_of(request)  # the frame has read the officer's follows: not again
     if chrome.follows_read:
         followed = {(FollowKind.CATEGORY.value, c) for c in chrome.follow_categories}
         followed |= {(FollowKind.SITUATION.value, s) for s in chrome.follow_situations}
+        followed |= {(FollowKind.ENTRY.value, s) for s in chrome.follow_entries}
     else:
         followed = {(f.kind, f.target) for f in await prefs.follows(session, actor.user_id)}
     can_triage = allowed(actor, Action.TRIAGE)
@@ -170,6 +171,7 @@ async def entry_context(
         "statuses": STATUS_NAMES,
         "follows_category": (FollowKind.CATEGORY.value, entry.category) in followed,
         "follows_situation": (FollowKind.SITUATION.value, str(read.situation_id)) in followed,
+        "follows_entry": (FollowKind.ENTRY.value, str(entry.id)) in followed,
         "etag": etag(entry),
         "names": display_names(),
         "severities": SEVERITY_NAMES,
@@ -326,7 +328,7 @@ async def triage_entry(
     return _back(request, entry_id)
 
 
-def _edit_message(request: Request, error: AppError) -> str:
+def edit_message(request: Request, error: AppError) -> str:
     """The French (or English) message of a refused correction; a conflict says what to do."""
     t = translator(request).gettext
     if isinstance(error, PreconditionFailed):
@@ -335,70 +337,6 @@ def _edit_message(request: Request, error: AppError) -> str:
             "read the current version, then save again."
         )
     return error.en if translator(request).locale == "en" else error.fr
-
-
-@router.get("/entrees/{entry_id}/corriger", response_class=HTMLResponse)
-async def edit_form(
-    request: Request, session: DbSession, settings: SettingsDep, actor: Officer, entry_id: uuid.UUID
-) -> Response:
-    """The correction form: title and text of the version shown (its ETag goes with it)."""
-    context = await entry_context(request, session, settings, actor, entry_id)
-    if not context["can_edit"]:
-        raise Forbidden(
-            "Seuls l'organisation auteure et les chefs de salle corrigent une entrée.",
-            "Only the owner organisation and watch officers correct an entry.",
-        )
-    e = context["e"]
-    context.update(editing=True, edit_title=e.title, edit_body=e.body, edit_etag=context["etag"])
-    return render(request, "entry.html", context)
-
-
-@router.post("/entrees/{entry_id}/corriger", response_class=HTMLResponse)
-async def edit_entry(
-    request: Request,
-    session: DbSession,
-    settings: SettingsDep,
-    actor: Officer,
-    entry_id: uuid.UUID,
-    title: Annotated[str, Form(max_length=2000)] = "",
-    body: Annotated[str, Form(max_length=100_000)] = "",
-    etag: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    """A correction: a new version of the title and text. The form carries the version it was
-    shown with; a change made meanwhile is not overwritten and the typed text is shown again."""
-    t = translator(request).gettext
-    error: str | None = None
-    status = 422
-    try:
-        data = EntryUpdate(title=title, body=body.replace("\r\n", "\n"))
-    except ValidationError:
-        data = None
-        error = t("Give a title (at most 200 characters) and a text of at most 20,000 characters.")
-    if data is not None:
-        try:
-            async with session.begin_nested():
-                await entries.update_entry(
-                    session=session, settings=settings, actor=actor, entry_id=entry_id,
-                    data=data, if_match=etag or None,
-                )  # fmt: skip
-        except AppError as failure:
-            if failure.status in (403, 404):
-                raise
-            error, status = _edit_message(request, failure), failure.status
-    if error is None:
-        return RedirectResponse(f"/entrees/{entry_id}#historique", status_code=303)
-    context = await entry_context(request, session, settings, actor, entry_id)
-    context.update(
-        editing=True,
-        edit_title=title,
-        edit_body=body,
-        # after a conflict the form carries the current version: saving again is a choice
-        # made with the other person's change in view
-        edit_etag=context["etag"] if status == 412 else etag,
-        edit_error=error,
-        edit_conflict=status == 412,
-    )
-    return render(request, "entry.html", context, status_code=status)
 
 
 @router.post("/entrees/{entry_id}/statut", response_class=HTMLResponse)
@@ -434,7 +372,7 @@ async def set_status(
     except AppError as failure:
         if failure.status in (403, 404):
             raise
-        message = _edit_message(request, failure)
+        message = edit_message(request, failure)
         if isinstance(failure, PreconditionFailed):
             message = t(
                 "Someone changed this entry in the meantime: check it, "
@@ -474,7 +412,8 @@ async def follow(
     stop: Annotated[str, Form(max_length=5)] = "",
     suite: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Follow (or stop following) a category, a situation or a zone the officer can see."""
+    """Follow (or stop following) a category, a situation, a zone or an entry the officer can
+    see (stopping needs no visibility: an entry raised out of reach can still be dropped)."""
     try:
         chosen = FollowKind(kind)
     except ValueError:
@@ -497,6 +436,16 @@ async def follow(
             raise Invalid("Zone inconnue.", "Unknown zone.") from None
         await find_zone(session=session, settings=settings, actor=actor, zone_id=zone_id)
         target = str(zone_id)
+    if chosen is FollowKind.ENTRY:
+        try:
+            entry_id = uuid.UUID(target)
+        except ValueError:
+            raise Invalid("Entrée inconnue.", "Unknown entry.") from None
+        if not stop:
+            await entries.get_entry(
+                session=session, settings=settings, actor=actor, entry_id=entry_id
+            )
+        target = str(entry_id)
     if stop:
         await prefs.unfollow(session=session, actor=actor, kind=chosen, target=target)
     else:

@@ -139,14 +139,20 @@ async def notifications_page(
     request: Request, session: DbSession, settings: SettingsDep, actor: Officer
 ) -> Response:
     assert actor.user_id is not None
-    rows, seen = await prefs.notifications(session=session, settings=settings, actor=actor)
+    rows, seen, moments = await prefs.notifications(session=session, settings=settings, actor=actor)
     shows(request, [e.label_level for e in rows])
     follows = await prefs.follows(session, actor.user_id)
     titles = await situation_titles(request, session, settings, actor)  # audited read
     titles.update(await zone_names(request, session, settings, actor))
+    followed = await prefs.followed_entries(
+        session=session, settings=settings, actor=actor, rows=follows
+    )
+    shows(request, [e.label_level for e in followed])
+    titles.update({str(e.id): e.title for e in followed})
     context = {
         "cards": await present.entries_read(session, rows, settings=settings, actor=actor),
         "seen": seen,
+        "moments": moments,
         "follows": follows,
         "titles": titles,
         "names": display_names(),
@@ -161,6 +167,13 @@ async def notifications_page(
 async def badge(request: Request, actor: Officer) -> Response:
     """The notification badge alone (refreshed by the page when a followed topic moves)."""
     return render(request, "_badge.html")
+
+
+@router.get("/boite/badge", response_class=HTMLResponse)
+async def inbox_badge(request: Request, actor: Officer) -> Response:
+    """The inbox link's text and unread count alone (polled by an authority's pages: a
+    synthesis sent is not on the live stream, its readers being its recipients)."""
+    return render(request, "_inbox_badge.html")
 
 
 # --- who can see this --------------------------------------------------------------------

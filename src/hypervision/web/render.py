@@ -47,6 +47,7 @@ class Chrome:
     tour_pending: bool = False
     follow_categories: list[str] = field(default_factory=list)
     follow_situations: list[str] = field(default_factory=list)
+    follow_entries: list[str] = field(default_factory=list)
     follows_read: bool = False  # the two lists above are the officer's (not just empty)
     levels: set[str] = field(default_factory=set)
 

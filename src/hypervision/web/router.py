@@ -13,6 +13,7 @@ from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web import (
     assets,
     auth_pages,
+    entry_corrections,
     entry_pages,
     feed_pages,
     map_pages,
@@ -55,7 +56,15 @@ def install(app: FastAPI) -> None:
         log.warning("front-end assets missing (%s): run `make install`", ", ".join(missing[:3]))
     app.state.html_error = html_error
     app.state.is_page = is_page
-    for module in (auth_pages, feed_pages, entry_pages, map_pages, misc_pages, synthesis_pages):
+    for module in (
+        auth_pages,
+        feed_pages,
+        entry_pages,
+        entry_corrections,
+        map_pages,
+        misc_pages,
+        synthesis_pages,
+    ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
     files = Router(routes=[Route("/{path:path}", FILES.serve, methods=["GET"])])

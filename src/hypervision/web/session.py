@@ -21,6 +21,7 @@ from hypervision.synthesis import counts
 from hypervision.web.render import chrome_of
 
 CSRF_FIELD = "csrf_token"
+BACKGROUND = "x-hypervision-background"  # set by a page's periodic refresh (``_inbox_badge``)
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FILES = 10  # per form
 
@@ -90,6 +91,8 @@ async def _signed_in(request: Request, session: DbSession, settings: SettingsDep
             token=token,
             kind=SessionKind.WEB,
             client=client_of(request),
+            # a page's own periodic refresh does not keep an idle session alive
+            touch=request.headers.get(BACKGROUND) != "1",
         )
     except Unauthorized:
         raise SignInRequired(sign_in_url(request) + "&expiree=1") from None
@@ -124,6 +127,7 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.tour_pending = mine.tour_pending
     chrome.follow_categories = mine.follow_categories
     chrome.follow_situations = mine.follow_situations
+    chrome.follow_entries = mine.follow_entries
     chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
     chrome.inbox = await counts.unread(session=session, settings=settings, actor=principal)

@@ -87,7 +87,8 @@
   }
   var follows = {
     category: (body.dataset.followCategories || "").split(" ").filter(Boolean),
-    situation: (body.dataset.followSituations || "").split(" ").filter(Boolean)
+    situation: (body.dataset.followSituations || "").split(" ").filter(Boolean),
+    entry: (body.dataset.followEntries || "").split(" ").filter(Boolean)
   };
   var badgeTimer = null;
   function refreshBadge() {
@@ -108,6 +109,7 @@
         (data.situation_id && follows.situation.indexOf(data.situation_id) >= 0))) {
       refreshBadge();
     }
+    if (event.type !== "entry.create" && follows.entry.indexOf(data.id) >= 0) refreshBadge();
   }
   function onComment(event) {
     var data = JSON.parse(event.data);
@@ -115,6 +117,7 @@
     if (shown && shown.dataset.entry === data.entry_id) {
       body.dispatchEvent(new CustomEvent("hv:comment"));
     }
+    if (follows.entry.indexOf(data.entry_id) >= 0) refreshBadge();
   }
   // The stream is reopened by us, not by the browser: an EventSource answered with anything
   // but 200 (a 503 while a replica restarts) closes for good. Backoff with jitter, capped at
