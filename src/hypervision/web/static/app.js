@@ -401,6 +401,9 @@
     baseLayers(map, element);
     return map;
   }
+  // The entry's place: Leaflet's pin without its shadow, an image that has no high-density
+  // version (blurred on phones; the pin itself has one).
+  function placeIcon() { return new L.Icon.Default({ shadowUrl: null }); }
   function venues() {
     return Array.prototype.map.call(document.querySelectorAll("#lieux option"), function (o) {
       return { name: o.value, lat: parseFloat(o.dataset.lat), lon: parseFloat(o.dataset.lon) };
@@ -411,7 +414,7 @@
     var lat = document.getElementById("lat"), lon = document.getElementById("lon"), place = document.getElementById("place");
     var marker = null;
     function put(latlng, keepPlace) {
-      if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false }).addTo(map);
+      if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false, icon: placeIcon() }).addTo(map);
       lat.value = latlng.lat.toFixed(5); lon.value = latlng.lng.toFixed(5);
       if (!keepPlace) place.value = "";
       saveDraft();
@@ -442,7 +445,11 @@
   function initShow(element) {
     var holder = element.closest("[data-location]");
     if (!holder) return;
-    var shape = L.geoJSON(JSON.parse(holder.dataset.location));
+    var shape = L.geoJSON(JSON.parse(holder.dataset.location), {
+      pointToLayer: function (feature, latlng) {
+        return L.marker(latlng, { icon: placeIcon(), interactive: false, keyboard: false });
+      }
+    });
     var map = baseMap(element, { scrollWheelZoom: false });
     shape.addTo(map);
     map.fitBounds(shape.getBounds(), { maxZoom: 15 });
