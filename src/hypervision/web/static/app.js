@@ -403,7 +403,11 @@
   }
   // The entry's place: Leaflet's pin without its shadow, an image that has no high-density
   // version (blurred on phones; the pin itself has one).
-  function placeIcon() { return new L.Icon.Default({ shadowUrl: null }); }
+  var PlaceIcon = null;
+  function placeIcon() {
+    if (!PlaceIcon) PlaceIcon = L.Icon.Default.extend({ createShadow: function () { return null; } });
+    return new PlaceIcon();
+  }
   function venues() {
     return Array.prototype.map.call(document.querySelectorAll("#lieux option"), function (o) {
       return { name: o.value, lat: parseFloat(o.dataset.lat), lon: parseFloat(o.dataset.lon) };
