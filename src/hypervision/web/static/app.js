@@ -306,36 +306,57 @@
     }
     return protomapsLoading;
   }
+  // The shipped boundaries, each file fetched and turned into a layer only when the zoom first
+  // needs it: the regions alone when zoomed out; zoomed in, the departments, those of the Paris
+  // area from their finer file instead (the files are simplified differently, so drawing two of
+  // them shows every shared border twice, slightly offset). A map opened on a city never
+  // fetches nor builds the regions, one opened on France never the departments.
+  var boundaryFiles = {};
+  function boundaryFile(folder, name) {
+    var key = folder + name;
+    if (!boundaryFiles[key]) boundaryFiles[key] = fetch(folder + name + ".geojson").then(function (r) { return r.json(); });
+    return boundaryFiles[key];
+  }
   function drawBoundaries(map, element) {
     element.classList.add("hv-map--offline");
     element.dataset.base = "boundaries";
     var folder = element.dataset.boundaries || "/static/vendor/boundaries/";
     var line = { color: "#9a9aca", weight: 1, fillColor: "#f5f5fe", fillOpacity: 0.6, interactive: false };
-    var names = ["regions", "departements", "paris"];
-    Promise.all(names.map(function (name) {
-      return fetch(folder + name + ".geojson").then(function (r) { return r.json(); });
-    })).then(function (all) {
-      names.forEach(function (name, i) {
-        element.dataset["boundaries" + name.charAt(0).toUpperCase() + name.slice(1)] = String(all[i].features.length);
-      });
-      // Each line once: the regions alone when zoomed out; zoomed in, the departments, those of
-      // the Paris area from their finer file instead (the files are simplified differently, so
-      // drawing two of them shows every shared border twice, slightly offset).
-      var finer = {};
-      all[2].features.forEach(function (f) { finer[f.properties.name] = true; });
-      var regions = L.geoJSON(all[0], { style: line, interactive: false });
-      var departments = L.geoJSON({ type: "FeatureCollection", features: all[1].features.filter(function (f) { return !finer[f.properties.name]; }).concat(all[2].features) },
-                                  { style: line, interactive: false });
-      function pick() {
-        var wide = map.getZoom() <= 6;
-        var show = wide ? regions : departments, hide = wide ? departments : regions;
-        if (map.hasLayer(hide)) map.removeLayer(hide);
-        if (!map.hasLayer(show)) { show.addTo(map); show.bringToBack(); }
-        element.dataset.boundariesDrawn = String(show.getLayers().length);
+    function counted(name, data) {
+      element.dataset["boundaries" + name.charAt(0).toUpperCase() + name.slice(1)] = String(data.features.length);
+      return data;
+    }
+    var layers = {
+      wide: function () {
+        return boundaryFile(folder, "regions").then(function (regions) {
+          return L.geoJSON(counted("regions", regions), { style: line, interactive: false });
+        });
+      },
+      close: function () {
+        return Promise.all([boundaryFile(folder, "departements"), boundaryFile(folder, "paris")]).then(function (all) {
+          var finer = {};
+          counted("departements", all[0]);
+          counted("paris", all[1]).features.forEach(function (f) { finer[f.properties.name] = true; });
+          var features = all[0].features.filter(function (f) { return !finer[f.properties.name]; }).concat(all[1].features);
+          return L.geoJSON({ type: "FeatureCollection", features: features }, { style: line, interactive: false });
+        });
       }
-      map.on("zoomend", pick);
-      pick();
-    });
+    };
+    var built = {}, shown = null;
+    function pick() {
+      var which = map.getZoom() <= 6 ? "wide" : "close";
+      if (!built[which]) built[which] = layers[which]();
+      built[which].then(function (layer) {
+        var now = map.getZoom() <= 6 ? "wide" : "close";
+        if (now !== which) return;  // zoomed across meanwhile: that pick draws
+        if (shown && shown !== layer) map.removeLayer(shown);
+        if (!map.hasLayer(layer)) { layer.addTo(map); layer.bringToBack(); }
+        shown = layer;
+        element.dataset.boundariesDrawn = String(layer.getLayers().length);
+      });
+    }
+    map.on("zoomend", pick);
+    pick();
   }
   function drawTiles(map, element, next) {
     var loaded = 0, failed = 0;
@@ -383,6 +404,13 @@
     baseLayers(map, element);
     return map;
   }
+  // The entry's place: Leaflet's pin without its shadow, an image that has no high-density
+  // version (blurred on phones; the pin itself has one).
+  var PlaceIcon = null;
+  function placeIcon() {
+    if (!PlaceIcon) PlaceIcon = L.Icon.Default.extend({ createShadow: function () { return null; } });
+    return new PlaceIcon();
+  }
   function venues() {
     return Array.prototype.map.call(document.querySelectorAll("#lieux option"), function (o) {
       return { name: o.value, lat: parseFloat(o.dataset.lat), lon: parseFloat(o.dataset.lon) };
@@ -393,7 +421,7 @@
     var lat = document.getElementById("lat"), lon = document.getElementById("lon"), place = document.getElementById("place");
     var marker = null;
     function put(latlng, keepPlace) {
-      if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false }).addTo(map);
+      if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false, icon: placeIcon() }).addTo(map);
       lat.value = latlng.lat.toFixed(5); lon.value = latlng.lng.toFixed(5);
       if (!keepPlace) place.value = "";
       saveDraft();
@@ -424,7 +452,11 @@
   function initShow(element) {
     var holder = element.closest("[data-location]");
     if (!holder) return;
-    var shape = L.geoJSON(JSON.parse(holder.dataset.location));
+    var shape = L.geoJSON(JSON.parse(holder.dataset.location), {
+      pointToLayer: function (feature, latlng) {
+        return L.marker(latlng, { icon: placeIcon(), interactive: false, keyboard: false });
+      }
+    });
     var map = baseMap(element, { scrollWheelZoom: false });
     shape.addTo(map);
     map.fitBounds(shape.getBounds(), { maxZoom: 15 });

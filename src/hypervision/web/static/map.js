@@ -19,12 +19,15 @@
   var entries = L.layerGroup().addTo(map);
   var replayUntil = "";  // the time chosen on the replay slider (replay.js): "" is live
   function until() { return replayUntil; }
+  // Every marker is a target of 24 px at least (WCAG 2.2, target size): a point's box is 24 px
+  // with a 16 px disc drawn in it (app.css), a group's 34 px; markers never overlap (group()).
+  var POINT = 24, GROUPED = 34;
   function icon(severity, count) {
     var label = count ? String(count > 999 ? Math.round(count / 100) / 10 + "k" : count) : "";
     return L.divIcon({
-      className: "hv-marker hv-marker--" + severity + (count ? " hv-marker--cluster" : ""),
+      className: "hv-marker hv-marker--" + severity + (count ? " hv-marker--cluster" : " hv-marker--point"),
       html: "<span>" + label + "</span>",
-      iconSize: count ? [34, 34] : [16, 16]
+      iconSize: count ? [GROUPED, GROUPED] : [POINT, POINT]
     });
   }
   var RANK = { info: 0, minor: 1, major: 2, critical: 3 };
@@ -70,13 +73,51 @@
   map.on("popupopen", function (event) { fillTimes(event.popup); });
   // Client-side grouping of the points the server sent one by one (street level): points
   // closer than GROUP px on screen make one marker, the gravest severity, the count inside.
+  // Then any two markers whose boxes would overlap (the server's clusters included) are
+  // merged, so that each stays a whole target: with many entries close together, markers of
+  // 34 px would otherwise hide one another.
   var GROUP = 28;
-  function group(points) {
+  function where(g) {
+    return L.latLngBounds(g.points.map(function (p) { return [p.lat, p.lon]; })
+      .concat(g.clusters.map(function (c) { return [c.lat, c.lon]; }))).getCenter();
+  }
+  function count(g) {
+    return g.points.length + g.clusters.reduce(function (n, c) { return n + c.count; }, 0);
+  }
+  function gravest(g) {
+    return g.points.concat(g.clusters).reduce(function (worst, m) {
+      return RANK[m.severity] > RANK[worst] ? m.severity : worst;
+    }, "info");
+  }
+  function group(points, clusters) {
     var groups = [];
     points.slice().sort(function (a, b) { return RANK[b.severity] - RANK[a.severity]; }).forEach(function (p) {
       var at = map.latLngToLayerPoint([p.lat, p.lon]);
       var home = groups.filter(function (g) { return g.at.distanceTo(at) < GROUP; })[0];
-      if (home) home.points.push(p); else groups.push({ at: at, points: [p] });
+      if (home) home.points.push(p); else groups.push({ at: at, points: [p], clusters: [] });
+    });
+    clusters.forEach(function (c) { groups.push({ points: [], clusters: [c] }); });
+    groups.forEach(function (g) { g.at = map.latLngToLayerPoint(where(g)); });
+    function half(g) { return (count(g) > 1 ? GROUPED : POINT) / 2; }
+    for (var merged = true; merged;) {
+      merged = false;
+      for (var i = 0; i < groups.length && !merged; i += 1) {
+        for (var j = i + 1; j < groups.length; j += 1) {
+          var a = groups[i], b = groups[j];
+          var gap = Math.max(Math.abs(a.at.x - b.at.x), Math.abs(a.at.y - b.at.y));  // boxes, not discs
+          if (gap < half(a) + half(b)) {
+            a.points = a.points.concat(b.points);
+            a.clusters = a.clusters.concat(b.clusters);
+            a.at = map.latLngToLayerPoint(where(a));
+            groups.splice(j, 1);
+            merged = true;
+            break;
+          }
+        }
+      }
+    }
+    groups.forEach(function (g) {
+      g.points.sort(function (a, b) { return RANK[b.severity] - RANK[a.severity]; });
     });
     return groups;
   }
@@ -101,6 +142,15 @@
     }
     return marker;
   }
+  // The server's clusters (with any point merged into them): clicking zooms to what they hold.
+  function clusterMarker(g) {
+    var n = count(g), severity = gravest(g);
+    var bounds = L.latLngBounds(g.points.map(function (p) { return [p.lat, p.lon]; }));
+    g.clusters.forEach(function (c) { bounds.extend([[c.bbox[1], c.bbox[0]], [c.bbox[3], c.bbox[2]]]); });
+    return L.marker(where(g), { icon: icon(severity, n), title: String(n), keyboard: true,
+                                zIndexOffset: RANK[severity] * 1000 })
+      .on("click", function () { map.fitBounds(bounds, { maxZoom: map.getZoom() + 3 }); });
+  }
   var loading = null;
   function refresh() {
     var b = map.getBounds();
@@ -118,24 +168,22 @@
     }).then(function (data) {
       if (!data) return;
       var keep = {}, zoom = map.getZoom();
-      group(data.points).forEach(function (g) {
+      group(data.points, data.clusters).forEach(function (g) {
         var p = g.points[0];
-        if (g.points.length === 1) {
+        if (g.clusters.length === 0 && g.points.length === 1) {
           keep[show("p" + p.id + p.severity + p.title, function () {
             return L.marker([p.lat, p.lon], { icon: icon(p.severity), title: p.title, keyboard: true, alt: p.title,
                                               zIndexOffset: RANK[p.severity] * 1000 })  // the gravest on top
               .bindPopup(popupOf([p]), { minWidth: 200 });
           })] = true;
-        } else {
+        } else if (g.clusters.length === 0) {
           var ids = g.points.map(function (q) { return q.id + q.severity + q.title; }).sort().join(",");
           keep[show("g" + zoom + ":" + ids, function () { return groupMarker(g); })] = true;
+        } else {
+          var members = g.clusters.map(function (c) { return [c.lat, c.lon, c.count, c.severity].join(","); })
+            .concat(g.points.map(function (q) { return q.id + q.severity + q.title; })).sort().join(";");
+          keep[show("c" + zoom + ":" + members, function () { return clusterMarker(g); })] = true;
         }
-      });
-      data.clusters.forEach(function (c) {
-        keep[show("c" + zoom + ":" + [c.lat, c.lon, c.count, c.severity].join(","), function () {
-          return L.marker([c.lat, c.lon], { icon: icon(c.severity, c.count), title: String(c.count), keyboard: true })
-            .on("click", function () { map.fitBounds([[c.bbox[1], c.bbox[0]], [c.bbox[3], c.bbox[2]]], { maxZoom: map.getZoom() + 3 }); });
-        })] = true;
       });
       Object.keys(shownMarkers).forEach(function (key) {
         if (!keep[key]) { entries.removeLayer(shownMarkers[key]); delete shownMarkers[key]; }
@@ -153,7 +201,9 @@
   function soon(delay) { clearTimeout(timer); timer = setTimeout(refresh, delay); }
   map.on("moveend", function () { soon(150); });
   document.addEventListener("hv:replay", function (event) {
-    replayUntil = event.detail.until || "";
+    var at = event.detail.until || "";
+    if (at === replayUntil) return;  // the slider's first word (live): the view has it already
+    replayUntil = at;
     soon(250);
   });
   document.addEventListener("hv:entry", function (event) {
