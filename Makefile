@@ -75,15 +75,19 @@ serve: install
 
 # The suite on a few processes (pytest-xdist, one set of databases per worker): much of it waits
 # on PostgreSQL, the browser or a subprocess, so workers overlap that waiting even on 2 cores.
+# Python keeps its compiled modules (__pycache__) during the tests, even where the environment
+# says PYTHONDONTWRITEBYTECODE: the suite starts dozens of Python processes (command line,
+# replicas, backups), and each would otherwise compile SQLAlchemy, FastAPI... from source again.
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
 TEST_WORKERS ?= 3
 test: install
-	@start=$$(date +%s); status=0; $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
+	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 FAST_SKIP := --ignore=tests/browser --ignore=tests/security/test_fuzz_api.py \
 	--ignore=tests/security/test_leak_matrix.py
 test-fast: install
-	@start=$$(date +%s); status=0; HYPERVISION_TEST_ENGINES=sqlite \
+	@start=$$(date +%s); status=0; $(TEST_ENV) HYPERVISION_TEST_ENGINES=sqlite \
 	$(BIN)/pytest -n $(TEST_WORKERS) $(FAST_SKIP) --durations=5 $(PYTEST_ARGS) || status=$$?; \
 	echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import delete, insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hypervision.app import create_app
-from hypervision.audit.models import GENESIS_HASH, AuditHead
+from hypervision.audit.models import GENESIS_HASH
 from hypervision.config import Settings
 from hypervision.db import Base
 from tests import dbutil
@@ -174,40 +174,66 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(tmp_path, database_url)
 
 
-async def reset_database(app: FastAPI) -> None:
+async def reset_database(app: FastAPI, owner_engines: dict[str, AsyncEngine] | None = None) -> None:
     """Empty every table and restart the audit chain, so each test starts clean (as the
-    owner: the application's role may not truncate, nor delete the audit trail)."""
+    owner: the application's role may not truncate, nor delete the audit trail).
+    ``owner_engines``: the run's owner engines, kept from one test to the next (else one is
+    made and closed for this call)."""
     owner = OWNER_URLS.get(app.state.settings.database_url)
-    engine = create_async_engine(owner) if owner else app.state.engine
+    if not owner:
+        await _empty(app.state.engine)
+        return
+    if owner_engines is not None:
+        if owner not in owner_engines:
+            owner_engines[owner] = create_async_engine(owner)
+        await _empty(owner_engines[owner])
+        return
+    engine = create_async_engine(owner)
     try:
         await _empty(engine)
     finally:
-        if owner:
-            await engine.dispose()
+        await engine.dispose()
 
 
 async def _empty(engine: AsyncEngine) -> None:
     """DELETE, children first: on PostgreSQL, TRUNCATE of every table costs 0.1-1 s (a new
     file per table and an exclusive lock) where DELETE of a test's few rows costs
-    milliseconds. Sequences carry on, as they did under TRUNCATE (no RESTART IDENTITY)."""
-    async with engine.begin() as conn:
-        tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head"]
-        if conn.dialect.name == "postgresql" and not await _bypasses_rls(conn):
+    milliseconds. Sequences carry on, as they did under TRUNCATE (no RESTART IDENTITY).
+    The statements go as one script in one transaction (one round trip on PostgreSQL, one
+    hop to aiosqlite's thread), not one by one: 30-100 ms less per test."""
+    # Table names from the models, a constant hash: nothing here comes from outside.
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head"]
+    deletes = [f'DELETE FROM "{name}"' for name in tables]  # noqa: S608
+    audit_head = [
+        "DELETE FROM audit_head",
+        f"INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, '{GENESIS_HASH}')",  # noqa: S608
+    ]
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        if conn.dialect.name == "sqlite":
+            script = [
+                "BEGIN IMMEDIATE",
+                *deletes,
+                "DELETE FROM search_fts",
+                f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT}",
+                *audit_head,
+                "COMMIT",
+            ]
+            await driver.executescript(";\n".join(script) + ";")
+            return
+        if not await _bypasses_rls(conn):
             # FORCE ROW LEVEL SECURITY holds an owner that is not superuser: its DELETE
             # would see no row, TRUNCATE ignores policies.
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            await conn.execute(text(f"TRUNCATE {names} CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(delete(table))
-        if conn.dialect.name == "sqlite":
-            await conn.execute(text("DELETE FROM search_fts"))
-            await conn.execute(text(f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT}"))
-        else:
-            await conn.execute(text(f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT} ON audit_records"))
-            await conn.execute(text(f"DROP FUNCTION IF EXISTS {REFUSE_AUDIT}()"))
-        await conn.execute(delete(AuditHead))
-        await conn.execute(insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS_HASH))
+            deletes = ["TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " CASCADE"]
+        script = [
+            *deletes,
+            f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT} ON audit_records",
+            f"DROP FUNCTION IF EXISTS {REFUSE_AUDIT}()",
+            *audit_head,
+        ]
+        # Several statements in one simple query: PostgreSQL runs them as one transaction.
+        await driver.execute(";\n".join(script))
 
 
 _BYPASSES_RLS: dict[str, bool] = {}
@@ -221,13 +247,24 @@ async def _bypasses_rls(conn: AsyncConnection) -> bool:
                 text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
             )
         )
+        await conn.rollback()  # the script below runs outside SQLAlchemy's transaction
     return _BYPASSES_RLS[key]
 
 
+@pytest.fixture(scope="session")
+async def _owner_engines(_databases: dict[str, str]) -> AsyncIterator[dict[str, AsyncEngine]]:
+    """The owner's engine per PostgreSQL database, for the resets between tests: closed
+    before the databases are dropped (hence set up after them)."""
+    engines: dict[str, AsyncEngine] = {}
+    yield engines
+    for engine in engines.values():
+        await engine.dispose()
+
+
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, _owner_engines: dict[str, AsyncEngine]) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    await reset_database(application)
+    await reset_database(application, _owner_engines)
     yield application
     await application.state.hub.stop()
     await application.state.engine.dispose()
