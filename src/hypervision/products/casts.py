@@ -69,7 +69,8 @@ def _integer(s: pa.Array, french: bool) -> pa.Array:
     if french:
         s = pc.replace_substring_regex(s, _SPACES, "")
     ok = pc.match_substring_regex(s, _INT)
-    return pc.cast(_where(ok, s, pa.string()), pa.int64())
+    unsigned = pc.replace_substring_regex(s, r"^\+", "")  # Arrow's parser refuses "+2"
+    return pc.cast(_where(ok, unsigned, pa.string()), pa.int64())
 
 
 def _number(s: pa.Array, french: bool) -> pa.Array:
