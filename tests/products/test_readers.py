@@ -299,7 +299,7 @@ def test_whole_file_refusals() -> None:
 def test_datetimes_with_zones_and_paris_time() -> None:
     schema = TableSchema.from_descriptor({"fields": [{"name": "t", "type": "datetime"}]})
     values = ["2024-07-26T14:30:00Z", "2024-07-26T14:30:00+02:00", "2024-01-15 09:00",
-              "15/01/2024 09:00", "hier"]
+              "15/01/2024 09:00", "hier", "30/02/2024 10:00"]
     data = ("t\n" + "\n".join(values) + "\n").encode()
     r = read(data, schema=schema)
     assert r.table.column("t").to_pylist() == [
@@ -308,8 +308,13 @@ def test_datetimes_with_zones_and_paris_time() -> None:
         dt.datetime(2024, 1, 15, 8, 0, tzinfo=UTC),  # winter: UTC+1
         dt.datetime(2024, 1, 15, 8, 0, tzinfo=UTC),
         None,
+        None,  # strptime alone would read 1 March
     ]
-    assert r.error_count == 1 and r.errors[0].row == 6
+    assert [e.row for e in r.errors] == [6, 7]
+    dates = TableSchema.from_descriptor({"fields": [{"name": "d", "type": "date"}]})
+    r = read(b"d\n30/02/2024\n2024-02-30\n29/02/2024\n6/7/2024\n26/07/24\n", schema=dates)
+    assert r.table.column("d").to_pylist() == [
+        None, None, dt.date(2024, 2, 29), dt.date(2024, 7, 6), None]
 
 
 def test_errors_are_capped_but_all_counted() -> None:

@@ -35,9 +35,9 @@ _INT = r"^[+-]?\d{1,18}$"
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$"
 _SPACES = "[ \u00a0\u202f\u2009]"
 _FR_DATE = (r"^(\d{1,2})/(\d{1,2})/(\d{4})", r"\3-\2-\1")
-_DATE = r"^(?P<d>\d{4}-\d{1,2}-\d{1,2})(?:[T ]00:00(?::00(?:\.0+)?)?)?$"
+_DATE = r"^(?P<d>\d{4}-\d{1,2}-(?P<day>\d{1,2}))(?:[T ]00:00(?::00(?:\.0+)?)?)?$"
 _DATETIME = (
-    r"^(?P<d>\d{4}-\d{1,2}-\d{1,2})(?:[T ](?P<h>\d{1,2})(?P<m>:\d{2})?(?P<s>:\d{2})?"
+    r"^(?P<d>\d{4}-\d{1,2}-(?P<day>\d{1,2}))(?:[T ](?P<h>\d{1,2})(?P<m>:\d{2})?(?P<s>:\d{2})?"
     r"(?P<f>\.\d{1,9})?(?P<z>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
 
@@ -102,19 +102,27 @@ def _dates(s: pa.Array, french: bool) -> pa.Array:
     return s
 
 
+def _real_day(ts: pa.Array, parts: pa.Array) -> pa.Array:
+    """Null where strptime moved an impossible day (30 February) to the next month."""
+    day = pc.cast(pc.struct_field(parts, "day"), pa.int64())
+    return _where(pc.equal(pc.day(ts), day), ts, ts.type)
+
+
 def _date(s: pa.Array, french: bool) -> pa.Array:
     fast = _fast(s, pa.date32())
     if fast is None and french:
         try:
             ts = pc.strptime(s, format="%d/%m/%Y", unit="s")
-            if (pc.min(pc.year(ts)).as_py() or 1000) >= 1000:  # "26/07/24" reads as year 24
+            # strptime reads 26/07/24 as year 24 and 30/02 as 1 March: the text must come back
+            if pc.all(pc.equal(pc.strftime(ts, format="%d/%m/%Y"), s)).as_py() is not False:
                 fast = pc.cast(ts, pa.date32())
         except pa.ArrowInvalid:
             pass
     if fast is not None:
         return fast
-    d = pc.struct_field(pc.extract_regex(_dates(s, french), _DATE), "d")
-    ts = pc.strptime(d, format="%Y-%m-%d", unit="s", error_is_null=True)
+    parts = pc.extract_regex(_dates(s, french), _DATE)
+    d = pc.struct_field(parts, "d")
+    ts = _real_day(pc.strptime(d, format="%Y-%m-%d", unit="s", error_is_null=True), parts)
     return pc.cast(ts, pa.date32())
 
 
@@ -138,7 +146,8 @@ def _datetime(s: pa.Array, french: bool) -> pa.Array:
 
     base = pc.binary_join_element_wise(
         part("d"), "T", given("h", "00"), given("m", ":00"), given("s", ":00"), "")
-    ts = pc.strptime(base, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True)
+    ts = _real_day(pc.strptime(base, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True),
+                   parts)
     fraction = pc.utf8_rpad(pc.utf8_slice_codeunits(part("f"), 1, 7), width=6, padding="0")
     micros = pc.cast(_where(pc.not_equal(part("f"), ""), fraction, pa.string()), pa.int64())
     ts = pc.add(ts, pc.cast(pc.fill_null(micros, 0), pa.duration("us")))
