@@ -29,16 +29,19 @@ import pyarrow.csv as pcsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import fmt, note, ratio, show  # noqa: E402
+from benchlib import fmt, note, ratio, show
 
-from hypervision.products.readers import read_table  # noqa: E402
-from hypervision.products.schema import TableSchema  # noqa: E402
+from hypervision.products.readers import read_table
+from hypervision.products.schema import TableSchema
 
 SCHEMA = {
     "fields": [
         {"name": "id", "type": "integer"},
-        {"name": "etablissement", "type": "string", "constraints": {"required": True,
-                                                                     "maxLength": 80}},
+        {
+            "name": "etablissement",
+            "type": "string",
+            "constraints": {"required": True, "maxLength": 80},
+        },
         {"name": "departement", "type": "string", "constraints": {"pattern": "[0-9][0-9AB][0-9]?"}},
         {"name": "lits", "type": "integer", "constraints": {"minimum": 0, "maximum": 5000}},
         {"name": "lits_occupes", "type": "integer", "constraints": {"minimum": 0}},
@@ -47,14 +50,19 @@ SCHEMA = {
         {"name": "jour", "type": "date", "constraints": {"required": True}},
         {"name": "mis_a_jour", "type": "datetime"},
         {"name": "urgences_saturees", "type": "boolean"},
-        {"name": "niveau", "type": "string",
-         "constraints": {"enum": ["vert", "jaune", "orange", "rouge"]}},
+        {
+            "name": "niveau",
+            "type": "string",
+            "constraints": {"enum": ["vert", "jaune", "orange", "rouge"]},
+        },
         {"name": "commentaire", "type": "string"},
     ],
     "primaryKey": ["id"],
 }
-HEADER = ("Id;Établissement;Département;Lits;Lits occupés;Taux;Température;Jour;"
-          "Mis à jour;Urgences saturées;Niveau;Commentaire")
+HEADER = (
+    "Id;Établissement;Département;Lits;Lits occupés;Taux;Température;Jour;"
+    "Mis à jour;Urgences saturées;Niveau;Commentaire"
+)
 
 
 def make_csv(rows: int, seed: int = 7) -> bytes:
@@ -69,18 +77,31 @@ def make_csv(rows: int, seed: int = 7) -> bytes:
     days = rng.integers(1, 29, rows)
     months = rng.integers(6, 10, rows)
     jour = pc.binary_join_element_wise(
-        pc.utf8_lpad(strings(days), 2, "0"), pc.utf8_lpad(strings(months), 2, "0"),
-        "2024", "/")
+        pc.utf8_lpad(strings(days), 2, "0"), pc.utf8_lpad(strings(months), 2, "0"), "2024", "/"
+    )
     hours = pc.utf8_lpad(strings(rng.integers(0, 24, rows)), 2, "0")
     minutes = pc.utf8_lpad(strings(rng.integers(0, 60, rows)), 2, "0")
     stamp = pc.binary_join_element_wise(
-        "2024-07-", pc.utf8_lpad(strings(days), 2, "0"), "T", hours, ":", minutes, ":00", "")
+        "2024-07-", pc.utf8_lpad(strings(days), 2, "0"), "T", hours, ":", minutes, ":00", ""
+    )
     taux = pc.replace_substring(strings(np.round(rng.uniform(0, 100, rows), 1)), ".", ",")
     temp = pc.replace_substring(strings(np.round(rng.normal(24, 5, rows), 2)), ".", ",")
     columns = [
         strings(np.arange(1, rows + 1)),
-        pick([f"Hôpital {n}" for n in ("Bichat", "Pitié-Salpêtrière", "Lariboisière",
-                                        "Cochin", "Necker", "Avicenne", "Beaujon")]),
+        pick(
+            [
+                f"Hôpital {n}"
+                for n in (
+                    "Bichat",
+                    "Pitié-Salpêtrière",
+                    "Lariboisière",
+                    "Cochin",
+                    "Necker",
+                    "Avicenne",
+                    "Beaujon",
+                )
+            ]
+        ),
         pick(["75", "92", "93", "94", "2A", "2B", "971"]),
         strings(rng.integers(10, 2000, rows)),
         strings(rng.integers(0, 1500, rows)),
@@ -90,7 +111,7 @@ def make_csv(rows: int, seed: int = 7) -> bytes:
         stamp,
         pick(["oui", "non"]),
         pick(["vert", "jaune", "orange", "rouge"]),
-        pick(["", "RAS", "renfort demandé", "=HYPERLINK(\"x\")", "lits de réa, pleins"]),
+        pick(["", "RAS", "renfort demandé", '=HYPERLINK("x")', "lits de réa, pleins"]),
     ]
     lines = pc.binary_join_element_wise(*columns, ";")
     body = "\n".join(lines.to_pylist())
@@ -111,12 +132,20 @@ def main() -> None:
     errors = 0
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        pcsv.read_csv(io.BytesIO(data), read_options=pcsv.ReadOptions(encoding="cp1252"),
-                      parse_options=pcsv.ParseOptions(delimiter=";"))
+        pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(encoding="cp1252"),
+            parse_options=pcsv.ParseOptions(delimiter=";"),
+        )
         floor.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        result = read_table(io.BytesIO(data), filename="lits.csv", media_type="text/csv",
-                            schema=schema, max_bytes=len(data) + 1)
+        result = read_table(
+            io.BytesIO(data),
+            filename="lits.csv",
+            media_type="text/csv",
+            schema=schema,
+            max_bytes=len(data) + 1,
+        )
         ours.append(time.perf_counter() - t0)
         errors = result.error_count
         assert result.table.num_rows == args.rows, result.errors[:3]

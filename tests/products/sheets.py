@@ -70,10 +70,14 @@ def _ods_cell(v: Cell) -> str:
     if v is None:
         return "<table:table-cell/>"
     if isinstance(v, bool | int | float) and not isinstance(v, bool):
-        return (f'<table:table-cell office:value-type="float" office:value="{v}">'
-                f"<text:p>{v}</text:p></table:table-cell>")
-    return (f'<table:table-cell office:value-type="string"><text:p>{escape(str(v))}</text:p>'
-            "</table:table-cell>")
+        return (
+            f'<table:table-cell office:value-type="float" office:value="{v}">'
+            f"<text:p>{v}</text:p></table:table-cell>"
+        )
+    return (
+        f'<table:table-cell office:value-type="string"><text:p>{escape(str(v))}</text:p>'
+        "</table:table-cell>"
+    )
 
 
 def ods(rows: list[list[Cell]]) -> bytes:
@@ -99,8 +103,11 @@ def ods(rows: list[list[Cell]]) -> bytes:
     )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet",
-                   compress_type=zipfile.ZIP_STORED)
+        z.writestr(
+            "mimetype",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            compress_type=zipfile.ZIP_STORED,
+        )
         z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
         z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()

@@ -17,18 +17,26 @@ from hypervision.products.checks import check_constraints
 from hypervision.products.readers import read_table
 from hypervision.products.schema import TableSchema
 
-SCHEMA = TableSchema.from_descriptor({
-    "fields": [
-        {"name": "region", "type": "string", "constraints": {"required": True,
-                                                            "pattern": "[A-Z]{3}"}},
-        {"name": "site", "type": "integer"},
-        {"name": "lits", "type": "integer", "constraints": {"minimum": 0, "maximum": 100}},
-        {"name": "niveau", "type": "string", "constraints": {"enum": ["vert", "rouge"],
-                                                            "maxLength": 4}},
-        {"name": "ticket", "type": "string", "constraints": {"unique": True}},
-    ],
-    "primaryKey": ["region", "site"],
-})
+SCHEMA = TableSchema.from_descriptor(
+    {
+        "fields": [
+            {
+                "name": "region",
+                "type": "string",
+                "constraints": {"required": True, "pattern": "[A-Z]{3}"},
+            },
+            {"name": "site", "type": "integer"},
+            {"name": "lits", "type": "integer", "constraints": {"minimum": 0, "maximum": 100}},
+            {
+                "name": "niveau",
+                "type": "string",
+                "constraints": {"enum": ["vert", "rouge"], "maxLength": 4},
+            },
+            {"name": "ticket", "type": "string", "constraints": {"unique": True}},
+        ],
+        "primaryKey": ["region", "site"],
+    }
+)
 
 
 def table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -36,7 +44,7 @@ def table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def test_each_constraint_names_row_and_field() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"region": "IDF", "site": 1, "lits": 5, "niveau": "vert", "ticket": "a"},
         {"region": "idf", "site": 2, "lits": -1, "niveau": "bleu", "ticket": "b"},
         {"region": None, "site": 3, "lits": 101, "niveau": None, "ticket": "a"},
@@ -59,7 +67,8 @@ def test_each_constraint_names_row_and_field() -> None:
 
 def test_max_length() -> None:
     schema = TableSchema.from_descriptor(
-        {"fields": [{"name": "t", "type": "string", "constraints": {"maxLength": 3}}]})
+        {"fields": [{"name": "t", "type": "string", "constraints": {"maxLength": 3}}]}
+    )
     t = pa.table({"t": ["abc", "abcé", None]})
     errors, _, _ = check_constraints(t, schema)
     assert [e.message for e in errors] == ["ligne 3, champ « t » : « abcé » dépasse 3 caractères"]
@@ -67,8 +76,12 @@ def test_max_length() -> None:
 
 def test_large_table_is_checked_whole_but_reports_the_first_hundred() -> None:
     n = 200_000
-    t = table([{"region": "IDF", "site": i % 1000, "lits": i % 150, "niveau": "vert",
-                "ticket": str(i)} for i in range(n)])
+    t = table(
+        [
+            {"region": "IDF", "site": i % 1000, "lits": i % 150, "niveau": "vert", "ticket": str(i)}
+            for i in range(n)
+        ]
+    )
     errors, count, by_field = check_constraints(t, SCHEMA)
     assert len(errors) == 100 and errors[0].row == 103  # lits 101 on row 103
     assert by_field["lits"] == sum(1 for i in range(n) if i % 150 > 100)
@@ -80,16 +93,24 @@ def test_large_table_is_checked_whole_but_reports_the_first_hundred() -> None:
 
 JUNK = st.text(alphabet="abdz", min_size=2, max_size=4)
 CELLS: dict[str, st.SearchStrategy[str]] = {
-    "integer": st.one_of(st.integers(-10, 10).map(str), JUNK, st.just(""),
-                         st.sampled_from(["1.5", "--1", "1e3"])),
-    "number": st.one_of(st.floats(-10, 10, allow_nan=False).map(repr),
-                        st.integers(-10, 10).map(str), JUNK, st.just(""),
-                        st.sampled_from(["1.", ".5", "1.5.2", "2e1"])),
+    "integer": st.one_of(
+        st.integers(-10, 10).map(str), JUNK, st.just(""), st.sampled_from(["1.5", "--1", "1e3"])
+    ),
+    "number": st.one_of(
+        st.floats(-10, 10, allow_nan=False).map(repr),
+        st.integers(-10, 10).map(str),
+        JUNK,
+        st.just(""),
+        st.sampled_from(["1.", ".5", "1.5.2", "2e1"]),
+    ),
     "string": st.text(alphabet="abc01 ", max_size=5),
-    "boolean": st.one_of(st.sampled_from(["true", "false", "True", "FALSE", "1", "0", ""]),
-                         JUNK),
-    "date": st.one_of(st.dates(dt.date(1000, 1, 1), dt.date(2999, 12, 31)).map(
-        dt.date.isoformat), JUNK, st.just(""), st.sampled_from(["2024-13-01", "2024-02-30"])),
+    "boolean": st.one_of(st.sampled_from(["true", "false", "True", "FALSE", "1", "0", ""]), JUNK),
+    "date": st.one_of(
+        st.dates(dt.date(1000, 1, 1), dt.date(2999, 12, 31)).map(dt.date.isoformat),
+        JUNK,
+        st.just(""),
+        st.sampled_from(["2024-13-01", "2024-02-30"]),
+    ),
 }
 
 
@@ -108,16 +129,21 @@ def descriptors(draw: st.DrawFn) -> dict[str, Any]:
                 if draw(st.booleans()):
                     c[key] = draw(st.integers(-5, 5))
             if kind == "integer" and draw(st.integers(0, 3)) == 0:
-                c["enum"] = draw(st.lists(st.integers(-3, 3), min_size=1, max_size=3,
-                                          unique=True))
+                c["enum"] = draw(st.lists(st.integers(-3, 3), min_size=1, max_size=3, unique=True))
         if kind == "string":
             if draw(st.booleans()):
                 c["maxLength"] = draw(st.integers(0, 4))
             if draw(st.integers(0, 2)) == 0:
                 c["pattern"] = draw(st.sampled_from(["[a-c]+", "a.*", "[0-9]{2}", "(ab|c)?"]))
             if draw(st.integers(0, 3)) == 0:
-                c["enum"] = draw(st.lists(st.sampled_from(["a", "b", "ab", "c 0"]), min_size=1,
-                                          max_size=3, unique=True))
+                c["enum"] = draw(
+                    st.lists(
+                        st.sampled_from(["a", "b", "ab", "c 0"]),
+                        min_size=1,
+                        max_size=3,
+                        unique=True,
+                    )
+                )
         field: dict[str, Any] = {"name": f"f{i}", "type": kind}
         if c:
             field["constraints"] = c
@@ -137,8 +163,11 @@ def frictionless_errors(d: dict[str, Any], rows: list[list[str]]) -> set[tuple[i
     header = [f["name"] for f in d["fields"]]
     resource = Resource(data=[header, *rows], schema=Schema.from_descriptor(d))
     report = resource.validate()
-    return {(e.row_number, e.field_name) for e in report.tasks[0].errors
-            if getattr(e, "field_name", None)}
+    return {
+        (int(getattr(e, "row_number", 0)), str(getattr(e, "field_name", "")))
+        for e in report.tasks[0].errors
+        if getattr(e, "field_name", None)
+    }
 
 
 def our_errors(d: dict[str, Any], rows: list[list[str]]) -> set[tuple[int, str]]:
@@ -146,8 +175,13 @@ def our_errors(d: dict[str, Any], rows: list[list[str]]) -> set[tuple[int, str]]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([f["name"] for f in d["fields"]])
     writer.writerows(rows)
-    result = read_table(io.BytesIO(out.getvalue().encode()), filename="g.csv", media_type=None,
-                        schema=TableSchema.from_descriptor(d), max_bytes=1 << 20)
+    result = read_table(
+        io.BytesIO(out.getvalue().encode()),
+        filename="g.csv",
+        media_type=None,
+        schema=TableSchema.from_descriptor(d),
+        max_bytes=1 << 20,
+    )
     assert all(e.field is not None for e in result.errors), result.errors
     return {(e.row, e.field) for e in result.errors if e.field is not None}
 

@@ -27,36 +27,58 @@ DATA = Path(__file__).parent / "data"
 MB = 1 << 20
 UTC = dt.UTC
 
-LITS = TableSchema.from_descriptor({
-    "fields": [
-        {"name": "hopital", "type": "string", "constraints": {"required": True}},
-        {"name": "departement", "type": "string"},
-        {"name": "nombre_de_lits_j", "type": "integer", "constraints": {"minimum": 0}},
-        {"name": "taux_d_occupation", "type": "number"},
-        {"name": "date", "type": "date"},
-        {"name": "urgences_saturees", "type": "boolean"},
-        {"name": "mis_a_jour", "type": "datetime"},
-    ],
-    "primaryKey": ["hopital"],
-})
-SIMPLE = TableSchema.from_descriptor({
-    "fields": [
-        {"name": "code", "type": "string"},
-        {"name": "lits", "type": "integer"},
-    ],
-    "primaryKey": ["code"],
-})
+LITS = TableSchema.from_descriptor(
+    {
+        "fields": [
+            {"name": "hopital", "type": "string", "constraints": {"required": True}},
+            {"name": "departement", "type": "string"},
+            {"name": "nombre_de_lits_j", "type": "integer", "constraints": {"minimum": 0}},
+            {"name": "taux_d_occupation", "type": "number"},
+            {"name": "date", "type": "date"},
+            {"name": "urgences_saturees", "type": "boolean"},
+            {"name": "mis_a_jour", "type": "datetime"},
+        ],
+        "primaryKey": ["hopital"],
+    }
+)
+SIMPLE = TableSchema.from_descriptor(
+    {
+        "fields": [
+            {"name": "code", "type": "string"},
+            {"name": "lits", "type": "integer"},
+        ],
+        "primaryKey": ["code"],
+    }
+)
 
 
-def read(data: bytes, name: str = "f.csv", schema: TableSchema | None = None,
-         **kw: object) -> ReadResult:
-    return read_table(io.BytesIO(data), filename=name, media_type=None, schema=schema,
-                      max_bytes=MB, **kw)  # type: ignore[arg-type]
+def read(
+    data: bytes,
+    name: str = "f.csv",
+    schema: TableSchema | None = None,
+    *,
+    max_rows: int | None = None,
+    column_map: dict[str, str] | None = None,
+) -> ReadResult:
+    return read_table(
+        io.BytesIO(data),
+        filename=name,
+        media_type=None,
+        schema=schema,
+        max_bytes=MB,
+        max_rows=max_rows,
+        column_map=column_map,
+    )
 
 
 def test_french_latin1_semicolon_csv_with_decimal_commas() -> None:
-    result = read_table(DATA / "lits_latin1.csv", filename="lits.csv", media_type="text/csv",
-                        schema=LITS, max_bytes=MB)
+    result = read_table(
+        DATA / "lits_latin1.csv",
+        filename="lits.csv",
+        media_type="text/csv",
+        schema=LITS,
+        max_bytes=MB,
+    )
     assert (result.format, result.encoding, result.delimiter) == ("csv", "cp1252", ";")
     assert result.errors == [] and result.error_count == 0
     assert result.rows_read == 3
@@ -74,8 +96,9 @@ def test_french_latin1_semicolon_csv_with_decimal_commas() -> None:
 
 
 def test_utf8_bom_and_sniffed_delimiters() -> None:
-    result = read_table(DATA / "bom.csv", filename="bom.csv", media_type=None, schema=SIMPLE,
-                        max_bytes=MB)
+    result = read_table(
+        DATA / "bom.csv", filename="bom.csv", media_type=None, schema=SIMPLE, max_bytes=MB
+    )
     assert result.encoding == "utf-8-sig"
     assert result.table.column("code").to_pylist() == ["75", "2A"]
     assert result.errors[0].row == 1 and "nom" in result.errors[0].message  # extra column
@@ -114,7 +137,11 @@ def test_formulas_are_kept_as_text_and_escaped_for_export() -> None:
     codes = read(data, schema=SIMPLE).table.column("code").to_pylist()
     assert codes == ['=HYPERLINK("http://x","clic")', "+33 1", "@SUM(A1)", "-x"]
     assert [escape_formula(c) for c in codes] == [
-        '\'=HYPERLINK("http://x","clic")', "'+33 1", "'@SUM(A1)", "'-x"]
+        '\'=HYPERLINK("http://x","clic")',
+        "'+33 1",
+        "'@SUM(A1)",
+        "'-x",
+    ]
     assert escape_formula("Bichat") == "Bichat"
     sheet = xlsx([["code", "lits"], ["=1+1", 1], ["B", ("=A2*2", 2)]])
     r = read(sheet, "f.xlsx", SIMPLE)
@@ -130,17 +157,15 @@ def test_duplicate_keys() -> None:
     ]
 
 
-class Endless(io.RawIOBase):
+class Endless(io.BytesIO):
     """A stream that never ends, counting what is read from it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.served = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        size = MB if size < 0 else size
+    def read(self, size: int | None = -1) -> bytes:
+        size = MB if size is None or size < 0 else size
         self.served += size
         return b"a,b\n" * (size // 4)
 
@@ -148,8 +173,13 @@ class Endless(io.RawIOBase):
 def test_oversize_file_refused_before_reading_it_all(tmp_path: Path) -> None:
     stream = Endless()
     with pytest.raises(ReadError) as e:
-        read_table(stream, filename="big.csv", media_type=None, schema=None,  # type: ignore[arg-type]
-                   max_bytes=3 * MB)
+        read_table(
+            stream,
+            filename="big.csv",
+            media_type=None,
+            schema=None,
+            max_bytes=3 * MB,
+        )
     assert stream.served <= 4 * MB
     assert "trop volumineux" in e.value.fr and "too large" in e.value.en
     big = tmp_path / "big.csv"
@@ -177,7 +207,8 @@ def test_xlsx_and_ods() -> None:
         assert r.format == name[2:]
         assert r.table.column("lits").to_pylist() == [12, None]
         assert [e.message for e in r.errors] == [
-            "ligne 3, champ « lits » : « douze » n'est pas un nombre entier"]
+            "ligne 3, champ « lits » : « douze » n'est pas un nombre entier"
+        ]
     shifted = xlsx([["code", "lits"], ["A", 1], ["B", 2, "hors"]], first_row=3)
     r = read(shifted, "f.xlsx", SIMPLE)
     assert [(e.row, e.field) for e in r.errors] == [(5, None)]
@@ -201,34 +232,49 @@ def test_json_array_and_data_object() -> None:
 def test_geojson_properties_and_geometry() -> None:
     result = read((DATA / "sites.geojson").read_bytes(), "sites.geojson")
     assert result.format == "geojson"
-    assert [f.type for f in infer_schema(DATA / "sites.geojson", filename="s.geojson",
-                                         media_type=None).fields] == [
-        "string", "integer", "geometry"]
+    assert [
+        f.type
+        for f in infer_schema(DATA / "sites.geojson", filename="s.geojson", media_type=None).fields
+    ] == ["string", "integer", "geometry"]
     rows = result.table.to_pylist()
     assert rows[0]["nom"] == "Stade de France" and rows[0]["capacite"] == 80000
     assert json.loads(rows[0]["geometry"]) == {"type": "Point", "coordinates": [2.3601, 48.9245]}
     assert rows[2]["geometry"] is None
-    bad = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Point"}}]}
+    bad = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Point"}}],
+    }
     schema = TableSchema.from_descriptor({"fields": [{"name": "geometry", "type": "geojson"}]})
     errors = read(json.dumps(bad).encode(), "x.geojson", schema).errors
     assert [e.message for e in errors] == [
-        'entité 1, champ « geometry » : « {"type": "Point"} » n\'est pas une géométrie GeoJSON']
+        'entité 1, champ « geometry » : « {"type": "Point"} » n\'est pas une géométrie GeoJSON'
+    ]
 
 
 def test_parquet_round_trip() -> None:
-    table = pa.table({
-        "code": ["A", "B", None], "lits": pa.array([1, 2, 3], pa.int32()),
-        "taux": [1.5, None, 3.0], "jour": [dt.date(2024, 7, 26)] * 3,
-        "vu": pa.array([dt.datetime(2024, 7, 26, 12, tzinfo=UTC)] * 3, pa.timestamp("ms", "UTC")),
-    })
+    table = pa.table(
+        {
+            "code": ["A", "B", None],
+            "lits": pa.array([1, 2, 3], pa.int32()),
+            "taux": [1.5, None, 3.0],
+            "jour": [dt.date(2024, 7, 26)] * 3,
+            "vu": pa.array(
+                [dt.datetime(2024, 7, 26, 12, tzinfo=UTC)] * 3, pa.timestamp("ms", "UTC")
+            ),
+        }
+    )
     out = io.BytesIO()
     pq.write_table(table, out)
     inferred = read(out.getvalue(), "f.parquet")
     assert inferred.format == "parquet"
-    assert [f.type for f in TableSchema.from_descriptor(
-        infer_schema(io.BytesIO(out.getvalue()), filename="f.parquet", media_type=None)
-        .to_descriptor()).fields] == ["string", "integer", "number", "date", "datetime"]
+    assert [
+        f.type
+        for f in TableSchema.from_descriptor(
+            infer_schema(
+                io.BytesIO(out.getvalue()), filename="f.parquet", media_type=None
+            ).to_descriptor()
+        ).fields
+    ] == ["string", "integer", "number", "date", "datetime"]
     assert inferred.table.to_pylist() == table.to_pylist()
     back = io.BytesIO()
     pq.write_table(inferred.table, back)
@@ -237,7 +283,8 @@ def test_parquet_round_trip() -> None:
     pq.write_table(pa.table({"code": ["A"], "lits": [1.5]}), floats)
     errors = read(floats.getvalue(), "f.parquet", SIMPLE).errors
     assert [e.message for e in errors] == [
-        "ligne 1, champ « lits » : « 1.5 » n'est pas un nombre entier"]
+        "ligne 1, champ « lits » : « 1.5 » n'est pas un nombre entier"
+    ]
 
 
 def test_infer_schema_on_a_french_csv() -> None:
@@ -252,28 +299,31 @@ def test_infer_schema_on_a_french_csv() -> None:
         ("mis_a_jour", "datetime", "Mis à jour"),
     ]
     assert TableSchema.from_descriptor(schema.to_descriptor()) == schema
-    codes = infer_schema(io.BytesIO(b"insee;cp;n\n01053;01000;-1\n2A004;20000;+2\n"),
-                         filename="c.csv", media_type=None)
+    codes = infer_schema(
+        io.BytesIO(b"insee;cp;n\n01053;01000;-1\n2A004;20000;+2\n"),
+        filename="c.csv",
+        media_type=None,
+    )
     assert [f.type for f in codes.fields] == ["string", "string", "integer"]
-    headers, rows = preview(DATA / "lits_latin1.csv", filename="lits.csv", media_type=None,
-                            rows=2)
+    headers, rows = preview(DATA / "lits_latin1.csv", filename="lits.csv", media_type=None, rows=2)
     assert headers[2] == "Nombre de lits (J)"
     assert rows == [
-        ["Bichat – Claude-Bernard", "75", "1 234", "87,5", "26/07/2024", "oui",
-         "26/07/2024 14:30"],
+        ["Bichat – Claude-Bernard", "75", "1 234", "87,5", "26/07/2024", "oui", "26/07/2024 14:30"],
         ["Pitié-Salpêtrière", "75", "1 800", "92,25", "26/07/2024", "non", "26/07/2024 15:00"],
     ]
 
 
 def test_column_map_unknown_and_missing_columns() -> None:
     data = b"Code INSEE,Lits dispo,Autre\n75,3,x\n"
-    r = read(data, schema=SIMPLE, column_map={"Code INSEE": "code", "Lits dispo": "lits",
-                                              "Autre": ""})
+    r = read(
+        data, schema=SIMPLE, column_map={"Code INSEE": "code", "Lits dispo": "lits", "Autre": ""}
+    )
     assert r.table.to_pylist() == [{"code": "75", "lits": 3}] and r.errors == []
     r = read(data, schema=SIMPLE, column_map={"Code INSEE": "code"})
     assert r.error_count == 1
     assert r.errors[0].message == (
-        "ligne 1 : colonnes inconnues du schéma, ignorées : « Lits dispo », « Autre »")
+        "ligne 1 : colonnes inconnues du schéma, ignorées : « Lits dispo », « Autre »"
+    )
     with pytest.raises(ReadError) as e:
         read(b"lits\n3\n", schema=SIMPLE)
     assert e.value.fr == "Colonnes obligatoires absentes : « code »"
@@ -298,8 +348,14 @@ def test_whole_file_refusals() -> None:
 
 def test_datetimes_with_zones_and_paris_time() -> None:
     schema = TableSchema.from_descriptor({"fields": [{"name": "t", "type": "datetime"}]})
-    values = ["2024-07-26T14:30:00Z", "2024-07-26T14:30:00+02:00", "2024-01-15 09:00",
-              "15/01/2024 09:00", "hier", "30/02/2024 10:00"]
+    values = [
+        "2024-07-26T14:30:00Z",
+        "2024-07-26T14:30:00+02:00",
+        "2024-01-15 09:00",
+        "15/01/2024 09:00",
+        "hier",
+        "30/02/2024 10:00",
+    ]
     data = ("t\n" + "\n".join(values) + "\n").encode()
     r = read(data, schema=schema)
     assert r.table.column("t").to_pylist() == [
@@ -314,7 +370,12 @@ def test_datetimes_with_zones_and_paris_time() -> None:
     dates = TableSchema.from_descriptor({"fields": [{"name": "d", "type": "date"}]})
     r = read(b"d\n30/02/2024\n2024-02-30\n29/02/2024\n6/7/2024\n26/07/24\n", schema=dates)
     assert r.table.column("d").to_pylist() == [
-        None, None, dt.date(2024, 2, 29), dt.date(2024, 7, 6), None]
+        None,
+        None,
+        dt.date(2024, 2, 29),
+        dt.date(2024, 7, 6),
+        None,
+    ]
 
 
 def test_errors_are_capped_but_all_counted() -> None:

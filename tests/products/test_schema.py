@@ -18,16 +18,23 @@ from hypervision.products.schema import (
 
 DESCRIPTOR: dict[str, Any] = {
     "fields": [
-        {"name": "code", "type": "string", "title": "Code FINESS",
-         "constraints": {"required": True, "pattern": "[0-9]{9}", "maxLength": 9}},
+        {
+            "name": "code",
+            "type": "string",
+            "title": "Code FINESS",
+            "constraints": {"required": True, "pattern": "[0-9]{9}", "maxLength": 9},
+        },
         {"name": "lits", "type": "integer", "constraints": {"minimum": 0, "maximum": 5000}},
         {"name": "taux", "type": "number", "description": "en %"},
         {"name": "ouvert", "type": "boolean"},
         {"name": "jour", "type": "date"},
         {"name": "vu", "type": "datetime"},
         {"name": "lieu", "type": "geojson"},
-        {"name": "niveau", "type": "string",
-         "constraints": {"enum": ["vert", "rouge"], "unique": True}},
+        {
+            "name": "niveau",
+            "type": "string",
+            "constraints": {"enum": ["vert", "rouge"], "unique": True},
+        },
         {"name": "departement", "type": "string"},
     ],
     "primaryKey": ["code"],
@@ -41,8 +48,13 @@ def test_descriptor_round_trip() -> None:
     schema = TableSchema.from_descriptor(DESCRIPTOR)
     assert schema.field("lieu").type == "geometry"
     assert schema.field("code") == Field(
-        name="code", type="string", title="Code FINESS", required=True, pattern="[0-9]{9}",
-        max_length=9)
+        name="code",
+        type="string",
+        title="Code FINESS",
+        required=True,
+        pattern="[0-9]{9}",
+        max_length=9,
+    )
     assert schema.field("niveau").enum == ("vert", "rouge")
     assert schema.primary_key == ("code",)
     assert schema.foreign_keys == (ForeignKey(("departement",), "departements", ("code",)),)
@@ -54,8 +66,16 @@ def test_arrow_schema() -> None:
     schema = TableSchema.from_descriptor(DESCRIPTOR)
     arrow = schema.arrow_schema()
     assert [str(f.type) for f in arrow] == [
-        "string", "int64", "double", "bool", "date32[day]", "timestamp[us, tz=UTC]", "string",
-        "string", "string"]
+        "string",
+        "int64",
+        "double",
+        "bool",
+        "date32[day]",
+        "timestamp[us, tz=UTC]",
+        "string",
+        "string",
+        "string",
+    ]
     assert arrow.field("code").nullable is False and arrow.field("lits").nullable is True
     assert isinstance(arrow, pa.Schema)
 
@@ -66,19 +86,31 @@ def test_arrow_schema() -> None:
         ({"fields": [{"name": "Lits", "type": "integer"}]}, "nom de champ invalide « Lits »"),
         ({"fields": [{"name": "a" * 64, "type": "string"}]}, "nom de champ invalide"),
         ({"fields": [{"name": "x", "type": "year"}]}, "type « year » non pris en charge"),
-        ({"fields": [{"name": "x", "type": "string", "constraints": {"minimum": 3}}]},
-         'constraint "minimum" is not supported by type "string"'),
-        ({"fields": [{"name": "x", "type": "string", "constraints": {"pattern": "(?=a)b"}}]},
-         "motif invalide"),
-        ({"fields": [{"name": "x", "type": "date", "constraints": {"minimum": "2024-01-01"}}]},
-         "minimum doit être un nombre sur un champ numérique"),
-        ({"fields": [{"name": "x", "type": "integer", "constraints": {"maxLength": 3}}]},
-         "not supported by type"),
+        (
+            {"fields": [{"name": "x", "type": "string", "constraints": {"minimum": 3}}]},
+            'constraint "minimum" is not supported by type "string"',
+        ),
+        (
+            {"fields": [{"name": "x", "type": "string", "constraints": {"pattern": "(?=a)b"}}]},
+            "motif invalide",
+        ),
+        (
+            {"fields": [{"name": "x", "type": "date", "constraints": {"minimum": "2024-01-01"}}]},
+            "minimum doit être un nombre sur un champ numérique",
+        ),
+        (
+            {"fields": [{"name": "x", "type": "integer", "constraints": {"maxLength": 3}}]},
+            "not supported by type",
+        ),
         ({"fields": [{"name": "x"}, {"name": "x"}]}, "names of the fields are not unique"),
         ({"fields": [{"name": "x"}], "primaryKey": ["y"]}, "primary key"),
-        ({"fields": [{"name": "x"}], "foreignKeys": [
-            {"fields": ["x"], "reference": {"resource": "", "fields": ["a"]}}]},
-         "clé étrangère"),
+        (
+            {
+                "fields": [{"name": "x"}],
+                "foreignKeys": [{"fields": ["x"], "reference": {"resource": "", "fields": ["a"]}}],
+            },
+            "clé étrangère",
+        ),
         ({"fields": "x"}, "is not of type 'array'"),
         ({"fields": []}, "aucun champ"),
     ],
@@ -142,6 +174,11 @@ def test_slugify_field(header: str, name: str) -> None:
 
 def test_slugify_headers_deduplicates() -> None:
     assert slugify_headers(["Code", "code", "CODE ", "", ""]) == [
-        "code", "code_2", "code_3", "colonne", "colonne_2"]
+        "code",
+        "code_2",
+        "code_3",
+        "colonne",
+        "colonne_2",
+    ]
     long = slugify_headers(["y" * 70, "y" * 80])
     assert long[1] == "y" * 61 + "_2" and all(len(n) <= 63 for n in long)

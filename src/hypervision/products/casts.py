@@ -145,9 +145,11 @@ def _datetime(s: pa.Array, french: bool) -> pa.Array:
         return pc.coalesce(_where(pc.not_equal(p, ""), p, pa.string()), default)
 
     base = pc.binary_join_element_wise(
-        part("d"), "T", given("h", "00"), given("m", ":00"), given("s", ":00"), "")
-    ts = _real_day(pc.strptime(base, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True),
-                   parts)
+        part("d"), "T", given("h", "00"), given("m", ":00"), given("s", ":00"), ""
+    )
+    ts = _real_day(
+        pc.strptime(base, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True), parts
+    )
     fraction = pc.utf8_rpad(pc.utf8_slice_codeunits(part("f"), 1, 7), width=6, padding="0")
     micros = pc.cast(_where(pc.not_equal(part("f"), ""), fraction, pa.string()), pa.int64())
     ts = pc.add(ts, pc.cast(pc.fill_null(micros, 0), pa.duration("us")))
@@ -191,8 +193,9 @@ def _from_typed(values: pa.Array, kind: FieldType) -> pa.Array | None:
     try:
         if kind == "integer" and pa.types.is_integer(t):
             return pc.cast(values, pa.int64())
-        if kind == "number" and (pa.types.is_integer(t) or pa.types.is_floating(t)
-                                 or pa.types.is_decimal(t)):
+        if kind == "number" and (
+            pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+        ):
             out = pc.cast(values, pa.float64())
             return _where(pc.is_finite(out), out, pa.float64())
         if kind == "boolean" and pa.types.is_boolean(t):
@@ -201,17 +204,18 @@ def _from_typed(values: pa.Array, kind: FieldType) -> pa.Array | None:
             return pc.cast(values, pa.date32())
         if kind == "datetime" and pa.types.is_timestamp(t):
             if t.tz is None:
-                values = pc.assume_timezone(values, LOCAL_ZONE, ambiguous="earliest",
-                                            nonexistent="latest")
+                values = pc.assume_timezone(
+                    values, LOCAL_ZONE, ambiguous="earliest", nonexistent="latest"
+                )
             return pc.cast(values, ARROW_TYPES["datetime"])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return None
 
 
-def cast_values(values: pa.Array, kind: FieldType, *, french: bool = False) -> tuple[
-    pa.Array, pa.Array
-]:
+def cast_values(
+    values: pa.Array, kind: FieldType, *, french: bool = False
+) -> tuple[pa.Array, pa.Array]:
     """``values`` as ``kind``: (typed array, mask of the non-empty cells that did not parse)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()

@@ -83,7 +83,7 @@ class ErrorSink:
         field_name: str | None,
         text: Callable[[int, int], str],
     ) -> None:
-        """Errors where ``mask`` is true; ``text(k, index)`` for the k-th, ``index`` in the table."""
+        """Errors where ``mask`` is true; ``text(k, i)`` words the k-th, at table index i."""
         indices = pc.indices_nonzero(pc.fill_null(mask, False))
         if not len(indices):
             return
@@ -165,7 +165,11 @@ def check_table(
 
 
 def _check_field(
-    col: pa.Array, f: Field, required: bool, rows: pa.Array, sink: ErrorSink,
+    col: pa.Array,
+    f: Field,
+    required: bool,
+    rows: pa.Array,
+    sink: ErrorSink,
     skip: pa.Array | None,
 ) -> None:
     def value(i: int) -> str:
@@ -178,43 +182,57 @@ def _check_field(
         sink.add_mask(missing, rows, f.name, lambda _k, _i: "valeur obligatoire manquante")
     if f.minimum is not None:
         sink.add_mask(
-            pc.less(col, f.minimum), rows, f.name,
+            pc.less(col, f.minimum),
+            rows,
+            f.name,
             lambda _k, i: f"« {value(i)} » est inférieur au minimum {f.minimum}",
         )
     if f.maximum is not None:
         sink.add_mask(
-            pc.greater(col, f.maximum), rows, f.name,
+            pc.greater(col, f.maximum),
+            rows,
+            f.name,
             lambda _k, i: f"« {value(i)} » est supérieur au maximum {f.maximum}",
         )
     if f.enum is not None:
         allowed = ", ".join(show(v, 20) for v in f.enum[:10]) + (" …" if len(f.enum) > 10 else "")
         outside = pc.and_(pc.is_valid(col), pc.invert(pc.is_in(col, value_set=_value_set(f))))
         sink.add_mask(
-            outside, rows, f.name,
+            outside,
+            rows,
+            f.name,
             lambda _k, i: f"« {value(i)} » n'est pas une valeur permise ({allowed})",
         )
     if f.pattern is not None and f.type in ("string", "geometry"):
         sink.add_mask(
-            pc.invert(pc.match_substring_regex(col, f"^(?:{f.pattern})$")), rows, f.name,
+            pc.invert(pc.match_substring_regex(col, f"^(?:{f.pattern})$")),
+            rows,
+            f.name,
             lambda _k, i: f"« {value(i)} » ne respecte pas le motif {show(f.pattern)}",
         )
     if f.max_length is not None and f.type == "string":
         sink.add_mask(
-            pc.greater(pc.utf8_length(col), f.max_length), rows, f.name,
+            pc.greater(pc.utf8_length(col), f.max_length),
+            rows,
+            f.name,
             lambda _k, i: f"« {value(i)} » dépasse {f.max_length} caractères",
         )
     if f.unique:
         dup, first, total = duplicates(pa.table({f.name: col}))
         sink.add_many(
-            [rows[i].as_py() for i in dup], f.name,
-            lambda k: f"« {value(dup[k])} » est déjà en {sink.unit} {rows[first[k]].as_py()}"
-            " (valeur unique attendue)",
+            [rows[i].as_py() for i in dup],
+            f.name,
+            lambda k: (
+                f"« {value(dup[k])} » est déjà en {sink.unit} {rows[first[k]].as_py()}"
+                " (valeur unique attendue)"
+            ),
             total=total,
         )
 
 
-def _check_primary_key(table: pa.Table, schema: TableSchema, rows: pa.Array,
-                       sink: ErrorSink) -> None:
+def _check_primary_key(
+    table: pa.Table, schema: TableSchema, rows: pa.Array, sink: ErrorSink
+) -> None:
     keys = table.select(list(schema.primary_key))
     where = schema.primary_key[0] if len(schema.primary_key) == 1 else None
     label = ", ".join(schema.primary_key)
@@ -222,8 +240,10 @@ def _check_primary_key(table: pa.Table, schema: TableSchema, rows: pa.Array,
 
     def text(k: int) -> str:
         shown = ", ".join(show(keys.column(n)[dup[k]].as_py(), 30) for n in schema.primary_key)
-        return (f"clé primaire ({label}) « {shown} » en double, déjà en "
-                f"{sink.unit} {rows[first[k]].as_py()}")
+        return (
+            f"clé primaire ({label}) « {shown} » en double, déjà en "
+            f"{sink.unit} {rows[first[k]].as_py()}"
+        )
 
     sink.add_many([rows[i].as_py() for i in dup], where, text, total=total)
 
@@ -231,7 +251,7 @@ def _check_primary_key(table: pa.Table, schema: TableSchema, rows: pa.Array,
 def check_constraints(
     table: pa.Table, schema: TableSchema, *, first_row: int = 2
 ) -> tuple[list[RowError], int, dict[str, int]]:
-    """Every constraint of ``schema`` over ``table``: (first errors, error count, count per field)."""
+    """Every constraint of ``schema`` over ``table``: (first errors, count, count per field)."""
     sink = ErrorSink()
     rows = pa.array(range(first_row, first_row + table.num_rows), pa.int64())
     check_table(table, schema, rows, sink)

@@ -140,8 +140,9 @@ def sniff_delimiter(sample: str) -> str:
     return best[1]
 
 
-def _parse_csv(text: bytes, delimiter: str, n: int, threads: bool,
-               bad: list[tuple[int | None, str]]) -> pa.Table:
+def _parse_csv(
+    text: bytes, delimiter: str, n: int, threads: bool, bad: list[tuple[int | None, str]]
+) -> pa.Table:
     def invalid(row: Any) -> str:
         bad.append((row.number, row.text))
         return "skip"
@@ -190,8 +191,7 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
     width = table.num_columns
     for number, row_text in bad[:]:
         cells = len(next(csv.reader([row_text], delimiter=delimiter), []))
-        sink.add(number or 0, None,
-                 f"{cells} cellule(s) au lieu de {width}, ligne ignorée")
+        sink.add(number or 0, None, f"{cells} cellule(s) au lieu de {width}, ligne ignorée")
     headers = [str(v) for v in table.slice(0, 1).to_pylist()[0].values()] if table.num_rows else []
     body = table.slice(1)
     total = body.num_rows + len(bad)
@@ -199,8 +199,17 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
     if bad:
         numbers = np.setdiff1d(numbers, np.array([b[0] or 0 for b in bad], np.int64))
     columns = [c.combine_chunks().cast(pa.string()) for c in body.columns]
-    raw = RawTable(headers, columns, pa.array(numbers), "csv", sink, total,
-                   encoding=encoding, delimiter=delimiter, french=True)
+    raw = RawTable(
+        headers,
+        columns,
+        pa.array(numbers),
+        "csv",
+        sink,
+        total,
+        encoding=encoding,
+        delimiter=delimiter,
+        french=True,
+    )
     return drop_blank_rows(raw)
 
 
@@ -232,8 +241,11 @@ def check_zip(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = z.infolist()
             declared = sum(i.file_size for i in infos)
-            if (len(infos) > MAX_ZIP_MEMBERS or declared > MAX_UNCOMPRESSED
-                    or declared > MAX_ZIP_RATIO * max(len(data), 1)):
+            if (
+                len(infos) > MAX_ZIP_MEMBERS
+                or declared > MAX_UNCOMPRESSED
+                or declared > MAX_ZIP_RATIO * max(len(data), 1)
+            ):
                 raise refused
             real = 0
             for info in infos:
@@ -263,8 +275,9 @@ def cell_text(v: Any) -> str | None:
     return str(v)
 
 
-def read_sheet(data: bytes, fmt: str, *, sheet: str | int | None = None,
-               limit: int | None = None) -> RawTable:
+def read_sheet(
+    data: bytes, fmt: str, *, sheet: str | int | None = None, limit: int | None = None
+) -> RawTable:
     import python_calamine as cal
 
     if fmt != "xls":
@@ -272,11 +285,15 @@ def read_sheet(data: bytes, fmt: str, *, sheet: str | int | None = None,
     try:
         wb = cal.CalamineWorkbook.from_filelike(io.BytesIO(data))
         try:
-            ws = (wb.get_sheet_by_name(sheet) if isinstance(sheet, str)
-                  else wb.get_sheet_by_index(sheet or 0))
+            ws = (
+                wb.get_sheet_by_name(sheet)
+                if isinstance(sheet, str)
+                else wb.get_sheet_by_index(sheet or 0)
+            )
         except (cal.WorksheetNotFound, IndexError) as e:
-            raise ReadError(f"Feuille « {show(sheet)} » introuvable.",
-                            f"Sheet {sheet!r} not found.") from e
+            raise ReadError(
+                f"Feuille « {show(sheet)} » introuvable.", f"Sheet {sheet!r} not found."
+            ) from e
         if ws.height * max(ws.width, 1) > MAX_CELLS:
             raise ReadError("Feuille trop grande.", "Sheet too large.")
         cells = ws.to_python(skip_empty_area=False, nrows=None if limit is None else limit + 50)
@@ -289,7 +306,7 @@ def read_sheet(data: bytes, fmt: str, *, sheet: str | int | None = None,
     width = len(header)
     while width and not header[width - 1]:
         width -= 1
-    body = cells[top + 1:] if limit is None else cells[top + 1: top + 1 + limit]
+    body = cells[top + 1 :] if limit is None else cells[top + 1 : top + 1 + limit]
     sink = ErrorSink()
     keep: list[int] = []
     for i, r in enumerate(body):
@@ -310,8 +327,9 @@ def read_sheet(data: bytes, fmt: str, *, sheet: str | int | None = None,
 # --- JSON, GeoJSON, Parquet --------------------------------------------------------------------
 
 
-def _records_table(records: list[Any], fmt: str, unit: str,
-                   extra: dict[str, list[str | None]] | None = None) -> RawTable:
+def _records_table(
+    records: list[Any], fmt: str, unit: str, extra: dict[str, list[str | None]] | None = None
+) -> RawTable:
     sink = ErrorSink(unit=unit)
     headers: dict[str, None] = {}
     kept: list[int] = []
@@ -344,7 +362,8 @@ def read_json(data: bytes, *, limit: int | None = None) -> RawTable:
         props = [f.get("properties") or {} if isinstance(f, dict) else None for f in features]
         geoms = [
             json.dumps(f["geometry"], ensure_ascii=False)
-            if isinstance(f, dict) and isinstance(f.get("geometry"), dict) else None
+            if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
+            else None
             for f in features
         ]
         raw = _records_table(props, "geojson", "entité", {"geometry": geoms})
@@ -379,5 +398,6 @@ def read_parquet(data: bytes, *, max_rows: int | None, limit: int | None = None)
             col = pa.array([cell_text(v) for v in col.to_pylist()], pa.string())
         columns.append(col)
     numbers = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-    return RawTable(list(table.column_names), columns, numbers, "parquet", ErrorSink(),
-                    table.num_rows)
+    return RawTable(
+        list(table.column_names), columns, numbers, "parquet", ErrorSink(), table.num_rows
+    )

@@ -18,7 +18,7 @@ whole row count under ``""``). A problem with the whole file raises ``ReadError`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -124,9 +124,13 @@ def _raw(
 
 def _infer_type(col: pa.Array, french: bool) -> FieldType:
     t = col.type
-    for kind, test in (("integer", pa.types.is_integer), ("number", pa.types.is_floating),
-                       ("boolean", pa.types.is_boolean), ("date", pa.types.is_date),
-                       ("datetime", pa.types.is_timestamp)):
+    for kind, test in (
+        ("integer", pa.types.is_integer),
+        ("number", pa.types.is_floating),
+        ("boolean", pa.types.is_boolean),
+        ("date", pa.types.is_date),
+        ("datetime", pa.types.is_timestamp),
+    ):
         if test(t):
             return kind  # type: ignore[return-value]
     if not pa.types.is_string(t):
@@ -149,8 +153,9 @@ def _infer_type(col: pa.Array, french: bool) -> FieldType:
 
 def _infer(raw: RawTable, sample_rows: int | None = None) -> TableSchema:
     fields = []
-    for header, name, col in zip(raw.headers, slugify_headers(raw.headers), raw.columns,
-                                 strict=True):
+    for header, name, col in zip(
+        raw.headers, slugify_headers(raw.headers), raw.columns, strict=True
+    ):
         sample = col if sample_rows is None else col.slice(0, sample_rows)
         is_geometry = raw.geometry_column is not None and header == raw.geometry_column
         kind: FieldType = "geometry" if is_geometry else _infer_type(sample, raw.french)
@@ -158,15 +163,16 @@ def _infer(raw: RawTable, sample_rows: int | None = None) -> TableSchema:
     return TableSchema(tuple(fields))
 
 
-def _targets(raw: RawTable, schema: TableSchema,
-             column_map: Mapping[str, str] | None) -> list[str | None]:
+def _targets(
+    raw: RawTable, schema: TableSchema, column_map: Mapping[str, str] | None
+) -> list[str | None]:
     """The field each raw column goes to (None: ignored); whole-file mapping errors raise."""
     names = schema.field_names
     slugs = slugify_headers(raw.headers)
     targets: list[str | None] = []
     unknown: list[str] = []
     for header, slug in zip(raw.headers, slugs, strict=True):
-        target = column_map.get(header, slug) if column_map is not None else slug
+        target: str | None = column_map.get(header, slug) if column_map is not None else slug
         if target and target not in names:
             unknown.append(header)
             target = None
@@ -177,8 +183,11 @@ def _targets(raw: RawTable, schema: TableSchema,
             "Plusieurs colonnes vont au même champ : " + ", ".join(f"« {d} »" for d in doubled),
             "Several columns map to the same field: " + ", ".join(doubled),
         )
-    missing = [f.name for f in schema.fields
-               if f.name not in targets and (f.required or f.name in schema.primary_key)]
+    missing = [
+        f.name
+        for f in schema.fields
+        if f.name not in targets and (f.required or f.name in schema.primary_key)
+    ]
     if missing:
         raise ReadError(
             "Colonnes obligatoires absentes : " + ", ".join(f"« {m} »" for m in missing),
@@ -188,6 +197,13 @@ def _targets(raw: RawTable, schema: TableSchema,
         shown = ", ".join(f"« {show(u, 40)} »" for u in unknown[:20])
         raw.sink.add(1, None, f"colonnes inconnues du schéma, ignorées : {shown}")
     return targets
+
+
+def _invalid_text(source: pa.Array, message: str) -> Callable[[int, int], str]:
+    def text(_k: int, i: int) -> str:
+        return f"« {show(source[i].as_py())} » {message}"
+
+    return text
 
 
 def _typed(raw: RawTable, schema: TableSchema, column_map: Mapping[str, str] | None) -> pa.Table:
@@ -204,8 +220,7 @@ def _typed(raw: RawTable, schema: TableSchema, column_map: Mapping[str, str] | N
         values, bad = cast_values(source, f.type, french=raw.french)
         skip[f.name] = bad
         message = invalid_message(f.type)
-        raw.sink.add_mask(bad, raw.rows, f.name,
-                          lambda _k, i, s=source, m=message: f"« {show(s[i].as_py())} » {m}")
+        raw.sink.add_mask(bad, raw.rows, f.name, _invalid_text(source, message))
         arrays.append(values)
     table = pa.Table.from_arrays(arrays, schema=schema.arrow_schema())
     check_table(table, schema, raw.rows, raw.sink, skip)
@@ -228,8 +243,14 @@ def read_table(
     ``column_map`` maps a file header to a field name ("" ignores the column); headers it
     does not name go to the field named like their slug (``slugify_field``).
     """
-    raw = _raw(source, filename=filename, media_type=media_type, max_bytes=max_bytes,
-               max_rows=max_rows, sheet=sheet)
+    raw = _raw(
+        source,
+        filename=filename,
+        media_type=media_type,
+        max_bytes=max_bytes,
+        max_rows=max_rows,
+        sheet=sheet,
+    )
     if schema is None:
         schema = _infer(raw)
         column_map = None  # the inferred names are the headers' slugs
@@ -257,8 +278,14 @@ def infer_schema(
     sheet: str | int | None = None,
 ) -> TableSchema:
     """A schema guessed from the first ``sample_rows`` rows (the import wizard's proposal)."""
-    raw = _raw(source, filename=filename, media_type=media_type, max_bytes=max_bytes,
-               limit=sample_rows, sheet=sheet)
+    raw = _raw(
+        source,
+        filename=filename,
+        media_type=media_type,
+        max_bytes=max_bytes,
+        limit=sample_rows,
+        sheet=sheet,
+    )
     return _infer(raw, sample_rows)
 
 
@@ -272,12 +299,20 @@ def preview(
     sheet: str | int | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """The headers and the first ``rows`` rows as text, as in the file."""
-    raw = _raw(source, filename=filename, media_type=media_type, max_bytes=max_bytes,
-               limit=rows, sheet=sheet)
+    raw = _raw(
+        source,
+        filename=filename,
+        media_type=media_type,
+        max_bytes=max_bytes,
+        limit=rows,
+        sheet=sheet,
+    )
     columns = [c.slice(0, rows) for c in raw.columns]
     texts = [
-        [("" if v is None else str(v)) for v in (c.cast(pa.string()) if not pa.types.is_string(
-            c.type) else c).to_pylist()]
+        [
+            ("" if v is None else str(v))
+            for v in (c.cast(pa.string()) if not pa.types.is_string(c.type) else c).to_pylist()
+        ]
         for c in columns
     ]
     count = min((len(c) for c in texts), default=0)

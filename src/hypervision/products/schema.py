@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -151,8 +151,11 @@ def _field_from(d: Mapping[str, Any], problems: list[str]) -> Field | None:
     bounds: dict[str, float | int | None] = {}
     for key in ("minimum", "maximum"):
         value = c.get(key)
-        if value is not None and (kind not in NUMERIC_TYPES or isinstance(value, bool)
-                                  or not isinstance(value, int | float)):
+        if value is not None and (
+            kind not in NUMERIC_TYPES
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
             problems.append(
                 f"champ « {name} » : {key} doit être un nombre sur un champ numérique "
                 f"/ field {name!r}: {key} must be a number on a numeric field"
@@ -195,11 +198,15 @@ def _field_descriptor(f: Field) -> dict[str, Any]:
     if f.description:
         d["description"] = f.description
     c: dict[str, Any] = {}
-    for key, value in (("required", f.required), ("unique", f.unique)):
-        if value:
+    for key, flag in (("required", f.required), ("unique", f.unique)):
+        if flag:
             c[key] = True
-    for key, value in (("minimum", f.minimum), ("maximum", f.maximum), ("pattern", f.pattern),
-                       ("maxLength", f.max_length)):
+    for key, value in (
+        ("minimum", f.minimum),
+        ("maximum", f.maximum),
+        ("pattern", f.pattern),
+        ("maxLength", f.max_length),
+    ):
         if value is not None:
             c[key] = value
     if f.enum is not None:
@@ -217,11 +224,13 @@ class TableSchema:
 
     @classmethod
     def from_descriptor(cls, d: Mapping[str, Any]) -> TableSchema:
-        """Read and check a Frictionless Table Schema descriptor; SchemaError lists every problem."""
+        """Read and check a Frictionless Table Schema descriptor (SchemaError lists problems)."""
         from frictionless import Schema  # slow import: only when reading one
 
         if not isinstance(d, Mapping):
-            raise SchemaError("Le schéma doit être un objet JSON.", "The schema must be a JSON object.")
+            raise SchemaError(
+                "Le schéma doit être un objet JSON.", "The schema must be a JSON object."
+            )
         report = Schema.validate_descriptor(dict(d))
         problems = [str(e.message) for e in report.errors]
         raw_fields = d.get("fields")
@@ -309,8 +318,15 @@ class TableSchema:
                 out.append(
                     f"champ « {name} » : type {TYPE_LABELS_FR[f.type]} → {TYPE_LABELS_FR[g.type]}"
                 )
-            for attr in ("required", "unique", "minimum", "maximum", "enum", "pattern",
-                         "max_length"):
+            for attr in (
+                "required",
+                "unique",
+                "minimum",
+                "maximum",
+                "enum",
+                "pattern",
+                "max_length",
+            ):
                 before, after = getattr(f, attr), getattr(g, attr)
                 if before != after:
                     out.append(f"champ « {name} » : contrainte {attr} {before!r} → {after!r}")
@@ -333,4 +349,4 @@ def field_type(name: str) -> FieldType:
     kind = _TYPE_IN.get(name)
     if kind is None:
         raise SchemaError(f"Type « {name} » non pris en charge.", f"Unsupported type {name!r}.")
-    return cast(FieldType, kind)
+    return kind
