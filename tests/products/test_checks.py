@@ -94,14 +94,14 @@ def test_large_table_is_checked_whole_but_reports_the_first_hundred() -> None:
 JUNK = st.text(alphabet="abdz", min_size=2, max_size=4)
 CELLS: dict[str, st.SearchStrategy[str]] = {
     "integer": st.one_of(
-        st.integers(-10, 10).map(str), JUNK, st.just(""), st.sampled_from(["1.5", "--1", "1e3"])
+        st.integers(-10, 10).map(str), JUNK, st.just(""), st.sampled_from(["1.5", "--1", "1e3", "-0", "0"])
     ),
     "number": st.one_of(
         st.floats(-10, 10, allow_nan=False).map(repr),
         st.integers(-10, 10).map(str),
         JUNK,
         st.just(""),
-        st.sampled_from(["1.", ".5", "1.5.2", "2e1"]),
+        st.sampled_from(["1.", ".5", "1.5.2", "2e1", "-0.0", "0.0", "-0"]),
     ),
     "string": st.text(alphabet="abc01 ", max_size=5),
     "boolean": st.one_of(st.sampled_from(["true", "false", "True", "FALSE", "1", "0", ""]), JUNK),
@@ -192,4 +192,4 @@ def test_vectorised_checks_agree_with_frictionless(
     case: tuple[dict[str, Any], list[list[str]]],
 ) -> None:
     d, rows = case
-    assert our_errors(d, rows) == frictionless_errors(d, rows)
+    assert our_errors(d, rows) == frictionless_errors(d, rows), (d, rows)

@@ -44,7 +44,7 @@ _DATETIME = (
 
 def _where(mask: pa.Array, values: pa.Array, kind: pa.DataType) -> pa.Array:
     """``values`` where ``mask`` is true, null elsewhere."""
-    return pc.if_else(pc.fill_null(mask, False), values, pa.nulls(len(values), kind))
+    return pc.if_else(pc.fill_null(mask, False), values, pa.scalar(None, kind))
 
 
 def _blank_to_null(s: pa.Array) -> pa.Array:
@@ -60,12 +60,55 @@ def _fast(s: pa.Array, kind: pa.DataType) -> pa.Array | None:
         return None
 
 
-def _integer(s: pa.Array, french: bool) -> pa.Array:
+def _french_iso(s: pa.Array) -> pa.Array | None:
+    """Cells all starting DD/MM/YYYY rewritten to start YYYY-MM-DD, or None."""
+    if not pc.all(pc.and_(pc.equal(pc.utf8_slice_codeunits(s, 2, 3), "/"),
+                          pc.equal(pc.utf8_slice_codeunits(s, 5, 6), "/"))).as_py():
+        return None
+    return pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(s, 6, 10), "-", pc.utf8_slice_codeunits(s, 3, 5), "-",
+        pc.utf8_slice_codeunits(s, 0, 2), pc.utf8_slice_codeunits(s, 10), "")
+
+
+def _fast_integer(s: pa.Array, french: bool) -> pa.Array | None:
     hex_like = pc.or_(pc.match_substring(s, "x"), pc.match_substring(s, "X"))
-    if not pc.any(hex_like).as_py():  # Arrow's parser reads 0x1F
-        fast = _fast(s, pa.int64())
-        if fast is not None:
-            return fast
+    if pc.any(hex_like).as_py():  # Arrow's parser reads 0x1F
+        return None
+    return _fast(s, pa.int64())
+
+
+def _finite(x: pa.Array) -> pa.Array:
+    """Finite numbers only, and -0.0 as 0.0 (equal values must hash alike for uniqueness)."""
+    return _where(pc.is_finite(x), pc.add(x, 0.0), pa.float64())
+
+
+def _fast_number(s: pa.Array, french: bool) -> pa.Array | None:
+    fast = _fast(pc.replace_substring(s, ",", ".") if french else s, pa.float64())
+    return None if fast is None else _finite(fast)
+
+
+def _fast_date(s: pa.Array, french: bool) -> pa.Array | None:
+    fast = _fast(s, pa.date32())  # Arrow's ISO parser refuses 30 February
+    iso = _french_iso(s) if fast is None and french else None
+    return fast if iso is None else _fast(iso, pa.date32())
+
+
+def _fast_datetime(s: pa.Array, french: bool) -> pa.Array | None:
+    iso = _french_iso(s) if french else None
+    for text in (s,) if iso is None else (s, iso):
+        naive = _fast(text, pa.timestamp("us"))
+        if naive is not None:
+            local = pc.assume_timezone(
+                naive, LOCAL_ZONE, ambiguous="earliest", nonexistent="latest"
+            )
+            return local.cast(ARROW_TYPES["datetime"])
+        aware = _fast(text, ARROW_TYPES["datetime"])
+        if aware is not None:
+            return aware
+    return None
+
+
+def _integer(s: pa.Array, french: bool) -> pa.Array:
     if french:
         s = pc.replace_substring_regex(s, _SPACES, "")
     ok = pc.match_substring_regex(s, _INT)
@@ -74,9 +117,6 @@ def _integer(s: pa.Array, french: bool) -> pa.Array:
 
 
 def _number(s: pa.Array, french: bool) -> pa.Array:
-    fast = _fast(pc.replace_substring(s, ",", ".") if french else s, pa.float64())
-    if fast is not None:
-        return _where(pc.is_finite(fast), fast, pa.float64())
     if french:
         s = pc.replace_substring_regex(s, _SPACES, "")
         dots = pc.match_substring_regex(s, r"^[+-]?\d{1,3}(\.\d{3})+,\d*$")
@@ -85,8 +125,7 @@ def _number(s: pa.Array, french: bool) -> pa.Array:
         s = pc.if_else(commas, pc.replace_substring(s, ",", ""), s)
         s = pc.replace_substring(s, ",", ".")
     ok = pc.match_substring_regex(s, _NUMBER)
-    out = pc.cast(_where(ok, s, pa.string()), pa.float64())
-    return _where(pc.is_finite(out), out, pa.float64())
+    return _finite(pc.cast(_where(ok, s, pa.string()), pa.float64()))
 
 
 def _boolean(s: pa.Array, french: bool) -> pa.Array:
@@ -109,17 +148,6 @@ def _real_day(ts: pa.Array, parts: pa.Array) -> pa.Array:
 
 
 def _date(s: pa.Array, french: bool) -> pa.Array:
-    fast = _fast(s, pa.date32())
-    if fast is None and french:
-        try:
-            ts = pc.strptime(s, format="%d/%m/%Y", unit="s")
-            # strptime reads 26/07/24 as year 24 and 30/02 as 1 March: the text must come back
-            if pc.all(pc.equal(pc.strftime(ts, format="%d/%m/%Y"), s)).as_py() is not False:
-                fast = pc.cast(ts, pa.date32())
-        except pa.ArrowInvalid:
-            pass
-    if fast is not None:
-        return fast
     parts = pc.extract_regex(_dates(s, french), _DATE)
     d = pc.struct_field(parts, "d")
     ts = _real_day(pc.strptime(d, format="%Y-%m-%d", unit="s", error_is_null=True), parts)
@@ -128,13 +156,6 @@ def _date(s: pa.Array, french: bool) -> pa.Array:
 
 def _datetime(s: pa.Array, french: bool) -> pa.Array:
     target = ARROW_TYPES["datetime"]
-    naive = _fast(s, pa.timestamp("us"))
-    if naive is not None:
-        local = pc.assume_timezone(naive, LOCAL_ZONE, ambiguous="earliest", nonexistent="latest")
-        return local.cast(target)
-    aware = _fast(s, target)
-    if aware is not None:
-        return aware
     parts = pc.extract_regex(_dates(s, french), _DATETIME)
 
     def part(name: str) -> pa.Array:
@@ -177,6 +198,12 @@ def _geometry(s: pa.Array, french: bool) -> pa.Array:
     return _where(pa.array(~shapely.is_missing(geoms)), s, pa.string())
 
 
+_FAST: dict[str, Callable[[pa.Array, bool], pa.Array | None]] = {
+    "integer": _fast_integer,
+    "number": _fast_number,
+    "date": _fast_date,
+    "datetime": _fast_datetime,
+}
 _PARSERS: dict[str, Callable[[pa.Array, bool], pa.Array]] = {
     "integer": _integer,
     "number": _number,
@@ -196,8 +223,7 @@ def _from_typed(values: pa.Array, kind: FieldType) -> pa.Array | None:
         if kind == "number" and (
             pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
         ):
-            out = pc.cast(values, pa.float64())
-            return _where(pc.is_finite(out), out, pa.float64())
+            return _finite(pc.cast(values, pa.float64()))
         if kind == "boolean" and pa.types.is_boolean(t):
             return values
         if kind == "date" and pa.types.is_date(t):
@@ -227,10 +253,12 @@ def cast_values(
         values = values.dictionary_decode()
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         values = pc.cast(values, pa.string())
-    values = pc.cast(values, pa.string())
     if kind == "string":
         out = _where(pc.not_equal(values, ""), values, pa.string())
         return out, pa.array(np.zeros(len(values), bool))
+    fast = _FAST[kind](values, french) if kind in _FAST else None
+    if fast is not None:  # every cell parsed by Arrow as it is (empty cells are null)
+        return fast, pc.and_(pc.is_valid(values), pc.is_null(fast))
     text = _blank_to_null(values)
     out = _PARSERS[kind](text, french)
     return out, pc.and_(pc.is_valid(text), pc.is_null(out))

@@ -158,8 +158,7 @@ def _parse_csv(
         ),
         convert_options=pcsv.ConvertOptions(
             column_types={f"f{i}": pa.string() for i in range(n)},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            strings_can_be_null=True,  # an empty cell is missing, as in Table Schema
         ),
     )
 
