@@ -94,7 +94,10 @@ def test_large_table_is_checked_whole_but_reports_the_first_hundred() -> None:
 JUNK = st.text(alphabet="abdz", min_size=2, max_size=4)
 CELLS: dict[str, st.SearchStrategy[str]] = {
     "integer": st.one_of(
-        st.integers(-10, 10).map(str), JUNK, st.just(""), st.sampled_from(["1.5", "--1", "1e3", "-0", "0"])
+        st.integers(-10, 10).map(str),
+        JUNK,
+        st.just(""),
+        st.sampled_from(["1.5", "--1", "1e3", "-0", "0"]),
     ),
     "number": st.one_of(
         st.floats(-10, 10, allow_nan=False).map(repr),

@@ -109,6 +109,13 @@ def test_utf8_bom_and_sniffed_delimiters() -> None:
         assert r.table.column("lits").to_pylist() == [12, 4]
 
 
+def test_utf16_tab_separated_from_excel() -> None:
+    data = "code\tlits\r\nÎle\t3\r\n".encode("utf-16")  # Excel's "Unicode text"
+    r = read(data, schema=SIMPLE)
+    assert (r.encoding, r.delimiter) == ("utf-16", "\t")
+    assert r.table.to_pylist() == [{"code": "Île", "lits": 3}]
+
+
 def test_ragged_rows_are_named_and_the_rest_is_read() -> None:
     data = b'code,lits\nA,1\nB\nC,3,extra\n"D\nsuite",4\n\nE,5\n'
     result = read(data, schema=SIMPLE)
@@ -213,6 +220,23 @@ def test_xlsx_and_ods() -> None:
     r = read(shifted, "f.xlsx", SIMPLE)
     assert [(e.row, e.field) for e in r.errors] == [(5, None)]
     assert r.table.column("code").to_pylist() == ["A"]
+
+
+def test_missing_sheet_is_a_whole_file_error() -> None:
+    with pytest.raises(ReadError) as e:
+        read_table(
+            io.BytesIO(xlsx([["code"], ["A"]])),
+            filename="f.xlsx",
+            media_type=None,
+            schema=None,
+            max_bytes=MB,
+            sheet="Bilan",
+        )
+    assert e.value.fr == "Feuille « Bilan » introuvable."
+    headers, rows = preview(
+        io.BytesIO(ods([["code"], ["A"]])), filename="f.ods", media_type=None, sheet=0
+    )
+    assert (headers, rows) == (["code"], [["A"]])
 
 
 def test_json_array_and_data_object() -> None:

@@ -62,12 +62,14 @@ def _fast(s: pa.Array, kind: pa.DataType) -> pa.Array | None:
 
 def _french_iso(s: pa.Array) -> pa.Array | None:
     """Cells all starting DD/MM/YYYY rewritten to start YYYY-MM-DD, or None."""
-    if not pc.all(pc.and_(pc.equal(pc.utf8_slice_codeunits(s, 2, 3), "/"),
-                          pc.equal(pc.utf8_slice_codeunits(s, 5, 6), "/"))).as_py():
+    if not pc.all(
+        pc.and_(
+            pc.equal(pc.utf8_slice_codeunits(s, 2, 3), "/"),
+            pc.equal(pc.utf8_slice_codeunits(s, 5, 6), "/"),
+        )
+    ).as_py():
         return None
-    return pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(s, 6, 10), "-", pc.utf8_slice_codeunits(s, 3, 5), "-",
-        pc.utf8_slice_codeunits(s, 0, 2), pc.utf8_slice_codeunits(s, 10), "")
+    return pc.replace_substring_regex(s, r"^(\d\d)/(\d\d)/(\d{4})", r"\3-\2-\1")
 
 
 def _fast_integer(s: pa.Array, french: bool) -> pa.Array | None:
@@ -87,15 +89,19 @@ def _fast_number(s: pa.Array, french: bool) -> pa.Array | None:
     return None if fast is None else _finite(fast)
 
 
+def _slashed(s: pa.Array, french: bool) -> bool:
+    """Whether to try dd/mm/yyyy first (a failed Arrow cast costs a full pass)."""
+    return french and bool(pc.any(pc.match_substring(s, "/")).as_py())
+
+
 def _fast_date(s: pa.Array, french: bool) -> pa.Array | None:
-    fast = _fast(s, pa.date32())  # Arrow's ISO parser refuses 30 February
-    iso = _french_iso(s) if fast is None and french else None
-    return fast if iso is None else _fast(iso, pa.date32())
+    iso = _french_iso(s) if _slashed(s, french) else s
+    return None if iso is None else _fast(iso, pa.date32())  # Arrow refuses 30 February
 
 
 def _fast_datetime(s: pa.Array, french: bool) -> pa.Array | None:
-    iso = _french_iso(s) if french else None
-    for text in (s,) if iso is None else (s, iso):
+    text = _french_iso(s) if _slashed(s, french) else s
+    if text is not None:
         naive = _fast(text, pa.timestamp("us"))
         if naive is not None:
             local = pc.assume_timezone(

@@ -98,8 +98,11 @@ def detect_format(data: bytes, filename: str, media_type: str | None) -> str:
 
 
 def _utf8_ok(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked by Arrow over the bytes in place (no copy)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    one = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        pa.array([data], pa.binary()).cast(pa.string())
+        one.cast(pa.large_string())
     except pa.ArrowInvalid:
         return False
     return True

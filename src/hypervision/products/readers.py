@@ -89,7 +89,7 @@ def _load(source: BinaryIO | Path, max_bytes: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     data = b"".join(chunks)
-    if not data.strip():
+    if not data[:4096].strip() and not data.strip():
         raise ReadError("Le fichier est vide.", "The file is empty.")
     return data
 
