@@ -94,9 +94,29 @@ def _slashed(s: pa.Array, french: bool) -> bool:
     return french and bool(pc.any(pc.match_substring(s, "/")).as_py())
 
 
+def _fast_french_date(s: pa.Array) -> pa.Array | None:
+    """A column of DD/MM/YYYY dates, all valid, or None."""
+    shaped = pc.and_(
+        pc.equal(pc.utf8_length(s), 10),
+        pc.and_(
+            pc.equal(pc.utf8_slice_codeunits(s, 2, 3), "/"),
+            pc.equal(pc.utf8_slice_codeunits(s, 5, 6), "/"),
+        ),
+    )
+    if not pc.all(shaped).as_py():
+        return None
+    ts = pc.strptime(s, format="%d/%m/%Y", unit="s", error_is_null=True)
+    day = pc.cast(pc.utf8_slice_codeunits(s, 0, 2), pa.int64())
+    # strptime moves 30/02 to 1 March: the day read must be the day written
+    if ts.null_count != s.null_count or not pc.all(pc.equal(pc.day(ts), day)).as_py():
+        return None
+    return pc.cast(ts, pa.date32())
+
+
 def _fast_date(s: pa.Array, french: bool) -> pa.Array | None:
-    iso = _french_iso(s) if _slashed(s, french) else s
-    return None if iso is None else _fast(iso, pa.date32())  # Arrow refuses 30 February
+    if _slashed(s, french):
+        return _fast_french_date(s)
+    return _fast(s, pa.date32())  # Arrow's ISO parser refuses 30 February
 
 
 def _fast_datetime(s: pa.Array, french: bool) -> pa.Array | None:

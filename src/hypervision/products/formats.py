@@ -216,11 +216,12 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
 
 
 def drop_blank_rows(raw: RawTable) -> RawTable:
-    if not raw.columns:
-        return raw
+    """Rows whose every cell is empty are left out (their numbers are kept by the others)."""
+    if not raw.columns or any(c.null_count == 0 for c in raw.columns):
+        return raw  # empty cells are null here: a column without one has no blank row
     blank = None
     for c in raw.columns:
-        empty = pc.fill_null(pc.equal(c, ""), True) if pa.types.is_string(c.type) else pc.is_null(c)
+        empty = pc.is_null(c)
         blank = empty if blank is None else pc.and_(blank, empty)
     keep = pc.invert(blank)
     if pc.all(keep).as_py() is not False:
