@@ -109,7 +109,11 @@ def _utf8_ok(data: bytes) -> bool:
 
 
 def decode(data: bytes) -> tuple[str, bytes]:
-    """(encoding found, the text as UTF-8 bytes without BOM)."""
+    """(encoding found, the text without BOM: UTF-8, or the single-byte original).
+
+    Windows-1252 and Latin-1 text is left as it is (the CSV reader transcodes it, block by
+    block, while it parses): quotes, separators and line ends are the same bytes.
+    """
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", data[3:]
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -119,10 +123,12 @@ def decode(data: bytes) -> tuple[str, bytes]:
             raise ReadError("Texte UTF-16 illisible.", "Unreadable UTF-16 text.") from e
     if _utf8_ok(data):
         return "utf-8", data
-    try:
-        return "cp1252", data.decode("cp1252").encode()
-    except UnicodeDecodeError:
-        return "latin-1", data.decode("latin-1").encode()
+    # cp1252 leaves five bytes undefined; a file holding one is Latin-1
+    return (
+        "latin-1"
+        if any(b in data for b in (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d"))
+        else "cp1252"
+    ), data
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -143,8 +149,18 @@ def sniff_delimiter(sample: str) -> str:
     return best[1]
 
 
+def _quoted_fields(text: bytes, delimiter: str) -> bool:
+    """Whether a field may start with a quote (and so hold a line break)."""
+    return text.startswith(b'"') or b'\n"' in text or (delimiter + '"').encode() in text
+
+
 def _parse_csv(
-    text: bytes, delimiter: str, n: int, threads: bool, bad: list[tuple[int | None, str]]
+    text: bytes,
+    encoding: str,
+    delimiter: str,
+    n: int,
+    threads: bool,
+    bad: list[tuple[int | None, str]],
 ) -> pa.Table:
     def invalid(row: Any) -> str:
         bad.append((row.number, row.text))
@@ -152,10 +168,14 @@ def _parse_csv(
 
     return pcsv.read_csv(
         io.BytesIO(text),
-        read_options=pcsv.ReadOptions(autogenerate_column_names=True, use_threads=threads),
+        read_options=pcsv.ReadOptions(
+            autogenerate_column_names=True,
+            use_threads=threads,
+            encoding="utf8" if encoding.startswith("utf") else encoding,
+        ),
         parse_options=pcsv.ParseOptions(
             delimiter=delimiter,
-            newlines_in_values=b'"' in text,
+            newlines_in_values=_quoted_fields(text, delimiter),
             ignore_empty_lines=False,
             invalid_row_handler=invalid,
         ),
@@ -176,17 +196,18 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
                 break
         if cut >= 0:
             text = text[: cut + 1]
-    sample = text[:65536].decode("utf-8", errors="ignore")
+    single_byte = not encoding.startswith("utf")
+    sample = text[:65536].decode("cp1252" if single_byte else "utf-8", errors="replace")
     delimiter = sniff_delimiter(sample)
     header_row = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
     if not header_row:
         raise ReadError("Le fichier est vide.", "The file is empty.")
     bad: list[tuple[int | None, str]] = []
     try:
-        table = _parse_csv(text, delimiter, len(header_row), True, bad)
+        table = _parse_csv(text, encoding, delimiter, len(header_row), True, bad)
         if bad and bad[0][0] is None:  # row numbers are only known single-threaded
             bad.clear()
-            table = _parse_csv(text, delimiter, len(header_row), False, bad)
+            table = _parse_csv(text, encoding, delimiter, len(header_row), False, bad)
     except pa.ArrowInvalid as e:
         raise ReadError("CSV illisible.", f"Unreadable CSV: {show(e, 200)}") from e
     sink = ErrorSink()
