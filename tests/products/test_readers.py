@@ -109,6 +109,14 @@ def test_utf8_bom_and_sniffed_delimiters() -> None:
         assert r.table.column("lits").to_pylist() == [12, 4]
 
 
+def test_latin1_with_quoted_separators_and_line_breaks() -> None:
+    data = 'code;lits\n"Hôtel-Dieu; Paris\nbâtiment B";3\nÉvry\n\x81x;4\n'.encode("latin-1")
+    r = read(data, schema=SIMPLE)
+    assert (r.encoding, r.delimiter) == ("latin-1", ";")  # \x81 is not Windows-1252
+    assert r.table.column("code").to_pylist() == ["Hôtel-Dieu; Paris\nbâtiment B", "\x81x"]
+    assert [e.message for e in r.errors] == ["ligne 3 : 1 cellule(s) au lieu de 2, ligne ignorée"]
+
+
 def test_utf16_tab_separated_from_excel() -> None:
     data = "code\tlits\r\nÎle\t3\r\n".encode("utf-16")  # Excel's "Unicode text"
     r = read(data, schema=SIMPLE)
