@@ -363,6 +363,13 @@ def test_column_map_unknown_and_missing_columns() -> None:
         read(data, schema=SIMPLE, column_map={"Code INSEE": "code", "Lits dispo": "code"})
 
 
+def test_edge_shapes() -> None:
+    assert read(b"code,lits").table.num_rows == 0  # a header without its line end
+    assert read(b"x,,y\n1,2,3").table.column_names == ["x", "colonne", "y"]
+    assert read(b"a\n1\n\n2\n").table.column("a").to_pylist() == [1, 2]
+    assert read(b"[]", "e.json").table.num_columns == 0
+
+
 def test_whole_file_refusals() -> None:
     with pytest.raises(ReadError):
         read(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00", "x.csv")

@@ -196,6 +196,8 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
                 break
         if cut >= 0:
             text = text[: cut + 1]
+    if not text.endswith((b"\n", b"\r")):
+        text += b"\n"  # Arrow cannot read a lone header line without its line end
     single_byte = not encoding.startswith("utf")
     sample = text[:65536].decode("cp1252" if single_byte else "utf-8", errors="replace")
     delimiter = sniff_delimiter(sample)
@@ -215,7 +217,8 @@ def read_csv(data: bytes, *, limit: int | None = None) -> RawTable:
     for number, row_text in bad[:]:
         cells = len(next(csv.reader([row_text], delimiter=delimiter), []))
         sink.add(number or 0, None, f"{cells} cellule(s) au lieu de {width}, ligne ignorée")
-    headers = [str(v) for v in table.slice(0, 1).to_pylist()[0].values()] if table.num_rows else []
+    first = table.slice(0, 1).to_pylist()
+    headers = ["" if v is None else str(v) for v in first[0].values()] if first else []
     body = table.slice(1)
     total = body.num_rows + len(bad)
     numbers = np.arange(2, total + 2, dtype=np.int64)
