@@ -182,7 +182,7 @@ class Endless(io.BytesIO):
     def read(self, size: int | None = -1) -> bytes:
         size = MB if size is None or size < 0 else size
         self.served += size
-        return b"a,b\n" * (size // 4)
+        return (b"a,b\n" * (size // 4 + 1))[:size]
 
 
 def test_oversize_file_refused_before_reading_it_all(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "read_table",
 ]
 
+READ_CHUNK = 64 << 20
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INFER_ORDER: tuple[FieldType, ...] = ("integer", "number", "date", "datetime")
 _INFER_BOOLEANS = ("true", "false", "vrai", "faux", "oui", "non")
@@ -83,12 +84,13 @@ def _load(source: BinaryIO | Path, max_bytes: int) -> bytes:
             return _load(f, max_bytes)
     chunks: list[bytes] = []
     size = 0
-    while chunk := source.read(1 << 20):
+    # reads of at most 64 MiB, never more than one byte past the limit
+    while chunk := source.read(min(max_bytes + 1 - size, READ_CHUNK)):
         size += len(chunk)
         if size > max_bytes:
             raise too_big
         chunks.append(chunk)
-    data = b"".join(chunks)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not data[:4096].strip() and not data.strip():
         raise ReadError("Le fichier est vide.", "The file is empty.")
     return data
