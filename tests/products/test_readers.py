@@ -368,6 +368,7 @@ def test_edge_shapes() -> None:
     assert read(b"x,,y\n1,2,3").table.column_names == ["x", "colonne", "y"]
     assert read(b"a\n1\n\n2\n").table.column("a").to_pylist() == [1, 2]
     assert read(b"[]", "e.json").table.num_columns == 0
+    assert read(b"[Nom];[Lits]\nA;1\n", "x.csv").table.column_names == ["nom", "lits"]
 
 
 def test_whole_file_refusals() -> None:

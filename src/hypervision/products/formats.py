@@ -19,7 +19,7 @@ import io
 import json
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,6 @@ class RawTable:
     delimiter: str | None = None
     french: bool = False  # decimal commas and dd/mm/yyyy dates accepted
     geometry_column: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def detect_format(data: bytes, filename: str, media_type: str | None) -> str:
@@ -281,8 +280,11 @@ def check_zip(data: bytes) -> None:
                         real += len(chunk)
                         if real > MAX_UNCOMPRESSED or real > MAX_ZIP_RATIO * len(data):
                             raise refused
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
-        raise ReadError("Classeur illisible.", "Unreadable workbook.") from e
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        # RuntimeError: an encrypted member (a workbook protected by a password)
+        raise ReadError(
+            "Classeur illisible ou protégé.", "Unreadable or protected workbook."
+        ) from e
 
 
 def cell_text(v: Any) -> str | None:

@@ -113,7 +113,12 @@ def _raw(
     elif fmt in ("xlsx", "ods", "xls"):
         raw = read_sheet(data, fmt, sheet=sheet, limit=limit)
     elif fmt == "json":
-        raw = read_json(data, limit=limit)
+        try:
+            raw = read_json(data, limit=limit)
+        except ReadError:
+            if filename.lower().endswith((".json", ".geojson")):
+                raise
+            raw = read_csv(data, limit=limit)  # a CSV whose first header starts with [ or {
     else:
         raw = read_parquet(data, max_rows=max_rows, limit=limit)
     if max_rows is not None and raw.rows_read > max_rows:
