@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -213,6 +214,30 @@ def test_zip_bomb_workbook_refused() -> None:
     with pytest.raises(ReadError) as e:
         read(data, "innocent.xlsx")
     assert "bombe zip" in e.value.fr
+
+
+def test_zip_lying_about_its_sizes_refused() -> None:
+    """A sheet that declares 1,000 bytes and inflates to 20 MB: refused before calamine."""
+    padded = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx([["code"], ["A"]]))) as base,
+        zipfile.ZipFile(padded, "w", zipfile.ZIP_DEFLATED) as z,
+    ):
+        for info in base.infolist():
+            data = base.read(info)
+            if info.filename.endswith("sheet1.xml"):
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (20 * MB))
+            z.writestr(info.filename, data)
+    raw = bytearray(padded.getvalue())
+    name, i = b"xl/worksheets/sheet1.xml", 0
+    while (i := raw.find(name, i + 1)) >= 0:
+        if raw[i - 30 : i - 26] == b"PK\x03\x04":  # local header: uncompressed size
+            struct.pack_into("<I", raw, i - 30 + 22, 1000)
+        elif raw[i - 46 : i - 42] == b"PK\x01\x02":  # central directory entry
+            struct.pack_into("<I", raw, i - 46 + 24, 1000)
+    with pytest.raises(ReadError) as e:
+        read(bytes(raw), "f.xlsx")
+    assert e.value.fr == "Classeur illisible ou protégé."
 
 
 def test_xlsx_and_ods() -> None:
