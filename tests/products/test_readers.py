@@ -396,6 +396,13 @@ def test_edge_shapes() -> None:
     assert read(b"[Nom];[Lits]\nA;1\n", "x.csv").table.column_names == ["nom", "lits"]
 
 
+def test_inference_checks_its_guess_over_the_whole_file() -> None:
+    data = b"a;b\n" + b"".join(b"%d;%d,5\n" % (i, i) for i in range(3000)) + b"x;1\n"
+    r = read(data)
+    assert r.error_count == 0
+    assert r.table.schema.types == [pa.string(), pa.float64()]  # "x" on the last row
+
+
 def test_whole_file_refusals() -> None:
     with pytest.raises(ReadError):
         read(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00", "x.csv")

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 READ_CHUNK = 64 << 20
+INFER_SAMPLE = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INFER_ORDER: tuple[FieldType, ...] = ("integer", "number", "date", "datetime")
 _INFER_BOOLEANS = ("true", "false", "vrai", "faux", "oui", "non")
@@ -163,9 +164,15 @@ def _infer(raw: RawTable, sample_rows: int | None = None) -> TableSchema:
     for header, name, col in zip(
         raw.headers, slugify_headers(raw.headers), raw.columns, strict=True
     ):
-        sample = col if sample_rows is None else col.slice(0, sample_rows)
         is_geometry = raw.geometry_column is not None and header == raw.geometry_column
-        kind: FieldType = "geometry" if is_geometry else _infer_type(sample, raw.french)
+        kind: FieldType = "geometry"
+        if not is_geometry:
+            # a guess from the first rows, then checked (once) over the whole column
+            kind = _infer_type(col.slice(0, sample_rows or INFER_SAMPLE), raw.french)
+            if sample_rows is None and len(col) > INFER_SAMPLE and kind != "string":
+                _, bad = cast_values(col, kind, french=raw.french)
+                if pc.any(bad).as_py():
+                    kind = _infer_type(col, raw.french)
         fields.append(Field(name=name, type=kind, title=header if header != name else ""))
     return TableSchema(tuple(fields))
 
