@@ -1060,5 +1060,7 @@ def _pg(cond: _Cond, column: Callable[[str], str]) -> str:
         listed = ", ".join(_pg_literal(v, within.type) for v in within.values)
         inside = f"{item} {'NOT IN' if cond.negated else 'IN'} ({listed})"
     else:
-        inside = f"{'NOT ' if cond.negated else ''}({item} = ANY ({CONTEXT_SQL[within.attr]}))"
-    return f"coalesce(({inside}), false)"
+        array = f"{CONTEXT_SQL[within.attr]}::text[]"  # the cast: an array, not a sub-query
+        inside = f"{'NOT ' if cond.negated else ''}({item} = ANY ({array}))"
+    # NULL = ANY('{}') is false, not NULL: the guard keeps a null item false under NOT.
+    return f"coalesce(({item} IS NOT NULL AND {inside}), false)"
