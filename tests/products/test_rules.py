@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from hypervision.config import Settings
 from hypervision.identity.principal import Principal
 from hypervision.policy import rls
-from hypervision.products.rules import MAX_DEPTH, Reader, RuleError, RuleSet
+from hypervision.products.rules import MAX_DEPTH, MAX_VALUES, Reader, RuleError, RuleSet
 from tests.conftest import TEST_SECRET
 
 LEVELS = ("NP", "DR")
@@ -285,6 +285,7 @@ def test_a_missing_field_is_named_in_french_and_english() -> None:
         ({"op": "eq", "left": {"rec": "beds"}, "right": {"value": None}}, "right", "is_null"),
         ({"op": "eq", "left": {"value": 1}, "right": {"value": 1}}, "", "deux valeurs fixes"),
         ({"op": "in", "left": {"rec": "beds"}, "right": {"value": 3}}, "right", "ensemble attendu"),
+        ({"op": "in", "left": {"rec": "beds"}, "right": {"value": [0] * 1001}}, "right", "liste"),
         (
             {"op": "in", "left": {"user": "clearance"}, "right": {"user": "groups"}},
             "",
@@ -394,8 +395,12 @@ def test_deep_or_wide_trees_are_refused() -> None:
     for _ in range(MAX_DEPTH):
         deep = {"not": deep}
     assert problems({"rows_default": "deny", "rows": [{"effect": "allow", "when": deep}]}) == [
-        ("racine", "arbre trop profond", "tree nested too deep")
+        ("racine", "arbre trop profond ou trop grand", "tree too deep or too large")
     ]
+    huge = {"op": "in", "left": {"rec": "beds"}, "right": {"value": list(range(MAX_VALUES))}}
+    assert problems({"rows_default": "deny", "rows": [{"effect": "allow", "when": huge}]})[0][
+        0
+    ] == ("racine")
     many = [{"effect": "allow", "when": {"all": []}}] * 201
     assert problems({"rows_default": "deny", "rows": many})[0][:2] == ("rows", "trop d'éléments")
     with pytest.raises(RuleError):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -36,9 +37,15 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    create_async_engine,
+)
 
 from hypervision.config import Settings
 from hypervision.db import UTCDateTime, create_engine
@@ -315,14 +322,19 @@ class World:
         return self.engine.dialect.name == "postgresql"
 
 
+async def ensure_roles_function(conn: AsyncConnection) -> None:
+    """hv_ctx_roles from its constant, as the migration that adds it does (owner)."""
+    found = await conn.exec_driver_sql("SELECT to_regprocedure('hv_ctx_roles()')")
+    if found.scalar() is None:
+        await conn.exec_driver_sql(CTX_ROLES_FUNCTION)
+
+
 async def prepare(world: World, app_role: str | None) -> None:
     async with world.owner.begin() as conn:
         await conn.run_sync(world.table.create)
         if world.postgres:
             name = rls.quote_ident(world.table.name)
-            found = await conn.exec_driver_sql("SELECT to_regprocedure('hv_ctx_roles()')")
-            if found.scalar() is None:
-                await conn.exec_driver_sql(CTX_ROLES_FUNCTION)
+            await ensure_roles_function(conn)
             await conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
             await conn.exec_driver_sql(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY")
             assert app_role is not None
@@ -451,3 +463,28 @@ async def test_python_sql_and_rls_agree(settings: Settings, owner_database_url: 
     assert tally.allowed >= tally.triples // 20, tally
     assert tally.denied >= tally.triples // 20, tally
     print(f"{engine}: {tally.triples} (tree, row, reader) triples checked: {tally}")  # noqa: T201
+
+
+async def test_ctx_roles_reads_the_signed_context_and_fails_closed(
+    settings: Settings, owner_database_url: str
+) -> None:
+    if not owner_database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row-level security (ADR 0011)")
+    owner = create_async_engine(owner_database_url)
+    engine = create_engine(settings)
+    roles = text("SELECT hv_ctx_roles()")
+    try:
+        async with owner.begin() as conn:
+            await ensure_roles_function(conn)
+        async with AsyncSession(engine) as session:  # the application's role
+            assert await session.scalar(roles) == []  # no context
+            await rls.set_context(session, rls.sign(settings, {"roles": ["officer", "o'k"]}))
+            assert await session.scalar(roles) == ["officer", "o'k"]
+            await rls.set_context(session, rls.sign(settings, {"roles": "officer"}))
+            assert await session.scalar(roles) == []  # not a list
+            await rls.set_context(session, "roles.forged")
+            assert await session.scalar(roles) == []
+            await session.rollback()
+    finally:
+        await engine.dispose()
+        await owner.dispose()

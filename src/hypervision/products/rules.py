@@ -85,6 +85,7 @@ FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "ge
 MAX_RULES = 200
 MAX_ITEMS = 1000  # conditions in an all/any, values in a list, columns in a column rule
 MAX_DEPTH = 40  # nesting of the JSON tree
+MAX_VALUES = 20_000  # JSON values in the whole tree
 MAX_TEXT = 1000
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -353,17 +354,20 @@ def _structure_problems(error: ValidationError) -> list[Problem]:
     return problems
 
 
-def _depth(tree: Any) -> int:
-    deepest, stack = 0, [(tree, 1)]
+def _too_big(tree: Any) -> bool:
+    """Nested deeper than MAX_DEPTH or holding more than MAX_VALUES JSON values (checked
+    before Pydantic walks it)."""
+    count, stack = 0, [(tree, 1)]
     while stack:
         node, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > MAX_DEPTH:
-            break
-        children = node.values() if isinstance(node, Mapping) else node
-        if isinstance(node, Mapping | list):
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+        count += 1
+        if level > MAX_DEPTH or count > MAX_VALUES:
+            return True
+        if isinstance(node, Mapping):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return False
 
 
 # --- the compiled form -------------------------------------------------------------------
@@ -735,8 +739,14 @@ class RuleSet:
         ordered ``levels``; RuleError names every bad node."""
         if not isinstance(tree, Mapping):
             raise RuleError.of([Problem("racine", "objet JSON attendu", "JSON object expected")])
-        if _depth(tree) > MAX_DEPTH:
-            raise RuleError.of([Problem("racine", "arbre trop profond", "tree nested too deep")])
+        if _too_big(tree):
+            raise RuleError.of(
+                [
+                    Problem(
+                        "racine", "arbre trop profond ou trop grand", "tree too deep or too large"
+                    )
+                ]
+            )
         try:
             model = Tree.model_validate(tree)
         except ValidationError as exc:
