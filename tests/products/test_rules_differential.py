@@ -13,6 +13,7 @@ shrunk against the real database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -195,6 +196,7 @@ def membership(draw: st.DrawFn) -> Tree:
     return atom(op, within, item) if op == "contains" else atom(op, item, within)
 
 
+@functools.cache
 def null_test() -> st.SearchStrategy[Tree]:
     operands = [rec(name) for name in SCALARS] + [user("organisation"), user("clearance")]
     return st.builds(
@@ -204,6 +206,7 @@ def null_test() -> st.SearchStrategy[Tree]:
     )
 
 
+@functools.cache  # built once: Hypothesis validates a strategy on first use
 def conditions() -> st.SearchStrategy[Tree]:
     atoms = st.one_of(compared(), membership(), null_test())
     return st.recursive(
@@ -217,6 +220,7 @@ def conditions() -> st.SearchStrategy[Tree]:
     )
 
 
+@functools.cache
 def trees() -> st.SearchStrategy[Tree]:
     rule = st.fixed_dictionaries(
         {"effect": st.sampled_from(("allow", "deny")), "when": conditions()},
@@ -227,6 +231,7 @@ def trees() -> st.SearchStrategy[Tree]:
     )
 
 
+@functools.cache
 def rows() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({name: st.sampled_from((None, *POOLS[name])) for name in SCALARS})
 
@@ -488,3 +493,54 @@ async def test_ctx_roles_reads_the_signed_context_and_fails_closed(
     finally:
         await engine.dispose()
         await owner.dispose()
+
+
+@st.composite
+def edits(draw: st.DrawFn) -> tuple[Tree, Tree]:
+    """A tree and an edit of it: rules inserted, dropped or swapped, the default changed."""
+    old = draw(trees())
+    rows = list(old["rows"])
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(("deny", "any", "drop_allow", "drop", "swap")))
+        if kind in ("deny", "any"):
+            effect = "deny" if kind == "deny" else draw(st.sampled_from(("allow", "deny")))
+            rule = {"effect": effect, "when": draw(conditions())}
+            rows.insert(draw(st.integers(0, len(rows))), rule)
+        elif kind == "drop_allow":
+            allows = [i for i, r in enumerate(rows) if r["effect"] == "allow"]
+            if allows:
+                del rows[draw(st.sampled_from(allows))]
+        elif rows:
+            i = draw(st.integers(0, len(rows) - 1))
+            if kind == "drop":
+                del rows[i]
+            else:
+                rows[i], rows[i - 1] = rows[i - 1], rows[i]
+    default = draw(st.sampled_from((old["rows_default"], "allow", "deny")))
+    return old, {"rows": rows, "rows_default": default}
+
+
+def test_widens_is_sound() -> None:
+    """When ``widens`` says an edit is not wider, no reader sees a row the old rules hid."""
+    narrower = [0]
+
+    @hypothesis_settings(max_examples=150, deadline=None)
+    @given(
+        pair=edits(),
+        sample=st.lists(rows(), min_size=15, max_size=15),
+        people=st.lists(st.sampled_from(READER_POOL), min_size=40, max_size=40),
+    )
+    def sound(pair: tuple[Tree, Tree], sample: list[dict[str, Any]], people: list[Reader]) -> None:
+        old, new = (RuleSet.parse(tree, FIELDS, LEVELS) for tree in pair)
+        if new.widens(old):
+            return
+        narrower[0] += 1
+        for reader in people:
+            for row in sample:
+                rec = {k: v for k, v in row.items() if v is not None}
+                assert old.row_allows(reader, rec) or not new.row_allows(reader, rec), (
+                    f"widens said no\n  old={pair[0]}\n  new={pair[1]}\n  {reader}\n  {rec}"
+                )
+
+    sound()
+    assert narrower[0] >= 15, narrower  # not vacuous
