@@ -28,7 +28,7 @@ only when both allow it, so a rule can never widen the label.
   ``settings.label_levels``; null when the reader has none. Compared with level-name literals and
   with string fields holding level names (a name that is not a level is null).
 - ``{"rec": "field"}``: the row's value of a field of the product's schema (null when absent);
-  geometry fields may not appear in conditions.
+  geometry fields may not appear in conditions (a column rule may hide one).
 - ``{"value": literal}``: a JSON literal, coerced at validation to the type of the other side
   (a UUID for an organisation, a level name for a clearance, ISO 8601 text for a date or a
   datetime — which must carry its offset); a list only as the set of in, not_in, contains.
@@ -37,8 +37,9 @@ Operators: ``eq ne`` on scalars of one type (string and organisation, string and
 ``lt le gt ge`` on integers, numbers, dates, datetimes and levels only (no ordering of text:
 collations differ between engines); ``in``/``not_in``: left scalar, right a set (a user set or a
 list); ``contains``: left a set, right a scalar (``x in S`` written the other way round);
-``is_null``/``not_null`` on a scalar ``rec`` or ``user`` operand. Integer and number, date and
-datetime, do not mix. Each condition names at least one ``user`` or ``rec`` operand.
+``is_null``/``not_null`` on a scalar ``rec`` or ``user`` operand. Integer and number do not mix
+(a large integer is not exactly a double: the engines would round where Python does not), nor
+date and datetime. Each condition names at least one ``user`` or ``rec`` operand.
 
 **Two-valued logic.** An atom with a null scalar operand is false — ``ne`` and ``not_in`` too;
 only ``is_null``/``not_null`` see nulls — so ``not`` is the plain negation everywhere. The SQL
@@ -49,8 +50,15 @@ filter guards every column with ``IS NOT NULL``; the RLS predicate wraps every a
 ``row_allows`` (Python), ``row_filter`` (SQLAlchemy, SQLite and PostgreSQL; the reader's side is
 evaluated in Python first, only the row's side stays in SQL), ``rls_predicate`` (PostgreSQL text
 for a ``CREATE POLICY``, the reader read from the signed context functions, each in a sub-select
-so it runs once per query), and ``visible_columns`` (column projection, Python). Rows hold the
-field's Python type: str, int, finite float, bool, date, aware datetime (naive is read as UTC).
+so it runs once per query; the clearance's rank is ``array_length(hv_ctx_levels(), 1) - 1``, the
+levels up to the reader's), and ``visible_columns`` (column projection, Python). Rows hold the
+field's Python type: str, int, finite float (no NaN), bool, date, aware datetime (naive is read
+as UTC); the SQL columns, the field's type (text, bigint, double precision, boolean, date,
+timestamptz).
+
+**Review.** ``widens`` tells whether a new rule set may show some reader more than the previous
+one (then a second steward approves it); ``fingerprint`` names a rule set in audit records.
+Trees are bounded (``MAX_*``): 200 rules, 1,000 items per list, 40 levels, 20,000 values.
 """
 
 from __future__ import annotations
@@ -567,7 +575,7 @@ class _Checker:
             if found is None:
                 self.fail(
                     path,
-                    f"types incompatibles : {left.type} et {right.type}",
+                    f"types incompatibles : {_fr(left.type)} et {_fr(right.type)}",
                     f"incompatible types: {left.type} and {right.type}",
                 )
                 return None
@@ -577,7 +585,7 @@ class _Checker:
         if op not in ("eq", "ne") and kind not in ORDERED:
             self.fail(
                 path,
-                f"{op} ne s'applique pas au type {kind} (seulement eq, ne)",
+                f"{op} ne s'applique pas au type {_fr(kind)} (seulement eq, ne)",
                 f"{op} does not apply to type {kind} (only eq, ne)",
             )
             return None
@@ -628,7 +636,7 @@ class _Checker:
         if item.type != element and not rec_text:
             self.fail(
                 path,
-                f"types incompatibles : {item.type} et un ensemble de {element}",
+                f"types incompatibles : {_fr(item.type)} et un ensemble de {_fr(element)}",
                 f"incompatible types: {item.type} and a set of {element}",
             )
             return None
@@ -641,6 +649,22 @@ class _Checker:
             fr, _, en = str(exc).partition("|")
             self.fail(path, fr, en)
             return None
+
+
+_FRENCH_TYPES = {
+    "string": "texte",
+    "integer": "entier",
+    "number": "nombre",
+    "boolean": "booléen",
+    "date": "date",
+    "datetime": "date et heure",
+    "organisation": "organisation",
+    "level": "niveau",
+}
+
+
+def _fr(kind: str) -> str:
+    return _FRENCH_TYPES.get(kind, kind)
 
 
 def _common(a: str, b: str) -> str | None:
@@ -658,7 +682,7 @@ def _coerce(value: JsonValue, kind: str, ranks: tuple[tuple[str, int], ...]) -> 
         raise ValueError("valeur nulle : utilisez is_null|null literal: use is_null")
     if kind in ("string", "organisation", "level", "date", "datetime"):
         if not isinstance(value, str):
-            raise ValueError(f"texte attendu ({kind})|text expected ({kind})")
+            raise ValueError(f"texte attendu ({_fr(kind)})|text expected ({kind})")
         if len(value) > MAX_TEXT or "\x00" in value:
             raise ValueError("texte trop long ou invalide|text too long or invalid")
         try:
