@@ -10,9 +10,10 @@ that key in a table only the owner role reads. SQL running as the application ro
 injection, a mistake) cannot sign a context: a missing, empty, altered or expired one is the
 empty identity, which sees no row.
 
-Two kinds of context: a reader's (levels, groups, organisation and its ancestry, audit right),
-bound when a request's principal is resolved; and the system's (sees every row), bound at the
-start of each transaction of the server's own work — the live hub, schedules, e-mail, the CLI.
+Two kinds of context: a reader's (levels, groups, organisation and its ancestry, audit right,
+roles), bound when a request's principal is resolved; and the system's (sees every row), bound
+at the start of each transaction of the server's own work — the live hub, schedules, e-mail,
+the CLI.
 SQLite has no RLS: every function here is a no-op there.
 """
 
@@ -63,7 +64,9 @@ def subject_context(subject: Subject, *, audit: bool = False) -> dict[str, Any]:
 
 def reader_context(settings: Settings, principal: Actor) -> dict[str, Any]:
     subject = Subject.of(settings, principal)
-    return subject_context(subject, audit=allowed(principal, Action.AUDIT))
+    context = subject_context(subject, audit=allowed(principal, Action.AUDIT))
+    # Data products' rules read the roles (hv_ctx_roles, products/rules.py).
+    return {**context, "roles": sorted(principal.roles)}
 
 
 SYSTEM_CONTEXT: dict[str, Any] = {"system": True}
