@@ -191,6 +191,7 @@ async def _empty(engine: AsyncEngine) -> None:
     file per table and an exclusive lock) where DELETE of a test's few rows costs
     milliseconds. Sequences carry on, as they did under TRUNCATE (no RESTART IDENTITY)."""
     async with engine.begin() as conn:
+        await _drop_product_tables(conn)
         tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head"]
         if conn.dialect.name == "postgresql" and not await _bypasses_rls(conn):
             # FORCE ROW LEVEL SECURITY holds an owner that is not superuser: its DELETE
@@ -208,6 +209,16 @@ async def _empty(engine: AsyncEngine) -> None:
             await conn.execute(text(f"DROP FUNCTION IF EXISTS {REFUSE_AUDIT}()"))
         await conn.execute(delete(AuditHead))
         await conn.execute(insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS_HASH))
+
+
+async def _drop_product_tables(conn: AsyncConnection) -> None:
+    """Data products' own row tables (``dp_<id>``, made at run time: not in the metadata)."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT tablename FROM pg_tables WHERE tablename ~ '^dp_[0-9a-f]{32}$'"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'dp_*'"
+    for name in (await conn.execute(text(query))).scalars().all():
+        await conn.execute(text(f'DROP TABLE "{name}"'))
 
 
 _BYPASSES_RLS: dict[str, bool] = {}

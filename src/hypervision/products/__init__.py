@@ -1,0 +1,1 @@
+"""Data products: domains' own tables, governed by their stewards (issue 17)."""
