@@ -209,6 +209,8 @@ async def _empty(engine: AsyncEngine) -> None:
         f"INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, '{GENESIS_HASH}')",  # noqa: S608
     ]
     async with engine.connect() as conn:
+        deletes = [*await _product_tables(conn), *deletes]
+        await conn.commit()
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         if conn.dialect.name == "sqlite":
@@ -225,7 +227,9 @@ async def _empty(engine: AsyncEngine) -> None:
         if not await _bypasses_rls(conn):
             # FORCE ROW LEVEL SECURITY holds an owner that is not superuser: its DELETE
             # would see no row, TRUNCATE ignores policies.
-            deletes = ["TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " CASCADE"]
+            deletes = [d for d in deletes if d.startswith("DROP")] + [
+                "TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " CASCADE"
+            ]
         script = [
             *deletes,
             f"DROP TRIGGER IF EXISTS {REFUSE_AUDIT} ON audit_records",
@@ -234,6 +238,17 @@ async def _empty(engine: AsyncEngine) -> None:
         ]
         # Several statements in one simple query: PostgreSQL runs them as one transaction.
         await driver.execute(";\n".join(script))
+
+
+async def _product_tables(conn: AsyncConnection) -> list[str]:
+    """DROP statements of the data products' own row tables (``dp_<id>``, made at run time:
+    not in the metadata)."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT tablename FROM pg_tables WHERE tablename ~ '^dp_[0-9a-f]{32}$'"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'dp_*'"
+    names = (await conn.execute(text(query))).scalars().all()
+    return [f'DROP TABLE "{name}"' for name in names]
 
 
 _BYPASSES_RLS: dict[str, bool] = {}

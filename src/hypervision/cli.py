@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import ConfigError, Settings, get_settings
-from hypervision.core.errors import AppError
+from hypervision.core.errors import AppError, NotFound
 from hypervision.db import create_engine, transaction
 from hypervision.geo import addresses
 from hypervision.identity import auth, service
@@ -44,6 +45,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 demo_app = typer.Typer(no_args_is_help=True, help="The Paris 2024-like demo scenario.")
 files_app = typer.Typer(no_args_is_help=True, help="Attachment storage.")
 places_app = typer.Typer(no_args_is_help=True, help="Address gazetteer (national address base).")
+products_app = typer.Typer(no_args_is_help=True, help="Data products (the domains' own tables).")
 for sub, name in (
     (org_app, "org"),
     (group_app, "group"),
@@ -53,6 +55,7 @@ for sub, name in (
     (demo_app, "demo"),
     (files_app, "files"),
     (places_app, "places"),
+    (products_app, "products"),
 ):
     app.add_typer(sub, name=name)
 
@@ -504,6 +507,68 @@ def places_import(
         raise typer.Exit(1)
     if report.error_count:
         raise typer.Exit(2)
+
+
+@products_app.command("import")
+def products_import(
+    product: Annotated[str, typer.Argument(help="The product's identifier (slug).")],
+    file: Annotated[Path, typer.Argument(help="CSV, XLSX, ODS, JSON, GeoJSON or Parquet.")],
+    steward: Annotated[
+        str, typer.Option("--as", help="Username of a data steward of the product's domain.")
+    ],
+    mode: Annotated[str, typer.Option(help="replace, append or upsert.")] = "replace",
+) -> None:
+    """Import a file as the product's next data version, in the name of one of its stewards.
+    Nothing is written when any row is wrong: the errors are listed (exit status 1)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from hypervision.identity.auth import Client, build_principal
+    from hypervision.identity.models import User
+    from hypervision.products import service as products
+    from hypervision.products.models import DataProduct
+
+    steps = {"read": "lecture du fichier", "check": "contrôles", "write": "écriture"}
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("connexion", total=None)
+
+        async def work(session: AsyncSession, settings: Settings) -> products.Imported:
+            user = await session.scalar(select(User).where(User.username == steward.lower()))
+            found = await session.scalar(select(DataProduct.id).where(DataProduct.slug == product))
+            if user is None or found is None:
+                raise NotFound(
+                    f"Inconnu : {'utilisateur ' + steward if user is None else product}.",
+                    f"Unknown: {'user ' + steward if user is None else product}.",
+                )
+            actor = await build_principal(
+                session=session, user=user, scopes=None, client=Client("cli", None),
+                surface="cli",
+            )  # fmt: skip
+            try:
+                with file.open("rb") as source:
+                    return await products.import_data(
+                        session=session, settings=settings, actor=actor, product_id=found,
+                        source=source, filename=file.name, media_type=None, mode=mode,
+                        on_step=lambda name: progress.update(task, description=steps[name]),
+                    )  # fmt: skip
+            except AppError as exc:
+                for row in exc.extra.get("rows", []):
+                    where = f"ligne {row['row']}" + (f", {row['field']}" if row["field"] else "")
+                    typer.echo(f"{file.name}: {where} : {row['message']}", err=True)
+                raise
+
+        try:
+            imported = run_in_transaction(work)
+        except OSError as exc:
+            typer.echo(f"erreur : {file} illisible ({exc.strerror or exc})", err=True)
+            raise typer.Exit(1) from None
+    version = imported.version
+    typer.echo(
+        f"{product} : version {version.number} — {version.rows_added} ajoutée(s), "
+        f"{version.rows_changed} modifiée(s), {version.rows_removed} retirée(s), "
+        f"{version.row_count} ligne(s) en tout"
+    )
 
 
 @demo_app.command("load")

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     )
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     layer_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
+    # Data products: the largest file an import reads (streamed to a temporary file).
+    product_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, le=8 * 1024**3)
     label_ceiling: str = "DR"
     # The protection marking shown on every page (and document) holding a record of that level;
     # a level above the lowest that is missing here is marked with its code.

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
 from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
+from hypervision.products.models import (
+    PRODUCT_KIND,
+    PRODUCT_RULE_CHANGE_KIND,
+    PRODUCT_VERSION_KIND,
+)
 from hypervision.records.registry import Registry
 from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
 
@@ -17,10 +22,13 @@ KINDS = Registry(
     ZONE_KIND,
     LAYER_KIND,
     SYNTHESIS_KIND,
+    PRODUCT_KIND,
     COMMENT_KIND,
     ATTACHMENT_KIND,
     LAYER_FEATURE_KIND,
     SYNTHESIS_RECIPIENT_KIND,
+    PRODUCT_VERSION_KIND,
+    PRODUCT_RULE_CHANGE_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

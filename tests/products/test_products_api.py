@@ -1,0 +1,284 @@
+"""Data products through the API, on both engines: a steward creates a product and imports a
+French CSV; readers of other domains see what the stewards' rules let through, rows and
+columns, in pages and aggregates; a bad file changes nothing; versions stay readable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select
+
+from hypervision.audit.models import AuditRecord
+from hypervision.policy.roles import Role
+from tests.factories import make_group, make_org, make_user, sign_in, tx
+
+SCHEMA = {
+    "fields": [
+        {"name": "hopital", "type": "string", "constraints": {"required": True}},
+        {"name": "departement", "type": "string"},
+        {"name": "service", "type": "string"},
+        {"name": "lits", "type": "integer", "constraints": {"minimum": 0}},
+        {"name": "patients", "type": "integer"},
+        {"name": "taux", "type": "number"},
+    ],
+    "primaryKey": ["hopital", "service"],
+}
+CSV = (
+    "hopital;departement;service;lits;patients;taux\n"
+    "Bichat;75;Urgences;40;35;0,875\n"
+    "Bichat;75;SAMU;12;10;0,83\n"
+    "Avicenne;93;Urgences;30;31;1,03\n"
+    "Delafontaine;93;Réanimation;20;18;0,9\n"
+    "Lariboisière;75;Urgences;50;20;0,4\n"
+).encode("cp1252")
+PUBLIC = {"level": "NP", "need_to_know": [], "audience": []}
+
+
+def rules(health_org: str) -> dict[str, Any]:
+    """SAMU rows for health organisations only; patient counts for MEDICAL only."""
+    return {
+        "rows": [
+            {
+                "effect": "allow",
+                "when": {"op": "ne", "left": {"rec": "service"}, "right": {"value": "SAMU"}},
+            },
+            {
+                "effect": "allow",
+                "when": {
+                    "op": "in",
+                    "left": {"value": health_org},
+                    "right": {"user": "organisation_ancestors"},
+                },
+            },
+        ],
+        "rows_default": "deny",
+        "columns": [
+            {
+                "columns": ["patients"],
+                "effect": "deny",
+                "when": {
+                    "not": {
+                        "op": "contains",
+                        "left": {"user": "groups"},
+                        "right": {"value": "MEDICAL"},
+                    }
+                },
+            }
+        ],
+    }
+
+
+@pytest.fixture
+async def health(app: FastAPI) -> str:
+    org = await make_org(app, "SANTE")
+    await make_org(app, "ARS-IDF", parent="SANTE")
+    await make_org(app, "PREF")
+    await make_group(app, "MEDICAL")
+    await make_user(app, "steward", "SANTE", roles=[Role.DATA_STEWARD], clearance="DR",
+                    groups=["MEDICAL"])  # fmt: skip
+    await make_user(app, "medecin", "ARS-IDF", clearance="DR", groups=["MEDICAL"])
+    await make_user(app, "prefet", "PREF", clearance="DR")
+    return str(org.id)
+
+
+async def create(client: AsyncClient, headers: dict[str, str], health: str, **extra: Any) -> Any:
+    body = {
+        "slug": "capacite-hopitaux",
+        "name": "Capacité hospitalière",
+        "description": "Lits et patients par hôpital et service",
+        "tags": ["santé", "hôpitaux"],
+        "table_schema": SCHEMA,
+        "rules": rules(health),
+        "label": PUBLIC,
+        **extra,
+    }
+    return await client.post("/api/v1/products", json=body, headers=headers)
+
+
+async def upload(
+    client: AsyncClient, headers: dict[str, str], pid: str, data: bytes, mode: str = "replace",
+    name: str = "capacite.csv",
+) -> Any:  # fmt: skip
+    return await client.post(
+        f"/api/v1/products/{pid}/imports",
+        files={"file": (name, data, "text/csv")},
+        data={"mode": mode},
+        headers=headers,
+    )
+
+
+async def test_steward_creates_imports_and_readers_see_what_rules_allow(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    steward = await sign_in(client, "steward")
+    prefet = await sign_in(client, "prefet")
+    medecin = await sign_in(client, "medecin")
+
+    assert (await create(client, prefet, health)).status_code == 403
+    created = await create(client, steward, health)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    assert created.json()["status"] == "draft" and created.json()["domain"] == "SANTE"
+    assert (await create(client, steward, health)).status_code == 409
+
+    imported = await upload(client, steward, pid, CSV)
+    assert imported.status_code == 201, imported.text
+    version = imported.json()["version"]
+    assert (version["number"], version["rows_added"], version["row_count"]) == (1, 5, 5)
+    assert imported.json()["product"]["row_count"] == 5
+
+    seen = await client.get(f"/api/v1/products/{pid}/rows?sort=hopital", headers=medecin)
+    assert seen.status_code == 200, seen.text
+    body = seen.json()
+    assert len(body["rows"]) == 5 and "patients" in body["columns"]
+    assert body["rows"][0]["hopital"] == "Avicenne"
+    assert body["rows"][0]["taux"] == pytest.approx(1.03)
+
+    seen = await client.get(f"/api/v1/products/{pid}/rows?sort=hopital", headers=prefet)
+    body = seen.json()
+    assert seen.status_code == 200, seen.text
+    assert {r["service"] for r in body["rows"]} == {"Urgences", "Réanimation"}
+    assert "patients" not in body["columns"] and body["hidden_columns"] == ["patients"]
+    assert all("patients" not in r for r in body["rows"])
+    refused = await client.get(f"/api/v1/products/{pid}/rows?filter=patients:gt:5", headers=prefet)
+    assert refused.status_code == 403, refused.text
+
+    totals = await client.get(
+        f"/api/v1/products/{pid}/aggregate?group_by=departement&measure=sum:lits&measure=count",
+        headers=prefet,
+    )
+    assert totals.status_code == 200, totals.text
+    assert totals.json()["rows"] == [
+        {"departement": "75", "sum_lits": 90, "count": 2},
+        {"departement": "93", "sum_lits": 50, "count": 2},
+    ]
+    hidden_sum = await client.get(
+        f"/api/v1/products/{pid}/aggregate?measure=sum:patients", headers=prefet
+    )
+    assert hidden_sum.status_code == 403
+    totals = await client.get(
+        f"/api/v1/products/{pid}/aggregate?measure=sum:patients", headers=medecin
+    )
+    assert totals.json()["rows"] == [{"sum_patients": 114}]
+
+    async with tx(app) as session:
+        record = (
+            await session.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.action == "product.rows")
+                .order_by(AuditRecord.seq.desc())
+            )
+        ).first()
+    assert record is not None and record.detail["rows"] == 4
+    assert record.detail["columns"] == ["hopital", "departement", "service", "lits", "taux"]
+    assert len(record.detail["predicate"]) == 32
+
+
+async def test_bad_file_changes_nothing_and_versions_stay_readable(
+    client: AsyncClient, health: str
+) -> None:
+    steward = await sign_in(client, "steward")
+    pid = (await create(client, steward, health)).json()["id"]
+    assert (await upload(client, steward, pid, CSV)).status_code == 201
+
+    bad = CSV + "Cochin;75;Urgences;douze;3;0,5\n".encode("cp1252")
+    refused = await upload(client, steward, pid, bad)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_rows"
+    assert error["rows"][0]["row"] == 7 and error["rows"][0]["field"] == "lits"
+    product = (await client.get(f"/api/v1/products/{pid}", headers=steward)).json()
+    assert (product["data_version"], product["row_count"]) == (1, 5)
+
+    change = (
+        "hopital;departement;service;lits;patients;taux\n"
+        "Bichat;75;Urgences;44;35;0,8\n"
+        "Bichat;75;SAMU;12;10;0,83\n"
+        "Cochin;75;Urgences;25;5;0,2\n"
+    ).encode("cp1252")
+    upserted = await upload(client, steward, pid, change, mode="upsert")
+    assert upserted.status_code == 201, upserted.text
+    counts = upserted.json()["version"]
+    assert (counts["rows_added"], counts["rows_changed"], counts["row_count"]) == (1, 1, 6)
+
+    now = await client.get(
+        f"/api/v1/products/{pid}/rows?filter=hopital:eq:Bichat&filter=service:eq:Urgences",
+        headers=steward,
+    )
+    assert [r["lits"] for r in now.json()["rows"]] == [44]
+    before = await client.get(
+        f"/api/v1/products/{pid}/rows?filter=hopital:eq:Bichat&filter=service:eq:Urgences"
+        "&version=1",
+        headers=steward,
+    )
+    assert [r["lits"] for r in before.json()["rows"]] == [40]
+    assert (
+        await client.get(f"/api/v1/products/{pid}/rows?version=9", headers=steward)
+    ).status_code == 422
+
+    replaced = await upload(client, steward, pid, change, mode="replace")
+    counts = replaced.json()["version"]
+    assert (counts["rows_added"], counts["rows_changed"], counts["rows_removed"]) == (0, 0, 3)
+    assert counts["row_count"] == 3
+
+    history = await client.get(f"/api/v1/products/{pid}/versions", headers=steward)
+    assert [v["number"] for v in history.json()] == [3, 2, 1]
+    assert history.json()[-1]["source"]["encoding"] is not None
+
+
+async def test_keyset_pages_cover_every_row_once(client: AsyncClient, health: str) -> None:
+    steward = await sign_in(client, "steward")
+    pid = (await create(client, steward, health)).json()["id"]
+    assert (await upload(client, steward, pid, CSV)).status_code == 201
+    for sort in ("lits", "-lits", "-hopital", None):
+        seen: list[int] = []
+        after: str | None = None
+        while True:
+            query = f"/api/v1/products/{pid}/rows?limit=2" + (f"&sort={sort}" if sort else "")
+            page = await client.get(query + (f"&after={after}" if after else ""), headers=steward)
+            assert page.status_code == 200, page.text
+            seen += [r["_row"] for r in page.json()["rows"]]
+            after = page.json()["next_cursor"]
+            if after is None:
+                break
+        assert sorted(seen) == sorted(set(seen)) and len(seen) == 5, (sort, seen)
+    bad = await client.get(f"/api/v1/products/{pid}/rows?after=xyz", headers=steward)
+    assert bad.status_code == 422
+
+
+async def test_catalogue_search_and_bad_requests(client: AsyncClient, health: str) -> None:
+    steward = await sign_in(client, "steward")
+    prefet = await sign_in(client, "prefet")
+    pid = (await create(client, steward, health)).json()["id"]
+    secret = await create(
+        client, steward, health, slug="lits-secrets", name="Lits secrets",
+        label={"level": "DR", "need_to_know": ["MEDICAL"], "audience": []},
+    )  # fmt: skip
+    assert secret.status_code == 201, secret.text
+    found = await client.get("/api/v1/products?q=hopital", headers=prefet)
+    assert [p["id"] for p in found.json()] == [pid]
+    assert (await client.get("/api/v1/products?q=secrets", headers=prefet)).json() == []
+    hidden = await client.get(f"/api/v1/products/{secret.json()['id']}", headers=prefet)
+    assert hidden.status_code == 404
+    bad_schema = await create(
+        client,
+        steward,
+        health,
+        slug="autre",
+        table_schema={"fields": [{"name": "x", "type": "nope"}]},
+    )
+    assert bad_schema.status_code == 422 and bad_schema.json()["error"]["code"] == "invalid_schema"
+    bad_rules = await create(
+        client, steward, health, slug="autre",
+        rules={"rows": [{"effect": "allow", "when": {"op": "eq", "left": {"rec": "absent"},
+                                                     "right": {"value": 1}}}]},
+    )  # fmt: skip
+    assert bad_rules.status_code == 422 and "absent" in bad_rules.text
+    for query in ("filter=lits", "filter=nope:eq:1", "filter=lits:eq:douze", "sort=nope"):
+        answer = await client.get(f"/api/v1/products/{pid}/rows?{query}", headers=steward)
+        assert answer.status_code == 422, (query, answer.text)
+    no_file = await client.post(f"/api/v1/products/{pid}/imports", headers=steward)
+    assert no_file.status_code == 422
