@@ -154,10 +154,13 @@ def test_what_is_derived_from_the_registry() -> None:
         "zones",
         "layers",
         "syntheses",
+        "data_products",
         "comments",
         "attachments",
         "layer_features",
         "synthesis_recipients",
+        "product_versions",
+        "product_rule_changes",
         "record_versions",
         "label_change_requests",
         "outbox",
@@ -165,13 +168,14 @@ def test_what_is_derived_from_the_registry() -> None:
         "map_signatures",
         "map_cells",
     )
-    assert {"entry", "comment", "situation", "attachment"} == KINDS.topics()
+    assert {"entry", "comment", "situation", "attachment", "product"} == KINDS.topics()
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
         "zone": "zones",
         "layer": "layers",
         "synthesis": "syntheses",
+        "product": "data_products",
     }
 
 
@@ -179,6 +183,9 @@ def test_the_template_reproduces_migration_0007() -> None:
     """The policies 0007 wrote by hand are exactly what the template generates from the
     registry (the catalogue itself is compared in tests/records/test_rls_template.py)."""
     migration = importlib.import_module("hypervision.migrations.versions.0007_row_level_security")
-    assert rls.rules(KINDS) == migration.RULES
+    # The kinds 0007 knew (later kinds are protected by their own migrations, which also
+    # refresh the rules of versions and label requests).
+    then = Registry(*(kind for kind in KINDS if kind.table in migration.RULES))
+    assert rls.rules(then) == migration.RULES
     assert rls.VISIBLE == migration.VISIBLE
     assert rls.SYSTEM == migration.SYSTEM

@@ -192,6 +192,7 @@ class World:
     layers: dict[str, Mark] = field(default_factory=dict)
     syntheses: dict[str, SynthesisRec] = field(default_factory=dict)
     situations: dict[str, Mark] = field(default_factory=dict)
+    products: dict[str, Mark] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -200,6 +201,9 @@ class World:
 
     def author(self, org: str) -> str:
         return f"{org.lower()}-dr-2"
+
+    def steward(self, org: str) -> str:
+        return f"{org.lower()}-steward"
 
 
 COMMON_WORD = "zorglub"  # in every entry's title
@@ -229,6 +233,43 @@ SHAPE_LABELS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     ("DR", frozenset(GROUPS), frozenset({"MIN"})),
     ("NP", frozenset(), frozenset({"OTHER"})),
 )
+# Data products: rows for everyone or for the VIP group; the count column for DR readers.
+PRODUCT_SCHEMA = {
+    "fields": [
+        {"name": "nom", "type": "string"},
+        {"name": "portee", "type": "string"},
+        {"name": "nombre", "type": "integer"},
+    ],
+    "primaryKey": ["nom"],
+}
+PRODUCT_RULES = {
+    "rows": [
+        {"effect": "allow", "when": {"op": "eq", "left": {"rec": "portee"},
+                                     "right": {"value": "tous"}}},
+        {"effect": "allow", "when": {"op": "contains", "left": {"user": "groups"},
+                                     "right": {"value": GROUPS[0]}}},
+    ],
+    "rows_default": "deny",
+    "columns": [
+        {"columns": ["nombre"], "effect": "deny",
+         "when": {"op": "lt", "left": {"user": "clearance"}, "right": {"value": "DR"}}},
+    ],
+}  # fmt: skip
+PRODUCT_ROWS = {"alpha": "tous", "beta": GROUPS[0], "gamma": "tous"}
+PRODUCT_CSV = ("nom;portee;nombre\n" + "".join(
+    f"{name};{scope};{n}\n" for n, (name, scope) in enumerate(PRODUCT_ROWS.items())
+)).encode()  # fmt: skip
+
+
+def product_rows(person: Person) -> set[str]:
+    """The rows of a product (visible to ``person``) that its rules let through."""
+    return {n for n, scope in PRODUCT_ROWS.items() if scope == "tous" or GROUPS[0] in person.groups}
+
+
+def product_columns(person: Person) -> list[str]:
+    return ["nom", "portee"] + (["nombre"] if person.clearance == LEVELS[-1] else [])
+
+
 ROLE_CYCLE = (Role.OFFICER, Role.WATCH_OFFICER, Role.AUTHORITY, Role.DATA_STEWARD)
 
 
@@ -266,6 +307,7 @@ class Builder:
             await self._change_label(index, rec)
             await self._second_comment(index, rec)
         await self._shapes()
+        await self._products()
         await self._syntheses()
         await self._links()
         return self.world
@@ -285,6 +327,9 @@ class Builder:
                 role = Role.WATCH_OFFICER  # the authors: one per organisation
             specs.append(Person(name, org, clearance, ntk, (role,)))
         everything = frozenset(GROUPS)
+        for org in ORGS:  # the data products' stewards: one per organisation
+            specs.append(Person(f"{org.lower()}-steward", org, "DR", everything,
+                                (Role.DATA_STEWARD,)))  # fmt: skip
         specs.append(Person("sec-officer", "MIN", "DR", everything, (Role.SECURITY_OFFICER,)))
         specs.append(Person("habilitations", "MIN", "DR", everything, (Role.ADMINISTRATOR,)))
         for person in specs:
@@ -476,6 +521,42 @@ class Builder:
             )
             assert mark_of(layer["label"], owner) == mark
             self.world.layers[layer["id"]] = mark
+
+    # --- data products ------------------------------------------------------------------
+
+    async def _products(self) -> None:
+        """One product per label of SHAPE_LABELS, owned in turn by each organisation, with the
+        stewards' rules of ``product_row_visible`` and ``product_columns``."""
+        for index, (level, ntk, audience) in enumerate(SHAPE_LABELS):
+            owner = ORGS[index % len(ORGS)]
+            mark = Mark(level, ntk, audience, owner)
+            steward = self.h(self.world.steward(owner))
+            product = ok(
+                await self.client.post(
+                    "/api/v1/products",
+                    json={
+                        "slug": f"produit-{index}",
+                        "name": f"Produit {index}",
+                        "table_schema": PRODUCT_SCHEMA,
+                        "rules": PRODUCT_RULES,
+                        "label": mark.wire(),
+                    },
+                    headers=steward,
+                ),
+                201,
+            )
+            assert mark_of(product["label"], owner) == mark
+            ok(
+                await self.client.post(
+                    f"/api/v1/products/{product['id']}/imports",
+                    files={"file": ("p.csv", PRODUCT_CSV, "text/csv")},
+                    headers=steward,
+                ),
+                201,
+            )
+            self.world.products[product["id"]] = mark
+            self._event("product.create", product["id"], mark, version=1)
+            self._event("product.import", product["id"], mark, version=2)
 
     # --- syntheses -----------------------------------------------------------------------
 

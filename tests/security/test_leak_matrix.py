@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.policy import rules
+from hypervision.policy.roles import Role
 from hypervision.synthesis import pdf
 from tests.factories import sequenced, tx
 from tests.live.server import Stream, open_stream, serve
@@ -37,6 +38,7 @@ from tests.security.leak_world import (
     COMMENT_WORD,
     COMMON_WORD,
     LOCATION_VIEW,
+    PRODUCT_ROWS,
     Builder,
     Event,
     Mark,
@@ -44,6 +46,8 @@ from tests.security.leak_world import (
     World,
     live_key,
     ok,
+    product_columns,
+    product_rows,
     raised,
     sees,
     sees_all,
@@ -371,6 +375,56 @@ async def geo_surfaces(client: AsyncClient, world: World, tally: Tally, person: 
         tally.one("layer.features", person, f"layer {mark}", sees(person, mark), got)
 
 
+async def product_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """The catalogue, a product, its rows (rows and columns under the stewards' rules) and an
+    aggregate over them."""
+    headers = world.headers[person.name]
+    listed = await client.get("/api/v1/products", headers=headers)
+    if not tally.refused("product.list", person, listed):
+        tally.ids(
+            "product.list",
+            person,
+            {pid: f"product {m}" for pid, m in world.products.items()},
+            [pid for pid, m in world.products.items() if sees(person, m)],
+            [p["id"] for p in listed.json()],
+        )
+    rows_universe = {name: f"row {name}" for name in PRODUCT_ROWS}
+    for product_id, mark in world.products.items():
+        visible = sees(person, mark)
+        got = await client.get(f"/api/v1/products/{product_id}", headers=headers)
+        tally.one("product.get", person, f"product {mark}", visible, got)
+        got = await client.get(f"/api/v1/products/{product_id}/rows", headers=headers)
+        if tally.one("product.rows", person, f"product {mark}", visible, got):
+            body = got.json()
+            tally.ids(
+                "product.rows",
+                person,
+                rows_universe,
+                product_rows(person),
+                [r["nom"] for r in body["rows"]],
+            )
+            if body["columns"] != product_columns(person) or any(
+                set(r) - {"_row", *product_columns(person)} for r in body["rows"]
+            ):
+                tally.leaks.append(f"{person} | product.rows | columns {body['columns']}")
+        got = await client.get(f"/api/v1/products/{product_id}/versions", headers=headers)
+        tally.one("product.versions", person, f"product {mark}", visible, got)
+        # Pending rule changes: the data stewards of the owning domain only (403 to the others
+        # who see the product, 404 to those who do not).
+        got = await client.get(f"/api/v1/products/{product_id}/rule-changes", headers=headers)
+        tally.cases["product.rule_changes"] += 1
+        steward = Role.DATA_STEWARD in person.roles and person.org == mark.owner
+        want = (200 if steward else 403) if visible else (404 if person.reads else 403)
+        if got.status_code != want:
+            line = f"{person} | product.rule_changes | expected {want}, got {got.status_code}"
+            (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
+        got = await client.get(f"/api/v1/products/{product_id}/aggregate", headers=headers)
+        if tally.one("product.aggregate", person, f"product {mark}", visible, got):
+            count = got.json()["rows"][0]["count"]
+            if count != len(product_rows(person)):
+                tally.wrong.append(f"{person} | product.aggregate | count {count}")
+
+
 async def synthesis_surfaces(
     client: AsyncClient, world: World, tally: Tally, person: Person
 ) -> None:
@@ -562,6 +616,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         now[rec.id] = now[rec.attachment] = (rec.mark,)
         now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
     now.update({sid: (m,) for sid, m in world.situations.items()})
+    now.update({pid: (m,) for pid, m in world.products.items()})
     universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
@@ -641,6 +696,9 @@ COVERS: dict[str, tuple[str, ...]] = {
     "attachment": ("attachment.list", "attachment.download", "live.stream"),
     "layer_feature": ("layer.features",),
     "synthesis_recipient": ("synthesis.inbox",),
+    "product": ("product.list", "product.get", "product.rows", "product.aggregate"),
+    "product_version": ("product.versions",),
+    "product_rule_change": ("product.rule_changes",),
 }
 
 READ_SURFACES = (
@@ -648,6 +706,7 @@ READ_SURFACES = (
     entry_lists,
     situation_surfaces,
     geo_surfaces,
+    product_surfaces,
     synthesis_surfaces,
     label_requests,
 )

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,6 +27,7 @@ from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy.roles import Role
+from hypervision.policy import rules as policy_rules
 from hypervision.policy.rules import Action, authorize
 from hypervision.products import storage
 from hypervision.products.checks import check_constraints
@@ -39,7 +41,7 @@ from hypervision.products.models import (
     RuleChangeStatus,
 )
 from hypervision.products.readers import ReadError, RowError, read_table
-from hypervision.products.rules import Reader, RuleError, RuleSet
+from hypervision.products.rules import Reader, RuleSet
 from hypervision.products.schema import SchemaError, TableSchema
 from hypervision.records import access, versions
 from hypervision.records.labelling import resolve_label
@@ -71,16 +73,7 @@ def _invalid_schema(error: SchemaError) -> Invalid:
         f"Schéma de table invalide : {error.fr}",
         f"Invalid table schema: {error.en}",
         code="invalid_schema",
-        extra={"problems": list(getattr(error, "problems", []))},
-    )
-
-
-def _invalid_rules(error: RuleError) -> Invalid:
-    return Invalid(
-        f"Règles invalides : {error.fr}",
-        f"Invalid rules: {error.en}",
-        code="invalid_rules",
-        extra={"problems": list(getattr(error, "problems", []))},
+        extra={"problems": error.problems},
     )
 
 
@@ -144,10 +137,8 @@ async def create_product(
             f"Reserved field names: {', '.join(reserved)}.",
             code="invalid_schema",
         )
-    try:
-        ruleset = RuleSet.parse(rules or OPEN_RULES, field_types(schema), settings.label_levels)
-    except RuleError as error:
-        raise _invalid_rules(error) from None
+    # A RuleError is an Invalid (422) naming each bad node.
+    ruleset = RuleSet.parse(rules or OPEN_RULES, field_types(schema), settings.label_levels)
     resolved = await resolve_label(session=session, settings=settings, actor=actor, data=label)
     now = utcnow()
     product = DataProduct(
@@ -498,10 +489,11 @@ class _Reading:
                 extra={"fields": [{"field": "version", "message": "unknown"}]},
             )
         self.version = version
-        self.where: list[ColumnElement[bool]] = [
-            storage.at_version(self.table, version),
-            self.rules.row_filter(self.reader, {n: self.table.c[n] for n in names}, dialect),
-        ]
+        self.where: list[ColumnElement[bool]] = [storage.at_version(self.table, version)]
+        # The leak matrix's RLS-alone run switches the application's filters off.
+        if policy_rules.SQL_FILTER_ENABLED:
+            columns = {n: self.table.c[n] for n in names}
+            self.where.append(self.rules.row_filter(self.reader, columns, dialect))
 
     def column(self, name: str, what: str) -> Any:
         if name not in self.types:
@@ -540,7 +532,7 @@ class _Reading:
                     "'contains' applies to text fields only.",
                 )
             escaped = condition.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return func.lower(column).like(f"%{escaped.lower()}%", escape="\\")  # type: ignore[no-any-return]
+            return func.lower(column).like(f"%{escaped.lower()}%", escape="\\")
         value = _typed(kind, condition.value, condition.field)
         compare = {
             "eq": column.__eq__,
@@ -580,6 +572,8 @@ def _uncursor(raw: str) -> list[Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # PostgreSQL's sum of bigints, avg
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
@@ -841,7 +835,7 @@ async def _apply_rules(
     product.version += 1
     product.updated_at = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        table = storage.storage_table_name(product.id)
+        table = product.storage_table
         await storage.run_ddl(
             session,
             settings,
@@ -876,10 +870,7 @@ async def propose_rules(
     check_steward(actor, product)
     assert actor.user_id is not None
     schema = schema_of(product)
-    try:
-        ruleset = RuleSet.parse(tree, field_types(schema), settings.label_levels)
-    except RuleError as error:
-        raise _invalid_rules(error) from None
+    ruleset = RuleSet.parse(tree, field_types(schema), settings.label_levels)
     if not ruleset.widens(rules_of(settings, product, schema)):
         await _apply_rules(session, settings, actor, product, ruleset, "rules")
         return product, None

@@ -61,6 +61,7 @@ from hypervision.core.errors import Conflict
 from hypervision.db import UTCDateTime
 from hypervision.policy.rls import SYSTEM_CONTEXT, set_context, sign
 from hypervision.products.models import storage_table_name
+from hypervision.products.schema import TableSchema
 
 RESERVED = ("_row", "_from", "_to")
 
@@ -76,14 +77,7 @@ SQL_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
 }
 
 
-class SchemaLike:
-    """What storage needs of a Table Schema (``products.schema.TableSchema``)."""
-
-    fields: Sequence[Any]  # each with .name and .type
-    primary_key: Sequence[str]
-
-
-def _signature(schema: SchemaLike) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+def _signature(schema: TableSchema) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     return tuple((f.name, f.type) for f in schema.fields), tuple(schema.primary_key)
 
 
@@ -113,18 +107,21 @@ def _table(name: str, fields: tuple[tuple[str, str], ...], key: tuple[str, ...])
     return table
 
 
-def table_of(product_id: uuid.UUID, schema: SchemaLike) -> Table:
+def table_of(product_id: uuid.UUID, schema: TableSchema) -> Table:
     """The product's rows table as SQLAlchemy sees it (cached per schema)."""
     fields, key = _signature(schema)
     return _table(storage_table_name(product_id), fields, key)
 
 
 def _dialect(name: str) -> Any:
-    return postgresql.dialect() if name == "postgresql" else sqlite.dialect()
+    return postgresql.dialect() if name == "postgresql" else sqlite.dialect()  # type: ignore[no-untyped-call]
 
 
 def create_statements(table: Table, dialect: str) -> list[str]:
     compiler = _dialect(dialect)
+    if dialect == "postgresql":
+        # hv_product_ddl pins its search_path to pg_catalog first: name the schema.
+        table = table.to_metadata(MetaData(), schema="public")
     statements = [str(CreateTable(table).compile(dialect=compiler)).strip()]
     statements += [str(CreateIndex(index).compile(dialect=compiler)) for index in table.indexes]
     return statements
@@ -149,7 +146,7 @@ def policy_statements(table_name: str, product_id: uuid.UUID, row_rule: str) -> 
         f'DROP POLICY IF EXISTS hv_read ON "{table_name}"',
         f'DROP POLICY IF EXISTS hv_write ON "{table_name}"',
         f'CREATE POLICY hv_read ON "{table_name}" FOR SELECT USING {read}',
-        f'CREATE POLICY hv_write ON "{table_name}" FOR ALL USING {SYSTEM} WITH CHECK {SYSTEM}',
+        f'CREATE POLICY hv_write ON "{table_name}" FOR ALL USING ({SYSTEM}) WITH CHECK ({SYSTEM})',
     ]
 
 
@@ -218,9 +215,23 @@ async def _copy(session: AsyncSession, table: Table, data: pa.Table) -> None:
         driver = raw.driver_connection
         assert driver is not None
         buffer.seek(0)
-        await driver.copy_to_table(
-            table.name, source=buffer, columns=columns, format="csv", null=""
+        if table.name.startswith("hv_stage_"):  # a temporary table: no row-level security
+            await driver.copy_to_table(
+                table.name, source=buffer, columns=columns, format="csv", null=""
+            )
+            return
+        # COPY FROM refuses a table under row-level security: through a temporary table.
+        stage = f"hv_stage_{uuid.uuid4().hex[:12]}"
+        await session.execute(
+            text(f'CREATE TEMP TABLE {stage} (LIKE "{table.name}") ON COMMIT DROP')
         )
+        await driver.copy_to_table(stage, source=buffer, columns=columns, format="csv", null="")
+        names = ", ".join(f'"{c}"' for c in columns)
+        # Names from the validated schema and hex digits only.
+        await session.execute(
+            text(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {stage}')  # noqa: S608
+        )
+        await session.execute(text(f"DROP TABLE {stage}"))
         return
     await session.execute(table.insert(), data.to_pylist())
 
