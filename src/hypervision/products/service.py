@@ -26,8 +26,8 @@ from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.policy.roles import Role
 from hypervision.policy import rules as policy_rules
+from hypervision.policy.roles import Role
 from hypervision.policy.rules import Action, authorize
 from hypervision.products import storage
 from hypervision.products.checks import check_constraints
