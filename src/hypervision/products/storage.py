@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,10 +125,6 @@ def create_statements(table: Table, dialect: str) -> list[str]:
     statements = [str(CreateTable(table).compile(dialect=compiler)).strip()]
     statements += [str(CreateIndex(index).compile(dialect=compiler)) for index in table.indexes]
     return statements
-
-
-def drop_statements(table_name: str) -> list[str]:
-    return [f'DROP TABLE IF EXISTS "{table_name}"']
 
 
 SYSTEM = "(SELECT hv_ctx_system())"
@@ -351,7 +347,3 @@ async def _upsert(
 
 def row_count_query(table: Table) -> Any:
     return select(func.count()).select_from(table).where(table.c._to.is_(None))
-
-
-def as_mapping(row: Any, names: Sequence[str]) -> Mapping[str, Any]:
-    return dict(zip(names, row, strict=True))
