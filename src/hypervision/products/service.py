@@ -951,7 +951,7 @@ async def pending_rule_changes(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     check_steward(actor, product)
-    return list(
+    changes = list(
         await session.scalars(
             select(ProductRuleChange)
             .where(
@@ -961,3 +961,12 @@ async def pending_rule_changes(
             .order_by(ProductRuleChange.proposed_at)
         )
     )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="product.rule_changes",
+        resource_type="product",
+        resource_ids=[product.id, *(c.id for c in changes)],
+        labels=[product.label_level],
+    )
+    return changes
