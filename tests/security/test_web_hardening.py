@@ -233,6 +233,27 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
             headers=bearer,
         )
     )
+    product = await _ok(
+        await post(
+            "/api/v1/products",
+            json={
+                "slug": "lits",
+                "name": "Lits disponibles",
+                "table_schema": {"fields": [{"name": "lits", "type": "integer"}]},
+                "rules": {"rows": [], "rows_default": "deny"},
+                "label": label,
+            },
+            headers=bearer,
+        )
+    )
+    widened = await _ok(
+        await bare.put(
+            f"/api/v1/products/{product['id']}/rules",
+            json={"rules": {"rows": [], "rows_default": "allow"}, "reason": "ouverture"},
+            headers=bearer,
+        ),
+        200,
+    )
     csrf = await browse_as(client, "root")
     saved = await client.post(
         "/vues", data={"csrf_token": csrf, "name": "Sécurité", "query": "category=security"}
@@ -252,6 +273,8 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "token_id": token["id"],
         "user_id": next(u["id"] for u in users["items"] if u["username"] == "second"),
         "view_id": str(view_id),
+        "product_id": product["id"],
+        "change_id": widened["pending"]["id"],
         "locale": "en",
         "code": "PREF",  # an organisation's
     }
