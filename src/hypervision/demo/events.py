@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.db import utcnow
-from hypervision.demo.scenario import username_of
+from hypervision.demo.scenario import USERS, username_of
 from hypervision.geo import zones
 from hypervision.geo.places import VENUES, find_venue
 from hypervision.geo.schemas import ZoneCreate, ZoneKind
@@ -257,10 +257,12 @@ async def load(session: AsyncSession, settings: Settings) -> int:
             [place.lon - w, place.lat + h],
             [place.lon - w, place.lat - h],
         ]
+        rank = settings.level_rank(level)  # a zone's author is cleared for its level
+        cleared = [c for c in chiefs if c.clearance and settings.level_rank(c.clearance) >= rank]
         await zones.create_zone(
             session=session,
             settings=settings,
-            actor=chiefs[number % len(chiefs)],
+            actor=cleared[number % len(cleared)],
             data=ZoneCreate(
                 name=name,
                 kind=kind,
@@ -331,8 +333,9 @@ async def _principals(session: AsyncSession) -> list[tuple[Principal, str]]:
         )
     ).all()
     client = Client(address="127.0.0.1", request_id="demo-loader")
-    result = []
-    for user, code in rows:
+    order = {username_of(u.name): i for i, u in enumerate(USERS)}
+    result = []  # in the scenario's order, whatever order the engine returns rows in
+    for user, code in sorted(rows, key=lambda row: order.get(row[0].username, len(order))):
         principal = await build_principal(session=session, user=user, scopes=None, client=client)
         result.append((principal, code))
     return result
