@@ -45,9 +45,20 @@ RUN_AXE = """() => axe.run(document, {
 })"""
 
 
+# Finite CSS transitions and animations (a panel unfolding, a popup fading in) end first: axe
+# measures sizes, overlaps and contrast as they are at that instant.
+SETTLE = """() => Promise.race([
+  Promise.all(document.getAnimations()
+    .filter((a) => a.effect?.getComputedTiming().endTime !== Infinity)
+    .map((a) => a.finished.catch(() => null))),
+  new Promise((resolve) => setTimeout(resolve, 3000)),
+])"""
+
+
 async def axe(page: Page) -> list[dict[str, Any]]:
     """The page's axe violations: rule, impact, and the nodes' selectors."""
     await page.add_script_tag(path=AXE)
+    await page.evaluate(SETTLE)
     results = await page.evaluate(RUN_AXE)
     return [
         {

@@ -115,8 +115,4 @@ async def test_the_map_with_its_base_map_and_a_popup_has_no_axe_violation(web: W
     await expect(page.locator(".leaflet-popup-content time")).to_have_attribute(
         "datetime", re.compile(".")
     )
-    # The popup fades in: axe measures contrast through the opacity, so wait for the end.
-    await page.wait_for_function(
-        "getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
-    )
     assert await axe(page) == []

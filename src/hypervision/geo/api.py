@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Invalid
+from hypervision.core.errors import Invalid
 from hypervision.core.openapi import (
     CONFLICT,
     CREDENTIALS,
@@ -23,6 +22,7 @@ from hypervision.core.openapi import (
     errors,
 )
 from hypervision.core.params import parse_bbox
+from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.geo import layers, mapdata, zones
 from hypervision.geo.models import Layer, Zone
 from hypervision.geo.schemas import LayerRead, MapData, ZoneCreate, ZoneRead, ZoneUpdate
@@ -58,11 +58,6 @@ GEOJSON: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-
-
-class LayerTooLarge(AppError):
-    status, code = 413, "too_large"
-    fr, en = "Fichier trop volumineux.", "File too large."
 
 
 async def _names(session: DbSession, rows: list[Zone] | list[Layer]) -> Directory:
@@ -211,26 +206,11 @@ async def import_layer(
     """Import a GeoJSON FeatureCollection as a named, labelled layer. Every feature is checked
     first (geometry type, coordinates, rings); any error refuses the whole file with the list
     of bad features (``error.features``: index and message) and nothing is stored."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.layer_max_bytes + 64 * 1024:
-        raise LayerTooLarge()
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise Invalid(
-            "Envoyez le fichier en multipart/form-data (champ « file »).",
-            "Send the file as multipart/form-data ('file' field).",
-        )
-    form = await request.form(max_files=1, max_fields=10)
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid(
-                "Champ « file » : fichier GeoJSON obligatoire.",
-                "Field 'file': a GeoJSON file is required.",
-                extra={"fields": [{"field": "file", "message": "required"}]},
-            )
+    limit = settings.layer_max_bytes
+    async with one_file(request, limit, "fichier GeoJSON", "GeoJSON file") as (form, upload):
         data = await upload.read(settings.layer_max_bytes + 1)
         if len(data) > settings.layer_max_bytes:
-            raise LayerTooLarge()
+            raise FileTooLarge()
         level = str(form.get("level") or "")
         label = None
         if level:
@@ -259,8 +239,6 @@ async def import_layer(
             label=label,
             data=data,
         )
-    finally:
-        await form.close()
     return layer_read(layer, await _names(session, [layer]))
 
 

@@ -7,12 +7,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import UploadFile
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
+from hypervision.core.uploads import one_file
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.products import service
 from hypervision.products.models import DataProduct, ProductRuleChange, ProductVersion
@@ -43,11 +42,6 @@ Filters = Annotated[
     ),
 ]
 Version = Annotated[int | None, Query(ge=1, description="a data version (default: current)")]
-
-
-class FileTooLarge(AppError):
-    status, code = 413, "payload_too_large"
-    fr, en = "Fichier trop volumineux.", "File too large."
 
 
 def product_read(product: DataProduct, names: Directory) -> ProductRead:
@@ -172,25 +166,7 @@ async def import_data(
     """Import a file (CSV, XLSX, ODS, JSON, GeoJSON, Parquet) as the product's next data
     version: read, typed and checked whole first; any error refuses the whole file with the
     bad rows and fields (``error.rows``, first 100; ``error.error_count``, ``error.by_field``)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.product_max_bytes + 64 * 1024:
-        raise FileTooLarge()
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise Invalid(
-            "Envoyez le fichier en multipart/form-data (champ « file »).",
-            "Send the file as multipart/form-data ('file' field).",
-        )
-    form = await request.form(max_files=1, max_fields=10)
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid(
-                "Champ « file » : fichier obligatoire.",
-                "Field 'file': a file is required.",
-                extra={"fields": [{"field": "file", "message": "required"}]},
-            )
-        if upload.size is not None and upload.size > settings.product_max_bytes:
-            raise FileTooLarge()
+    async with one_file(request, settings.product_max_bytes) as (form, upload):
         imported = await service.import_data(
             session=session,
             settings=settings,
@@ -201,8 +177,6 @@ async def import_data(
             media_type=upload.content_type,
             mode=str(form.get("mode") or "replace"),
         )
-    finally:
-        await form.close()
     names = await Directory.load(session, [actor.user_id])
     return ImportRead(
         product=product_read(imported.product, names),
