@@ -10,13 +10,15 @@ import base64
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,6 +93,22 @@ def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
 
 def _rls_rule(rules: RuleSet) -> str:
     return rules.rls_predicate(lambda name: f'"{name}"')
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(enum: type[E], value: str, field: str, fr: str, en: str) -> E:
+    """``value`` as one of ``enum``'s members, or a 422 that lists them."""
+    try:
+        return enum(value)
+    except ValueError:
+        names = ", ".join(member.value for member in enum)
+        raise Invalid(
+            f"{fr} : {names}.",
+            f"{en}: {names}.",
+            extra={"fields": [{"field": field, "message": "invalid"}]},
+        ) from None
 
 
 async def create_product(
@@ -192,28 +210,30 @@ async def find_product(
     return product
 
 
+CATALOGUE_MAX = 1000
+
+
 async def catalogue(
     *, session: AsyncSession, settings: Settings, actor: Principal, q: str = ""
 ) -> list[DataProduct]:
     """The products the reader may know of, by name; ``q`` matches name, description, tags,
-    field names and titles (accents and case ignored)."""
-    rows = list(
-        await session.scalars(
-            visible_products(session, settings, actor)
-            .order_by(DataProduct.name, DataProduct.id)
-            .limit(1000)
-        )
-    )
+    field names and titles (accents and case ignored); the first 1,000 by name."""
+    query = visible_products(session, settings, actor).order_by(DataProduct.name, DataProduct.id)
     words = _fold(q).split()
-    if words:
-        rows = [p for p in rows if all(w in _searchable(p) for w in words)]
+    if not words:
+        rows = list(await session.scalars(query.limit(CATALOGUE_MAX)))
+    else:  # every visible product is searched, not only the first page's
+        rows = []
+        async for product in await session.stream_scalars(query.execution_options(yield_per=500)):
+            if all(w in _searchable(product) for w in words):
+                rows.append(product)
+                if len(rows) == CATALOGUE_MAX:
+                    break
     await access.delivered(session, actor, action="product.list", kind="product", rows=rows)
     return rows
 
 
 def _fold(value: str) -> str:
-    import unicodedata
-
     decomposed = unicodedata.normalize("NFKD", value.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -278,14 +298,7 @@ async def import_data(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     check_steward(actor, product)
-    try:
-        chosen = ImportMode(mode)
-    except ValueError:
-        raise Invalid(
-            "Mode d'import inconnu : replace, append ou upsert.",
-            "Unknown import mode: replace, append or upsert.",
-            extra={"fields": [{"field": "mode", "message": "invalid"}]},
-        ) from None
+    chosen = _choice(ImportMode, mode, "mode", "Mode d'import inconnu", "Unknown import mode")
     schema = schema_of(product)
     if chosen is ImportMode.UPSERT and not schema.primary_key:
         raise Invalid(
@@ -782,14 +795,7 @@ async def set_status(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     check_steward(actor, product)
-    try:
-        wanted = ProductStatus(status)
-    except ValueError:
-        raise Invalid(
-            "Statut inconnu : draft, active ou deprecated.",
-            "Unknown status: draft, active or deprecated.",
-            extra={"fields": [{"field": "status", "message": "invalid"}]},
-        ) from None
+    wanted = _choice(ProductStatus, status, "status", "Statut inconnu", "Unknown status")
     current = ProductStatus(product.status)
     if wanted not in TRANSITIONS[current]:
         raise Conflict(
