@@ -4,8 +4,13 @@ columns, in pages and aggregates; a bad file changes nothing; versions stay read
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -281,3 +286,84 @@ async def test_catalogue_search_and_bad_requests(client: AsyncClient, health: st
         assert answer.status_code == 422, (query, answer.text)
     no_file = await client.post(f"/api/v1/products/{pid}/imports", headers=steward)
     assert no_file.status_code == 422
+
+
+async def test_exports_hold_what_the_rules_let_through(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    steward = await sign_in(client, "steward")
+    prefet = await sign_in(client, "prefet")
+    pid = (await create(client, steward, health)).json()["id"]
+    formula = CSV + '"=HYPERLINK(""http://x"")";75;Urgences;1;1;0,1\n'.encode("cp1252")
+    assert (await upload(client, steward, pid, formula)).status_code == 201
+    url = f"/api/v1/products/{pid}/export"
+
+    sheet = await client.get(url, headers=prefet)
+    assert sheet.status_code == 200, sheet.text
+    assert sheet.headers["content-type"].startswith("text/csv")
+    assert 'filename="capacite-hopitaux-v1.csv"' in sheet.headers["content-disposition"]
+    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig")), delimiter=";"))
+    assert lines[0] == ["hopital", "departement", "service", "lits", "taux"]  # no patients
+    assert len(lines) == 1 + 5 and not any("SAMU" in line for line in lines)
+    assert ["'=HYPERLINK(\"http://x\")", "75", "Urgences", "1", "0.1"] in lines  # as text
+
+    as_json = await client.get(f"{url}?format=json&filter=departement:eq:93", headers=prefet)
+    assert [r["hopital"] for r in as_json.json()] == ["Avicenne", "Delafontaine"]
+    assert as_json.json()[0] == {
+        "hopital": "Avicenne", "departement": "93", "service": "Urgences", "lits": 30,
+        "taux": pytest.approx(1.03),
+    }  # fmt: skip
+
+    parquet = await client.get(f"{url}?format=parquet", headers=steward)
+    table = pq.read_table(io.BytesIO(parquet.content))
+    assert table.num_rows == 6 and "patients" in table.column_names
+    assert table.schema.field("lits").type == pa.int64()
+
+    no_geometry = await client.get(f"{url}?format=geojson", headers=prefet)
+    assert no_geometry.status_code == 422 and "géométrique" in no_geometry.text
+    unknown = await client.get(f"{url}?format=xls", headers=prefet)
+    assert unknown.status_code == 422 and "csv, json, geojson, parquet" in unknown.text
+
+    async with tx(app) as session:
+        records = list(
+            await session.scalars(select(AuditRecord).where(AuditRecord.action == "product.export"))
+        )
+    assert sorted((r.detail["format"], r.detail["rows"]) for r in records) == [
+        ("csv", 5), ("json", 2), ("parquet", 6),
+    ]  # fmt: skip
+    assert all(len(r.detail["predicate"]) == 32 for r in records)
+
+
+async def test_geometry_products_export_as_geojson(client: AsyncClient, health: str) -> None:
+    steward = await sign_in(client, "steward")
+    schema = {
+        "fields": [
+            {"name": "site", "type": "string"},
+            {"name": "geometry", "type": "geojson"},
+            {"name": "agents", "type": "integer"},
+        ]
+    }
+    pid = (
+        await create(client, steward, health, slug="secteurs", table_schema=schema, rules=None)
+    ).json()["id"]
+    features = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [2.36, 48.92]},
+                "properties": {"site": "Stade de France", "agents": 120},
+            }
+        ],
+    }
+    loaded = await client.post(
+        f"/api/v1/products/{pid}/imports",
+        files={"file": ("secteurs.geojson", json.dumps(features), "application/geo+json")},
+        headers=steward,
+    )
+    assert loaded.status_code == 201, loaded.text
+    answer = await client.get(f"/api/v1/products/{pid}/export?format=geojson", headers=steward)
+    assert answer.status_code == 200, answer.text
+    feature = answer.json()["features"][0]
+    assert feature["geometry"] == {"type": "Point", "coordinates": [2.36, 48.92]}
+    assert feature["properties"] == {"site": "Stade de France", "agents": 120}

@@ -407,6 +407,18 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
                 set(r) - {"_row", *product_columns(person)} for r in body["rows"]
             ):
                 tally.leaks.append(f"{person} | product.rows | columns {body['columns']}")
+        got = await client.get(f"/api/v1/products/{product_id}/export?format=json", headers=headers)
+        if tally.one("product.export", person, f"product {mark}", visible, got):
+            exported = got.json()
+            tally.ids(
+                "product.export",
+                person,
+                rows_universe,
+                product_rows(person),
+                [r["nom"] for r in exported],
+            )
+            if any(set(r) - set(product_columns(person)) for r in exported):
+                tally.leaks.append(f"{person} | product.export | columns {sorted(exported[0])}")
         got = await client.get(f"/api/v1/products/{product_id}/versions", headers=headers)
         tally.one("product.versions", person, f"product {mark}", visible, got)
         # Pending rule changes: the data stewards of the owning domain only (403 to the others
@@ -696,7 +708,13 @@ COVERS: dict[str, tuple[str, ...]] = {
     "attachment": ("attachment.list", "attachment.download", "live.stream"),
     "layer_feature": ("layer.features",),
     "synthesis_recipient": ("synthesis.inbox",),
-    "product": ("product.list", "product.get", "product.rows", "product.aggregate"),
+    "product": (
+        "product.list",
+        "product.get",
+        "product.rows",
+        "product.export",
+        "product.aggregate",
+    ),
     "product_version": ("product.versions",),
     "product_rule_change": ("product.rule_changes",),
 }

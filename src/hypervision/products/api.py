@@ -4,16 +4,19 @@ aggregates (issue 17)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.core.uploads import one_file
+from hypervision.identity import throttle
 from hypervision.identity.deps import CurrentPrincipal
-from hypervision.products import service
+from hypervision.products import export, service
 from hypervision.products.models import DataProduct, ProductRuleChange, ProductVersion
 from hypervision.products.schemas import (
     AggregateRead,
@@ -232,6 +235,59 @@ async def rows(
         hidden_columns=page.hidden_columns,
         rows=page.rows,
         next_cursor=page.next_cursor,
+    )
+
+
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            f.media_type: {"schema": {"type": "string", "format": "binary"}}
+            for f in export.FORMATS.values()
+        }
+    }
+}
+
+
+@router.get(
+    "/products/{product_id}/export",
+    responses=NOT_FOUND | errors(429) | EXPORT_RESPONSES,
+    response_class=StreamingResponse,
+)
+async def export_rows(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    product_id: uuid.UUID,
+    format: Annotated[str, Query(description="csv, json, geojson or parquet")] = "csv",
+    filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
+    version: Version = None,
+) -> StreamingResponse:
+    """Every row the product's rules let you see, in the columns you may see, as a file (CSV
+    for spreadsheets: UTF-8, ``;``, formulas kept as text). Audited with the row count;
+    throttled per user (``export_max_per_window``): 429 with Retry-After."""
+    await throttle.reserve_export(session=session, settings=settings, actor=actor)
+    exported = await service.export_rows(
+        session=session,
+        settings=settings,
+        actor=actor,
+        product_id=product_id,
+        fmt=format,
+        conditions=[service.parse_condition(f) for f in filters],
+        version=version,
+    )
+
+    def chunks() -> Iterator[bytes]:
+        with exported.file as file:
+            while chunk := file.read(64 * 1024):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type=export.FORMATS[exported.format].media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{exported.filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -12,13 +12,13 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +31,7 @@ from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
 from hypervision.policy.roles import Role
 from hypervision.policy.rules import Action, authorize
-from hypervision.products import storage
+from hypervision.products import export, storage
 from hypervision.products.checks import check_constraints
 from hypervision.products.models import (
     PRODUCT_KIND,
@@ -976,3 +976,93 @@ async def pending_rule_changes(
         labels=[product.label_level],
     )
     return changes
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Exported:
+    product: DataProduct
+    file: IO[bytes]
+    format: str
+    filename: str
+    rows: int
+
+
+EXPORT_BATCH = 5000
+
+
+async def export_rows(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    product_id: uuid.UUID,
+    fmt: str,
+    conditions: Sequence[Condition] = (),
+    version: int | None = None,
+) -> Exported:
+    """Every row the reader may see (filtered), in the columns they may see, as a file in
+    ``fmt`` (CSV, JSON, GeoJSON with the first geometry field, Parquet); one audit record
+    with the row count. The caller throttles."""
+    if fmt not in export.FORMATS:
+        names = ", ".join(export.FORMATS)
+        raise Invalid(
+            f"Format d'export inconnu : {names}.",
+            f"Unknown export format: {names}.",
+            extra={"fields": [{"field": "format", "message": "invalid"}]},
+        )
+    product = await find_product(
+        session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    reading = _Reading(settings, actor, product, access.dialect_of(session), version)
+    columns = reading.columns
+    if fmt == "geojson" and not any(reading.types[c] == "geometry" for c in columns):
+        raise Invalid(
+            "Ce produit n'a pas de champ géométrique que vous puissiez lire : exportez en CSV, "
+            "JSON ou Parquet.",
+            "This product has no geometry field you may read: export as CSV, JSON or Parquet.",
+            extra={"fields": [{"field": "format", "message": "no geometry"}]},
+        )
+    where = list(reading.where) + [reading.condition(c) for c in conditions]
+    table = reading.table
+    query = (
+        select(*(table.c[n] for n in columns))
+        .where(*where)
+        .order_by(table.c._row)
+        .execution_options(yield_per=EXPORT_BATCH)
+    )
+    result = await session.stream(query)
+
+    async def batches() -> AsyncIterator[Sequence[Sequence[Any]]]:
+        async for partition in result.partitions():
+            yield partition
+
+    try:
+        file, count = await export.write(fmt, columns, reading.types, batches())
+    finally:
+        await result.close()
+    data_version = version or product.data_version
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="product.export",
+        resource_type="product",
+        resource_ids=[product.id],
+        labels=[product.label_level],
+        detail={
+            "data_version": data_version,
+            "predicate": reading.fingerprint({"where": [c.__dict__ for c in conditions]}),
+            "rows": count,
+            "columns": list(columns),
+            "format": fmt,
+        },
+    )
+    return Exported(
+        product=product,
+        file=file,
+        format=fmt,
+        filename=f"{product.slug}-v{data_version}.{export.FORMATS[fmt].extension}",
+        rows=count,
+    )
