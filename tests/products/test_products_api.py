@@ -305,7 +305,7 @@ async def test_exports_hold_what_the_rules_let_through(
     lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig")), delimiter=";"))
     assert lines[0] == ["hopital", "departement", "service", "lits", "taux"]  # no patients
     assert len(lines) == 1 + 5 and not any("SAMU" in line for line in lines)
-    assert ["'=HYPERLINK(\"http://x\")", "75", "Urgences", "1", "0.1"] in lines  # as text
+    assert ['\'=HYPERLINK("http://x")', "75", "Urgences", "1", "0.1"] in lines  # as text
 
     as_json = await client.get(f"{url}?format=json&filter=departement:eq:93", headers=prefet)
     assert [r["hopital"] for r in as_json.json()] == ["Avicenne", "Delafontaine"]
@@ -367,3 +367,50 @@ async def test_geometry_products_export_as_geojson(client: AsyncClient, health: 
     feature = answer.json()["features"][0]
     assert feature["geometry"] == {"type": "Point", "coordinates": [2.36, 48.92]}
     assert feature["properties"] == {"site": "Stade de France", "agents": 120}
+
+
+async def test_schema_changes_add_fields_and_refuse_what_breaks(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    steward = await sign_in(client, "steward")
+    prefet = await sign_in(client, "prefet")
+    pid = (await create(client, steward, health)).json()["id"]
+    assert (await upload(client, steward, pid, CSV)).status_code == 201
+    url = f"/api/v1/products/{pid}/schema"
+    wider = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "telephone", "type": "string"}]}
+    assert (await client.put(url, json={"table_schema": wider}, headers=prefet)).status_code == 403
+
+    changed = await client.put(url, json={"table_schema": wider}, headers=steward)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changes"] == ["champ ajouté : « telephone » (texte)"]
+    rows = (await client.get(f"/api/v1/products/{pid}/rows", headers=steward)).json()
+    assert "telephone" in rows["columns"] and all(r["telephone"] is None for r in rows["rows"])
+    with_phone = (
+        "hopital;departement;service;lits;patients;taux;telephone\n"
+        "Bichat;75;Urgences;40;35;0,875;01 40 25 80 80\n"
+    ).encode("cp1252")
+    assert (await upload(client, steward, pid, with_phone, mode="upsert")).status_code == 201
+    found = await client.get(
+        f"/api/v1/products/{pid}/rows?filter=telephone:notnull", headers=steward
+    )
+    assert [r["telephone"] for r in found.json()["rows"]] == ["01 40 25 80 80"]
+
+    fields = [f for f in wider["fields"] if f["name"] not in ("taux", "service")]
+    fields += [{"name": "taux", "type": "string"}, {"name": "code", "type": "string",
+               "constraints": {"required": True}}]  # fmt: skip
+    breaking = {"fields": fields, "primaryKey": ["hopital"]}
+    refused = await client.put(url, json={"table_schema": breaking}, headers=steward)
+    assert refused.status_code == 409, refused.text
+    problems = refused.json()["error"]["problems"]
+    assert len(problems) == 4 and any("« service »" in p for p in problems)
+    again = await client.put(url, json={"table_schema": wider}, headers=steward)
+    assert again.status_code == 409
+    product = (await client.get(f"/api/v1/products/{pid}", headers=steward)).json()
+    assert [f["name"] for f in product["table_schema"]["fields"]][-1] == "telephone"
+    async with tx(app) as session:
+        actions = list(
+            await session.scalars(
+                select(AuditRecord.action).where(AuditRecord.action == "product.schema")
+            )
+        )
+    assert actions == ["product.schema"]

@@ -28,6 +28,8 @@ from hypervision.products.schemas import (
     RuleChangeRead,
     RulesAnswer,
     RulesChange,
+    SchemaChange,
+    SchemaChanged,
     StatusChange,
     VersionRead,
 )
@@ -359,6 +361,30 @@ async def set_status(
         successor_id=body.successor_id,
     )
     return product_read(product, await Directory.load(session, []))
+
+
+@router.put(
+    "/products/{product_id}/schema", response_model=SchemaChanged, responses=NOT_FOUND | CONFLICT
+)
+async def change_schema(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    product_id: uuid.UUID,
+    body: SchemaChange,
+) -> SchemaChanged:
+    """A new schema (stewards of the domain): optional fields added, titles and constraints
+    changed. A change that would break stored rows or rules (a field removed or retyped,
+    another primary key, a new required field) is refused: 409 with ``error.problems``."""
+    product, changes = await service.change_schema(
+        session=session,
+        settings=settings,
+        actor=actor,
+        product_id=product_id,
+        table_schema=body.table_schema,
+    )
+    names = await Directory.load(session, [actor.user_id])
+    return SchemaChanged(product=product_read(product, names), changes=changes)
 
 
 @router.put("/products/{product_id}/rules", response_model=RulesAnswer, responses=NOT_FOUND)

@@ -83,6 +83,15 @@ class StatusChange(BaseModel):
     successor_id: uuid.UUID | None = None
 
 
+class SchemaChange(BaseModel):
+    table_schema: dict[str, Any] = Field(description="the whole new Frictionless Table Schema")
+
+
+class SchemaChanged(BaseModel):
+    product: ProductRead
+    changes: list[str] = Field(description="what changed, one French sentence per change")
+
+
 class RulesChange(BaseModel):
     rules: dict[str, Any]
     reason: str = Field(default="", max_length=2000)

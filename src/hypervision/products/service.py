@@ -1066,3 +1066,72 @@ async def export_rows(
         filename=f"{product.slug}-v{data_version}.{export.FORMATS[fmt].extension}",
         rows=count,
     )
+
+
+# --- schema changes --------------------------------------------------------------------------
+
+
+async def change_schema(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    product_id: uuid.UUID,
+    table_schema: Mapping[str, Any],
+) -> tuple[DataProduct, list[str]]:
+    """A new schema for a product: fields added (optional ones: stored rows have no value for
+    them), titles, descriptions and constraints changed (checked from the next import on).
+    A change that would break stored rows or the rules — a field removed or retyped, another
+    primary key, a new required field — is refused with the list of what breaks."""
+    product = await find_product(
+        session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    check_steward(actor, product)
+    old = schema_of(product)
+    try:
+        new = TableSchema.from_descriptor(table_schema)
+    except SchemaError as error:
+        raise _invalid_schema(error) from None
+    kept = {f.name: f for f in new.fields}
+    added = [f for f in new.fields if f.name not in old.field_names]
+    breaks = [f"champ supprimé : « {f.name} »" for f in old.fields if f.name not in kept]
+    breaks += [
+        f"champ « {f.name} » : le type ne change pas sur des données stockées"
+        for f in old.fields
+        if f.name in kept and kept[f.name].type != f.type
+    ]
+    breaks += [f"nouveau champ obligatoire : « {f.name} »" for f in added if f.required]
+    breaks += [f"nom de champ réservé : « {f.name} »" for f in added if f.name in storage.RESERVED]
+    if new.primary_key != old.primary_key:
+        breaks.append("la clé primaire ne change pas sur des données stockées")
+    if breaks:
+        raise Conflict(
+            f"Ce changement de schéma casserait les données ou les règles : {' ; '.join(breaks)}.",
+            f"This schema change would break the data or the rules ({len(breaks)} problem(s)).",
+            code="schema_change_refused",
+            extra={"problems": breaks},
+        )
+    changes = old.changes(new)
+    if not changes and new.to_descriptor() == old.to_descriptor():
+        raise Conflict("Le schéma est déjà celui-ci.", "The schema is already this one.")
+    # Still valid over the new fields (a RuleError is an Invalid naming each bad node).
+    RuleSet.parse(product.rules, field_types(new), settings.label_levels)
+    if added:
+        dialect = session.get_bind().dialect.name
+        table = storage.table_of(product.id, new)
+        statements = storage.add_column_statements(table, [f.name for f in added], dialect)
+        await storage.run_ddl(session, settings, table.name, statements)
+    before = versions.snapshot(product)
+    product.table_schema = new.to_descriptor()
+    product.version += 1
+    product.updated_at = utcnow()
+    await versions.record_change(
+        session=session,
+        actor=actor,
+        resource_type="product",
+        row=product,
+        action="schema",
+        before=before,
+        summary={"changes": changes[:50]},
+    )
+    return product, changes

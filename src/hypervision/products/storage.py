@@ -127,6 +127,16 @@ def create_statements(table: Table, dialect: str) -> list[str]:
     return statements
 
 
+def add_column_statements(table: Table, names: Sequence[str], dialect: str) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN`` for fields added to a product's schema (nullable)."""
+    compiler = _dialect(dialect)
+    target = f'"public"."{table.name}"' if dialect == "postgresql" else f'"{table.name}"'
+    return [
+        f'ALTER TABLE {target} ADD COLUMN "{name}" {table.c[name].type.compile(dialect=compiler)}'
+        for name in names
+    ]
+
+
 SYSTEM = "(SELECT hv_ctx_system())"
 
 
