@@ -1,5 +1,6 @@
 """A data steward imports a CSV through the product page's form and sees its rows; the page
-and the catalogue are axe-clean on a desktop, the page on a phone too, where the table scrolls inside its frame."""
+and the catalogue are axe-clean on a desktop, the page on a phone too (its tables scroll
+inside their frames)."""
 
 from __future__ import annotations
 

@@ -126,9 +126,7 @@ async def test_a_steward_imports_a_file_and_sees_a_refusal(
     assert refused.status_code == 422, refused.text
     assert 'id="import-erreur"' in refused.text
     assert re.search(r"<tr><td>7</td><td>lits</td><td>[^<]+</td></tr>", refused.text)
-    change = (
-        "hopital;departement;service;lits;patients;taux\nCochin;75;Urgences;25;5;0,2\n"
-    ).encode()
+    change = b"hopital;departement;service;lits;patients;taux\nCochin;75;Urgences;25;5;0,2\n"
     done = await client.post(
         f"/donnees/{product}/import",
         data={"csrf_token": csrf, "mode": "append"},

@@ -214,18 +214,20 @@ async def import_file(
         await (await request.form()).close()  # read by the CSRF check: close its file
         raise
     try:
-        async with one_file(request, settings.product_max_bytes) as (form, upload):
-            async with session.begin_nested():
-                imported = await service.import_data(
-                    session=session,
-                    settings=settings,
-                    actor=actor,
-                    product_id=product.id,
-                    source=upload.file,
-                    filename=upload.filename or "fichier",
-                    media_type=upload.content_type,
-                    mode=str(form.get("mode") or ImportMode.REPLACE.value),
-                )
+        async with (
+            one_file(request, settings.product_max_bytes) as (form, upload),
+            session.begin_nested(),
+        ):
+            imported = await service.import_data(
+                session=session,
+                settings=settings,
+                actor=actor,
+                product_id=product.id,
+                source=upload.file,
+                filename=upload.filename or "fichier",
+                media_type=upload.content_type,
+                mode=str(form.get("mode") or ImportMode.REPLACE.value),
+            )
     except (Invalid, FileTooLarge) as exc:
         query = RowQuery("", "", "", "", "")
         context = await _context(request, session, settings, actor, product.id, query)
