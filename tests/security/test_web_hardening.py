@@ -485,6 +485,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/vues": {"name": "Vue", "query": "category=health"},
     "/carte/zones": {"name": "Zone", "geometry": json.dumps(POLYGON)},
     "/carte/couches": {"name": "Couche"},
+    "/donnees/{product_id}/import": {"mode": "append"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
@@ -494,6 +495,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},
     "/carte/couches": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
+    "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
 }
 
 

@@ -409,6 +409,20 @@ async def data_versions(
     return product, rows
 
 
+async def last_imports(
+    *, session: AsyncSession, products: Sequence[DataProduct]
+) -> dict[uuid.UUID, datetime]:
+    """When each of ``products`` (already read through the policy) last had data imported."""
+    if not products:
+        return {}
+    query = (
+        select(ProductVersion.product_id, func.max(ProductVersion.at))
+        .where(ProductVersion.product_id.in_([p.id for p in products]))
+        .group_by(ProductVersion.product_id)
+    )
+    return {pid: at for pid, at in (await session.execute(query)).all()}
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "null", "notnull")

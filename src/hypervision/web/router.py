@@ -18,6 +18,7 @@ from hypervision.web import (
     feed_pages,
     map_pages,
     misc_pages,
+    product_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -63,6 +64,7 @@ def install(app: FastAPI) -> None:
         entry_corrections,
         map_pages,
         misc_pages,
+        product_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)

@@ -1,0 +1,80 @@
+"""A data steward imports a CSV through the product page's form and sees its rows; the page
+and the catalogue are axe-clean on a desktop, the page on a phone too (its tables scroll
+inside their frames)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import expect
+
+from hypervision.policy.roles import Role
+from tests.browser.test_accessibility import axe, report
+from tests.browser.web import AXE, PHONE, SQLITE_ONLY, Web, screenshot, t, unavailable
+
+pytestmark = SQLITE_ONLY
+
+SCHEMA = {
+    "fields": [
+        {"name": "hopital", "type": "string", "title": "Hôpital"},
+        {"name": "service", "type": "string", "title": "Service"},
+        {"name": "lits", "type": "integer", "title": "Lits disponibles"},
+        {"name": "commentaire", "type": "string", "title": "Commentaire du cadre de santé"},
+    ]
+}
+CSV = (
+    "hopital;service;lits;commentaire\n"
+    "Bichat;Urgences;40;Tension sur les brancards depuis le début de matinée\n"
+    "Avicenne;Réanimation;12;Deux lits supplémentaires ouverts à midi\n"
+)
+
+
+async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Path) -> None:
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("SANTE")
+    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
+    product = await web.api(
+        "claire.martin",
+        "POST",
+        "/products",
+        json={
+            "slug": "capacite",
+            "name": "Capacité hospitalière",
+            "description": "Lits disponibles par hôpital et service",
+            "table_schema": SCHEMA,
+            "rules": {"rows": [], "rows_default": "allow", "columns": []},
+            "label": {"level": "NP", "need_to_know": [], "audience": []},
+        },
+    )
+    path = f"/donnees/{product['id']}"
+    page = await web.signed_in("claire.martin", "/donnees", bypass_csp=True)
+    found = {"catalogue": await axe(page)}
+    await screenshot(page, "products-desktop")
+    await page.get_by_role("link", name="Capacité hospitalière").click()
+    await expect(page).to_have_url(f"{web.base}{path}")
+    await expect(page.locator("main")).to_contain_text(t("No data imported yet"))
+
+    source = tmp_path / "capacite.csv"
+    source.write_text(CSV, encoding="utf-8")
+    await page.set_input_files("#import-fichier", source)
+    await page.locator("label[for=mode-append]").click()  # DSFR draws the radio on its label
+    await expect(page.get_by_label(t("Add the rows"))).to_be_checked()
+    await page.get_by_role("button", name=t("Import"), exact=True).click()
+    await page.wait_for_url(f"**{path}?importee=1#import")
+    await expect(page.locator("#import-fait")).to_be_visible()
+    rows = page.locator("#table-lignes tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_contain_text("Bichat")
+    await expect(page.locator("#table-versions tbody tr")).to_have_count(1)
+    found["desktop"] = await axe(page)
+    await screenshot(page, "product-desktop")
+
+    phone = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
+    await expect(phone.locator("#table-lignes tbody tr")).to_have_count(2)
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    found["phone"] = await axe(phone)
+    await screenshot(phone, "product-phone")
+    assert not any(found.values()), report(found)
+    assert web.errors == []
