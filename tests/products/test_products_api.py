@@ -20,7 +20,7 @@ from hypervision.audit.models import AuditRecord
 from hypervision.policy.roles import Role
 from tests.factories import make_group, make_org, make_user, sign_in, tx
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "fields": [
         {"name": "hopital", "type": "string", "constraints": {"required": True}},
         {"name": "departement", "type": "string"},
