@@ -486,6 +486,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/zones": {"name": "Zone", "geometry": json.dumps(POLYGON)},
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
+    "/donnees/{product_id}/statut": {"status": "active"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},

@@ -150,3 +150,38 @@ async def test_others_get_no_form_and_cannot_import(client: AsyncClient, product
     steward = await sign_in(client, "steward")
     rows = await client.get(f"/api/v1/products/{product}", headers=steward)
     assert rows.json()["data_version"] == 1
+
+
+async def test_a_steward_publishes_and_deprecates_and_anyone_exports(
+    client: AsyncClient, product: str
+) -> None:
+    csrf = await browse_as(client, "steward")
+    page = await client.get(f"/donnees/{product}")
+    assert 'name="status" value="active"' in page.text
+    assert 'name="status" value="deprecated"' not in page.text  # a draft is published first
+    assert f"/api/v1/products/{product}/export?format=csv" in page.text
+    assert "format=geojson" not in page.text  # no geometry field
+    published = await client.post(
+        f"/donnees/{product}/statut", data={"csrf_token": csrf, "status": "active"}
+    )
+    assert published.status_code == 303, published.text
+    page = await client.get(f"/donnees/{product}")
+    assert 'name="status" value="deprecated"' in page.text
+    refused = await client.post(
+        f"/donnees/{product}/statut", data={"csrf_token": csrf, "status": "draft"}
+    )
+    assert refused.status_code == 409 and 'id="statut-erreur"' in refused.text
+    steward = await sign_in(client, "steward")
+    product_read = await client.get(f"/api/v1/products/{product}", headers=steward)
+    assert product_read.json()["status"] == "active"
+
+    csrf = await browse_as(client, "prefet")
+    page = await client.get(f"/donnees/{product}")
+    assert 'name="status"' not in page.text
+    assert f"/api/v1/products/{product}/export?format=csv" in page.text
+    denied = await client.post(
+        f"/donnees/{product}/statut", data={"csrf_token": csrf, "status": "deprecated"}
+    )
+    assert denied.status_code == 403
+    sheet = await client.get(f"/api/v1/products/{product}/export?format=csv")
+    assert sheet.status_code == 200 and "SAMU" not in sheet.text  # the prefect's rows

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Forbidden, Invalid
+from hypervision.core.errors import AppError, Conflict, Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
 from hypervision.products import service
-from hypervision.products.models import DataProduct, ImportMode
+from hypervision.products.export import FORMATS
+from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
@@ -32,6 +33,10 @@ STATUSES = {
     "draft": (N_("Draft"), "fr-badge--info"),
     "active": (N_("Active"), "fr-badge--success"),
     "deprecated": (N_("Deprecated"), "fr-badge--warning"),
+}
+TRANSITIONS = {  # the button that leads to each status
+    "active": N_("Publish (active)"),
+    "deprecated": N_("Deprecate"),
 }
 MODES = {
     ImportMode.REPLACE.value: N_("Replace all rows"),
@@ -152,18 +157,29 @@ async def _context(
             session=session, settings=settings, actor=actor, product_id=product.id, limit=PAGE
         )
     fields = {f["name"]: f for f in product.table_schema.get("fields", [])}
+    visible = [fields[name] for name in page.columns if name in fields]
     return {
         "product": product,
         "names": await Directory.load(session, [v.actor_id for v in versions]),
         "versions": versions,
         "page": page,
-        "fields": [fields[name] for name in page.columns if name in fields],
+        "fields": visible,
         "query": query,
         "query_error": error,
         "statuses": STATUSES,
         "operators": OPERATORS,
         "modes": MODES,
         "can_import": _can_import(actor, product),
+        "next_statuses": sorted(
+            s.value for s in service.TRANSITIONS[ProductStatus(product.status)]
+        ),
+        "transitions": TRANSITIONS,
+        "status_error": "",
+        "exports": [
+            (code, code.upper())
+            for code in FORMATS
+            if code != "geojson" or any(f.get("type") in ("geojson", "geometry") for f in visible)
+        ],
         "import_error": "",
         "bad_rows": [],
         "bad_count": 0,
@@ -239,3 +255,30 @@ async def import_file(
         return render(request, "product.html", context, status_code=exc.status)
     number = imported.version.number
     return RedirectResponse(f"/donnees/{product.id}?importee={number}#import", status_code=303)
+
+
+@router.post("/donnees/{product_id}/statut", response_class=HTMLResponse)
+async def change_status(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    product_id: uuid.UUID,
+) -> Response:
+    """Publish, deprecate or reactivate a product (stewards of its domain)."""
+    form = await request.form(max_files=0, max_fields=5)
+    try:
+        async with session.begin_nested():
+            await service.set_status(
+                session=session,
+                settings=settings,
+                actor=actor,
+                product_id=product_id,
+                status=str(form.get("status") or ""),
+            )
+    except (Invalid, Conflict) as exc:
+        query = RowQuery("", "", "", "", "")
+        context = await _context(request, session, settings, actor, product_id, query)
+        context["status_error"] = _message(request, exc)
+        return render(request, "product.html", context, status_code=exc.status)
+    return RedirectResponse(f"/donnees/{product_id}#statut", status_code=303)
