@@ -115,6 +115,7 @@ BENCH_ENGINES ?= sqlite postgresql
 BENCH_WRITE_ROWS ?= 2000
 BENCH_FEED_ROWS ?= 100000
 BENCH_AUDIT_ROWS ?= 200000
+BENCH_PRODUCT_ROWS ?= 1000000
 
 bench: install
 	@set -e; for engine in $(BENCH_ENGINES); do \
@@ -122,6 +123,7 @@ bench: install
 		$(BIN)/python bench/feed_search.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
 		$(BIN)/python bench/map_data.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows $(BENCH_AUDIT_ROWS); \
+		$(BIN)/python bench/products.py --engine $$engine --rows $(BENCH_PRODUCT_ROWS); \
 	done
 
 bench-quick: install
@@ -130,6 +132,7 @@ bench-quick: install
 		$(BIN)/python bench/feed_search.py --engine $$engine --rows 5000 --requests 30; \
 		$(BIN)/python bench/map_data.py --engine $$engine --rows 5000 --requests 30; \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows 20000 --repeat 1; \
+		$(BIN)/python bench/products.py --engine $$engine --rows 20000 --rounds 1 --requests 20; \
 	done
 
 # Page weight and Lighthouse (mobile) on the demo, in Chromium; prints two Markdown tables.

@@ -252,6 +252,51 @@ async def test_keyset_pages_cover_every_row_once(client: AsyncClient, health: st
     assert bad.status_code == 422
 
 
+TYPED = {
+    "fields": [
+        {"name": "code", "type": "integer"},
+        {"name": "jour", "type": "date"},
+        {"name": "vu", "type": "datetime"},
+        {"name": "ouvert", "type": "boolean"},
+        {"name": "taux", "type": "number"},
+    ],
+    "primaryKey": ["code"],
+}
+
+
+async def test_typed_values_round_trip_and_compare(client: AsyncClient, health: str) -> None:
+    """Dates, times, booleans and numbers come back as imported, and filter and sort in SQL
+    (the bulk load writes SQLite's storage forms itself)."""
+    steward = await sign_in(client, "steward")
+    created = await create(client, steward, health, slug="types", table_schema=TYPED, rules=None)
+    pid = created.json()["id"]
+    data = (
+        b"code;jour;vu;ouvert;taux\n"
+        b"1;02/07/2024;2024-07-02T10:05:03.000012Z;oui;0,5\n"
+        b"2;01/07/2024;2024-07-01T23:00:00+02:00;non;\n"
+        b"3;;;;12\n"
+    )
+    assert (await upload(client, steward, pid, data)).status_code == 201
+    page = await client.get(f"/api/v1/products/{pid}/rows?sort=vu", headers=steward)
+    assert page.status_code == 200, page.text
+    fields = ("code", "jour", "vu", "ouvert", "taux")
+    assert [{k: r[k] for k in fields} for r in page.json()["rows"]] == [
+        {"code": 2, "jour": "2024-07-01", "vu": "2024-07-01T21:00:00+00:00", "ouvert": False,
+         "taux": None},
+        {"code": 1, "jour": "2024-07-02", "vu": "2024-07-02T10:05:03.000012+00:00",
+         "ouvert": True, "taux": 0.5},
+        {"code": 3, "jour": None, "vu": None, "ouvert": None, "taux": 12.0},
+    ]  # fmt: skip
+    for query, codes in (
+        ("filter=jour:ge:2024-07-02", [1]),
+        ("filter=vu:lt:2024-07-02T00:00:00%2B00:00", [2]),
+        ("filter=ouvert:eq:oui", [1]),
+        ("filter=taux:gt:1", [3]),
+    ):
+        rows = await client.get(f"/api/v1/products/{pid}/rows?{query}", headers=steward)
+        assert [r["code"] for r in rows.json()["rows"]] == codes, (query, rows.text)
+
+
 async def test_catalogue_search_and_bad_requests(client: AsyncClient, health: str) -> None:
     steward = await sign_in(client, "steward")
     prefet = await sign_in(client, "prefet")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import (
     BigInteger,
@@ -209,7 +210,7 @@ def _with_system_columns(data: pa.Table, first_row: int, version: int) -> pa.Tab
 async def _copy(session: AsyncSession, table: Table, data: pa.Table) -> None:
     """Bulk-load ``data`` (columns named like ``table``'s) into ``table`` in the caller's
     transaction: PostgreSQL ``COPY … FROM STDIN`` (CSV written by Arrow, in C++); SQLite one
-    ``executemany``."""
+    driver ``executemany`` of tuples converted column by column."""
     if data.num_rows == 0:
         return
     columns = list(data.column_names)
@@ -239,7 +240,39 @@ async def _copy(session: AsyncSession, table: Table, data: pa.Table) -> None:
         )
         await session.execute(text(f"DROP TABLE {stage}"))
         return
-    await session.execute(table.insert(), data.to_pylist())
+    names = ", ".join(_quoted(c) for c in columns)
+    marks = ", ".join("?" * len(columns))
+    # Names from the validated schema (quoted); values bound by the driver.
+    insert = f"INSERT INTO {_quoted(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+    await connection.exec_driver_sql(insert, _sqlite_rows(table, data))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sqlite_rows(table: Table, data: pa.Table) -> list[tuple[Any, ...]]:
+    """``data``'s rows as tuples of what SQLAlchemy would store in SQLite for ``table``'s
+    types, converted column by column in Arrow (dates and times as SQLAlchemy's ISO text,
+    booleans as 0/1): no dict per row, no bind processing per value."""
+    dialect = _dialect("sqlite")
+    columns: list[list[Any]] = []
+    for name in data.column_names:
+        values = data.column(name)
+        if pa.types.is_timestamp(values.type):
+            utc = pc.cast(values, pa.timestamp("us", tz="UTC"))
+            columns.append(pc.strftime(utc, format="%Y-%m-%d %H:%M:%S").to_pylist())
+        elif pa.types.is_date32(values.type):
+            columns.append(pc.cast(values, pa.string()).to_pylist())
+        elif pa.types.is_boolean(values.type):
+            columns.append(pc.cast(values, pa.int8()).to_pylist())
+        else:
+            plain = values.to_pylist()
+            process = table.c[name].type._cached_bind_processor(dialect)
+            if process is not None:
+                plain = [None if v is None else process(v) for v in plain]
+            columns.append(plain)
+    return list(zip(*columns, strict=True))
 
 
 async def next_row(session: AsyncSession, table: Table) -> int:
