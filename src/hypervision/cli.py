@@ -573,15 +573,18 @@ def products_import(
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Load the demo organisations, users and main courante (does nothing when already there),
-    and the addresses of the venues' streets (updated in place when already there)."""
+    """Load the demo organisations, users, main courante and data products (does nothing when
+    already there), and the addresses of the venues' streets (updated in place)."""
     from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
+    from hypervision.demo import products as demo_products
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
     typer.echo(f"demo: {users} users created" if users else "demo users already loaded")
     made = run_in_transaction(lambda session, settings: events.load(session, settings))
     typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
+    products = run_in_transaction(lambda session, settings: demo_products.load(session, settings))
+    typer.echo(f"demo: {products} data products" if products else "demo products already loaded")
     report = import_places(demo_addresses.DEMO_FILE, strict=True)
     typer.echo(f"demo: {report.imported} addresses imported")
 

@@ -72,3 +72,51 @@ async def test_demo_main_courante(app: FastAPI, client: AsyncClient) -> None:
     )
     levels = {e["label"]["level"] for e in feed.json()["items"]}
     assert feed.status_code == 200 and levels == {"NP"}
+
+
+async def test_demo_data_products(app: FastAPI, client: AsyncClient) -> None:
+    """Five products of five domains, published, each read under its own rules."""
+    from hypervision.demo import products
+
+    settings = app.state.settings
+    async with tx(app) as session:
+        await scenario.load(session, settings)
+    async with tx(app) as session:
+        assert await products.load(session, settings) == 5
+    async with tx(app) as session:
+        assert await products.load(session, settings) == 0
+
+    async def bearer(username: str) -> dict[str, str]:
+        form = {"username": username, "password": scenario.DEMO_PASSWORD}
+        token = (await client.post("/api/v1/auth/token", data=form)).json()["access_token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    nurse, officer, gendarme = (
+        await bearer("zoe.robin"),  # SAMU, MEDICAL, DR
+        await bearer("emilie.blanc"),  # PP-DOPC, NP
+        await bearer("sarah.legrand"),  # DGGN-GGD93, RENSEIGNEMENT, DR
+    )
+    listed = (await client.get("/api/v1/products", headers=officer)).json()
+    assert {p["slug"] for p in listed} == {
+        "capacite-hospitaliere",
+        "affluence-portes",
+        "incidents-transports",
+        "vigilance-canicule",
+    }  # not the forces: they are DR
+    assert {p["status"] for p in listed} == {"active"}
+    by_slug = {p["slug"]: p["id"] for p in listed}
+    beds = by_slug["capacite-hospitaliere"]
+    url = f"/api/v1/products/{beds}/rows?limit=200"
+    for_officer = (await client.get(url, headers=officer)).json()
+    for_nurse = (await client.get(url, headers=nurse)).json()
+    assert len(for_nurse["rows"]) == 48 and "patients_graves" in for_nurse["columns"]
+    assert len(for_officer["rows"]) == 36 and for_officer["hidden_columns"] == ["patients_graves"]
+    gates = await client.get(f"/api/v1/products/{by_slug['affluence-portes']}", headers=officer)
+    assert gates.json()["row_count"] == 13 * 56
+
+    everything = (await client.get("/api/v1/products", headers=gendarme)).json()
+    forces = next(p["id"] for p in everything if p["slug"] == "forces-deployees")
+    seen = await client.get(f"/api/v1/products/{forces}/rows?limit=200", headers=gendarme)
+    assert len(seen.json()["rows"]) == 32 and "effectif" in seen.json()["columns"]
+    shown = await client.get(f"/api/v1/products/{forces}/export?format=geojson", headers=gendarme)
+    assert len(shown.json()["features"]) == 32
