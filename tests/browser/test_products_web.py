@@ -4,6 +4,7 @@ inside their frames)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -78,3 +79,43 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
     await screenshot(phone, "product-phone")
     assert not any(found.values()), report(found)
     assert web.errors == []
+
+
+async def test_a_product_with_places_shows_on_the_map(web: Web) -> None:
+    await web.org("SPORTS")
+    await web.user("celine.dumont", "SPORTS", roles=[Role.DATA_STEWARD])
+    schema = {
+        "fields": [
+            {"name": "porte", "type": "string"},
+            {"name": "entrees", "type": "integer"},
+            {"name": "geometry", "type": "geojson"},
+        ]
+    }
+    product = await web.api(
+        "celine.dumont",
+        "POST",
+        "/products",
+        json={"slug": "portes", "name": "Affluence aux portes", "table_schema": schema},
+    )
+    gates = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [2.3601, 48.9245]},
+                "properties": {"porte": f"Porte {name}", "entrees": count},
+            }
+            for name, count in (("A", 850), ("D", 420))
+        ],
+    }
+    await web.api(
+        "celine.dumont",
+        "POST",
+        f"/products/{product['id']}/imports",
+        files={"file": ("portes.geojson", json.dumps(gates), "application/geo+json")},
+    )
+    page = await web.signed_in("celine.dumont", "/carte?lat=48.9245&lon=2.3601&z=15")
+    box = page.locator(f"[data-product='{product['id']}']")
+    await page.locator(f"label[for='produit-{product['id']}']").click()
+    await expect(box).to_have_attribute("data-features", "2")
+    await expect(page.locator("#carte path.leaflet-interactive")).to_have_count(2)

@@ -412,6 +412,13 @@ async def test_geometry_products_export_as_geojson(client: AsyncClient, health: 
     feature = answer.json()["features"][0]
     assert feature["geometry"] == {"type": "Point", "coordinates": [2.36, 48.92]}
     assert feature["properties"] == {"site": "Stade de France", "agents": 120}
+    prefet = await sign_in(client, "prefet")
+    on_map = await client.get(f"/api/v1/products/{pid}/features", headers=prefet)
+    assert on_map.status_code == 200 and on_map.json()["features"] == [feature]
+    beds = (await create(client, steward, health)).json()["id"]  # no geometry field
+    assert (
+        await client.get(f"/api/v1/products/{beds}/features", headers=prefet)
+    ).status_code == 422
 
 
 async def test_schema_changes_add_fields_and_refuse_what_breaks(

@@ -239,7 +239,12 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
             json={
                 "slug": "lits",
                 "name": "Lits disponibles",
-                "table_schema": {"fields": [{"name": "lits", "type": "integer"}]},
+                "table_schema": {
+                    "fields": [
+                        {"name": "lits", "type": "integer"},
+                        {"name": "geometry", "type": "geojson"},  # on the map
+                    ]
+                },
                 "rules": {"rows": [], "rows_default": "deny"},
                 "label": label,
             },

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -277,20 +277,50 @@ async def export_rows(
         conditions=[service.parse_condition(f) for f in filters],
         version=version,
     )
-
-    def chunks() -> Iterator[bytes]:
-        with exported.file as file:
-            while chunk := file.read(64 * 1024):
-                yield chunk
-
     return StreamingResponse(
-        chunks(),
+        _chunks(exported.file),
         media_type=export.FORMATS[exported.format].media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{exported.filename}"',
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+MAP_FEATURES = 10_000
+
+
+@router.get(
+    "/products/{product_id}/features",
+    responses=NOT_FOUND | {200: {"content": {"application/geo+json": {}}}},
+    response_class=StreamingResponse,
+)
+async def features(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    product_id: uuid.UUID,
+    filters: Filters = [],  # noqa: B006 - FastAPI copies defaults
+) -> StreamingResponse:
+    """The product's rows as GeoJSON features for the map (its first geometry field you may
+    see; the first 10,000 rows), under its rules; 422 when it has none for you."""
+    exported = await service.export_rows(
+        session=session,
+        settings=settings,
+        actor=actor,
+        product_id=product_id,
+        fmt="geojson",
+        conditions=[service.parse_condition(f) for f in filters],
+        action="product.features",
+        limit=MAP_FEATURES,
+    )
+    return StreamingResponse(_chunks(exported.file), media_type="application/geo+json")
+
+
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(64 * 1024):
+            yield chunk
 
 
 @router.get("/products/{product_id}/aggregate", response_model=AggregateRead, responses=NOT_FOUND)

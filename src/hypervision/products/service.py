@@ -1016,10 +1016,12 @@ async def export_rows(
     fmt: str,
     conditions: Sequence[Condition] = (),
     version: int | None = None,
+    action: str = "product.export",
+    limit: int | None = None,
 ) -> Exported:
-    """Every row the reader may see (filtered), in the columns they may see, as a file in
-    ``fmt`` (CSV, JSON, GeoJSON with the first geometry field, Parquet); one audit record
-    with the row count. The caller throttles."""
+    """Every row the reader may see (filtered; the first ``limit``), in the columns they may
+    see, as a file in ``fmt`` (CSV, JSON, GeoJSON with the first geometry field, Parquet); one
+    audit record (``action``) with the row count. The caller throttles exports."""
     if fmt not in export.FORMATS:
         names = ", ".join(export.FORMATS)
         raise Invalid(
@@ -1045,6 +1047,7 @@ async def export_rows(
         select(*(table.c[n] for n in columns))
         .where(*where)
         .order_by(table.c._row)
+        .limit(limit)
         .execution_options(yield_per=EXPORT_BATCH)
     )
     result = await session.stream(query)
@@ -1061,7 +1064,7 @@ async def export_rows(
     await audit.record(
         session=session,
         actor=actor,
-        action="product.export",
+        action=action,
         resource_type="product",
         resource_ids=[product.id],
         labels=[product.label_level],

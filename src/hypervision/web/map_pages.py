@@ -22,6 +22,7 @@ from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, allowed
+from hypervision.products import service as products
 from hypervision.records.schemas import LabelIn
 from hypervision.web.choices import display_names, situation_titles
 from hypervision.web.feed_pages import parse_query
@@ -44,7 +45,13 @@ async def _context(
     query = parse_query(request, settings)
     zone_rows = await zones.list_zones(session=session, settings=settings, actor=actor)
     layer_rows = await layers.list_layers(session=session, settings=settings, actor=actor)
-    shows(request, [z.label_level for z in zone_rows] + [lay.label_level for lay in layer_rows])
+    placed = [  # data products with a place: shown like layers, under their own rules
+        p
+        for p in await products.catalogue(session=session, settings=settings, actor=actor)
+        if any(f.get("type") in ("geojson", "geometry") for f in p.table_schema.get("fields", []))
+    ]
+    levels = [z.label_level for z in zone_rows] + [lay.label_level for lay in layer_rows]
+    shows(request, levels + [p.label_level for p in placed])
     assert actor.user_id is not None
     followed = {f.target for f in await prefs.follows(session, actor.user_id) if f.kind == "zone"}
     rank = settings.level_rank(actor.clearance) if actor.clearance in settings.label_levels else 0
@@ -53,6 +60,7 @@ async def _context(
         "zones": zone_rows,
         "zone_choices": {str(z.id): z.name for z in zone_rows},
         "layers": layer_rows,
+        "placed_products": placed,
         "followed_zones": followed,
         "situations": await situation_titles(request, session, settings, actor),
         "organisations": await identity.organisation_choices(session=session),

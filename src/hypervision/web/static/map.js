@@ -229,19 +229,29 @@
     if (zonesToggle.checked) zonesLayer.addTo(map); else map.removeLayer(zonesLayer);
   });
   var shown = {};
+  // A feature's tooltip: its name, or (a data product's row) its first text properties.
+  function caption(properties) {
+    if (!properties) return "";
+    if (properties.name) return String(properties.name);
+    return Object.keys(properties).filter(function (k) { return typeof properties[k] === "string"; })
+      .slice(0, 3).map(function (k) { return properties[k]; }).join(" · ");
+  }
   function toggleLayer(box) {
-    var id = box.dataset.layer;
+    var product = box.dataset.product, id = product || box.dataset.layer;
+    var color = product ? "#6a6af4" : "#18753c";
     if (!box.checked) { if (shown[id]) { map.removeLayer(shown[id]); delete shown[id]; } return; }
-    fetch("/api/v1/layers/" + id + "/features", { credentials: "same-origin" }).then(function (r) { return r.json(); })
+    var url = product ? "/api/v1/products/" + id + "/features" : "/api/v1/layers/" + id + "/features";
+    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : { type: "FeatureCollection", features: [] }; })
       .then(function (data) {
+        box.dataset.features = String(data.features.length);
         shown[id] = L.geoJSON(data, {
-          pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 4, color: "#18753c" }); },
-          style: { color: "#18753c", weight: 2 },
-          onEachFeature: function (f, layer) { if (f.properties && f.properties.name) layer.bindTooltip(document.createTextNode(String(f.properties.name))); }
+          pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 5, color: color }); },
+          style: { color: color, weight: 2 },
+          onEachFeature: function (f, layer) { var text = caption(f.properties); if (text) layer.bindTooltip(document.createTextNode(text)); }
         }).addTo(map);
       });
   }
-  document.querySelectorAll("[data-layer]").forEach(function (box) {
+  document.querySelectorAll("[data-layer], [data-product]").forEach(function (box) {
     box.addEventListener("change", function () { toggleLayer(box); });
     if (box.checked) toggleLayer(box);
   });
