@@ -139,3 +139,17 @@ async def test_phone_pages_pass_axe(web: Web) -> None:
         await screenshot(page, f"phone-{name.replace(' ', '-')}")
     found = {name: violations for name, violations in found.items() if violations}
     assert not found, report(found)
+
+
+async def test_map_filters_fold_so_the_map_comes_first(web: Web) -> None:
+    await web.org("PP")
+    await web.user("hugo.faure", "PP")
+    page = await web.signed_in("hugo.faure", "/carte", viewport=PHONE)
+    await expect(page.locator("#f-category")).to_be_hidden()
+    top = await page.locator("#carte").evaluate("e => e.getBoundingClientRect().top")
+    assert top < PHONE["height"], f"the map starts {top:.0f} px down"
+    await page.locator("#carte-bouton-filtres").click()
+    await expect(page.locator("#f-category")).to_be_visible()
+    desktop = await web.signed_in("hugo.faure", "/carte")
+    await expect(desktop.locator("#f-category")).to_be_visible()
+    await expect(desktop.locator("#carte-bouton-filtres")).to_be_hidden()
