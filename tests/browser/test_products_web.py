@@ -119,3 +119,48 @@ async def test_a_product_with_places_shows_on_the_map(web: Web) -> None:
     await page.locator(f"label[for='produit-{product['id']}']").click()
     await expect(box).to_have_attribute("data-features", "2")
     await expect(page.locator("#carte path.leaflet-interactive")).to_have_count(2)
+
+
+async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
+    """Adds a row rule with the keyboard and the mouse, saves it, reads it back in words; the
+    rules page is axe-clean on a desktop and on a phone."""
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("SANTE")
+    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
+    product = await web.api(
+        "claire.martin",
+        "POST",
+        "/products",
+        json={
+            "slug": "capacite",
+            "name": "Capacité hospitalière",
+            "table_schema": SCHEMA,
+            "rules": {"rows": [], "rows_default": "allow", "columns": []},
+            "label": {"level": "NP", "need_to_know": [], "audience": []},
+        },
+    )
+    path = f"/donnees/{product['id']}"
+    page = await web.signed_in("claire.martin", path, bypass_csp=True)
+    await page.locator("#lien-regles").click()
+    await expect(page).to_have_url(f"{web.base}{path}/regles")
+    await page.get_by_role("button", name=t("Add a row rule")).click()
+    await expect(page.locator("#r0-legende")).to_be_visible()
+    await page.select_option("#r0-effect", "deny")
+    await page.select_option("#r0-a0-left", "rec:service")
+    await page.select_option("#r0-a0-op", "eq")
+    await page.fill("#r0-a0-value", "Réanimation")
+    await page.press("#r0-a0-value", "Enter")  # Enter saves (never removes)
+    await page.wait_for_url(f"**{path}/regles?fait=applied*")
+    await expect(page.locator("#regles-fait")).to_be_visible()
+    words = t("Hide the rows when: %(c)s") % {"c": "« Service » " + t("is") + " Réanimation"}
+    await expect(page.locator("#en-vigueur + ol")).to_contain_text(words)
+    found = {"desktop": await axe(page)}
+    await screenshot(page, "product-rules-desktop")
+
+    phone = await web.signed_in("claire.martin", f"{path}/regles", bypass_csp=True, viewport=PHONE)
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    found["phone"] = await axe(phone)
+    await screenshot(phone, "product-rules-phone")
+    assert not any(found.values()), report(found)

@@ -492,6 +492,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/regles": {"rows_n": "0", "rows_default": "allow", "action": "save"},
+    "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
