@@ -164,3 +164,52 @@ async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
     found["phone"] = await axe(phone)
     await screenshot(phone, "product-rules-phone")
     assert not any(found.values()), report(found)
+
+
+async def test_a_steward_edits_a_cell_on_a_phone(web: Web) -> None:
+    """A small product with a key: the steward opens a row's form from the table, changes a
+    cell, saves, and the table shows the new value as version 2; axe-clean form, both sizes."""
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("SANTE")
+    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
+    product = await web.api(
+        "claire.martin",
+        "POST",
+        "/products",
+        json={
+            "slug": "capacite",
+            "name": "Capacité hospitalière",
+            "table_schema": {**SCHEMA, "primaryKey": ["hopital", "service"]},
+            "rules": {"rows": [], "rows_default": "allow", "columns": []},
+            "label": {"level": "NP", "need_to_know": [], "audience": []},
+        },
+    )
+    await web.api(
+        "claire.martin",
+        "POST",
+        f"/products/{product['id']}/imports",
+        files={"file": ("capacite.csv", CSV.encode(), "text/csv")},
+    )
+    path = f"/donnees/{product['id']}"
+    page = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    first = page.locator("#table-lignes tbody tr").first
+    await first.get_by_role("link", name=t("Edit")).click()
+    await expect(page.locator("h1")).to_have_text(t("Edit a row"))
+    found = {"phone": await axe(page)}
+    lits = page.get_by_label(SCHEMA["fields"][2]["title"])
+    await expect(lits).to_have_value("40")
+    await lits.fill("44")
+    await page.get_by_role("button", name=t("Save the row")).click()
+    await page.wait_for_url(f"**{path}?importee=2*")
+    await expect(page.locator("#table-lignes tbody tr").first).to_contain_text("44")
+    await page.wait_for_load_state("load")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+
+    desktop = await web.signed_in("claire.martin", f"{path}/ligne?nouvelle=1", bypass_csp=True)
+    found["desktop"] = await axe(desktop)
+    await screenshot(desktop, "product-row-desktop")
+    assert not any(found.values()), report(found)

@@ -66,7 +66,10 @@ QUERIES = {
     "/api/v1/map/export": "?layer={layer_id}",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
-NOT_OK: dict[str, int] = {"/carte/tuiles/fond.pmtiles": 404}  # no base map file configured
+NOT_OK: dict[str, int] = {
+    "/carte/tuiles/fond.pmtiles": 404,  # no base map file configured
+    "/donnees/{product_id}/ligne": 409,  # the world's product has no key: no row form
+}
 ALL_ROLES = tuple(Role)
 
 
@@ -492,6 +495,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/ligne": {"nouvelle": "1", "f_lits": "3"},
     "/donnees/{product_id}/regles": {"rows_n": "0", "rows_default": "allow", "action": "save"},
     "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
     "/syntheses": {"title": "Sans jeton"},

@@ -19,7 +19,7 @@ from hypervision.core.errors import AppError, Conflict, Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
-from hypervision.products import service
+from hypervision.products import editing, service
 from hypervision.products.export import FORMATS
 from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
@@ -170,6 +170,7 @@ async def _context(
         "operators": OPERATORS,
         "modes": MODES,
         "can_import": _can_import(actor, product),
+        "grid": editing.grid_of(settings, actor, product),
         "next_statuses": sorted(
             s.value for s in service.TRANSITIONS[ProductStatus(product.status)]
         ),

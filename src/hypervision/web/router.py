@@ -19,6 +19,7 @@ from hypervision.web import (
     map_pages,
     misc_pages,
     product_pages,
+    product_rows_pages,
     product_rules_pages,
     synthesis_pages,
 )
@@ -66,6 +67,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         product_pages,
+        product_rows_pages,
         product_rules_pages,
         synthesis_pages,
     ):
