@@ -21,6 +21,7 @@ replace it).
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import uuid
 from collections.abc import Callable, Sequence
@@ -116,6 +117,34 @@ def table_of(product_id: uuid.UUID, schema: TableSchema) -> Table:
 
 def _dialect(name: str) -> Any:
     return postgresql.dialect() if name == "postgresql" else sqlite.dialect()  # type: ignore[no-untyped-call]
+
+
+def index_statements(
+    table: Table, names: Sequence[str], dialect: str, *, drop: bool = False
+) -> list[str]:
+    """Indexes of the fields a steward chose (``"index": true``), over the current rows, in
+    the row pages' orders: on PostgreSQL one per direction (value NULLS LAST, then row
+    number), on SQLite one (its indexes have no NULLS LAST); ``drop`` removes them."""
+    target = f'"public"."{table.name}"' if dialect == "postgresql" else f'"{table.name}"'
+    schema = '"public".' if dialect == "postgresql" else ""
+    orders = {"a": ("ASC NULLS LAST", "ASC"), "d": ("DESC NULLS LAST", "DESC")}
+    if dialect != "postgresql":
+        orders = {"a": ("ASC", "ASC")}
+    out: list[str] = []
+    for name in names:
+        if name not in table.c or name in RESERVED:  # a field of the table, never typed text
+            raise ValueError(f"not a field of {table.name}: {name!r}")
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        for suffix, (value_order, row_order) in orders.items():
+            index = f"{table.name}_{digest}{suffix}"
+            if drop:
+                out.append(f'DROP INDEX IF EXISTS {schema}"{index}"')
+            else:
+                out.append(
+                    f'CREATE INDEX IF NOT EXISTS "{index}" ON {target} '
+                    f'("{name}" {value_order}, "_row" {row_order}) WHERE "_to" IS NULL'
+                )
+    return out
 
 
 def create_statements(table: Table, dialect: str) -> list[str]:
