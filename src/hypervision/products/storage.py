@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -231,8 +232,8 @@ class Counts:
 
 def _with_system_columns(data: pa.Table, first_row: int, version: int) -> pa.Table:
     n = data.num_rows
-    rows = pa.array(range(first_row, first_row + n), type=pa.int64())
-    versions = pa.array([version] * n, type=pa.int32()) if n else pa.array([], pa.int32())
+    rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    versions = pa.array(np.full(n, version, dtype=np.int32))
     return data.add_column(0, "_from", versions).add_column(0, "_row", rows)
 
 
@@ -246,7 +247,7 @@ async def _copy(session: AsyncSession, table: Table, data: pa.Table) -> None:
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         buffer = io.BytesIO()
-        pa_csv.write_csv(data, buffer, pa_csv.WriteOptions(include_header=False))
+        pa_csv.write_csv(_csv_ready(data), buffer, pa_csv.WriteOptions(include_header=False))
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
@@ -274,6 +275,17 @@ async def _copy(session: AsyncSession, table: Table, data: pa.Table) -> None:
     # Names from the validated schema (quoted); values bound by the driver.
     insert = f"INSERT INTO {_quoted(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
     await connection.exec_driver_sql(insert, _sqlite_rows(table, data))
+
+
+def _csv_ready(data: pa.Table) -> pa.Table:
+    """Timestamps (UTC) as ISO text ending in ``Z``: Arrow's CSV writer formats a zoned
+    timestamp through the time-zone database, twenty times slower than this cast."""
+    for i, values in enumerate(data.columns):
+        if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+            naive = pc.cast(pc.cast(values, pa.timestamp("us", tz="UTC")), pa.timestamp("us"))
+            text = pc.binary_join_element_wise(pc.cast(naive, pa.string()), pa.scalar("Z"), "")
+            data = data.set_column(i, data.field(i).with_type(pa.string()), text)
+    return data
 
 
 def _quoted(name: str) -> str:
