@@ -61,6 +61,10 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
     await page.set_input_files("#import-fichier", source)
     await page.locator("label[for=mode-append]").click()  # DSFR draws the radio on its label
     await expect(page.get_by_label(t("Add the rows"))).to_be_checked()
+    await page.get_by_role("button", name=t("Preview the import")).click()
+    await expect(page.locator("#import-apercu tbody tr")).to_have_count(2)
+    await expect(page.locator("#colonne-2")).to_have_value("lits")  # matched by name
+    found["preview"] = await axe(page)
     await page.get_by_role("button", name=t("Import"), exact=True).click()
     await page.wait_for_url(f"**{path}?importee=1#import")
     await expect(page.locator("#import-fait")).to_be_visible()

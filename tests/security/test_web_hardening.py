@@ -495,6 +495,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/import/apercu": {"mode": "append"},
+    "/donnees/{product_id}/import/confirmer": {"token": "0" * 32, "colonne_0": "lits"},
     "/donnees/{product_id}/ligne": {"nouvelle": "1", "f_lits": "3"},
     "/donnees/{product_id}/regles": {"rows_n": "0", "rows_default": "allow", "action": "save"},
     "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
@@ -508,6 +510,7 @@ WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},
     "/carte/couches": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
     "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
+    "/donnees/{product_id}/import/apercu": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
 }
 
 

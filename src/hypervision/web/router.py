@@ -16,6 +16,7 @@ from hypervision.web import (
     entry_corrections,
     entry_pages,
     feed_pages,
+    import_wizard,
     map_pages,
     misc_pages,
     product_pages,
@@ -62,6 +63,7 @@ def install(app: FastAPI) -> None:
     for module in (
         auth_pages,
         feed_pages,
+        import_wizard,
         entry_pages,
         entry_corrections,
         map_pages,
