@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import expect
 
@@ -30,7 +31,8 @@ CSV = (
 )
 
 
-async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Path) -> None:
+async def capacity(web: Web, **schema: Any) -> str:
+    """Claire Martin, steward of SANTE, and her hospital capacity product (no rules); its page."""
     if not AXE.exists():
         unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
     await web.org("SANTE")
@@ -43,12 +45,16 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
             "slug": "capacite",
             "name": "Capacité hospitalière",
             "description": "Lits disponibles par hôpital et service",
-            "table_schema": SCHEMA,
+            "table_schema": {**SCHEMA, **schema},
             "rules": {"rows": [], "rows_default": "allow", "columns": []},
             "label": {"level": "NP", "need_to_know": [], "audience": []},
         },
     )
-    path = f"/donnees/{product['id']}"
+    return f"/donnees/{product['id']}"
+
+
+async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Path) -> None:
+    path = await capacity(web)
     page = await web.signed_in("claire.martin", "/donnees", bypass_csp=True)
     found = {"catalogue": await axe(page)}
     await screenshot(page, "products-desktop")
@@ -128,23 +134,7 @@ async def test_a_product_with_places_shows_on_the_map(web: Web) -> None:
 async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
     """Adds a row rule with the keyboard and the mouse, saves it, reads it back in words; the
     rules page is axe-clean on a desktop and on a phone."""
-    if not AXE.exists():
-        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
-    await web.org("SANTE")
-    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
-    product = await web.api(
-        "claire.martin",
-        "POST",
-        "/products",
-        json={
-            "slug": "capacite",
-            "name": "Capacité hospitalière",
-            "table_schema": SCHEMA,
-            "rules": {"rows": [], "rows_default": "allow", "columns": []},
-            "label": {"level": "NP", "need_to_know": [], "audience": []},
-        },
-    )
-    path = f"/donnees/{product['id']}"
+    path = await capacity(web)
     page = await web.signed_in("claire.martin", path, bypass_csp=True)
     await page.locator("#lien-regles").click()
     await expect(page).to_have_url(f"{web.base}{path}/regles")
@@ -173,29 +163,13 @@ async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
 async def test_a_steward_edits_a_cell_on_a_phone(web: Web) -> None:
     """A small product with a key: the steward opens a row's form from the table, changes a
     cell, saves, and the table shows the new value as version 2; axe-clean form, both sizes."""
-    if not AXE.exists():
-        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
-    await web.org("SANTE")
-    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
-    product = await web.api(
-        "claire.martin",
-        "POST",
-        "/products",
-        json={
-            "slug": "capacite",
-            "name": "Capacité hospitalière",
-            "table_schema": {**SCHEMA, "primaryKey": ["hopital", "service"]},
-            "rules": {"rows": [], "rows_default": "allow", "columns": []},
-            "label": {"level": "NP", "need_to_know": [], "audience": []},
-        },
-    )
+    path = await capacity(web, primaryKey=["hopital", "service"])
     await web.api(
         "claire.martin",
         "POST",
-        f"/products/{product['id']}/imports",
+        f"/products/{path.rsplit('/', 1)[1]}/imports",
         files={"file": ("capacite.csv", CSV.encode(), "text/csv")},
     )
-    path = f"/donnees/{product['id']}"
     page = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page is {width} px wide"

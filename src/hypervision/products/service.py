@@ -91,6 +91,14 @@ def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
         )
 
 
+def is_steward(actor: Principal, product: DataProduct) -> bool:
+    try:
+        check_steward(actor, product)
+    except Forbidden:
+        return False
+    return True
+
+
 def _rls_rule(rules: RuleSet) -> str:
     return rules.rls_predicate(lambda name: f'"{name}"')
 

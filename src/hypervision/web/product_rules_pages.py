@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Conflict, Forbidden
@@ -22,7 +21,8 @@ from hypervision.products.models import DataProduct, ProductRuleChange
 from hypervision.products.rules import RuleError
 from hypervision.records.labelling import Directory
 from hypervision.web import rule_forms
-from hypervision.web.render import render, shows, translator
+from hypervision.web.product_pages import read_product
+from hypervision.web.render import render, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -44,14 +44,6 @@ def vocabulary(request: Request, product: DataProduct, names: Directory) -> rule
     return rule_forms.Vocabulary(fields, names.orgs, translator(request).gettext)
 
 
-def is_steward(actor: Principal, product: DataProduct) -> bool:
-    try:
-        service.check_steward(actor, product)
-    except Forbidden:
-        return False
-    return True
-
-
 async def _context(
     request: Request,
     session: AsyncSession,
@@ -59,19 +51,8 @@ async def _context(
     actor: Principal,
     product_id: uuid.UUID,
 ) -> dict[str, Any]:
-    product = await service.find_product(
-        session=session, settings=settings, actor=actor, product_id=product_id
-    )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="product.read",
-        resource_type="product",
-        resource_ids=[product.id],
-        labels=[product.label_level],
-    )
-    shows(request, [product.label_level])
-    steward = is_steward(actor, product)
+    product = await read_product(request, session, settings, actor, product_id)
+    steward = service.is_steward(actor, product)
     pending: list[ProductRuleChange] = []
     if steward:
         pending = await service.pending_rule_changes(
