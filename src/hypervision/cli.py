@@ -17,6 +17,7 @@ from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError, NotFound
 from hypervision.db import create_engine, transaction
 from hypervision.geo import addresses
+from hypervision.geo.place_addok import PlacesUnavailable
 from hypervision.identity import auth, service
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
@@ -469,6 +470,7 @@ def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
                 actor=_actor(),
                 path=path,
                 strict=strict,
+                addok_url=settings.addok_url,
             )
         finally:
             await engine.dispose()
@@ -477,6 +479,13 @@ def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
         return asyncio.run(_main())
     except addresses.FileError as exc:
         typer.echo(f"erreur : {path.name} : {exc.fr}", err=True)
+        raise typer.Exit(1) from None
+    except PlacesUnavailable:
+        typer.echo(
+            f"erreur : addok injoignable (Redis {settings.addok_redis}, "
+            "HYPERVISION_ADDOK_REDIS) ; les lots déjà écrits restent, relancez l'import",
+            err=True,
+        )
         raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"erreur : {path} illisible ({exc.strerror or exc})", err=True)
@@ -497,7 +506,10 @@ def places_import(
         typer.echo(f"{file.name}: {error}", err=True)
     if report.error_count > len(report.errors):
         typer.echo(f"… et {report.error_count - len(report.errors)} autre(s) erreur(s)", err=True)
-    typer.echo(f"{report.imported} adresse(s) importée(s), {report.error_count} ligne(s) en erreur")
+    into = " dans addok" if get_settings().addok_url else ""
+    typer.echo(
+        f"{report.imported} adresse(s) importée(s){into}, {report.error_count} ligne(s) en erreur"
+    )
     if report.stopped:
         typer.echo(
             f"import arrêté à la {report.stopped} ; les {report.imported} adresses importées "

@@ -9,7 +9,8 @@ the world) is reported with its line number and skipped; the caller decides whet
 import goes on or stops (``hypervision places import --strict``).
 
 On SQLite the FTS5 trigram table ``places_fts`` (migration 0013) is kept in step here, in the
-batch's transaction; on PostgreSQL the ``pg_trgm`` index follows the table by itself.
+batch's transaction; on PostgreSQL the ``pg_trgm`` index follows the table by itself. With
+addok as the engine (ADR 0030) the rows go to addok instead (``geo.place_addok``).
 """
 
 from __future__ import annotations
@@ -249,13 +250,23 @@ async def upsert_places(
                 for row, v in zip(latest.values(), values, strict=True)
             ],
         )
+    await record_import(session=session, actor=actor, source=source, rows=len(values))
+
+
+async def record_import(
+    *, session: AsyncSession, actor: Principal, source: str, rows: int, engine: str = "embedded"
+) -> None:
+    """The audit record of a batch imported: the file's name and the number of rows."""
+    detail: dict[str, str | int] = {"source": source[:120], "rows": rows}
+    if engine != "embedded":
+        detail["engine"] = engine
     await audit.record(
         session=session,
         actor=actor,
         action="places.import",
         surface=actor.surface,
         resource_type="place",
-        detail={"source": source[:120], "rows": len(values)},
+        detail=detail,
     )
 
 
@@ -277,18 +288,32 @@ async def import_file(
     path: Path,
     strict: bool = False,
     batch: int = BATCH,
+    addok_url: str | None = None,
 ) -> ImportReport:
     """Import an address file: a job that owns its transactions, one per batch of ``batch``
     rows (a long import never holds the database's write lock for long; the rows committed
     before a failure stay, and importing again after a fix only updates them). Bad rows are
     counted and skipped, or with ``strict`` stop the import before the batch that holds
-    them is written. Raises ``FileError`` when the file is not an address file."""
+    them is written. Raises ``FileError`` when the file is not an address file.
+
+    With ``addok_url`` (ADR 0030) the rows go to addok's Redis instead of the places table,
+    each batch in the transaction of its audit record (written first: a refused audit writes
+    nothing); raises ``PlacesUnavailable`` when Redis does not answer."""
     report = ImportReport()
     pending: list[PlaceRow] = []
 
     async def flush() -> None:
         async with transaction(sessions) as session:
-            await upsert_places(session=session, actor=actor, rows=pending, source=path.name)
+            if addok_url is None:
+                await upsert_places(session=session, actor=actor, rows=pending, source=path.name)
+            else:
+                from hypervision.geo import place_addok  # it builds on this module
+
+                latest = list({row.id: row for row in pending}.values())
+                await record_import(
+                    session=session, actor=actor, source=path.name, rows=len(latest), engine="addok"
+                )
+                await place_addok.index_places(url=addok_url, rows=latest)
         report.imported += len(pending)
         pending.clear()
 
