@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError, NotFound
 from hypervision.db import create_engine, transaction
-from hypervision.geo import addresses
+from hypervision.geo import addresses, place_import
 from hypervision.geo.place_addok import PlacesUnavailable
 from hypervision.identity import auth, service
 from hypervision.identity.passwords import Passwords
@@ -458,14 +458,14 @@ def files_sweep(
     typer.echo(f"{run_in_transaction(work)} orphan file(s) removed")
 
 
-def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
+def import_places(path: Path, *, strict: bool) -> place_import.ImportReport:
     """Import an address file with the system's sessions; exit 1 when it is no such file."""
     settings = get_settings()
 
-    async def _main() -> addresses.ImportReport:
+    async def _main() -> place_import.ImportReport:
         engine = create_engine(settings)
         try:
-            return await addresses.import_file(
+            return await place_import.import_file(
                 sessions=rls.system_sessions(engine, settings),
                 actor=_actor(),
                 path=path,

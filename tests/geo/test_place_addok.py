@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.config import Settings
-from hypervision.geo import addresses
+from hypervision.geo import place_import
 from hypervision.geo.place_addok import PlacesUnavailable
 from tests.conftest import make_settings, once_across_engines
 from tests.factories import ADMIN, make_org, make_user, sign_in, tx
@@ -30,8 +30,8 @@ def settings(database_url: str, tmp_path: Path, addok_url: str) -> Settings:
     return make_settings(tmp_path, database_url, places_engine="addok", addok_redis=addok_url)
 
 
-async def import_(app: FastAPI, path: Path, **options: object) -> addresses.ImportReport:
-    return await addresses.import_file(
+async def import_(app: FastAPI, path: Path, **options: object) -> place_import.ImportReport:
+    return await place_import.import_file(
         sessions=app.state.system_sessions,
         actor=ADMIN,
         path=path,
