@@ -571,12 +571,50 @@ def products_import(
     )
 
 
+@products_app.command("poll")
+def products_poll(
+    product: Annotated[
+        str | None, typer.Argument(help="A product's identifier (slug): run its source now.")
+    ] = None,
+) -> None:
+    """Run the HTTP sources that are due (or the one of PRODUCT, due or not), as the serving
+    processes' poller does; one line per run. Exit status 1 when a run failed."""
+    from hypervision.products import sources
+    from hypervision.products.source_models import ProductSourceRun, RunStatus, RunTrigger
+
+    settings = get_settings()
+
+    async def _main() -> list[ProductSourceRun]:
+        engine = create_engine(settings)
+        try:
+            return await sources.poll(
+                rls.system_sessions(engine, settings), settings, slug=product,
+                trigger=RunTrigger.CLI,
+            )  # fmt: skip
+        finally:
+            await engine.dispose()
+
+    runs = asyncio.run(_main())
+    if product and not runs:
+        typer.echo(f"erreur : {product} n'a pas de source (ou pas de tel produit)", err=True)
+        raise typer.Exit(1)
+    for run in runs:
+        done = f"version {run.data_version}, {run.rows} ligne(s)" if run.data_version else ""
+        http = f"HTTP {run.http_status}" if run.http_status else "pas de réponse"
+        line = f"{run.product_id} : {run.status} ({http}, {run.duration_ms} ms) {done}".strip()
+        typer.echo(line + (f" — {run.error}" if run.error else ""))
+    typer.echo(f"{len(runs)} source(s) exécutée(s)")
+    if any(run.status == RunStatus.FAILED for run in runs):
+        raise typer.Exit(1)
+
+
 @demo_app.command("load")
 def demo_load() -> None:
     """Load the demo organisations, users, main courante and data products (does nothing when
     already there), and the addresses of the venues' streets (updated in place)."""
     from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
+    from hypervision.demo import feeds as demo_feeds
     from hypervision.demo import products as demo_products
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
@@ -585,6 +623,9 @@ def demo_load() -> None:
     typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
     products = run_in_transaction(lambda session, settings: demo_products.load(session, settings))
     typer.echo(f"demo: {products} data products" if products else "demo products already loaded")
+    url = run_in_transaction(lambda session, settings: demo_feeds.attach(session, settings))
+    if url:
+        typer.echo(f"demo: heat alerts polled from {url}")
     report = import_places(demo_addresses.DEMO_FILE, strict=True)
     typer.echo(f"demo: {report.imported} addresses imported")
 
