@@ -111,7 +111,7 @@ async def test_the_poller_runs_due_sources_once(
     async with tx(app) as session:
         source = await session.scalar(select(ProductSource))
         assert source is not None
-        assert source.next_run_at - source.last_run_at == timedelta(minutes=5)  # type: ignore[operator]
+        assert source.next_run_at - source.last_run_at == timedelta(minutes=5)
         await session.execute(
             update(ProductSource).values(next_run_at=utcnow() - timedelta(seconds=1))
         )

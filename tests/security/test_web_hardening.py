@@ -492,6 +492,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/coller": {"cells": "lits\n12\n", "action": "import"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
