@@ -493,6 +493,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
     "/donnees/{product_id}/coller": {"cells": "lits\n12\n", "action": "import"},
+    "/donnees/{product_id}/source": {"action": "run"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},

@@ -20,6 +20,7 @@ from hypervision.web import (
     misc_pages,
     paste_pages,
     product_pages,
+    source_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -67,6 +68,7 @@ def install(app: FastAPI) -> None:
         misc_pages,
         product_pages,
         paste_pages,
+        source_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)
