@@ -520,7 +520,7 @@ def products_import(
 ) -> None:
     """Import a file as the product's next data version, in the name of one of its stewards.
     Nothing is written when any row is wrong: the errors are listed (exit status 1)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from hypervision.identity.auth import Client, build_principal
     from hypervision.identity.models import User
@@ -528,10 +528,13 @@ def products_import(
     from hypervision.products.models import DataProduct
 
     steps = {"read": "lecture du fichier", "check": "contrôles", "write": "écriture"}
+    order = list(steps)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-    ) as progress:
-        task = progress.add_task("connexion", total=None)
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("étape {task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
+        transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("connexion", total=len(steps))
 
         async def work(session: AsyncSession, settings: Settings) -> products.Imported:
             user = await session.scalar(select(User).where(User.username == steward.lower()))
@@ -550,7 +553,9 @@ def products_import(
                     return await products.import_data(
                         session=session, settings=settings, actor=actor, product_id=found,
                         source=source, filename=file.name, media_type=None, mode=mode,
-                        on_step=lambda name: progress.update(task, description=steps[name]),
+                        on_step=lambda name: progress.update(
+                            task, description=steps[name], completed=order.index(name)
+                        ),
                     )  # fmt: skip
             except AppError as exc:
                 for row in exc.extra.get("rows", []):
@@ -580,28 +585,34 @@ def products_poll(
     """Run the HTTP sources that are due (or the one of PRODUCT, due or not), as the serving
     processes' poller does; one line per run. Exit status 1 when a run failed."""
     from hypervision.products import sources
+    from hypervision.products.models import DataProduct
     from hypervision.products.source_models import ProductSourceRun, RunStatus, RunTrigger
 
     settings = get_settings()
 
-    async def _main() -> list[ProductSourceRun]:
+    async def _main() -> tuple[list[ProductSourceRun], dict[Any, str]]:
         engine = create_engine(settings)
         try:
-            return await sources.poll(
-                rls.system_sessions(engine, settings), settings, slug=product,
-                trigger=RunTrigger.CLI,
-            )  # fmt: skip
+            sessions = rls.system_sessions(engine, settings)
+            runs = await sources.poll(sessions, settings, slug=product, trigger=RunTrigger.CLI)
+            async with transaction(sessions) as session:
+                ids = [run.product_id for run in runs]
+                slugs = await session.execute(
+                    select(DataProduct.id, DataProduct.slug).where(DataProduct.id.in_(ids))
+                )
+                return runs, {pid: slug for pid, slug in slugs.all()}
         finally:
             await engine.dispose()
 
-    runs = asyncio.run(_main())
+    runs, slugs = asyncio.run(_main())
     if product and not runs:
         typer.echo(f"erreur : {product} n'a pas de source (ou pas de tel produit)", err=True)
         raise typer.Exit(1)
     for run in runs:
         done = f"version {run.data_version}, {run.rows} ligne(s)" if run.data_version else ""
         http = f"HTTP {run.http_status}" if run.http_status else "pas de réponse"
-        line = f"{run.product_id} : {run.status} ({http}, {run.duration_ms} ms) {done}".strip()
+        name = slugs.get(run.product_id, str(run.product_id))
+        line = f"{name} : {run.status} ({http}, {run.duration_ms} ms) {done}".strip()
         typer.echo(line + (f" — {run.error}" if run.error else ""))
     typer.echo(f"{len(runs)} source(s) exécutée(s)")
     if any(run.status == RunStatus.FAILED for run in runs):
