@@ -37,7 +37,7 @@ async def test_a_steward_previews_then_imports_pasted_cells(
     assert "2 lignes lues" in seen.text and 'id="coller-apercu"' in seen.text
     assert re.search(r"<td>Beaujon</td><td>92</td><td>Réanimation</td><td>14</td><td>12</td>"
                      r"<td>0,857</td>", seen.text)  # fmt: skip
-    assert 'id="coller-mode-upsert" name="mode" value="upsert" checked' in seen.text
+    assert '<option value="upsert" selected>' in seen.text
     steward = await sign_in(client, "steward")
     before = (await client.get(f"/api/v1/products/{product}", headers=steward)).json()
     assert before["data_version"] == 1  # a preview writes nothing
