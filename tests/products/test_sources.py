@@ -5,6 +5,7 @@ nothing and says why; only the stewards of the domain see or change a source."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hypervision.audit.models import AuditRecord
 from hypervision.config import Settings
 from hypervision.db import utcnow
+from hypervision.identity.models import User
 from hypervision.products import sources
+from hypervision.products.models import DataProduct
 from hypervision.products.source_models import ProductSource, ProductSourceRun
 from tests.conftest import make_settings
 from tests.factories import sign_in, tx
@@ -230,3 +233,30 @@ async def test_only_allowed_urls_and_only_stewards(
     assert read == {"source": None, "runs": []}
     got = await client.post(f"/api/v1/products/{pid}/source/run", headers=headers)
     assert got.status_code == 404
+
+
+async def test_runs_act_as_the_steward_and_one_replica_polls_at_a_time(
+    app: FastAPI, client: AsyncClient, settings: Settings, health: str, site: Site
+) -> None:
+    headers, pid = await steward_product(client, health)
+    site.pages["/capacite.csv"] = Page(CSV)
+    assert (await attach(client, headers, pid, site.url("/capacite.csv"))).status_code == 200
+    if app.state.engine.dialect.name == "postgresql":
+        # Another replica's round holds the lease: this one skips its round, fetches nothing.
+        async with tx(app) as other:
+            held = await other.scalar(select(func.pg_try_advisory_xact_lock(sources.LEASE_KEY)))
+            assert held
+            assert await sources.poll(app.state.system_sessions, settings) == []
+        assert site.hits == {}
+    # The steward who set the source loses their account: runs fail, nothing is fetched.
+    async with tx(app) as session:
+        await session.execute(
+            update(User).where(User.username == "steward").values(is_active=False)
+        )
+    runs = await sources.poll(app.state.system_sessions, settings)
+    assert [(r.status, r.http_status) for r in runs] == [("failed", None)]
+    assert "n'a plus de compte actif" in runs[0].error
+    assert site.hits == {}
+    async with tx(app) as session:
+        product = await session.get(DataProduct, uuid.UUID(pid))
+        assert product is not None and product.data_version == 0
