@@ -63,6 +63,9 @@ $(DEMO_ENV):
 	@umask 077; printf 'HYPERVISION_SECRET_KEY=%s\nHYPERVISION_DATA_DIR=%s\n' \
 		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" "$(abspath $(DATA_DIR))" > $@
 
+# The demo serves its own open-data feed, polled by one product's source (docs/adr/0029).
+demo: export HYPERVISION_DEMO_FEEDS ?= true
+demo: export HYPERVISION_PRODUCT_SOURCE_HOSTS ?= 127.0.0.1
 demo: install $(DEMO_ENV)
 	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision migrate
 	HYPERVISION_CONFIG_FILE=$(DEMO_ENV) $(BIN)/hypervision demo load

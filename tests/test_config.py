@@ -125,3 +125,24 @@ def test_start_up_stops_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == ["hypervision: invalid setting HYPERVISION_SECRET_KEY: is required but not set"]
+
+
+def test_product_source_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources are off by default; hosts and networks come as comma lists and are checked."""
+    monkeypatch.setenv("HYPERVISION_SECRET_KEY", KEY)
+    assert load_settings().product_source_hosts == ()
+    monkeypatch.setenv(
+        "HYPERVISION_PRODUCT_SOURCE_HOSTS", "Data.Example.gouv.fr, *.meteo.example, [::1]"
+    )
+    monkeypatch.setenv("HYPERVISION_PRODUCT_SOURCE_NETWORKS", "10.1.0.0/16")
+    settings = load_settings()
+    assert settings.product_source_hosts == ("data.example.gouv.fr", "*.meteo.example", "::1")
+    assert settings.product_source_networks == ("10.1.0.0/16",)
+    for name, value, words in (
+        ("HYPERVISION_PRODUCT_SOURCE_HOSTS", "http://x.example/", "not a host name"),
+        ("HYPERVISION_PRODUCT_SOURCE_NETWORKS", "10.1.0.0/99", "not a network"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=f"invalid setting {name}: .*{words}"):
+            load_settings()
+        monkeypatch.delenv(name)

@@ -29,6 +29,7 @@ from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.products import api as products_api
+from hypervision.products import sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.synthesis import api as synthesis_api
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.hub.start_in_background()  # the database may be down: start anyway
         app.state.sequencer.start()
+        app.state.sources.start()
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
+        await app.state.sources.stop()
         await app.state.hub.stop()
         await app.state.sequencer.stop()
         await engine.dispose()
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings, app.state.system_sessions, topics=KINDS.topics(), labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     app.state.sequencer = Sequencer(app.state.system_sessions, settings.audit_sequence_seconds)
+    app.state.sources = sources.Poller(app.state.system_sessions, settings)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)
@@ -107,6 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(places_api.router)
     app.include_router(synthesis_api.router)
     app.include_router(products_api.router)
+    app.include_router(sources_api.router)
+    if settings.demo_feeds:
+        from hypervision.demo import feeds
+
+        app.include_router(feeds.router)
     app.include_router(audit_api.router)
     web.install(app)
     return app

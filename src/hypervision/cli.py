@@ -532,7 +532,7 @@ def products_import(
 ) -> None:
     """Import a file as the product's next data version, in the name of one of its stewards.
     Nothing is written when any row is wrong: the errors are listed (exit status 1)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from hypervision.identity.auth import Client, build_principal
     from hypervision.identity.models import User
@@ -540,10 +540,13 @@ def products_import(
     from hypervision.products.models import DataProduct
 
     steps = {"read": "lecture du fichier", "check": "contrôles", "write": "écriture"}
+    order = list(steps)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-    ) as progress:
-        task = progress.add_task("connexion", total=None)
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("étape {task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
+        transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("connexion", total=len(steps))
 
         async def work(session: AsyncSession, settings: Settings) -> products.Imported:
             user = await session.scalar(select(User).where(User.username == steward.lower()))
@@ -562,7 +565,9 @@ def products_import(
                     return await products.import_data(
                         session=session, settings=settings, actor=actor, product_id=found,
                         source=source, filename=file.name, media_type=None, mode=mode,
-                        on_step=lambda name: progress.update(task, description=steps[name]),
+                        on_step=lambda name: progress.update(
+                            task, description=steps[name], completed=order.index(name)
+                        ),
                     )  # fmt: skip
             except AppError as exc:
                 for row in exc.extra.get("rows", []):
@@ -583,12 +588,56 @@ def products_import(
     )
 
 
+@products_app.command("poll")
+def products_poll(
+    product: Annotated[
+        str | None, typer.Argument(help="A product's identifier (slug): run its source now.")
+    ] = None,
+) -> None:
+    """Run the HTTP sources that are due (or the one of PRODUCT, due or not), as the serving
+    processes' poller does; one line per run. Exit status 1 when a run failed."""
+    from hypervision.products import sources
+    from hypervision.products.models import DataProduct
+    from hypervision.products.source_models import ProductSourceRun, RunStatus, RunTrigger
+
+    settings = get_settings()
+
+    async def _main() -> tuple[list[ProductSourceRun], dict[Any, str]]:
+        engine = create_engine(settings)
+        try:
+            sessions = rls.system_sessions(engine, settings)
+            runs = await sources.poll(sessions, settings, slug=product, trigger=RunTrigger.CLI)
+            async with transaction(sessions) as session:
+                ids = [run.product_id for run in runs]
+                slugs = await session.execute(
+                    select(DataProduct.id, DataProduct.slug).where(DataProduct.id.in_(ids))
+                )
+                return runs, {pid: slug for pid, slug in slugs.all()}
+        finally:
+            await engine.dispose()
+
+    runs, slugs = asyncio.run(_main())
+    if product and not runs:
+        typer.echo(f"erreur : {product} n'a pas de source (ou pas de tel produit)", err=True)
+        raise typer.Exit(1)
+    for run in runs:
+        done = f"version {run.data_version}, {run.rows} ligne(s)" if run.data_version else ""
+        http = f"HTTP {run.http_status}" if run.http_status else "pas de réponse"
+        name = slugs.get(run.product_id, str(run.product_id))
+        line = f"{name} : {run.status} ({http}, {run.duration_ms} ms) {done}".strip()
+        typer.echo(line + (f" — {run.error}" if run.error else ""))
+    typer.echo(f"{len(runs)} source(s) exécutée(s)")
+    if any(run.status == RunStatus.FAILED for run in runs):
+        raise typer.Exit(1)
+
+
 @demo_app.command("load")
 def demo_load() -> None:
     """Load the demo organisations, users, main courante and data products (does nothing when
     already there), and the addresses of the venues' streets (updated in place)."""
     from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
+    from hypervision.demo import feeds as demo_feeds
     from hypervision.demo import products as demo_products
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
@@ -597,6 +646,9 @@ def demo_load() -> None:
     typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
     products = run_in_transaction(lambda session, settings: demo_products.load(session, settings))
     typer.echo(f"demo: {products} data products" if products else "demo products already loaded")
+    url = run_in_transaction(lambda session, settings: demo_feeds.attach(session, settings))
+    if url:
+        typer.echo(f"demo: heat alerts polled from {url}")
     report = import_places(demo_addresses.DEMO_FILE, strict=True)
     typer.echo(f"demo: {report.imported} addresses imported")
 

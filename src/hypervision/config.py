@@ -6,6 +6,7 @@ missing setting stops start-up with one line naming the setting (see ``describe_
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable
@@ -49,6 +50,16 @@ class Settings(BaseSettings):
     layer_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     # Data products: the largest file an import reads (streamed to a temporary file).
     product_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, le=8 * 1024**3)
+    # Product sources polled over HTTP (docs/adr/0029): the hosts a steward may point a source
+    # at ("donnees.example.gouv.fr", "*.meteo.example", or an IP address); empty: sources are
+    # off. A host's addresses must be public unless their network is listed in
+    # product_source_networks (CIDRs) or the host is listed as an IP address itself.
+    product_source_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    product_source_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    product_source_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    product_source_poll_seconds: float = Field(default=30.0, ge=0, le=3600)  # 0: poller off
+    # The demo's own open-data feed (/demo/flux/…), polled by a demo product's source.
+    demo_feeds: bool = False
     label_ceiling: str = "DR"
     # The protection marking shown on every page (and document) holding a record of that level;
     # a level above the lowest that is missing here is marked with its code.
@@ -161,6 +172,31 @@ class Settings(BaseSettings):
             raise ValueError("at least one value is required")
         if len(set(value)) != len(value):
             raise ValueError("values must be distinct")
+        return value
+
+    @field_validator("product_source_hosts", "product_source_networks", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("product_source_hosts")
+    @classmethod
+    def _check_source_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[?[0-9a-f:.]+\]?", host):
+                raise ValueError(f"{host!r} is not a host name, *.domain or an IP address")
+        return tuple(h.strip("[]") for h in value)
+
+    @field_validator("product_source_networks")
+    @classmethod
+    def _check_source_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR)") from None
         return value
 
     @field_validator("database_url", "database_owner_url")

@@ -430,6 +430,12 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
         if got.status_code != want:
             line = f"{person} | product.rule_changes | expected {want}, got {got.status_code}"
             (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
+        # The HTTP source and its runs (docs/adr/0029): the same stewards only.
+        got = await client.get(f"/api/v1/products/{product_id}/source", headers=headers)
+        tally.cases["product.source"] += 1
+        if got.status_code != want:
+            line = f"{person} | product.source | expected {want}, got {got.status_code}"
+            (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
         got = await client.get(f"/api/v1/products/{product_id}/aggregate", headers=headers)
         if tally.one("product.aggregate", person, f"product {mark}", visible, got):
             count = got.json()["rows"][0]["count"]
@@ -717,6 +723,8 @@ COVERS: dict[str, tuple[str, ...]] = {
     ),
     "product_version": ("product.versions",),
     "product_rule_change": ("product.rule_changes",),
+    "product_source": ("product.source",),
+    "product_source_run": ("product.source",),
 }
 
 READ_SURFACES = (

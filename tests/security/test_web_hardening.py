@@ -500,6 +500,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/donnees/{product_id}/ligne": {"nouvelle": "1", "f_lits": "3"},
     "/donnees/{product_id}/regles": {"rows_n": "0", "rows_default": "allow", "action": "save"},
     "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
+    "/donnees/{product_id}/coller": {"cells": "lits\n12\n", "action": "import"},
+    "/donnees/{product_id}/source": {"action": "run"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},

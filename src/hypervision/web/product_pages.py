@@ -25,6 +25,7 @@ from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
+from hypervision.web.source_section import source_section
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
@@ -162,7 +163,9 @@ async def _context(
         )
     fields = {f["name"]: f for f in product.table_schema.get("fields", [])}
     visible = [fields[name] for name in page.columns if name in fields]
+    can_import = service.is_steward(actor, product)
     return {
+        "source": await source_section(session, settings, actor, product) if can_import else None,
         "product": product,
         "names": await Directory.load(session, [v.actor_id for v in versions]),
         "versions": versions,
@@ -173,7 +176,7 @@ async def _context(
         "statuses": STATUSES,
         "operators": OPERATORS,
         "modes": MODES,
-        "can_import": service.is_steward(actor, product),
+        "can_import": can_import,
         "grid": editing.grid_of(settings, actor, product),
         "next_statuses": sorted(
             s.value for s in service.TRANSITIONS[ProductStatus(product.status)]

@@ -19,9 +19,11 @@ from hypervision.web import (
     import_wizard,
     map_pages,
     misc_pages,
+    paste_pages,
     product_pages,
     product_rows_pages,
     product_rules_pages,
+    source_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -71,6 +73,8 @@ def install(app: FastAPI) -> None:
         product_pages,
         product_rows_pages,
         product_rules_pages,
+        paste_pages,
+        source_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)
