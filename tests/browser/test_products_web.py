@@ -190,6 +190,8 @@ async def test_a_steward_edits_a_cell_on_a_phone(web: Web) -> None:
     desktop = await web.signed_in("claire.martin", f"{path}/ligne?nouvelle=1", bypass_csp=True)
     found["desktop"] = await axe(desktop)
     await screenshot(desktop, "product-row-desktop")
+
+
 PASTED = (
     "Hôpital\tService\tLits disponibles\tCommentaire du cadre de santé\n"
     "Bichat\tUrgences\t40\tTension sur les brancards\n"
@@ -202,23 +204,11 @@ async def test_a_steward_pastes_cells_previews_and_imports(web: Web) -> None:
     """Cells as a spreadsheet copies them (tabs, headers by their titles) go in the paste
     box; the preview shows them under the schema's titles; the import makes version 1. The
     section is axe-clean on a desktop and on a phone (its tables scroll in their frames)."""
-    if not AXE.exists():
-        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
-    await web.org("SANTE")
-    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
-    product = await web.api(
-        "claire.martin", "POST", "/products",
-        json={
-            "slug": "capacite", "name": "Capacité hospitalière", "table_schema": SCHEMA,
-            "rules": {"rows": [], "rows_default": "allow", "columns": []},
-            "label": {"level": "NP", "need_to_know": [], "audience": []},
-        },
-    )  # fmt: skip
-    path = f"/donnees/{product['id']}"
+    path = await capacity(web)
     found = {}
     phone = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
     await phone.locator("#coller-cellules").fill(PASTED)
-    await phone.get_by_role("button", name=t("Preview")).click()
+    await phone.get_by_role("button", name=t("Preview"), exact=True).click()
     await expect(phone.locator("#coller-apercu tbody tr")).to_have_count(3)
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page is {width} px wide"
@@ -227,7 +217,7 @@ async def test_a_steward_pastes_cells_previews_and_imports(web: Web) -> None:
 
     page = await web.signed_in("claire.martin", path, bypass_csp=True)
     await page.locator("#coller-cellules").fill(PASTED)
-    await page.get_by_role("button", name=t("Preview")).click()
+    await page.get_by_role("button", name=t("Preview"), exact=True).click()
     preview = page.locator("#coller-apercu")
     await expect(preview).to_contain_text("3 lignes lues")
     await expect(preview.locator("thead")).to_contain_text("Lits disponibles")
