@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
 from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
+from hypervision.products.derived_models import PRODUCT_DERIVATION_KIND, PRODUCT_SOURCE_KIND
 from hypervision.products.models import (
     PRODUCT_KIND,
     PRODUCT_RULE_CHANGE_KIND,
@@ -29,6 +30,8 @@ KINDS = Registry(
     SYNTHESIS_RECIPIENT_KIND,
     PRODUCT_VERSION_KIND,
     PRODUCT_RULE_CHANGE_KIND,
+    PRODUCT_DERIVATION_KIND,
+    PRODUCT_SOURCE_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

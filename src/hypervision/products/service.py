@@ -18,6 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, BinaryIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -89,6 +90,14 @@ def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
             "gèrent ce produit.",
             "Only the data stewards of the owning domain manage this product.",
         )
+
+
+def derived_hooks() -> ModuleType:
+    """Derived products (``derived.py``, ADR 0028) hook into imports, rule and schema
+    changes and reads; imported late, since they build on this module."""
+    from hypervision.products import derived
+
+    return derived
 
 
 def _rls_rule(rules: RuleSet) -> str:
@@ -298,6 +307,7 @@ async def import_data(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     check_steward(actor, product)
+    await derived_hooks().refuse_import(session, product)
     chosen = _choice(ImportMode, mode, "mode", "Mode d'import inconnu", "Unknown import mode")
     schema = schema_of(product)
     if chosen is ImportMode.UPSERT and not schema.primary_key:
@@ -383,6 +393,9 @@ async def import_data(
             "rows_changed": counts.changed,
             "rows_removed": counts.removed,
         },
+    )
+    await derived_hooks().recompute_uses(
+        session=session, settings=settings, actor=actor, product=product, trigger="import"
     )
     warnings = []
     if product.status == ProductStatus.DEPRECATED.value:
@@ -622,6 +635,9 @@ async def read_rows(
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived_hooks().check_reader(
+        session=session, settings=settings, actor=actor, product=product
+    )
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     table = reading.table
     chosen = list(columns) if columns else reading.columns
@@ -727,6 +743,9 @@ async def aggregate(
     grouped by nor measured (nor filtered)."""
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    await derived_hooks().check_reader(
+        session=session, settings=settings, actor=actor, product=product
     )
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     groups = [reading.column(name, "group_by") for name in group_by[:5]]
@@ -870,6 +889,9 @@ async def _apply_rules(
         action=action,
         before=before,
         summary={"rules": ruleset.fingerprint()},
+    )
+    await derived_hooks().recompute_uses(
+        session=session, settings=settings, actor=actor, product=product, trigger="rules"
     )
 
 
@@ -1032,6 +1054,9 @@ async def export_rows(
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived_hooks().check_reader(
+        session=session, settings=settings, actor=actor, product=product
+    )
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     columns = reading.columns
     if fmt == "geojson" and not any(reading.types[c] == "geometry" for c in columns):
@@ -1121,6 +1146,13 @@ async def change_schema(
     breaks += [f"nom de champ réservé : « {f.name} »" for f in added if f.name in storage.RESERVED]
     if new.primary_key != old.primary_key:
         breaks.append("la clé primaire ne change pas sur des données stockées")
+    breaks += await derived_hooks().schema_breaks(
+        session=session,
+        settings=settings,
+        actor=actor,
+        product=product,
+        new_fields=field_types(new),
+    )
     if breaks:
         raise Conflict(
             f"Ce changement de schéma casserait les données ou les règles : {' ; '.join(breaks)}.",
