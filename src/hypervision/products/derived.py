@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -54,6 +55,19 @@ ARROW = {
     "geometry": pa.string(),
 }
 MAX_CASCADE = 200  # derived products recomputed after one change
+
+
+@asynccontextmanager
+async def system_context(session: AsyncSession, settings: Settings) -> AsyncIterator[None]:
+    """The system context for the block (PostgreSQL), then the caller's own context back
+    exactly as it was (a request's reader, or the system of a loader)."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    before = await session.scalar(select(func.current_setting(rls.SETTING, True)))
+    await storage.as_system(session, settings)
+    yield
+    await rls.set_context(session, before or "")
 
 
 async def derivation_of(session: AsyncSession, product_id: uuid.UUID) -> ProductDerivation | None:
@@ -140,8 +154,8 @@ async def create_derived(
     await session.flush()
     derivation = await derivation_of(session, product.id)
     assert derivation is not None
-    await _compute(session, settings, actor, product, derivation, "create")
-    await rls.bind(session, settings, actor)
+    async with system_context(session, settings):
+        await _compute(session, settings, actor, product, derivation, "create")
     return product
 
 
@@ -255,8 +269,7 @@ async def _compute(
     if [(o.name, o.descriptor["type"]) for o in plan.outputs] != expected:
         raise Conflict("La définition ne donne plus le schéma du produit dérivé.",
                        "The definition no longer yields the derived product's schema.")  # fmt: skip
-    await storage.as_system(session, settings)
-    rows = (await session.execute(plan.query)).all()
+    rows = (await session.execute(plan.query)).all()  # in the system context: see ADR 0028
     if len(rows) > defs.MAX_ROWS:
         raise Conflict(f"Plus de {defs.MAX_ROWS} lignes : affinez la définition.",
                        f"More than {defs.MAX_ROWS} rows: narrow the definition.")  # fmt: skip
@@ -384,7 +397,6 @@ async def recompute(
             await _compute(session, settings, steward, product, derivation, trigger)
         return True
     except AppError as error:
-        await storage.as_system(session, settings)
         await session.refresh(product)
         await session.refresh(derivation)
         derivation.failure = {"fr": error.fr, "en": error.en, "at": utcnow().isoformat(),
@@ -425,10 +437,10 @@ async def recompute_uses(
 ) -> None:
     """After ``product`` changed (new data version, new rules): recompute every product
     derived from it, then those derived from them (the definitions make no cycle: a source
-    exists before what is derived from it). The caller's identity is bound again after."""
-    await storage.as_system(session, settings)  # every use, whoever may see it
+    exists before what is derived from it). In the system context (every use, whoever may
+    see it); the caller's context is restored after."""
     pending, seen = [product.id], set[uuid.UUID]()
-    try:
+    async with system_context(session, settings):
         while pending and len(seen) < MAX_CASCADE:
             for derived_id in await _uses(session, pending.pop(0)):
                 if derived_id in seen:
@@ -439,8 +451,6 @@ async def recompute_uses(
                 if await recompute(session=session, settings=settings, actor=actor,
                                    product=derived, trigger=trigger):  # fmt: skip
                     pending.append(derived_id)
-    finally:
-        await rls.bind(session, settings, actor)
 
 
 # --- hooks of the products' service ----------------------------------------------------------
@@ -471,8 +481,7 @@ async def schema_breaks(
     if await derivation_of(session, product.id) is not None:
         problems.append("le schéma d'un produit dérivé vient de sa définition")
     subject = Subject.of(settings, actor)
-    await storage.as_system(session, settings)
-    try:
+    async with system_context(session, settings):
         for derived_id in await _uses(session, product.id):
             derivation = await derivation_of(session, derived_id)
             derived = await session.get(DataProduct, derived_id)
@@ -484,8 +493,6 @@ async def schema_breaks(
                 who = f"« {derived.name} »" if can_see(subject, derived.label) else (
                     "un produit dérivé que vous ne connaissez pas")  # fmt: skip
                 problems += [f"champ « {f} » utilisé par le produit dérivé {who}" for f in broken]
-    finally:
-        await rls.bind(session, settings, actor)
     return problems
 
 
@@ -551,8 +558,5 @@ async def _rows_hidden(
             )
         )
     )
-    await storage.as_system(session, settings)
-    try:
+    async with system_context(session, settings):
         return bool(await session.scalar(query))
-    finally:
-        await rls.bind(session, settings, actor)
