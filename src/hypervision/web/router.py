@@ -18,6 +18,7 @@ from hypervision.web import (
     feed_pages,
     map_pages,
     misc_pages,
+    product_lineage_pages,
     product_pages,
     synthesis_pages,
 )
@@ -65,6 +66,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         product_pages,
+        product_lineage_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)
