@@ -30,7 +30,7 @@ from hypervision.geo.places import find_venue
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
-from hypervision.products import derived, service
+from hypervision.products import derived_create, service
 from hypervision.products.models import DataProduct
 from hypervision.records.schemas import LabelIn
 
@@ -407,7 +407,7 @@ async def _beds_per_department(
 ) -> None:
     """The derived product: installed and occupied beds summed per department."""
     steward = await _steward(session, PRODUCTS[0].steward)
-    product = await derived.create_derived(
+    product = await derived_create.create_derived(
         session=session,
         settings=settings,
         actor=steward,

@@ -29,9 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, Table, and_, func, select
 from sqlalchemy.sql.elements import Label as SqlLabel
 
+from hypervision.config import Settings
 from hypervision.core.errors import Invalid
-from hypervision.products import service, storage
+from hypervision.products import storage
 from hypervision.products.models import DataProduct
+from hypervision.products.rules import RuleSet
+from hypervision.products.schema import TableSchema
+from hypervision.products.values import typed
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 Operator = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "null", "notnull"]
@@ -179,8 +183,22 @@ class Plan:
         return schema
 
 
+def schema_of(product: DataProduct) -> TableSchema:
+    return TableSchema.from_descriptor(product.table_schema)
+
+
+def field_types(schema: TableSchema) -> dict[str, str]:
+    return {f.name: f.type for f in schema.fields}
+
+
+def rules_of(settings: Settings, product: DataProduct, schema: TableSchema) -> RuleSet:
+    """The stewards' rules of ``product`` (as ``service.rules_of``, which builds on this
+    package's lower modules only)."""
+    return RuleSet.parse(product.rules, field_types(schema), settings.label_levels)
+
+
 def source_of(product: DataProduct, alias: str) -> Source:
-    schema = service.schema_of(product)
+    schema = schema_of(product)
     table = storage.table_of(product.id, schema)
     descriptors = {f["name"]: dict(f) for f in product.table_schema.get("fields", [])}
     names = [f.name for f in schema.fields]
@@ -188,7 +206,7 @@ def source_of(product: DataProduct, alias: str) -> Source:
         product=product,
         alias=alias,
         table=table,
-        types=service.field_types(schema),
+        types=field_types(schema),
         descriptors=descriptors,
         readable=names,
         where=[storage.at_version(table, None)],
@@ -234,14 +252,14 @@ def _condition(source: Source, name: str, where: Where) -> ColumnElement[bool]:
     if where.op == "notnull":
         return column.is_not(None)
     if where.op == "in":
-        return column.in_([service._typed(kind, v, name) for v in where.value.split(",")][:200])
+        return column.in_([typed(kind, v, name) for v in where.value.split(",")][:200])
     if where.op == "contains":
         if kind != "string":
             raise Invalid("« contains » ne s'applique qu'aux textes.",
                           "'contains' applies to text fields only.")  # fmt: skip
         escaped = where.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return func.lower(column).like(f"%{escaped.lower()}%", escape="\\")
-    value = service._typed(kind, where.value, name)
+    value = typed(kind, where.value, name)
     return {
         "eq": column.__eq__,
         "ne": column.__ne__,
@@ -309,7 +327,7 @@ def compile_plan(definition: Definition, sources: Sequence[Source]) -> Plan:
             out = column_ref.name or name
             outputs.append(Output(out, source.table.c[name], _descriptor(source, name, out)))
         if definition.join is None:
-            source_key = list(service.schema_of(left.product).primary_key)
+            source_key = list(schema_of(left.product).primary_key)
             renamed = {
                 column.field.split(".")[-1]: o.name
                 for column, o in zip(chosen, outputs, strict=True)

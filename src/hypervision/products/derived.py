@@ -38,12 +38,11 @@ from hypervision.policy import rls
 from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject, can_see
 from hypervision.products import definition as defs
-from hypervision.products import derived_labels, service, storage
+from hypervision.products import derived_labels, storage
 from hypervision.products.derived_models import ProductDerivation, ProductSource
-from hypervision.products.models import DataProduct, ProductVersion
+from hypervision.products.models import PRODUCT_KIND, DataProduct, ProductVersion
 from hypervision.products.rules import Reader
-from hypervision.records import versions
-from hypervision.records.schemas import LabelIn
+from hypervision.records import access, versions
 
 ARROW = {
     "string": pa.string(),
@@ -77,89 +76,10 @@ async def derivation_of(session: AsyncSession, product_id: uuid.UUID) -> Product
     return found
 
 
-# --- creating --------------------------------------------------------------------------------
+# --- computing -------------------------------------------------------------------------------
 
 
-async def create_derived(
-    *,
-    session: AsyncSession,
-    settings: Settings,
-    actor: Principal,
-    slug: str,
-    name: str,
-    description: str,
-    tags: Sequence[str],
-    definition: Mapping[str, Any],
-    rules: Mapping[str, Any] | None,
-    label: LabelIn | None,
-) -> DataProduct:
-    """A derived product of the steward's domain, computed at once (version 1 of its data):
-    its schema comes from the definition; its label, given or the least that dominates its
-    sources, must dominate each of them (422 naming the source otherwise)."""
-    service.check_steward(actor)
-    assert actor.organisation_id is not None and actor.user_id is not None
-    parsed = defs.parse(definition)
-    owner = str(actor.organisation_id)
-    sources = await _sources(session, settings, actor, owner, parsed, creating=True)
-    plan = defs.compile_plan(parsed, sources)
-    labels = [s.product.label for s in sources]
-    lineage = await derived_labels.ancestries(
-        session, {owner, *(a for lab in labels for a in lab.audience)}
-    )
-    if label is None:
-        least = derived_labels.least(settings, owner, labels, lineage)
-        if least is None:
-            raise defs.bad(
-                "label",
-                "les diffusions des sources n'ont rien en commun : donnez un marquage.",
-                "the sources' audiences share nothing: give a label.",
-            )
-        label = await derived_labels.as_input(session, least)
-    product = await service.create_product(
-        session=session,
-        settings=settings,
-        actor=actor,
-        slug=slug,
-        name=name,
-        description=description,
-        tags=tags,
-        table_schema=plan.table_schema,
-        rules=rules,
-        label=label,
-    )
-    lineage = await derived_labels.ancestries(
-        session, {owner, *product.audience, *(a for lab in labels for a in lab.audience)}
-    )
-    for i, source in enumerate(sources):
-        found = derived_labels.problems(settings, product.label, source.product.label, lineage)
-        if found:
-            fr, en = "; ".join(p[0] for p in found), "; ".join(p[1] for p in found)
-            raise defs.bad(
-                f"definition.sources[{i}].product",
-                f"le marquage du produit dérivé ne couvre pas celui de la source ({fr}).",
-                f"the derived product's label does not cover the source's ({en}).",
-            )
-    session.add(
-        ProductDerivation(
-            product_id=product.id,
-            definition=parsed.model_dump(mode="json", exclude_defaults=True),
-            defined_by=actor.user_id,
-            defined_at=utcnow(),
-            computed_from={},
-            failure=None,
-        )
-    )
-    for source in sources:
-        session.add(ProductSource(derived_id=product.id, source_id=source.product.id))
-    await session.flush()
-    derivation = await derivation_of(session, product.id)
-    assert derivation is not None
-    async with system_context(session, settings):
-        await _compute(session, settings, actor, product, derivation, "create")
-    return product
-
-
-async def _sources(
+async def sources_for(
     session: AsyncSession,
     settings: Settings,
     steward: Principal,
@@ -174,9 +94,8 @@ async def _sources(
     found: list[defs.Source] = []
     for i, (ref, alias) in enumerate(zip(parsed.sources, parsed.aliases(), strict=True)):
         try:
-            product = await service.find_product(
-                session=session, settings=settings, actor=steward, product_id=ref.product
-            )
+            visible = access.visible(session, settings, steward, DataProduct)
+            product = await access.find_in(session, visible, PRODUCT_KIND, ref.product)
         except NotFound:
             product = None
         # The label again in Python: the SQL filter may be off (the leak matrix's RLS run).
@@ -190,16 +109,13 @@ async def _sources(
             )
         source = defs.source_of(product, alias)
         if str(product.organisation_id) != owner:
-            rules = service.rules_of(settings, product, service.schema_of(product))
+            rules = defs.rules_of(settings, product, defs.schema_of(product))
             reader = Reader.of(settings, steward)
             source.readable = rules.visible_columns(reader, source.readable)
             columns = {n: source.table.c[n] for n in source.types}
             source.where.append(rules.row_filter(reader, columns, dialect))
         found.append(source)
     return found
-
-
-# --- computing -------------------------------------------------------------------------------
 
 
 def _plain(kind: str, value: Any) -> Any:
@@ -243,7 +159,7 @@ def _reader_of(tree: Mapping[str, Any]) -> Reader:
     )
 
 
-async def _compute(
+async def compute(
     session: AsyncSession,
     settings: Settings,
     steward: Principal,
@@ -254,7 +170,7 @@ async def _compute(
     """Read the sources as ``steward`` may, write the result as the next data version."""
     parsed = defs.parse(derivation.definition)
     owner = str(product.organisation_id)
-    sources = await _sources(session, settings, steward, owner, parsed, creating=False)
+    sources = await sources_for(session, settings, steward, owner, parsed, creating=False)
     lineage = await derived_labels.ancestries(
         session, {owner, *product.audience, *(a for s in sources for a in s.product.audience)}
     )
@@ -308,7 +224,7 @@ async def _write(
     )
     before = versions.snapshot(product)
     number = product.data_version + 1
-    table = storage.table_of(product.id, service.schema_of(product))
+    table = storage.table_of(product.id, defs.schema_of(product))
     counts = await storage.load(
         session, table, _arrow(plan, rows), mode="replace", version=number, key=plan.primary_key
     )
@@ -394,7 +310,7 @@ async def recompute(
     try:
         async with session.begin_nested():
             steward = await _steward(session, derivation, product)
-            await _compute(session, settings, steward, product, derivation, trigger)
+            await compute(session, settings, steward, product, derivation, trigger)
         return True
     except AppError as error:
         await session.refresh(product)
@@ -487,7 +403,7 @@ async def schema_breaks(
             derived = await session.get(DataProduct, derived_id)
             assert derivation is not None and derived is not None
             used = derivation.computed_from.get("sources", {}).get(str(product.id), {})
-            types = service.field_types(service.schema_of(product))
+            types = defs.field_types(defs.schema_of(product))
             broken = [f for f in used.get("fields", []) if new_fields.get(f) != types.get(f)]
             if broken:
                 who = f"« {derived.name} »" if can_see(subject, derived.label) else (
@@ -519,8 +435,8 @@ async def check_reader(
             raise refused
         if reader == steward:
             continue
-        schema = service.schema_of(source)
-        rules = service.rules_of(settings, source, schema)
+        schema = defs.schema_of(source)
+        rules = defs.rules_of(settings, source, schema)
         names = [f.name for f in schema.fields]
         if not set(info.get("fields", [])) <= set(rules.visible_columns(reader, names)):
             raise refused
@@ -542,8 +458,8 @@ async def _rows_hidden(
     """Whether a row of ``source`` at ``version`` shown to the steward is hidden from the
     reader by its rules: counted in the system context (RLS would hide exactly those rows),
     only the answer is used."""
-    schema = service.schema_of(source)
-    rules = service.rules_of(settings, source, schema)
+    schema = defs.schema_of(source)
+    rules = defs.rules_of(settings, source, schema)
     table = storage.table_of(source.id, schema)
     columns = {f.name: table.c[f.name] for f in schema.fields}
     dialect = session.get_bind().dialect.name

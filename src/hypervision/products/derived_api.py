@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN
 from hypervision.identity.deps import CurrentPrincipal
-from hypervision.products import derived, diff, lineage
+from hypervision.products import derived_create, diff, lineage
 from hypervision.products.api import product_read
 from hypervision.products.models import DataProduct
 from hypervision.products.schemas import ProductRead
@@ -91,7 +91,7 @@ async def create_derived(
     """A product of your domain computed from one or two products (filter, join, group by
     with aggregates), recomputed whenever a source gets a new data version. Its label must
     dominate every source's; its sources are read with your rights at each computation."""
-    product = await derived.create_derived(
+    product = await derived_create.create_derived(
         session=session,
         settings=settings,
         actor=actor,

@@ -22,8 +22,9 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.identity.principal import Principal
-from hypervision.products import service
+from hypervision.products import derived, service
 from hypervision.products.models import DataProduct
+from hypervision.products.values import typed
 from hypervision.records import access
 
 PAGE_MAX = 500
@@ -77,9 +78,7 @@ async def diff(
     product = await service.find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
-    await service.derived_hooks().check_reader(
-        session=session, settings=settings, actor=actor, product=product
-    )
+    await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
     if old == new:
         raise Invalid("Comparez deux versions différentes.", "Compare two different versions.",
                       extra={"fields": [{"field": "to", "message": "same version"}]})  # fmt: skip
@@ -108,11 +107,11 @@ async def diff(
     )
     if after:
         last = _uncursor(after, len(key))
-        typed = [
-            int(v) if k == "_row" else service._typed(before.types[k], str(v), k)
+        values = [
+            int(v) if k == "_row" else typed(before.types[k], str(v), k)
             for k, v in zip(key, last, strict=True)
         ]
-        query = query.where(tuple_(*identity) > tuple_(*typed))
+        query = query.where(tuple_(*identity) > tuple_(*values))
     limit = max(1, min(limit, PAGE_MAX))
     found = (await session.execute(query.order_by(*identity).limit(limit + 1))).all()
     more = len(found) > limit
