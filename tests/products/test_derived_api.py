@@ -246,3 +246,72 @@ async def test_diff_under_the_readers_rules(client: AsyncClient, health: str) ->
     assert pages == seen["changes"]
     bad = await client.get(f"/api/v1/products/{pid}/diff?from=1&to=9", headers=prefet)
     assert bad.status_code == 422
+
+
+DEPARTMENTS: dict[str, Any] = {
+    "fields": [
+        {"name": "code", "type": "string", "title": "Code"},
+        {"name": "nom", "type": "string", "title": "Nom du département"},
+    ],
+    "primaryKey": ["code"],
+}
+
+
+async def test_a_join_of_two_products_and_a_rules_change_recompute(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    steward, pid = await source(client, health)
+    public = {"level": "NP", "need_to_know": [], "audience": []}
+    body = {"slug": "departements", "name": "Départements", "table_schema": DEPARTMENTS,
+            "label": public}  # fmt: skip
+    made = await client.post("/api/v1/products", json=body, headers=steward)
+    assert made.status_code == 201, made.text
+    did = made.json()["id"]
+    csv = b"code;nom\n75;Paris\n92;Hauts-de-Seine\n"
+    assert (await upload(client, steward, did, csv, name="dep.csv")).status_code == 201
+    definition = {
+        "sources": [{"product": pid, "alias": "h"}, {"product": did, "alias": "d"}],
+        "join": {"how": "left", "on": [{"left": "departement", "right": "code"}]},
+        "where": [{"field": "h.service", "op": "eq", "value": "Urgences"}],
+        "columns": [{"field": "hopital"}, {"field": "d.nom", "name": "departement"},
+                    {"field": "lits"}],
+    }  # fmt: skip
+    joined = await derive(client, steward, definition, label=public)
+    assert joined.status_code == 201, joined.text
+    jid = joined.json()["id"]
+    assert "primaryKey" not in joined.json()["table_schema"]  # a join keeps no key
+    got = await rows(client, steward, jid)
+    assert [(r["hopital"], r["departement"], r["lits"]) for r in got["rows"]] == [
+        ("Bichat", "Paris", 40), ("Avicenne", None, 30), ("Lariboisière", "Paris", 50),
+    ]  # fmt: skip
+    graph = (await client.get(f"/api/v1/products/{jid}/lineage", headers=steward)).json()
+    assert {n["id"] for n in graph["nodes"] if n["relation"] == "source"} == {pid, did}
+
+    # Another domain's steward defines a product over the health one; when the health
+    # stewards narrow its rules (no Bichat row for anyone outside health), it is recomputed.
+    await make_user(app, "pref-steward", "PREF", roles=[Role.DATA_STEWARD], clearance="DR")
+    pref = await sign_in(client, "pref-steward")
+    names_only = {"sources": [{"product": pid}], "columns": [{"field": "hopital"}]}
+    made = await derive(client, pref, names_only, slug="hopitaux-pref")
+    assert made.status_code == 201, made.text
+    pref_id = made.json()["id"]
+    assert len((await rows(client, pref, pref_id))["rows"]) == 4  # no SAMU row
+    product = (await client.get(f"/api/v1/products/{pid}", headers=steward)).json()
+    narrowed = {**product["rules"]}
+    bichat = {"op": "eq", "left": {"rec": "hopital"}, "right": {"value": "Bichat"}}
+    narrowed["rows"] = [{"effect": "deny", "when": bichat}, *narrowed["rows"]]
+    changed = await client.put(
+        f"/api/v1/products/{pid}/rules", json={"rules": narrowed}, headers=steward
+    )
+    assert changed.status_code == 200 and changed.json()["pending"] is None, changed.text
+    after = await rows(client, pref, pref_id)
+    assert after["version"] == 2 and {r["hopital"] for r in after["rows"]} == {
+        "Avicenne", "Delafontaine", "Lariboisière",
+    }  # fmt: skip
+    async with tx(app) as session:
+        triggers = list(
+            await session.scalars(
+                select(AuditRecord.detail).where(AuditRecord.action == "product.derive")
+            )
+        )
+    assert len(triggers) >= 4
