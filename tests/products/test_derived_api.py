@@ -288,7 +288,7 @@ async def test_a_join_of_two_products_and_a_rules_change_recompute(
     assert {n["id"] for n in graph["nodes"] if n["relation"] == "source"} == {pid, did}
 
     # Another domain's steward defines a product over the health one; when the health
-    # stewards narrow its rules (no Bichat row for anyone outside health), it is recomputed.
+    # stewards narrow its rules (no Bichat row for anyone any more), it is recomputed.
     await make_user(app, "pref-steward", "PREF", roles=[Role.DATA_STEWARD], clearance="DR")
     pref = await sign_in(client, "pref-steward")
     names_only = {"sources": [{"product": pid}], "columns": [{"field": "hopital"}]}

@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, tuple_
+from sqlalchemy import Select, and_, cast, func, null, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.identity.principal import Principal
-from hypervision.products import derived, service
+from hypervision.products import derived, service, storage
 from hypervision.products.models import DataProduct
 from hypervision.products.values import typed
 from hypervision.records import access
@@ -42,10 +42,10 @@ class Diff:
     next_cursor: str | None
 
 
-def _side(reading: Any, key: list[str], columns: list[str], name: str) -> Any:
+def _side(reading: Any, key: list[str], columns: list[str], name: str, extra: Any) -> Any:
     table = reading.table
     picked = ([table.c._row] if key == ["_row"] else []) + [table.c[c] for c in columns]
-    return select(*picked).where(*reading.where).subquery(name)
+    return select(*picked).where(*reading.where, extra).subquery(name)
 
 
 def _cursor(values: list[Any]) -> str:
@@ -88,22 +88,30 @@ async def diff(
     columns = before.columns
     primary = list(before.schema.primary_key)
     key = primary if primary and set(primary) <= set(columns) else ["_row"]
-    a = _side(before, key, columns, "a")
-    b = _side(now, key, columns, "b")
-    identity = [func.coalesce(a.c[k], b.c[k]) for k in key]
-    query: Select[Any] = (
-        select(
-            *(a.c[c] for c in (key if key == ["_row"] else []) + columns),
-            *(b.c[c] for c in (key if key == ["_row"] else []) + columns),
-        )
-        .select_from(a.join(b, and_(*(a.c[k] == b.c[k] for k in key)), full=True))
-        .where(
-            or_(
-                a.c[key[0]].is_(None),
-                b.c[key[0]].is_(None),
-                *(a.c[c].is_distinct_from(b.c[c]) for c in columns if c not in key),
-            )
-        )
+    names = (key if key == ["_row"] else []) + columns
+    # A physical row valid at both versions is the same in both: only the others are read.
+    a = _side(before, key, columns, "a", ~storage.at_version(now.table, new))
+    b = _side(now, key, columns, "b", ~storage.at_version(before.table, old))
+    on = and_(*(a.c[k] == b.c[k] for k in key))
+    differs = or_(*(a.c[c].is_distinct_from(b.c[c]) for c in columns if c not in key))
+
+    def none(side: Any) -> list[Any]:
+        return [cast(null(), side.c[n].type).label(f"{side.name}_{n}") for n in names]
+
+    def cells(side: Any) -> list[Any]:
+        return [side.c[n].label(f"{side.name}_{n}") for n in names]
+
+    # Two left joins rather than one full join: SQLite then indexes the inner side.
+    removed_or_changed = (
+        select(*cells(a), *cells(b))
+        .select_from(a.outerjoin(b, on))
+        .where(or_(b.c[key[0]].is_(None), differs))
+    )
+    added = select(*none(a), *cells(b)).select_from(b.outerjoin(a, on)).where(a.c[key[0]].is_(None))
+    both = union_all(removed_or_changed, added).subquery("d")
+    identity = [func.coalesce(both.c[f"a_{k}"], both.c[f"b_{k}"]) for k in key]
+    query: Select[Any] = select(
+        *(both.c[f"a_{n}"] for n in names), *(both.c[f"b_{n}"] for n in names)
     )
     if after:
         last = _uncursor(after, len(key))
@@ -116,7 +124,6 @@ async def diff(
     found = (await session.execute(query.order_by(*identity).limit(limit + 1))).all()
     more = len(found) > limit
     found = found[:limit]
-    names = (key if key == ["_row"] else []) + columns
     changes = [_change(r, names, key) for r in found]
     cursor = _cursor([changes[-1]["key"][k] for k in key]) if more and changes else None
     await audit.record(
