@@ -30,6 +30,7 @@ from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.products import api as products_api
 from hypervision.products import sources, sources_api
+from hypervision.products import derived_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.synthesis import api as synthesis_api
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from hypervision.demo import feeds
 
         app.include_router(feeds.router)
+    app.include_router(derived_api.router)
     app.include_router(audit_api.router)
     web.install(app)
     return app

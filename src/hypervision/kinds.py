@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
 from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
+from hypervision.products.derived_models import PRODUCT_DERIVATION_KIND, PRODUCT_INPUT_KIND
 from hypervision.products.models import (
     PRODUCT_KIND,
     PRODUCT_RULE_CHANGE_KIND,
@@ -32,6 +33,8 @@ KINDS = Registry(
     PRODUCT_RULE_CHANGE_KIND,
     PRODUCT_SOURCE_KIND,
     PRODUCT_SOURCE_RUN_KIND,
+    PRODUCT_DERIVATION_KIND,
+    PRODUCT_INPUT_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

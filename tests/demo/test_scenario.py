@@ -75,14 +75,15 @@ async def test_demo_main_courante(app: FastAPI, client: AsyncClient) -> None:
 
 
 async def test_demo_data_products(app: FastAPI, client: AsyncClient) -> None:
-    """Five products of five domains, published, each read under its own rules."""
+    """Five products of five domains, published, each read under its own rules, and one
+    derived product (beds per department)."""
     from hypervision.demo import products
 
     settings = app.state.settings
     async with tx(app) as session:
         await scenario.load(session, settings)
     async with tx(app) as session:
-        assert await products.load(session, settings) == 5
+        assert await products.load(session, settings) == 6
     async with tx(app) as session:
         assert await products.load(session, settings) == 0
 
@@ -102,6 +103,7 @@ async def test_demo_data_products(app: FastAPI, client: AsyncClient) -> None:
         "affluence-portes",
         "incidents-transports",
         "vigilance-canicule",
+        "lits-par-departement",
     }  # not the forces: they are DR
     assert {p["status"] for p in listed} == {"active"}
     by_slug = {p["slug"]: p["id"] for p in listed}
@@ -111,6 +113,12 @@ async def test_demo_data_products(app: FastAPI, client: AsyncClient) -> None:
     for_nurse = (await client.get(url, headers=nurse)).json()
     assert len(for_nurse["rows"]) == 48 and "patients_graves" in for_nurse["columns"]
     assert len(for_officer["rows"]) == 36 and for_officer["hidden_columns"] == ["patients_graves"]
+    departments = (await client.get(f"/api/v1/products/{by_slug['lits-par-departement']}/rows",
+                                    headers=officer)).json()  # fmt: skip
+    total = sum(r["lits"] for r in departments["rows"])
+    assert total == sum(r["lits"] for r in for_nurse["rows"])  # SAMU rows included: one domain
+    lineage = (await client.get(f"/api/v1/products/{beds}/lineage", headers=officer)).json()
+    assert [e["target"] for e in lineage["edges"]] == [by_slug["lits-par-departement"]]
     gates = await client.get(f"/api/v1/products/{by_slug['affluence-portes']}", headers=officer)
     assert gates.json()["row_count"] == 13 * 56
 

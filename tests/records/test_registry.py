@@ -163,6 +163,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "product_rule_changes",
         "product_sources",
         "product_source_runs",
+        "product_derivations",
+        "product_inputs",
         "record_versions",
         "label_change_requests",
         "outbox",

@@ -193,6 +193,7 @@ class World:
     syntheses: dict[str, SynthesisRec] = field(default_factory=dict)
     situations: dict[str, Mark] = field(default_factory=dict)
     products: dict[str, Mark] = field(default_factory=dict)
+    derived: dict[str, Mark] = field(default_factory=dict)  # derived products (ADR 0028)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -264,6 +265,20 @@ PRODUCT_CSV = ("nom;portee;nombre\n" + "".join(
 def product_rows(person: Person) -> set[str]:
     """The rows of a product (visible to ``person``) that its rules let through."""
     return {n for n, scope in PRODUCT_ROWS.items() if scope == "tous" or GROUPS[0] in person.groups}
+
+
+# The first product gets a second data version: every count changes (a diff shows it to DR
+# readers only, the column being hidden from the others). A derived product keeps its rows
+# for everyone ("tous"), names and counts, under a label above its source's.
+PRODUCT_CSV_2 = ("nom;portee;nombre\n" + "".join(
+    f"{name};{scope};{n + 10}\n" for n, (name, scope) in enumerate(PRODUCT_ROWS.items())
+)).encode()  # fmt: skip
+DERIVED_ROWS = {n for n, scope in PRODUCT_ROWS.items() if scope == "tous"}
+DERIVED_LABEL: tuple[str, frozenset[str], frozenset[str]] = (
+    "DR",
+    frozenset(GROUPS[:1]),
+    frozenset(),
+)
 
 
 def product_columns(person: Person) -> list[str]:
@@ -557,6 +572,42 @@ class Builder:
             self.world.products[product["id"]] = mark
             self._event("product.create", product["id"], mark, version=1)
             self._event("product.import", product["id"], mark, version=2)
+        await self._derived()
+
+    async def _derived(self) -> None:
+        """A product derived from the first one by its steward, then a second data version
+        of that source (recomputing the derived product)."""
+        source_id, source_mark = next(iter(self.world.products.items()))
+        steward = self.h(self.world.steward(source_mark.owner))
+        level, ntk, audience = DERIVED_LABEL
+        mark = Mark(level, ntk, audience, source_mark.owner)
+        definition = {
+            "sources": [{"product": source_id}],
+            "where": [{"field": "portee", "op": "eq", "value": "tous"}],
+            "columns": [{"field": "nom"}, {"field": "nombre"}],
+        }
+        derived = ok(
+            await self.client.post(
+                "/api/v1/products/derived",
+                json={"slug": "produit-derive", "name": "Produit dérivé",
+                      "definition": definition, "label": mark.wire()},
+                headers=steward,
+            ),
+            201,
+        )  # fmt: skip
+        self.world.derived[derived["id"]] = mark
+        self._event("product.create", derived["id"], mark, version=1)
+        self._event("product.derive", derived["id"], mark, version=2)
+        ok(
+            await self.client.post(
+                f"/api/v1/products/{source_id}/imports",
+                files={"file": ("p2.csv", PRODUCT_CSV_2, "text/csv")},
+                headers=steward,
+            ),
+            201,
+        )
+        self._event("product.import", source_id, source_mark, version=3)
+        self._event("product.derive", derived["id"], mark, version=3)
 
     # --- syntheses -----------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from tests.live.server import Stream, open_stream, serve
 from tests.security.leak_world import (
     COMMENT_WORD,
     COMMON_WORD,
+    DERIVED_ROWS,
     LOCATION_VIEW,
     PRODUCT_ROWS,
     Builder,
@@ -379,13 +380,14 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
     """The catalogue, a product, its rows (rows and columns under the stewards' rules) and an
     aggregate over them."""
     headers = world.headers[person.name]
+    every = {**world.products, **world.derived}
     listed = await client.get("/api/v1/products", headers=headers)
     if not tally.refused("product.list", person, listed):
         tally.ids(
             "product.list",
             person,
-            {pid: f"product {m}" for pid, m in world.products.items()},
-            [pid for pid, m in world.products.items() if sees(person, m)],
+            {pid: f"product {m}" for pid, m in every.items()},
+            [pid for pid, m in every.items() if sees(person, m)],
             [p["id"] for p in listed.json()],
         )
     rows_universe = {name: f"row {name}" for name in PRODUCT_ROWS}
@@ -441,6 +443,56 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
             count = got.json()["rows"][0]["count"]
             if count != len(product_rows(person)):
                 tally.wrong.append(f"{person} | product.aggregate | count {count}")
+    await product_lineage_and_diff(client, world, tally, person)
+
+
+async def product_lineage_and_diff(
+    client: AsyncClient, world: World, tally: Tally, person: Person
+) -> None:
+    """Lineage names only the products the reader may know of; a derived product's rows
+    follow its own label; a diff holds the rows the rules let through and never a hidden
+    column (the first product's second version changed only counts: DR readers see them)."""
+    headers = world.headers[person.name]
+    every = {**world.products, **world.derived}
+    universe = {pid: f"product {m}" for pid, m in every.items()}
+    first = next(iter(world.products))
+    derived_id, derived_mark = next(iter(world.derived.items()))
+    for product_id, mark in every.items():
+        got = await client.get(f"/api/v1/products/{product_id}/lineage", headers=headers)
+        if tally.one("product.lineage", person, f"product {mark}", sees(person, mark), got):
+            linked = {first, derived_id} if product_id in (first, derived_id) else {product_id}
+            tally.ids(
+                "product.lineage",
+                person,
+                universe,
+                [pid for pid in linked if sees(person, every[pid])],
+                [n["id"] for n in got.json()["nodes"]],
+            )
+    got = await client.get(f"/api/v1/products/{derived_id}/rows", headers=headers)
+    visible = sees(person, derived_mark)
+    if tally.one("product.derived_rows", person, f"derived {derived_mark}", visible, got):
+        rows = got.json()["rows"]
+        tally.ids(
+            "product.derived_rows",
+            person,
+            {name: f"row {name}" for name in PRODUCT_ROWS},
+            DERIVED_ROWS,
+            [r["nom"] for r in rows],
+        )
+    got = await client.get(f"/api/v1/products/{first}/diff?from=1&to=2", headers=headers)
+    mark = world.products[first]
+    if tally.one("product.diff", person, f"product {mark}", sees(person, mark), got):
+        changes = got.json()["changes"]
+        shown = "nombre" in product_columns(person)
+        tally.ids(
+            "product.diff",
+            person,
+            {name: f"row {name}" for name in PRODUCT_ROWS},
+            product_rows(person) if shown else set(),
+            [c["key"]["nom"] for c in changes],
+        )
+        if not shown and "nombre" in json.dumps(got.json()["columns"]):
+            tally.leaks.append(f"{person} | product.diff | hidden column nombre")
 
 
 async def synthesis_surfaces(
@@ -634,7 +686,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         now[rec.id] = now[rec.attachment] = (rec.mark,)
         now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
     now.update({sid: (m,) for sid, m in world.situations.items()})
-    now.update({pid: (m,) for pid, m in world.products.items()})
+    now.update({pid: (m,) for pid, m in {**world.products, **world.derived}.items()})
     universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
@@ -720,7 +772,11 @@ COVERS: dict[str, tuple[str, ...]] = {
         "product.rows",
         "product.export",
         "product.aggregate",
+        "product.lineage",
+        "product.diff",
     ),
+    "product_derivation": ("product.derived_rows", "product.lineage"),
+    "product_input": ("product.lineage",),
     "product_version": ("product.versions",),
     "product_rule_change": ("product.rule_changes",),
     "product_source": ("product.source",),

@@ -64,6 +64,8 @@ QUERIES = {
     "/api/v1/places": "?q=saint",
     "/recherche": "?q=colis",
     "/api/v1/map/export": "?layer={layer_id}",
+    "/api/v1/products/{product_id}/diff": "?from=1&to=2",
+    "/donnees/{product_id}/comparer": "?de=1&a=2",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {
@@ -254,6 +256,14 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
             headers=bearer,
         )
     )
+    for count in (b"12", b"14"):  # two data versions, to compare
+        await _ok(
+            await bare.post(
+                f"/api/v1/products/{product['id']}/imports",
+                files={"file": ("lits.csv", b"lits;geometry\n" + count + b";\n", "text/csv")},
+                headers=bearer,
+            )
+        )
     widened = await _ok(
         await bare.put(
             f"/api/v1/products/{product['id']}/rules",

@@ -5,7 +5,9 @@ counts for the MEDICAL group only), gate counts every 15 minutes (sports), trans
 missions for the RENSEIGNEMENT group only, head counts for the interior ministry only).
 
 The data is generated (seeded, the same at every load) and goes in through the products'
-own service: created by a steward of the domain, imported as version 1, then published."""
+own service: created by a steward of the domain, imported as version 1, then published. One
+derived product (ADR 0028) sums the hospital beds per department: the health domain's own
+source read whole, released to every organisation; it is recomputed at each import."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from hypervision.geo.places import find_venue
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import Organisation, User
 from hypervision.identity.principal import Principal
-from hypervision.products import service
+from hypervision.products import derived_create, service
 from hypervision.products.models import DataProduct
 from hypervision.records.schemas import LabelIn
 
@@ -363,6 +365,7 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     orgs = {code: str(i) for code, i in await session.execute(select(Organisation.code,
                                                                      Organisation.id))}  # fmt: skip
     rng = random.Random(2024)  # noqa: S311 - reproducible demo data, not secrets
+    made: dict[str, DataProduct] = {}
     for spec in PRODUCTS:
         steward = await _steward(session, spec.steward)
         schema: dict[str, Any] = {"fields": list(spec.fields)}
@@ -394,4 +397,38 @@ async def load(session: AsyncSession, settings: Settings) -> int:
             session=session, settings=settings, actor=steward, product_id=product.id,
             status="active",
         )  # fmt: skip
-    return len(PRODUCTS)
+        made[spec.slug] = product
+    await _beds_per_department(session, settings, made["capacite-hospitaliere"])
+    return len(PRODUCTS) + 1
+
+
+async def _beds_per_department(
+    session: AsyncSession, settings: Settings, beds: DataProduct
+) -> None:
+    """The derived product: installed and occupied beds summed per department."""
+    steward = await _steward(session, PRODUCTS[0].steward)
+    product = await derived_create.create_derived(
+        session=session,
+        settings=settings,
+        actor=steward,
+        slug="lits-par-departement",
+        name="Lits hospitaliers par département",
+        description="Lits installés et occupés, sommés par département ; recalculé depuis la "
+        "capacité hospitalière à chacune de ses versions.",
+        tags=("santé", "lits", "départements"),
+        definition={
+            "sources": [{"product": str(beds.id), "alias": "h"}],
+            "group_by": ["departement"],
+            "measures": [
+                {"fn": "sum", "field": "lits", "name": "lits"},
+                {"fn": "sum", "field": "lits_occupes", "name": "lits_occupes"},
+                {"fn": "count", "name": "services"},
+            ],
+        },
+        rules=None,
+        label=LabelIn(level="NP"),
+    )
+    await service.set_status(
+        session=session, settings=settings, actor=steward, product_id=product.id,
+        status="active",
+    )  # fmt: skip

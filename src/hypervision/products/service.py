@@ -31,7 +31,7 @@ from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
 from hypervision.policy.roles import Role
 from hypervision.policy.rules import Action, authorize
-from hypervision.products import export, storage
+from hypervision.products import derived, export, storage
 from hypervision.products.checks import check_constraints
 from hypervision.products.models import (
     PRODUCT_KIND,
@@ -45,6 +45,7 @@ from hypervision.products.models import (
 from hypervision.products.readers import ReadError, RowError, read_table
 from hypervision.products.rules import Reader, RuleSet
 from hypervision.products.schema import SchemaError, TableSchema
+from hypervision.products.values import typed as _typed
 from hypervision.records import access, versions
 from hypervision.records.labelling import resolve_label
 from hypervision.records.schemas import LabelIn
@@ -307,6 +308,7 @@ async def import_data(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     check_steward(actor, product)
+    await derived.refuse_import(session, product)
     chosen = _choice(ImportMode, mode, "mode", "Mode d'import inconnu", "Unknown import mode")
     schema = schema_of(product)
     if chosen is ImportMode.UPSERT and not schema.primary_key:
@@ -393,6 +395,9 @@ async def import_data(
             "rows_removed": counts.removed,
         },
     )
+    await derived.recompute_uses(
+        session=session, settings=settings, actor=actor, product=product, trigger="import"
+    )
     warnings = []
     if product.status == ProductStatus.DEPRECATED.value:
         warnings.append("Ce produit est obsolète.")
@@ -457,34 +462,6 @@ def parse_condition(raw: str) -> Condition:
             extra={"fields": [{"field": "filter", "message": "invalid"}]},
         )
     return Condition(parts[0], parts[1], parts[2])
-
-
-def _typed(kind: str, raw: str, field_name: str) -> Any:
-    try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw.replace(",", "."))
-        if kind == "boolean":
-            if raw.lower() in ("true", "vrai", "oui", "1"):
-                return True
-            if raw.lower() in ("false", "faux", "non", "0"):
-                return False
-            raise ValueError(raw)
-        if kind == "date":
-            return date.fromisoformat(raw)
-        if kind == "datetime":
-            value = datetime.fromisoformat(raw)
-            if value.tzinfo is None:
-                raise ValueError(raw)
-            return value
-        return raw
-    except ValueError:
-        raise Invalid(
-            f"Valeur « {raw[:80]} » invalide pour le champ « {field_name} » ({kind}).",
-            f"Invalid value {raw[:80]!r} for field {field_name!r} ({kind}).",
-            extra={"fields": [{"field": field_name, "message": "invalid value"}]},
-        ) from None
 
 
 @dataclass
@@ -631,6 +608,7 @@ async def read_rows(
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     table = reading.table
     chosen = list(columns) if columns else reading.columns
@@ -737,6 +715,7 @@ async def aggregate(
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     groups = [reading.column(name, "group_by") for name in group_by[:5]]
     parsed = [parse_measure(m) for m in (measures or ["count"])[:10]]
@@ -879,6 +858,9 @@ async def _apply_rules(
         action=action,
         before=before,
         summary={"rules": ruleset.fingerprint()},
+    )
+    await derived.recompute_uses(
+        session=session, settings=settings, actor=actor, product=product, trigger="rules"
     )
 
 
@@ -1041,6 +1023,7 @@ async def export_rows(
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
     reading = _Reading(settings, actor, product, access.dialect_of(session), version)
     columns = reading.columns
     if fmt == "geojson" and not any(reading.types[c] == "geometry" for c in columns):
@@ -1130,6 +1113,13 @@ async def change_schema(
     breaks += [f"nom de champ réservé : « {f.name} »" for f in added if f.name in storage.RESERVED]
     if new.primary_key != old.primary_key:
         breaks.append("la clé primaire ne change pas sur des données stockées")
+    breaks += await derived.schema_breaks(
+        session=session,
+        settings=settings,
+        actor=actor,
+        product=product,
+        new_fields=field_types(new),
+    )
     if breaks:
         raise Conflict(
             f"Ce changement de schéma casserait les données ou les règles : {' ; '.join(breaks)}.",

@@ -23,6 +23,7 @@ from hypervision.products import editing, service
 from hypervision.products.export import FORMATS
 from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
+from hypervision.web.product_lineage_pages import lineage_context
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
 from hypervision.web.source_section import source_section
@@ -192,6 +193,7 @@ async def _context(
         "bad_rows": [],
         "bad_count": 0,
         "imported": None,
+        **await lineage_context(session=session, settings=settings, actor=actor, product=product),
     }
 
 

@@ -20,6 +20,7 @@ from hypervision.web import (
     map_pages,
     misc_pages,
     paste_pages,
+    product_lineage_pages,
     product_pages,
     product_rows_pages,
     product_rules_pages,
@@ -75,6 +76,7 @@ def install(app: FastAPI) -> None:
         product_rules_pages,
         paste_pages,
         source_pages,
+        product_lineage_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)
