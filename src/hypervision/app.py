@@ -29,8 +29,7 @@ from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.products import api as products_api
-from hypervision.products import sources, sources_api
-from hypervision.products import derived_api
+from hypervision.products import derived_api, sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.synthesis import api as synthesis_api
