@@ -12,6 +12,7 @@ from hypervision.products.models import (
     PRODUCT_RULE_CHANGE_KIND,
     PRODUCT_VERSION_KIND,
 )
+from hypervision.products.quality_models import QUALITY_FAILURE_KIND, QUALITY_RUN_KIND
 from hypervision.records.registry import Registry
 from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
 
@@ -29,6 +30,8 @@ KINDS = Registry(
     SYNTHESIS_RECIPIENT_KIND,
     PRODUCT_VERSION_KIND,
     PRODUCT_RULE_CHANGE_KIND,
+    QUALITY_RUN_KIND,
+    QUALITY_FAILURE_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

@@ -370,6 +370,12 @@ async def import_data(
     product.row_count = row_count
     product.version += 1
     product.updated_at = utcnow()
+    # The stewards' quality rules, over the rows just written (a failing blocking rule refuses
+    # the import: the request's transaction rolls back). quality.py builds on this module.
+    from hypervision.products import quality
+
+    await session.flush()
+    flagged = await quality.check_import(session=session, settings=settings, product=product)
     await versions.record_change(
         session=session,
         actor=actor,
@@ -384,7 +390,7 @@ async def import_data(
             "rows_removed": counts.removed,
         },
     )
-    warnings = []
+    warnings = list(flagged)
     if product.status == ProductStatus.DEPRECATED.value:
         warnings.append("Ce produit est obsolète.")
     return Imported(version=version, product=product, warnings=warnings)
