@@ -161,6 +161,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "synthesis_recipients",
         "product_versions",
         "product_rule_changes",
+        "product_quality_runs",
+        "product_quality_failures",
         "record_versions",
         "label_change_requests",
         "outbox",

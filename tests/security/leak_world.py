@@ -256,6 +256,13 @@ PRODUCT_RULES = {
     ],
 }  # fmt: skip
 PRODUCT_ROWS = {"alpha": "tous", "beta": GROUPS[0], "gamma": "tous"}
+# Quality rules (ADR 0027): "portee" fails on beta (a row for the VIP group only), "nombre"
+# (a column for DR readers only) on beta and gamma.
+PRODUCT_QUALITY = [
+    {"id": "portee", "kind": "allowed", "field": "portee", "values": ["tous"]},
+    {"id": "nombre", "kind": "range", "field": "nombre", "max": 0},
+]
+PRODUCT_FAILING = {"portee": {"beta"}, "nombre": {"beta", "gamma"}}
 PRODUCT_CSV = ("nom;portee;nombre\n" + "".join(
     f"{name};{scope};{n}\n" for n, (name, scope) in enumerate(PRODUCT_ROWS.items())
 )).encode()  # fmt: skip
@@ -554,9 +561,18 @@ class Builder:
                 ),
                 201,
             )
+            ok(
+                await self.client.put(
+                    f"/api/v1/products/{product['id']}/quality",
+                    json={"rules": PRODUCT_QUALITY},
+                    headers=steward,
+                ),
+                200,
+            )
             self.world.products[product["id"]] = mark
             self._event("product.create", product["id"], mark, version=1)
             self._event("product.import", product["id"], mark, version=2)
+            self._event("product.quality", product["id"], mark, version=3)
 
     # --- syntheses -----------------------------------------------------------------------
 

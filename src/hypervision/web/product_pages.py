@@ -19,10 +19,11 @@ from hypervision.core.errors import AppError, Conflict, Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
-from hypervision.products import service
+from hypervision.products import quality, service
 from hypervision.products.export import FORMATS
 from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
+from hypervision.web import quality_pages
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
 
@@ -80,6 +81,7 @@ async def catalogue_page(
             "q": q,
             "names": await Directory.load(session, []),
             "imported_at": await service.last_imports(session=session, products=products),
+            "quality": await quality.summaries(session=session, actor=actor, products=products),
             "statuses": STATUSES,
         },
     )
@@ -184,6 +186,7 @@ async def _context(
         "bad_rows": [],
         "bad_count": 0,
         "imported": None,
+        **await quality_pages.context(session, settings, actor, product),
     }
 
 

@@ -19,6 +19,7 @@ from hypervision.web import (
     map_pages,
     misc_pages,
     product_pages,
+    quality_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -65,6 +66,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         product_pages,
+        quality_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)
