@@ -64,6 +64,8 @@ QUERIES = {
     "/api/v1/places": "?q=saint",
     "/recherche": "?q=colis",
     "/api/v1/map/export": "?layer={layer_id}",
+    "/api/v1/products/{product_id}/quality/failures": "?rule=lits",
+    "/donnees/{product_id}/qualite/echecs": "?regle=lits",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {"/carte/tuiles/fond.pmtiles": 404}  # no base map file configured
@@ -255,6 +257,14 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         await bare.put(
             f"/api/v1/products/{product['id']}/rules",
             json={"rules": {"rows": [], "rows_default": "allow"}, "reason": "ouverture"},
+            headers=bearer,
+        ),
+        200,
+    )
+    await _ok(
+        await bare.put(
+            f"/api/v1/products/{product['id']}/quality",
+            json={"rules": [{"id": "lits", "kind": "required", "field": "lits"}]},
             headers=bearer,
         ),
         200,
@@ -460,6 +470,7 @@ API_BODIES: dict[str, Any] = {
     "/api/v1/zones/{zone_id}": {"name": "Renommée"},
     "/api/v1/syntheses": {"title": "Autre", "scope": {"hours": 24}},
     "/api/v1/syntheses/{synthesis_id}": {"title": "Renommée"},
+    "/api/v1/products/{product_id}/quality": {"rules": [{"kind": "required", "field": "lits"}]},
     "/api/v1/organisations": {"code": "EVIL", "name": "Evil"},
     "/api/v1/groups": {"code": "EVIL", "name": "Evil"},
     "/api/v1/users": {
@@ -492,6 +503,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/qualite": {"kind": "required", "field": "lits"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
