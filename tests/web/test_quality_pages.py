@@ -5,6 +5,7 @@ stale product says so in the catalogue and on its page."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ async def test_a_steward_declares_rules_and_readers_see_their_state(
     app: FastAPI, client: AsyncClient, new_client: Browser, product: str
 ) -> None:
     csrf = await browse_as(client, "steward")
+    mine = DataProduct.id == uuid.UUID(product)
     form = await client.get(f"/donnees/{product}/qualite")
     assert form.status_code == 200 and 'id="regle-ajout"' in form.text
     url = f"/donnees/{product}/qualite"
@@ -39,7 +41,7 @@ async def test_a_steward_declares_rules_and_readers_see_their_state(
              "severity": "warning", "note": "Mise à jour toutes les deux heures"}  # fmt: skip
     assert (await client.post(url, data=fresh)).status_code == 303
     async with tx(app) as session:
-        stored = await session.scalar(select(DataProduct.quality_rules))
+        stored = await session.scalar(select(DataProduct.quality_rules).where(mine))
     assert stored is not None and [r["kind"] for r in stored] == ["range", "freshness"]
     assert stored[1]["max_age_minutes"] == 120
     page = await client.get(f"/donnees/{product}")
@@ -62,9 +64,23 @@ async def test_a_steward_declares_rules_and_readers_see_their_state(
     assert "Périmé" in catalogue.text
     assert 'id="badge-perime"' in (await prefet.get(f"/donnees/{product}")).text
 
+    pattern = {"csrf_token": csrf, "kind": "pattern", "field": "departement",
+               "pattern": r"\d{2}", "severity": "blocking"}  # fmt: skip
+    assert (await client.post(url, data=pattern)).status_code == 303
+    bad = "hopital;departement;service;lits;patients;taux\nCochin;7S;Urgences;30;3;0,5\n"
+    imported = await client.post(
+        f"/donnees/{product}/import",
+        data={"csrf_token": csrf, "mode": "append"},
+        files={"file": ("cochin.csv", bad.encode(), "text/csv")},
+    )
+    assert imported.status_code == 422 and 'id="import-erreur"' in imported.text
+    assert "bloquante" in imported.text and "hopital = Cochin" in imported.text
+    async with tx(app) as session:
+        assert await session.scalar(select(DataProduct.data_version).where(mine)) == 1
+
     removed = await client.post(url, data={"csrf_token": csrf, "action": "remove",
                                            "rule": stored[0]["id"]})  # fmt: skip
     assert removed.status_code == 303
     async with tx(app) as session:
-        left = await session.scalar(select(DataProduct.quality_rules))
-    assert left is not None and [r["kind"] for r in left] == ["freshness"]
+        left = await session.scalar(select(DataProduct.quality_rules).where(mine))
+    assert left is not None and [r["kind"] for r in left] == ["freshness", "pattern"]

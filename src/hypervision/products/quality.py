@@ -156,7 +156,7 @@ async def _target_table(session: AsyncSession, rule: QualityRule) -> Any:
 
 def _reported(rule: QualityRule, row: int, value: Any, key: Mapping[str, Any]) -> dict[str, Any]:
     named = ", ".join(f"{k} = {show(v, 30)}" for k, v in key.items())
-    where = f"ligne {row}" + (f" ({named})" if named else "")
+    where = f"ligne {row} du produit" + (f" ({named})" if named else "")
     shown = "vide" if value is None else f"« {show(value)} »"
     return {
         "row": int(row),

@@ -248,8 +248,9 @@ async def import_file(
                 mode=str(form.get("mode") or ImportMode.REPLACE.value),
             )
     except (Invalid, FileTooLarge) as exc:
+        # A refused quality check rolled the savepoint back: the product row is expired.
         query = RowQuery("", "", "", "", "")
-        context = await _context(request, session, settings, actor, product.id, query)
+        context = await _context(request, session, settings, actor, product_id, query)
         context.update(
             import_error=_message(request, exc),
             bad_rows=exc.extra.get("rows", [])[:SHOWN_ERRORS],
