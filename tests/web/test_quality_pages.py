@@ -67,11 +67,11 @@ async def test_a_steward_declares_rules_and_readers_see_their_state(
     pattern = {"csrf_token": csrf, "kind": "pattern", "field": "departement",
                "pattern": r"\d{2}", "severity": "blocking"}  # fmt: skip
     assert (await client.post(url, data=pattern)).status_code == 303
-    bad = "hopital;departement;service;lits;patients;taux\nCochin;7S;Urgences;30;3;0,5\n"
+    cochin = "hopital;departement;service;lits;patients;taux\nCochin;7S;Urgences;30;3;0,5\n"
     imported = await client.post(
         f"/donnees/{product}/import",
         data={"csrf_token": csrf, "mode": "append"},
-        files={"file": ("cochin.csv", bad.encode(), "text/csv")},
+        files={"file": ("cochin.csv", cochin.encode(), "text/csv")},
     )
     assert imported.status_code == 422 and 'id="import-erreur"' in imported.text
     assert "bloquante" in imported.text and "hopital = Cochin" in imported.text
