@@ -577,6 +577,7 @@ def products_quality(
 ) -> None:
     """Check the product's quality rules now, keep the run and print the report. Exit status:
     0 every rule passes, 2 a warning rule fails, 1 a blocking rule fails."""
+    from hypervision.audit import service as audit_service
     from hypervision.products import quality
     from hypervision.products.models import DataProduct
 
@@ -584,7 +585,12 @@ def products_quality(
         found = await session.scalar(select(DataProduct).where(DataProduct.slug == product))
         if found is None:
             raise NotFound(f"Produit inconnu : {product}.", f"Unknown product: {product}.")
-        checked, _ = await quality.check_now(session=session, product=found, trigger="manual")
+        checked, run = await quality.check_now(session=session, product=found, trigger="manual")
+        await audit_service.record(
+            session=session, actor=_actor(), action="product.quality_check", surface="cli",
+            resource_type="product", resource_ids=[found.id, run.id],
+            labels=[found.label_level], detail={"score": run.score, "failed": run.failed_rules},
+        )  # fmt: skip
         return checked
 
     checked = run_in_transaction(work)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from hypervision.audit.models import AuditRecord
 from hypervision.products.quality_models import QualityRun
 from tests.factories import tx
 from tests.products.test_products_api import health
@@ -36,6 +37,9 @@ async def test_the_command_checks_now_and_prints_the_report(
     async with tx(app) as session:
         triggers = sorted(r.trigger for r in await session.scalars(select(QualityRun)))
     assert triggers == ["manual", "rules"]
+    async with tx(app) as session:
+        audited = select(AuditRecord).where(AuditRecord.action == "product.quality_check")
+        assert [r.surface for r in await session.scalars(audited)] == ["cli"]
     unknown = _cli(database_url, tmp_path, "products", "quality", "inconnu",
                    owner_url=owner_database_url)  # fmt: skip
     assert unknown.returncode == 1 and "Unknown product" in unknown.stderr
