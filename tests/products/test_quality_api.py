@@ -6,6 +6,7 @@ staleness and the scheduled checks."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +16,11 @@ from sqlalchemy import select, update
 
 from hypervision.audit.models import AuditRecord
 from hypervision.db import utcnow
+from hypervision.events.models import OutboxEvent
 from hypervision.products import quality_schedule
 from hypervision.products.models import ProductVersion
 from hypervision.products.quality_models import QualityFailure, QualityRun
+from hypervision.records.models import RecordVersion
 from tests.factories import sign_in, tx
 from tests.products.test_products_api import CSV, PUBLIC, create, health, upload
 
@@ -94,10 +97,14 @@ async def test_imports_are_checked_and_scored(
     assert (figures["lits"]["failing"], figures["lits"]["checked"]) == (2, 5)
     assert figures["lits"]["score"] == 0.6 and figures["graves"]["failing"] == 2
     assert figures["dep"]["passed"] and figures["frais"]["passed"] and figures["taille"]["passed"]
-    assert (
-        body["score"] == round((1 + 0.6 + 0.6 + 1 + 1 + 1) / 6, 6)
-        or abs(body["score"] - (1 + 0.6 + 0.6 + 1 + 1 + 1) / 6) < 1e-9
-    )
+    async with tx(app) as session:  # one transaction: the record version, its event, its audit
+        changed = select(RecordVersion).where(RecordVersion.action == "quality")
+        assert [v.version for v in await session.scalars(changed)] == [3]
+        events = select(OutboxEvent.type).where(OutboxEvent.resource_id == uuid.UUID(pid))
+        assert "product.quality" in list(await session.scalars(events))
+        audited = select(AuditRecord.action).where(AuditRecord.action.like("product.quality%"))
+        assert sorted(await session.scalars(audited)) == ["product.quality", "product.quality_read"]
+    assert abs(body["score"] - (1 + 0.6 + 0.6 + 1 + 1 + 1) / 6) < 1e-9  # the rules' mean
 
     bad = CSV + "Cochin;7S;Urgences;30;3;0,5\n".encode("cp1252")
     refused = await upload(client, steward, pid, bad)

@@ -100,7 +100,7 @@ async def view(
     await audit.record(
         session=session,
         actor=actor,
-        action="product.quality",
+        action="product.quality_read",
         resource_type="product",
         resource_ids=[product.id],
         labels=[product.label_level],
