@@ -99,10 +99,16 @@ async def _last_import(session: AsyncSession, product_id: uuid.UUID) -> datetime
 
 
 async def evaluate(
-    session: AsyncSession, product: DataProduct, *, now: datetime | None = None
+    session: AsyncSession,
+    product: DataProduct,
+    *,
+    now: datetime | None = None,
+    data_version: int | None = None,
 ) -> Checked:
     """Check every rule over the product's current rows. The caller runs it in the system
-    context (every row counts, whatever the rules let anyone read)."""
+    context (every row counts, whatever the rules let anyone read). ``data_version``: the
+    version an import is writing (its rows are current, the product not yet updated: that
+    import is the last update, so it is fresh)."""
     now = now or utcnow()
     schema = service.schema_of(product)
     table = storage.table_of(product.id, schema)
@@ -112,7 +118,7 @@ async def evaluate(
     results = []
     for rule in stored(product):
         if rule.kind == "freshness":
-            last = await _last_import(session, product.id)
+            last = now if data_version is not None else await _last_import(session, product.id)
             ok = not is_stale([rule], last, now)
             detail = last.isoformat() if last else ""
             results.append(RuleResult(rule, ok, 1, 0 if ok else 1, float(ok), detail=detail))
@@ -142,7 +148,8 @@ async def evaluate(
             result.report = [_reported(rule, r[0], r[1], dict(zip(key, r[2:], strict=True)))
                              for r in found[:REPORTED]]  # fmt: skip
         results.append(result)
-    return Checked(results=results, row_count=rows, data_version=product.data_version)
+    version = product.data_version if data_version is None else data_version
+    return Checked(results=results, row_count=rows, data_version=version)
 
 
 async def _target_table(session: AsyncSession, rule: QualityRule) -> Any:
@@ -201,14 +208,15 @@ async def record(
 
 
 async def check_import(
-    *, session: AsyncSession, settings: Settings, product: DataProduct
+    *, session: AsyncSession, settings: Settings, product: DataProduct, data_version: int
 ) -> list[str]:
-    """At an import, in its transaction (system context), after its rows are written: a failing
-    blocking rule refuses the whole import (its report names the first rows, then counts);
-    failing warnings are returned, in words, and the run is kept."""
+    """At an import, in its transaction (system context), after its rows are written as
+    ``data_version`` and before the product records it (a refusal leaves the product object
+    untouched): a failing blocking rule refuses the whole import (its report names the first
+    rows, then counts); failing warnings are returned, in words, and the run is kept."""
     if not product.quality_rules:
         return []
-    checked = await evaluate(session, product)
+    checked = await evaluate(session, product, data_version=data_version)
     blocking = [r for r in checked.results if not r.passed and r.rule.blocking]
     if blocking:
         raise _refused(blocking)

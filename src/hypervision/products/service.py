@@ -346,6 +346,13 @@ async def import_data(
         key=schema.primary_key,
     )
     row_count = int(await session.scalar(storage.row_count_query(table)) or 0)
+    # The stewards' quality rules, over the rows just written (a failing blocking rule refuses
+    # the import: the request's transaction rolls back). quality.py builds on this module.
+    from hypervision.products import quality
+
+    flagged = await quality.check_import(
+        session=session, settings=settings, product=product, data_version=number
+    )
     version = ProductVersion(
         product_id=product.id,
         number=number,
@@ -370,12 +377,6 @@ async def import_data(
     product.row_count = row_count
     product.version += 1
     product.updated_at = utcnow()
-    # The stewards' quality rules, over the rows just written (a failing blocking rule refuses
-    # the import: the request's transaction rolls back). quality.py builds on this module.
-    from hypervision.products import quality
-
-    await session.flush()
-    flagged = await quality.check_import(session=session, settings=settings, product=product)
     await versions.record_change(
         session=session,
         actor=actor,
