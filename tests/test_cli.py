@@ -20,7 +20,12 @@ from tests.factories import tx
 
 
 def _cli(
-    url: str, tmp: Path, *args: str, stdin: str = "", owner_url: str | None = None
+    url: str,
+    tmp: Path,
+    *args: str,
+    stdin: str = "",
+    owner_url: str | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
     env |= {
@@ -31,6 +36,7 @@ def _cli(
         "HYPERVISION_ARGON2_TIME_COST": "1",
         "HYPERVISION_ARGON2_MEMORY_KIB": "8",
         "HYPERVISION_ARGON2_PARALLELISM": "1",
+        **(env_extra or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "hypervision", *args],

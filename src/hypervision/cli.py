@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import ConfigError, Settings, get_settings
 from hypervision.core.errors import AppError, NotFound
 from hypervision.db import create_engine, transaction
-from hypervision.geo import addresses
+from hypervision.geo import addresses, place_import
+from hypervision.geo.place_addok import PlacesUnavailable
 from hypervision.identity import auth, service
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
@@ -457,18 +458,19 @@ def files_sweep(
     typer.echo(f"{run_in_transaction(work)} orphan file(s) removed")
 
 
-def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
+def import_places(path: Path, *, strict: bool) -> place_import.ImportReport:
     """Import an address file with the system's sessions; exit 1 when it is no such file."""
     settings = get_settings()
 
-    async def _main() -> addresses.ImportReport:
+    async def _main() -> place_import.ImportReport:
         engine = create_engine(settings)
         try:
-            return await addresses.import_file(
+            return await place_import.import_file(
                 sessions=rls.system_sessions(engine, settings),
                 actor=_actor(),
                 path=path,
                 strict=strict,
+                addok_url=settings.addok_url,
             )
         finally:
             await engine.dispose()
@@ -477,6 +479,13 @@ def import_places(path: Path, *, strict: bool) -> addresses.ImportReport:
         return asyncio.run(_main())
     except addresses.FileError as exc:
         typer.echo(f"erreur : {path.name} : {exc.fr}", err=True)
+        raise typer.Exit(1) from None
+    except PlacesUnavailable:
+        typer.echo(
+            f"erreur : addok injoignable (Redis {settings.addok_redis}, "
+            "HYPERVISION_ADDOK_REDIS) ; les lots déjà écrits restent, relancez l'import",
+            err=True,
+        )
         raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"erreur : {path} illisible ({exc.strerror or exc})", err=True)
@@ -497,7 +506,10 @@ def places_import(
         typer.echo(f"{file.name}: {error}", err=True)
     if report.error_count > len(report.errors):
         typer.echo(f"… et {report.error_count - len(report.errors)} autre(s) erreur(s)", err=True)
-    typer.echo(f"{report.imported} adresse(s) importée(s), {report.error_count} ligne(s) en erreur")
+    into = " dans addok" if get_settings().addok_url else ""
+    typer.echo(
+        f"{report.imported} adresse(s) importée(s){into}, {report.error_count} ligne(s) en erreur"
+    )
     if report.stopped:
         typer.echo(
             f"import arrêté à la {report.stopped} ; les {report.imported} adresses importées "

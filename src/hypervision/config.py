@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     map_pmtiles: Path | None = None
     map_tiles_attribution: str = ""
 
+    # The address search's engine (docs/adr/0030): "embedded" searches the database's places
+    # table (SQLite FTS5 trigrams, PostgreSQL pg_trgm); "addok" imports into and searches addok
+    # against the Redis database of addok_redis (a whole-country file).
+    places_engine: Literal["embedded", "addok"] = "embedded"
+    addok_redis: str = "redis://127.0.0.1:6379/0"
+
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
     cookie_secure: bool = True
@@ -173,6 +179,18 @@ class Settings(BaseSettings):
         if not all(s.startswith(("nats://", "tls://")) and len(s) > 7 for s in servers):
             raise ValueError("must be nats:// or tls:// URLs, comma-separated")
         return ",".join(servers)
+
+    @field_validator("addok_redis")
+    @classmethod
+    def _check_addok_redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def addok_url(self) -> str | None:
+        """Redis's URL when addok is the place search engine, else None."""
+        return self.addok_redis if self.places_engine == "addok" else None
 
     @field_validator("nats_subject")
     @classmethod

@@ -233,7 +233,7 @@ async def test_every_page_has_no_violation(web: Web, tmp_path: Path, viewport: s
             Shown("feed-panel", f"/main-courante?entree={own}", "#detail #entree"),
             Shown("new-entry", "/main-courante/nouvelle", "#carte-saisie.leaflet-container"),
             Shown("entry", f"/entrees/{own}", ".hv-map.leaflet-container"),
-            Shown("correction", f"/entrees/{own}/corriger", "form textarea"),
+            Shown("correction", f"/entrees/{own}/corriger", "#carte-correction.leaflet-container"),
             Shown("who-can-read", f"/entrees/{own}/diffusion", "h1"),
             Shown("map", "/carte", "#carte[data-total]"),
             Shown("search", "/recherche?q=colis", ".hv-results mark"),

@@ -8,7 +8,7 @@ import re
 from playwright.async_api import expect
 
 from hypervision.demo.addresses import DEMO_FILE
-from hypervision.geo import addresses
+from hypervision.geo import place_import
 from tests.browser.test_accessibility import axe
 from tests.browser.web import SQLITE_ONLY, Web, screenshot, t
 from tests.factories import ADMIN
@@ -22,7 +22,7 @@ REFUSED = (
 
 
 async def demo_addresses(web: Web) -> None:
-    report = await addresses.import_file(
+    report = await place_import.import_file(
         sessions=web.app.state.system_sessions, actor=ADMIN, path=DEMO_FILE
     )
     assert report.imported > 300

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import expect
 
@@ -30,7 +31,8 @@ CSV = (
 )
 
 
-async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Path) -> None:
+async def capacity(web: Web, **schema: Any) -> str:
+    """Claire Martin, steward of SANTE, and her hospital capacity product (no rules); its page."""
     if not AXE.exists():
         unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
     await web.org("SANTE")
@@ -43,12 +45,16 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
             "slug": "capacite",
             "name": "Capacité hospitalière",
             "description": "Lits disponibles par hôpital et service",
-            "table_schema": SCHEMA,
+            "table_schema": {**SCHEMA, **schema},
             "rules": {"rows": [], "rows_default": "allow", "columns": []},
             "label": {"level": "NP", "need_to_know": [], "audience": []},
         },
     )
-    path = f"/donnees/{product['id']}"
+    return f"/donnees/{product['id']}"
+
+
+async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Path) -> None:
+    path = await capacity(web)
     page = await web.signed_in("claire.martin", "/donnees", bypass_csp=True)
     found = {"catalogue": await axe(page)}
     await screenshot(page, "products-desktop")
@@ -61,6 +67,10 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
     await page.set_input_files("#import-fichier", source)
     await page.locator("label[for=mode-append]").click()  # DSFR draws the radio on its label
     await expect(page.get_by_label(t("Add the rows"))).to_be_checked()
+    await page.get_by_role("button", name=t("Preview the import")).click()
+    await expect(page.locator("#import-apercu tbody tr")).to_have_count(2)
+    await expect(page.locator("#colonne-2")).to_have_value("lits")  # matched by name
+    found["preview"] = await axe(page)
     await page.get_by_role("button", name=t("Import"), exact=True).click()
     await page.wait_for_url(f"**{path}?importee=1#import")
     await expect(page.locator("#import-fait")).to_be_visible()
@@ -174,3 +184,65 @@ async def test_a_steward_declares_a_quality_rule_with_the_keyboard(web: Web) -> 
     await screenshot(phone, "product-quality-phone")
     assert not any(found.values()), report(found)
     assert web.errors == []
+
+
+async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
+    """Adds a row rule with the keyboard and the mouse, saves it, reads it back in words; the
+    rules page is axe-clean on a desktop and on a phone."""
+    path = await capacity(web)
+    page = await web.signed_in("claire.martin", path, bypass_csp=True)
+    await page.locator("#lien-regles").click()
+    await expect(page).to_have_url(f"{web.base}{path}/regles")
+    await page.get_by_role("button", name=t("Add a row rule")).click()
+    await expect(page.locator("#r0-legende")).to_be_visible()
+    await page.select_option("#r0-effect", "deny")
+    await page.select_option("#r0-a0-left", "rec:service")
+    await page.select_option("#r0-a0-op", "eq")
+    await page.fill("#r0-a0-value", "Réanimation")
+    await page.press("#r0-a0-value", "Enter")  # Enter saves (never removes)
+    await page.wait_for_url(f"**{path}/regles?fait=applied*")
+    await expect(page.locator("#regles-fait")).to_be_visible()
+    words = t("Hide the rows when: %(c)s") % {"c": "« Service » " + t("is") + " Réanimation"}
+    await expect(page.locator("#en-vigueur + ol")).to_contain_text(words)
+    found = {"desktop": await axe(page)}
+    await screenshot(page, "product-rules-desktop")
+
+    phone = await web.signed_in("claire.martin", f"{path}/regles", bypass_csp=True, viewport=PHONE)
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    found["phone"] = await axe(phone)
+    await screenshot(phone, "product-rules-phone")
+    assert not any(found.values()), report(found)
+
+
+async def test_a_steward_edits_a_cell_on_a_phone(web: Web) -> None:
+    """A small product with a key: the steward opens a row's form from the table, changes a
+    cell, saves, and the table shows the new value as version 2; axe-clean form, both sizes."""
+    path = await capacity(web, primaryKey=["hopital", "service"])
+    await web.api(
+        "claire.martin",
+        "POST",
+        f"/products/{path.rsplit('/', 1)[1]}/imports",
+        files={"file": ("capacite.csv", CSV.encode(), "text/csv")},
+    )
+    page = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    first = page.locator("#table-lignes tbody tr").first
+    await first.get_by_role("link", name=t("Edit")).click()
+    await expect(page.locator("h1")).to_have_text(t("Edit a row"))
+    found = {"phone": await axe(page)}
+    lits = page.get_by_label(SCHEMA["fields"][2]["title"])
+    await expect(lits).to_have_value("40")
+    await lits.fill("44")
+    await page.get_by_role("button", name=t("Save the row")).click()
+    await page.wait_for_url(f"**{path}?importee=2*")
+    await expect(page.locator("#table-lignes tbody tr").first).to_contain_text("44")
+    await page.wait_for_load_state("load")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+
+    desktop = await web.signed_in("claire.martin", f"{path}/ligne?nouvelle=1", bypass_csp=True)
+    found["desktop"] = await axe(desktop)
+    await screenshot(desktop, "product-row-desktop")
+    assert not any(found.values()), report(found)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.demo import addresses as demo
-from hypervision.geo import addresses
+from hypervision.geo import place_import
 from hypervision.geo.addresses import BAN_HEADER, FileError, PlaceRow, RowError, parse
 from hypervision.geo.place_models import Place
 from hypervision.geo.place_search import search_places
@@ -56,8 +56,8 @@ def write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-async def import_(app: FastAPI, path: Path, **options: object) -> addresses.ImportReport:
-    return await addresses.import_file(
+async def import_(app: FastAPI, path: Path, **options: object) -> place_import.ImportReport:
+    return await place_import.import_file(
         sessions=app.state.system_sessions,
         actor=ADMIN,
         path=path,

@@ -68,7 +68,10 @@ QUERIES = {
     "/donnees/{product_id}/qualite/echecs": "?regle=lits",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
-NOT_OK: dict[str, int] = {"/carte/tuiles/fond.pmtiles": 404}  # no base map file configured
+NOT_OK: dict[str, int] = {
+    "/carte/tuiles/fond.pmtiles": 404,  # no base map file configured
+    "/donnees/{product_id}/ligne": 409,  # the world's product has no key: no row form
+}
 ALL_ROLES = tuple(Role)
 
 
@@ -504,6 +507,11 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
     "/donnees/{product_id}/qualite": {"kind": "required", "field": "lits"},
+    "/donnees/{product_id}/import/apercu": {"mode": "append"},
+    "/donnees/{product_id}/import/confirmer": {"token": "0" * 32, "colonne_0": "lits"},
+    "/donnees/{product_id}/ligne": {"nouvelle": "1", "f_lits": "3"},
+    "/donnees/{product_id}/regles": {"rows_n": "0", "rows_default": "allow", "action": "save"},
+    "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
@@ -514,6 +522,7 @@ WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},
     "/carte/couches": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
     "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
+    "/donnees/{product_id}/import/apercu": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
 }
 
 

@@ -116,7 +116,7 @@ async def test_a_steward_imports_a_file_and_sees_a_refusal(
 ) -> None:
     csrf = await browse_as(client, "steward")
     page = await client.get(f"/donnees/{product}")
-    assert f'action="/donnees/{product}/import"' in page.text
+    assert f'action="/donnees/{product}/import/apercu"' in page.text
     bad = CSV + "Cochin;75;Urgences;douze;3;0,5\n".encode("cp1252")
     refused = await client.post(
         f"/donnees/{product}/import",

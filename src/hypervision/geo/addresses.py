@@ -9,7 +9,8 @@ the world) is reported with its line number and skipped; the caller decides whet
 import goes on or stops (``hypervision places import --strict``).
 
 On SQLite the FTS5 trigram table ``places_fts`` (migration 0013) is kept in step here, in the
-batch's transaction; on PostgreSQL the ``pg_trgm`` index follows the table by itself.
+batch's transaction; on PostgreSQL the ``pg_trgm`` index follows the table by itself. With
+addok as the engine (ADR 0030) the job (``geo.place_import``) sends them to addok instead.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ import io
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.core.text import fold
-from hypervision.db import transaction, utcnow
+from hypervision.db import utcnow
 from hypervision.geo.place_models import Place
 from hypervision.identity.principal import Principal
 
@@ -249,62 +250,21 @@ async def upsert_places(
                 for row, v in zip(latest.values(), values, strict=True)
             ],
         )
+    await record_import(session=session, actor=actor, source=source, rows=len(values))
+
+
+async def record_import(
+    *, session: AsyncSession, actor: Principal, source: str, rows: int, engine: str = "embedded"
+) -> None:
+    """The audit record of a batch imported: the file's name and the number of rows."""
+    detail: dict[str, str | int] = {"source": source[:120], "rows": rows}
+    if engine != "embedded":
+        detail["engine"] = engine
     await audit.record(
         session=session,
         actor=actor,
         action="places.import",
         surface=actor.surface,
         resource_type="place",
-        detail={"source": source[:120], "rows": len(values)},
+        detail=detail,
     )
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    error_count: int = 0
-    errors: list[RowError] = field(default_factory=list)  # the first ``KEPT_ERRORS``
-    stopped: RowError | None = None
-
-
-KEPT_ERRORS = 50
-
-
-async def import_file(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    actor: Principal,
-    path: Path,
-    strict: bool = False,
-    batch: int = BATCH,
-) -> ImportReport:
-    """Import an address file: a job that owns its transactions, one per batch of ``batch``
-    rows (a long import never holds the database's write lock for long; the rows committed
-    before a failure stay, and importing again after a fix only updates them). Bad rows are
-    counted and skipped, or with ``strict`` stop the import before the batch that holds
-    them is written. Raises ``FileError`` when the file is not an address file."""
-    report = ImportReport()
-    pending: list[PlaceRow] = []
-
-    async def flush() -> None:
-        async with transaction(sessions) as session:
-            await upsert_places(session=session, actor=actor, rows=pending, source=path.name)
-        report.imported += len(pending)
-        pending.clear()
-
-    with open_text(path) as handle:
-        for item in parse(handle):
-            if isinstance(item, RowError):
-                report.error_count += 1
-                if len(report.errors) < KEPT_ERRORS:
-                    report.errors.append(item)
-                if strict:
-                    report.stopped = item
-                    return report
-                continue
-            pending.append(item)
-            if len(pending) >= batch:
-                await flush()
-    if pending:
-        await flush()
-    return report

@@ -6,7 +6,9 @@ Candidates come from the engine's trigram index:
   spelling, selective), then, when that finds too few, any of the query's trigrams (a typo
   spoils only the trigrams around it), best ``bm25`` first;
 * PostgreSQL: ``pg_trgm``'s word similarity (``%>``, GIN index of migration 0013); without the
-  extension, every word as a substring (no typo tolerance).
+  extension, every word as a substring (no typo tolerance);
+* or, when the operator chose it for a whole-country file, addok (``geo.place_addok``,
+  ADR 0030), whose results keep its order among equal scores.
 
 Candidates and venues (``geo.places``, in memory) are then ranked alike in Python: the share
 of the query's trigrams found in the place's name (pg_trgm's padding of words), shorter names
@@ -23,6 +25,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import ColumnElement, and_, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.geo import place_addok
 from hypervision.geo.addresses import address_name, places_fts, search_form
 from hypervision.geo.place_models import Place
 from hypervision.geo.places import VENUES
@@ -176,13 +179,31 @@ def _street_hits(form: str, places: list[Place]) -> list[PlaceHit]:
     return hits
 
 
-async def search_places(*, session: AsyncSession, query: str, limit: int) -> list[PlaceHit]:
+async def _addok_hits(url: str, query: str, form: str, limit: int) -> list[PlaceHit]:
+    """addok's results, scored like the others (the share of the query's trigrams in their
+    name) so that venues rank among them; not filtered by that score: addok has its own."""
+    found = await place_addok.search(url=url, query=query, limit=limit)
+    return [
+        PlaceHit(f.id, f.name, f.kind, f.lon, f.lat, score=score(form, search_form(f.name)))
+        for f in found
+    ]
+
+
+async def search_places(
+    *, session: AsyncSession, query: str, limit: int, addok_url: str | None = None
+) -> list[PlaceHit]:
     """The ``limit`` places best matching ``query``, best first: venues, then streets (when
-    the query has no number) or addresses."""
-    form = search_form(query[:MAX_QUERY_LENGTH])
+    the query has no number) or addresses; from addok at ``addok_url`` when given (raises
+    ``PlacesUnavailable`` when it does not answer)."""
+    query = query[:MAX_QUERY_LENGTH]
+    form = search_form(query)
     if len(form.replace(" ", "")) < 2:
         return []
     hits = _venue_hits(form)
+    if addok_url:
+        hits += await _addok_hits(addok_url, query, form, limit)
+        hits.sort(key=lambda h: (-round(h.score, 3), h.kind != "venue"))  # stable: addok's order
+        return hits[:limit]
     if session.get_bind().dialect.name == "postgresql":
         places = await _postgres_candidates(session, form)
     else:

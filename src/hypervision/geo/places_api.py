@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hypervision.core.deps import DbSession
+from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.geo import place_search
 from hypervision.identity.deps import CurrentPrincipal
@@ -34,14 +34,18 @@ class PlaceResults(BaseModel):
 @router.get("/places", response_model=PlaceResults)
 async def search_places(
     session: DbSession,
+    settings: SettingsDep,
     actor: CurrentPrincipal,
     q: Annotated[str, Query(min_length=1, max_length=place_search.MAX_QUERY_LENGTH)],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> PlaceResults:
     """Find a venue or an address, tolerating typos ("sait-denis" finds Saint-Denis). Public
-    reference data: any signed-in user; not written to the audit trail (ADR 0024)."""
+    reference data: any signed-in user; not written to the audit trail (ADR 0024). With
+    addok as the engine (ADR 0030): 503 while addok's Redis does not answer."""
     del actor  # signed in is all it takes; the dependency refuses everyone else
-    hits = await place_search.search_places(session=session, query=q, limit=limit)
+    hits = await place_search.search_places(
+        session=session, query=q, limit=limit, addok_url=settings.addok_url
+    )
     return PlaceResults(
         items=[
             PlaceRead(

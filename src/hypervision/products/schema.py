@@ -22,6 +22,7 @@ FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"
 FIELD_TYPES: tuple[FieldType, ...] = get_args(FieldType)
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 NUMERIC_TYPES = frozenset({"integer", "number"})
+MAX_INDEXED = 8  # each index costs every import
 
 # Frictionless type name -> ours (only geojson differs).
 _TYPE_IN: dict[str, FieldType] = {t: t for t in FIELD_TYPES if t != "geometry"}
@@ -64,6 +65,7 @@ class Field:
     enum: tuple[Any, ...] | None = None
     pattern: str | None = None
     max_length: int | None = None
+    indexed: bool = False  # "index": true — rows sorted and filtered on it fast, imports slower
 
     def arrow_type(self) -> pa.DataType:
         return ARROW_TYPES[self.type]
@@ -176,6 +178,13 @@ def _field_from(d: Mapping[str, Any], problems: list[str]) -> Field | None:
         )
         max_length = None
     enum = c.get("enum")
+    indexed = d.get("index", False)
+    if not isinstance(indexed, bool) or (indexed and kind == "geometry"):
+        problems.append(
+            f"champ « {name} » : index vaut true ou false, et une géométrie ne s'indexe pas "
+            f"/ field {name!r}: index is true or false, and a geometry is not indexed"
+        )
+        indexed = False
     return Field(
         name=name,
         type=kind,
@@ -188,6 +197,7 @@ def _field_from(d: Mapping[str, Any], problems: list[str]) -> Field | None:
         enum=tuple(enum) if isinstance(enum, list) else None,
         pattern=pattern,
         max_length=max_length,
+        indexed=indexed,
     )
 
 
@@ -213,6 +223,8 @@ def _field_descriptor(f: Field) -> dict[str, Any]:
         c["enum"] = list(f.enum)
     if c:
         d["constraints"] = c
+    if f.indexed:
+        d["index"] = True
     return d
 
 
@@ -243,6 +255,10 @@ class TableSchema:
         fields = [_field_from(f, problems) if isinstance(f, Mapping) else None for f in raw_fields]
         kept = tuple(f for f in fields if f is not None)
         names = [f.name for f in kept]
+        if sum(f.indexed for f in kept) > MAX_INDEXED:
+            problems.append(
+                f"au plus {MAX_INDEXED} champs indexés / at most {MAX_INDEXED} indexed fields"
+            )
         for name in sorted({n for n in names if names.count(n) > 1}):
             problems.append(f"champ « {name} » en double / duplicate field {name!r}")
         primary_key = _as_tuple(d.get("primaryKey"))
@@ -287,6 +303,10 @@ class TableSchema:
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
+    @property
+    def indexed(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.indexed)
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
@@ -330,6 +350,8 @@ class TableSchema:
                 before, after = getattr(f, attr), getattr(g, attr)
                 if before != after:
                     out.append(f"champ « {name} » : contrainte {attr} {before!r} → {after!r}")
+            if f.indexed != g.indexed:
+                out.append(f"champ « {name} » : index {'ajouté' if g.indexed else 'retiré'}")
         if [n for n in self.field_names if n in theirs] != [
             n for n in other.field_names if n in mine
         ]:

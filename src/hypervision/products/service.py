@@ -91,6 +91,14 @@ def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
         )
 
 
+def is_steward(actor: Principal, product: DataProduct) -> bool:
+    try:
+        check_steward(actor, product)
+    except Forbidden:
+        return False
+    return True
+
+
 def _rls_rule(rules: RuleSet) -> str:
     return rules.rls_predicate(lambda name: f'"{name}"')
 
@@ -181,6 +189,7 @@ async def create_product(
     table = storage.table_of(product.id, schema)
     dialect = session.get_bind().dialect.name
     statements = storage.create_statements(table, dialect)
+    statements += storage.index_statements(table, schema.indexed, dialect)
     if dialect == "postgresql":
         statements += storage.policy_statements(table.name, product.id, _rls_rule(ruleset))
     await storage.run_ddl(session, settings, table.name, statements)
@@ -1140,10 +1149,16 @@ async def change_schema(
         raise Conflict("Le schéma est déjà celui-ci.", "The schema is already this one.")
     # Still valid over the new fields (a RuleError is an Invalid naming each bad node).
     RuleSet.parse(product.rules, field_types(new), settings.label_levels)
-    if added:
-        dialect = session.get_bind().dialect.name
-        table = storage.table_of(product.id, new)
-        statements = storage.add_column_statements(table, [f.name for f in added], dialect)
+    dialect = session.get_bind().dialect.name
+    table = storage.table_of(product.id, new)
+    statements = storage.add_column_statements(table, [f.name for f in added], dialect)
+    statements += storage.index_statements(
+        table, [n for n in old.indexed if n not in new.indexed], dialect, drop=True
+    )
+    statements += storage.index_statements(
+        table, [n for n in new.indexed if n not in old.indexed], dialect
+    )
+    if statements:
         await storage.run_ddl(session, settings, table.name, statements)
     before = versions.snapshot(product)
     product.table_schema = new.to_descriptor()

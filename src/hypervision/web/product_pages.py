@@ -19,7 +19,7 @@ from hypervision.core.errors import AppError, Conflict, Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
-from hypervision.products import quality, service
+from hypervision.products import editing, quality, service
 from hypervision.products.export import FORMATS
 from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
@@ -109,23 +109,14 @@ class RowQuery:
         return f"/donnees/{product_id}" + (f"?{urlencode(kept)}" if kept else "")
 
 
-def _can_import(actor: Principal, product: DataProduct) -> bool:
-    try:
-        service.check_steward(actor, product)
-    except Forbidden:
-        return False
-    return True
-
-
-async def _context(
+async def read_product(
     request: Request,
     session: AsyncSession,
     settings: Settings,
     actor: Principal,
     product_id: uuid.UUID,
-    query: RowQuery,
-) -> dict[str, Any]:
-    """The product page's data; a bad sort, filter or cursor shows every row with the error."""
+) -> DataProduct:
+    """A product shown on a page: found under the policy, its read audited, its level marked."""
     product = await service.find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
@@ -138,6 +129,19 @@ async def _context(
         labels=[product.label_level],
     )
     shows(request, [product.label_level])
+    return product
+
+
+async def _context(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    product_id: uuid.UUID,
+    query: RowQuery,
+) -> dict[str, Any]:
+    """The product page's data; a bad sort, filter or cursor shows every row with the error."""
+    product = await read_product(request, session, settings, actor, product_id)
     _, versions = await service.data_versions(
         session=session, settings=settings, actor=actor, product_id=product.id
     )
@@ -171,7 +175,8 @@ async def _context(
         "statuses": STATUSES,
         "operators": OPERATORS,
         "modes": MODES,
-        "can_import": _can_import(actor, product),
+        "can_import": service.is_steward(actor, product),
+        "grid": editing.grid_of(settings, actor, product),
         "next_statuses": sorted(
             s.value for s in service.TRANSITIONS[ProductStatus(product.status)]
         ),

@@ -16,10 +16,13 @@ from hypervision.web import (
     entry_corrections,
     entry_pages,
     feed_pages,
+    import_wizard,
     map_pages,
     misc_pages,
     product_pages,
     quality_pages,
+    product_rows_pages,
+    product_rules_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -61,12 +64,15 @@ def install(app: FastAPI) -> None:
     for module in (
         auth_pages,
         feed_pages,
+        import_wizard,
         entry_pages,
         entry_corrections,
         map_pages,
         misc_pages,
         product_pages,
         quality_pages,
+        product_rows_pages,
+        product_rules_pages,
         synthesis_pages,
     ):
         app.include_router(module.router)

@@ -416,15 +416,19 @@
       return { name: o.value, lat: parseFloat(o.dataset.lat), lon: parseFloat(o.dataset.lon) };
     });
   }
+  // The place picker of the new-entry form and of the correction form (#carte-saisie,
+  // #carte-correction): a click, a venue, an address found or typed coordinates move one pin
+  // and fill the lat/lon fields, whose "input" event keeps the form's draft.
   function initPicker(element) {
     var map = baseMap(element).setView(PARIS, 11);
     var lat = document.getElementById("lat"), lon = document.getElementById("lon"), place = document.getElementById("place");
-    var marker = null;
+    var marker = null, former = null;
     function put(latlng, keepPlace) {
+      if (former) { map.removeLayer(former); former = null; }
       if (marker) marker.setLatLng(latlng); else marker = L.marker(latlng, { keyboard: false, icon: placeIcon() }).addTo(map);
       lat.value = latlng.lat.toFixed(5); lon.value = latlng.lng.toFixed(5);
       if (!keepPlace) place.value = "";
-      saveDraft();
+      lat.dispatchEvent(new Event("input", { bubbles: true }));
     }
     venues().forEach(function (v) {
       L.circleMarker([v.lat, v.lon], { radius: 5, weight: 1, color: "#000091" }).addTo(map)
@@ -441,7 +445,15 @@
         if (!isNaN(a) && !isNaN(b) && Math.abs(a) <= 90 && Math.abs(b) <= 180) put(L.latLng(a, b), false);
       });
     });
-    if (lat.value && lon.value) put(L.latLng(parseFloat(lat.value), parseFloat(lon.value)), true);
+    var holder = element.closest("[data-location]");  // a correction: the entry's place now
+    if (lat.value && lon.value) {
+      var at = L.latLng(parseFloat(lat.value), parseFloat(lon.value));
+      put(at, true);
+      if (holder) map.setView(at, 15);
+    } else if (holder) {  // a line or an area: shown until a point replaces it
+      former = L.geoJSON(JSON.parse(holder.dataset.location), { interactive: false }).addTo(map);
+      map.fitBounds(former.getBounds(), { maxZoom: 15 });
+    }
     (element.closest("form") || document).addEventListener("hv:place", function (event) { // _place_search.html
       var d = event.detail;
       place.value = d.kind === "venue" ? d.name : "";
