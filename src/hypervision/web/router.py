@@ -20,9 +20,9 @@ from hypervision.web import (
     map_pages,
     misc_pages,
     product_pages,
-    quality_pages,
     product_rows_pages,
     product_rules_pages,
+    quality_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
