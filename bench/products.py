@@ -2,7 +2,7 @@
 """Data products (issue 17): import against the engine's bulk load, grouped aggregates under
 rules, row pages.
 
-    python bench/products.py --engine sqlite|postgresql --rows 1000000 [--rounds 2]
+    python bench/products.py --engine sqlite|postgresql --rows 1000000 [--rounds 2] [--quality]
 
 1. Import: ``products.service.import_data`` (read, type, check, write a data version, with its
    audit and outbox) of ``product_import_read``'s 12-column French CSV, written to a file, into
@@ -84,9 +84,23 @@ def rules(health_org: str) -> dict[str, Any]:
     }
 
 
-async def import_once(app: Any, steward: Any, health: str, path: Path, n: int) -> tuple[Any, float]:
+# ``--quality``: the stewards' quality rules (ADR 0027), checked in each import's transaction.
+QUALITY = [
+    {"kind": "required", "field": "etablissement", "severity": "blocking"},
+    {"kind": "range", "field": "lits", "min": 0, "max": 5000, "severity": "blocking"},
+    {"kind": "allowed", "field": "niveau", "values": ["vert", "jaune", "orange", "rouge"]},
+    {"kind": "pattern", "field": "departement", "pattern": "[0-9][0-9AB][0-9]?"},
+    {"kind": "unique", "field": "id"},
+    {"kind": "row_count", "min": 1, "severity": "blocking"},
+    {"kind": "freshness", "max_age_minutes": 60},
+]
+
+
+async def import_once(
+    app: Any, steward: Any, health: str, path: Path, n: int, quality_on: bool = False
+) -> tuple[Any, float]:
     from hypervision.db import transaction
-    from hypervision.products import service
+    from hypervision.products import quality, service
     from hypervision.records.schemas import LabelIn
 
     sessions, settings = app.state.sessions, app.state.settings
@@ -96,6 +110,11 @@ async def import_once(app: Any, steward: Any, health: str, path: Path, n: int) -
             name=f"Lits {n}", description="bench", tags=["bench"], table_schema=SCHEMA,
             rules=rules(health), label=LabelIn(**PUBLIC),
         )  # fmt: skip
+        if quality_on:
+            await quality.set_rules(
+                session=session, settings=settings, actor=steward, product_id=product.id,
+                items=QUALITY,
+            )  # fmt: skip
     started = time.perf_counter()
     async with transaction(sessions) as session:
         imported = await service.import_data(
@@ -157,7 +176,7 @@ async def measure_import(
             native.append(await native_pg(db, path, n))
         else:
             native.append(await asyncio.to_thread(native_sqlite, db, path, n))
-        product, seconds = await import_once(app, steward, health, path, n)
+        product, seconds = await import_once(app, steward, health, path, n, args.quality)
         ours.append(seconds)
         first = first or product
         note(f"round {n}: native {native[-1]:.2f} s, import_data {seconds:.2f} s")
@@ -172,7 +191,8 @@ async def measure_import(
         ["path", "median s", "best s", "rows/s (median)", "native / import (median)",
          "(best)"],
         [
-            ["service.import_data (checks on)", fmt(a, 3), fmt(min(ours), 3),
+            [f"service.import_data (checks on{', 7 quality rules' if args.quality else ''})",
+             fmt(a, 3), fmt(min(ours), 3),
              fmt(args.rows / a), ratio(b, a), ratio(min(native), min(ours))],
             [native_name, fmt(b, 3), fmt(min(native), 3), fmt(args.rows / b), "1.00", "1.00"],
         ],
@@ -415,6 +435,9 @@ def main() -> None:
         "--budget", type=float, default=60, help="stop a read case after this many seconds"
     )
     p.add_argument("--plans", action="store_true", help="print the plans of the reads")
+    p.add_argument(
+        "--quality", action="store_true", help="seven quality rules checked at each import"
+    )
     args = p.parse_args()
     with benchlib.throwaway_database(args.engine, args.pg_url, args.keep) as db:
         asyncio.run(run(db, args))

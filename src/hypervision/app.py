@@ -29,7 +29,7 @@ from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.products import api as products_api
-from hypervision.products import derived_api, sources, sources_api
+from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.synthesis import api as synthesis_api
@@ -50,7 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
+        checks = None  # data products' quality rules on schedule (ADR 0027)
+        if settings.quality_check_seconds > 0:
+            checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
         yield
+        if checks is not None:
+            checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checks
         if scheduler is not None:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.include_router(feeds.router)
     app.include_router(derived_api.router)
+    app.include_router(quality_api.router)
     app.include_router(audit_api.router)
     web.install(app)
     return app

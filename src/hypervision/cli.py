@@ -631,6 +631,51 @@ def products_poll(
         raise typer.Exit(1)
 
 
+@products_app.command("quality")
+def products_quality(
+    product: Annotated[str, typer.Argument(help="The product's identifier (slug).")],
+) -> None:
+    """Check the product's quality rules now, keep the run and print the report. Exit status:
+    0 every rule passes, 2 a warning rule fails, 1 a blocking rule fails."""
+    from hypervision.audit import service as audit_service
+    from hypervision.products import quality
+    from hypervision.products.models import DataProduct
+
+    async def work(session: AsyncSession, settings: Settings) -> quality.Checked:
+        found = await session.scalar(select(DataProduct).where(DataProduct.slug == product))
+        if found is None:
+            raise NotFound(f"Produit inconnu : {product}.", f"Unknown product: {product}.")
+        checked, run = await quality.check_now(session=session, product=found, trigger="manual")
+        await audit_service.record(
+            session=session, actor=_actor(), action="product.quality_check", surface="cli",
+            resource_type="product", resource_ids=[found.id, run.id],
+            labels=[found.label_level], detail={"score": run.score, "failed": run.failed_rules},
+        )  # fmt: skip
+        return checked
+
+    checked = run_in_transaction(work)
+    if not checked.results:
+        typer.echo(f"{product} : aucune règle de qualité")
+        return
+    score = checked.score or 0.0
+    typer.echo(f"{product} : version {checked.data_version}, {checked.row_count} ligne(s), "
+               f"score {score:.1%}{' — PÉRIMÉ' if checked.stale else ''}")  # fmt: skip
+    for result in checked.results:
+        state = "ok" if result.passed else ("ÉCHEC" if result.rule.blocking else "alerte")
+        counts = f"{result.failing}/{result.checked}" if result.rule.per_row else result.detail
+        typer.echo(f"  [{state}] {result.rule.id} ({result.rule.severity}) "
+                   f"{result.rule.describe()} : {result.score:.1%} ({counts})")  # fmt: skip
+        for line in result.report[:5]:
+            typer.echo(f"      {line['message']}")
+        if result.failing > 5 and result.rule.per_row:
+            typer.echo(f"      … et {result.failing - 5} autre(s)")
+    failed = [r for r in checked.results if not r.passed]
+    if any(r.rule.blocking for r in failed):
+        raise typer.Exit(1)
+    if failed:
+        raise typer.Exit(2)
+
+
 @demo_app.command("load")
 def demo_load() -> None:
     """Load the demo organisations, users, main courante and data products (does nothing when

@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     public_url: str = "http://127.0.0.1:8000"  # links in e-mails
     schedule_poll_seconds: float = Field(default=30.0, ge=0, le=3600)  # 0: schedules off
+    quality_check_seconds: float = Field(default=300.0, ge=0, le=86400)  # 0: no scheduled checks
 
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)

@@ -13,6 +13,7 @@ from hypervision.products.models import (
     PRODUCT_RULE_CHANGE_KIND,
     PRODUCT_VERSION_KIND,
 )
+from hypervision.products.quality_models import QUALITY_FAILURE_KIND, QUALITY_RUN_KIND
 from hypervision.products.source_models import PRODUCT_SOURCE_KIND, PRODUCT_SOURCE_RUN_KIND
 from hypervision.records.registry import Registry
 from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
@@ -35,6 +36,8 @@ KINDS = Registry(
     PRODUCT_SOURCE_RUN_KIND,
     PRODUCT_DERIVATION_KIND,
     PRODUCT_INPUT_KIND,
+    QUALITY_RUN_KIND,
+    QUALITY_FAILURE_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

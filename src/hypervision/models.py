@@ -9,7 +9,7 @@ from hypervision.geo import place_models
 from hypervision.identity import models as identity_models
 from hypervision.logbook import models as logbook_models
 from hypervision.products import models as product_models
-from hypervision.products import source_models
+from hypervision.products import quality_models, source_models
 from hypervision.records import models as records_models
 from hypervision.synthesis import models as synthesis_models
 
@@ -24,6 +24,7 @@ DOMAIN_MODULES = (
     place_models,
     product_models,
     source_models,
+    quality_models,
     records_models,
     synthesis_models,
 )

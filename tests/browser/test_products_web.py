@@ -131,6 +131,61 @@ async def test_a_product_with_places_shows_on_the_map(web: Web) -> None:
     await expect(page.locator("#carte path.leaflet-interactive")).to_have_count(2)
 
 
+async def test_a_steward_declares_a_quality_rule_with_the_keyboard(web: Web) -> None:
+    """The stewards' form (no code) works with the keyboard alone; the rule's state and its
+    failing rows show on the product page; both pages are axe-clean on a desktop and a phone."""
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: run `npm ci --ignore-scripts` at the repository root")
+    await web.org("SANTE")
+    await web.user("claire.martin", "SANTE", roles=[Role.DATA_STEWARD])
+    product = await web.api(
+        "claire.martin",
+        "POST",
+        "/products",
+        json={"slug": "capacite", "name": "Capacité hospitalière", "table_schema": SCHEMA},
+    )
+    await web.api(
+        "claire.martin",
+        "POST",
+        f"/products/{product['id']}/imports",
+        files={"file": ("capacite.csv", CSV, "text/csv")},
+    )
+    path = f"/donnees/{product['id']}/qualite"
+    page = await web.signed_in("claire.martin", path, bypass_csp=True)
+    await page.locator("#regle-type").focus()
+    await page.locator("#regle-type").select_option("range")
+    await page.keyboard.press("Tab")
+    await page.locator("#regle-champ").select_option("lits")
+    await page.locator("#regle-max").fill("20")
+    found = {"form": await axe(page)}
+    await page.locator("#regle-note").focus()
+    await page.keyboard.type("Au-delà de 20 lits, vérifier la saisie")
+    await page.keyboard.press("Enter")  # submits the form
+    await page.wait_for_url(f"**/donnees/{product['id']}#qualite")
+    table = page.locator("#table-qualite tbody tr")
+    await expect(table).to_have_count(1)
+    await expect(table.first).to_contain_text(t("fails"))
+    found["section"] = await axe(page)
+    await screenshot(page, "product-quality-desktop")
+    await table.first.get_by_role("link").click()
+    await expect(page.locator("#table-echecs tbody tr")).to_have_count(1)
+    await expect(page.locator("#table-echecs")).to_contain_text("Bichat")
+    found["failures"] = await axe(page)
+
+    phone = await web.signed_in("claire.martin", path, bypass_csp=True, viewport=PHONE)
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the form is {width} px wide"
+    found["phone form"] = await axe(phone)
+    await phone.goto(f"{web.base}/donnees/{product['id']}#qualite")
+    await expect(phone.locator("#table-qualite")).to_be_visible()
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+    found["phone section"] = await axe(phone)
+    await screenshot(phone, "product-quality-phone")
+    assert not any(found.values()), report(found)
+    assert web.errors == []
+
+
 async def test_a_steward_writes_a_rule_without_code(web: Web) -> None:
     """Adds a row rule with the keyboard and the mouse, saves it, reads it back in words; the
     rules page is axe-clean on a desktop and on a phone."""

@@ -121,6 +121,13 @@ async def test_demo_data_products(app: FastAPI, client: AsyncClient) -> None:
     assert [e["target"] for e in lineage["edges"]] == [by_slug["lits-par-departement"]]
     gates = await client.get(f"/api/v1/products/{by_slug['affluence-portes']}", headers=officer)
     assert gates.json()["row_count"] == 13 * 56
+    # One failing warning: incidents still running have no end time (ADR 0027).
+    incidents = by_slug["incidents-transports"]
+    checked = (await client.get(f"/api/v1/products/{incidents}/quality", headers=officer)).json()
+    figures = {r["rule"]["id"]: r for r in checked["rules"]}
+    assert (figures["fin"]["failing"], figures["fin"]["checked"]) == (5, 40)
+    assert figures["fin"]["rule"]["severity"] == "warning" and figures["numero"]["passed"]
+    assert gates.json()["quality"]["stale"] is False  # every quarter of an hour
 
     everything = (await client.get("/api/v1/products", headers=gendarme)).json()
     forces = next(p["id"] for p in everything if p["slug"] == "forces-deployees")

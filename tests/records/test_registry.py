@@ -165,6 +165,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "product_source_runs",
         "product_derivations",
         "product_inputs",
+        "product_quality_runs",
+        "product_quality_failures",
         "record_versions",
         "label_change_requests",
         "outbox",

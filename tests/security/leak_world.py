@@ -257,6 +257,15 @@ PRODUCT_RULES = {
     ],
 }  # fmt: skip
 PRODUCT_ROWS = {"alpha": "tous", "beta": GROUPS[0], "gamma": "tous"}
+# Quality rules (ADR 0027): "portee" fails on beta (a row for the VIP group only), "nombre"
+# (a column for DR readers only) on beta and gamma.
+PRODUCT_QUALITY = [
+    {"id": "portee", "kind": "allowed", "field": "portee", "values": ["tous"]},
+    {"id": "nombre", "kind": "range", "field": "nombre", "max": 0},
+]
+PRODUCT_FAILING = {"portee": {"beta"}, "nombre": {"beta", "gamma"}}
+# The first product's second version (below) adds 10 to every count: every row fails "nombre".
+FIRST_PRODUCT_FAILING = {"portee": {"beta"}, "nombre": set(PRODUCT_ROWS)}
 PRODUCT_CSV = ("nom;portee;nombre\n" + "".join(
     f"{name};{scope};{n}\n" for n, (name, scope) in enumerate(PRODUCT_ROWS.items())
 )).encode()  # fmt: skip
@@ -569,9 +578,18 @@ class Builder:
                 ),
                 201,
             )
+            ok(
+                await self.client.put(
+                    f"/api/v1/products/{product['id']}/quality",
+                    json={"rules": PRODUCT_QUALITY},
+                    headers=steward,
+                ),
+                200,
+            )
             self.world.products[product["id"]] = mark
             self._event("product.create", product["id"], mark, version=1)
             self._event("product.import", product["id"], mark, version=2)
+            self._event("product.quality", product["id"], mark, version=3)
         await self._derived()
 
     async def _derived(self) -> None:
@@ -606,7 +624,7 @@ class Builder:
             ),
             201,
         )
-        self._event("product.import", source_id, source_mark, version=3)
+        self._event("product.import", source_id, source_mark, version=4)
         self._event("product.derive", derived["id"], mark, version=3)
 
     # --- syntheses -----------------------------------------------------------------------

@@ -38,7 +38,9 @@ from tests.security.leak_world import (
     COMMENT_WORD,
     COMMON_WORD,
     DERIVED_ROWS,
+    FIRST_PRODUCT_FAILING,
     LOCATION_VIEW,
+    PRODUCT_FAILING,
     PRODUCT_ROWS,
     Builder,
     Event,
@@ -443,7 +445,58 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
             count = got.json()["rows"][0]["count"]
             if count != len(product_rows(person)):
                 tally.wrong.append(f"{person} | product.aggregate | count {count}")
+        first = product_id == next(iter(world.products))  # it has a second data version
+        failing = FIRST_PRODUCT_FAILING if first else PRODUCT_FAILING
+        await product_quality(client, tally, person, headers, product_id, mark, failing)
     await product_lineage_and_diff(client, world, tally, person)
+
+
+async def product_quality(
+    client: AsyncClient,
+    tally: Tally,
+    person: Person,
+    headers: dict[str, str],
+    product_id: str,
+    mark: Mark,
+    expected: dict[str, set[str]],
+) -> None:
+    """A product's quality (ADR 0027): the figures of what the reader may see (the product's
+    own for its stewards), and the failing rows under the rules: rows and columns."""
+    visible = sees(person, mark)
+    got = await client.get(f"/api/v1/products/{product_id}/quality", headers=headers)
+    steward = Role.DATA_STEWARD in person.roles and person.org == mark.owner
+    columns = product_columns(person)
+    if tally.one("product.quality", person, f"product {mark}", visible, got):
+        figures = {r["rule"]["id"]: r for r in got.json()["rules"]}
+        for rule_id, failing in expected.items():
+            if steward:
+                want: int | None = len(failing)
+            else:
+                want = len(failing & product_rows(person)) if rule_id in columns else None
+            if figures[rule_id]["failing"] != want:
+                line = f"{person} | product.quality | {rule_id} failing {figures[rule_id]}"
+                tally.leaks.append(line)
+    rows_universe = {name: f"row {name}" for name in PRODUCT_ROWS}
+    for rule_id, failing in expected.items():
+        url = f"/api/v1/products/{product_id}/quality/failures?rule={rule_id}"
+        got = await client.get(url, headers=headers)
+        if visible and person.reads and rule_id not in columns:
+            tally.cases["product.quality_failures"] += 1
+            if got.status_code != 403:
+                line = f"{person} | product.quality_failures | hidden {rule_id}: {got.status_code}"
+                (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
+            continue
+        if tally.one("product.quality_failures", person, f"product {mark}", visible, got):
+            body = got.json()
+            tally.ids(
+                "product.quality_failures",
+                person,
+                rows_universe,
+                failing & product_rows(person),
+                [r["nom"] for r in body["rows"]],
+            )
+            if any(set(r) - {"_row", *columns} for r in body["rows"]):
+                tally.leaks.append(f"{person} | product.quality_failures | columns")
 
 
 async def product_lineage_and_diff(
@@ -781,6 +834,8 @@ COVERS: dict[str, tuple[str, ...]] = {
     "product_rule_change": ("product.rule_changes",),
     "product_source": ("product.source",),
     "product_source_run": ("product.source",),
+    "product_quality_run": ("product.quality",),
+    "product_quality_failure": ("product.quality_failures",),
 }
 
 READ_SURFACES = (

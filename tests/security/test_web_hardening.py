@@ -66,6 +66,8 @@ QUERIES = {
     "/api/v1/map/export": "?layer={layer_id}",
     "/api/v1/products/{product_id}/diff": "?from=1&to=2",
     "/donnees/{product_id}/comparer": "?de=1&a=2",
+    "/api/v1/products/{product_id}/quality/failures": "?rule=lits",
+    "/donnees/{product_id}/qualite/echecs": "?regle=lits",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {
@@ -272,6 +274,14 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         ),
         200,
     )
+    await _ok(
+        await bare.put(
+            f"/api/v1/products/{product['id']}/quality",
+            json={"rules": [{"id": "lits", "kind": "required", "field": "lits"}]},
+            headers=bearer,
+        ),
+        200,
+    )
     csrf = await browse_as(client, "root")
     saved = await client.post(
         "/vues", data={"csrf_token": csrf, "name": "Sécurité", "query": "category=security"}
@@ -473,6 +483,7 @@ API_BODIES: dict[str, Any] = {
     "/api/v1/zones/{zone_id}": {"name": "Renommée"},
     "/api/v1/syntheses": {"title": "Autre", "scope": {"hours": 24}},
     "/api/v1/syntheses/{synthesis_id}": {"title": "Renommée"},
+    "/api/v1/products/{product_id}/quality": {"rules": [{"kind": "required", "field": "lits"}]},
     "/api/v1/organisations": {"code": "EVIL", "name": "Evil"},
     "/api/v1/groups": {"code": "EVIL", "name": "Evil"},
     "/api/v1/users": {
@@ -505,6 +516,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
     "/donnees/{product_id}/statut": {"status": "active"},
+    "/donnees/{product_id}/qualite": {"kind": "required", "field": "lits"},
     "/donnees/{product_id}/import/apercu": {"mode": "append"},
     "/donnees/{product_id}/import/confirmer": {"token": "0" * 32, "colonne_0": "lits"},
     "/donnees/{product_id}/ligne": {"nouvelle": "1", "f_lits": "3"},

@@ -9,6 +9,7 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
@@ -16,7 +17,8 @@ from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN
 from hypervision.core.uploads import one_file
 from hypervision.identity import throttle
 from hypervision.identity.deps import CurrentPrincipal
-from hypervision.products import export, service
+from hypervision.identity.principal import Principal
+from hypervision.products import export, quality, service
 from hypervision.products.models import DataProduct, ProductRuleChange, ProductVersion
 from hypervision.products.schemas import (
     AggregateRead,
@@ -24,6 +26,7 @@ from hypervision.products.schemas import (
     ImportRead,
     ProductCreate,
     ProductRead,
+    QualitySummaryRead,
     RowsRead,
     RuleChangeRead,
     RulesAnswer,
@@ -49,7 +52,9 @@ Filters = Annotated[
 Version = Annotated[int | None, Query(ge=1, description="a data version (default: current)")]
 
 
-def product_read(product: DataProduct, names: Directory) -> ProductRead:
+def product_read(
+    product: DataProduct, names: Directory, quality: QualitySummaryRead | None = None
+) -> ProductRead:
     return ProductRead(
         id=product.id,
         slug=product.slug,
@@ -67,7 +72,16 @@ def product_read(product: DataProduct, names: Directory) -> ProductRead:
         created_at=product.created_at,
         updated_at=product.updated_at,
         version=product.version,
+        quality=quality,
     )
+
+
+async def summaries(
+    session: AsyncSession, actor: Principal, products: list[DataProduct]
+) -> dict[uuid.UUID, QualitySummaryRead]:
+    """The quality summaries of products already read (and audited) through the policy."""
+    found = await quality.summaries(session=session, actor=actor, products=products)
+    return {pid: QualitySummaryRead(**vars(s)) for pid, s in found.items()}
 
 
 def version_read(version: ProductVersion, names: Directory) -> VersionRead:
@@ -96,7 +110,8 @@ async def catalogue(
     fields)."""
     rows = await service.catalogue(session=session, settings=settings, actor=actor, q=q)
     names = await Directory.load(session, [])
-    return [product_read(p, names) for p in rows]
+    brief = await summaries(session, actor, rows)
+    return [product_read(p, names, brief.get(p.id)) for p in rows]
 
 
 @router.post("/products", response_model=ProductRead, status_code=201, responses=CONFLICT)
@@ -135,7 +150,8 @@ async def get_product(
         resource_ids=[product.id],
         labels=[product.label_level],
     )
-    return product_read(product, await Directory.load(session, []))
+    brief = await summaries(session, actor, [product])
+    return product_read(product, await Directory.load(session, []), brief.get(product.id))
 
 
 @router.post(

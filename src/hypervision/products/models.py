@@ -47,6 +47,7 @@ class DataProduct(Labelled, Versioned, Base):
         "rules",
         "data_version",
         "row_count",
+        "quality_rules",
         *LABEL_FIELDS,
     )
 
@@ -59,6 +60,8 @@ class DataProduct(Labelled, Versioned, Base):
     successor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     table_schema: Mapped[dict[str, Any]] = mapped_column(JSON)  # a Frictionless Table Schema
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)  # the stewards' rule tree (rules.py)
+    # The stewards' quality rules (quality_rules.py), checked at every import and on schedule.
+    quality_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     data_version: Mapped[int] = mapped_column(Integer, default=0)
     row_count: Mapped[int] = mapped_column(Integer, default=0)
     author_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))

@@ -23,6 +23,19 @@ class ProductCreate(BaseModel):
     label: LabelIn | None = None
 
 
+class QualitySummaryRead(BaseModel):
+    """A product's quality in brief (ADR 0027)."""
+
+    rules: int = Field(description="how many quality rules its stewards declared")
+    stale: bool = Field(description="a freshness rule fails: the data is older than promised")
+    score: float | None = Field(
+        description="share of checks passed in the latest run, 0 to 1 (null: not checked yet, "
+        "or its rules restrict what you see: see GET /products/{id}/quality)"
+    )
+    failed_rules: int | None
+    checked_at: datetime | None
+
+
 class ProductRead(BaseModel):
     id: uuid.UUID
     slug: str
@@ -40,6 +53,9 @@ class ProductRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    quality: QualitySummaryRead | None = Field(
+        default=None, description="present when the product has quality rules"
+    )
 
 
 class VersionRead(BaseModel):

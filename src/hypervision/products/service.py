@@ -357,6 +357,13 @@ async def import_data(
         key=schema.primary_key,
     )
     row_count = int(await session.scalar(storage.row_count_query(table)) or 0)
+    # The stewards' quality rules, over the rows just written (a failing blocking rule refuses
+    # the import: the request's transaction rolls back). quality.py builds on this module.
+    from hypervision.products import quality
+
+    flagged = await quality.check_import(
+        session=session, settings=settings, product=product, data_version=number
+    )
     version = ProductVersion(
         product_id=product.id,
         number=number,
@@ -398,7 +405,7 @@ async def import_data(
     await derived.recompute_uses(
         session=session, settings=settings, actor=actor, product=product, trigger="import"
     )
-    warnings = []
+    warnings = list(flagged)
     if product.status == ProductStatus.DEPRECATED.value:
         warnings.append("Ce produit est obsolète.")
     return Imported(version=version, product=product, warnings=warnings)

@@ -22,6 +22,7 @@ from hypervision.geo.schemas import ZoneCreate, ZoneKind
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, allowed
+from hypervision.products import quality as products_quality
 from hypervision.products import service as products
 from hypervision.records.schemas import LabelIn
 from hypervision.web.choices import display_names, situation_titles
@@ -61,6 +62,9 @@ async def _context(
         "zone_choices": {str(z.id): z.name for z in zone_rows},
         "layers": layer_rows,
         "placed_products": placed,
+        "product_quality": await products_quality.summaries(
+            session=session, actor=actor, products=placed
+        ),
         "followed_zones": followed,
         "situations": await situation_titles(request, session, settings, actor),
         "organisations": await identity.organisation_choices(session=session),

@@ -19,10 +19,11 @@ from hypervision.core.errors import AppError, Conflict, Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
-from hypervision.products import editing, service
+from hypervision.products import editing, quality, service
 from hypervision.products.export import FORMATS
 from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
+from hypervision.web import quality_pages
 from hypervision.web.product_lineage_pages import lineage_context
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
@@ -82,6 +83,7 @@ async def catalogue_page(
             "q": q,
             "names": await Directory.load(session, []),
             "imported_at": await service.last_imports(session=session, products=products),
+            "quality": await quality.summaries(session=session, actor=actor, products=products),
             "statuses": STATUSES,
         },
     )
@@ -194,6 +196,7 @@ async def _context(
         "bad_count": 0,
         "imported": None,
         **await lineage_context(session=session, settings=settings, actor=actor, product=product),
+        **await quality_pages.context(session, settings, actor, product),
     }
 
 
@@ -255,8 +258,9 @@ async def import_file(
                 mode=str(form.get("mode") or ImportMode.REPLACE.value),
             )
     except (Invalid, FileTooLarge) as exc:
+        # A refused quality check rolled the savepoint back: the product row is expired.
         query = RowQuery("", "", "", "", "")
-        context = await _context(request, session, settings, actor, product.id, query)
+        context = await _context(request, session, settings, actor, product_id, query)
         context.update(
             import_error=_message(request, exc),
             bad_rows=exc.extra.get("rows", [])[:SHOWN_ERRORS],

@@ -24,6 +24,7 @@ from hypervision.web import (
     product_pages,
     product_rows_pages,
     product_rules_pages,
+    quality_pages,
     source_pages,
     synthesis_pages,
 )
@@ -72,6 +73,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         product_pages,
+        quality_pages,
         product_rows_pages,
         product_rules_pages,
         paste_pages,
