@@ -21,7 +21,7 @@ from hypervision.core.errors import Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy import rls
-from hypervision.products import service, storage
+from hypervision.products import base, storage
 from hypervision.products.checks import show
 from hypervision.products.models import DataProduct, ProductVersion
 from hypervision.products.quality_models import QualityFailure, QualityRun
@@ -75,7 +75,7 @@ class Checked:
 
 def stored(product: DataProduct) -> list[QualityRule]:
     """The product's rules as stored (validated when they were written)."""
-    return parse(product.quality_rules or [], service.field_types(service.schema_of(product)))
+    return parse(product.quality_rules or [], base.field_types(base.schema_of(product)))
 
 
 def is_stale(rules: Sequence[QualityRule], last_import: datetime | None, now: datetime) -> bool:
@@ -110,7 +110,7 @@ async def evaluate(
     version an import is writing (its rows are current, the product not yet updated: that
     import is the last update, so it is fresh)."""
     now = now or utcnow()
-    schema = service.schema_of(product)
+    schema = base.schema_of(product)
     table = storage.table_of(product.id, schema)
     current = table.c._to.is_(None)
     rows = int(await session.scalar(storage.row_count_query(table)) or 0)
@@ -158,7 +158,7 @@ async def _target_table(session: AsyncSession, rule: QualityRule) -> Any:
     other = await session.get(DataProduct, uuid.UUID(rule.product))
     if other is None:
         return None
-    return storage.table_of(other.id, service.schema_of(other))
+    return storage.table_of(other.id, base.schema_of(other))
 
 
 def _reported(rule: QualityRule, row: int, value: Any, key: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,12 +274,12 @@ async def set_rules(
     """New quality rules for a product (stewards of its domain): validated against its schema
     and the products they reference, stored on the product (a new record version, its event,
     its audit record), then checked at once (a run)."""
-    product = await service.find_product(
+    product = await base.find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
-    service.check_steward(actor, product)
+    base.check_steward(actor, product)
     targets = await _targets(session, settings, actor, items)
-    rules = parse(items, service.field_types(service.schema_of(product)), targets)
+    rules = parse(items, base.field_types(base.schema_of(product)), targets)
     await _check_patterns(session, rules)
     before = versions.snapshot(product)
     product.quality_rules = [r.to_tree() for r in rules]
@@ -311,15 +311,15 @@ async def _targets(
             continue
         raw = str(item.get("product") or "")
         try:
-            other = await service.find_product(
+            other = await base.find_product(
                 session=session, settings=settings, actor=actor, product_id=uuid.UUID(raw)
             )
         except (ValueError, NotFound):
             continue
-        schema = service.schema_of(other)
-        ruleset = service.rules_of(settings, other, schema)
+        schema = base.schema_of(other)
+        ruleset = base.rules_of(settings, other, schema)
         names = ruleset.visible_columns(Reader.of(settings, actor), list(schema.field_names))
-        types = {n: t for n, t in service.field_types(schema).items() if n in names}
+        types = {n: t for n, t in base.field_types(schema).items() if n in names}
         found[raw.lower()] = Target(str(other.id), types, schema.primary_key)
     return found
 
@@ -361,7 +361,7 @@ def full_view(actor: Principal, product: DataProduct) -> bool:
     if open_rules:
         return True
     try:
-        service.check_steward(actor, product)
+        base.check_steward(actor, product)
     except Forbidden:
         return False
     return True
@@ -399,7 +399,7 @@ async def summaries(
     if not ruled:
         return {}
     runs = {r.product_id: r for r in await session.scalars(latest_runs([p.id for p in ruled]))}
-    imports = await service.last_imports(session=session, products=ruled)
+    imports = await base.last_imports(session=session, products=ruled)
     now = utcnow()
     out = {}
     for product in ruled:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
@@ -29,12 +29,35 @@ from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
-from hypervision.policy.roles import Role
-from hypervision.policy.rules import Action, authorize
 from hypervision.products import derived, export, storage
+
+# Re-exported: callers name them through this module.
+from hypervision.products.base import (
+    check_steward as check_steward,
+)
+from hypervision.products.base import (
+    field_types as field_types,
+)
+from hypervision.products.base import (
+    find_product as find_product,
+)
+from hypervision.products.base import (
+    is_steward as is_steward,
+)
+from hypervision.products.base import (
+    last_imports as last_imports,
+)
+from hypervision.products.base import (
+    rules_of as rules_of,
+)
+from hypervision.products.base import (
+    schema_of as schema_of,
+)
+from hypervision.products.base import (
+    visible_products as visible_products,
+)
 from hypervision.products.checks import check_constraints
 from hypervision.products.models import (
-    PRODUCT_KIND,
     DataProduct,
     ImportMode,
     ProductRuleChange,
@@ -59,18 +82,6 @@ PAGE_MAX = 500
 # --- the product's own record ------------------------------------------------------------------
 
 
-def schema_of(product: DataProduct) -> TableSchema:
-    return TableSchema.from_descriptor(product.table_schema)
-
-
-def field_types(schema: TableSchema) -> dict[str, str]:
-    return {f.name: f.type for f in schema.fields}
-
-
-def rules_of(settings: Settings, product: DataProduct, schema: TableSchema) -> RuleSet:
-    return RuleSet.parse(product.rules, field_types(schema), settings.label_levels)
-
-
 def _invalid_schema(error: SchemaError) -> Invalid:
     return Invalid(
         f"Schéma de table invalide : {error.fr}",
@@ -78,26 +89,6 @@ def _invalid_schema(error: SchemaError) -> Invalid:
         code="invalid_schema",
         extra={"problems": error.problems},
     )
-
-
-def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
-    """Stewards of the product's domain (its owner organisation) manage it."""
-    authorize(actor, Action.WRITE)
-    domain = product.organisation_id if product is not None else actor.organisation_id
-    if not actor.has_role(Role.DATA_STEWARD) or actor.organisation_id != domain:
-        raise Forbidden(
-            "Seuls les gestionnaires de données (data stewards) du domaine propriétaire "
-            "gèrent ce produit.",
-            "Only the data stewards of the owning domain manage this product.",
-        )
-
-
-def is_steward(actor: Principal, product: DataProduct) -> bool:
-    try:
-        check_steward(actor, product)
-    except Forbidden:
-        return False
-    return True
 
 
 def _rls_rule(rules: RuleSet) -> str:
@@ -203,20 +194,6 @@ async def create_product(
         before=None,
         summary={"name": product.name, "slug": product.slug},
     )
-    return product
-
-
-def visible_products(
-    session: AsyncSession, settings: Settings, actor: Principal
-) -> Select[DataProduct]:
-    return access.visible(session, settings, actor, DataProduct)
-
-
-async def find_product(
-    *, session: AsyncSession, settings: Settings, actor: Principal, product_id: uuid.UUID
-) -> DataProduct:
-    query = visible_products(session, settings, actor)
-    product: DataProduct = await access.find_in(session, query, PRODUCT_KIND, product_id)
     return product
 
 
@@ -428,20 +405,6 @@ async def data_versions(
         session, actor, action="product.versions", kind="product", rows=[product]
     )
     return product, rows
-
-
-async def last_imports(
-    *, session: AsyncSession, products: Sequence[DataProduct]
-) -> dict[uuid.UUID, datetime]:
-    """When each of ``products`` (already read through the policy) last had data imported."""
-    if not products:
-        return {}
-    query = (
-        select(ProductVersion.product_id, func.max(ProductVersion.at))
-        .where(ProductVersion.product_id.in_([p.id for p in products]))
-        .group_by(ProductVersion.product_id)
-    )
-    return {pid: at for pid, at in (await session.execute(query)).all()}
 
 
 # --- reading -------------------------------------------------------------------------------------
