@@ -23,7 +23,7 @@ from hypervision.identity.api import refuse_cross_site
 from hypervision.identity.deps import PasswordsDep, client_of
 from hypervision.identity.models import SessionKind
 from hypervision.web.misc_pages import home_of
-from hypervision.web.render import render, translator
+from hypervision.web.render import in_words, render, translator
 from hypervision.web.session import Officer, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -47,10 +47,6 @@ COOKIE_LOST = {
         "for this site.",
     ),
 }
-
-
-def _message(request: Request, error: AppError) -> str:
-    return error.fr if translator(request).locale == "fr" else error.en
 
 
 def _challenge_signature(settings: Settings, body: str) -> str:
@@ -155,7 +151,7 @@ async def sign_in(
         )
         return render(request, "sign_in.html", code_step)
     if isinstance(result, AppError):
-        context["error"] = _message(request, result)
+        context["error"] = in_words(request, result)
         return render(
             request, "sign_in.html", context, status_code=result.status, headers=result.headers
         )
@@ -198,7 +194,7 @@ async def sign_in_code(
     if isinstance(result, AppError):
         context = _code_step(settings, user_id=user_id, username=username, suite=suite)
         context["challenge"] = challenge  # a wrong code does not extend the time allowed
-        context["error"] = _message(request, result)
+        context["error"] = in_words(request, result)
         return render(
             request, "sign_in.html", context, status_code=result.status, headers=result.headers
         )
@@ -259,7 +255,7 @@ async def mfa_confirm(
     except Invalid as error:
         # The secret already scanned stays; no secret is shown again (a new one is made only
         # by reloading the page, for this session's eyes only).
-        context = {"enabled": False, "retry": True, "error": _message(request, error)}
+        context = {"enabled": False, "retry": True, "error": in_words(request, error)}
         return render(request, "mfa.html", context, status_code=422)
     await auth.lift_enrolment_limit(session=session, session_id=actor.session_id)
     return render(request, "mfa.html", {"enabled": True, "recovery_codes": codes})

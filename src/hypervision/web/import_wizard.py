@@ -30,8 +30,8 @@ from hypervision.products import service
 from hypervision.products.models import DataProduct, ImportMode
 from hypervision.products.readers import ReadError, preview
 from hypervision.products.schema import slugify_headers
-from hypervision.web.product_pages import MODES, SHOWN_ERRORS, RowQuery, _context, _message
-from hypervision.web.render import render, shows, translator
+from hypervision.web.product_pages import MODES, SHOWN_ERRORS, RowQuery, page_context
+from hypervision.web.render import in_words, render, shows
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -66,10 +66,6 @@ def guess(headers: list[str], fields: list[dict[str, Any]]) -> list[str]:
         target = slug if slug in names else titles.get(header.strip().casefold(), IGNORE)
         chosen.append(IGNORE if target in chosen else target)
     return chosen
-
-
-def _english(request: Request) -> bool:
-    return translator(request).locale == "en"
 
 
 def _waiting(
@@ -177,15 +173,15 @@ async def preview_file(
                 max_bytes=settings.product_max_bytes,
             )
     except ReadError as exc:
-        refused: tuple[str, int] | None = (exc.en if _english(request) else exc.fr, 422)
+        refused: tuple[str, int] | None = (in_words(request, exc), 422)
     except (Invalid, FileTooLarge) as exc:
-        refused = (_message(request, exc), exc.status)
+        refused = (in_words(request, exc), exc.status)
     else:
         refused = None
     if refused is not None:
         data.unlink(missing_ok=True)
         query = RowQuery("", "", "", "", "")
-        context = await _context(request, session, settings, actor, product.id, query)
+        context = await page_context(request, session, settings, actor, product.id, query)
         context["import_error"] = refused[0]
         return render(request, "product.html", context, status_code=refused[1])
     kept = {
@@ -249,7 +245,7 @@ async def import_previewed(
         )
         return _page(
             request, product, token, kept, headers, rows, chosen,
-            error=_message(request, exc), bad_rows=exc.extra.get("rows", []),
+            error=in_words(request, exc), bad_rows=exc.extra.get("rows", []),
             bad_count=int(exc.extra.get("error_count", 0)), status=exc.status,
         )  # fmt: skip
     for path in (data, data.with_suffix(".json")):

@@ -21,7 +21,7 @@ from hypervision.products.models import DataProduct, ImportMode
 from hypervision.products.readers import ReadError, read_table
 from hypervision.products.schema import TableSchema, slugify_field
 from hypervision.web import product_pages
-from hypervision.web.render import render, translator
+from hypervision.web.render import in_words, render, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -121,7 +121,7 @@ async def paste_cells(
             "Collez d'abord des cellules (avec la ligne d'en-tête).",
             "Paste cells first (with their header line).",
         )
-        paste = Paste(mode=mode, error=product_pages._message(request, empty))
+        paste = Paste(mode=mode, error=in_words(request, empty))
         status = 422
     elif form.get("action") == "import":
         try:
@@ -141,7 +141,7 @@ async def paste_cells(
             paste = Paste(
                 text=text,
                 mode=mode,
-                error=product_pages._message(request, exc),
+                error=in_words(request, exc),
                 bad_rows=exc.extra.get("rows", [])[: product_pages.SHOWN_ERRORS],
                 bad_count=exc.extra.get("error_count", 0),
             )
@@ -157,6 +157,6 @@ async def paste_cells(
         paste.mode = mode
         status = 422 if paste.error else 200
     query = product_pages.RowQuery("", "", "", "", "")
-    context = await product_pages._context(request, session, settings, actor, product.id, query)
+    context = await product_pages.page_context(request, session, settings, actor, product.id, query)
     context["paste"] = paste
     return render(request, "product.html", context, status_code=status)

@@ -25,7 +25,7 @@ from hypervision.products.models import DataProduct, ImportMode, ProductStatus
 from hypervision.records.labelling import Directory
 from hypervision.web import quality_pages
 from hypervision.web.product_lineage_pages import lineage_context
-from hypervision.web.render import render, shows, translator
+from hypervision.web.render import in_words, render, shows
 from hypervision.web.session import Officer
 from hypervision.web.source_section import source_section
 
@@ -58,10 +58,6 @@ OPERATORS = {
     "null": N_("is empty"),
     "notnull": N_("is not empty"),
 }
-
-
-def _message(request: Request, error: AppError) -> str:
-    return error.en if translator(request).locale == "en" else error.fr
 
 
 @router.get("/donnees", response_class=HTMLResponse)
@@ -134,7 +130,7 @@ async def read_product(
     return product
 
 
-async def _context(
+async def page_context(
     request: Request,
     session: AsyncSession,
     settings: Settings,
@@ -160,7 +156,7 @@ async def _context(
             limit=PAGE,
         )
     except (Invalid, Forbidden) as exc:
-        error = _message(request, exc)
+        error = in_words(request, exc)
         page = await service.read_rows(
             session=session, settings=settings, actor=actor, product_id=product.id, limit=PAGE
         )
@@ -216,7 +212,7 @@ async def product_page(
 ) -> Response:
     """A product: its rows (sortable, filterable, by pages of 50), its schema, its versions."""
     query = RowQuery(sort, field, op, value, after)
-    context = await _context(request, session, settings, actor, product_id, query)
+    context = await page_context(request, session, settings, actor, product_id, query)
     if importee is not None:  # back from an import: say which version it made
         found = (v for v in context["versions"] if v.number == importee)
         context["imported"] = next(found, None)
@@ -260,9 +256,9 @@ async def import_file(
     except (Invalid, FileTooLarge) as exc:
         # A refused quality check rolled the savepoint back: the product row is expired.
         query = RowQuery("", "", "", "", "")
-        context = await _context(request, session, settings, actor, product_id, query)
+        context = await page_context(request, session, settings, actor, product_id, query)
         context.update(
-            import_error=_message(request, exc),
+            import_error=in_words(request, exc),
             bad_rows=exc.extra.get("rows", [])[:SHOWN_ERRORS],
             bad_count=exc.extra.get("error_count", 0),
         )
@@ -292,7 +288,7 @@ async def change_status(
             )
     except (Invalid, Conflict) as exc:
         query = RowQuery("", "", "", "", "")
-        context = await _context(request, session, settings, actor, product_id, query)
-        context["status_error"] = _message(request, exc)
+        context = await page_context(request, session, settings, actor, product_id, query)
+        context["status_error"] = in_words(request, exc)
         return render(request, "product.html", context, status_code=exc.status)
     return RedirectResponse(f"/donnees/{product_id}#statut", status_code=303)

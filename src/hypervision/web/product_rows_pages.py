@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid, NotFound
-from hypervision.products import editing
+from hypervision.products import editing, service
 from hypervision.products.models import DataProduct
 from hypervision.web.render import render, shows, translator
 from hypervision.web.session import Officer
@@ -109,8 +109,8 @@ async def save_row(
                 new=new,
             )
     except Invalid as exc:
-        product, _ = await editing.find_row(
-            session=session, settings=settings, actor=actor, product_id=product_id, key={}
+        product = await service.find_product(
+            session=session, settings=settings, actor=actor, product_id=product_id
         )
         english = translator(request).locale == "en"
         problems = {

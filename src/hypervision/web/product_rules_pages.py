@@ -22,7 +22,7 @@ from hypervision.products.rules import RuleError
 from hypervision.records.labelling import Directory
 from hypervision.web import rule_forms
 from hypervision.web.product_pages import read_product
-from hypervision.web.render import render, translator
+from hypervision.web.render import in_words, render, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -133,10 +133,9 @@ async def save_rules(
             )
     except RuleError as exc:
         gettext = translator(request).gettext
-        english = translator(request).locale == "en"
         context["error"] = gettext("The rules were not saved: correct the points below.")
         context["errors"] = [
-            (rule_forms.where(p.path, gettext), p.en if english else p.fr) for p in exc.problems
+            (rule_forms.where(p.path, gettext), in_words(request, p)) for p in exc.problems
         ]
         return render(request, "product_rules.html", context, status_code=exc.status)
     done = "pending" if change is not None else "applied"
@@ -169,7 +168,7 @@ async def decide(
         context = await _context(request, session, settings, actor, product_id)
         if not context["steward"]:
             raise
-        context["error"] = exc.en if translator(request).locale == "en" else exc.fr
+        context["error"] = in_words(request, exc)
         return render(request, "product_rules.html", context, status_code=exc.status)
     done = "approved" if approve else "rejected"
     return RedirectResponse(f"/donnees/{product_id}/regles?fait={done}", status_code=303)

@@ -13,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
-from hypervision.core.errors import AppError, Forbidden, Invalid
+from hypervision.core.errors import Forbidden, Invalid
 from hypervision.core.i18n import N_
 from hypervision.identity.principal import Principal
 from hypervision.products import quality, quality_read, service
 from hypervision.products.models import DataProduct
 from hypervision.products.quality_rules import KIND_NAMES
 from hypervision.products.rules import RuleError
-from hypervision.web.render import render, shows, translator
+from hypervision.web.render import in_words, render, shows, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -67,10 +67,6 @@ async def context(
         "quality_triggers": TRIGGERS,
         "can_manage_quality": is_steward(actor, product),
     }
-
-
-def _message(request: Request, error: AppError) -> str:
-    return error.en if translator(request).locale == "en" else error.fr
 
 
 @router.get("/donnees/{product_id}/qualite/echecs", response_class=HTMLResponse)
@@ -218,6 +214,6 @@ async def save_rules(
             )  # fmt: skip
     except Invalid as exc:
         problems = list(exc.extra.get("problems", [])) if isinstance(exc, RuleError) else []
-        return await _form(request, session, settings, actor, product, _message(request, exc),
+        return await _form(request, session, settings, actor, product, in_words(request, exc),
                            problems, form, status_code=exc.status)  # fmt: skip
     return RedirectResponse(f"/donnees/{product.id}#qualite", status_code=303)

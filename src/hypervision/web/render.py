@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from babel.dates import format_datetime
 from fastapi import Request
@@ -69,6 +69,18 @@ def translator(request: Request) -> Translator:
     if found is None:
         found = request.state.translator = Translator(getattr(request.state, "locale", "fr"))
     return found
+
+
+class Bilingual(Protocol):
+    @property
+    def fr(self) -> str: ...
+    @property
+    def en(self) -> str: ...
+
+
+def in_words(request: Request, error: Bilingual) -> str:
+    """An error's message in the page's language."""
+    return error.en if translator(request).locale == "en" else error.fr
 
 
 def when(value: datetime | None, locale: str, pattern: str = "d MMM yyyy HH:mm") -> str:

@@ -12,7 +12,7 @@ from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid, NotFound
 from hypervision.products import sources
 from hypervision.web import product_pages
-from hypervision.web.render import render
+from hypervision.web.render import in_words, render
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -57,11 +57,11 @@ async def source_action(
     except (Invalid, NotFound) as exc:
         if isinstance(exc, NotFound) and action != "run" and action != "remove":
             raise
-        error = product_pages._message(request, exc)
+        error = in_words(request, exc)
     if not error:
         return RedirectResponse(f"/donnees/{product_id}#source", status_code=303)
     query = product_pages.RowQuery("", "", "", "", "")
-    context = await product_pages._context(request, session, settings, actor, product_id, query)
+    context = await product_pages.page_context(request, session, settings, actor, product_id, query)
     if context["source"] is not None:
         context["source"].error = error
     return render(request, "product.html", context, status_code=422)

@@ -29,7 +29,7 @@ from hypervision.synthesis import mail, rendering, service
 from hypervision.synthesis.figure import map_svg
 from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
 from hypervision.web.choices import display_names, situation_titles
-from hypervision.web.render import render, shows, translator
+from hypervision.web.render import in_words, render, shows, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +40,6 @@ STATUS_NAMES = {
     "sent": N_("Sent"),
     "superseded": N_("Superseded"),
 }
-
-
-def _message(request: Request, error: AppError) -> str:
-    return error.en if translator(request).locale == "en" else error.fr
 
 
 async def _list_context(
@@ -189,7 +185,7 @@ def _draft_message(request: Request, error: AppError) -> str:
             "Someone else saved this draft in the meantime. Your text is kept in the form, "
             "the version they saved is shown above it: compare, then save again."
         )
-    return _message(request, error)
+    return in_words(request, error)
 
 
 @router.post("/syntheses/{synthesis_id}/modifier", response_class=HTMLResponse)
@@ -316,7 +312,7 @@ async def step(
             raise
         context = await _page(
             request, session, settings, actor, synthesis_id,
-            error=_draft_message(request, error) if drafting else _message(request, error),
+            error=_draft_message(request, error) if drafting else in_words(request, error),
             typed=_typed(form) if drafting else None,
             conflict=drafting and isinstance(error, PreconditionFailed),
         )  # fmt: skip
