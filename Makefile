@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test test-fast lint format clean bench bench-quick bench-pages fuzz
+.PHONY: help install demo serve test test-deep test-fast lint format clean bench bench-quick bench-pages fuzz
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
@@ -84,8 +84,14 @@ serve: install
 TEST_ENV := PYTHONDONTWRITEBYTECODE=
 TEST_WORKERS ?= 3
 test: install
-	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
-	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) -m "not deep" $(PYTEST_ARGS) \
+		|| status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+
+# The long runs kept out of `make test` (tests marked deep: RLS alone under the whole leak
+# matrix, the bounded API fuzzing); CI runs them after `make test`.
+test-deep: install
+	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n 2 -m deep $(PYTEST_ARGS) || status=$$?; \
+	echo "make test-deep: $$(( $$(date +%s) - start )) s"; exit $$status
 
 FAST_SKIP := --ignore=tests/browser --ignore=tests/security/test_fuzz_api.py \
 	--ignore=tests/security/test_leak_matrix.py

@@ -360,6 +360,7 @@ def _report(state: World, tally: Tally, seconds: float) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.deep  # a minute and more even bounded: make test-deep (CI), make fuzz
 def test_api_conforms_to_its_description(world: World) -> None:
     started, world.calls["requests"] = time.monotonic(), 0
     schema = _fuzz_schema(world)

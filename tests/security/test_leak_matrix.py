@@ -924,6 +924,7 @@ async def test_leak_matrix(
     await run_matrix(app, client, engine_of(app), monkeypatch)
 
 
+@pytest.mark.deep  # the longest test of all: make test-deep, run by CI after make test
 async def test_rls_alone_holds_on_postgresql(
     app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
