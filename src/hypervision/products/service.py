@@ -257,6 +257,11 @@ def _refused(errors: Sequence[RowError], total: int, by_field: Mapping[str, int]
     )
 
 
+# The steps of an import, in order: reading the file, checking types and constraints, writing
+# the rows, the stewards' quality rules (``import_data(on_step=…)``).
+IMPORT_STEPS = ("read", "check", "write", "quality")
+
+
 @dataclass
 class Imported:
     version: ProductVersion
@@ -279,7 +284,7 @@ async def import_data(
 ) -> Imported:
     """Read, type and check the whole file first (any error refuses it all, naming rows and
     fields), then write it as the product's next data version. ``on_step`` hears each step
-    begin: ``read``, ``check``, ``write``."""
+    begin (``IMPORT_STEPS``)."""
     step = on_step or (lambda _name: None)
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
@@ -338,6 +343,7 @@ async def import_data(
     # the import: the request's transaction rolls back). quality.py builds on this module.
     from hypervision.products import quality
 
+    step("quality")
     flagged = await quality.check_import(
         session=session, settings=settings, product=product, data_version=number
     )
