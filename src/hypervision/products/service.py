@@ -29,7 +29,7 @@ from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
-from hypervision.products import derived, export, storage
+from hypervision.products import derived, export, references, storage
 
 # Re-exported: callers name them through this module.
 from hypervision.products.base import (
@@ -316,6 +316,12 @@ async def import_data(
         raise _refused(result.errors, result.error_count, result.error_counts_by_field)
     step("check")
     errors, total, by_field = await asyncio.to_thread(check_constraints, result.table, schema)
+    if total:
+        raise _refused(errors, total, by_field)
+    errors, total, by_field = await references.check_foreign_keys(
+        session=session, settings=settings, actor=actor, product=product, schema=schema,
+        table=result.table, mode=chosen,
+    )  # fmt: skip
     if total:
         raise _refused(errors, total, by_field)
     if result.table.num_rows == 0 and chosen is not ImportMode.REPLACE:
