@@ -539,8 +539,13 @@ def products_import(
     from hypervision.products import service as products
     from hypervision.products.models import DataProduct
 
-    steps = {"read": "lecture du fichier", "check": "contrôles", "write": "écriture"}
-    order = list(steps)
+    steps = {
+        "read": "lecture du fichier",
+        "check": "contrôles",
+        "write": "écriture",
+        "quality": "règles de qualité",
+    }
+    order = list(products.IMPORT_STEPS)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
         TextColumn("étape {task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),

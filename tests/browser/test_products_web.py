@@ -71,9 +71,22 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
     await expect(page.locator("#import-apercu tbody tr")).to_have_count(2)
     await expect(page.locator("#colonne-2")).to_have_value("lits")  # matched by name
     found["preview"] = await axe(page)
+    # Each step of the import reaches this page through its live stream while the answer is
+    # awaited (docs/adr/0029): the bar moves and says which step runs.
+    seen: list[tuple[str, float, str]] = []
+    await page.expose_function("importNote", lambda *note: seen.append(tuple(note)))
+    await page.evaluate(
+        """document.addEventListener("hv:import", (e) => window.importNote(e.detail.step,
+        document.getElementById("import-barre").value,
+        document.getElementById("import-etape").textContent))"""
+    )
+    await expect(page.locator("body[data-live=open]")).to_have_count(1)
     await page.get_by_role("button", name=t("Import"), exact=True).click()
     await page.wait_for_url(f"**{path}?importee=1#import")
     await expect(page.locator("#import-fait")).to_be_visible()
+    assert [step for step, _, _ in seen] == ["read", "check", "write", "quality"], seen
+    assert [value for _, value, _ in seen] == [10, 40, 60, 85], seen
+    assert seen[2][2] == t("Import under way: writing the rows…"), seen
     rows = page.locator("#table-lignes tbody tr")
     await expect(rows).to_have_count(2)
     await expect(rows.first).to_contain_text("Bichat")

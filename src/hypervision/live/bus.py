@@ -6,13 +6,19 @@
   reconnects in the background and switches back, without loss (the hub reads by id).
 - NATS (``live.nats_bus``, docs/adr/0019): the same wake-ups, published after commit to a
   JetStream subject instead of NOTIFY inside the transaction; the same degraded mode.
+
+Both buses also carry *notes* (``Hub.note``: an import's progress) to the other replicas, on a
+channel or subject of their own, outside any transaction and never stored: each replica skips
+its own (it has handed them already) and a note lost while the bus is down is not sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import uuid
 from typing import Any, Protocol
 
 import asyncpg
@@ -38,6 +44,44 @@ class Wakeable(Protocol):
 
     def set_mode(self, mode: str) -> None: ...
 
+    def hand_note(self, note: dict[str, Any]) -> None: ...
+
+
+NOTES_CHANNEL = "hv_notes"
+NOTE_MAX_BYTES = 4000  # well under NOTIFY's 8,000-byte payload
+
+
+class Notes:
+    """Notes between replicas: stamped with this process's origin, which skips its own."""
+
+    def __init__(self, hub: Wakeable) -> None:
+        self.hub = hub
+        self.origin = uuid.uuid4().hex
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def encode(self, note: dict[str, Any]) -> str | None:
+        text = json.dumps({**note, "origin": self.origin}, separators=(",", ":"))
+        return text if len(text.encode()) <= NOTE_MAX_BYTES else None
+
+    def received(self, text: str | bytes) -> None:
+        try:
+            note = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(note, dict) and note.get("origin") != self.origin:
+            self.hub.hand_note(note)
+
+    def send(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) without waiting: a note never delays its sender."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
 
 class InProcessBus:
     async def stop(self) -> None:
@@ -52,6 +96,8 @@ class PostgresBus:
         self.connection: Any = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
+        self.notes = Notes(hub)
+        self._using = asyncio.Lock()  # one statement at a time on the listening connection
 
     async def start(self) -> None:
         outbox.notify_in_transaction(True)
@@ -67,6 +113,7 @@ class PostgresBus:
         connection = await asyncpg.connect(self.dsn, timeout=5)
         try:
             await connection.add_listener(CHANNEL, self._notified)
+            await connection.add_listener(NOTES_CHANNEL, self._noted)
         except BaseException:
             await connection.close(timeout=2)
             raise
@@ -78,6 +125,24 @@ class PostgresBus:
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.hub.wake(int(payload) if payload.isdigit() else None)
+
+    def _noted(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.notes.received(payload)
+
+    def publish_note(self, note: dict[str, Any]) -> None:
+        text = self.notes.encode(note)
+        if text is not None and self.connection is not None:
+            self.notes.send(self._notify(text))
+
+    async def _notify(self, text: str) -> None:
+        async with self._using:
+            connection = self.connection
+            if connection is None:
+                return
+            try:
+                await connection.execute("SELECT pg_notify($1, $2)", NOTES_CHANNEL, text)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.info("live bus: note not sent (%s)", type(exc).__name__)
 
     def _terminated(self, _conn: Any) -> None:
         self.connection = None
@@ -94,6 +159,7 @@ class PostgresBus:
                 log.info("live bus still down (%s)", type(exc).__name__)
 
     async def stop(self) -> None:
+        await self.notes.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,6 +185,7 @@ async def start_bus(hub: Wakeable) -> Bus:
         nats = NatsBus(
             wake=hub.wake,
             set_mode=hub.set_mode,
+            notes=Notes(hub),
             servers=settings.nats_servers,
             subject=settings.nats_subject,
         )

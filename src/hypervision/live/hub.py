@@ -11,6 +11,9 @@ Each event is checked once per *group* of subscribers that share the same policy
 encoded once, then queued to each subscriber of the group whose topic filter matches. A
 subscriber whose queue is full gets ``resync`` and is closed. Each delivery batch leaves one
 audit record, written before anything is sent.
+
+Beside the events, *notes* (an import's progress, docs/adr/0029) go to the streams of one
+person's one session: never stored, never resumed, carrying nothing protected.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -47,6 +51,7 @@ BATCH = 500
 HELD_RETRY_SECONDS = 0.02
 ORDER = tuple_(OutboxEvent.tx, OutboxEvent.id)
 REVALIDATE_SECONDS = 60.0
+NOTE_EVENT = re.compile(r"^[a-z]+\.[a-z]+$")  # e.g. import.progress: an SSE event name
 
 
 # (transaction id, outbox id): the order in which events are delivered and resumed.
@@ -424,6 +429,40 @@ class Hub:
                         targets.append((s, frame))
             plan.append((event, targets))
         return plan
+
+    # --- notes ----------------------------------------------------------------------------
+
+    def note(self, principal: Principal, event: str, data: dict[str, Any]) -> None:
+        """Hand ``data`` as an SSE ``event`` (no id) to the open streams of ``principal``'s
+        session, on every replica (through the bus when it carries notes). Safe to call from
+        synchronous code; a note that finds no stream, or is lost, costs nothing else."""
+        if principal.user_id is None or principal.session_id is None:
+            return  # a token's streams are not a browser's page: no notes
+        note = {
+            "user": str(principal.user_id),
+            "session": str(principal.session_id),
+            "event": event,
+            "data": data,
+        }
+        self.hand_note(note)
+        publish = getattr(self.bus, "publish_note", None)
+        if publish is not None:
+            publish(note)
+
+    def hand_note(self, note: dict[str, Any]) -> None:
+        """A note (from this process or from the bus) to the streams it is meant for."""
+        event, data = str(note.get("event", "")), note.get("data")
+        if not NOTE_EVENT.match(event) or not isinstance(data, dict):
+            return
+        user, session = note.get("user"), note.get("session")
+        frame: Frame | None = None
+        for sub in self.subscribers:
+            p = sub.principal
+            if str(p.user_id) == user and p.session_id is not None and str(p.session_id) == session:
+                if frame is None:
+                    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+                    frame = Frame(None, f"event: {event}\ndata: {body}\n\n".encode())
+                sub.push(frame)
 
     def revoke(self, payload: dict[str, Any]) -> None:
         for sub in list(self.subscribers):

@@ -11,6 +11,9 @@ published and wakes a publishing task, which sends one message per burst of comm
 connection is lost the streams are told ``polling`` and the hub polls the outbox; the client
 reconnects in the background, and then the streams are told ``live``, the hub catches up and a
 commit that could not be announced meanwhile is announced.
+
+Notes (``Hub.note``) go on ``<subject>.notes``, a plain NATS subject that no JetStream stream
+holds: delivered to the replicas connected at the time, never stored.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 from nats.aio.client import Client
@@ -29,6 +32,9 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from hypervision.events import outbox
+
+if TYPE_CHECKING:
+    from hypervision.live.bus import Notes
 
 log = logging.getLogger("hypervision.live")
 
@@ -47,6 +53,7 @@ class NatsBus:
         *,
         wake: Callable[[int | None], None],
         set_mode: Callable[[str], None],
+        notes: Notes | None = None,
         servers: list[str],
         subject: str,
         retry_seconds: int = 2,
@@ -57,6 +64,7 @@ class NatsBus:
         self.set_mode = set_mode
         self.servers = servers
         self.subject = subject
+        self.notes = notes
         self.retry_seconds = retry_seconds
         self.connect_timeout = connect_timeout
         self.ping_seconds = ping_seconds
@@ -89,6 +97,8 @@ class NatsBus:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.notes is not None:
+            await self.notes.stop()
         outbox.remove_waker(self._committed)
         outbox.notify_in_transaction(True)
         for task in list(self._tasks):
@@ -125,6 +135,8 @@ class NatsBus:
             self._js = self.client.jetstream(timeout=self.connect_timeout)
             # Replayed by the client after each reconnection.
             await self.client.subscribe(self.subject, cb=self._message)
+            if self.notes is not None:
+                await self.client.subscribe(f"{self.subject}.notes", cb=self._note)
         except Exception:
             log.exception("live bus (NATS) cannot start: polling")  # a bad URL, credentials
             return
@@ -184,6 +196,21 @@ class NatsBus:
     async def _message(self, msg: Msg) -> None:
         text = msg.data.decode("ascii", "replace")
         self.wake(int(text) if text.isdigit() else None)
+
+    async def _note(self, msg: Msg) -> None:
+        if self.notes is not None:
+            self.notes.received(msg.data)
+
+    def publish_note(self, note: dict[str, Any]) -> None:
+        text = self.notes.encode(note) if self.notes is not None else None
+        if text is not None and self.notes is not None and self.connected:
+            self.notes.send(self._send_note(text.encode()))
+
+    async def _send_note(self, data: bytes) -> None:
+        try:
+            await self.client.publish(f"{self.subject}.notes", data)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.info("live bus: note not sent (%s)", type(exc).__name__)
 
     # --- publishing -----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
-from hypervision.products import derived, export, storage
+from hypervision.products import derived, export, references, storage
 
 # Re-exported: callers name them through this module.
 from hypervision.products.base import (
@@ -257,6 +257,11 @@ def _refused(errors: Sequence[RowError], total: int, by_field: Mapping[str, int]
     )
 
 
+# The steps of an import, in order: reading the file, checking types and constraints, writing
+# the rows, the stewards' quality rules (``import_data(on_step=…)``).
+IMPORT_STEPS = ("read", "check", "write", "quality")
+
+
 @dataclass
 class Imported:
     version: ProductVersion
@@ -279,7 +284,7 @@ async def import_data(
 ) -> Imported:
     """Read, type and check the whole file first (any error refuses it all, naming rows and
     fields), then write it as the product's next data version. ``on_step`` hears each step
-    begin: ``read``, ``check``, ``write``."""
+    begin (``IMPORT_STEPS``)."""
     step = on_step or (lambda _name: None)
     product = await find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
@@ -313,6 +318,12 @@ async def import_data(
     errors, total, by_field = await asyncio.to_thread(check_constraints, result.table, schema)
     if total:
         raise _refused(errors, total, by_field)
+    errors, total, by_field = await references.check_foreign_keys(
+        session=session, settings=settings, actor=actor, product=product, schema=schema,
+        table=result.table, mode=chosen,
+    )  # fmt: skip
+    if total:
+        raise _refused(errors, total, by_field)
     if result.table.num_rows == 0 and chosen is not ImportMode.REPLACE:
         raise Invalid("Le fichier ne contient aucune ligne.", "The file holds no row.")
     # One import at a time per product: the product row is locked until commit.
@@ -338,6 +349,7 @@ async def import_data(
     # the import: the request's transaction rolls back). quality.py builds on this module.
     from hypervision.products import quality
 
+    step("quality")
     flagged = await quality.check_import(
         session=session, settings=settings, product=product, data_version=number
     )

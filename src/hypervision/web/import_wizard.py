@@ -26,6 +26,7 @@ from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid, NotFound
 from hypervision.core.uploads import FileTooLarge, one_file
 from hypervision.identity.principal import Principal
+from hypervision.live.hub import Hub
 from hypervision.products import service
 from hypervision.products.models import DataProduct, ImportMode
 from hypervision.products.readers import ReadError, preview
@@ -207,7 +208,8 @@ async def import_previewed(
     product_id: uuid.UUID,
 ) -> Response:
     """Step 2: the kept file imported with the mapping chosen; a refusal shows the preview
-    again with the bad rows, and the file stays for another try."""
+    again with the bad rows, and the file stays for another try. Meanwhile the steward's page
+    hears each step of the import on its live stream (``import.progress`` notes)."""
     form = await request.form(max_files=0, max_fields=1200)
     product = await service.find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
@@ -221,6 +223,11 @@ async def import_previewed(
     chosen = [c if c in names else IGNORE for c in chosen]
     mode = str(form.get("mode") or kept.get("mode") or ImportMode.REPLACE.value)
     kept["mode"] = mode
+    hub: Hub = request.app.state.hub
+
+    def told(step: str) -> None:  # the bar on the steward's page (ADR 0029)
+        hub.note(actor, "import.progress", {"import": token, "step": step})
+
     try:
         async with session.begin_nested():
             imported = await service.import_data(
@@ -233,6 +240,7 @@ async def import_previewed(
                 media_type=kept.get("media_type"),
                 mode=mode,
                 column_map=dict(zip(headers, chosen, strict=True)),
+                on_step=told,
             )
     except Invalid as exc:
         _, rows = await asyncio.to_thread(

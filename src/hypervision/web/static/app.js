@@ -178,6 +178,9 @@
     ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
      "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, tracked(onEntry)); });
     stream.addEventListener("comment.create", tracked(onComment));
+    stream.addEventListener("import.progress", function (event) {
+      document.dispatchEvent(new CustomEvent("hv:import", { detail: JSON.parse(event.data) }));
+    });
     stream.addEventListener("message", tracked(function () {}));
     stream.addEventListener("resync", function () { stream.close(); window.location.reload(); });
     stream.addEventListener("revoked", function () { stream.close(); signInAgain(); });
@@ -198,6 +201,29 @@
   if (user && window.EventSource) {
     showLive("connecting");
     connect();
+  }
+
+  // --- import wizard: each step of the import, told on the live stream (ADR 0029) -------------
+  // The page stays while the form's answer is awaited, and its stream goes on meanwhile.
+  var importForm = document.getElementById("import-apercu");
+  var importBox = document.getElementById("import-progres");
+  if (importForm && importBox) {
+    var importShare = { read: 10, check: 40, write: 60, quality: 85 };
+    var importWords = JSON.parse(importBox.dataset.steps || "{}");
+    var importBar = document.getElementById("import-barre");
+    var importStep = document.getElementById("import-etape");
+    importForm.addEventListener("submit", function () {
+      importBox.hidden = false;
+      importBar.value = 2;
+      var button = document.getElementById("import-confirmer");
+      setTimeout(function () { button.disabled = true; }, 0);  // once the form is sent
+    });
+    document.addEventListener("hv:import", function (event) {
+      var note = event.detail;
+      if (note["import"] !== importBox.dataset["import"] || !(note.step in importShare)) return;
+      importBar.value = Math.max(importBar.value, importShare[note.step]);
+      importStep.textContent = importWords[note.step] || note.step;
+    });
   }
 
   // --- keyboard shortcuts -----------------------------------------------------------------------
