@@ -354,6 +354,10 @@ class Builder:
         for org in ORGS:  # the data products' stewards: one per organisation
             specs.append(Person(f"{org.lower()}-steward", org, "DR", everything,
                                 (Role.DATA_STEWARD,)))  # fmt: skip
+        # A second steward of the first product's domain releases the product derived from
+        # it (four eyes, ADR 0028).
+        specs.append(Person(f"{ORGS[0].lower()}-steward-2", ORGS[0], "DR", everything,
+                            (Role.DATA_STEWARD,)))  # fmt: skip
         specs.append(Person("sec-officer", "MIN", "DR", everything, (Role.SECURITY_OFFICER,)))
         specs.append(Person("habilitations", "MIN", "DR", everything, (Role.ADMINISTRATOR,)))
         for person in specs:
@@ -593,8 +597,8 @@ class Builder:
         await self._derived()
 
     async def _derived(self) -> None:
-        """A product derived from the first one by its steward, then a second data version
-        of that source (recomputing the derived product)."""
+        """A product derived from the first one by its steward, released by a second steward
+        (four eyes), then a second data version of that source (recomputing it)."""
         source_id, source_mark = next(iter(self.world.products.items()))
         steward = self.h(self.world.steward(source_mark.owner))
         level, ntk, audience = DERIVED_LABEL
@@ -616,6 +620,15 @@ class Builder:
         self.world.derived[derived["id"]] = mark
         self._event("product.create", derived["id"], mark, version=1)
         self._event("product.derive", derived["id"], mark, version=2)
+        # The source's rules restrict readers: a second steward of the domain releases it.
+        second = f"{self.world.steward(source_mark.owner)}-2"
+        ok(
+            await self.client.post(
+                f"/api/v1/products/{derived['id']}/release", headers=self.h(second)
+            ),
+            200,
+        )
+        self._event("product.release", derived["id"], mark, version=3)
         ok(
             await self.client.post(
                 f"/api/v1/products/{source_id}/imports",
@@ -625,7 +638,7 @@ class Builder:
             201,
         )
         self._event("product.import", source_id, source_mark, version=4)
-        self._event("product.derive", derived["id"], mark, version=3)
+        self._event("product.derive", derived["id"], mark, version=4)
 
     # --- syntheses -----------------------------------------------------------------------
 

@@ -524,6 +524,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/donnees/{product_id}/regles/{change_id}": {"decision": "approve"},
     "/donnees/{product_id}/coller": {"cells": "lits\n12\n", "action": "import"},
     "/donnees/{product_id}/source": {"action": "run"},
+    "/donnees/{product_id}/publier": {},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},

@@ -7,7 +7,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.factories import sign_in
+from hypervision.policy.roles import Role
+from tests.factories import make_user, sign_in
 from tests.products.test_derived_api import CSV_2, derive, per_department
 from tests.products.test_products_api import upload
 from tests.web.conftest import Browser
@@ -59,3 +60,34 @@ async def test_compare_with_the_previous_version(
         "/donnees/00000000-0000-4000-8000-000000000000/comparer", params={"de": 1, "a": 2}
     )
     assert missing.status_code == 404
+
+
+async def test_a_second_steward_releases_a_withheld_derived_product(
+    app: FastAPI, client: AsyncClient, new_client: Browser, product: str
+) -> None:
+    """Its author sees it wait; a second steward of the domain releases it with one button;
+    a reader is refused its page until then, and reads it after."""
+    await make_user(app, "steward2", "SANTE", roles=[Role.DATA_STEWARD], clearance="DR")
+    steward = await sign_in(client, "steward")
+    everyone = {"level": "NP", "need_to_know": [], "audience": []}
+    made = await derive(client, steward, per_department(product), label=everyone)
+    assert made.status_code == 201, made.text
+    derived = made.json()["id"]
+    author = await new_client()
+    await browse_as(author, "steward")
+    page = await author.get(f"/donnees/{derived}")
+    assert 'id="lignage-attente"' in page.text and 'id="lignage-publier"' not in page.text
+    reader = await new_client()
+    await browse_as(reader, "prefet")
+    refused = await reader.get(f"/donnees/{derived}")
+    assert refused.status_code == 403 and "second gestionnaire" in refused.text
+
+    second = await new_client()
+    csrf = await browse_as(second, "steward2")
+    page = await second.get(f"/donnees/{derived}")
+    assert 'id="lignage-publier"' in page.text
+    done = await second.post(f"/donnees/{derived}/publier", data={"csrf_token": csrf})
+    assert done.status_code == 303, done.text
+    page = await second.get(done.headers["location"])
+    assert 'id="lignage-attente"' not in page.text
+    assert (await reader.get(f"/donnees/{derived}")).status_code == 200

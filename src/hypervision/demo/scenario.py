@@ -137,7 +137,7 @@ USERS: list[DemoUser] = [
     DemoUser("Pauline Lemaire", "MININT-DGSCGC", (OFF,), "NP"),
     DemoUser("Mehdi Kaci", "ARSIDF-SAMU75", (OFF,), "DR", ("MEDICAL",)),
     DemoUser("Laura Dupuis", "ARSIDF-SAMU75", (OFF,), "NP"),
-    DemoUser("Baptiste Renaud", "SANTE-ARSIDF", (OFF,), "DR", ("MEDICAL",)),
+    DemoUser("Baptiste Renaud", "SANTE-ARSIDF", (S, OFF), "DR", ("MEDICAL",)),
     DemoUser("Océane Lucas", "SANTE-ARSIDF", (OFF,), "NP"),
     DemoUser("Quentin Brunet", "TRANS-DGITM", (OFF,), "NP"),
     DemoUser("Mathilde Roy", "TRANS-DGITM", (OFF,), "DR"),

@@ -37,8 +37,8 @@ from hypervision.identity.principal import Principal
 from hypervision.policy import rls
 from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject, can_see
+from hypervision.products import base, derived_labels, storage
 from hypervision.products import definition as defs
-from hypervision.products import derived_labels, storage
 from hypervision.products.derived_models import ProductDerivation, ProductInput
 from hypervision.products.models import PRODUCT_KIND, DataProduct, ProductVersion
 from hypervision.products.rules import Reader
@@ -415,10 +415,20 @@ async def schema_breaks(
 async def check_reader(
     *, session: AsyncSession, settings: Settings, actor: Principal, product: DataProduct
 ) -> None:
-    """403 when ``product`` is derived from another domain's source whose rules show the
-    reader less than they showed the defining steward (fields used, rows)."""
+    """403 when ``product`` is derived and withheld (ADR 0028: waiting for a second steward;
+    its domain's stewards read it), or derived from another domain's source whose rules show
+    the reader less than they showed the defining steward (fields used, rows)."""
     derivation = await derivation_of(session, product.id)
-    if derivation is None or not derivation.computed_from:
+    if derivation is None:
+        return
+    if derivation.withheld and not base.is_steward(actor, product):
+        raise Forbidden(
+            "Ce produit dérivé attend qu'un second gestionnaire de données de son domaine le "
+            "publie.",
+            "This derived product waits for a second data steward of its domain to release it.",
+            code="derived_withheld",
+        )
+    if not derivation.computed_from:
         return
     reader = Reader.of(settings, actor)
     steward = _reader_of(derivation.computed_from.get("reader", {}))

@@ -51,6 +51,9 @@ class LineageNode(BaseModel):
     failure: dict[str, Any] | None = Field(
         description="the last recomputation's failure (fr, en, at), None when it succeeded"
     )
+    withheld: bool = Field(
+        description="derived and waiting for a second steward's release: stewards read it only"
+    )
     computed_at_versions: dict[str, int] = Field(
         description="source id -> its data version at the last computation (sources you see)"
     )
@@ -106,6 +109,21 @@ async def create_derived(
     return product_read(product, await Directory.load(session, []))
 
 
+@router.post(
+    "/products/{product_id}/release", response_model=ProductRead, responses=CONFLICT | NOT_FOUND
+)
+async def release_derived(
+    session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, product_id: uuid.UUID
+) -> ProductRead:
+    """Release a derived product that draws whole on a source of its domain whose rules
+    restrict readers: until a second data steward of the domain (not its author) releases
+    it, only the domain's stewards read its rows (403 ``derived_withheld`` for the others)."""
+    product = await derived_create.release_derived(
+        session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    return product_read(product, await Directory.load(session, []))
+
+
 def _node(graph: lineage.Lineage, product: DataProduct, names: Directory) -> LineageNode:
     derivation = graph.derivations.get(product.id)
     sources = (derivation.computed_from.get("sources", {}) if derivation else {}).items()
@@ -120,6 +138,7 @@ def _node(graph: lineage.Lineage, product: DataProduct, names: Directory) -> Lin
         relation=graph.relation(product.id),
         derived=derivation is not None,
         failure=derivation.failure if derivation else None,
+        withheld=derivation.withheld if derivation else False,
         computed_at_versions={
             sid: int(info["version"]) for sid, info in sources if uuid.UUID(sid) in graph.nodes
         },

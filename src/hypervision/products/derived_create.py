@@ -1,21 +1,25 @@
 """Creating a derived product (ADR 0028): a product of the steward's domain whose schema
-comes from its definition and whose label dominates its sources', computed at once."""
+comes from its definition and whose label dominates its sources', computed at once; and its
+release by a second steward when it draws whole on a source whose rules restrict readers."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
+from hypervision.core.errors import Conflict, Forbidden
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
+from hypervision.products import base, derived_labels, service
 from hypervision.products import definition as defs
-from hypervision.products import derived_labels, service
 from hypervision.products.derived import compute, derivation_of, sources_for, system_context
 from hypervision.products.derived_models import ProductDerivation, ProductInput
 from hypervision.products.models import DataProduct
+from hypervision.records import versions
 from hypervision.records.schemas import LabelIn
 
 
@@ -86,6 +90,10 @@ async def create_derived(
             defined_at=utcnow(),
             computed_from={},
             failure=None,
+            needs_release=any(
+                str(s.product.organisation_id) == owner and restricts(settings, s.product)
+                for s in sources
+            ),
         )
     )
     for source in sources:
@@ -95,4 +103,49 @@ async def create_derived(
     assert derivation is not None
     async with system_context(session, settings):
         await compute(session, settings, actor, product, derivation, "create")
+    return product
+
+
+def restricts(settings: Settings, source: DataProduct) -> bool:
+    """Whether the stewards' rules of ``source`` (read whole by a derived product of its own
+    domain) hide some rows or columns from readers its label lets in."""
+    schema = base.schema_of(source)
+    return base.rules_of(settings, source, schema).restricts()
+
+
+async def release_derived(
+    *, session: AsyncSession, settings: Settings, actor: Principal, product_id: uuid.UUID
+) -> DataProduct:
+    """A second steward of the domain releases a withheld derived product (four eyes, ADR
+    0028): from then on its readers read it under its own label and rules. A new version of
+    the product, its event and audit record."""
+    product = await base.find_product(
+        session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    base.check_steward(actor, product)
+    derivation = await derivation_of(session, product.id)
+    if derivation is None or not derivation.withheld:
+        raise Conflict(
+            "Ce produit n'attend pas de publication.", "This product is not waiting for release."
+        )
+    if derivation.defined_by == actor.user_id:
+        raise Forbidden(
+            "Un second gestionnaire de données du domaine publie ce produit, pas son auteur.",
+            "A second data steward of the domain releases this product, not its author.",
+            code="four_eyes",
+        )
+    before = versions.snapshot(product)
+    derivation.released_by = actor.user_id
+    derivation.released_at = utcnow()
+    product.version += 1
+    product.updated_at = utcnow()
+    await versions.record_change(
+        session=session,
+        actor=actor,
+        resource_type="product",
+        row=product,
+        action="release",
+        before=before,
+        summary={"defined_by": str(derivation.defined_by)},
+    )
     return product

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, utcnow
@@ -17,7 +17,9 @@ from hypervision.records.registry import Kind
 class ProductDerivation(Base):
     """How a derived product is computed: its definition (``derived.Definition`` as JSON),
     the steward whose rights read its sources (``defined_by``), the source data versions of
-    its last computation, and the last failure (None once a computation succeeds)."""
+    its last computation, and the last failure (None once a computation succeeds). A product
+    drawn whole from a source its rules restrict ``needs_release``: only its domain's stewards
+    read it until a second steward releases it (``released_by``, ``released_at``)."""
 
     __tablename__ = "product_derivations"
 
@@ -29,6 +31,16 @@ class ProductDerivation(Base):
     defined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     computed_from: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    needs_release: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    released_by: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id"), nullable=True
+    )
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def withheld(self) -> bool:
+        """Readable by its domain's stewards only, until a second steward releases it."""
+        return self.needs_release and self.released_at is None
 
 
 class ProductInput(Base):

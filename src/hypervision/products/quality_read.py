@@ -18,7 +18,7 @@ from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.products import service
+from hypervision.products import derived, service
 from hypervision.products.models import DataProduct
 from hypervision.products.quality import (
     HISTORY,
@@ -184,6 +184,7 @@ async def failures(
     product = await service.find_product(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
+    await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
     rule = next((r for r in stored(product) if r.id == rule_id), None)
     if rule is None:
         raise NotFound("Règle de qualité introuvable.", "Quality rule not found.")

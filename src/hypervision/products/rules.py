@@ -878,6 +878,13 @@ class RuleSet:
             not _narrows(previous._column_keys(name), self._column_keys(name)) for name in names
         )
 
+    def restricts(self) -> bool:
+        """Whether a reader the label lets in may see less than every row and column
+        (conservative): a row rule that denies, a default of deny, or any column rule."""
+        if not self._allow_by_default or any(rule.effect == "deny" for rule in self._rows):
+            return True
+        return bool(self._columns)
+
     def _row_keys(self) -> list[tuple[str, str]]:
         return [(rule.effect, rule.key) for rule in self._rows]
 

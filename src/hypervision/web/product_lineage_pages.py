@@ -8,14 +8,15 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
 from hypervision.identity.principal import Principal
-from hypervision.products import diff, lineage
+from hypervision.products import derived_create, diff, lineage
+from hypervision.products.base import is_steward
 from hypervision.products.models import DataProduct
 from hypervision.records.labelling import Directory
 from hypervision.web.render import render, shows, translator
@@ -29,7 +30,8 @@ async def lineage_context(
     *, session: AsyncSession, settings: Settings, actor: Principal, product: DataProduct
 ) -> dict[str, Any]:
     """What ``_product_lineage.html`` shows: the sources and uses the reader may know of,
-    whether the product is derived and why its last computation failed."""
+    whether the product is derived, why its last computation failed, whether it waits for a
+    second steward's release and whether this reader may give it."""
     graph = await lineage.lineage(
         session=session, settings=settings, actor=actor, product_id=product.id
     )
@@ -44,7 +46,28 @@ async def lineage_context(
         ),
         "lineage_derived": derivation is not None,
         "lineage_failure": derivation.failure if derivation else None,
+        "lineage_withheld": derivation is not None and derivation.withheld,
+        "can_release": derivation is not None
+        and derivation.withheld
+        and derivation.defined_by != actor.user_id
+        and is_steward(actor, product),
     }
+
+
+@router.post("/donnees/{product_id}/publier", response_class=HTMLResponse)
+async def release_page(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    product_id: uuid.UUID,
+) -> Response:
+    """A second steward releases a withheld derived product (four eyes, ADR 0028)."""
+    await request.form()  # read by the CSRF check
+    await derived_create.release_derived(
+        session=session, settings=settings, actor=actor, product_id=product_id
+    )
+    return RedirectResponse(f"/donnees/{product_id}?publie=1#lignage", status_code=303)
 
 
 @router.get("/donnees/{product_id}/comparer", response_class=HTMLResponse)
