@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import uuid
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,6 +25,7 @@ from hypervision.config import Settings
 from hypervision.events import outbox
 from hypervision.events.outbox import CHANNEL
 from hypervision.live.nats_bus import NatsBus
+from hypervision.live.notes import NOTES_CHANNEL, Notes
 
 log = logging.getLogger("hypervision.live")
 
@@ -45,42 +44,6 @@ class Wakeable(Protocol):
     def set_mode(self, mode: str) -> None: ...
 
     def hand_note(self, note: dict[str, Any]) -> None: ...
-
-
-NOTES_CHANNEL = "hv_notes"
-NOTE_MAX_BYTES = 4000  # well under NOTIFY's 8,000-byte payload
-
-
-class Notes:
-    """Notes between replicas: stamped with this process's origin, which skips its own."""
-
-    def __init__(self, hub: Wakeable) -> None:
-        self.hub = hub
-        self.origin = uuid.uuid4().hex
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def encode(self, note: dict[str, Any]) -> str | None:
-        text = json.dumps({**note, "origin": self.origin}, separators=(",", ":"))
-        return text if len(text.encode()) <= NOTE_MAX_BYTES else None
-
-    def received(self, text: str | bytes) -> None:
-        try:
-            note = json.loads(text)
-        except ValueError:
-            return
-        if isinstance(note, dict) and note.get("origin") != self.origin:
-            self.hub.hand_note(note)
-
-    def send(self, work: Any) -> None:
-        """Run ``work`` (a coroutine) without waiting: a note never delays its sender."""
-        task = asyncio.get_running_loop().create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 class InProcessBus:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
@@ -32,9 +32,7 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from hypervision.events import outbox
-
-if TYPE_CHECKING:
-    from hypervision.live.bus import Notes
+from hypervision.live.notes import Notes
 
 log = logging.getLogger("hypervision.live")
 
