@@ -68,6 +68,7 @@ QUERIES = {
     "/donnees/{product_id}/comparer": "?de=1&a=2",
     "/api/v1/products/{product_id}/quality/failures": "?rule=lits",
     "/donnees/{product_id}/qualite/echecs": "?regle=lits",
+    "/donnees/deriver": "?source={product_id}",  # step 2: the source's fields
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {
@@ -525,6 +526,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/donnees/{product_id}/coller": {"cells": "lits\n12\n", "action": "import"},
     "/donnees/{product_id}/source": {"action": "run"},
     "/donnees/{product_id}/publier": {},
+    "/donnees/deriver": {"name": "Sans jeton", "measure_fn_0": "count", "measure_name_0": "n"},
     "/syntheses": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},

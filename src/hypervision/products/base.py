@@ -46,7 +46,8 @@ def check_steward(actor: Principal, product: DataProduct | None = None) -> None:
         )
 
 
-def is_steward(actor: Principal, product: DataProduct) -> bool:
+def is_steward(actor: Principal, product: DataProduct | None = None) -> bool:
+    """``check_steward`` as a yes or no (no product: a steward of their own domain)."""
     try:
         check_steward(actor, product)
     except Forbidden:

@@ -81,6 +81,7 @@ async def catalogue_page(
             "imported_at": await service.last_imports(session=session, products=products),
             "quality": await quality.summaries(session=session, actor=actor, products=products),
             "statuses": STATUSES,
+            "can_derive": service.is_steward(actor),
         },
     )
 

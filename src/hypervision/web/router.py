@@ -13,6 +13,7 @@ from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web import (
     assets,
     auth_pages,
+    derived_pages,
     entry_corrections,
     entry_pages,
     feed_pages,
@@ -72,6 +73,7 @@ def install(app: FastAPI) -> None:
         entry_corrections,
         map_pages,
         misc_pages,
+        derived_pages,  # before product_pages: /donnees/deriver is not /donnees/{product_id}
         product_pages,
         quality_pages,
         product_rows_pages,
