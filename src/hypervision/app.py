@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 
@@ -38,6 +41,32 @@ from hypervision.web import router as web
 from hypervision.web.session import MAX_FILES
 
 
+def drain_on_sigterm(app: FastAPI) -> Callable[[], None]:
+    """On SIGTERM (a rolling release, a scale-down), end the live streams at once, then let
+    the server stop as it would: it waits for the connections in flight, and the SSE streams
+    would otherwise hold it until the orchestrator kills it. Wraps the server's own handler
+    (uvicorn's), which stops accepting and finishes the requests in flight; does nothing
+    where the server set none (tests, another thread). Returns what undoes it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+
+    def stopping(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(app.state.hub.drain)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, stopping)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGTERM) is stopping:
+            signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_engine(settings, serving=True)
@@ -53,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks = None  # data products' quality rules on schedule (ADR 0027)
         if settings.quality_check_seconds > 0:
             checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
+        restore = drain_on_sigterm(app)
         yield
+        restore()
         if checks is not None:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -281,3 +282,32 @@ async def test_a_replica_killed_under_load_loses_nothing(
         await asyncio.sleep(0.3)  # a duplicate would arrive by now
     assert not set(received) & set(delivered(second)), "delivered twice"
     assert len(delivered(second)) == len(set(delivered(second)))
+
+
+async def test_a_replica_stopped_for_a_release_hands_its_streams_over(
+    app: FastAPI, client: AsyncClient, replicas: tuple[Replica, Replica]
+) -> None:
+    """SIGTERM (a rolling release): the replica tells its streams ``shutdown`` at once and
+    exits without waiting for them to go; its client resumes on the other replica from its
+    last event id and misses nothing."""
+    a, b = replicas
+    author = await officer(app, client, "author", "PP")
+    reader = await officer(app, client, "reader", "SAMU")
+    async with open_stream(a.base, reader) as first:
+        seen = await write(a.base, author, "before the release", PUBLIC)
+        await first.wait_for(lambda s: delivered(s) == [seen], timeout=NOTIFY_WITHIN)
+        stopped_at = time.monotonic()
+        a.process.terminate()
+        await first.wait_for(lambda s: bool(s.of("shutdown")), timeout=5)
+    told = time.monotonic() - stopped_at
+    code = await asyncio.to_thread(a.process.wait, 10)
+    exited = time.monotonic() - stopped_at
+    # uvicorn re-raises the SIGTERM it caught once it has finished: the usual status of a
+    # process ended by that signal (never a kill's -9).
+    assert code in (0, -signal.SIGTERM), a.output()
+    assert "Application shutdown complete" in a.output()
+    assert told < 3 and exited < 8, (told, exited, a.output())  # not the orchestrator's kill
+    missed = await write(b.base, author, "during the release", PUBLIC)
+    last = str(first.ids()[-1])
+    async with open_stream(b.base, reader, extra={"Last-Event-ID": last}) as second:
+        await second.wait_for(lambda s: delivered(s) == [missed], timeout=5)

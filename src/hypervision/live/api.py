@@ -90,8 +90,16 @@ async def stream(
     policy. Resume with ``Last-Event-ID`` (or ``?since=``): exactly the authorised events
     missed, once, in order. ``: ping`` comments keep proxies open; ``event: status`` tells when
     the server falls back to polling; ``event: resync`` (then the end of the stream) means the
-    client fell behind and should reload; ``event: revoked`` that its rights changed."""
+    client fell behind and should reload; ``event: revoked`` that its rights changed;
+    ``event: shutdown`` that this server is stopping (reconnect: another replica resumes)."""
     authorize(actor, Action.READ)
+    if hub_of(request).draining:
+        raise Unavailable(
+            "Ce serveur s'arrête : reconnectez-vous.",
+            "This server is stopping: reconnect.",
+            code="stopping",
+            headers={"Retry-After": "1"},
+        )
     known = hub_of(request).topics
     topics = frozenset(topic or known)
     if not topics <= known:

@@ -220,6 +220,7 @@ class Hub:
         self._starter: asyncio.Task[None] | None = None
         self._retry_now = asyncio.Event()
         self.bus: Any = None
+        self.draining = False  # the process is stopping: streams go elsewhere
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -293,6 +294,14 @@ class Hub:
                     await task
         self._task = self._pinger = None
 
+    def drain(self) -> None:
+        """The process is being stopped (SIGTERM, ``app.drain_on_sigterm``): every stream is
+        told ``shutdown`` and ends, so that its client reconnects to another replica and
+        resumes from its last event id; streams asked for from now on are refused (503)."""
+        self.draining = True
+        for sub in list(self.subscribers):
+            sub.close("shutdown")
+
     def wake(self, _last_id: int | None = None) -> None:
         """Safe from any thread or callback."""
         if self._loop is not None and not self._loop.is_closed():
@@ -324,6 +333,8 @@ class Hub:
         )
         self.subscribers.add(sub)
         self.groups.setdefault(sub.group, set()).add(sub)
+        if self.draining:  # opened while the process stops: told at once
+            sub.close("shutdown")
         return sub
 
     def resume_point(self) -> Position:

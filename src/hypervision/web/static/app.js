@@ -184,6 +184,12 @@
     stream.addEventListener("message", tracked(function () {}));
     stream.addEventListener("resync", function () { stream.close(); window.location.reload(); });
     stream.addEventListener("revoked", function () { stream.close(); signInAgain(); });
+    // The server is stopping (a release): another replica resumes from the last event id.
+    stream.addEventListener("shutdown", function () {
+      stream.close();
+      showLive("connecting");
+      setTimeout(connect, 200 + Math.random() * 800);
+    });
     stream.addEventListener("open", function () { attempt = 0; showLive("open"); });
     stream.addEventListener("error", function () {
       stream.close();  // whatever the failure, we reopen it ourselves (below)
