@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -52,6 +53,17 @@ async def scrape(monitor: AsyncClient) -> tuple[str, Samples]:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def settles(monitor: AsyncClient, name: str, expected: float) -> Samples:
+    """Scrape until ``name`` reads ``expected`` (the hub ends its round, a stream is noticed
+    gone, a NOTIFY that arrived mid-round is taken by the next one), for up to 5 seconds."""
+    for _ in range(100):
+        _, samples = await scrape(monitor)
+        if value(samples, name) == expected:
+            return samples
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} = {value(samples, name)}, never {expected}")
 
 
 async def test_requests_by_route_template_with_real_values(
@@ -111,6 +123,33 @@ async def test_hidden_from_other_addresses(app: FastAPI, client: AsyncClient) ->
     assert "/metrics" not in schema["paths"]
 
 
+async def test_behind_a_trusted_proxy_the_forwarded_address_decides(app: FastAPI) -> None:
+    """Served as ``hypervision serve`` does (proxy headers from forwarded_allow_ips only): a
+    request relayed by the loopback proxy for an outside client is that client's, refused;
+    the proxy's own request, or one forwarded for a loopback client, is let in."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+        proxy_headers=True, forwarded_allow_ips=app.state.settings.forwarded_allow_ips,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                raise AssertionError("the server stopped during start-up")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            outside = {"x-forwarded-for": "198.51.100.4"}
+            assert (await http.get("/metrics", headers=outside)).status_code == 404
+            assert (await http.get("/metrics")).status_code == 200
+            inside = {"x-forwarded-for": "127.0.0.1"}
+            assert (await http.get("/metrics", headers=inside)).status_code == 200
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
 async def test_networks_and_switch_off(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url, metrics_allow="10.0.0.0/8, 2001:db8::/32")
     for metrics_allow, address, status in (
@@ -153,16 +192,10 @@ async def test_open_streams_deliveries_and_the_stream_counted_once(
                 "/api/v1/entries", json={**ENTRY, "label": {"level": "NP"}}, headers=author
             )
             await stream.wait_for(lambda s: len(s.of("entry.create")) == 1)
-            _, delivered = await scrape(monitor)
+            delivered = await settles(monitor, "hypervision_live_hub_lag_seconds", 0)
             assert value(delivered, "hypervision_live_deliveries_total", path="live") == 1
             assert value(delivered, "hypervision_http_requests_total", **route) == 1  # once
-            assert value(delivered, "hypervision_live_hub_lag_seconds") == 0  # caught up
-        for _ in range(100):  # the server notices the client has gone
-            _, closed = await scrape(monitor)
-            if value(closed, "hypervision_live_streams_open") == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert value(closed, "hypervision_live_streams_open") == 0
+        await settles(monitor, "hypervision_live_streams_open", 0)  # the client has gone
 
 
 async def test_hub_lag_grows_while_events_wait(
@@ -191,8 +224,7 @@ async def test_hub_lag_grows_while_events_wait(
         monkeypatch.setattr(hub, "dispatch", dispatch)
         hub.wake()  # as the next commit would
         await stream.wait_for(lambda s: len(s.of("entry.create")) == 1)
-        _, caught_up = await scrape(monitor)
-        assert value(caught_up, "hypervision_live_hub_lag_seconds") == 0
+        await settles(monitor, "hypervision_live_hub_lag_seconds", 0)  # caught up
 
 
 async def test_sign_in_failures_counted_without_the_name(
@@ -210,6 +242,12 @@ async def test_sign_in_failures_counted_without_the_name(
     assert value(samples, failures, reason="otp") == 0
     assert value(samples, failures, reason="throttled") == 0
     assert "jeanne" not in text and "personne" not in text and "secrete" not in text
+    form = {"username": "personne.inconnue", "password": "encore faux"}
+    answers = [(await client.post("/api/v1/auth/token", data=form)).status_code for _ in range(6)]
+    assert 429 in answers  # login_max_failures (5) reached: throttled
+    _, later = await scrape(monitor)
+    assert value(later, failures, reason="credentials") == 2 + answers.count(401)
+    assert value(later, failures, reason="throttled") == answers.count(429)
 
 
 async def test_imports_counted_by_outcome(
