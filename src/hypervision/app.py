@@ -12,10 +12,11 @@ from types import FrameType
 
 from fastapi import FastAPI
 
-from hypervision import __version__, health
+from hypervision import __version__, health, monitoring
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
+from hypervision.core import metrics
 from hypervision.core.compression import CompressionMiddleware
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The background tasks keep the app's metrics (a task copies the context it is
+        # created in): the product sources' imports count too.
+        bound = metrics.bind(app.state.metrics)
         app.state.hub.start_in_background()  # the database may be down: start anyway
         app.state.sequencer.start()
         app.state.sources.start()
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks = None  # data products' quality rules on schedule (ADR 0027)
         if settings.quality_check_seconds > 0:
             checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
+        metrics.unbind(bound)
         restore = drain_on_sigterm(app)
         yield
         restore()
@@ -118,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     app.state.sequencer = Sequencer(app.state.system_sessions, settings.audit_sequence_seconds)
     app.state.sources = sources.Poller(app.state.system_sessions, settings)
+    app.state.metrics = metrics.Metrics()  # a registry of this app's own (docs/adr/0032)
+    app.state.figures = monitoring.Figures(app.state.hub, app.state.sequencer)
+    app.state.metrics.registry.register(app.state.figures)
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)
@@ -130,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         img_sources=settings.map_tile_origins,
+        metrics=app.state.metrics,
         body_limits=(
             ("/main-courante/nouvelle", uploads),
             ("/attachments", settings.attachment_max_bytes + overhead),
@@ -138,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.include_router(health.router)
+    if settings.metrics_allow:  # else /metrics is off: 404 like any unknown path
+        app.include_router(monitoring.router)
     app.include_router(identity_api.router)
     app.include_router(logbook_api.router)
     app.include_router(attachments_api.router)

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
+    # The networks (CIDRs) whose clients may read /metrics (docs/adr/0032): the monitoring
+    # network. Empty: /metrics is off. Anyone else gets 404.
+    metrics_allow: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     # PostgreSQL time-outs (docs/adr/0015): a statement running longer than this is cancelled
     # (server side, and client side too so that a frozen server cannot hold a request), a lock
@@ -199,6 +202,27 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{network!r} is not a network (CIDR)") from None
         return value
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=True)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR, e.g. 10.0.0.0/8)") from None
+        return value
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(network) for network in self.metrics_allow)
 
     @field_validator("database_url", "database_owner_url")
     @classmethod

@@ -97,6 +97,13 @@ async def drain(session: AsyncSession, *, batch: int = BATCH) -> int:
             return total
 
 
+async def queue_depth(session: AsyncSession) -> int:
+    """How many records wait to be chained: a count over the ``seq`` index's null entries
+    (an index-only range of the queue's length, not a scan of the trail)."""
+    query = select(func.count()).select_from(RECORDS).where(RECORDS.c.seq.is_(None))
+    return int(await session.scalar(query) or 0)
+
+
 async def queued(session: AsyncSession) -> tuple[int, Any]:
     """How many records wait to be chained, and when the oldest was written."""
     count, oldest = (
@@ -117,6 +124,7 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self.sequenced = 0  # records this process chained (for /metrics)
 
     def start(self) -> None:
         if self._task is None:
@@ -147,6 +155,7 @@ class Sequencer:
                 while True:
                     async with transaction(self.sessions) as session:
                         done = await sequence_batch(session)
+                    self.sequenced += done
                     if done < BATCH:
                         break
             except Exception:

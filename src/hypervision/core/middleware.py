@@ -11,6 +11,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hypervision.core import metrics as meters
 from hypervision.core.deps import SESSION_COOKIE
 
 log = logging.getLogger("hypervision.errors")
@@ -79,8 +80,10 @@ class RequestContextMiddleware:
         img_sources: tuple[str, ...] = (),
         body_limits: tuple[tuple[str, int], ...] = (),
         body_limit: int = 2 * 1024 * 1024,
+        metrics: meters.Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics  # requests counted here, once each (docs/adr/0032)
         self.body_limits = body_limits  # (path suffix or prefix, bytes): the upload routes
         self.body_limit = body_limit  # every other request body
         self.headers = dict(SECURITY_HEADERS)
@@ -134,11 +137,15 @@ class RequestContextMiddleware:
         started = False
         status = 500
         begun = time.perf_counter()
+        metrics = self.metrics
+        bound = meters.bind(metrics) if metrics is not None else None
 
         async def tracking_send(message: Message) -> None:
             nonlocal started, status
             if message["type"] == "http.response.start":
                 started, status = True, message["status"]
+                if metrics is not None:  # at the start: a live stream counts when it opens
+                    metrics.observe_request(scope, status, time.perf_counter() - begun)
                 await send_with_headers(message)
             else:  # body chunks (every live frame) pass straight through
                 await send(message)
@@ -151,6 +158,7 @@ class RequestContextMiddleware:
         except BodyTooLarge:
             if started:
                 raise
+            status = 413
             mib = max(1, limit // (1024 * 1024))
             body = (
                 '{"error":{"code":"too_large","message":"Requête trop volumineuse (au plus '
@@ -186,6 +194,10 @@ class RequestContextMiddleware:
             )
             await send_with_headers({"type": "http.response.body", "body": body})
         finally:
+            if metrics is not None and bound is not None:
+                meters.unbind(bound)
+                if not started:  # answered here (413, 500) or never (the client left)
+                    metrics.observe_request(scope, status, time.perf_counter() - begun)
             # The access log: method, path and status only. Never the query string (it may
             # hold a search text) nor any header or body content (SECURITY.md item 22).
             access.info(

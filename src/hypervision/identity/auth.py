@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.core import metrics
 from hypervision.core.errors import (
     AppError,
     Forbidden,
@@ -108,7 +109,7 @@ async def sign_in(
         wait = await throttle.reserve(session=session, settings=settings, keys=keys)
         if wait:
             await _audit_login(session, name, client, "denied", {"reason": "throttled"})
-            return TooManyRequests(wait)
+            return _refused("throttled", TooManyRequests(wait))
         user = await session.scalar(select(User).where(User.username == name))
     ok = await passwords.verify(user.password_hash if user else None, password)
     new_hash = None
@@ -117,18 +118,18 @@ async def sign_in(
     async with transaction(sessions) as session:
         if not ok or user is None or not user.is_active or user.is_machine:
             await _audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
-            return InvalidCredentials()
+            return _refused("credentials", InvalidCredentials())
         user = await session.get(User, user.id)
         if user is None or not user.is_active:
-            return InvalidCredentials()
+            return _refused("credentials", InvalidCredentials())
         if user.mfa_enabled:
             if not otp:
-                return SecondFactorRequired(user.id)
+                return SecondFactorRequired(user.id)  # not a failure: the next step
             if not await mfa.check_second_factor(
                 session=session, settings=settings, user=user, otp=otp
             ):
                 await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
-                return _wrong_code()
+                return _refused("otp", _wrong_code())
         if new_hash:
             user.password_hash = new_hash
         await throttle.give_back(session=session, keys=keys)
@@ -137,6 +138,12 @@ async def sign_in(
         signed_in = await _open_session(session, settings, user, kind, client)
         await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
         return signed_in
+
+
+def _refused(reason: str, error: AppError) -> AppError:
+    """A refused sign-in, counted by reason class for /metrics (never by name)."""
+    metrics.sign_in_failed(reason)
+    return error
 
 
 def _wrong_code() -> AppError:
@@ -161,22 +168,22 @@ async def sign_in_second_factor(
     async with transaction(sessions) as session:
         user = await session.get(User, user_id)
         if user is None or not user.is_active or user.is_machine or not user.mfa_enabled:
-            return InvalidCredentials()
+            return _refused("credentials", InvalidCredentials())
         name = user.username
         keys = throttle.keys_for(name, client.address)
         wait = await throttle.reserve(session=session, settings=settings, keys=keys)
         if wait:
             await _audit_login(session, name, client, "denied", {"reason": "throttled"}, user)
-            return TooManyRequests(wait)
+            return _refused("throttled", TooManyRequests(wait))
     async with transaction(sessions) as session:
         user = await session.get(User, user_id)
         if user is None or not user.is_active:
-            return InvalidCredentials()
+            return _refused("credentials", InvalidCredentials())
         if not otp or not await mfa.check_second_factor(
             session=session, settings=settings, user=user, otp=otp
         ):
             await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
-            return _wrong_code()
+            return _refused("otp", _wrong_code())
         await throttle.give_back(session=session, keys=keys)
         if replaces:
             await end_session(session=session, token=replaces)

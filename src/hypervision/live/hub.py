@@ -212,6 +212,13 @@ class Hub:
         self.planned: Position = START  # last event whose recipients are fixed
         self.held = False  # committed events wait for an older transaction to end
         self.mode = "live"  # or "polling" while the bus is down
+        # For /metrics (docs/adr/0032): frames queued to streams (live, and replayed to
+        # resuming streams), and since when the hub has known of committed events it has not
+        # delivered yet (None: caught up, as far as it was told).
+        self.delivered = 0
+        self.replayed = 0
+        self.behind_since: float | None = None
+        self._woken_at: float | None = None  # the first wake-up not yet taken by a round
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -305,7 +312,19 @@ class Hub:
     def wake(self, _last_id: int | None = None) -> None:
         """Safe from any thread or callback."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        if self._woken_at is None:
+            self._woken_at = time.monotonic()
+        self._wake.set()
+
+    def lag_seconds(self) -> float:
+        """How long committed events the hub was told of (a local commit, the bus) have
+        waited undelivered: 0 when it has caught up. Events of another replica while the bus
+        is down count only from the poll that finds them."""
+        since = self.behind_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
     def set_mode(self, mode: str) -> None:
         """The bus says whether it is up; streams are told, polling takes over when down."""
@@ -373,9 +392,14 @@ class Hub:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             self._wake.clear()
+            woken, self._woken_at = self._woken_at, None
+            if woken is not None and (self.behind_since is None or woken < self.behind_since):
+                self.behind_since = woken
             try:
                 while await self.dispatch():
                     pass
+                if not self.held:  # caught up, but for wake-ups that came meanwhile
+                    self.behind_since = self._woken_at
                 if time.monotonic() - checked > REVALIDATE_SECONDS:
                     checked = time.monotonic()
                     await self.revalidate()
@@ -402,6 +426,7 @@ class Hub:
             async with transaction(self.sessions) as session:  # no audit, no delivery
                 await audit_delivery(session, delivered, deliveries, len(self.subscribers))
         self.cursor = position(rows[-1])
+        self.delivered += deliveries
         for event in rows:
             if event.type == "identity.revoke":
                 self.revoke(event.payload)
@@ -576,6 +601,7 @@ class Hub:
         if delivered:
             async with transaction(self.sessions) as session:
                 await audit_delivery(session, delivered, len(delivered), 1, sub.principal)
+            self.replayed += len(delivered)
         return frames
 
 

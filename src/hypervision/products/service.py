@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
+from hypervision.core.metrics import metered_import
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
 from hypervision.policy import rules as policy_rules
@@ -269,6 +270,7 @@ class Imported:
     warnings: list[str] = field(default_factory=list)
 
 
+@metered_import  # counted by outcome and timed for /metrics (docs/adr/0032)
 async def import_data(
     *,
     session: AsyncSession,
