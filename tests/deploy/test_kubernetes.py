@@ -354,10 +354,17 @@ def test_network_policies_deny_by_default(overlay: str) -> None:
         name = workload["metadata"]["name"]
         assert any(_selects(p["podSelector"], labels) for p in allowing), name
     web = _one(docs, "NetworkPolicy", "hypervision-web")["spec"]
-    (ingress,) = web["ingress"]
+    ingress, scrape = web["ingress"]  # the ingress controller, then Prometheus
     assert ingress["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     ]
+    assert scrape["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    assert [p["port"] for p in ingress["ports"] + scrape["ports"]] == [8000, 8000]
     egress = {
         json.dumps(rule["to"], sort_keys=True): sorted(p["port"] for p in rule["ports"])
         for rule in web["egress"]
