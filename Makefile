@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test test-deep test-fast lint format clean bench bench-quick bench-pages fuzz
+.PHONY: help install demo serve test test-deep test-fast image lint format clean bench bench-quick bench-pages fuzz
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
@@ -99,6 +99,12 @@ test-fast: install
 	@start=$$(date +%s); status=0; $(TEST_ENV) HYPERVISION_TEST_ENGINES=sqlite \
 	$(BIN)/pytest -n $(TEST_WORKERS) $(FAST_SKIP) --durations=5 $(PYTEST_ARGS) || status=$$?; \
 	echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
+
+# The container image (ADR 0034): Debian base by mmdebstrap (cached in var/image), podman;
+# installs podman, runc and mmdebstrap from Debian's packages when missing (root).
+IMAGE_TAG ?= dev
+image: install
+	IMAGE_TAG=$(IMAGE_TAG) UV=$(UV) deploy/image/build.sh
 
 # SECURITY.md item 17; the figures go to test-artifacts/fuzz-summary.json.
 FUZZ_EXAMPLES ?= 200
