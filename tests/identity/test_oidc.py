@@ -1,0 +1,421 @@
+"""OpenID Connect sign-in beside local accounts (docs/adr/0033), against a real provider run by
+the tests (``oidc-provider-mock``, on the loopback address), both engines.
+
+The provider is a Flask application in a thread: the browser's steps on its side (the
+authorisation form, posted with a subject) go through a real HTTP client; our application's
+calls to it (discovery, keys, token) go over real sockets too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import select
+
+from hypervision.audit.models import AuditRecord
+from hypervision.config import ConfigError, Settings, load_settings
+from hypervision.identity import oidc
+from hypervision.identity.models import AuthSession, User, UserIdentity
+from tests.conftest import make_settings
+from tests.factories import make_group, make_org, make_user, tx
+from tests.web.pages import csrf_of
+
+with warnings.catch_warnings():
+    # The provider (a test tool) imports authlib.jose, which warns about its own deprecation.
+    warnings.simplefilter("ignore")
+    from oidc_provider_mock import User as ProviderUser
+    from oidc_provider_mock import run_server_in_thread
+
+# The provider runs authlib's server side, in its thread, under this run's warning filters; it
+# calls interfaces that authlib deprecates. Those warnings, and only those, are the tool's.
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore:get_jwt_config\(self, grant\) is deprecated"),
+]
+ALICE = "alice-sub"
+CLAIMS: dict[str, Any] = {
+    "preferred_username": "Alice.Martin",
+    "email": "alice.martin@interieur.gouv.fr",
+    "name": "Alice Martin",
+    "org": "prefecture-75",
+    "groups": ["cic-agents"],
+}
+PROVIDER_NAME = "kc"
+TITLE = "Keycloak du ministère"
+JAR_DOMAIN = "testserver.local"  # how http.cookiejar files a host name without a dot
+CALLBACK = re.compile(r"^https://testserver/connexion/oidc/kc(-dr)?/retour\?")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[str]:
+    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
+    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the provider on plain HTTP, on loopback
+    users = [ProviderUser(sub=ALICE, claims=CLAIMS)]
+    try:
+        with run_server_in_thread(port=0, require_nonce=True, user_claims=users) as server:
+            yield f"http://localhost:{server.server_port}"
+    finally:
+        if previous is None:
+            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+def provider_config(issuer: str) -> dict[str, Any]:
+    return {
+        "name": PROVIDER_NAME,
+        "title": TITLE,
+        "issuer": issuer,
+        "client_id": "hypervision",
+        "client_secret": "un-secret-de-client",
+        "organisation": {"claim": "org", "map": {"prefecture-75": "PREF75"}},
+        "roles": {
+            "claim": "groups",
+            "map": {"cic-agents": ["officer"], "cic-chefs": ["officer", "watch_officer"]},
+        },
+    }
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, issuer: str) -> Settings:
+    return make_settings(
+        tmp_path,
+        database_url,
+        oidc_providers=[provider_config(issuer), cleared_config(issuer)],
+        public_url="https://testserver",
+    )
+
+
+def cleared_config(issuer: str) -> dict[str, Any]:
+    """Rules that also map clearance and need-to-know groups (only ever explicitly)."""
+    return provider_config(issuer) | {
+        "name": "kc-dr",
+        "title": "Keycloak (habilitations)",
+        "clearance": {"claim": "habilitation", "map": {"dr": "DR"}},
+        "groups": {"claim": "groups", "map": {"cic-agents": ["CIC"]}},
+    }
+
+
+@pytest.fixture
+async def new_client(app: FastAPI) -> AsyncIterator[Callable[[], Awaitable[AsyncClient]]]:
+    """Another browser (its own cookie jar) on the same application."""
+    opened: list[AsyncClient] = []
+
+    async def open_one() -> AsyncClient:
+        transport = ASGITransport(app=app, client=("203.0.113.8", 50001))
+        opened.append(AsyncClient(transport=transport, base_url="https://testserver"))
+        return opened[-1]
+
+    yield open_one
+    for http in opened:
+        await http.aclose()
+
+
+@pytest.fixture
+async def provider_http() -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(timeout=10) as http:
+        yield http
+
+
+async def set_claims(http: AsyncClient, issuer: str, sub: str, claims: dict[str, Any]) -> None:
+    answer = await http.put(f"{issuer}/users/{sub}", json=claims)
+    assert answer.status_code == 204, answer.text
+
+
+async def to_provider(client: AsyncClient, suite: str = "/aide", name: str = PROVIDER_NAME) -> str:
+    """Clicks the provider's button: the authorisation URL the browser is sent to."""
+    started = await client.get(f"/connexion/oidc/{name}?suite={suite}")
+    assert started.status_code == 303, started.text
+    return started.headers["location"]
+
+
+async def at_provider(http: AsyncClient, authorize: str, sub: str = ALICE) -> str:
+    """The person signs in at the provider: our callback URL, as the provider redirects."""
+    form = await http.get(authorize)
+    assert form.status_code == 200 and 'name="sub"' in form.text
+    answer = await http.post(authorize, data={"sub": sub})
+    assert answer.status_code == 302, answer.text
+    callback = answer.headers["location"]
+    assert CALLBACK.match(callback), callback
+    return callback
+
+
+async def sign_in_through(
+    client: AsyncClient, http: AsyncClient, sub: str = ALICE, name: str = PROVIDER_NAME
+) -> httpx.Response:
+    callback = await at_provider(http, await to_provider(client, name=name), sub)
+    return await client.get(callback.removeprefix("https://testserver"))
+
+
+async def audited(app: FastAPI) -> list[AuditRecord]:
+    async with tx(app) as session:
+        rows = await session.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.action == "auth.sign_in")
+            .order_by(AuditRecord.qid)
+        )
+        return list(rows)
+
+
+async def test_the_whole_flow_against_the_provider(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str
+) -> None:
+    await make_org(app, "PREF75")
+    page = await client.get("/connexion")
+    assert f"Se connecter avec {TITLE}" in page.text
+    assert 'href="/connexion/oidc/kc"' in page.text
+
+    authorize = await to_provider(client)
+    parts = urlsplit(authorize)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{issuer}/oauth2/authorize"
+    asked = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert asked["response_type"] == "code" and asked["client_id"] == "hypervision"
+    assert asked["code_challenge_method"] == "S256" and len(asked["code_challenge"]) == 43
+    assert len(asked["state"]) >= 32 and len(asked["nonce"]) >= 32
+    assert asked["redirect_uri"] == "https://testserver/connexion/oidc/kc/retour"
+    assert set(asked["scope"].split()) == {"openid", "email", "profile"}
+    flow_cookie = next(c for c in client.cookies.jar if c.name == oidc.FLOW_COOKIE)
+    assert flow_cookie.path == "/connexion/oidc/" and flow_cookie.secure
+    flow = oidc.unseal(app.state.settings, flow_cookie.value)
+    assert flow is not None and flow.state == asked["state"] and flow.suite == "/aide"
+    assert asked["code_challenge"] != flow.verifier  # the challenge, never the verifier
+
+    callback = await at_provider(provider_http, authorize)
+    done = await client.get(callback.removeprefix("https://testserver"))
+    assert done.status_code == 200, done.text
+    assert '<meta http-equiv="refresh" content="0;url=/aide">' in done.text
+    session_cookie = done.headers.get_list("set-cookie")
+    assert any(c.startswith("hv_session=") and "SameSite=strict" in c for c in session_cookie)
+    assert oidc.FLOW_COOKIE not in client.cookies  # used once, gone
+    me = (await client.get("/api/v1/auth/me")).json()
+    async with tx(app) as session:
+        user = await session.scalar(select(User).where(User.username == me["username"]))
+        assert user is not None
+        identity = await session.scalar(select(UserIdentity).where(UserIdentity.user_id == user.id))
+        row = await session.scalar(select(AuthSession).where(AuthSession.user_id == user.id))
+    assert me["username"] == "alice.martin"
+    assert me["roles"] == ["officer"] and me["clearance"] == "NP" and me["groups"] == []
+    assert user.full_name == "Alice Martin" and user.password_hash is None
+    assert identity is not None and (identity.issuer, identity.subject) == (issuer, ALICE)
+    assert row is not None and row.oidc_provider == "kc" and row.id_token
+    assert (await client.get("/aide")).status_code == 200
+    records = await audited(app)
+    assert [(r.decision, r.detail) for r in records] == [
+        ("allowed", {"method": "oidc", "provider": "kc", "kind": "web"})
+    ]
+    assert row.id_token not in str([r.detail for r in records])  # no token in the trail
+
+
+async def test_a_second_sign_in_updates_roles_but_keeps_the_clearance_set_here(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str, new_client: Any
+) -> None:
+    await make_org(app, "PREF75")
+    await make_user(app, "alice.martin", "PREF75")  # a local account of that name exists
+    bob = "bob-sub"
+    claims = {**CLAIMS, "preferred_username": "alice.martin", "groups": "cic-agents"}
+    await set_claims(provider_http, issuer, bob, claims)
+    assert (await sign_in_through(client, provider_http, bob)).status_code == 200
+    me = (await client.get("/api/v1/auth/me")).json()
+    assert me["username"] == "alice.martin-2"  # never the local account of the same name
+    async with tx(app) as session:
+        user = await session.scalar(select(User).where(User.username == "alice.martin-2"))
+        assert user is not None
+        user.clearance = "DR"  # raised by an administrator
+
+    await set_claims(provider_http, issuer, bob, {**claims, "groups": ["cic-chefs", "x"]})
+    again = await new_client()
+    assert (await sign_in_through(again, provider_http, bob)).status_code == 200
+    me = (await again.get("/api/v1/auth/me")).json()
+    assert me["username"] == "alice.martin-2"
+    assert me["roles"] == ["officer", "watch_officer"]  # the provider's authority
+    assert me["clearance"] == "DR"  # the administrator's, untouched
+    async with tx(app) as session:
+        count = len(list(await session.scalars(select(UserIdentity))))
+    assert count == 1
+
+
+async def test_an_unmapped_organisation_is_refused_and_audited(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str
+) -> None:
+    await make_org(app, "PREF75")
+    await set_claims(provider_http, issuer, "eve-sub", {**CLAIMS, "org": "ailleurs"})
+    refused = await sign_in_through(client, provider_http, "eve-sub")
+    assert refused.status_code == 403
+    assert "rattaché à aucune organisation de la plateforme" in refused.text
+    assert "hv_session" not in client.cookies
+    async with tx(app) as session:
+        assert list(await session.scalars(select(User))) == []
+    [record] = await audited(app)
+    assert record.decision == "denied"
+    assert record.detail == {"method": "oidc", "provider": "kc", "reason": "no_organisation"}
+    assert record.actor_name == "kc:eve-sub"
+
+
+async def test_forged_replayed_and_foreign_states_are_refused(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient
+) -> None:
+    await make_org(app, "PREF75")
+    callback = await at_provider(provider_http, await to_provider(client))
+    path = callback.removeprefix("https://testserver")
+    forged = re.sub(r"state=[^&]+", "state=forged", path)
+    refused = await client.get(forged)
+    assert refused.status_code == 400
+    assert "Cette connexion a expiré ou ne vient pas de ce navigateur" in refused.text
+    assert oidc.FLOW_COOKIE not in client.cookies  # a refusal consumes the flow too
+
+    # A whole good flow, then the same return replayed: the flow cookie is gone.
+    good = await at_provider(provider_http, await to_provider(client))
+    kept = client.cookies.get(oidc.FLOW_COOKIE, path="/connexion/oidc/")
+    assert (await client.get(good.removeprefix("https://testserver"))).status_code == 200
+    replayed = await client.get(good.removeprefix("https://testserver"))
+    assert replayed.status_code == 400
+    # Replayed with the old cookie put back: the provider refuses its code a second time.
+    assert kept is not None
+    client.cookies.set(oidc.FLOW_COOKIE, kept, domain=JAR_DOMAIN, path="/connexion/oidc/")
+    again = await client.get(good.removeprefix("https://testserver"))
+    assert again.status_code == 400
+    assert "refusé le code de connexion" in again.text
+
+    # No cookie at all (another browser), or a cookie signed with another key.
+    stranger = await at_provider(provider_http, await to_provider(client))
+    cookie = client.cookies.get(oidc.FLOW_COOKIE, path="/connexion/oidc/")
+    assert cookie is not None
+    client.cookies.delete(oidc.FLOW_COOKIE, domain=JAR_DOMAIN, path="/connexion/oidc/")
+    other_key = replace_key(app.state.settings)
+    flow = oidc.unseal(app.state.settings, cookie)
+    assert flow is not None
+    client.cookies.set(
+        oidc.FLOW_COOKIE, oidc.seal(other_key, flow), domain=JAR_DOMAIN, path="/connexion/oidc/"
+    )
+    assert (await client.get(stranger.removeprefix("https://testserver"))).status_code == 400
+    decisions = [(r.decision, (r.detail or {}).get("reason")) for r in await audited(app)]
+    assert decisions == [
+        ("denied", "oidc_state"),
+        ("allowed", None),
+        ("denied", "oidc_state"),
+        ("denied", "oidc_code_refused"),
+        ("denied", "oidc_state"),
+    ]
+
+
+def replace_key(settings: Settings) -> Settings:
+    return settings.model_copy(update={"secret_key": "another-secret-key-" + "x" * 40})
+
+
+async def test_an_id_token_for_another_nonce_is_refused(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient
+) -> None:
+    """The provider puts the nonce of the authorisation request in its ID token; a flow whose
+    nonce differs (an ID token obtained for another sign-in) is refused."""
+    await make_org(app, "PREF75")
+    authorize = await to_provider(client)
+    cookie = client.cookies.get(oidc.FLOW_COOKIE, path="/connexion/oidc/")
+    flow = oidc.unseal(app.state.settings, cookie)
+    assert flow is not None
+    other = oidc.seal(app.state.settings, replace(flow, nonce="another-nonce"))
+    client.cookies.set(oidc.FLOW_COOKIE, other, domain=JAR_DOMAIN, path="/connexion/oidc/")
+    callback = await at_provider(provider_http, authorize)
+    refused = await client.get(callback.removeprefix("https://testserver"))
+    assert refused.status_code == 400
+    assert "hv_session" not in client.cookies
+    [record] = await audited(app)
+    assert record.detail == {"method": "oidc", "provider": "kc", "reason": "oidc_failed"}
+
+
+async def test_a_disabled_account_stays_refused(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, new_client: Any
+) -> None:
+    await make_org(app, "PREF75")
+    assert (await sign_in_through(client, provider_http)).status_code == 200
+    async with tx(app) as session:
+        user = await session.scalar(select(User).where(User.username == "alice.martin"))
+        assert user is not None
+        user.is_active = False
+    other = await new_client()
+    refused = await sign_in_through(other, provider_http)
+    assert refused.status_code == 403 and "Ce compte est désactivé" in refused.text
+    assert "hv_session" not in other.cookies
+    assert (await audited(app))[-1].detail == {
+        "method": "oidc",
+        "provider": "kc",
+        "reason": "disabled",
+    }
+
+
+async def test_sign_out_ends_the_session_here_and_at_the_provider(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str
+) -> None:
+    await make_org(app, "PREF75")
+    assert (await sign_in_through(client, provider_http)).status_code == 200
+    csrf = csrf_of(await client.get("/aide"))
+    out = await client.post("/deconnexion", data={"csrf_token": csrf})
+    assert out.status_code == 303
+    target = urlsplit(out.headers["location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{issuer}/oauth2/end_session"
+    asked = {k: v[0] for k, v in parse_qs(target.query).items()}
+    async with tx(app) as session:
+        row = await session.scalar(select(AuthSession))
+    assert row is not None and row.revoked_at is not None
+    assert asked["id_token_hint"] == row.id_token
+    assert asked["post_logout_redirect_uri"] == "https://testserver/connexion"
+    assert (await client.get("/api/v1/auth/me")).status_code == 401
+    ended = await provider_http.get(out.headers["location"])
+    assert ended.status_code == 200  # the provider's own logout page
+
+
+async def test_mapped_clearance_and_groups_come_from_the_provider(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str
+) -> None:
+    """Only when mapped explicitly: the rules of "kc-dr", unlike those of "kc", name them."""
+    await make_org(app, "PREF75")
+    await make_group(app, "CIC")
+    await set_claims(provider_http, issuer, "carol-sub", {**CLAIMS, "habilitation": "dr"})
+    done = await sign_in_through(client, provider_http, "carol-sub", name="kc-dr")
+    assert done.status_code == 200
+    me = (await client.get("/api/v1/auth/me")).json()
+    assert (me["roles"], me["clearance"], me["groups"]) == (["officer"], "DR", ["CIC"])
+
+
+def test_a_bad_provider_setting_is_refused_with_its_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = provider_config("https://sso.interieur.gouv.fr/realms/agents")
+    monkeypatch.setenv("HYPERVISION_OIDC_PROVIDERS", json.dumps([good]))
+    assert load_settings().oidc_providers[0].issuer == good["issuer"]
+    for bad, words in (
+        ({"issuer": "http://sso.example"}, r"PROVIDERS\[0\]\.issuer: must be an https://"),
+        ({"roles": {"claim": "g", "map": {"x": ["roi"]}}}, r"PROVIDERS\[0\]\.roles: unknown role"),
+        ({"organisation": {"claim": "org"}}, r"PROVIDERS\[0\]: organisation: give a map"),
+        ({"clearance": {"claim": "c", "map": {"x": "TS"}}}, r"PROVIDERS: provider kc: clearance"),
+        ({"scopes": "email"}, r"PROVIDERS\[0\]\.scopes: must include openid"),
+        ({"name": "Mon SSO"}, r"PROVIDERS\[0\]\.name: String should match"),
+        ({"nom": "x"}, r"PROVIDERS\[0\]\.nom: Extra inputs"),
+    ):
+        monkeypatch.setenv("HYPERVISION_OIDC_PROVIDERS", json.dumps([good | bad]))
+        with pytest.raises(ConfigError, match=f"^invalid setting HYPERVISION_OIDC_{words}"):
+            load_settings()
+    for value, words in (("[{", "not valid JSON"), (json.dumps([good, good]), "distinct")):
+        monkeypatch.setenv("HYPERVISION_OIDC_PROVIDERS", value)
+        with pytest.raises(ConfigError, match=f"HYPERVISION_OIDC_PROVIDERS: .*{words}"):
+            load_settings()
+    monkeypatch.delenv("HYPERVISION_OIDC_PROVIDERS")
+    assert load_settings().oidc_providers == ()  # the default: local accounts only
+
+
+def test_claims_are_read_as_strings_lists_or_nested() -> None:
+    claims = {"org": "a", "groups": ["x", "y", 3, None], "realm_access": {"roles": ["chef"]}}
+    assert oidc.claim_values(claims, "org") == ["a"]
+    assert oidc.claim_values(claims, "groups") == ["x", "y", "3"]
+    assert oidc.claim_values(claims, "realm_access.roles") == ["chef"]
+    assert oidc.claim_values(claims, "absent") == []
