@@ -8,9 +8,11 @@ calls to it (discovery, keys, token) go over real sockets too.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -22,6 +24,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
@@ -30,6 +34,7 @@ from hypervision.identity import oidc
 from hypervision.identity.models import AuthSession, User, UserIdentity
 from tests.conftest import make_settings
 from tests.factories import make_group, make_org, make_user, tx
+from tests.security.test_web_hardening import assert_hardened
 from tests.web.pages import csrf_of
 
 with warnings.catch_warnings():
@@ -137,6 +142,9 @@ async def to_provider(client: AsyncClient, suite: str = "/aide", name: str = PRO
     """Clicks the provider's button: the authorisation URL the browser is sent to."""
     started = await client.get(f"/connexion/oidc/{name}?suite={suite}")
     assert started.status_code == 303, started.text
+    assert_hardened(started.headers, "single sign-on: to the provider")
+    flow = started.headers["set-cookie"].lower()
+    assert "samesite=lax" in flow and "httponly" in flow and "max-age=600" in flow
     return started.headers["location"]
 
 
@@ -186,6 +194,7 @@ async def test_the_whole_flow_against_the_provider(
     assert asked["redirect_uri"] == "https://testserver/connexion/oidc/kc/retour"
     assert set(asked["scope"].split()) == {"openid", "email", "profile"}
     flow_cookie = next(c for c in client.cookies.jar if c.name == oidc.FLOW_COOKIE)
+    assert flow_cookie.has_nonstandard_attr("HttpOnly")
     assert flow_cookie.path == "/connexion/oidc/" and flow_cookie.secure
     flow = oidc.unseal(app.state.settings, flow_cookie.value)
     assert flow is not None and flow.state == asked["state"] and flow.suite == "/aide"
@@ -198,6 +207,7 @@ async def test_the_whole_flow_against_the_provider(
     session_cookie = done.headers.get_list("set-cookie")
     assert any(c.startswith("hv_session=") and "SameSite=strict" in c for c in session_cookie)
     assert oidc.FLOW_COOKIE not in client.cookies  # used once, gone
+    assert_hardened(done.headers, "single sign-on: signed in")
     me = (await client.get("/api/v1/auth/me")).json()
     async with tx(app) as session:
         user = await session.scalar(select(User).where(User.username == me["username"]))
@@ -272,6 +282,7 @@ async def test_forged_replayed_and_foreign_states_are_refused(
     refused = await client.get(forged)
     assert refused.status_code == 400
     assert "Cette connexion a expiré ou ne vient pas de ce navigateur" in refused.text
+    assert_hardened(refused.headers, "single sign-on: refused")
     assert oidc.FLOW_COOKIE not in client.cookies  # a refusal consumes the flow too
 
     # A whole good flow, then the same return replayed: the flow cookie is gone.
@@ -419,3 +430,66 @@ def test_claims_are_read_as_strings_lists_or_nested() -> None:
     assert oidc.claim_values(claims, "groups") == ["x", "y", "3"]
     assert oidc.claim_values(claims, "realm_access.roles") == ["chef"]
     assert oidc.claim_values(claims, "absent") == []
+
+
+async def test_tokens_are_checked_signature_issuer_audience_time_and_nonce(issuer: str) -> None:
+    """The checks of an ID token and of a signed userinfo answer (ProConnect's), each refused
+    alone: keys of our own stand for the provider's, its real endpoints for a key rotation."""
+    settings = make_settings(Path("."), "", oidc_providers=[provider_config(issuer)])
+    provider = settings.oidc_providers[0]
+    discovery = oidc.Discovery(settings)
+    known = await discovery.get(provider)  # the real provider's discovery
+    key = RSAKey.generate_key(2048, parameters={"kid": "ours"})
+    known.keys = KeySet([key])
+    now = int(time.time())
+    good = {
+        "iss": issuer, "aud": "hypervision", "sub": ALICE, "exp": now + 300, "iat": now,
+        "nonce": "n-1",
+    }  # fmt: skip
+
+    def signed(claims: dict[str, Any], with_key: RSAKey = key) -> str:
+        return jwt.encode({"alg": "RS256", "kid": with_key.kid}, claims, with_key)
+
+    async def check(claims: dict[str, Any], **how: Any) -> dict[str, Any]:
+        token = how.pop("token", None) or signed(claims)
+        return await oidc._verified(discovery, provider, token, **{"nonce": "n-1", **how})
+
+    assert (await check(good))["sub"] == ALICE
+    assert (await check(good | {"aud": ["hypervision", "other"], "azp": "hypervision"}))["sub"]
+    for wrong in (
+        {"iss": "https://another.example"},
+        {"aud": "another-client"},
+        {"aud": ["hypervision", "other"]},  # several audiences and no azp of ours
+        {"exp": now - 120},  # beyond the 60 s of leeway
+        {"iat": None},
+        {"nonce": "n-2"},
+        {"sub": ""},
+    ):
+        claims = {k: v for k, v in (good | wrong).items() if v is not None}
+        with pytest.raises(oidc.SignInFailed):
+            await check(claims)
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "ours"})
+    with pytest.raises(oidc.SignInFailed):  # another key of the same name
+        await check(good, token=signed(good, stranger))
+    unsigned = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+            for part in ({"alg": "none", "typ": "JWT"}, good)
+        )
+        + "."
+    )
+    with pytest.raises(oidc.SignInFailed):
+        await check(good, token=unsigned)
+    # A key not seen yet: the keys are read again (the provider's real ones), still refused.
+    rotated = RSAKey.generate_key(2048, parameters={"kid": "new"})
+    with pytest.raises(oidc.SignInFailed):
+        await check(good, token=signed(good, rotated))
+    assert "ours" not in [k.kid for k in known.keys.keys]  # the provider's keys, read again
+
+    # A signed userinfo answer: no nonce nor times required; issuer and audience when present.
+    known.keys = KeySet([key])
+    info = {"sub": ALICE, "org": "prefecture-75", "iss": issuer, "aud": "hypervision"}
+    assert (await check(info, nonce=None, id_token=False))["org"] == "prefecture-75"
+    assert (await check({"sub": ALICE, "org": "x"}, nonce=None, id_token=False))["org"] == "x"
+    with pytest.raises(oidc.SignInFailed):
+        await check(info | {"iss": "https://another.example"}, nonce=None, id_token=False)
