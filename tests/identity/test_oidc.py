@@ -15,6 +15,7 @@ import re
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,9 @@ JAR_DOMAIN = "testserver.local"  # how http.cookiejar files a host name without 
 CALLBACK = re.compile(r"^https://testserver/connexion/oidc/kc(-dr)?/retour\?")
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[str]:
+@contextmanager
+def provider_running() -> Iterator[str]:
+    """The provider on a free loopback port; yields its issuer."""
     previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
     os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the provider on plain HTTP, on loopback
     users = [ProviderUser(sub=ALICE, claims=CLAIMS)]
@@ -75,6 +77,12 @@ def issuer() -> Iterator[str]:
             os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
         else:
             os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[str]:
+    with provider_running() as running:
+        yield running
 
 
 def provider_config(issuer: str) -> dict[str, Any]:
