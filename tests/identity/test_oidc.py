@@ -31,10 +31,11 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.config import ConfigError, Settings, load_settings
+from hypervision.events.models import OutboxEvent
 from hypervision.identity import oidc
 from hypervision.identity.models import AuthSession, User, UserIdentity
 from tests.conftest import make_settings
-from tests.factories import make_group, make_org, make_user, tx
+from tests.factories import PASSWORD, make_group, make_org, make_user, tx
 from tests.security.test_web_hardening import assert_hardened
 from tests.web.pages import csrf_of
 
@@ -501,3 +502,84 @@ async def test_tokens_are_checked_signature_issuer_audience_time_and_nonce(issue
     assert (await check({"sub": ALICE, "org": "x"}, nonce=None, id_token=False))["org"] == "x"
     with pytest.raises(oidc.SignInFailed):
         await check(info | {"iss": "https://another.example"}, nonce=None, id_token=False)
+
+
+async def test_back_channel_logout_ends_the_sessions_opened_through_the_provider(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, issuer: str, new_client: Any
+) -> None:
+    """The provider's server-to-server logout (its logout token signed with a key of ours,
+    put among the provider's known keys): our sessions opened through it end; a token that
+    is not a logout token ends nothing."""
+    await make_org(app, "PREF75")
+    await make_user(app, "locale", "PREF75")  # a local session, which stays
+    local: AsyncClient = await new_client()
+    assert (
+        await local.post("/connexion", data={"username": "locale", "password": PASSWORD})
+    ).is_redirect
+    assert (await sign_in_through(client, provider_http)).status_code == 200
+    other = await new_client()
+    assert (await sign_in_through(other, provider_http)).status_code == 200
+    known = await oidc.discovery_of(app.state, app.state.settings).get(
+        app.state.settings.oidc_providers[0]
+    )
+    key = RSAKey.generate_key(2048, parameters={"kid": "logout"})
+    known.keys = KeySet([key])
+    now = int(time.time())
+    good = {
+        "iss": issuer, "aud": "hypervision", "iat": now, "jti": "j-1", "sub": ALICE,
+        "events": {oidc.BACKCHANNEL_EVENT: {}},
+    }  # fmt: skip
+
+    async def send(claims: dict[str, Any]) -> httpx.Response:
+        token = jwt.encode({"alg": "RS256", "kid": "logout"}, claims, key)
+        return await local.post("/connexion/oidc/kc/deconnexion", data={"logout_token": token})
+
+    wrongs: list[dict[str, Any]] = [
+        {"nonce": "n"},  # an ID token, not a logout token
+        {"events": {}},
+        {"jti": None},
+        {"sub": None},  # neither sub nor sid
+        {"aud": "another-client"},
+        {"iat": now - 3600},
+    ]
+    for wrong in wrongs:
+        refused = await send({k: v for k, v in (good | wrong).items() if v is not None})
+        assert refused.status_code == 400, wrong
+        assert refused.json()["error"] == "invalid_request"
+    assert (await client.get("/api/v1/auth/me")).status_code == 200
+    done = await send(good)
+    assert done.status_code == 200
+    assert (await client.get("/api/v1/auth/me")).status_code == 401
+    assert (await other.get("/api/v1/auth/me")).status_code == 401
+    assert (await local.get("/api/v1/auth/me")).status_code == 200  # the local session stays
+    async with tx(app) as session:
+        rows = list(
+            await session.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.action == "auth.sign_out")
+                .order_by(AuditRecord.qid)
+            )
+        )
+        outbox = list(
+            await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "identity.revoke"))
+        )
+    assert [r.decision for r in rows] == ["denied"] * 6 + ["allowed"]
+    assert rows[-1].detail == {"method": "oidc", "provider": "kc", "channel": "back", "sessions": 2}
+    assert len(outbox) == 2  # each session's live streams are told to close
+
+    # By the provider's session id alone: only the session that carries it.
+    assert (await sign_in_through(client, provider_http)).status_code == 200
+    assert (await sign_in_through(other, provider_http)).status_code == 200
+    async with tx(app) as session:
+        first = await session.scalar(
+            select(AuthSession)
+            .where(AuthSession.revoked_at.is_(None), AuthSession.oidc_provider == "kc")
+            .order_by(AuthSession.created_at)
+        )
+        assert first is not None
+        first.oidc_sid = "sid-1"
+    known.keys = KeySet([key])  # the sign-ins above read the provider's own keys again
+    sid_only = {k: v for k, v in good.items() if k != "sub"} | {"sid": "sid-1", "jti": "j-2"}
+    assert (await send(sid_only)).status_code == 200
+    assert (await client.get("/api/v1/auth/me")).status_code == 401
+    assert (await other.get("/api/v1/auth/me")).status_code == 200

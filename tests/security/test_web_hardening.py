@@ -54,6 +54,9 @@ SIGN_IN = frozenset(
         ("POST", "/connexion/code"),  # the second step: a signed challenge, no session yet
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/token"),
+        # An identity provider's back-channel logout: a server-to-server call with a logout
+        # token signed by the provider, no cookie (tests/identity/test_oidc.py).
+        ("POST", "/connexion/oidc/{provider}/deconnexion"),
     }
 )
 STREAM = "/api/v1/stream"

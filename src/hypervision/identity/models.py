@@ -148,6 +148,8 @@ class AuthSession(Base):
     # gave, sent back as ``id_token_hint`` when the session ends at the provider too.
     oidc_provider: Mapped[str | None] = mapped_column(String(32))
     id_token: Mapped[str | None] = mapped_column(Text)
+    # The provider's session id (the ID token's ``sid``), which a back-channel logout names.
+    oidc_sid: Mapped[str | None] = mapped_column(String(255))
 
 
 class UserIdentity(Base):

@@ -4,9 +4,10 @@ browser to the provider, and the return, which opens a session as the local sign
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hypervision.config import OidcProvider, Settings
 from hypervision.core import cookies
@@ -134,3 +135,27 @@ async def back(
     if saved:
         cookies.set_locale(response, saved)
     return response
+
+
+@router.post("/connexion/oidc/{provider}/deconnexion")
+async def back_channel_logout(
+    request: Request,
+    settings: SettingsDep,
+    provider: str,
+    logout_token: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    """The provider's back-channel logout (a server-to-server call with a signed logout token:
+    no cookie, no CSRF token; docs/adr/0033)."""
+    chosen = _provider(settings, provider)
+    try:
+        await oidc.back_channel_logout(
+            sessions=request.app.state.sessions,
+            discovery=oidc.discovery_of(request.app.state, settings),
+            provider=chosen,
+            logout_token=logout_token,
+            client=client_of(request),
+        )
+    except oidc.SignInFailed as failed:
+        body = {"error": "invalid_request", "error_description": failed.en}
+        return JSONResponse(body, status_code=400)
+    return Response(status_code=200)

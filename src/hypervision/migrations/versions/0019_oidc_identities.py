@@ -45,10 +45,12 @@ def upgrade() -> None:
     with op.batch_alter_table("auth_sessions") as table:
         table.add_column(sa.Column("oidc_provider", sa.String(length=32), nullable=True))
         table.add_column(sa.Column("id_token", sa.Text(), nullable=True))
+        table.add_column(sa.Column("oidc_sid", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("auth_sessions") as table:
+        table.drop_column("oidc_sid")
         table.drop_column("id_token")
         table.drop_column("oidc_provider")
     with op.batch_alter_table("user_identities") as table:
