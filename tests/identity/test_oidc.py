@@ -192,6 +192,8 @@ async def test_the_whole_flow_against_the_provider(
     page = await client.get("/connexion")
     assert f"Se connecter avec {TITLE}" in page.text
     assert 'href="/connexion/oidc/kc"' in page.text
+    english = await client.get("/connexion", headers={"cookie": "hv_lang=en"})
+    assert f"Sign in with {TITLE}" in english.text
 
     authorize = await to_provider(client)
     parts = urlsplit(authorize)
