@@ -7,6 +7,7 @@ missing setting stops start-up with one line naming the setting (see ``describe_
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -15,10 +16,97 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hypervision.policy.roles import Role
+
 ENV_PREFIX = "HYPERVISION_"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class ClaimToValue(BaseModel):
+    """An administrator's rule: the value of one claim (a string, or each string of a list)
+    looked up in ``map``; ``default`` when nothing matches (None: no value)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claim: str = Field(min_length=1, max_length=200)
+    map: dict[str, str] = Field(default_factory=dict)
+    default: str | None = None
+
+
+class ClaimToList(BaseModel):
+    """An administrator's rule mapping one claim's values to lists (roles, groups): the lists
+    of every value found are joined; ``default`` when nothing matches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claim: str = Field(min_length=1, max_length=200)
+    map: dict[str, list[str]] = Field(default_factory=dict)
+    default: list[str] = Field(default_factory=list)
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider beside local accounts (docs/adr/0033)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")  # in URLs: /connexion/oidc/{name}
+    title: str = Field(min_length=1, max_length=80)
+    issuer: str
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: str = ""  # empty: a public client (PKCE only)
+    scopes: str = "openid email profile"
+    organisation: ClaimToValue
+    roles: ClaimToList | None = None
+    clearance: ClaimToValue | None = None
+    groups: ClaimToList | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if not (parts.scheme == "https" or loopback) or not parts.hostname:
+            raise ValueError("must be an https:// URL (http:// only on the loopback address)")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query nor fragment")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, value: str) -> str:
+        words = value.split()
+        if "openid" not in words:
+            raise ValueError("must include openid")
+        if not all(re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", w) for w in words):
+            raise ValueError("must be scope names separated by spaces")
+        return " ".join(words)
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: ClaimToList | None) -> ClaimToList | None:
+        known = {r.value for r in Role}
+        for roles in [*(value.map.values() if value else ()), value.default if value else []]:
+            unknown = sorted(set(roles) - known)
+            if unknown:
+                raise ValueError(f"unknown role {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_organisation(self) -> OidcProvider:
+        if not self.organisation.map and self.organisation.default is None:
+            raise ValueError("organisation: give a map of claim values or a default")
+        return self
 
 
 class Settings(BaseSettings):
@@ -97,6 +185,14 @@ class Settings(BaseSettings):
     argon2_concurrency: int = Field(default=4, ge=1, le=64)
 
     api_token_max_days: int = Field(default=365, ge=1, le=3650)
+
+    # OpenID Connect providers beside local accounts (docs/adr/0033): a JSON list of
+    # {name, title, issuer, client_id, client_secret, scopes, organisation, roles, clearance,
+    # groups}; empty: local accounts only.
+    oidc_providers: Annotated[tuple[OidcProvider, ...], NoDecode] = ()
+    # How long a provider's discovery document and keys are kept before being read again.
+    oidc_discovery_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     # What wakes the live hubs of every replica after a commit (docs/adr/0019): "auto" is
     # PostgreSQL's LISTEN/NOTIFY on PostgreSQL, nothing on SQLite (one process); "nats"
@@ -276,6 +372,39 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not one of the label levels {','.join(levels)}")
         return value
 
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _read_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else ()
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg}, character {exc.pos})") from None
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _check_providers(
+        cls, value: tuple[OidcProvider, ...], info: ValidationInfo
+    ) -> tuple[OidcProvider, ...]:
+        names = [p.name for p in value]
+        if len(set(names)) != len(names):
+            raise ValueError("provider names must be distinct")
+        levels = info.data.get("label_levels") or ()
+        for provider in value:
+            rule = provider.clearance
+            wrong = [v for v in [*rule.map.values(), rule.default] if v] if rule else []
+            bad = [v for v in wrong if v not in levels]
+            if bad:
+                raise ValueError(
+                    f"provider {provider.name}: clearance {bad[0]!r} is not one of the label "
+                    f"levels {','.join(levels)}"
+                )
+        return value
+
+    def oidc_provider(self, name: str) -> OidcProvider | None:
+        return next((p for p in self.oidc_providers if p.name == name), None)
+
     @field_validator("argon2_parallelism")
     @classmethod
     def _check_argon2(cls, value: int, info: ValidationInfo) -> int:
@@ -353,6 +482,9 @@ def describe_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = first["loc"]
     name = f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "configuration"
+    if loc and loc[0] == "oidc_providers" and len(loc) > 1:
+        # Which provider and which of its fields: "HYPERVISION_OIDC_PROVIDERS[0].issuer".
+        name += "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required but not set"

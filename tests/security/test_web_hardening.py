@@ -54,6 +54,9 @@ SIGN_IN = frozenset(
         ("POST", "/connexion/code"),  # the second step: a signed challenge, no session yet
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/token"),
+        # An identity provider's back-channel logout: a server-to-server call with a logout
+        # token signed by the provider, no cookie (tests/identity/test_oidc.py).
+        ("POST", "/connexion/oidc/{provider}/deconnexion"),
     }
 )
 STREAM = "/api/v1/stream"
@@ -75,6 +78,10 @@ NOT_OK: dict[str, int] = {
     "/carte/tuiles/fond.pmtiles": 404,  # no base map file configured
     "/donnees/{product_id}/ligne": 409,  # the world's product has no key: no row form
     "/metrics": 404,  # the test client is not on the monitoring network (tests/test_metrics.py)
+    # Single sign-on (docs/adr/0033): no provider is configured in the world, so its name is
+    # unknown; tests/identity/test_oidc.py checks these answers with a real provider.
+    "/connexion/oidc/{provider}": 404,
+    "/connexion/oidc/{provider}/retour": 404,
 }
 ALL_ROLES = tuple(Role)
 
@@ -307,6 +314,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "change_id": widened["pending"]["id"],
         "locale": "en",
         "code": "PREF",  # an organisation's
+        "provider": "keycloak",  # an OpenID Connect provider's name (none configured here)
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -430,6 +438,10 @@ async def test_sign_in_answers_are_not_cached_and_static_files_may_be(
         assert_hardened(signed.headers, "failed sign-in page")
         page = await anonymous.get("/connexion")
         assert_hardened(page.headers, "sign-in page")
+        for url in ("/connexion/oidc/keycloak", "/connexion/oidc/keycloak/retour?state=x"):
+            unknown = await anonymous.get(url)  # no such provider here
+            assert unknown.status_code == 404 and "set-cookie" not in unknown.headers
+            assert_hardened(unknown.headers, f"single sign-on {url}")
         public = await anonymous.get("/static/app.js")
         assert public.status_code == 200
         assert_hardened(public.headers, "static file", no_store=False)

@@ -108,7 +108,7 @@ async def sign_in(
     async with transaction(sessions) as session:
         wait = await throttle.reserve(session=session, settings=settings, keys=keys)
         if wait:
-            await _audit_login(session, name, client, "denied", {"reason": "throttled"})
+            await audit_login(session, name, client, "denied", {"reason": "throttled"})
             return _refused("throttled", TooManyRequests(wait))
         user = await session.scalar(select(User).where(User.username == name))
     ok = await passwords.verify(user.password_hash if user else None, password)
@@ -117,7 +117,7 @@ async def sign_in(
         new_hash = await passwords.hash(password)
     async with transaction(sessions) as session:
         if not ok or user is None or not user.is_active or user.is_machine:
-            await _audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
+            await audit_login(session, name, client, "denied", {"reason": "credentials"}, user)
             return _refused("credentials", InvalidCredentials())
         user = await session.get(User, user.id)
         if user is None or not user.is_active:
@@ -128,15 +128,15 @@ async def sign_in(
             if not await mfa.check_second_factor(
                 session=session, settings=settings, user=user, otp=otp
             ):
-                await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
+                await audit_login(session, name, client, "denied", {"reason": "otp"}, user)
                 return _refused("otp", _wrong_code())
         if new_hash:
             user.password_hash = new_hash
         await throttle.give_back(session=session, keys=keys)
         if replaces:
             await end_session(session=session, token=replaces)
-        signed_in = await _open_session(session, settings, user, kind, client)
-        await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
+        signed_in = await open_session(session, settings, user, kind, client)
+        await audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
         return signed_in
 
 
@@ -173,7 +173,7 @@ async def sign_in_second_factor(
         keys = throttle.keys_for(name, client.address)
         wait = await throttle.reserve(session=session, settings=settings, keys=keys)
         if wait:
-            await _audit_login(session, name, client, "denied", {"reason": "throttled"}, user)
+            await audit_login(session, name, client, "denied", {"reason": "throttled"}, user)
             return _refused("throttled", TooManyRequests(wait))
     async with transaction(sessions) as session:
         user = await session.get(User, user_id)
@@ -182,21 +182,33 @@ async def sign_in_second_factor(
         if not otp or not await mfa.check_second_factor(
             session=session, settings=settings, user=user, otp=otp
         ):
-            await _audit_login(session, name, client, "denied", {"reason": "otp"}, user)
+            await audit_login(session, name, client, "denied", {"reason": "otp"}, user)
             return _refused("otp", _wrong_code())
         await throttle.give_back(session=session, keys=keys)
         if replaces:
             await end_session(session=session, token=replaces)
-        signed_in = await _open_session(session, settings, user, kind, client)
-        await _audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
+        signed_in = await open_session(session, settings, user, kind, client)
+        await audit_login(session, name, client, "allowed", {"kind": kind.value}, user)
         return signed_in
 
 
-async def _open_session(
-    session: AsyncSession, settings: Settings, user: User, kind: SessionKind, client: Client
+async def open_session(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    kind: SessionKind,
+    client: Client,
+    *,
+    second_factor_elsewhere: bool = False,
 ) -> SignedIn:
+    """A new session for ``user``. ``second_factor_elsewhere``: the identity provider that
+    vouched for the user asks its own second factor (docs/adr/0033), none is enrolled here."""
     ancestry = await organisation_ancestry(session=session, org_id=user.organisation_id)
-    enrolment = not user.mfa_enabled and mfa.mfa_required(settings, user, ancestry)
+    enrolment = (
+        not second_factor_elsewhere
+        and not user.mfa_enabled
+        and mfa.mfa_required(settings, user, ancestry)
+    )
     token = new_token(SESSION_PREFIX)
     now = utcnow()
     row = AuthSession(
@@ -215,7 +227,7 @@ async def _open_session(
     return SignedIn(session=row, token=token, user=user, enrolment_required=enrolment)
 
 
-async def _audit_login(
+async def audit_login(
     session: AsyncSession,
     name: str,
     client: Client,
@@ -246,11 +258,12 @@ async def end_session(*, session: AsyncSession, token: str) -> bool:
     return True
 
 
-async def sign_out(*, session: AsyncSession, actor: Principal) -> None:
-    """Ends the actor's session on the server and closes its live streams."""
+async def sign_out(*, session: AsyncSession, actor: Principal) -> AuthSession | None:
+    """Ends the actor's session on the server and closes its live streams; the session ended
+    (None when there was none left to end)."""
     row = await session.get(AuthSession, actor.session_id) if actor.session_id else None
     if row is None or row.revoked_at is not None:
-        return
+        return None
     row.revoked_at = utcnow()
     await audit.record(
         session=session,
@@ -263,6 +276,7 @@ async def sign_out(*, session: AsyncSession, actor: Principal) -> None:
     await announce_revocation(
         session=session, user_id=row.user_id, reason="signed_out", session_id=row.id
     )
+    return row
 
 
 async def resolve(

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
@@ -144,6 +144,29 @@ class AuthSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Opened through an OpenID Connect provider (docs/adr/0033): its name, and the ID token it
+    # gave, sent back as ``id_token_hint`` when the session ends at the provider too.
+    oidc_provider: Mapped[str | None] = mapped_column(String(32))
+    id_token: Mapped[str | None] = mapped_column(Text)
+    # The provider's session id (the ID token's ``sid``), which a back-channel logout names.
+    oidc_sid: Mapped[str | None] = mapped_column(String(255))
+
+
+class UserIdentity(Base):
+    """An account's identity at an OpenID Connect provider: the provider's (issuer, subject)
+    pair, which is what a sign-in there proves (docs/adr/0033)."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiToken(Base):

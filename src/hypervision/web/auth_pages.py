@@ -18,7 +18,7 @@ from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid
 from hypervision.core.i18n import LOCALE_COOKIE, LOCALES, pick_locale
 from hypervision.follows import service as prefs
-from hypervision.identity import auth, mfa, service
+from hypervision.identity import auth, mfa, oidc, service
 from hypervision.identity.api import refuse_cross_site
 from hypervision.identity.deps import PasswordsDep, client_of
 from hypervision.identity.models import SessionKind
@@ -217,9 +217,23 @@ async def _signed_in(
 
 
 @router.post("/deconnexion")
-async def sign_out(session: DbSession, actor: Officer) -> Response:
-    await auth.sign_out(session=session, actor=actor)
-    response = RedirectResponse("/connexion", status_code=303)
+async def sign_out(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    ended = await auth.sign_out(session=session, actor=actor)
+    target = "/connexion"
+    name = ended.oidc_provider if ended else None
+    provider = settings.oidc_provider(name) if name else None
+    if ended is not None and provider is not None:
+        # Opened through a provider: the provider's session ends too (RP-initiated logout),
+        # which then sends the browser back to the sign-in page. Ours has ended already.
+        try:
+            known = await oidc.discovery_of(request.app.state, settings).get(provider)
+            at_provider = oidc.end_session_url(settings, known.metadata, provider, ended.id_token)
+        except AppError:
+            at_provider = None  # the provider is unreachable: our session is ended anyway
+        target = at_provider or target
+    response = RedirectResponse(target, status_code=303)
     cookies.clear_session(response)
     return response
 

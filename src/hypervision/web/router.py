@@ -20,6 +20,7 @@ from hypervision.web import (
     import_wizard,
     map_pages,
     misc_pages,
+    oidc_pages,
     paste_pages,
     product_lineage_pages,
     product_pages,
@@ -67,6 +68,7 @@ def install(app: FastAPI) -> None:
     app.state.is_page = is_page
     for module in (
         auth_pages,
+        oidc_pages,
         feed_pages,
         import_wizard,
         entry_pages,
