@@ -146,3 +146,10 @@ def test_product_source_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ConfigError, match=f"invalid setting {name}: .*{words}"):
             load_settings()
         monkeypatch.delenv(name)
+
+
+def test_the_settings_know_the_policys_roles() -> None:
+    from hypervision.config import ROLE_NAMES
+    from hypervision.policy.roles import Role
+
+    assert {r.value for r in Role} == ROLE_NAMES

@@ -27,10 +27,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from hypervision.policy.roles import Role
-
 ENV_PREFIX = "HYPERVISION_"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+# The policy's role names (``policy.roles.Role``, which builds on this module: settings name
+# roles without importing the policy; tests/test_config.py checks that both agree).
+ROLE_NAMES = frozenset(
+    {"officer", "watch_officer", "authority", "data_steward", "administrator", "security_officer"}
+)
 
 
 class ClaimToValue(BaseModel):
@@ -95,7 +100,7 @@ class OidcProvider(BaseModel):
     @field_validator("roles")
     @classmethod
     def _check_roles(cls, value: ClaimToList | None) -> ClaimToList | None:
-        known = {r.value for r in Role}
+        known = ROLE_NAMES
         for roles in [*(value.map.values() if value else ()), value.default if value else []]:
             unknown = sorted(set(roles) - known)
             if unknown:
