@@ -21,9 +21,9 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.conftest import TEST_SECRET, engine_name
+from tests.conftest import engine_name
 from tests.factories import ENTRY, officer
-from tests.live.test_replicas import Replica, start, stop, wait_ready
+from tests.live.test_replicas import Replica, replica_env, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "hypervision" / "migrations" / "versions"
@@ -114,16 +114,7 @@ def side_by_side(
     vendor = ROOT / "src" / "hypervision" / "web" / "static" / "vendor"
     if vendor.exists():
         shutil.copytree(vendor, old_src / "hypervision" / "web" / "static" / "vendor")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
-    env.update(
-        HYPERVISION_DATABASE_URL=database_url,
-        HYPERVISION_SECRET_KEY=TEST_SECRET,
-        HYPERVISION_ARGON2_TIME_COST="1",
-        HYPERVISION_ARGON2_MEMORY_KIB="8",
-        HYPERVISION_ARGON2_PARALLELISM="1",
-        HYPERVISION_DATA_DIR=str(tmp_path),
-        HYPERVISION_LIVE_BUS="postgres",
-    )
+    env = replica_env(database_url, tmp_path, {"live_bus": "postgres"})
     old_env = {**env, "PYTHONPATH": str(old_src)}
     where = subprocess.run(
         [sys.executable, "-c", "import hypervision; print(hypervision.__file__)"],

@@ -66,6 +66,22 @@ def free_port() -> int:
     return port
 
 
+def replica_env(database_url: str, data_dir: Path, settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a replica on the test database: this process's, without its own
+    settings, plus cheap hashing and ``settings`` (``live_bus``… as HYPERVISION_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
+    env.update(
+        HYPERVISION_DATABASE_URL=database_url,
+        HYPERVISION_SECRET_KEY=TEST_SECRET,
+        HYPERVISION_ARGON2_TIME_COST="1",
+        HYPERVISION_ARGON2_MEMORY_KIB="8",
+        HYPERVISION_ARGON2_PARALLELISM="1",
+        HYPERVISION_DATA_DIR=str(data_dir),
+        **{f"HYPERVISION_{name.upper()}": value for name, value in settings.items()},
+    )
+    return env
+
+
 def start(name: str, env: dict[str, str], logs: Path) -> Replica:
     port = free_port()
     log_path = logs / f"replica-{name}.log"
@@ -120,16 +136,7 @@ def replicas(
 ) -> Iterator[tuple[Replica, Replica]]:
     """Two ``hypervision serve`` processes on the test database (emptied by ``app`` first),
     on the bus under test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
-    env.update(
-        HYPERVISION_DATABASE_URL=database_url,
-        HYPERVISION_SECRET_KEY=TEST_SECRET,
-        HYPERVISION_ARGON2_TIME_COST="1",
-        HYPERVISION_ARGON2_MEMORY_KIB="8",
-        HYPERVISION_ARGON2_PARALLELISM="1",
-        HYPERVISION_DATA_DIR=str(tmp_path),
-        **{f"HYPERVISION_{name.upper()}": value for name, value in bus_settings.items()},
-    )
+    env = replica_env(database_url, tmp_path, bus_settings)
     started: list[Replica] = []
     try:
         started.append(start("A", env, tmp_path))
