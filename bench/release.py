@@ -328,6 +328,34 @@ def image_present(image: str) -> bool:
     return done.returncode == 0
 
 
+MIGRATIONS_PROBE = (
+    "import hypervision, os; d = os.path.join(os.path.dirname(hypervision.__file__), "
+    "'migrations', 'versions'); print(' '.join(sorted(f for f in os.listdir(d) "
+    "if f.endswith('.py') and not f.startswith('_'))))"
+)
+
+
+def image_migrations(image: str) -> set[str]:
+    """The migration files inside the image (the image has Python but no shell)."""
+    done = subprocess.run(  # noqa: S603
+        ["podman", "run", "--rm", "--network", "host", "--entrypoint",  # noqa: S607
+         "/opt/hypervision/bin/python", image, "-c", MIGRATIONS_PROBE],
+        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )  # fmt: skip
+    return set(done.stdout.split())
+
+
+def package_migrations() -> set[str]:
+    import hypervision
+
+    folder = Path(hypervision.__file__).parent / "migrations" / "versions"
+    return {f.name for f in folder.glob("*.py") if not f.name.startswith("_")}
+
+
 def migrate_job(env: dict[str, str], data_dir: Path, image: str | None, log: Path) -> None:
     """``hypervision migrate`` as the owner, in the new version: the release's "Job"."""
     if image is None:
@@ -513,11 +541,22 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
     note(f"{len(readers)} readers and {len(writers)} writers created in {seconds:.1f} s")
 
     image = None
+    fallback = ""  # why the package ran although --image was given
     if args.image:
-        if image_present(args.image_tag):
-            image = args.image_tag
+        if not image_present(args.image_tag):
+            fallback = f"podman or {args.image_tag} missing"
+            note(f"--image: {fallback}: running the package instead")
+        elif (inside := image_migrations(args.image_tag)) != package_migrations():
+            fallback = f"{args.image_tag} was built from other code (rebuild it: make image)"
+            # The database was made by this checkout (benchlib.throwaway_database): an image
+            # built from other code cannot serve it.
+            note(
+                f"--image: {args.image_tag} was built from other code (its migrations differ "
+                f"from this checkout's: {sorted(inside ^ package_migrations())}); rebuild it "
+                "with `make image`. Running the package instead"
+            )
         else:
-            note(f"--image: podman or {args.image_tag} missing: running the package instead")
+            image = args.image_tag
     next_image = image
     if args.next_image:
         if image is None:
@@ -595,7 +634,7 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
             f"Python {platform.python_version()}; {os.cpu_count()} CPU(s); load average "
             f"{os.getloadavg()[0]:.2f} at start; {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
         )
-        print(f"Ran: {what}.", flush=True)
+        print(f"Ran: {what}" + (f" (--image: {fallback})." if fallback else "."), flush=True)
         note(f"opening {args.clients} streams through haproxy")
         opened = await gen.call(
             "follow", HOST, proxy.port, specs, 8, args.connect_max, 30,
