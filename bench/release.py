@@ -563,8 +563,10 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
             note("--next-image needs --image and podman: the package replaces the package")
         else:
             next_image = args.next_image
-    if image is not None:
-        os.chown(db.data_dir, 10001, 10001)  # the image's user writes its data folder
+    if image is not None:  # the image's user (10001) owns its data folder
+        for where, _dirs, files in os.walk(db.data_dir):
+            for name in [where, *(os.path.join(where, f) for f in files)]:
+                os.chown(name, 10001, 10001)
     what = (
         f"the image {image} under podman ({shutil.which('podman')}), replaced by "
         + (f"the image {next_image}" if next_image != image else "the same image (same code)")
