@@ -734,6 +734,9 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
         worst = fmt(posts[-1], 0) if posts else "—"
         lost, dup_keys = checked["lost"], checked["duplicated"]
         resumed = f"{follow['reconnects']} ({follow['resumed']})"
+        ran = "package" if image is None else f"image {image}"
+        if next_image != image:
+            ran += f" → {next_image}"
         rows = [
             ["writes acknowledged", f"{len(writes.created):,}", "", ""],
             ["writes given up (never acknowledged)", str(len(writes.given_up)), "0",
@@ -754,7 +757,7 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
             ["client errors (failed attempts)", client_errors, "", ""],
             ["longest reconnection gap s", fmt(follow["gap_max"], 2), "", ""],
             ["release time s", fmt(release_seconds, 1), "< 300", ok(release_seconds < 300)],
-            ["ran", f"image {image}" if image else "package", "", ""],
+            ["ran", ran, "", ""],
         ]  # fmt: skip
         show("Release test", ["figure", "measured", "goal", "met"], rows)
         if any(bad.values()):
