@@ -574,7 +574,14 @@ async def run(args: argparse.Namespace, db: benchlib.BenchDb, app_url: str) -> i
         else "the package (python -m hypervision serve), replaced by new processes of the same code"
     )
     folder = Path(tempfile.mkdtemp(prefix="hv_release_"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERVISION_")}
+    # Replicas keep their compiled modules (__pycache__), as a deployment has them (the image
+    # compiles at build time): else each new process compiles the package from source while
+    # the others serve, on a machine where every core is busy (as `make test` does).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HYPERVISION_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
         {
             "HYPERVISION_DATABASE_URL": app_url,
