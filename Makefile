@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test test-deep test-fast image lint format clean bench bench-quick bench-pages fuzz
+.PHONY: help install demo serve test test-deep test-fast image lint format clean bench bench-quick bench-pages fuzz release-test
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
@@ -30,6 +30,8 @@ help:
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
 	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
 	@echo "            (bench-quick: small sizes; see bench/README.md)"
+	@echo "make release-test  a rolling release of 3 replicas behind haproxy under 300 live clients"
+	@echo "            and 20 writes/s: nothing lost, duplicated or missed (RELEASE_ARGS, bench/README.md)"
 	@echo "make bench-pages  page weight (first and cached load) of the main pages in Chromium on"
 	@echo "            the demo, and their Lighthouse mobile scores (without Lighthouse: BENCH_PAGES_ARGS=)"
 
@@ -154,6 +156,15 @@ bench-quick: install
 BENCH_PAGES_ARGS ?= --lighthouse
 bench-pages: install
 	$(BIN)/python bench/pages.py $(BENCH_PAGES_ARGS)
+
+# The release test (bench/release.py): PostgreSQL (owner + app role), NATS at 127.0.0.1:4222,
+# haproxy (installed from Debian when missing, as root); exit status 1 when anything written
+# was lost or duplicated or a live client missed an event. RELEASE_ARGS=--image runs the
+# container image (make image) instead of the package.
+RELEASE_ARGS ?=
+release-test: install
+	@start=$$(date +%s); status=0; $(BIN)/python bench/release.py $(RELEASE_ARGS) || status=$$?; \
+	echo "make release-test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

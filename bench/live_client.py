@@ -36,6 +36,7 @@ class SSE(asyncio.Protocol):
         "closed",
         "error",
         "events",
+        "gone",
         "head",
         "headers_done",
         "ids",
@@ -70,6 +71,7 @@ class SSE(asyncio.Protocol):
         self.pings = 0
         self.closed: str | None = None  # "resync", "revoked", "shutdown", "eof", "http 4xx"...
         self.error: str | None = None
+        self.gone: asyncio.Event | None = None  # set when the stream ends (Generator.follow)
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class SSE(asyncio.Protocol):
             self.closed = "eof"
         if not self.ready.done():
             self.ready.set_result(False)
+        if self.gone is not None:
+            self.gone.set()
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
@@ -127,6 +131,8 @@ class SSE(asyncio.Protocol):
                 pos = eol + 2
                 if size == 0:
                     self.closed = self.closed or "end"
+                    if self.gone is not None:  # the connection may stay open (keep-alive)
+                        self.gone.set()
                     break
                 self.chunk_left, self.state = size, 1
             elif self.state == 1:
@@ -176,6 +182,9 @@ class Generator:
     def __init__(self) -> None:
         self.clients: list[SSE] = []
         self.events: dict[int, bytes] = {}
+        self.following = False  # Generator.follow: reconnect the streams that end
+        self.followers: list[asyncio.Task[None]] = []
+        self.follow_counts: dict[str, Any] = {}
 
     async def connect(
         self,
@@ -245,6 +254,125 @@ class Generator:
             "seconds": time.perf_counter() - started,
         }
 
+    async def follow(
+        self,
+        host: str,
+        port: int,
+        specs: Sequence[tuple[int, str, str]],
+        concurrency: int,
+        deadline_seconds: float,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Open one stream per (tag, path, bearer token), as a browser would, and keep it open:
+        when it ends (``event: shutdown`` then the end of the body, the connection lost, an
+        HTTP error), open it again at once with ``Last-Event-ID`` = the last event id the tag
+        received; every connection's receipts are kept under the same tag (``collect``).
+        Returns once every stream has opened a first time (or the deadline passed); the
+        streams are followed until ``close``. ``follow_stats`` tells the reconnections."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_seconds
+        first = asyncio.Semaphore(concurrency)  # the first openings, not the reconnections
+        pending = len(specs)
+        all_open = asyncio.Event()
+        failed_first: list[int] = []
+        started = time.perf_counter()
+        self.following = True
+        stats = self.follow_counts = {
+            "reconnects": 0,
+            "reasons": {},  # why a stream ended (shutdown, end, eof...)
+            "errors": {},  # failed attempts (http 503, connection refused, no status frame...)
+            "gap_max": 0.0,  # seconds from a stream's end to its next status frame
+            "resumed": 0,  # reconnections that sent Last-Event-ID
+        }
+
+        def bump(table: str, key: str) -> None:
+            stats[table][key] = stats[table].get(key, 0) + 1
+
+        def opened_once(ok: bool, tag: int) -> None:
+            nonlocal pending
+            if not ok:
+                failed_first.append(tag)
+            pending -= 1
+            if pending == 0:
+                all_open.set()
+
+        async def keep(tag: int, path: str, token: str) -> None:
+            last: int | None = None
+            lost_at: float | None = None
+            is_first = True
+            while self.following:
+                resume = f"Last-Event-ID: {last}\r\n" if last is not None else ""
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"Accept: text/event-stream\r\nCache-Control: no-cache\r\n"
+                    f"Authorization: Bearer {token}\r\n{resume}\r\n"
+                ).encode("latin-1")
+                ready: asyncio.Future[bool] = loop.create_future()
+                proto = SSE(tag, request, self.events, ready)
+                proto.gone = asyncio.Event()
+
+                def factory(p: SSE = proto) -> SSE:
+                    return p
+
+                try:
+                    if is_first:
+                        async with first:
+                            await asyncio.wait_for(
+                                loop.create_connection(factory, host, port), ready_timeout
+                            )
+                            ok = await asyncio.wait_for(ready, ready_timeout)
+                    else:
+                        await asyncio.wait_for(
+                            loop.create_connection(factory, host, port), ready_timeout
+                        )
+                        ok = await asyncio.wait_for(ready, ready_timeout)
+                except (OSError, TimeoutError) as exc:
+                    ok = False
+                    proto.error = proto.error or f"{type(exc).__name__}"
+                if not ok:
+                    if proto.transport is not None:
+                        proto.transport.abort()
+                    if not self.following:
+                        return
+                    http = proto.closed if (proto.closed or "").startswith("http") else None
+                    bump("errors", http or proto.error or proto.closed or "no status frame")
+                    if is_first and loop.time() > deadline:
+                        opened_once(False, tag)
+                        return
+                    await asyncio.sleep(0.2)
+                    continue
+                self.clients.append(proto)
+                if is_first:
+                    is_first = False
+                    opened_once(True, tag)
+                elif lost_at is not None:
+                    stats["gap_max"] = max(stats["gap_max"], loop.time() - lost_at)
+                    stats["resumed"] += bool(resume)
+                await proto.gone.wait()
+                if proto.ids:
+                    last = max(proto.ids[-1], last or 0)
+                if proto.transport is not None:
+                    proto.transport.close()
+                if not self.following:
+                    return
+                lost_at = loop.time()
+                stats["reconnects"] += 1
+                bump("reasons", proto.closed or "?")
+
+        self.followers = [asyncio.create_task(keep(*spec)) for spec in specs]
+        if specs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_open.wait(), max(1.0, deadline - loop.time()) + 5)
+        return {
+            "requested": len(specs),
+            "opened": len(specs) - pending - len(failed_first),
+            "failed": pending + len(failed_first),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def follow_stats(self) -> dict[str, Any]:
+        return dict(self.follow_counts)
+
     def count(self) -> dict[str, Any]:
         closed: dict[str, int] = {}
         for c in self.clients:
@@ -268,6 +396,10 @@ class Generator:
         return out
 
     async def close_all(self) -> dict[str, Any]:
+        self.following = False
+        for task in self.followers:
+            task.cancel()
+        self.followers = []
         for c in self.clients:
             if c.transport is not None:
                 c.transport.close()
@@ -328,6 +460,10 @@ async def serve(conn: Any) -> None:
 async def handle(gen: Generator, name: str, rest: list[Any]) -> Any:
     if name == "connect":
         return await gen.connect(*rest)
+    if name == "follow":
+        return await gen.follow(*rest)
+    if name == "follow_stats":
+        return gen.follow_stats()
     if name == "count":
         return gen.count()
     if name == "collect":
