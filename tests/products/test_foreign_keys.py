@@ -8,9 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import select
 
+from hypervision.audit.models import AuditRecord
 from hypervision.policy.roles import Role
-from tests.factories import make_group, make_org, make_user, sign_in
+from tests.factories import make_group, make_org, make_user, sign_in, tx
 
 PUBLIC = {"level": "NP", "need_to_know": [], "audience": []}
 OPEN_RULES = {"rows": [], "rows_default": "allow", "columns": []}
@@ -92,6 +94,13 @@ async def test_a_row_naming_an_unknown_key_refuses_the_whole_file(
     )  # an empty key references nothing
     assert kept.status_code == 201, kept.text
     assert kept.json()["version"]["row_count"] == 2
+    async with tx(app) as session:  # the referenced keys' read, audited with the import
+        checks = list(
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.action == "product.reference_check")
+            )
+        )
+    assert [(c.resource_ids, c.detail["keys"]) for c in checks] == [([departments], 2)]
 
 
 async def test_a_product_the_importer_may_not_see_is_not_found(

@@ -5,9 +5,10 @@ is refused, naming the rows as any other check does (docs/adr/0026).
 The referenced product is looked up *as the importer*: one they may not see, or whose key
 fields a column rule hides from them, is "not found" (an import must not tell them what they
 could not read). Its keys are then read with the system identity, like a quality rule's
-``reference`` (ADR 0027): what the importer learns is only whether the values *they* wrote
-exist. A product may reference itself (a hierarchy): its keys are then the file's own rows,
-plus the current rows an append or an upsert keeps.
+``reference`` (ADR 0027), and that read is audited (``product.reference_check``): what the
+importer learns is only whether the values *they* wrote exist. A product may reference itself
+(a hierarchy): its keys are then the file's own rows, plus the current rows an append or an
+upsert keeps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Invalid
 from hypervision.identity.principal import Principal
@@ -79,6 +81,21 @@ async def _known_keys(
             for i, (name, kind) in enumerate(zip(fk.fields, types, strict=True))
         }
     )
+    if target is not product:  # another product's keys, read for this import: audited
+        await audit.record(
+            session=session,
+            actor=actor,
+            action="product.reference_check",
+            resource_type="product",
+            resource_ids=[target.id],
+            labels=[target.label_level],
+            detail={
+                "for": str(product.id),
+                "data_version": target.data_version,
+                "fields": list(fk.reference_fields),
+                "keys": len(found),
+            },
+        )
     if target is product:  # the file's own rows, and those an append or upsert keeps
         own = table.select(list(fk.reference_fields)).rename_columns(list(fk.fields))
         kept = known if mode is not ImportMode.REPLACE else known.slice(0, 0)
