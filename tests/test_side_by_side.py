@@ -23,7 +23,7 @@ from httpx import AsyncClient
 
 from tests.conftest import engine_name
 from tests.factories import ENTRY, officer
-from tests.live.test_replicas import Replica, replica_env, start, stop, wait_ready
+from tests.live.test_replicas import Replica, replica_env, running
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "hypervision" / "migrations" / "versions"
@@ -121,16 +121,8 @@ def side_by_side(
         env=old_env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert Path(where.strip()).is_relative_to(old_src), where  # N really runs N's code
-    started: list[Replica] = []
-    try:
-        started.append(start("N", old_env, tmp_path))
-        started.append(start("N+1", env, tmp_path))
-        wait_ready(started)
-        yield started[0], started[1]
-    finally:
-        stop(started)
-    for replica in started:
-        assert "Traceback" not in replica.output(), replica.output()
+    with running({"N": old_env, "N+1": env}, tmp_path) as (old, new):
+        yield old, new
 
 
 async def test_version_n_and_n_plus_1_serve_one_database_side_by_side(

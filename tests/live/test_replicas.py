@@ -130,6 +130,22 @@ def stop(replicas: list[Replica]) -> None:
         replica.log.close()
 
 
+@contextlib.contextmanager
+def running(envs: Mapping[str, dict[str, str]], logs: Path) -> Iterator[list[Replica]]:
+    """A replica per name (with its environment), ready; stopped after, and none may have
+    logged a traceback."""
+    started: list[Replica] = []
+    try:
+        for name, env in envs.items():
+            started.append(start(name, env, logs))
+        wait_ready(started)
+        yield started
+    finally:
+        stop(started)
+    for replica in started:
+        assert "Traceback" not in replica.output(), replica.output()
+
+
 @pytest.fixture
 def replicas(
     app: FastAPI, database_url: str, tmp_path: Path, bus_settings: dict[str, str]
@@ -137,16 +153,8 @@ def replicas(
     """Two ``hypervision serve`` processes on the test database (emptied by ``app`` first),
     on the bus under test."""
     env = replica_env(database_url, tmp_path, bus_settings)
-    started: list[Replica] = []
-    try:
-        started.append(start("A", env, tmp_path))
-        started.append(start("B", env, tmp_path))
-        wait_ready(started)
-        yield started[0], started[1]
-    finally:
-        stop(started)
-    for replica in started:
-        assert "Traceback" not in replica.output(), replica.output()
+    with running({"A": env, "B": env}, tmp_path) as (a, b):
+        yield a, b
 
 
 @contextlib.asynccontextmanager
