@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,19 +82,18 @@ async def test_raw_canonical_equals_service_canonical(
         orm_rows = (await session.execute(select(RECORDS).order_by(RECORDS.c.seq))).all()
         reader = RawReader(session)
         await reader.open()
-        seqs, lines = await reader.read(0, 1000)
+        seqs, rows = await reader.read(0, 1000)
     assert reader.query is not None
     layout = reader.query.layout
     assert seqs == [row.seq for row in orm_rows] and len(seqs) == len(TRICKY_DETAILS) + 2
-    for row, line in zip(orm_rows, lines, strict=True):
-        values = json.loads(line)
-        assert values[:2] == [row.prev_hash, row.row_hash]
+    for row, values in zip(orm_rows, rows, strict=True):
+        assert tuple(values[:2]) == (row.prev_hash, row.row_hash)
         assert layout.canonical(values[2:]).encode() == chain.canonical(row)
-    prevs, hashes, clean, altered, undecoded = hashing.check_batch(layout, lines, full=True)
+    prevs, hashes, clean, altered, undecoded = hashing.check_batch(layout, rows, full=True)
     assert (clean, altered, undecoded) == (True, None, [])
     assert prevs == [row.prev_hash for row in orm_rows]
     assert hashes == [row.row_hash for row in orm_rows]
-    compact = hashing.check_batch(layout, lines)
+    compact = hashing.check_batch(layout, rows)
     assert compact == ([orm_rows[0].prev_hash], [orm_rows[-1].row_hash], True, None, [])
 
 
@@ -103,17 +104,49 @@ async def test_tricky_trail_verifies_in_parallel(app: FastAPI, owner_database_ur
     assert result.ok and result.checked == len(TRICKY_DETAILS) + 2
 
 
+@given(st.lists(st.text()), st.booleans())
+def test_a_json_column_reads_as_its_canonical_form(items: list[str], ascii_only: bool) -> None:
+    """The shortcuts of ``_json_piece`` (lists of plain strings) give json.loads + encode."""
+    stored = json.dumps(items, ensure_ascii=ascii_only)
+    assert hashing._json_piece(stored) == hashing.ENCODE(json.loads(stored))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        '["]',
+        '["", ""]',
+        '["a", "b"]',
+        '["a",  "b"]',
+        '["a", "", "b"]',
+        '["\\u00e9", "x"]',
+        '[" ", " "]',
+        '["a", "b", "c"]',
+        '["a"]',
+        '["a\\"", "b"]',
+    ],
+)
+def test_near_plain_lists(stored: str) -> None:
+    try:
+        expected = hashing.ENCODE(json.loads(stored))
+    except json.JSONDecodeError:
+        with pytest.raises(json.JSONDecodeError):
+            hashing._json_piece(stored)
+        return
+    assert hashing._json_piece(stored) == expected
+
+
 def test_unreadable_rows_are_left_to_the_orm() -> None:
     layout = hashing.Layout.build([("seq", hashing.PLAIN), ("detail", "json")])
-    good = json.dumps(["p", "h", "{}", 1])  # prev_hash, row_hash, detail's text, seq
-    lines = [good, json.dumps(["p", "h", "{}", 1.5]), good]
-    prevs, _hashes, clean, altered, undecoded = hashing.check_batch(layout, lines)
+    good = ("p", "h", "{}", 1)  # prev_hash, row_hash, detail's text, seq
+    rows = [good, ("p", "h", "{}", 1.5), good]
+    prevs, _hashes, clean, altered, undecoded = hashing.check_batch(layout, rows)
     assert (clean, altered, undecoded, prevs) == (False, 0, [], ["p"])  # "h" is not the hash
     body = layout.canonical(["{}", 1])
     digest = hashlib.sha256(("p" + body).encode()).hexdigest()
     assert body == '{"detail":{},"seq":1}'
-    ok = json.dumps(["p", digest, "{}", 1])
-    float_seq = json.dumps(["p", digest, "{}", 1.0])
+    ok = ("p", digest, "{}", 1)
+    float_seq = ("p", digest, "{}", 1.0)
     assert hashing.check_batch(layout, [ok, float_seq, ok])[2:] == (False, None, [1])
 
 

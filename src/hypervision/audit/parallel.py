@@ -1,16 +1,19 @@
 """Reading the audit trail as raw rows and checking their hashes on every core (``audit verify``).
 
 One query per batch, through the session's own driver connection (so the same transaction
-and snapshot as the rest of the walk), returns per record its ``seq``, ``prev_hash``,
-``row_hash``, one JSON array of the other hashed columns (already in canonical form where the
-database can do it exactly: UUIDs as text, times in UTC with microseconds on PostgreSQL) and
-the JSON columns' stored text. Batches go to a process pool (``audit.hashing.check_batch``)
+and snapshot as the rest of the walk), returns per record ``prev_hash``, ``row_hash`` and the
+hashed columns as plain values (already in canonical form where the database can do it
+exactly: UUIDs as text, times in UTC with microseconds on PostgreSQL), the JSON columns as
+their stored text. Batches go to a process pool (``audit.hashing.check_batch``)
 while the next ones are read; results come back in sequence order, a bounded number of
 batches in flight. Only sequenced records are read (``seq > last`` never matches a NULL seq).
 
-Measured on 1M records (bench/audit_verify.py, bench/README.md): SQLAlchemy's row processing
-(UUID, datetime and JSON types, Row objects) cost more than the hashing itself; the driver's
-rows with one JSON array cost a few microseconds, and the hashing spreads over the cores.
+Measured (bench/audit_verify.py, bench/README.md): SQLAlchemy's row processing (UUID,
+datetime and JSON types, Row objects) cost more than the hashing itself. Packing each record
+into one JSON array on the server (``json_build_array``) cost PostgreSQL more than reading the
+columns (it escapes every JSON column again as a string) and the client a ``json.loads`` per
+record; plain columns halve both. ``COPY ... TO STDOUT`` was slower than ``fetch`` through
+asyncpg (more client CPU per record).
 """
 
 from __future__ import annotations
@@ -67,8 +70,10 @@ def _kind(name: str, dialect: str) -> str:
     raise NotImplementedError(f"audit column {name} ({column_type!r}) has no raw reading")
 
 
-def _expression(name: str, kind: str, quote: Any) -> str:
+def _expression(name: str, kind: str, quote: Any, dialect: str) -> str:
     column = str(quote(name))
+    if kind == "json" and dialect == "postgresql":  # SQLAlchemy's asyncpg codec would parse it
+        return f"{column}::text"
     if kind == "pg_time":  # timestamptz -> datetime.isoformat(timespec="microseconds") in UTC
         return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
     if kind == hashing.UUID:
@@ -79,30 +84,21 @@ def _expression(name: str, kind: str, quote: Any) -> str:
 @dataclass(frozen=True)
 class RawQuery:
     layout: hashing.Layout
-    sql: str  # parameters: last seq (exclusive), limit; columns: seq, the row's JSON array
+    sql: str  # parameters: last seq (exclusive), limit; columns: see raw_query
 
 
 def raw_query(dialect: str, quote: Any = lambda name: f'"{name}"') -> RawQuery:
-    """The batch query for ``dialect`` ("postgresql" or "sqlite") and its row layout."""
+    """The batch query for ``dialect`` ("postgresql" or "sqlite") and its row layout: per
+    record ``prev_hash``, ``row_hash``, then the hashed fields in canonical (sorted) order as
+    plain columns, read as text where the driver would build objects (UUIDs, times)."""
     kinds = {name: _kind(name, dialect) for name in HASHED_FIELDS}
-    postgres = dialect == "postgresql"
     items = [quote("prev_hash"), quote("row_hash")]
-    for name in sorted(kinds):
-        kind = kinds[name]
-        if kind == "json":
-            items.append(f"{quote(name)}::text" if postgres else quote(name))
-        else:
-            items.append(_expression(name, kind, quote))
-    array = (
-        f"json_build_array({', '.join(items)})::text"
-        if postgres
-        else f"json_array({', '.join(items)})"
-    )
-    where, limit = ("$1", "$2") if postgres else ("?", "?")
+    items += [_expression(name, kinds[name], quote, dialect) for name in sorted(kinds)]
+    where, limit = ("$1", "$2") if dialect == "postgresql" else ("?", "?")
     seq = quote("seq")
     # Identifiers from the model, quoted by the dialect; values are bound parameters.
     sql = (
-        f"SELECT {seq}, {array} FROM {quote(RECORDS.name)} "  # noqa: S608
+        f"SELECT {', '.join(items)} FROM {quote(RECORDS.name)} "  # noqa: S608
         f"WHERE {seq} > {where} ORDER BY {seq} LIMIT {limit}"
     )
     fields = [(name, hashing.PLAIN if kind == "pg_time" else kind) for name, kind in kinds.items()]
@@ -127,18 +123,19 @@ class RawReader:
         self.query = raw_query(self.dialect, quote)
         self.driver = (await connection.get_raw_connection()).driver_connection
 
-    async def read(self, after: int, limit: int) -> tuple[list[int], list[str]]:
-        """The next ``limit`` records after ``after``: their seq, their JSON arrays."""
+    async def read(self, after: int, limit: int) -> tuple[list[int], list[hashing.Row]]:
+        """The next ``limit`` records after ``after``: their seq, their rows (tuples)."""
         assert self.query is not None
         if self.dialect == "postgresql":
-            rows = await self.driver.fetch(self.query.sql, after, limit)
+            rows = [tuple(row) for row in await self.driver.fetch(self.query.sql, after, limit)]
         else:
             cursor = await self.driver.execute(self.query.sql, (after, limit))
             try:
                 rows = await cursor.fetchall()
             finally:
                 await cursor.close()
-        return [row[0] for row in rows], [row[1] for row in rows]
+        at = self.query.layout.seq + 2
+        return [row[at] for row in rows], rows
 
 
 def _workers(wanted: int | None) -> int:
@@ -190,18 +187,16 @@ async def checked_batches(
         last, more = 0, True
         while more or pending:
             if more:
-                seqs, lines = await reader.read(last, batch)
+                seqs, rows = await reader.read(last, batch)
                 more = len(seqs) == batch
                 if seqs:
                     last = seqs[-1]
                     if pool is None and starting is not None and starting.done():
                         pool = starting.result()
                     if pool is not None:
-                        pending.append(
-                            (seqs, pool.submit(hashing.check_batch, layout, lines, full))
-                        )
+                        pending.append((seqs, pool.submit(hashing.check_batch, layout, rows, full)))
                     else:
-                        pending.append((seqs, hashing.check_batch(layout, lines, full)))
+                        pending.append((seqs, hashing.check_batch(layout, rows, full)))
             while pending and (not more or len(pending) > count * IN_FLIGHT_PER_WORKER):
                 seqs, outcome = pending.popleft()
                 if isinstance(outcome, Future):
