@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hypervision.audit import chain, hashing
+from hypervision.audit import chain, hashing, parallel
 from hypervision.audit import service as audit
 from hypervision.audit.parallel import RawReader
 from tests.audit.tamper import RECORDS, owner, recompute_chain
@@ -163,6 +164,29 @@ async def _long_trail(app: FastAPI, n: int) -> None:
                 detail={"page": i},
             )
     await sequenced(app)
+
+
+async def test_workers_read_what_the_walk_sees(app: FastAPI) -> None:
+    """Records chained before the walk are read by the workers in its exported snapshot;
+    those ``drain`` chains in the walk's own transaction are read by the walk."""
+    await _long_trail(app, 100)
+    async with tx(app) as session:  # queued, not chained: verify's drain chains them
+        for i in range(30):
+            await audit.record(session=session, actor=ADMIN, action="entry.read", detail={"i": i})
+    async with tx(app) as session:
+        source = await parallel.export_snapshot(session)
+        if source is not None:  # PostgreSQL: a worker sees the 100 committed records
+            try:
+                assert await asyncio.to_thread(parallel.snapshot_head, source) == 100
+                seqs, checked = await asyncio.to_thread(
+                    parallel.read_and_check, source, 0, 100, False
+                )
+                assert seqs == list(range(1, 101)) and checked[2:] == (True, None, [])
+            finally:
+                await asyncio.to_thread(parallel.release, source.snapshot)
+    async with tx(app) as session:
+        result = await audit.verify(session=session, batch=12, workers=2)
+    assert result.ok and result.checked == 130
 
 
 Tamper = Callable[[AsyncConnection, int], Awaitable[None]]

@@ -19,8 +19,11 @@ asyncpg (more client CPU per record).
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+import multiprocessing.util
 import os
+import re
 from collections import deque
 from collections.abc import AsyncGenerator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,8 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.audit import hashing
 from hypervision.audit.chain import HASHED_FIELDS
 from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.policy.rls import SETTING
 
 RECORDS = cast(Table, AuditRecord.__table__)
+log = logging.getLogger("hypervision.audit")
 PARALLEL_FROM = 20_000  # records: below this a pool costs more than it saves
 IN_FLIGHT_PER_WORKER = 2  # batches queued per worker: bounds memory, keeps workers busy
 
@@ -85,6 +90,7 @@ def _expression(name: str, kind: str, quote: Any, dialect: str) -> str:
 class RawQuery:
     layout: hashing.Layout
     sql: str  # parameters: last seq (exclusive), limit; columns: see raw_query
+    range_sql: str  # parameters: first seq (exclusive), last seq (inclusive)
 
 
 def raw_query(dialect: str, quote: Any = lambda name: f'"{name}"') -> RawQuery:
@@ -97,12 +103,11 @@ def raw_query(dialect: str, quote: Any = lambda name: f'"{name}"') -> RawQuery:
     where, limit = ("$1", "$2") if dialect == "postgresql" else ("?", "?")
     seq = quote("seq")
     # Identifiers from the model, quoted by the dialect; values are bound parameters.
-    sql = (
-        f"SELECT {', '.join(items)} FROM {quote(RECORDS.name)} "  # noqa: S608
-        f"WHERE {seq} > {where} ORDER BY {seq} LIMIT {limit}"
-    )
+    select_from = f"SELECT {', '.join(items)} FROM {quote(RECORDS.name)} "  # noqa: S608
+    sql = f"{select_from}WHERE {seq} > {where} ORDER BY {seq} LIMIT {limit}"
+    range_sql = f"{select_from}WHERE {seq} > {where} AND {seq} <= {limit} ORDER BY {seq}"
     fields = [(name, hashing.PLAIN if kind == "pg_time" else kind) for name, kind in kinds.items()]
-    return RawQuery(hashing.Layout.build(fields), sql)
+    return RawQuery(hashing.Layout.build(fields), sql, range_sql)
 
 
 class RawReader:
@@ -138,6 +143,103 @@ class RawReader:
         return [row[at] for row in rows], rows
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a worker process needs to read the trail itself exactly as the walk's transaction
+    sees it (PostgreSQL): the server, the transaction's exported snapshot, the identity the
+    transaction carries for row-level security, the range query and the row layout."""
+
+    connect: dict[str, Any]  # asyncpg.connect keywords
+    snapshot: str
+    context: str | None
+    query: RawQuery
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+_OPEN: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}  # in a worker: by snapshot id
+
+
+async def export_snapshot(session: AsyncSession) -> Snapshot | None:
+    """The walk's snapshot, for workers to read the trail in parallel (PostgreSQL only).
+
+    ``pg_export_snapshot`` (as ``pg_dump --jobs`` does): a worker's REPEATABLE READ
+    transaction imports it and sees what the walk's transaction saw when exporting, except
+    that transaction's own writes — the records ``drain`` has just chained in it, which the
+    walk reads itself (``snapshot_head``)."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    url = connection.engine.url
+    reader = RawReader(session)
+    await reader.open()
+    assert reader.query is not None
+    result = await connection.exec_driver_sql(
+        f"SELECT pg_export_snapshot(), current_setting('{SETTING}', true)"
+    )
+    row = cast(tuple[str, str | None], tuple(result.one()))
+    connect = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "server_settings": {"application_name": "hypervision-verify", "jit": "off"},
+    }
+    return Snapshot(connect, row[0], row[1] or None, reader.query)
+
+
+async def _open_snapshot(source: Snapshot) -> Any:
+    import asyncpg
+
+    if not _SNAPSHOT_ID.fullmatch(source.snapshot):  # interpolated below (no parameters)
+        raise ValueError(f"unexpected snapshot id {source.snapshot!r}")
+    conn = await asyncpg.connect(**source.connect)
+    await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    await conn.execute(f"SET TRANSACTION SNAPSHOT '{source.snapshot}'")
+    if source.context is not None:
+        await conn.execute("SELECT set_config($1, $2, true)", SETTING, source.context)
+    return conn
+
+
+def _in_snapshot(source: Snapshot) -> tuple[asyncio.AbstractEventLoop, Any]:
+    """This worker's connection in ``source``'s snapshot, opened on its first task and closed
+    when the worker exits."""
+    if source.snapshot not in _OPEN:
+        loop = asyncio.new_event_loop()
+        _OPEN[source.snapshot] = loop, loop.run_until_complete(_open_snapshot(source))
+        multiprocessing.util.Finalize(None, release, (source.snapshot,), exitpriority=10)
+    return _OPEN[source.snapshot]
+
+
+def release(snapshot: str) -> None:
+    """Close this process's connection in ``snapshot``, if it has one."""
+    if (opened := _OPEN.pop(snapshot, None)) is not None:
+        loop, conn = opened
+        try:
+            loop.run_until_complete(conn.close(timeout=5))
+        finally:
+            loop.close()
+
+
+def snapshot_head(source: Snapshot) -> int:
+    """In a worker: the last record chained as the snapshot sees it (committed before it)."""
+    loop, conn = _in_snapshot(source)
+    head = loop.run_until_complete(conn.fetchval("SELECT seq FROM audit_head WHERE id = 1"))
+    return int(head or 0)
+
+
+def read_and_check(
+    source: Snapshot, after: int, until: int, full: bool
+) -> tuple[list[int], hashing.Checked]:
+    """In a worker: read records ``after < seq <= until`` in the snapshot and check them
+    (``hashing.check_batch``): the rows never go through the parent process."""
+    loop, conn = _in_snapshot(source)
+    found = loop.run_until_complete(conn.fetch(source.query.range_sql, after, until))
+    rows = [tuple(row) for row in found]
+    at = source.query.layout.seq + 2
+    return [row[at] for row in rows], hashing.check_batch(source.query.layout, rows, full)
+
+
 def _workers(wanted: int | None) -> int:
     if wanted is not None:
         return max(wanted, 1)
@@ -168,7 +270,12 @@ async def checked_batches(
 ) -> AsyncGenerator[CheckedBatch, None]:
     """Every sequenced record, in batches in sequence order, hashes checked. ``workers``:
     processes checking hashes (None: one per core when the trail is long enough; 1: in this
-    process only). ``full``: every record's hashes, even in a clean batch (checkpoints)."""
+    process only). ``full``: every record's hashes, even in a clean batch (checkpoints).
+
+    On PostgreSQL, with workers, each worker also reads its batches itself, in the walk's
+    exported snapshot (``read_and_check``): this process only orders the results, so reading
+    spreads over the cores as hashing does. Records chained after the snapshot (by ``drain``
+    in the walk's own transaction) are read here and checked as on SQLite."""
     reader = RawReader(session)
     await reader.open()
     assert reader.query is not None
@@ -180,11 +287,36 @@ async def checked_batches(
         if workers is not None or (length or 0) >= PARALLEL_FROM:
             starting = asyncio.create_task(asyncio.to_thread(_start_pool, count))
     pool: ProcessPoolExecutor | None = None
-    if starting is not None and workers is not None:  # asked for: every batch goes to the pool
-        pool = await starting
-    pending: deque[tuple[list[int], Future[hashing.Checked] | hashing.Checked]] = deque()
+    source = await export_snapshot(session) if starting is not None else None
+    if starting is not None and (workers is not None or source is not None):
+        pool = await starting  # asked for, or reading in workers: every batch goes to the pool
+    # (seqs, checked), or (None, a future of both) for a batch a worker reads itself
+    pending: deque[tuple[list[int] | None, Future[Any] | hashing.Checked]] = deque()
+    shared = 0  # records 1..shared are read by the workers
+    if pool is not None and source is not None:
+        try:
+            shared = await asyncio.wrap_future(pool.submit(snapshot_head, source))
+        except Exception:  # noqa: BLE001 - e.g. the server refuses a second connection
+            log.warning("audit verify: workers cannot read the trail; reading it here")
+    last = 0
+
+    async def take() -> CheckedBatch | None:
+        seqs, outcome = pending.popleft()
+        done: Any = await asyncio.wrap_future(outcome) if isinstance(outcome, Future) else outcome
+        if seqs is None:
+            seqs, done = done
+        return CheckedBatch(seqs, *done) if seqs else None  # a range may be empty
+
     try:
-        last, more = 0, True
+        while last < shared:
+            assert pool is not None and source is not None
+            until = min(last + batch, shared)
+            pending.append((None, pool.submit(read_and_check, source, last, until, full)))
+            last = until
+            while len(pending) > count * IN_FLIGHT_PER_WORKER:
+                if part := await take():
+                    yield part
+        more = True
         while more or pending:
             if more:
                 seqs, rows = await reader.read(last, batch)
@@ -198,10 +330,8 @@ async def checked_batches(
                     else:
                         pending.append((seqs, hashing.check_batch(layout, rows, full)))
             while pending and (not more or len(pending) > count * IN_FLIGHT_PER_WORKER):
-                seqs, outcome = pending.popleft()
-                if isinstance(outcome, Future):
-                    outcome = await asyncio.wrap_future(outcome)
-                yield CheckedBatch(seqs, *outcome)
+                if part := await take():
+                    yield part
     finally:
         for _seqs, outcome in pending:
             if isinstance(outcome, Future):
