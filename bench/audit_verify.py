@@ -218,7 +218,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
             "ok" if single.ok else f"FAILED: {single.problem}",
         ]
     )
-    # The raw reads verify uses (driver rows, one JSON array each), without hashing ...
+    # The raw reads verify uses (driver rows, plain columns), without hashing ...
     from hypervision.audit import hashing
     from hypervision.audit.parallel import RawReader
 
@@ -238,7 +238,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         layout = reader.query.layout
     rows.append(
         [
-            "  raw reads only (driver, one JSON array per record)",
+            "  raw reads only (driver rows, plain columns)",
             f"{fetched:,}",
             fmt(seconds),
             f"{fetched / seconds:,.0f}",
