@@ -4,6 +4,7 @@ behind trusted proxies only; both engines."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from hypervision.config import Settings
 from hypervision.policy.roles import Role
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, admin_headers, make_org, make_user, sequenced, sign_in, tx
+from tests.identity.test_mfa import _enrol
+from tests.identity.test_sign_in_code_step import CHALLENGE
 from tests.web.pages import browse_as
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -266,3 +269,25 @@ async def test_a_client_certificate_verified_by_the_ingress(
     await make_org(app, "MINARM")
     await make_user(app, "bob", "MINARM")
     await sign_in(client, "bob")
+
+
+async def test_the_code_step_is_filtered_too(app: FastAPI, client: AsyncClient) -> None:
+    """The password from inside, the code from outside (the challenge carried elsewhere):
+    the code step checks the address again."""
+    admin = await admin_headers(app, client)
+    await make_org(app, "MININT")
+    await make_user(app, "alice", "MININT")
+    async with client_at(app, INSIDE) as inside:
+        totp, _, _ = await _enrol(inside, await sign_in(inside, "alice"))
+        inside.cookies.clear()
+        await set_networks(client, admin, "MININT", allowed_networks=["198.51.100.0/24"])
+        page = await inside.post("/connexion", data={"username": "alice", "password": PASSWORD})
+        assert page.status_code == 200 and 'id="otp"' in page.text
+        found = CHALLENGE.search(page.text)
+        assert found
+    otp = totp.at(int(time.time()) + 30)
+    refused = await client.post("/connexion/code", data={"challenge": found.group(1), "otp": otp})
+    assert refused.status_code == 403 and REFUSED_FR in refused.text
+    assert "hv_session" not in client.cookies
+    [record] = await records(app, "auth.network_refused")
+    assert record.client_address == OUTSIDE and record.actor_name == "alice"
