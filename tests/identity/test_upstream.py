@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.config import Settings
+from hypervision.events.models import OutboxEvent
 from hypervision.policy.roles import Role
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, admin_headers, make_org, make_user, sequenced, sign_in, tx
@@ -201,6 +202,11 @@ async def test_existing_sessions_and_tokens_are_refused_once_the_ranges_change(
         assert page.status_code == 403 and REFUSED_FR in page.text
     audited = await records(app, "refused:network_refused")
     assert [r.actor_name for r in audited] == ["alice", "robot", "alice"]
+    async with tx(app) as session:  # their live streams were told to close (and reopen)
+        closed = await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.type == "identity.revoke")
+        )
+        assert sorted(e.payload["reason"] for e in closed) == ["networks", "networks"]
     assert {r.client_address for r in audited} == {OUTSIDE}
     assert {r.decision for r in audited} == {"denied"}
     # The same credentials from inside the ranges: still valid (refused, not revoked).

@@ -117,6 +117,8 @@ async def update_organisation(
         ranges = networks.normalise(data.allowed_networks)
         if ranges != list(org.allowed_networks or []):
             org.allowed_networks = changes["allowed_networks"] = ranges
+            if ranges:  # narrowed, perhaps: open streams reconnect, and are checked again
+                await _close_members_streams(session, org, reason="networks")
     certificate = data.client_cert_required
     if certificate is not None and certificate != org.client_cert_required:
         org.client_cert_required = changes["client_cert_required"] = certificate
@@ -130,6 +132,16 @@ async def update_organisation(
             detail={"code": org.code, **changes},
         )
     return org
+
+
+async def _close_members_streams(session: AsyncSession, org: Organisation, *, reason: str) -> None:
+    """Closes the live streams of the organisation's active members (a stream's principal is
+    checked when it opens; requests are checked each time anyway)."""
+    members = await session.scalars(
+        select(User.id).where(User.organisation_id == org.id, User.is_active.is_(True))
+    )
+    for user_id in members:
+        await announce_revocation(session=session, user_id=user_id, reason=reason)
 
 
 async def read_organisation(*, session: AsyncSession, actor: Principal, code: str) -> Organisation:

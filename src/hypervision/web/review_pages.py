@@ -65,5 +65,7 @@ async def confirm_access_review(
             note=note.strip(),
         )
     except Conflict as changed:  # the page shows the accesses as they are now
-        return await _page(request, session, settings, actor, code, error=in_words(request, changed))
+        return await _page(
+            request, session, settings, actor, code, error=in_words(request, changed)
+        )
     return await _page(request, session, settings, actor, code, confirmed=True)
