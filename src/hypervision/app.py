@@ -20,10 +20,12 @@ from hypervision.core import metrics
 from hypervision.core.compression import CompressionMiddleware
 from hypervision.core.errors import install_handlers
 from hypervision.core.middleware import RequestContextMiddleware
+from hypervision.core.proxies import TrustedProxies
 from hypervision.db import create_engine, session_factory
 from hypervision.geo import api as geo_api
 from hypervision.geo import places_api, zones
 from hypervision.identity import api as identity_api
+from hypervision.identity import review, review_api
 from hypervision.identity.passwords import Passwords
 from hypervision.kinds import KINDS
 from hypervision.live import api as live_api
@@ -86,10 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks = None  # data products' quality rules on schedule (ADR 0027)
         if settings.quality_check_seconds > 0:
             checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
+        dormant = None  # dormant accounts disabled (docs/adr/0038)
+        if settings.dormant_check_seconds > 0 and settings.dormant_after_days > 0:
+            dormant = asyncio.create_task(review.loop(app.state.system_sessions, settings))
         metrics.unbind(bound)
         restore = drain_on_sigterm(app)
         yield
         restore()
+        if dormant is not None:
+            dormant.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dormant
         if checks is not None:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,10 +155,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("/carte/couches", settings.layer_max_bytes + overhead),
         ),
     )
+    # Outermost: every layer below (the request's logs, /metrics, sign-in) sees the client
+    # behind a trusted proxy (docs/adr/0038).
+    app.add_middleware(TrustedProxies, trusted=settings.forwarded_allow_ips)
     app.include_router(health.router)
     if settings.metrics_allow:  # else /metrics is off: 404 like any unknown path
         app.include_router(monitoring.router)
     app.include_router(identity_api.router)
+    app.include_router(review_api.router)
     app.include_router(logbook_api.router)
     app.include_router(attachments_api.router)
     app.include_router(comments_api.router)

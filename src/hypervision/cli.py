@@ -18,7 +18,7 @@ from hypervision.core.errors import AppError, NotFound
 from hypervision.db import create_engine, transaction
 from hypervision.geo import addresses, place_import
 from hypervision.geo.place_addok import PlacesUnavailable
-from hypervision.identity import auth, service
+from hypervision.identity import auth, networks, service
 from hypervision.identity.passwords import Passwords
 from hypervision.identity.principal import Principal, system_principal
 from hypervision.identity.schemas import (
@@ -47,6 +47,7 @@ demo_app = typer.Typer(no_args_is_help=True, help="The Paris 2024-like demo scen
 files_app = typer.Typer(no_args_is_help=True, help="Attachment storage.")
 places_app = typer.Typer(no_args_is_help=True, help="Address gazetteer (national address base).")
 products_app = typer.Typer(no_args_is_help=True, help="Data products (the domains' own tables).")
+review_app = typer.Typer(no_args_is_help=True, help="Access reviews and dormant accounts.")
 for sub, name in (
     (org_app, "org"),
     (group_app, "group"),
@@ -57,6 +58,7 @@ for sub, name in (
     (files_app, "files"),
     (places_app, "places"),
     (products_app, "products"),
+    (review_app, "access-review"),
 ):
     app.add_typer(sub, name=name)
 
@@ -125,8 +127,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The application applies forwarded_allow_ips itself (core.proxies): it must see the
+        # socket's peer to know whether a request came through a trusted proxy.
+        proxy_headers=False,
         log_config=log_config(),
         access_log=False,  # ours (hypervision.access) leaves out query strings
     )
@@ -163,19 +166,98 @@ def org_set(
             "(repeat it; 'all' for every organisation, the default)",
         ),
     ] = None,
+    allowed_networks: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-networks",
+            help="Networks its members may sign in and work from, comma-separated CIDRs "
+            "(e.g. '10.0.0.0/8,2001:db8::/32'); '' for anywhere",
+        ),
+    ] = None,
+    client_cert_required: Annotated[
+        bool | None,
+        typer.Option(
+            "--client-cert-required/--no-client-cert-required",
+            help="Its sign-ins need a client certificate verified by the ingress",
+        ),
+    ] = None,
 ) -> None:
-    """Change an organisation's defaults for its officers' new entries."""
+    """Change an organisation's defaults for its officers' new entries, and where its
+    members may sign in from."""
     audience = None
     if release_to is not None:
         audience = [] if release_to == ["all"] else release_to
-    data = OrganisationUpdate(default_category=default_category, default_audience=audience)
+    wanted = None
+    if allowed_networks is not None:
+        wanted = [n.strip() for n in allowed_networks.split(",") if n.strip()]
 
     async def work(session: AsyncSession, _settings: Settings) -> None:
+        data = OrganisationUpdate(
+            default_category=default_category,
+            default_audience=audience,
+            # checked here first: a clear error naming the field, not a traceback
+            allowed_networks=None if wanted is None else networks.normalise(wanted),
+            client_cert_required=client_cert_required,
+        )
         org = await service.update_organisation(
             session=session, actor=_actor(), code=code, data=data
         )
         released = ", ".join(org.default_audience) or "every organisation"
         typer.echo(f"organisation {org.code}: new entries released to {released}")
+        where = ", ".join(org.allowed_networks or []) or "any network"
+        certificate = "required" if org.client_cert_required else "not required"
+        typer.echo(f"organisation {org.code}: sign-in from {where}; certificate {certificate}")
+
+    run_in_transaction(work)
+
+
+@review_app.command("report")
+def access_review_report(
+    code: Annotated[str, typer.Argument(help="The organisation's code")],
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON")] = False,
+) -> None:
+    """Who holds which roles, clearance and groups in an organisation, their last activity,
+    its dormant accounts, and the checksum a confirmation names (audited)."""
+    from hypervision.identity import review
+
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        found = await review.report(session=session, settings=settings, actor=_actor(), code=code)
+        if as_json:
+            typer.echo(found.model_dump_json(indent=2))
+            return
+        typer.echo(f"{found.organisation_code} — {found.organisation_name}")
+        for a in found.accounts:
+            state = "dormant" if a.dormant else ("active" if a.is_active else "disabled")
+            typer.echo(
+                f"{a.username}\t{state}\t{','.join(a.roles) or '-'}\t{a.clearance}\t"
+                f"{','.join(a.groups) or '-'}\tlast activity {a.last_activity_at:%Y-%m-%d %H:%M}"
+            )
+        typer.echo(f"checksum {found.checksum}")
+        if found.last_review:
+            last = found.last_review
+            when = f"{last.confirmed_at:%Y-%m-%d %H:%M}"
+            typer.echo(f"last confirmed {when} by {last.confirmed_by_name}")
+        else:
+            typer.echo("never confirmed")
+
+    run_in_transaction(work)
+
+
+@review_app.command("disable-dormant")
+def access_review_disable_dormant() -> None:
+    """Disable the accounts without activity for HYPERVISION_DORMANT_AFTER_DAYS days (what the
+    server does periodically): their sessions and tokens end; each disabling is audited."""
+    from hypervision.identity import review
+
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        if settings.dormant_after_days == 0:
+            typer.echo("dormant accounts are kept (HYPERVISION_DORMANT_AFTER_DAYS=0)")
+            return
+        actor = system_principal(f"cli:{getpass.getuser()}")
+        done = await review.disable_dormant(session=session, settings=settings, actor=actor)
+        for user in done:
+            typer.echo(f"user {user.username} disabled (dormant)")
+        typer.echo(f"{len(done)} dormant account(s) disabled")
 
     run_in_transaction(work)
 

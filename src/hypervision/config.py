@@ -229,6 +229,15 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-For
+    # Filtered upstream (docs/adr/0038): the header the ingress sets once it has verified a
+    # client certificate, and the value meaning "verified". Read only on requests relayed by a
+    # proxy of ``forwarded_allow_ips``; empty: no organisation can require a certificate.
+    client_cert_header: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9-]*$")
+    client_cert_value: str = Field(default="SUCCESS", min_length=1, max_length=200)
+    # Access review (docs/adr/0038): an account without activity for this many days is
+    # disabled by the periodic job (0: never); how often the job runs (0: not in the app).
+    dormant_after_days: int = Field(default=90, ge=0, le=3650)
+    dormant_check_seconds: float = Field(default=3600.0, ge=0, le=86400 * 7)
     # The networks (CIDRs) whose clients may read /metrics (docs/adr/0032): the monitoring
     # network. Empty: /metrics is off. Anyone else gets 404.
     metrics_allow: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")

@@ -585,3 +585,32 @@ async def test_back_channel_logout_ends_the_sessions_opened_through_the_provider
     assert (await send(sid_only)).status_code == 200
     assert (await client.get("/api/v1/auth/me")).status_code == 401
     assert (await other.get("/api/v1/auth/me")).status_code == 200
+
+
+async def test_the_organisation_networks_filter_single_sign_on_too(
+    app: FastAPI, client: AsyncClient, provider_http: AsyncClient, new_client: Any
+) -> None:
+    """Filtered upstream (docs/adr/0038): the organisation the claims map to decides; the
+    refusal comes before any account is created, and is audited with the address."""
+    org = await make_org(app, "PREF75")
+    async with tx(app) as session:
+        found = await session.get(type(org), org.id)
+        assert found is not None
+        found.allowed_networks = ["198.51.100.0/24"]
+    refused = await sign_in_through(client, provider_http)
+    assert refused.status_code == 403
+    assert "Connexion refusée depuis cette adresse réseau." in refused.text
+    assert "hv_session" not in client.cookies
+    async with tx(app) as session:
+        assert list(await session.scalars(select(User))) == []
+        [record] = await session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "auth.network_refused")
+        )
+        assert record.decision == "denied" and record.client_address == "203.0.113.7"
+        assert record.actor_name == "kc:alice-sub"
+        found = await session.get(type(org), org.id)
+        assert found is not None
+        found.allowed_networks = ["203.0.113.0/24"]
+    other = await new_client()  # 203.0.113.8: inside now
+    assert (await sign_in_through(other, provider_http)).status_code == 200
+    assert "hv_session" in other.cookies

@@ -40,6 +40,7 @@ from tests.security.leak_world import (
     DERIVED_ROWS,
     FIRST_PRODUCT_FAILING,
     LOCATION_VIEW,
+    ORGS,
     PRODUCT_FAILING,
     PRODUCT_ROWS,
     Builder,
@@ -671,6 +672,40 @@ async def audit_surfaces(
     return len(paths)
 
 
+async def access_review_surfaces(
+    client: AsyncClient, world: World, tally: Tally, person: Person
+) -> None:
+    """An organisation's access review and network rules (docs/adr/0038): served to
+    administrators and security officers (every member listed), refused to everyone else
+    with one same answer for every organisation, known or not; an unknown one is 404 to
+    those who may read."""
+    may = person.audits or Role.ADMINISTRATOR in person.roles
+    refusals: dict[str, set[str]] = {"review": set(), "organisation": set()}
+    for code in (*ORGS, "NO-SUCH-ORG"):
+        for kind, path in (
+            ("review", f"/api/v1/organisations/{code}/access-review"),
+            ("organisation", f"/api/v1/organisations/{code}"),
+        ):
+            response = await client.get(path, headers=world.headers[person.name])
+            tally.cases["access_review"] += 1
+            want = (200 if code in ORGS else 404) if may else 403
+            got = response.status_code
+            if got != want:
+                line = f"{person} | {path} | expected {want}, got {got}"
+                (tally.leaks if got == 200 else tally.wrong).append(line)
+            elif want == 403:
+                body = without_request_id(response.json())
+                refusals[kind].add(json.dumps(body, sort_keys=True))
+            elif want == 200 and kind == "review":
+                names = {a["username"] for a in response.json()["accounts"]}
+                members = {p.name for p in world.people.values() if p.org == code}
+                if not members <= names:
+                    tally.missing.append(f"{person} | {path} | {sorted(members - names)}")
+    for kind, bodies in refusals.items():
+        if len(bodies) > 1:
+            tally.wrong.append(f"{person} | {kind} | refusals differ: {sorted(bodies)}")
+
+
 async def derived_after_relabel(
     app: FastAPI, client: AsyncClient, world: World, tally: Tally
 ) -> None:
@@ -869,6 +904,7 @@ async def run_matrix(
         for surfaces in READ_SURFACES:
             await surfaces(client, world, tally, person)
         audit_routes = await audit_surfaces(app, client, world, tally, person)
+        await access_review_surfaces(client, world, tally, person)
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)

@@ -509,6 +509,9 @@ API_BODIES: dict[str, Any] = {
         "password": "correct horse battery staple 2",
     },
     "/api/v1/users/{user_id}": {"full_name": "Renommé"},
+    "/api/v1/organisations/{code}": {"allowed_networks": ["192.0.2.0/24"]},
+    # A well-formed checksum (the world's real one would confirm): refused before it is read.
+    "/api/v1/organisations/{code}/access-review": {"checksum": "0" * 64},
     "/api/v1/users/{user_id}/clearance": {"clearance": "NP"},
     "/api/v1/api-tokens": {"name": "vol", "username": "root", "scopes": ["read", "write"]},
     "/api/v1/auth/password": {
@@ -545,6 +548,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
     "/langue": {"locale": "en"},
     "/double-authentification": {"otp": "123456"},
+    "/administration/organisations/{code}/revue-des-acces": {"checksum": "0" * 64},
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},

@@ -31,7 +31,7 @@ T = TypeVar("T")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # no route: one label for every unknown path
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-SIGN_IN_REASONS = ("credentials", "otp", "throttled")
+SIGN_IN_REASONS = ("credentials", "otp", "throttled", "network")
 IMPORT_OUTCOMES = ("done", "refused", "failed")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 IMPORT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
@@ -59,7 +59,8 @@ class Metrics:
         self.sign_in_failures = Counter(
             "hypervision_sign_in_failures",
             "Sign-ins refused, by reason: credentials (wrong name, password or account "
-            "state), otp (wrong second factor), throttled.",
+            "state), otp (wrong second factor), throttled, network (outside the organisation's "
+            "networks or without its client certificate).",
             ["reason"],
             registry=self.registry,
         )

@@ -27,6 +27,7 @@ from hypervision.identity.schemas import (
     Me,
     MfaConfirm,
     MfaEnrolment,
+    OrganisationAdminRead,
     OrganisationCreate,
     OrganisationRead,
     OrganisationUpdate,
@@ -233,9 +234,23 @@ async def create_organisation(
     return OrganisationRead.model_validate(org)
 
 
+@signed_in.get(
+    "/organisations/{code}",
+    response_model=OrganisationAdminRead,
+    tags=["admin"],
+    responses=NOT_FOUND,
+)
+async def get_organisation(
+    session: DbSession, actor: CurrentPrincipal, code: Annotated[str, Path(max_length=32)]
+) -> OrganisationAdminRead:
+    """One organisation with its network rules (administrators, security officers)."""
+    org = await service.read_organisation(session=session, actor=actor, code=code)
+    return OrganisationAdminRead.model_validate(org)
+
+
 @signed_in.patch(
     "/organisations/{code}",
-    response_model=OrganisationRead,
+    response_model=OrganisationAdminRead,
     tags=["admin"],
     responses=NOT_FOUND,
 )
@@ -244,10 +259,12 @@ async def update_organisation(
     actor: CurrentPrincipal,
     code: Annotated[str, Path(max_length=32)],
     data: OrganisationUpdate,
-) -> OrganisationRead:
-    """Administrators set an organisation's defaults for its officers' new entries."""
+) -> OrganisationAdminRead:
+    """Administrators set an organisation's defaults for its officers' new entries, and the
+    networks its members may work from (``allowed_networks``, CIDRs; empty: anywhere) and
+    whether their sign-ins need a client certificate verified by the ingress."""
     org = await service.update_organisation(session=session, actor=actor, code=code, data=data)
-    return OrganisationRead.model_validate(org)
+    return OrganisationAdminRead.model_validate(org)
 
 
 @signed_in.get("/groups", response_model=list[GroupRead], tags=["admin"])

@@ -23,9 +23,10 @@ from hypervision.core.errors import (
     Unauthorized,
 )
 from hypervision.db import transaction, utcnow
-from hypervision.identity import mfa, throttle
+from hypervision.identity import mfa, networks, throttle
 from hypervision.identity.credentials import holder_of
-from hypervision.identity.models import ApiToken, AuthSession, SessionKind, User
+from hypervision.identity.models import ApiToken, AuthSession, Organisation, SessionKind, User
+from hypervision.identity.networks import NetworkRefused
 from hypervision.identity.passwords import Passwords, password_problem
 from hypervision.identity.principal import Principal
 from hypervision.identity.revocation import announce_revocation
@@ -74,6 +75,17 @@ class SecondFactorRequired(Unauthorized):
 class Client:
     address: str | None
     request_id: str | None
+    # The ingress verified a client certificate (``identity.deps.certificate_verified``).
+    certificate: bool = False
+
+
+class RefusedFromHere(NetworkRefused):
+    """A valid session or token used from outside its organisation's networks (docs/adr/
+    0038). Carries the principal it would have been, so that the refusal is audited."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__()
+        self.principal = principal
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,12 @@ async def sign_in(
             await audit_login(session, name, client, "denied", {"reason": "throttled"})
             return _refused("throttled", TooManyRequests(wait))
         user = await session.scalar(select(User).where(User.username == name))
+        if user is not None and user.is_active and not user.is_machine:
+            # Filtered upstream: before the password is even looked at (docs/adr/0038).
+            refused = await upstream_refusal(session, user.organisation_id, client)
+            if refused is not None:
+                await audit_upstream_refusal(session, name, client, refused, user)
+                return _refused("network", refused)
     ok = await passwords.verify(user.password_hash if user else None, password)
     new_hash = None
     if ok and user is not None and passwords.needs_rehash(user.password_hash or ""):
@@ -175,6 +193,10 @@ async def sign_in_second_factor(
         if wait:
             await audit_login(session, name, client, "denied", {"reason": "throttled"}, user)
             return _refused("throttled", TooManyRequests(wait))
+        refused = await upstream_refusal(session, user.organisation_id, client)
+        if refused is not None:  # the code may come from elsewhere than the password did
+            await audit_upstream_refusal(session, name, client, refused, user)
+            return _refused("network", refused)
     async with transaction(sessions) as session:
         user = await session.get(User, user_id)
         if user is None or not user.is_active:
@@ -245,6 +267,34 @@ async def audit_login(
         resource_type="user",
         resource_ids=[user.id] if user else [],
         detail=detail,
+        request_id=client.request_id,
+        client_address=client.address,
+    )
+
+
+async def upstream_refusal(
+    session: AsyncSession, organisation_id: uuid.UUID, client: Client
+) -> AppError | None:
+    """Why a sign-in into ``organisation_id`` from ``client`` is refused (its networks, its
+    client certificate), or None (docs/adr/0038)."""
+    org = await session.get(Organisation, organisation_id)
+    return networks.sign_in_refusal(org, client.address, client.certificate)
+
+
+async def audit_upstream_refusal(
+    session: AsyncSession, name: str, client: Client, refused: AppError, user: User | None
+) -> None:
+    """``auth.network_refused``, denied, with the address (in the record's own column)."""
+    await audit.record(
+        session=session,
+        actor=None,
+        actor_name=name,
+        action="auth.network_refused",
+        surface="auth",
+        decision="denied",
+        resource_type="user",
+        resource_ids=[user.id] if user else [],
+        detail={"reason": refused.code, "certificate": client.certificate},
         request_id=client.request_id,
         client_address=client.address,
     )
@@ -326,9 +376,7 @@ async def _resolve_session(
         or not found.user.is_active
     ):
         raise SessionExpired()
-    if touch and now - row.last_seen_at > LAST_SEEN_GRANULARITY:
-        row.last_seen_at = now
-    return _principal(
+    principal = _principal(
         found.user,
         found.ancestry,
         found.groups,
@@ -338,6 +386,18 @@ async def _resolve_session(
         csrf_token=row.csrf_token,
         surface="web" if kind is SessionKind.WEB else "api",
     )
+    _check_upstream(found.organisation, principal)
+    if touch and now - row.last_seen_at > LAST_SEEN_GRANULARITY:
+        row.last_seen_at = now
+    return principal
+
+
+def _check_upstream(org: Organisation, principal: Principal) -> None:
+    """A session or token works only from its organisation's networks, read with the
+    credential itself (no extra query, nothing cached: a change applies to the very next
+    request, on every replica)."""
+    if networks.request_refusal(org, principal.client_address) is not None:
+        raise RefusedFromHere(principal)
 
 
 async def _resolve_api_token(*, session: AsyncSession, token: str, client: Client) -> Principal:
@@ -355,9 +415,7 @@ async def _resolve_api_token(*, session: AsyncSession, token: str, client: Clien
         )
     if not found.user.is_active:
         raise SessionExpired()
-    if row.last_used_at is None or now - row.last_used_at > LAST_SEEN_GRANULARITY:
-        row.last_used_at = now
-    return _principal(
+    principal = _principal(
         found.user,
         found.ancestry,
         found.groups,
@@ -365,6 +423,10 @@ async def _resolve_api_token(*, session: AsyncSession, token: str, client: Clien
         client=client,
         token_id=row.id,
     )
+    _check_upstream(found.organisation, principal)
+    if row.last_used_at is None or now - row.last_used_at > LAST_SEEN_GRANULARITY:
+        row.last_used_at = now
+    return principal
 
 
 def _principal(

@@ -39,6 +39,7 @@ class Holder:
     user: User
     ancestry: tuple[uuid.UUID, ...]
     groups: frozenset[str]
+    organisation: Organisation
 
 
 async def holder_of(
@@ -94,5 +95,9 @@ async def holder_of(
     orgs = sorted((depth, org_id) for *_, org_id, depth, _ in rows if org_id is not None)
     codes = frozenset(code for *_, code in rows if code is not None)
     return Holder(
-        credential=credential, user=user, ancestry=tuple(o for _, o in orgs), groups=codes
+        credential=credential,
+        user=user,
+        ancestry=tuple(o for _, o in orgs),
+        groups=codes,
+        organisation=organisation,
     )

@@ -29,6 +29,11 @@ class Organisation(Base):
     # organisation (the default). Always at the lowest level: raising is the officer's call.
     default_audience: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Filtered upstream (docs/adr/0038): the networks (CIDRs, normalised) its members may
+    # sign in and work from; empty: anywhere. And whether the ingress must have verified a
+    # client certificate (``Settings.client_cert_header``) for them to sign in.
+    allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    client_cert_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class NeedToKnowGroup(Base):
@@ -199,3 +204,21 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(160))
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccessReview(Base):
+    """An organisation's access review, confirmed by an administrator (docs/adr/0038): the
+    report they saw (its snapshot and checksum), who confirmed it and when."""
+
+    __tablename__ = "access_reviews"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+    )
+    confirmed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+    confirmed_by_name: Mapped[str] = mapped_column(String(100))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checksum: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(1000), default="")

@@ -38,9 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hypervision.audit import service as audit
 from hypervision.config import LOOPBACK_HOSTS, ClaimToList, ClaimToValue, OidcProvider, Settings
+from hypervision.core import metrics
 from hypervision.core.errors import AppError, Forbidden
 from hypervision.db import transaction, utcnow
-from hypervision.identity import auth
+from hypervision.identity import auth, networks
 from hypervision.identity.models import (
     AuthSession,
     NeedToKnowGroup,
@@ -546,6 +547,13 @@ async def sign_in(
             name = user.username if user else who
             await _audit(session, name, client, "denied", {**method, "reason": reason}, user)
             return no_organisation()
+        # Filtered upstream (docs/adr/0038): the organisation the account is to belong to.
+        upstream = networks.sign_in_refusal(org, client.address, client.certificate)
+        if upstream is not None:
+            name = user.username if user else who
+            await auth.audit_upstream_refusal(session, name, client, upstream, user)
+            metrics.sign_in_failed("network")
+            return upstream
         now = utcnow()
         before = _rights(user) if user else None
         if user is None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from hypervision.core.schemas import Strict
 from hypervision.policy.roles import Role
@@ -31,6 +32,22 @@ Level = Annotated[str, StringConstraints(min_length=1, max_length=16)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise ValueError(
+            f"not a network in CIDR notation (e.g. 10.0.0.0/8, 2001:db8::/32): {value[:60]}"
+        ) from None
+
+
+Cidr = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_network),
+]
+
+
 class OrganisationCreate(Strict):
     code: Code
     name: Name
@@ -46,6 +63,9 @@ class OrganisationUpdate(Strict):
 
     default_category: CategoryCode | None = None
     default_audience: list[Code] | None = Field(default=None, max_length=50)
+    # The networks its members may sign in and work from (empty: anywhere; docs/adr/0038).
+    allowed_networks: list[Cidr] | None = Field(default=None, max_length=100)
+    client_cert_required: bool | None = Field(default=None, strict=True)
 
 
 class OrganisationRead(BaseModel):
@@ -57,6 +77,14 @@ class OrganisationRead(BaseModel):
     mfa_required: bool
     default_category: str | None = None
     default_audience: list[str] = []
+
+
+class OrganisationAdminRead(OrganisationRead):
+    """An organisation as its administrators and security officers see it: with its network
+    rules (docs/adr/0038), which the tree every officer reads leaves out."""
+
+    allowed_networks: list[str] = []
+    client_cert_required: bool = False
 
 
 class GroupCreate(Strict):
@@ -212,3 +240,52 @@ class Me(BaseModel):
     clearance: str | None
     groups: list[str]
     scopes: list[str] | None
+
+
+# --- access review (docs/adr/0038) ----------------------------------------------------------
+
+
+class ReviewedAccount(BaseModel):
+    """One account of an organisation as the access review shows it."""
+
+    id: uuid.UUID
+    username: str
+    full_name: str
+    is_active: bool
+    is_machine: bool
+    roles: list[str]
+    clearance: str
+    groups: list[str]
+    mfa_enabled: bool
+    created_at: datetime
+    disabled_at: datetime | None
+    last_sign_in_at: datetime | None
+    last_activity_at: datetime  # the latest sign-in, request or token use; else its creation
+    dormant: bool
+
+
+class AccessReviewRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    confirmed_by: uuid.UUID | None
+    confirmed_by_name: str
+    confirmed_at: datetime
+    checksum: str
+    note: str
+
+
+class AccessReviewReport(BaseModel):
+    organisation_code: str
+    organisation_name: str
+    generated_at: datetime
+    dormant_after_days: int  # 0: dormant accounts are not disabled
+    accounts: list[ReviewedAccount]
+    # SHA-256 of who holds what (not of when they were last seen): what a confirmation names.
+    checksum: str
+    last_review: AccessReviewRead | None
+
+
+class AccessReviewConfirm(Strict):
+    checksum: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
+    note: Reason = ""

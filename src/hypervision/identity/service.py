@@ -15,7 +15,7 @@ from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
-from hypervision.identity import rights
+from hypervision.identity import networks, rights
 from hypervision.identity.models import (
     ApiToken,
     AuthSession,
@@ -38,6 +38,7 @@ from hypervision.identity.schemas import (
     UserUpdate,
 )
 from hypervision.policy.roles import Role
+from hypervision.policy.rules import Action, allowed
 
 # --- organisations -----------------------------------------------------------------------
 
@@ -100,7 +101,9 @@ async def update_organisation(
     *, session: AsyncSession, actor: Principal, code: str, data: OrganisationUpdate
 ) -> Organisation:
     """An administrator sets an organisation's defaults: the category and the audience its
-    officers' new entries propose (empty audience: every organisation)."""
+    officers' new entries propose (empty audience: every organisation); and the networks its
+    members may work from and whether they need a client certificate (docs/adr/0038: a
+    narrower range applies to their very next request)."""
     require_admin(actor)
     org = await get_organisation_by_code(session=session, code=code)
     changes: dict[str, object] = {}
@@ -110,6 +113,15 @@ async def update_organisation(
         audience = await _audience_codes(session, data.default_audience, own=org.code)
         if audience != list(org.default_audience or []):
             org.default_audience = changes["default_audience"] = audience
+    if data.allowed_networks is not None:
+        ranges = networks.normalise(data.allowed_networks)
+        if ranges != list(org.allowed_networks or []):
+            org.allowed_networks = changes["allowed_networks"] = ranges
+            if ranges:  # narrowed, perhaps: open streams reconnect, and are checked again
+                await _close_members_streams(session, org, reason="networks")
+    certificate = data.client_cert_required
+    if certificate is not None and certificate != org.client_cert_required:
+        org.client_cert_required = changes["client_cert_required"] = certificate
     if changes:
         await audit.record(
             session=session,
@@ -119,6 +131,31 @@ async def update_organisation(
             resource_ids=[org.id],
             detail={"code": org.code, **changes},
         )
+    return org
+
+
+async def _close_members_streams(session: AsyncSession, org: Organisation, *, reason: str) -> None:
+    """Closes the live streams of the organisation's active members (a stream's principal is
+    checked when it opens; requests are checked each time anyway)."""
+    members = await session.scalars(
+        select(User.id).where(User.organisation_id == org.id, User.is_active.is_(True))
+    )
+    for user_id in members:
+        await announce_revocation(session=session, user_id=user_id, reason=reason)
+
+
+async def read_organisation(*, session: AsyncSession, actor: Principal, code: str) -> Organisation:
+    """One organisation with its network rules: administrators and security officers."""
+    if not (allowed(actor, Action.ADMINISTER) or allowed(actor, Action.AUDIT)):
+        raise Forbidden()
+    org = await get_organisation_by_code(session=session, code=code)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="organisation.read",
+        resource_type="organisation",
+        resource_ids=[org.id],
+    )
     return org
 
 

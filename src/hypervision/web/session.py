@@ -94,6 +94,9 @@ async def _signed_in(request: Request, session: DbSession, settings: SettingsDep
             # a page's own periodic refresh does not keep an idle session alive
             touch=request.headers.get(BACKGROUND) != "1",
         )
+    except auth.RefusedFromHere as refused:  # from outside its organisation's networks
+        request.state.principal = refused.principal  # the refusal is audited under its name
+        raise
     except Unauthorized:
         raise SignInRequired(sign_in_url(request) + "&expiree=1") from None
     request.state.principal = principal
