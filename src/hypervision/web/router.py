@@ -27,6 +27,7 @@ from hypervision.web import (
     product_rows_pages,
     product_rules_pages,
     quality_pages,
+    security_pages,
     source_pages,
     synthesis_pages,
 )
@@ -84,6 +85,7 @@ def install(app: FastAPI) -> None:
         source_pages,
         product_lineage_pages,
         synthesis_pages,
+        security_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
