@@ -44,6 +44,7 @@ async def test_security_officer_watches_and_revokes(web: Web, sequencing: None) 
     await web.api("karim.haddad", "GET", f"/entries/{entry['id']}")
     await expect(reads).to_have_count(1)  # live: the read appears without a reload
     await expect(reads.first).to_contain_text("karim.haddad")
+    await expect(reads.first.locator("td").nth(2)).to_have_text("PP")  # the organisation
     await expect(reads.first).to_contain_text(entry["id"][:8])
     await expect(console.locator("#journal-direct")).not_to_contain_text(
         "Colis suspect gare du Nord"  # ids and labels, never content

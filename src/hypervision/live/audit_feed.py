@@ -32,6 +32,7 @@ from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord
 from hypervision.config import Settings
 from hypervision.db import transaction
+from hypervision.identity.models import Organisation
 from hypervision.identity.principal import Principal
 from hypervision.live.frames import Frame
 from hypervision.policy.rules import Action, allowed
@@ -83,8 +84,10 @@ def may_watch(principal: Principal) -> bool:
     return allowed(principal, Action.AUDIT)
 
 
-def record_data(row: AuditRecord) -> dict[str, Any]:
-    """A record as the console shows it: what the trail holds, no content."""
+def record_data(row: AuditRecord, orgs: dict[uuid.UUID, str] | None = None) -> dict[str, Any]:
+    """A record as the console shows it: what the trail holds, no content (``orgs``: the
+    organisations' codes by id)."""
+    org = row.actor_organisation_id
     return {
         "seq": row.seq,
         "id": str(row.id),
@@ -94,6 +97,7 @@ def record_data(row: AuditRecord) -> dict[str, Any]:
         "actor_organisation_id": (
             str(row.actor_organisation_id) if row.actor_organisation_id else None
         ),
+        "actor_organisation": (orgs or {}).get(org) if org else None,
         "actor_clearance": row.actor_clearance,
         "action": row.action,
         "surface": row.surface,
@@ -106,8 +110,8 @@ def record_data(row: AuditRecord) -> dict[str, Any]:
     }
 
 
-def encode(row: AuditRecord) -> Frame:
-    data = json.dumps(record_data(row), ensure_ascii=False, separators=(",", ":"))
+def encode(row: AuditRecord, orgs: dict[uuid.UUID, str] | None = None) -> Frame:
+    data = json.dumps(record_data(row, orgs), ensure_ascii=False, separators=(",", ":"))
     assert row.seq is not None
     return Frame((row.seq, 0), f"id: {row.seq}\nevent: audit\ndata: {data}\n\n".encode())
 
@@ -153,6 +157,16 @@ class AuditFeed:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        self.orgs: dict[uuid.UUID, str] = {}  # organisation codes (they never change)
+
+    async def learn(self, session: AsyncSession, rows: list[AuditRecord]) -> None:
+        """Know the codes of the organisations of ``rows`` (one query for the new ones)."""
+        new = {r.actor_organisation_id for r in rows if r.actor_organisation_id} - set(self.orgs)
+        if new:
+            found = await session.execute(
+                select(Organisation.id, Organisation.code).where(Organisation.id.in_(new))
+            )
+            self.orgs.update({i: c for i, c in found.all()})
 
     def subscribers(self) -> list[Subscriber]:
         return [
@@ -219,6 +233,7 @@ class AuditFeed:
                     .limit(BATCH)
                 )
             )
+            await self.learn(session, rows)
         if not rows:
             return False
         last = int(rows[-1].seq or 0)
@@ -242,7 +257,7 @@ class AuditFeed:
             for sub in subs:
                 wanted = sub.filters.audit
                 if wanted is not None and wanted.accepts(row):
-                    frame = frame or encode(row)
+                    frame = frame or encode(row, self.orgs)
                     targets.append((sub, frame, int(row.seq or 0)))
         return targets
 
@@ -264,9 +279,10 @@ class AuditFeed:
                         .limit(BATCH)
                     )
                 )
+                await self.learn(session, rows)
             if not rows:
                 break
-            frames.extend(encode(row) for row in rows if wanted.accepts(row))
+            frames.extend(encode(row, self.orgs) for row in rows if wanted.accepts(row))
             last = int(rows[-1].seq or 0)
         if frames:
             plan = [(sub, frame, frame.at[0] if frame.at else 0) for frame in frames]

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import sequencer
@@ -40,6 +40,7 @@ HIDDEN_TITLE = "—"
 class Page:
     items: list[AuditRecord]
     next_before: int | None  # pass as ``before`` for the next (older) page
+    head: int = 0  # the last seq when the page was read: where its live stream starts
 
 
 def _page(rows: list[AuditRecord], limit: int) -> Page:
@@ -75,7 +76,10 @@ async def recent(
     """The trail, newest first, as the live console filters it; audited."""
     authorize(actor, Action.AUDIT)
     await sequencer.drain(session)
-    query = select(AuditRecord).where(AuditRecord.seq.is_not(None), *wanted.where())
+    # Read first: a record chained by another replica meanwhile is after the head, and comes
+    # live (nothing falls between this page and its stream).
+    head = int(await session.scalar(select(func.max(AuditRecord.seq))) or 0)
+    query = select(AuditRecord).where(AuditRecord.seq <= head, *wanted.where())
     if wanted.record is not None:  # through the index by record, not a scan
         named = select(AuditResource.seq).where(AuditResource.resource_id == wanted.record)
         query = query.where(AuditRecord.seq.in_(named))
@@ -92,6 +96,7 @@ async def recent(
             break
         last = int(batch[-1].seq or 0)
     page = _page(rows, limit)
+    page.head = head
     await _recorded(session, actor, "console", page, person=wanted.person, record=wanted.record)
     return page
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.models import AuditRecord
@@ -128,8 +128,8 @@ async def console_page(
         if unknown
         else await console.recent(session=session, actor=actor, wanted=wanted, limit=50)
     )
-    head = await session.scalar(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1))
-    stream: dict[str, Any] = {"since": head or 0}
+    head = page.head or int(await session.scalar(select(func.max(AuditRecord.seq))) or 0)
+    stream: dict[str, Any] = {"since": head}
     for key, value in (
         ("person", wanted.person),
         ("organisation", wanted.organisation),

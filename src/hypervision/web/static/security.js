@@ -38,7 +38,7 @@
     var at = new Date(r.at);
     cell(tr, at.toLocaleString(document.documentElement.lang || "fr"));
     cell(tr, r.actor_id ? link("/securite/personnes/" + encodeURIComponent(r.actor_id), r.actor_name) : r.actor_name);
-    cell(tr, "");
+    cell(tr, r.actor_organisation || "");
     var action = document.createElement("code"); action.textContent = r.action; cell(tr, action);
     cell(tr, r.surface);
     var badge = document.createElement("span");
