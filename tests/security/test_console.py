@@ -255,3 +255,28 @@ async def test_revoking_sessions_closes_live_streams(app: FastAPI, client: Async
     assert [(r.actor_name, r.resource_ids, r.detail["ended"]) for r in revoked] == [
         ("sophie.audit", [bob_id], 1)
     ]
+
+
+async def test_who_saw_this_lists_live_deliveries_and_exports(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    alice = await officer(app, client, "alice", "PP")
+    bob = await officer(app, client, "bob", "SAMU")
+    auditor = await officer(app, client, "sophie.audit", "SECU", roles=(Role.SECURITY_OFFICER,))
+    async with serve(app) as base, open_stream(base, bob) as stream:
+        entry = (
+            await client.post("/api/v1/entries", json={**ENTRY, "label": PUBLIC}, headers=alice)
+        ).json()
+        await stream.wait_for(lambda s: len(s.of("entry.create")) == 1)
+    exported = await client.get("/api/v1/map/export", headers=bob)
+    assert exported.status_code == 200 and entry["id"] in exported.text
+    answer = await client.get(
+        f"/api/v1/audit/resources/entry/{entry['id']}/readers", headers=auditor
+    )
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    delivered = [r for r in items if r["action"] == "live.deliver"]
+    # one record per delivery batch (SECURITY.md 19): the stream surface, the subscribers count
+    assert delivered and delivered[0]["surface"] == "stream"
+    assert delivered[0]["detail"]["subscribers"] >= 1
+    assert any(r["actor_name"] == "bob" and r["action"] == "entry.list" for r in items)
