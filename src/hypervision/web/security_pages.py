@@ -213,7 +213,8 @@ async def person_page(
         "more": f"/securite/personnes/{person_id}?avant={page.next_before}"
         if page.next_before
         else None,
-        "done": request.query_params.get("revoque", "")[:8],
+        "done": done if (done := request.query_params.get("revoque", "")[:6]).isdigit() else "",
+        "readable": console.READABLE_TYPES,
     }
     return render(request, "security_person.html", context)
 
