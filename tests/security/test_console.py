@@ -5,17 +5,19 @@ under the policy."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
+from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord, AuditResource
 from hypervision.identity.models import User
 from hypervision.policy.roles import Role
 from tests.factories import ENTRY, officer, sequenced, tx
-from tests.live.server import open_stream, serve
+from tests.live.server import Event, Stream, open_stream, serve
 
 PUBLIC = {"level": "NP", "audience": []}
 SECRET = {"level": "DR", "audience": []}
@@ -280,3 +282,39 @@ async def test_who_saw_this_lists_live_deliveries_and_exports(
     assert delivered and delivered[0]["surface"] == "stream"
     assert delivered[0]["detail"]["subscribers"] >= 1
     assert any(r["actor_name"] == "bob" and r["action"] == "entry.list" for r in items)
+
+
+def burst(stream: Stream) -> list[Event]:
+    return [e for e in stream.of("audit") if e.data["action"] == "bench.burst"]
+
+
+async def test_a_burst_reaches_the_console_in_order_none_lost(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """1,000 records chained at once (two sequencer batches): the console gets each one once, in
+    order, within seconds; the delivery leaves one record per batch."""
+    auditor = await officer(app, client, "sophie.audit", "SECU", roles=(Role.SECURITY_OFFICER,))
+    async with serve(app) as base, open_stream(base, auditor, query="/audit?surface=cli") as s:
+        async with tx(app) as session:
+            for n in range(1000):
+                await audit.record(
+                    session=session,
+                    actor=None,
+                    action="bench.burst",
+                    surface="cli",
+                    detail={"n": n},
+                )
+        started = time.perf_counter()
+        await sequenced(app)
+        await s.wait_for(lambda s: len(burst(s)) == 1000, timeout=30)
+        lag = time.perf_counter() - started
+    ids = [e.id or 0 for e in burst(s)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    assert ids[-1] - ids[0] == 999  # consecutive: nothing lost between them
+    assert lag < 10, lag  # generous on a shared machine: measured in bench/, not here
+    async with tx(app) as session:
+        deliveries = list(
+            await session.scalars(select(AuditRecord).where(AuditRecord.action == "live.audit"))
+        )
+    assert sum(r.detail["records"] for r in deliveries) == len(s.of("audit"))
+    assert len(deliveries) <= 4  # batches of 500, not one record per record

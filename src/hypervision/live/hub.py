@@ -41,6 +41,7 @@ from hypervision.events import outbox
 from hypervision.events.models import OutboxEvent
 from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
+from hypervision.live.audit_feed import BATCH as AUDIT_BATCH
 from hypervision.live.audit_feed import AuditFeed, AuditFilter
 from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
@@ -345,7 +346,11 @@ class Hub:
             principal=principal,
             subject=Subject.of(self.settings, principal),
             filters=filters,
-            limit=self.settings.live_queue_size,
+            # An audit stream takes the trail in batches of up to AUDIT_BATCH records: room
+            # for a few before it counts as too slow (ADR 0039).
+            limit=max(self.settings.live_queue_size, 4 * AUDIT_BATCH)
+            if filters.audit is not None
+            else self.settings.live_queue_size,
             heartbeat=heartbeat or self.settings.live_heartbeat_seconds,
         )
         self.subscribers.add(sub)
