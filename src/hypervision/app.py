@@ -38,6 +38,7 @@ from hypervision.products import api as products_api
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
+from hypervision.security import console_api
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
@@ -181,5 +182,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(derived_api.router)
     app.include_router(quality_api.router)
     app.include_router(audit_api.router)
+    app.include_router(console_api.router)
     web.install(app)
     return app

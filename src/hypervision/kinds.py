@@ -49,6 +49,7 @@ SUPPORT_TABLES = (
     "label_change_requests",
     "outbox",
     "audit_records",
+    "audit_resources",
     "map_signatures",
     "map_cells",
 )

@@ -30,7 +30,7 @@ from hypervision.audit.checkpoints import (
     load_private_key,
     marker_name,
 )
-from hypervision.audit.models import AuditHead
+from hypervision.audit.models import AuditHead, AuditResource
 from hypervision.audit.prune import PruneError, PruneReport, cutoff, prune, run_prune
 from hypervision.config import Settings
 from hypervision.db import create_engine, transaction
@@ -139,6 +139,9 @@ async def test_prune_removes_exactly_the_whole_old_segments(trail: Trail) -> Non
         row = (await session.execute(select(RECORDS).where(RECORDS.c.seq == trail.head + 1))).one()
     assert row.action == "audit.prune"
     assert row.detail["first_seq"] == 1 and row.detail["last_seq"] == second.last_seq
+    async with owner(trail.owner_url) as conn:  # the index by record went with its records
+        indexed = set((await conn.scalars(select(AuditResource.seq))).all())
+    assert indexed and min(indexed) >= third.first_seq
 
 
 async def test_records_no_checkpoint_covers_are_never_pruned(trail: Trail) -> None:

@@ -97,9 +97,10 @@ async def world(web: Web, tmp_path: Path) -> dict[str, str]:
     await web.org("CNCS", mfa=True)
     sophie = await web.user("sophie.martin", "PP", roles=(Role.WATCH_OFFICER,))
     await web.user("julien.petit", "PP", roles=(Role.WATCH_OFFICER,))
-    await web.user("mehdi.kaci", "SAMU")
+    mehdi = await web.user("mehdi.kaci", "SAMU")
     await web.user("helene.prefete", "PP", roles=(Role.AUTHORITY,))
     await web.user("alain.admin", "PP", roles=(Role.ADMINISTRATOR,))
+    await web.user("sarah.secu", "PP", roles=(Role.SECURITY_OFFICER,), clearance="NP")
     await web.user("maria.audit", "CNCS")  # her organisation requires MFA: enrolment
     await web.user("paul.code", "PP")  # two-factor on: the code step of the sign-in
     enrolment = await web.api("paul.code", "POST", "/auth/mfa/enrol")
@@ -181,6 +182,7 @@ async def world(web: Web, tmp_path: Path) -> dict[str, str]:
         "zone": zone["id"],
         "draft": draft["id"],
         "sent": sent["id"],
+        "mehdi": str(mehdi.id),
     }
 
 
@@ -264,6 +266,11 @@ async def test_every_page_has_no_violation(web: Web, tmp_path: Path, viewport: s
         ]),
         signed_in("alain.admin", [  # an administrator: no read action in the policy
             Shown("admin-home", "/main-courante", "h1", 403),
+        ]),
+        signed_in("sarah.secu", [  # a security officer: the console (ADR 0039)
+            Shown("security-console", "/securite", "#journal-direct tr"),
+            Shown("who-saw-this", f"/securite/qui-a-vu?type=entry&id={entry}", "#qui-a-vu"),
+            Shown("person-activity", f"/securite/personnes/{ids['mehdi']}", "#activite"),
         ]),
     )  # fmt: skip
 

@@ -192,6 +192,8 @@ async def _seed(app: FastAPI) -> tuple[str, dict[str, list[str]]]:
         "synthesis_id": [synthesis],
         "user_id": [str(other.id)],  # never the fuzzing user: disabling it would end the run
         "comment_id": [comment],
+        "person_id": [str(other.id)],  # the security console's (docs/adr/0039)
+        "resource_id": [*entries, comment],
     }
     return token, ids
 

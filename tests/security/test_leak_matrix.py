@@ -29,6 +29,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
+from hypervision.identity.models import User
 from hypervision.policy import rules
 from hypervision.policy.roles import Role
 from hypervision.synthesis import pdf
@@ -643,6 +644,7 @@ async def audit_surfaces(
             and r.path.startswith("/api/v1/audit")
             and "GET" in (r.methods or ())
             and "{" not in r.path
+            and r.path not in CONSOLE_PATHS  # paged by ``before``: console_surfaces
         }
     )
     for path in paths:
@@ -704,6 +706,71 @@ async def access_review_surfaces(
     for kind, bodies in refusals.items():
         if len(bodies) > 1:
             tally.wrong.append(f"{person} | {kind} | refusals differ: {sorted(bodies)}")
+CONSOLE_PATHS = ("/api/v1/audit/console",)
+HIDDEN_TITLE = "—"
+
+
+async def console_surfaces(
+    app: FastAPI, client: AsyncClient, world: World, tally: Tally, person: Person
+) -> None:
+    """The security console (docs/adr/0039). Everyone but security officers is refused every
+    console route. A security officer pages through the whole trail (but the console's own
+    delivery records, kept out of it), and "who saw this" gives them an entry's title only
+    when the policy lets them read the entry (a reading role and a clearance that sees it):
+    else "—" and nothing of the entry's words."""
+    headers = world.headers[person.name]
+    some = next(iter(world.entries.values()))
+    async with tx(app) as session:
+        person_id = await session.scalar(select(User.id).where(User.username == person.name))
+    routes_ = (
+        "/api/v1/audit/console",
+        f"/api/v1/audit/resources/entry/{some.id}/readers",
+        f"/api/v1/audit/people/{person_id}/activity",
+        f"/api/v1/audit/people/{person_id}/credentials",
+    )
+    if not person.audits:
+        for path in routes_:
+            response = await client.get(path, headers=headers)
+            tally.cases["console.refused"] += 1
+            if response.status_code not in (403, 404):
+                tally.leaks.append(f"{person} | console {path} | {response.status_code}")
+        return
+    await sequenced(app)
+    async with tx(app) as session:
+        stored = set(
+            await session.scalars(select(AuditRecord.seq).where(AuditRecord.action != "live.audit"))
+        )
+    seen: set[int] = set()
+    before: int | None = None
+    while True:
+        params: dict[str, int] = {"limit": 200} | ({"before": before} if before else {})
+        response = await client.get("/api/v1/audit/console", params=params, headers=headers)
+        if response.status_code != 200:
+            tally.missing.append(f"{person} | console | {response.status_code}")
+            break
+        page = response.json()
+        seen.update(item["seq"] for item in page["items"])
+        before = page["next_before"]
+        if before is None:
+            break
+    tally.cases["console.trail"] += len(stored)
+    tally.missing.extend(f"{person} | console | record {n}" for n in stored - seen)
+    for rec in world.entries.values():
+        response = await client.get(
+            f"/api/v1/audit/resources/entry/{rec.id}/readers", headers=headers
+        )
+        tally.cases["console.titles"] += 1
+        if response.status_code != 200:
+            tally.missing.append(f"{person} | console.titles | {response.status_code}")
+            continue
+        title = response.json()["title"]
+        cleared = person.reads and sees(person, rec.mark)
+        if rec.word in response.text and not cleared:
+            tally.leaks.append(f"{person} | console.titles | entry#{rec.index} {rec.mark}")
+        if cleared and rec.word not in title:
+            tally.missing.append(f"{person} | console.titles | entry#{rec.index} {rec.mark}")
+        if not cleared and title != HIDDEN_TITLE:
+            tally.leaks.append(f"{person} | console.titles | {title!r} for entry#{rec.index}")
 
 
 async def derived_after_relabel(
@@ -905,6 +972,7 @@ async def run_matrix(
             await surfaces(client, world, tally, person)
         audit_routes = await audit_surfaces(app, client, world, tally, person)
         await access_review_surfaces(client, world, tally, person)
+        await console_surfaces(app, client, world, tally, person)
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)

@@ -38,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.routing import Mount
 
 import hypervision
-from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.models import AuditHead, AuditRecord, AuditResource
 from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import Base
 from hypervision.follows.models import SavedView
@@ -60,6 +60,7 @@ SIGN_IN = frozenset(
     }
 )
 STREAM = "/api/v1/stream"
+AUDIT_STREAM = "/api/v1/stream/audit"  # the security console's (docs/adr/0039)
 # Required query strings (without them these answer 422, which is checked too, elsewhere).
 QUERIES = {
     "/api/v1/map/entries": "?view=2.2,48.8,2.5,48.95&zoom=12",
@@ -72,6 +73,7 @@ QUERIES = {
     "/api/v1/products/{product_id}/quality/failures": "?rule=lits",
     "/donnees/{product_id}/qualite/echecs": "?regle=lits",
     "/donnees/deriver": "?source={product_id}",  # step 2: the source's fields
+    "/securite/qui-a-vu": "?type=entry&id={entry_id}",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {
@@ -315,6 +317,10 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "locale": "en",
         "code": "PREF",  # an organisation's
         "provider": "keycloak",  # an OpenID Connect provider's name (none configured here)
+        # the security console's (docs/adr/0039): who saw the entry, the second's activity
+        "resource_type": "entry",
+        "resource_id": entry["id"],
+        "person_id": next(u["id"] for u in users["items"] if u["username"] == "second"),
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -384,7 +390,7 @@ async def test_every_get_route_is_hardened_and_not_cached(
         for how, http, headers in credentials:
             what = f"GET {url} ({how})"
             got: Mapping[str, str]
-            if path == STREAM:
+            if path in (STREAM, AUDIT_STREAM):
                 status, got = await response_start(app, url, headers or cookie)
             else:
                 response = await http.get(url, headers=headers)
@@ -456,7 +462,9 @@ async def test_sign_in_answers_are_not_cached_and_static_files_may_be(
 # --- CSRF on every state-changing route -----------------------------------------------------
 
 
-AUDIT_TABLES = frozenset({AuditRecord.__tablename__, AuditHead.__tablename__})
+AUDIT_TABLES = frozenset(
+    {AuditRecord.__tablename__, AuditHead.__tablename__, AuditResource.__tablename__}
+)
 
 
 async def snapshot(engine: AsyncEngine) -> dict[str, list[str]]:
@@ -514,6 +522,7 @@ API_BODIES: dict[str, Any] = {
     "/api/v1/organisations/{code}/access-review": {"checksum": "0" * 64},
     "/api/v1/users/{user_id}/clearance": {"clearance": "NP"},
     "/api/v1/api-tokens": {"name": "vol", "username": "root", "scopes": ["read", "write"]},
+    "/api/v1/audit/people/{person_id}/revoke": {},  # every session and token of the person
     "/api/v1/auth/password": {
         "current_password": "correct horse battery staple",
         "new_password": "another correct horse battery",
@@ -549,6 +558,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/langue": {"locale": "en"},
     "/double-authentification": {"otp": "123456"},
     "/administration/organisations/{code}/revue-des-acces": {"checksum": "0" * 64},
+    "/securite/personnes/{person_id}/revoquer": {},  # every session and token of the person
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},

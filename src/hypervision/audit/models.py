@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime
@@ -35,7 +35,10 @@ class AuditHead(Base):
 class AuditRecord(Base):
     __tablename__ = "audit_records"
     # Appended without RETURNING: under row-level security only auditors read the trail.
-    __table_args__ = {"implicit_returning": False}  # noqa: RUF012 - read by SQLAlchemy
+    __table_args__ = (
+        Index("ix_audit_records_actor_seq", "actor_id", "seq"),  # a person's activity
+        {"implicit_returning": False},
+    )
 
     # The queue position, given at insert (not commit) time; the chain's order is ``seq``.
     qid: Mapped[int] = mapped_column(QueueId, primary_key=True, autoincrement=True)
@@ -57,3 +60,16 @@ class AuditRecord(Base):
     client_address: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     row_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditResource(Base):
+    """The trail's index by record (docs/adr/0039): one row per record id a sequenced audit
+    record names, written by the sequencer in the batch that gives the record its ``seq``
+    (so it is exactly the chained trail, never a queued record). "Who saw this" reads it
+    by ``(resource_id, seq)``: an index range, newest first, however long the trail."""
+
+    __tablename__ = "audit_resources"
+    __table_args__ = (Index("ix_audit_resources_seq", "seq"),)  # retention deletes by seq
+
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -43,7 +43,7 @@ from hypervision.audit.checkpoints import (
     marker_name,
 )
 from hypervision.audit.merkle import MerkleBuilder
-from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from hypervision.audit.models import GENESIS_HASH, AuditHead, AuditRecord, AuditResource
 from hypervision.audit.service import Actor
 from hypervision.config import Settings
 
@@ -125,6 +125,9 @@ async def prune(
             raise PruneError(
                 f"{result.rowcount} records matched instead of {expected}: nothing removed"
             )
+        await session.execute(  # the trail's index by record goes with its records
+            delete(AuditResource).where(AuditResource.seq.between(first.first_seq, last.last_seq))
+        )
         await audit.record(
             session=session,
             actor=actor,

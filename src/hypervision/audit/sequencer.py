@@ -19,18 +19,21 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, select, update
+from sqlalchemy import Table, bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from hypervision.audit.chain import HASHED_FIELDS, chain_hash
-from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.models import AuditHead, AuditRecord, AuditResource
 from hypervision.db import transaction
 
 log = logging.getLogger("hypervision.audit")
 
 # Set on a session whose transaction queued a record: its commit wakes the sequencer.
 AUDIT_QUEUED = "hv_audit_queued"
+# Set on a session whose transaction sequenced records: its commit tells the listeners (the
+# live hub's audit topic, docs/adr/0039).
+AUDIT_SEQUENCED = "hv_audit_sequenced"
 # pg_advisory_xact_lock key: "hv-audit" read as an integer.
 LEASE_KEY = int.from_bytes(b"hv-audit", "big") & 0x7FFF_FFFF_FFFF_FFFF
 BATCH = 2000
@@ -66,11 +69,14 @@ async def sequence_batch(session: AsyncSession, *, batch: int = BATCH, wait: boo
         return 0
     seq, prev_hash = head
     chained: list[dict[str, Any]] = []
+    named: list[dict[str, Any]] = []  # the trail's index by record (docs/adr/0039)
     for row in rows:
         seq += 1
         row_hash = chain_hash(prev_hash, SimpleNamespace(**row._mapping, seq=seq))
         chained.append({"b_qid": row.qid, "b_seq": seq, "b_prev": prev_hash, "b_hash": row_hash})
         prev_hash = row_hash
+        ids = row.resource_ids if isinstance(row.resource_ids, list) else []
+        named.extend({"resource_id": str(rid)[:64], "seq": seq} for rid in dict.fromkeys(ids))
     await session.execute(
         update(RECORDS)
         .where(RECORDS.c.qid == bindparam("b_qid"), RECORDS.c.seq.is_(None))
@@ -79,9 +85,12 @@ async def sequence_batch(session: AsyncSession, *, batch: int = BATCH, wait: boo
         ),
         chained,
     )
+    if named:
+        await session.execute(insert(AuditResource), named)
     await session.execute(
         update(AuditHead).where(AuditHead.id == 1).values(seq=seq, last_hash=prev_hash)
     )
+    session.sync_session.info[AUDIT_SEQUENCED] = True
     return len(rows)
 
 
@@ -167,14 +176,32 @@ class Sequencer:
 _wakers: list[Callable[[], None]] = []
 
 
+# Called after a commit that sequenced records (the live hub's audit topic registers here).
+_listeners: list[Callable[[], None]] = []
+
+
+def add_listener(listener: Callable[[], None]) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[], None]) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop(AUDIT_QUEUED, None):
         for waker in list(_wakers):
             waker()
+    if session.info.pop(AUDIT_SEQUENCED, None):
+        for listener in list(_listeners):
+            listener()
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction: Any) -> None:
     if transaction.parent is None:  # a rolled-back transaction queued nothing
         session.info.pop(AUDIT_QUEUED, None)
+        session.info.pop(AUDIT_SEQUENCED, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -17,7 +18,8 @@ from hypervision.core.errors import Invalid, Unavailable
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.identity.deps import CurrentPrincipal
-from hypervision.live.hub import Filters, Hub, Position, Subscriber, status_frame
+from hypervision.live.audit_feed import AUDIT_TOPIC, AuditFilter
+from hypervision.live.hub import Filters, Frame, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
 
@@ -135,6 +137,69 @@ async def stream(
     return EventStream(hub, sub, resume, upto, gate_of(request))
 
 
+@router.get(
+    "/stream/audit",
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "audit stream"}},
+)
+async def audit_stream(
+    request: Request,
+    slot: Annotated[Slot, Depends(opening_slot, scope="function")],
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    person: Annotated[uuid.UUID | None, Query(description="Records of this person.")] = None,
+    organisation: Annotated[uuid.UUID | None, Query(description="Of this organisation.")] = None,
+    surface: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    decision: Annotated[str | None, Query(pattern="^(allowed|denied|not_found)$")] = None,
+    label: Annotated[str | None, Query(min_length=1, max_length=16)] = None,
+    record: Annotated[uuid.UUID | None, Query(description="Records naming this id.")] = None,
+    since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> Response:
+    """The audit trail live, for security officers only (docs/adr/0039): one ``audit``
+    event per record as it is chained, its ``seq`` as the event id. Resume with
+    ``Last-Event-ID`` (or ``?since=``): exactly the records missed, once, in order. Filters:
+    person, organisation, surface, decision, label, record id (all must match)."""
+    authorize(actor, Action.AUDIT)
+    hub = hub_of(request)
+    if hub.draining:
+        raise Unavailable(
+            "Ce serveur s'arrête : reconnectez-vous.",
+            "This server is stopping: reconnect.",
+            code="stopping",
+            headers={"Retry-After": "1"},
+        )
+    resume = since
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise Invalid(
+                "Last-Event-ID invalide.",
+                "Invalid Last-Event-ID.",
+                extra={"fields": [{"field": "Last-Event-ID", "message": "integer"}]},
+            )
+        resume = int(last_event_id)
+    wanted = AuditFilter(
+        person=person,
+        organisation=organisation,
+        surface=surface,
+        decision=decision,
+        label=label,
+        record=str(record) if record else None,
+    )
+    await hub.ensure_started(session)  # its revocations close this stream too
+    await hub.audit.ensure_started(session)
+    detail = {"topics": [AUDIT_TOPIC], "resume": resume}
+    await audit.record(
+        session=session, actor=actor, action="stream.open", surface="stream", detail=detail
+    )
+    await session.commit()  # before the stream: the opening is on record
+    slot.release()
+    sub = hub.subscribe(actor, Filters(topics=frozenset(), audit=wanted))
+    upto = (hub.audit.resume_point(), 0)
+    return AuditStream(hub, sub, resume, upto, gate_of(request))
+
+
 class EventStream(Response):
     """The SSE answer, written straight to the ASGI ``send`` (no generator, no per-stream
     timer: the hub queues heartbeats). Woken by the hub, a stream writes everything queued in
@@ -155,6 +220,9 @@ class EventStream(Response):
         ]
         self.hub, self.sub, self.resume, self.upto, self.gate = hub, sub, resume, upto, gate
 
+    async def replay(self, since: int) -> list[Frame]:
+        return await self.hub.backlog(self.sub, since, self.upto)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub, sub = self.hub, self.sub
 
@@ -170,7 +238,7 @@ class EventStream(Response):
             last = self.upto  # what comes live after this
             if self.resume is not None:
                 async with self.gate:  # the backlog's reads and audit queue like openings
-                    frames = await hub.backlog(sub, self.resume, self.upto)
+                    frames = await self.replay(self.resume)
                 if frames:
                     await _write(send, b"".join(frame.data for frame in frames))
             wake, queued = sub.wake, sub.frames
@@ -200,6 +268,13 @@ class EventStream(Response):
         finally:
             hub.unsubscribe(sub)
             watcher.cancel()
+
+
+class AuditStream(EventStream):
+    """An audit stream: the same writer, replaying from the trail by ``seq``."""
+
+    async def replay(self, since: int) -> list[Frame]:
+        return await self.hub.audit.backlog(self.sub, since, self.upto[0])
 
 
 async def _write(send: Send, data: bytes) -> None:

@@ -41,8 +41,12 @@ from hypervision.events import outbox
 from hypervision.events.models import OutboxEvent
 from hypervision.identity.models import ApiToken, AuthSession, User
 from hypervision.identity.principal import Principal
+from hypervision.live.audit_feed import BATCH as AUDIT_BATCH
+from hypervision.live.audit_feed import AuditFeed, AuditFilter
 from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
+from hypervision.live.frames import Frame as Frame  # re-exported
+from hypervision.live.frames import Position as Position  # re-exported
 from hypervision.policy.labels import Label
 from hypervision.policy.rules import Subject, can_see
 
@@ -54,17 +58,7 @@ REVALIDATE_SECONDS = 60.0
 NOTE_EVENT = re.compile(r"^[a-z]+\.[a-z]+$")  # e.g. import.progress: an SSE event name
 
 
-# (transaction id, outbox id): the order in which events are delivered and resumed.
-Position = tuple[int, int]
 START: Position = (-1, 0)  # before every event
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    at: Position | None  # None: a status frame or a ping, sent whatever the stream's position
-    data: bytes  # the SSE frame, encoded once for every stream it goes to
-
-
 PING = Frame(None, b": ping\n\n")
 
 
@@ -95,6 +89,7 @@ class Filters:
     topics: frozenset[str] | None = None  # None: every topic of the hub
     categories: frozenset[str] = frozenset()
     bbox: tuple[float, float, float, float] | None = None
+    audit: AuditFilter | None = None  # an audit stream (``live.audit_feed``): no events
 
     @cached_property
     def criteria(self) -> tuple[criteria.Criterion, ...]:
@@ -106,6 +101,8 @@ class Filters:
         return tuple(found)
 
     def accepts(self, event: OutboxEvent) -> bool:
+        if self.audit is not None:
+            return False
         if self.topics is not None and event.resource_type not in self.topics:
             return False
         return criteria.test(self.criteria, Summary.of(event.payload), NO_CONTEXT)
@@ -228,6 +225,7 @@ class Hub:
         self._retry_now = asyncio.Event()
         self.bus: Any = None
         self.draining = False  # the process is stopping: streams go elsewhere
+        self.audit = AuditFeed(self)  # the audit topic, for security officers (ADR 0039)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -290,6 +288,7 @@ class Hub:
                 await self._starter
             self._starter = None
         outbox.remove_waker(self.wake)
+        await self.audit.stop()
         for sub in list(self.subscribers):
             sub.close("shutdown")
         if self.bus is not None:
@@ -347,7 +346,11 @@ class Hub:
             principal=principal,
             subject=Subject.of(self.settings, principal),
             filters=filters,
-            limit=self.settings.live_queue_size,
+            # An audit stream takes the trail in batches of up to AUDIT_BATCH records: room
+            # for a few before it counts as too slow (ADR 0039).
+            limit=max(self.settings.live_queue_size, 4 * AUDIT_BATCH)
+            if filters.audit is not None
+            else self.settings.live_queue_size,
             heartbeat=heartbeat or self.settings.live_heartbeat_seconds,
         )
         self.subscribers.add(sub)

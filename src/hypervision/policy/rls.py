@@ -126,6 +126,7 @@ REVOKE ALL ON hv_context_key FROM {role};
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role};
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_records FROM {role};
 GRANT UPDATE (seq, prev_hash, row_hash) ON audit_records TO {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_resources FROM {role};
 REVOKE INSERT, DELETE, TRUNCATE ON audit_head FROM {role};
 """
 

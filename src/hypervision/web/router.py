@@ -28,6 +28,7 @@ from hypervision.web import (
     product_rules_pages,
     quality_pages,
     review_pages,
+    security_pages,
     source_pages,
     synthesis_pages,
 )
@@ -86,6 +87,7 @@ def install(app: FastAPI) -> None:
         product_lineage_pages,
         synthesis_pages,
         review_pages,
+        security_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

@@ -204,7 +204,9 @@
       }, function () { retryTimer = null; scheduleReconnect(); });
     });
   }
-  if (user && window.EventSource) {
+  // The security console (/securite) has its own stream, the audit topic (security.js); a
+  // role that reads no records (a security officer, an administrator) has no feed to follow.
+  if (user && window.EventSource && !document.getElementById("journal-direct") && body.dataset.reader !== "0") {
     showLive("connecting");
     connect();
   }
