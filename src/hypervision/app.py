@@ -33,6 +33,9 @@ from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.policy import rls
 from hypervision.products import api as products_api
+from hypervision.opendata import api as opendata_api
+from hypervision.opendata import public_api as opendata_public
+from hypervision.opendata import schedule as opendata_schedule
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
@@ -86,10 +89,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks = None  # data products' quality rules on schedule (ADR 0027)
         if settings.quality_check_seconds > 0:
             checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
+        releases = None  # open data's scheduled releases (ADR 0035)
+        if settings.opendata_refresh_seconds > 0:
+            releases = asyncio.create_task(
+                opendata_schedule.loop(app.state.system_sessions, settings)
+            )
         metrics.unbind(bound)
         restore = drain_on_sigterm(app)
         yield
         restore()
+        if releases is not None:
+            releases.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await releases
         if checks is not None:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,5 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(derived_api.router)
     app.include_router(quality_api.router)
     app.include_router(audit_api.router)
+    app.include_router(opendata_api.router)
+    app.include_router(opendata_public.router)
     web.install(app)
     return app

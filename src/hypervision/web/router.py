@@ -40,7 +40,9 @@ log = logging.getLogger("hypervision.web")
 def is_page(request: Request) -> bool:
     """A browser page (HTML errors) rather than the API or probes (JSON errors)."""
     path = request.url.path
-    return not path.startswith(("/api/", "/healthz", "/readyz", "/static/"))
+    return not path.startswith(
+        ("/api/", "/healthz", "/readyz", "/static/", "/opendata/api/", "/opendata/datasets/")
+    )
 
 
 def html_error(request: Request, exc: AppError) -> Response:
