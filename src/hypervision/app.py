@@ -31,11 +31,11 @@ from hypervision.live.hub import Hub
 from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
-from hypervision.policy import rls
-from hypervision.products import api as products_api
 from hypervision.opendata import api as opendata_api
 from hypervision.opendata import public_api as opendata_public
 from hypervision.opendata import schedule as opendata_schedule
+from hypervision.policy import rls
+from hypervision.products import api as products_api
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api

@@ -23,9 +23,7 @@ OPEN_RULES = {"rows": [], "rows_default": "allow", "columns": []}
 COLUMNS = ["hopital", "departement", "service", "lits"]
 
 
-async def product(
-    client: AsyncClient, steward: dict[str, str], health: str, **extra: Any
-) -> str:
+async def product(client: AsyncClient, steward: dict[str, str], health: str, **extra: Any) -> str:
     extra.setdefault("rules", OPEN_RULES)
     made = await create(client, steward, health, **extra)
     assert made.status_code == 201, made.text
@@ -34,9 +32,7 @@ async def product(
     return pid
 
 
-async def propose(
-    client: AsyncClient, headers: dict[str, str], pid: str, **extra: Any
-) -> Any:
+async def propose(client: AsyncClient, headers: dict[str, str], pid: str, **extra: Any) -> Any:
     body = {
         "product_id": pid,
         "slug": "lits-hopitaux",
@@ -98,10 +94,16 @@ async def test_four_eyes_and_release_one(app: FastAPI, client: AsyncClient, heal
     assert hashlib.sha256(csv.content).hexdigest() == release["sha256"]
     assert csv.headers["cache-control"].startswith("public")
     async with tx(app) as session:
-        actions = set(await session.scalars(
-            select(AuditRecord.action).where(AuditRecord.action.like("opendata.%"))))  # fmt: skip
-        events = set(await session.scalars(
-            select(OutboxEvent.type).where(OutboxEvent.type.like("opendata.%"))))  # fmt: skip
+        actions = set(
+            await session.scalars(
+                select(AuditRecord.action).where(AuditRecord.action.like("opendata.%"))
+            )
+        )
+        events = set(
+            await session.scalars(
+                select(OutboxEvent.type).where(OutboxEvent.type.like("opendata.%"))
+            )
+        )
     assert {"opendata.propose", "opendata.approve"} <= actions
     assert {"opendata.propose", "opendata.approve"} <= events
 
@@ -134,7 +136,9 @@ async def test_dr_and_restricted_products_are_refused(
     )
     assert column.status_code == 403 and "patients" in column.json()["error"]["message"]
     # Filtering the hidden rows out makes it publishable.
-    fine = await propose(client, first, restricted, slug="restreint", conditions=["service:ne:SAMU"])
+    fine = await propose(
+        client, first, restricted, slug="restreint", conditions=["service:ne:SAMU"]
+    )
     assert fine.status_code == 201, fine.text
 
 
@@ -150,8 +154,11 @@ async def test_releases_are_immutable_and_schema_changes_are_held(
     async with tx(app) as session:
         stored = (await session.scalars(select(Release).order_by(Release.number))).all()
         counts = [
-            len((await session.scalars(
-                select(ReleaseRow).where(ReleaseRow.release_id == r.id))).all())  # fmt: skip
+            len(
+                (
+                    await session.scalars(select(ReleaseRow).where(ReleaseRow.release_id == r.id))
+                ).all()
+            )
             for r in stored
         ]
     assert counts == [5, 5]

@@ -101,9 +101,7 @@ async def list_publications(
     return [publication_read(p) for p in rows]
 
 
-@router.get(
-    "/publications/{publication_id}", response_model=PublicationRead, responses=NOT_FOUND
-)
+@router.get("/publications/{publication_id}", response_model=PublicationRead, responses=NOT_FOUND)
 async def get_publication(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, publication_id: uuid.UUID
 ) -> PublicationRead:

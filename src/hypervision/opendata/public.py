@@ -98,9 +98,7 @@ async def publishers(session: AsyncSession, ids: set[Any]) -> dict[Any, str]:
     return {i: n for i, n in found.all()}
 
 
-async def release(
-    session: AsyncSession, publication: Publication, number: int | None
-) -> Release:
+async def release(session: AsyncSession, publication: Publication, number: int | None) -> Release:
     query = select(Release).where(Release.publication_id == publication.id)
     if number is None:
         query = query.order_by(Release.number.desc()).limit(1)

@@ -42,8 +42,10 @@ def plain(kind: str, value: Any) -> Any:
 
 
 def _coordinates(value: Any) -> list[tuple[float, float]]:
-    if isinstance(value, list) and len(value) >= 2 and all(
-        isinstance(v, int | float) for v in value[:2]
+    if (
+        isinstance(value, list)
+        and len(value) >= 2
+        and all(isinstance(v, int | float) for v in value[:2])
     ):
         return [(float(value[0]), float(value[1]))]
     if isinstance(value, list):
@@ -207,10 +209,7 @@ async def _rows(
         if not found:
             return
         await writer.add(
-            [
-                {c: plain(k, v) for c, k, v in zip(columns, types, r[1:], strict=True)}
-                for r in found
-            ]
+            [{c: plain(k, v) for c, k, v in zip(columns, types, r[1:], strict=True)} for r in found]
         )
         last = int(found[-1][0])
 
@@ -253,8 +252,10 @@ async def _aggregated(
     threshold = int(agg.get("threshold", suppression.DEFAULT_THRESHOLD))
     shown = [n for n in names if n != "count" or "count" in _asked(agg)]
     cells, hidden = suppression.suppress(rows, group_by, names, threshold)
-    cells = [{k: v for k, v in cell.items() if k in (*group_by, *shown, suppression.FLAG)}
-             for cell in cells]  # fmt: skip
+    cells = [
+        {k: v for k, v in cell.items() if k in (*group_by, *shown, suppression.FLAG)}
+        for cell in cells
+    ]
     for start in range(0, len(cells), BATCH):
         await writer.add(cells[start : start + BATCH])
     return hidden

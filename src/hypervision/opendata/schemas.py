@@ -10,9 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # The EU data themes vocabulary (publications.europa.eu, authority "data-theme").
 Theme = Literal[
-    "AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "OP_DATPRO",
-    "REGI", "SOCI", "TECH", "TRAN",
-]  # fmt: skip
+    "AGRI",
+    "ECON",
+    "EDUC",
+    "ENER",
+    "ENVI",
+    "GOVE",
+    "HEAL",
+    "INTR",
+    "JUST",
+    "OP_DATPRO",
+    "REGI",
+    "SOCI",
+    "TECH",
+    "TRAN",
+]
 LICENCES = {
     "etalab-2.0": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
     "odbl": "https://opendatacommons.org/licenses/odbl/1-0/",

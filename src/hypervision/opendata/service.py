@@ -66,14 +66,18 @@ def _label_reasons(settings: Settings, product: DataProduct) -> list[tuple[str, 
         )
     if product.need_to_know:
         reasons.append(
-            ("le produit est réservé à des groupes (besoin d'en connaître)",
-             "the product is restricted to need-to-know groups")
-        )  # fmt: skip
+            (
+                "le produit est réservé à des groupes (besoin d'en connaître)",
+                "the product is restricted to need-to-know groups",
+            )
+        )
     if product.audience:
         reasons.append(
-            ("le produit n'est diffusé qu'à certaines organisations",
-             "the product is released to some organisations only")
-        )  # fmt: skip
+            (
+                "le produit n'est diffusé qu'à certaines organisations",
+                "the product is released to some organisations only",
+            )
+        )
     return reasons or [("le produit n'est pas lisible du public", "the public may not read it")]
 
 
@@ -88,9 +92,14 @@ async def check_publishable(
 ) -> None:
     """Refuse (422/403, the reason in words) unless the public principal may read, under the
     product's label and its stewards' rules, every chosen column and every chosen row."""
-    if await session.scalar(
-        select(func.count()).where(DataProduct.id == product.id, public_filter(session, settings))
-    ) != 1:
+    if (
+        await session.scalar(
+            select(func.count()).where(
+                DataProduct.id == product.id, public_filter(session, settings)
+            )
+        )
+        != 1
+    ):
         reasons = _label_reasons(settings, product)
         raise NotPublishable(
             "Publication impossible : " + " ; ".join(r[0] for r in reasons) + ".",
@@ -98,7 +107,9 @@ async def check_publishable(
         )
     public = public_principal(settings)
     try:
-        await derived.check_reader(session=session, settings=settings, actor=public, product=product)
+        await derived.check_reader(
+            session=session, settings=settings, actor=public, product=product
+        )
     except AppError as exc:
         raise Forbidden(
             f"Publication impossible : {exc.fr}", f"Cannot publish: {exc.en}", code=exc.code
@@ -190,7 +201,9 @@ async def propose(
             "An aggregated publication is defined by its groups, not by columns.",
         )
     aggregation = data.aggregation.model_dump() if data.aggregation else None
-    columns = data.columns or ([] if aggregation else [f["name"] for f in product.table_schema["fields"]])
+    columns = data.columns or (
+        [] if aggregation else [f["name"] for f in product.table_schema["fields"]]
+    )
     await check_publishable(
         session=session,
         settings=settings,

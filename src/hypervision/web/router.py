@@ -20,6 +20,7 @@ from hypervision.web import (
     import_wizard,
     map_pages,
     misc_pages,
+    opendata_pages,
     oidc_pages,
     paste_pages,
     product_lineage_pages,
@@ -86,6 +87,7 @@ def install(app: FastAPI) -> None:
         source_pages,
         product_lineage_pages,
         synthesis_pages,
+        opendata_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
