@@ -180,7 +180,8 @@ async def make_release(
     release.row_count = writer.count
     release.sha256 = writer.digest.hexdigest()
     cover = writer.coverage
-    release.temporal = [cover.low, cover.high] if cover.low is not None else None
+    low, high = cover.low, cover.high
+    release.temporal = [low, high] if low is not None and high is not None else None
     release.bbox = cover.box
     publication.release_count = release.number
     await session.flush()

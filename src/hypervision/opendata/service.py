@@ -171,13 +171,15 @@ async def _event(
         labels=[product.label_level],
         detail=detail,
     )
+    # Not a topic of the live stream (the kind is not ``live``): consumers of the outbox
+    # (a harvester's webhook, the catalogue's cache) read it.
     await emit(
         session,
         type=f"opendata.{action}",
-        resource_type="product",
-        resource_id=product.id,
+        resource_type="opendata_publication",
+        resource_id=publication.id,
         label=product.label.as_dict(),
-        payload={"publication": str(publication.id), **detail},
+        payload={"product": str(product.id), **detail},
     )
 
 

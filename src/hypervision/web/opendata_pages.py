@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from hypervision.core.deps import SettingsDep
-from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
+from hypervision.core.i18n import LOCALE_COOKIE, N_, pick_locale
 from hypervision.opendata import public
 from hypervision.opendata.api import release_read
 from hypervision.opendata.public_api import PublicSession, limited
@@ -20,13 +20,13 @@ from hypervision.web.render import render
 router = APIRouter(include_in_schema=False, dependencies=[Depends(limited)])
 PREVIEW = 20
 TYPES = {
-    "string": "text",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "yes / no",
-    "date": "date",
-    "datetime": "date and time",
-    "geometry": "geometry",
+    "string": N_("text"),
+    "integer": N_("whole number"),
+    "number": N_("decimal number"),
+    "boolean": N_("yes / no"),
+    "date": N_("date"),
+    "datetime": N_("date and time"),
+    "geometry": N_("geometry"),
 }
 
 

@@ -107,8 +107,9 @@ def upgrade() -> None:
     from hypervision.kinds import KINDS
     from hypervision.records.rls import protect
 
-    for name in ("opendata_publication", "opendata_release", "opendata_row"):
-        protect(op.execute, KINDS[name], KINDS)
+    protect(op.execute, KINDS["opendata_publication"], KINDS)
+    protect(op.execute, KINDS["opendata_release"], KINDS)
+    protect(op.execute, KINDS["opendata_row"], KINDS)
 
 
 def downgrade() -> None:
