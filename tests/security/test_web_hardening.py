@@ -291,6 +291,36 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         ),
         200,
     )
+    # Open data (docs/adr/0035): a product published by root, approved by second.
+    public = await _ok(
+        await post(
+            "/api/v1/products",
+            json={
+                "slug": "alertes",
+                "name": "Alertes",
+                "table_schema": {"fields": [{"name": "n", "type": "integer"}]},
+                "label": label,
+            },
+            headers=bearer,
+        )
+    )
+    await _ok(
+        await bare.post(
+            f"/api/v1/products/{public['id']}/imports",
+            files={"file": ("n.csv", b"n\n1\n", "text/csv")},
+            headers=bearer,
+        )
+    )
+    publication = await _ok(
+        await post(
+            "/api/v1/publications",
+            json={"product_id": public["id"], "slug": "alertes", "title": "Alertes"},
+            headers=bearer,
+        )
+    )
+    await _ok(
+        await post(f"/api/v1/publications/{publication['id']}/approve", headers=other), 200
+    )
     csrf = await browse_as(client, "root")
     saved = await client.post(
         "/vues", data={"csrf_token": csrf, "name": "Sécurité", "query": "category=security"}
@@ -315,6 +345,10 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "locale": "en",
         "code": "PREF",  # an organisation's
         "provider": "keycloak",  # an OpenID Connect provider's name (none configured here)
+        "publication_id": publication["id"],
+        "slug": "alertes",  # a published dataset's
+        "number": "1",
+        "fmt": "csv",
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
