@@ -349,6 +349,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "slug": "alertes",  # a published dataset's
         "number": "1",
         "fmt": "csv",
+        "action": "withdraw",
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -563,6 +564,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/zones": {"name": "Zone", "geometry": json.dumps(POLYGON)},
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
+    "/donnees/publications": {"slug": "vol", "title": "Vol", "product_id": "{product_id}"},
+    "/donnees/publications/{publication_id}/{action}": {"reason": "sans jeton"},
     "/donnees/{product_id}/statut": {"status": "active"},
     "/donnees/{product_id}/qualite": {"kind": "required", "field": "lits"},
     "/donnees/{product_id}/import/apercu": {"mode": "append"},

@@ -27,6 +27,7 @@ from hypervision.web import (
     product_pages,
     product_rows_pages,
     product_rules_pages,
+    publication_pages,
     quality_pages,
     source_pages,
     synthesis_pages,
@@ -79,6 +80,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         derived_pages,  # before product_pages: /donnees/deriver is not /donnees/{product_id}
+        publication_pages,  # and neither is /donnees/publications
         product_pages,
         quality_pages,
         product_rows_pages,
