@@ -25,12 +25,13 @@ async def run_round(
 ) -> int | None:
     """One round: the number of releases made, or None when another replica holds the lease."""
     made = 0
+    now = now or utcnow()
     async with transaction(sessions) as session:
         if session.get_bind().dialect.name == "postgresql" and not await session.scalar(
             select(func.pg_try_advisory_xact_lock(LEASE_KEY))
         ):
             return None
-        for publication, product in await service.due(session, now or utcnow()):
+        for publication, product in await service.due(session, now):
             try:
                 async with session.begin_nested():
                     release = await service.refresh_one(
@@ -40,6 +41,7 @@ async def run_round(
                         publication=publication,
                         product=product,
                         trigger="schedule",
+                        now=now,
                     )
                     made += release is not None
             except Exception:

@@ -375,10 +375,12 @@ async def refresh_one(
     publication: Publication,
     product: DataProduct,
     trigger: str,
+    now: datetime | None = None,
 ) -> Release | None:
     """A new release, or None when the refresh is held (schema changed, or the product is no
-    longer publishable): the publication is then flagged until a steward acknowledges."""
-    now = utcnow()
+    longer publishable): the publication is then flagged until a steward acknowledges.
+    ``now``: the time the next scheduled refresh counts from (the round's)."""
+    now = now or utcnow()
     if publication.held:
         return None
     reason: tuple[str, str] | None = None
