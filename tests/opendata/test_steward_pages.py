@@ -8,8 +8,8 @@ import re
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from tests.opendata.test_publications import PUBLIC, product, stewards
-from tests.products.test_products_api import health
+from tests.opendata.test_publications import product, stewards
+from tests.products.test_products_api import PUBLIC, health
 from tests.web.pages import browse_as
 
 __all__ = ["health"]

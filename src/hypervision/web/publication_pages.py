@@ -66,14 +66,14 @@ async def propose(
     form = {k: str(v)[:10_000] for k, v in posted.items() if isinstance(v, str)}
     try:
         data = PublicationCreate(
-            product_id=form.get("product_id", ""),  # type: ignore[arg-type]
+            product_id=form.get("product_id", ""),
             slug=form.get("slug", ""),
             title=form.get("title", ""),
             description=form.get("description", ""),
             keywords=[k.strip() for k in form.get("keywords", "").split(",") if k.strip()],
             columns=[c.strip() for c in form.get("columns", "").split(",") if c.strip()],
-            licence=form.get("licence", "etalab-2.0"),  # type: ignore[arg-type]
-            schedule=form.get("schedule", "manual"),  # type: ignore[arg-type]
+            licence=form.get("licence", "etalab-2.0"),
+            schedule=form.get("schedule", "manual"),
         )
     except ValidationError as exc:
         names = ", ".join(str(e["loc"][0]) for e in exc.errors())
