@@ -77,7 +77,12 @@ def publication_read(p: Publication) -> PublicationRead:
     )
 
 
-@router.post("/publications", response_model=PublicationRead, status_code=201, responses=CONFLICT)
+@router.post(
+    "/publications",
+    response_model=PublicationRead,
+    status_code=201,
+    responses={**NOT_FOUND, **CONFLICT},
+)
 async def propose(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, body: PublicationCreate
 ) -> PublicationRead:

@@ -48,7 +48,7 @@ PublicSession = Annotated[Any, Depends(public_session)]
 router = APIRouter(
     tags=["open data (public)"],
     dependencies=[Depends(limited)],
-    responses=errors(404, 422, 429),
+    responses=errors(404, 410, 422, 429),
 )
 
 
