@@ -4,6 +4,7 @@ with their checksum, schema changes held, withdrawal. On both engines."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from hypervision.audit.models import AuditRecord
 from hypervision.events.models import OutboxEvent
 from hypervision.opendata.models import Release, ReleaseRow
 from hypervision.policy.roles import Role
+from hypervision.products.models import DataProduct
 from tests.factories import make_user, sign_in, tx
 from tests.products.test_products_api import CSV, PUBLIC, SCHEMA, create, health, upload
 
@@ -221,3 +223,27 @@ async def test_security_officer_lists_what_is_public(
     assert [(p["slug"], p["approved_at"] is not None) for p in listed.json()] == [
         ("lits-hopitaux", True)
     ]
+
+
+async def test_a_raised_product_takes_its_dataset_off_the_public_side(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    """SECURITY.md 31: a publication never outlives its product's label."""
+    _, _, pid, _, release = await published(app, client, health)
+    assert (await client.get("/opendata/api/datasets/lits-hopitaux")).status_code == 200
+    async with tx(app) as session:
+        product = await session.get(DataProduct, uuid.UUID(pid))
+        assert product is not None
+        product.label_level = "DR"
+    unknown = await client.get("/opendata/api/datasets/nothing-here")
+    for url in (
+        "/opendata/api/datasets/lits-hopitaux",
+        "/opendata/api/datasets/lits-hopitaux/rows",
+        release["downloads"]["csv"],
+        "/opendata/lits-hopitaux",
+    ):
+        got = await client.get(url)
+        assert got.status_code == 404, url
+    got = await client.get("/opendata/api/datasets/lits-hopitaux")
+    assert got.json() == unknown.json()
+    assert (await client.get("/opendata/api/datasets")).json()["total"] == 0
