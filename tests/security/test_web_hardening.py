@@ -318,9 +318,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
             headers=bearer,
         )
     )
-    await _ok(
-        await post(f"/api/v1/publications/{publication['id']}/approve", headers=other), 200
-    )
+    await _ok(await post(f"/api/v1/publications/{publication['id']}/approve", headers=other), 200)
     csrf = await browse_as(client, "root")
     saved = await client.post(
         "/vues", data={"csrf_token": csrf, "name": "Sécurité", "query": "category=security"}
