@@ -33,6 +33,9 @@ from hypervision.live.hub import Hub
 from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
 from hypervision.logbook import attachments_api, comments_api, situations_api
+from hypervision.opendata import api as opendata_api
+from hypervision.opendata import public_api as opendata_public
+from hypervision.opendata import schedule as opendata_schedule
 from hypervision.policy import rls
 from hypervision.products import api as products_api
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
@@ -92,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dormant = None  # dormant accounts disabled (docs/adr/0038)
         if settings.dormant_check_seconds > 0 and settings.dormant_after_days > 0:
             dormant = asyncio.create_task(review.loop(app.state.system_sessions, settings))
+        releases = None  # open data's scheduled releases (ADR 0035)
+        if settings.opendata_refresh_seconds > 0:
+            releases = asyncio.create_task(
+                opendata_schedule.loop(app.state.system_sessions, settings)
+            )
         metrics.unbind(bound)
         restore = drain_on_sigterm(app)
         yield
@@ -100,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dormant.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await dormant
+        if releases is not None:
+            releases.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await releases
         if checks is not None:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,5 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quality_api.router)
     app.include_router(audit_api.router)
     app.include_router(console_api.router)
+    app.include_router(opendata_api.router)
+    app.include_router(opendata_public.router)
     web.install(app)
     return app

@@ -770,6 +770,7 @@ def demo_load() -> None:
     from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
     from hypervision.demo import feeds as demo_feeds
+    from hypervision.demo import opendata as demo_opendata
     from hypervision.demo import products as demo_products
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
@@ -778,6 +779,8 @@ def demo_load() -> None:
     typer.echo(f"demo: {made} entries created" if made else "demo entries already loaded")
     products = run_in_transaction(lambda session, settings: demo_products.load(session, settings))
     typer.echo(f"demo: {products} data products" if products else "demo products already loaded")
+    published = run_in_transaction(lambda session, settings: demo_opendata.load(session, settings))
+    typer.echo(f"demo: {published} open datasets" if published else "demo open data already loaded")
     url = run_in_transaction(lambda session, settings: demo_feeds.attach(session, settings))
     if url:
         typer.echo(f"demo: heat alerts polled from {url}")

@@ -225,6 +225,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"  # links in e-mails
     schedule_poll_seconds: float = Field(default=30.0, ge=0, le=3600)  # 0: schedules off
     quality_check_seconds: float = Field(default=300.0, ge=0, le=86400)  # 0: no scheduled checks
+    # Open data (docs/adr/0035): scheduled releases polled every so often (0: off), and the
+    # public API's rate limit per client address and replica (a token bucket).
+    opendata_refresh_seconds: float = Field(default=60.0, ge=0, le=86400)
+    opendata_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
+    opendata_burst: int = Field(default=100, ge=1, le=1_000_000)
 
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
 from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
+from hypervision.opendata.models import PUBLICATION_KIND, RELEASE_KIND, RELEASE_ROW_KIND
 from hypervision.products.derived_models import PRODUCT_DERIVATION_KIND, PRODUCT_INPUT_KIND
 from hypervision.products.models import (
     PRODUCT_KIND,
@@ -38,6 +39,9 @@ KINDS = Registry(
     PRODUCT_INPUT_KIND,
     QUALITY_RUN_KIND,
     QUALITY_FAILURE_KIND,
+    PUBLICATION_KIND,
+    RELEASE_KIND,
+    RELEASE_ROW_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

@@ -8,6 +8,7 @@ from hypervision.geo import models as geo_models
 from hypervision.geo import place_models
 from hypervision.identity import models as identity_models
 from hypervision.logbook import models as logbook_models
+from hypervision.opendata import models as opendata_models
 from hypervision.products import models as product_models
 from hypervision.products import quality_models, source_models
 from hypervision.records import models as records_models
@@ -21,6 +22,7 @@ DOMAIN_MODULES = (
     identity_models,
     event_models,
     logbook_models,
+    opendata_models,
     place_models,
     product_models,
     source_models,

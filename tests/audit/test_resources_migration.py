@@ -1,4 +1,4 @@
-"""Migration 0023 (docs/adr/0039) indexes the records already sequenced by the ids they name,
+"""Migration 0021 (docs/adr/0039) indexes the records already sequenced by the ids they name,
 once each, and leaves queued records to the sequencer; on PostgreSQL the index is under
 row-level security like the trail."""
 
@@ -15,7 +15,7 @@ import pytest
 from hypervision.migrate import upgrade
 from tests import dbutil
 
-BEFORE = "0019"  # the revision before the console's (re-chained by the integrator)
+BEFORE = "0020"  # the revision before the console's
 INSERT = (
     "INSERT INTO audit_records (seq, id, at, actor_name, action, surface, decision, "
     "resource_ids, labels, detail) VALUES ({}, '{}', CURRENT_TIMESTAMP, 'x', 'entry.read', "

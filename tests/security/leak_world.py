@@ -194,6 +194,9 @@ class World:
     situations: dict[str, Mark] = field(default_factory=dict)
     products: dict[str, Mark] = field(default_factory=dict)
     derived: dict[str, Mark] = field(default_factory=dict)  # derived products (ADR 0028)
+    # Open data (ADR 0035): slug -> state ("published", "proposed", "withdrawn") of every
+    # publication made, and the product slugs (never published) a prober might try.
+    publications: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -595,6 +598,54 @@ class Builder:
             self._event("product.import", product["id"], mark, version=2)
             self._event("product.quality", product["id"], mark, version=3)
         await self._derived()
+        await self._publications()
+
+    async def _publications(self) -> None:
+        """Open data (ADR 0035): every product proposed for publication by its steward —
+        refused unless the public principal may read it (the lowest level, no need-to-know,
+        no audience: only the first product), and refused for a column or rows its rules
+        hide from the public. On the first product: one publication approved by the second
+        steward, one left proposed, one approved then withdrawn."""
+        for index, (product_id, mark) in enumerate(self.world.products.items()):
+            steward = self.h(self.world.steward(mark.owner))
+            body = {
+                "product_id": product_id,
+                "title": f"Jeu {index}",
+                "columns": ["nom", "portee"],
+                "conditions": ["portee:eq:tous"],
+            }
+            public = mark.level == LEVELS[0] and not mark.ntk and not mark.audience
+            for slug in (f"jeu-{index}", f"jeu-{index}-attente", f"jeu-{index}-retire"):
+                got = await self.client.post(
+                    "/api/v1/publications", json={**body, "slug": slug}, headers=steward
+                )
+                if not public:
+                    assert got.status_code == 422, got.text
+                    continue
+                made = ok(got, 201)
+                if slug.endswith("-attente"):
+                    self.world.publications[slug] = "proposed"
+                    continue
+                second = self.h(f"{self.world.steward(mark.owner)}-2")
+                ok(await self.client.post(f"/api/v1/publications/{made['id']}/approve",
+                                          headers=second))  # fmt: skip
+                self.world.publications[slug] = "published"
+                if slug.endswith("-retire"):
+                    withdraw = f"/api/v1/publications/{made['id']}/withdraw"
+                    reason = {"reason": "retrait"}
+                    ok(await self.client.post(withdraw, json=reason, headers=steward))
+                    self.world.publications[slug] = "withdrawn"
+            if public:
+                hidden_column = {**body, "slug": "jeu-colonne", "columns": ["nom", "nombre"]}
+                got = await self.client.post(
+                    "/api/v1/publications", json=hidden_column, headers=steward
+                )
+                assert got.status_code == 403, got.text
+                hidden_rows = {**body, "slug": "jeu-lignes", "conditions": []}
+                got = await self.client.post(
+                    "/api/v1/publications", json=hidden_rows, headers=steward
+                )
+                assert got.status_code == 403, got.text
 
     async def _derived(self) -> None:
         """A product derived from the first one by its steward, released by a second steward

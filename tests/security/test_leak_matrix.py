@@ -77,7 +77,7 @@ class Tally:
     def ids(
         self,
         surface: str,
-        person: Person,
+        person: Person | str,
         universe: Mapping[str, object],
         expected: Iterable[str],
         got: Iterable[str],
@@ -938,6 +938,9 @@ COVERS: dict[str, tuple[str, ...]] = {
     "product_source_run": ("product.source",),
     "product_quality_run": ("product.quality",),
     "product_quality_failure": ("product.quality_failures",),
+    "opendata_publication": ("opendata.datasets", "opendata.dataset", "opendata.page"),
+    "opendata_release": ("opendata.dataset", "opendata.download"),
+    "opendata_row": ("opendata.rows", "opendata.download"),
 }
 
 READ_SURFACES = (
@@ -958,6 +961,73 @@ def printed_html(html: str) -> bytes:
     return b"%PDF-stub\n" + html.encode()
 
 
+PUBLIC_ROWS = {"alpha", "gamma"}  # the first product's rows for everyone ("tous")
+PUBLIC_COLUMNS = ["nom", "portee"]
+
+
+async def public_surfaces(client: AsyncClient, world: World, tally: Tally) -> None:
+    """The public principal (ADR 0035): an anonymous client on every public route sees the
+    published datasets and their rows for everyone, nothing else; unpublished, refused and
+    unknown slugs answer the same 404; a withdrawn dataset 410."""
+    anonymous = "public (anonymous)"
+    published = {s for s, state in world.publications.items() if state == "published"}
+    listing = ok(await client.get("/opendata/api/datasets?size=100"))
+    tally.ids(
+        "opendata.datasets",
+        anonymous,
+        {s: f"dataset {s}" for s in world.publications},
+        published,
+        [d["slug"] for d in listing["datasets"]],
+    )
+    html = await client.get("/opendata")
+    tally.cases["opendata.page"] += 1
+    shown = [s for s in set(world.publications) - published if f'/opendata/{s}"' in html.text]
+    if "beta" in html.text or shown:
+        tally.leaks.append(f"{anonymous} | opendata.page | catalogue shows {shown}")
+    unknown = await client.get("/opendata/api/datasets/inconnu")
+    assert unknown.status_code == 404
+    product_slugs = [f"produit-{i}" for i in range(len(world.products))] + ["produit-derive"]
+    probes = {**world.publications, **{s: "never" for s in product_slugs}}
+    probes.update({"jeu-colonne": "refused", "jeu-lignes": "refused"})
+    for slug, state in probes.items():
+        want = {"published": 200, "withdrawn": 410}.get(state, 404)
+        paths = (
+            ("opendata.dataset", f"/opendata/api/datasets/{slug}"),
+            ("opendata.rows", f"/opendata/api/datasets/{slug}/rows?size=100"),
+            ("opendata.download", f"/opendata/datasets/{slug}/releases/1/data.json"),
+            ("opendata.download", f"/opendata/datasets/{slug}/releases/latest/data.csv"),
+            ("opendata.page", f"/opendata/{slug}"),
+        )
+        for surface, path in paths:
+            got = await client.get(path)
+            tally.cases[surface] += 1
+            if got.status_code != want:
+                line = f"{anonymous} | {surface} | {slug} ({state}) | {want}, got {got.status_code}"
+                (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
+                continue
+            if (
+                want == 404
+                and surface != "opendata.page"
+                and without_request_id(got.json()) != without_request_id(unknown.json())
+            ):
+                tally.wrong.append(f"{anonymous} | {surface} | {slug}: another 404 body")
+            if want != 200:
+                continue
+            if "beta" in got.text or '"nombre"' in got.text:
+                tally.leaks.append(f"{anonymous} | {surface} | {slug}: hidden data")
+            if surface == "opendata.rows":
+                body = got.json()
+                if [f["name"] for f in body["fields"]] != PUBLIC_COLUMNS:
+                    tally.leaks.append(f"{anonymous} | {surface} | columns {body['fields']}")
+                tally.ids(
+                    surface,
+                    anonymous,
+                    {n: f"row {n}" for n in PRODUCT_ROWS},
+                    PUBLIC_ROWS,
+                    [r["nom"] for r in body["rows"]],
+                )
+
+
 async def run_matrix(
     app: FastAPI, client: AsyncClient, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -973,6 +1043,7 @@ async def run_matrix(
         audit_routes = await audit_surfaces(app, client, world, tally, person)
         await access_review_surfaces(client, world, tally, person)
         await console_surfaces(app, client, world, tally, person)
+    await public_surfaces(client, world, tally)
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)

@@ -293,6 +293,34 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         ),
         200,
     )
+    # Open data (docs/adr/0035): a product published by root, approved by second.
+    public = await _ok(
+        await post(
+            "/api/v1/products",
+            json={
+                "slug": "alertes",
+                "name": "Alertes",
+                "table_schema": {"fields": [{"name": "n", "type": "integer"}]},
+                "label": label,
+            },
+            headers=bearer,
+        )
+    )
+    await _ok(
+        await bare.post(
+            f"/api/v1/products/{public['id']}/imports",
+            files={"file": ("n.csv", b"n\n1\n", "text/csv")},
+            headers=bearer,
+        )
+    )
+    publication = await _ok(
+        await post(
+            "/api/v1/publications",
+            json={"product_id": public["id"], "slug": "alertes", "title": "Alertes"},
+            headers=bearer,
+        )
+    )
+    await _ok(await post(f"/api/v1/publications/{publication['id']}/approve", headers=other), 200)
     csrf = await browse_as(client, "root")
     saved = await client.post(
         "/vues", data={"csrf_token": csrf, "name": "Sécurité", "query": "category=security"}
@@ -321,6 +349,11 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "resource_type": "entry",
         "resource_id": entry["id"],
         "person_id": next(u["id"] for u in users["items"] if u["username"] == "second"),
+        "publication_id": publication["id"],
+        "slug": "alertes",  # a published dataset's
+        "number": "1",
+        "fmt": "csv",
+        "action": "withdraw",
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -541,6 +574,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/carte/zones": {"name": "Zone", "geometry": json.dumps(POLYGON)},
     "/carte/couches": {"name": "Couche"},
     "/donnees/{product_id}/import": {"mode": "append"},
+    "/donnees/publications": {"slug": "vol", "title": "Vol", "product_id": "{product_id}"},
+    "/donnees/publications/{publication_id}/{action}": {"reason": "sans jeton"},
     "/donnees/{product_id}/statut": {"status": "active"},
     "/donnees/{product_id}/qualite": {"kind": "required", "field": "lits"},
     "/donnees/{product_id}/import/apercu": {"mode": "append"},

@@ -45,6 +45,7 @@ _DESCRIPTIONS = {
     403: "Not allowed (role, scope, clearance, need-to-know, or CSRF token)",
     404: "Not found, or not visible to the caller",
     409: "Conflict with the current state",
+    410: "Gone: withdrawn (open data), with the reason",
     412: "Stale: the If-Match ETag is not the current version",
     413: "Request too large",
     415: "Unsupported media type",

@@ -548,6 +548,16 @@ class _Reading:
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
+def reading_for(
+    settings: Settings, actor: Principal, product: DataProduct, dialect: str
+) -> _Reading:
+    """A read of ``product``'s current rows as ``actor`` (its rules, the columns it may see,
+    ``condition`` for filters), for a caller that has already found the product through the
+    policy for that actor: open data reads as the public principal, which holds no role and so
+    cannot pass ``find_product`` (docs/adr/0035)."""
+    return _Reading(settings, actor, product, dialect, None)
+
+
 def _cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
 

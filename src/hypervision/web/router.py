@@ -21,11 +21,13 @@ from hypervision.web import (
     map_pages,
     misc_pages,
     oidc_pages,
+    opendata_pages,
     paste_pages,
     product_lineage_pages,
     product_pages,
     product_rows_pages,
     product_rules_pages,
+    publication_pages,
     quality_pages,
     review_pages,
     security_pages,
@@ -42,7 +44,9 @@ log = logging.getLogger("hypervision.web")
 def is_page(request: Request) -> bool:
     """A browser page (HTML errors) rather than the API or probes (JSON errors)."""
     path = request.url.path
-    return not path.startswith(("/api/", "/healthz", "/readyz", "/static/"))
+    return not path.startswith(
+        ("/api/", "/healthz", "/readyz", "/static/", "/opendata/api/", "/opendata/datasets/")
+    )
 
 
 def html_error(request: Request, exc: AppError) -> Response:
@@ -78,6 +82,7 @@ def install(app: FastAPI) -> None:
         map_pages,
         misc_pages,
         derived_pages,  # before product_pages: /donnees/deriver is not /donnees/{product_id}
+        publication_pages,  # and neither is /donnees/publications
         product_pages,
         quality_pages,
         product_rows_pages,
@@ -88,6 +93,7 @@ def install(app: FastAPI) -> None:
         synthesis_pages,
         review_pages,
         security_pages,
+        opendata_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

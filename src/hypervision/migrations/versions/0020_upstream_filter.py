@@ -19,7 +19,7 @@ from alembic import op
 
 from hypervision.db import UTCDateTime
 
-revision: str = "0022"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,1 @@
+"""Open data: publications of data products as public datasets (issue 19, ADR 0035)."""
