@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,7 +15,9 @@ from fastapi.responses import StreamingResponse
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import NotFound, TooManyRequests
 from hypervision.core.openapi import errors
-from hypervision.opendata import formats, public
+from hypervision.dcat import graph as dcat_graph
+from hypervision.dcat.tableschema import table_schema
+from hypervision.opendata import catalogue, formats, public
 from hypervision.opendata.api import release_read
 from hypervision.opendata.models import Publication, Release
 from hypervision.opendata.public_principal import bind_public
@@ -199,3 +202,62 @@ async def download(
         media_type=fmt_info.media_type,
         headers=headers,
     )
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _document(
+    request: Request, found: Any, render: Callable[[Any], str], media_type: str
+) -> Response:
+    """``render(found)``, tagged by what it describes: the serialisation names blank nodes
+    afresh each time, so the same catalogue would never match its own ETag."""
+    tag = f'"{hashlib.sha256(f"{media_type} {found!r}".encode()).hexdigest()[:32]}"'
+    headers = {"ETag": tag, "Cache-Control": SHORT, "Vary": "Accept-Encoding"}
+    if _matches(request, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(render(found).encode(), media_type=media_type, headers=headers)
+
+
+async def _catalogue(request: Request, session: Any, settings: Any) -> Any:
+    pairs = await public.datasets(session, settings, "")
+    return catalogue.catalogue(_base(request), await _read(request, session, pairs))
+
+
+@router.get(
+    "/catalogue.jsonld",
+    response_class=Response,
+    responses={200: {"content": {"application/ld+json": {}}}},
+)
+async def catalogue_jsonld(
+    request: Request, session: PublicSession, settings: SettingsDep
+) -> Response:
+    """The published datasets as a DCAT-AP catalogue in JSON-LD (what data.gouv.fr harvests)."""
+    found = await _catalogue(request, session, settings)
+    return _document(request, found, dcat_graph.to_jsonld, "application/ld+json")
+
+
+@router.get(
+    "/catalogue.ttl", response_class=Response, responses={200: {"content": {"text/turtle": {}}}}
+)
+async def catalogue_turtle(
+    request: Request, session: PublicSession, settings: SettingsDep
+) -> Response:
+    """The same catalogue in Turtle."""
+    found = await _catalogue(request, session, settings)
+    return _document(request, found, dcat_graph.to_turtle, "text/turtle")
+
+
+@router.get("/opendata/api/datasets/{slug}/schema.json")
+async def dataset_schema(
+    request: Request, session: PublicSession, settings: SettingsDep, slug: str
+) -> Response:
+    """The Table Schema of a published dataset's latest release (``dct:conformsTo``)."""
+    pair = await public.dataset(session, settings, slug)
+    read = (await _read(request, session, [pair]))[0]
+    try:
+        described = catalogue.dataset(_base(request), read)
+    except ValueError:
+        raise NotFound("Schéma indisponible.", "Schema unavailable.") from None
+    return cached(request, table_schema(described))
