@@ -11,6 +11,7 @@ from hypervision.logbook import models as logbook_models
 from hypervision.products import models as product_models
 from hypervision.products import quality_models, source_models
 from hypervision.records import models as records_models
+from hypervision.soc import models as soc_models
 from hypervision.synthesis import models as synthesis_models
 
 DOMAIN_MODULES = (
@@ -26,5 +27,6 @@ DOMAIN_MODULES = (
     source_models,
     quality_models,
     records_models,
+    soc_models,
     synthesis_models,
 )
