@@ -10,7 +10,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -25,7 +25,7 @@ from hypervision.soc.models import SocCursor
 from tests.conftest import make_settings
 from tests.factories import sequenced, tx
 from tests.soc.receiver import read_frame
-from tests.soc.tls import received, record_seqs, self_signed
+from tests.soc.tls import received, record_seqs, self_signed, until
 
 RECEIVER = Path(__file__).with_name("receiver.py")
 
@@ -103,14 +103,6 @@ def _settings(tmp_path: Path, database_url: str, port: int, **extra: object) -> 
     )
 
 
-async def _until(predicate: Callable[[], bool], seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-
-
 async def test_no_gap_across_a_collector_killed_and_restarted(
     app: FastAPI, database_url: str, tmp_path: Path
 ) -> None:
@@ -135,21 +127,21 @@ async def test_no_gap_across_a_collector_killed_and_restarted(
         assert exporter.witness is not None
         exporter.start()
         try:
-            await _until(lambda: len(received(out)) >= total // 3, 60)
+            await until(lambda: len(received(out)) >= total // 3, 60)
             process.send_signal(signal.SIGKILL)  # mid-stream: its buffers are lost
             await process.wait()
             killed_at = len(received(out))
             assert killed_at < total
-            await _until(lambda: exporter.state.failures >= 1, 30)
+            await until(lambda: exporter.state.failures >= 1, 30)
             async with collector(tmp_path, out, port=port):
-                await _until(
+                await until(
                     lambda: (
                         {s for _, s in record_seqs(received(out))} >= set(range(1, total + 1))
                         and any(" checkpoint " in m for _, m in received(out))
                     ),
                     90,
                 )
-                await _until(lambda: exporter.state.saved == total, 10)
+                await until(lambda: exporter.state.saved == total, 10)
         finally:
             await exporter.stop()
     seqs = record_seqs(received(out))
@@ -209,11 +201,11 @@ async def test_a_stalled_collector_times_out_then_the_export_resumes(
     [exporter] = exporters_from(settings, app.state.system_sessions)
     exporter.start()
     try:
-        await _until(lambda: exporter.state.failing, 30)
+        await until(lambda: exporter.state.failing, 30)
         assert "stalled" in (exporter.state.last_error or "")
         stalled = False
-        await _until(lambda: set(got) >= set(range(1, total + 1)), 60)
-        await _until(lambda: not exporter.state.failing, 10)
+        await until(lambda: set(got) >= set(range(1, total + 1)), 60)
+        await until(lambda: not exporter.state.failing, 10)
     finally:
         await exporter.stop()
         server.close()

@@ -3,9 +3,11 @@ the test collector (``tests/soc/receiver.py``) wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,3 +74,15 @@ def record_seqs(messages: list[tuple[str, str]]) -> list[tuple[str, int]]:
         if match:
             found.append((connection, int(match.group(1))))
     return found
+
+
+async def until(
+    predicate: Callable[[], bool], seconds: float, state: Callable[[], object] = lambda: ""
+) -> None:
+    """Wait for a background task's state to hold (polled: the exporter has no event);
+    ``state`` describes what was seen when it times out."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {seconds} s: {state()}")
+        await asyncio.sleep(0.02)

@@ -86,24 +86,31 @@ class SinkState:
 @dataclass
 class _Window:
     """What was sent on the current connection, trimmed to the sink's replay bytes: where to
-    resume if the connection breaks now."""
+    resume if the connection breaks now. ``base``: the resume points read from the cursor
+    when the connection opened (nothing sent on it yet)."""
 
     limit: int
+    base: dict[str, int]
     entries: deque[tuple[str, int, int]] = field(default_factory=deque)  # kind, resume, bytes
+    last: dict[str, int] = field(default_factory=dict)  # the last sent, per kind
     size: int = 0
 
-    def add(self, kind: str, resume: int, size: int) -> None:
+    def add(self, kind: str, resume: int, sent: int, size: int) -> None:
+        self.last[kind] = sent
+        if self.limit == 0:
+            return
         self.entries.append((kind, resume, size))
         self.size += size
         while self.entries and self.size - self.entries[0][2] >= self.limit:
             self.size -= self.entries.popleft()[2]
-        if self.limit == 0:
-            self.entries.clear()
-            self.size = 0
 
-    def resume(self, kind: str, sent: int) -> int:
-        """The first ``kind`` entry's resume point, else ``sent``."""
-        return next((resume for k, resume, _ in self.entries if k == kind), sent)
+    def resume(self, kind: str) -> int:
+        """The oldest ``kind`` still in the window; else the last sent (all of it is older
+        than the window); else the cursor's (nothing sent on this connection yet)."""
+        first = next((resume for k, resume, _ in self.entries if k == kind), None)
+        if first is not None:
+            return first
+        return self.last.get(kind, self.base.get(kind, 0))
 
 
 class Exporter:
@@ -121,7 +128,7 @@ class Exporter:
         self.witness = witness
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:100]
         self.state = SinkState(sink.name)
-        self._window = _Window(sink.replay_bytes)
+        self._window: _Window | None = None  # None until the cursor is read
         self._position: tuple[int, int] | None = None  # (record, checkpoint) while connected
         self._sent_high = (0, 0)
         self._task: asyncio.Task[None] | None = None
@@ -168,18 +175,22 @@ class Exporter:
 
     async def _save(self, record: int, checkpoint: int, *, failed: str | None = None) -> None:
         """Move the cursor (and renew the lease), or record a failure; LeaseLost when another
-        replica took the lease meanwhile."""
-        high = (max(self._sent_high[0], record), max(self._sent_high[1], checkpoint))
+        replica took the lease meanwhile. Before the cursor was read, only the failure."""
         values: dict[str, Any] = {
-            "sent_seq": high[0],
-            "resume_seq": self._window.resume("record", record),
-            "checkpoint_sent": high[1],
-            "checkpoint_resume": self._window.resume("checkpoint", checkpoint),
             "lease_until": self._lease_end(),
             "failures": self.state.consecutive,
             "last_error": failed,
             "updated_at": utcnow(),
         }
+        window = self._window
+        high = (max(self._sent_high[0], record), max(self._sent_high[1], checkpoint))
+        if window is not None:
+            values.update(
+                sent_seq=high[0],
+                resume_seq=window.resume("record"),
+                checkpoint_sent=high[1],
+                checkpoint_resume=window.resume("checkpoint"),
+            )
         table = CURSORS
         async with transaction(self.sessions) as session:
             moved = await session.execute(
@@ -189,8 +200,9 @@ class Exporter:
             )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             raise LeaseLost(f"sink {self.sink.name}: another replica took the lease")
-        self._sent_high = high
-        self.state.saved = high[0]
+        if window is not None:
+            self._sent_high = high
+            self.state.saved = high[0]
 
     async def release(self) -> None:
         """Give the lease up (a clean stop): another replica may take over at once."""
@@ -217,34 +229,40 @@ class Exporter:
         if self._position is not None:
             await self.sink.check()
         if self._position is None or not self._connected():
-            # A new connection: resume where nothing can have been lost.
+            # A new connection: resume where nothing can have been lost (the cursor's resume
+            # points, saved by the failure that broke the last one).
+            base = {"record": cursor.resume_seq, "checkpoint": cursor.checkpoint_resume}
+            self._window = _Window(self.sink.replay_bytes, base)
+            self._sent_high = (
+                max(self._sent_high[0], cursor.sent_seq),
+                max(self._sent_high[1], cursor.checkpoint_sent),
+            )
             await self.sink.open()
-            self._window = _Window(self.sink.replay_bytes)
             self._position = (cursor.resume_seq, cursor.checkpoint_resume)
-            self._sent_high = (cursor.sent_seq, cursor.checkpoint_sent)
             if cursor.resume_seq < cursor.sent_seq:
                 self.state.replayed += cursor.sent_seq - cursor.resume_seq
         record, checkpoint = self._position
+        window = self._window
+        assert window is not None
         self.state.cursor = max(self.state.cursor, cursor.sent_seq)
         self.state.head = await self._head()
         sent = 0
         while True:
             frames: list[bytes] = []
-            pending = self._checkpoints(after=checkpoint, until=record)
-            for cp, signature in pending:
-                frame = self.sink.checkpoint(cp, signature)
-                self._window.add("checkpoint", cp.first_seq - 1, len(frame))
-                frames.append(frame)
+            entries: list[tuple[str, int, int, int]] = []  # kind, resume, sent, bytes
+            for cp, signature in self._checkpoints(after=checkpoint, until=record):
+                frames.append(self.sink.checkpoint(cp, signature))
+                entries.append(("checkpoint", cp.first_seq - 1, cp.last_seq, len(frames[-1])))
                 checkpoint = cp.last_seq
-            rows = await self._records(after=record)
-            for row in rows:
-                frame = self.sink.record(row)
-                self._window.add("record", row.seq - 1, len(frame))
-                frames.append(frame)
+            for row in await self._records(after=record):
+                frames.append(self.sink.record(row))
+                entries.append(("record", row.seq - 1, row.seq, len(frames[-1])))
                 record = row.seq
             if not frames:
                 break
             await self.sink.send(frames)
+            for entry in entries:  # sent: what a break from now on may lose
+                window.add(*entry)
             self._position = (record, checkpoint)
             self.state.sent += len(frames)
             self.state.cursor = record
