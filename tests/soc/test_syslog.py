@@ -103,6 +103,10 @@ def _settings(tmp_path: Path, database_url: str, port: int, **extra: object) -> 
     )
 
 
+def _missing(messages: list[tuple[str, str]], total: int) -> list[int]:
+    return sorted(set(range(1, total + 1)) - {s for _, s in record_seqs(messages)})[:20]
+
+
 async def test_no_gap_across_a_collector_killed_and_restarted(
     app: FastAPI, database_url: str, tmp_path: Path
 ) -> None:
@@ -127,12 +131,12 @@ async def test_no_gap_across_a_collector_killed_and_restarted(
         assert exporter.witness is not None
         exporter.start()
         try:
-            await until(lambda: len(received(out)) >= total // 3, 60)
+            await until(lambda: len(received(out)) >= total // 3, 60, lambda: exporter.state)
             process.send_signal(signal.SIGKILL)  # mid-stream: its buffers are lost
             await process.wait()
             killed_at = len(received(out))
             assert killed_at < total
-            await until(lambda: exporter.state.failures >= 1, 30)
+            await until(lambda: exporter.state.failures >= 1, 30, lambda: exporter.state)
             async with collector(tmp_path, out, port=port):
                 await until(
                     lambda: (
@@ -140,8 +144,9 @@ async def test_no_gap_across_a_collector_killed_and_restarted(
                         and any(" checkpoint " in m for _, m in received(out))
                     ),
                     90,
+                    lambda: (exporter.state, _missing(received(out), total)),
                 )
-                await until(lambda: exporter.state.saved == total, 10)
+                await until(lambda: exporter.state.saved == total, 10, lambda: exporter.state)
         finally:
             await exporter.stop()
     seqs = record_seqs(received(out))
