@@ -115,8 +115,10 @@ def serve(
     import uvicorn
 
     from hypervision.core.logs import log_config
+    from hypervision.soc.exporter import check_settings
 
     settings = get_settings()
+    check_settings(settings)  # a wrong SOC setting stops here, named (not in a worker)
     host, port = host or settings.bind_host, port or settings.bind_port
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"Hypervision on http://{shown}:{port}/ (stop with Ctrl+C)")

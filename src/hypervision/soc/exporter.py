@@ -411,6 +411,25 @@ async def ship_once(exporter: Exporter) -> int:
         await exporter.release()
 
 
+def _witness(settings: Settings) -> Witness | None:
+    """The witness directory, read with the audit public key when it is here (else the
+    checkpoints are not exported from this process)."""
+    if not settings.audit_public_key_path.is_file():
+        return None
+    try:
+        public_key = load_public_key(settings.audit_public_key_path)
+    except CheckpointError as exc:
+        raise SocConfigError(f"invalid setting HYPERVISION_AUDIT_PUBLIC_KEY_FILE: {exc}") from None
+    return Witness(settings.audit_witness_path, public_key)
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise SocConfigError (naming the setting) when the export is misconfigured: what
+    ``serve`` checks before it starts."""
+    if sinks_from(settings):
+        _witness(settings)
+
+
 def exporters_from(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> list[Exporter]:
@@ -419,15 +438,7 @@ def exporters_from(
     sinks = sinks_from(settings)
     if not sinks:
         return []
-    witness = None
-    if settings.audit_public_key_path.is_file():
-        try:
-            public_key = load_public_key(settings.audit_public_key_path)
-        except CheckpointError as exc:
-            raise SocConfigError(
-                f"invalid setting HYPERVISION_AUDIT_PUBLIC_KEY_FILE: {exc}"
-            ) from None
-        witness = Witness(settings.audit_witness_path, public_key)
+    witness = _witness(settings)
     return [
         Exporter(sessions=sessions, settings=settings, sink=sink, witness=witness) for sink in sinks
     ]
