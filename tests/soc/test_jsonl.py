@@ -22,9 +22,10 @@ from hypervision.cli import app as cli
 from hypervision.config import Settings
 from hypervision.soc.exporter import exporters_from, ship_once
 from hypervision.soc.verify import verify_export
-from tests.conftest import make_settings, reset_database
+from tests.conftest import make_settings, once_across_engines, reset_database
 from tests.factories import ADMIN, sequenced, tx
 from tests.soc.tls import until
+from tests.test_cli import _cli
 
 
 async def _records(app: FastAPI, n: int) -> None:
@@ -174,3 +175,28 @@ async def test_a_failing_sink_shows_in_metrics_health_and_the_trail(
     finally:
         await app.state.engine.dispose()
     assert sorted(actions) == ["soc.export_failing", "soc.export_recovered"]
+
+
+async def test_ship_once_from_the_command_line(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    once_across_engines(database_url)
+    await _records(app, 12)
+    out = tmp_path / "soc.jsonl"
+    sink = {"HYPERVISION_SOC_JSONL_PATH": str(out)}
+    result = _cli(database_url, tmp_path, "audit", "ship", "--once", env_extra=sink)
+    assert result.returncode == 0, result.stderr
+    assert "jsonl: 12 messages sent, records up to 12" in result.stdout
+    again = _cli(database_url, tmp_path, "audit", "ship", "--once", env_extra=sink)
+    assert "jsonl: 0 messages sent, records up to 12" in again.stdout
+    assert len(out.read_bytes().splitlines()) == 12
+    wrong = _cli(
+        database_url,
+        tmp_path,
+        "audit",
+        "ship",
+        "--once",
+        env_extra={"HYPERVISION_SOC_SYSLOG_URL": "tls://siem.example"},
+    )
+    assert wrong.returncode == 2
+    assert "invalid setting HYPERVISION_SOC_SYSLOG_URL: must be tls://host:port" in wrong.stderr
