@@ -25,6 +25,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -133,26 +134,30 @@ class Exporter:
         self._sent_high = (0, 0)
         self._task: asyncio.Task[None] | None = None
         self._witness_warned = False
+        self._row_seen = False  # the cursor's row exists (it is never deleted)
+        self._listing: tuple[int, list[str]] = (-1, [])  # the witness directory's mtime, names
 
     # --- the cursor and its lease ----------------------------------------------------------
 
     async def _claim(self) -> SocCursor | None:
         """Take or renew the lease; the cursor when this process holds it, else None."""
         now = utcnow()
-        with contextlib.suppress(IntegrityError):  # two replicas creating it: one wins
-            async with transaction(self.sessions) as session:
-                if await session.get(SocCursor, self.sink.name) is None:
-                    session.add(
-                        SocCursor(
-                            sink=self.sink.name,
-                            sent_seq=0,
-                            resume_seq=0,
-                            checkpoint_sent=0,
-                            checkpoint_resume=0,
-                            failures=0,
-                            updated_at=now,
+        if not self._row_seen:
+            with contextlib.suppress(IntegrityError):  # two replicas creating it: one wins
+                async with transaction(self.sessions) as session:
+                    if await session.get(SocCursor, self.sink.name) is None:
+                        session.add(
+                            SocCursor(
+                                sink=self.sink.name,
+                                sent_seq=0,
+                                resume_seq=0,
+                                checkpoint_sent=0,
+                                checkpoint_resume=0,
+                                failures=0,
+                                updated_at=now,
+                            )
                         )
-                    )
+            self._row_seen = True
         async with transaction(self.sessions) as session:
             table = CURSORS
             claimed = await session.execute(
@@ -296,7 +301,7 @@ class Exporter:
             return []
         found: list[tuple[Checkpoint, bytes]] = []
         try:
-            for name in self.witness.names():
+            for name in self._witness_names(self.witness):
                 last = int(name[_CHECKPOINT_NAME:].split(".", 1)[0])
                 if after < last <= until:
                     checkpoint = self.witness.read(name)  # signature checked
@@ -309,6 +314,19 @@ class Exporter:
             return found
         self._witness_warned = False
         return found
+
+    def _witness_names(self, witness: Witness) -> list[str]:
+        """The checkpoint files, listed again only when the directory changed (years of
+        checkpoints are a long listing to read every second)."""
+        try:
+            changed = witness.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        # A directory changed within the last 2 s is listed again: a file may have joined it
+        # within the same tick of its coarse modification time.
+        if changed != self._listing[0] or time.time_ns() - changed < 2_000_000_000:
+            self._listing = (changed, witness.names())
+        return self._listing[1]
 
     # --- running ----------------------------------------------------------------------------
 
