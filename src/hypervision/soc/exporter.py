@@ -26,8 +26,6 @@ import random
 import secrets
 import socket
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +40,7 @@ from hypervision.config import Settings
 from hypervision.db import transaction, utcnow
 from hypervision.soc.models import SocCursor
 from hypervision.soc.sinks import Sink, SinkError, SocConfigError, sinks_from
+from hypervision.soc.state import SinkState, Window
 
 log = logging.getLogger("hypervision.soc")
 RECORDS: Table = AuditRecord.__table__  # type: ignore[assignment]
@@ -55,63 +54,6 @@ class LeaseLost(Exception):
 
 class LeaseHeld(Exception):
     """Another replica holds this sink's lease (``ship --once`` says so and stops)."""
-
-
-@dataclass
-class SinkState:
-    """What /metrics and /readyz show of one sink's export in this process."""
-
-    sink: str
-    sent: int = 0  # messages sent by this process (replays included)
-    replayed: int = 0  # of which sent again after a broken connection
-    failures: int = 0  # all failures of this process
-    consecutive: int = 0
-    failing: bool = False  # consecutive failures reached the threshold
-    leader: bool = False  # this process holds the lease
-    cursor: int = 0  # the last record sent
-    saved: int = 0  # the last record sent as the persisted cursor says
-    head: int = 0  # the last sequenced record seen
-    last_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        state = "failing" if self.failing else ("exporting" if self.leader else "standby")
-        return {
-            "state": state,
-            "cursor": self.cursor,
-            "behind": max(0, self.head - self.cursor),
-            "consecutive_failures": self.consecutive,
-            "last_error": self.last_error,
-        }
-
-
-@dataclass
-class _Window:
-    """What was sent on the current connection, trimmed to the sink's replay bytes: where to
-    resume if the connection breaks now. ``base``: the resume points read from the cursor
-    when the connection opened (nothing sent on it yet)."""
-
-    limit: int
-    base: dict[str, int]
-    entries: deque[tuple[str, int, int]] = field(default_factory=deque)  # kind, resume, bytes
-    last: dict[str, int] = field(default_factory=dict)  # the last sent, per kind
-    size: int = 0
-
-    def add(self, kind: str, resume: int, sent: int, size: int) -> None:
-        self.last[kind] = sent
-        if self.limit == 0:
-            return
-        self.entries.append((kind, resume, size))
-        self.size += size
-        while self.entries and self.size - self.entries[0][2] >= self.limit:
-            self.size -= self.entries.popleft()[2]
-
-    def resume(self, kind: str) -> int:
-        """The oldest ``kind`` still in the window; else the last sent (all of it is older
-        than the window); else the cursor's (nothing sent on this connection yet)."""
-        first = next((resume for k, resume, _ in self.entries if k == kind), None)
-        if first is not None:
-            return first
-        return self.last.get(kind, self.base.get(kind, 0))
 
 
 class Exporter:
@@ -129,7 +71,7 @@ class Exporter:
         self.witness = witness
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:100]
         self.state = SinkState(sink.name)
-        self._window: _Window | None = None  # None until the cursor is read
+        self._window: Window | None = None  # None until the cursor is read
         self._position: tuple[int, int] | None = None  # (record, checkpoint) while connected
         self._sent_high = (0, 0)
         self._task: asyncio.Task[None] | None = None
@@ -237,7 +179,7 @@ class Exporter:
             # A new connection: resume where nothing can have been lost (the cursor's resume
             # points, saved by the failure that broke the last one).
             base = {"record": cursor.resume_seq, "checkpoint": cursor.checkpoint_resume}
-            self._window = _Window(self.sink.replay_bytes, base)
+            self._window = Window(self.sink.replay_bytes, base)
             self._sent_high = (
                 max(self._sent_high[0], cursor.sent_seq),
                 max(self._sent_high[1], cursor.checkpoint_sent),
