@@ -452,8 +452,10 @@ def audit_ship(
 
     async def _main() -> list[tuple[Exporter, int | str]]:
         engine = create_engine(settings)
+        exporters: list[Exporter] = []
         try:
-            exporters = exporters_from(settings, rls.system_sessions(engine, settings))
+            sessions = rls.system_sessions(engine, settings)
+            exporters = exporters_from(settings, sessions, sequence=True)
             if not exporters:
                 raise SocNotConfigured()
             if follow:
@@ -466,7 +468,7 @@ def audit_ship(
                     done.append((exporter, str(exc)))
             return done
         finally:
-            for exporter in exporters if "exporters" in locals() else []:
+            for exporter in exporters:  # gives the leases up (Ctrl+C in --follow too)
                 await exporter.stop()
             await engine.dispose()
 

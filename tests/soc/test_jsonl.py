@@ -181,7 +181,9 @@ async def test_ship_once_from_the_command_line(
     app: FastAPI, database_url: str, tmp_path: Path
 ) -> None:
     once_across_engines(database_url)
-    await _records(app, 12)
+    await _records(app, 11)
+    async with tx(app) as session:  # queued: the command chains it (no server sequences here)
+        await audit.record(session=session, actor=ADMIN, action="test.queued")
     out = tmp_path / "soc.jsonl"
     sink = {"HYPERVISION_SOC_JSONL_PATH": str(out)}
     result = _cli(database_url, tmp_path, "audit", "ship", "--once", env_extra=sink)

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hypervision.audit import service as audit
 from hypervision.audit.checkpoints import Checkpoint, CheckpointError, Witness, load_public_key
 from hypervision.audit.models import AuditHead, AuditRecord
+from hypervision.audit.sequencer import BATCH, sequence_batch
 from hypervision.config import Settings
 from hypervision.db import transaction, utcnow
 from hypervision.soc.models import SocCursor
@@ -64,8 +65,12 @@ class Exporter:
         settings: Settings,
         sink: Sink,
         witness: Witness | None,
+        sequence: bool = False,
     ) -> None:
         self.sessions = sessions
+        # Chain the queue before each pass: the command line, where no server's sequencer
+        # may be running (the server's own sequencer does it there).
+        self.sequence = sequence
         self.settings = settings
         self.sink = sink
         self.witness = witness
@@ -189,6 +194,10 @@ class Exporter:
             if cursor.resume_seq < cursor.sent_seq:
                 self.state.replayed += cursor.sent_seq - cursor.resume_seq
         record, checkpoint = self._position
+        if self.sequence:
+            async with transaction(self.sessions) as session:
+                while await sequence_batch(session) == BATCH:  # skips if a replica does it
+                    pass
         window = self._window
         assert window is not None
         self.state.cursor = max(self.state.cursor, cursor.sent_seq)
@@ -391,7 +400,7 @@ def check_settings(settings: Settings) -> None:
 
 
 def exporters_from(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], *, sequence: bool = False
 ) -> list[Exporter]:
     """One exporter per configured sink (none: the export is off). Checkpoints go too when
     the audit public key is here to check them. A wrong setting raises SocConfigError."""
@@ -400,5 +409,8 @@ def exporters_from(
         return []
     witness = _witness(settings)
     return [
-        Exporter(sessions=sessions, settings=settings, sink=sink, witness=witness) for sink in sinks
+        Exporter(
+            sessions=sessions, settings=settings, sink=sink, witness=witness, sequence=sequence
+        )
+        for sink in sinks
     ]
