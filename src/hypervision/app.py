@@ -42,6 +42,8 @@ from hypervision.products import derived_api, quality_api, quality_schedule, sou
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.security import console_api
+from hypervision.soc.exporter import exporters_from
+from hypervision.soc.figures import SocFigures
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub.start_in_background()  # the database may be down: start anyway
         app.state.sequencer.start()
         app.state.sources.start()
+        for exporter in app.state.soc_exporters:  # the trail to the SOC (ADR 0037)
+            exporter.start()
         scheduler = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
@@ -121,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
         await app.state.sources.stop()
+        for exporter in app.state.soc_exporters:
+            await exporter.stop()
         await app.state.hub.stop()
         await app.state.sequencer.stop()
         await engine.dispose()
@@ -148,6 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics.Metrics()  # a registry of this app's own (docs/adr/0032)
     app.state.figures = monitoring.Figures(app.state.hub, app.state.sequencer)
     app.state.metrics.registry.register(app.state.figures)
+    # Raises SocConfigError (naming the setting) when the SOC export is misconfigured.
+    app.state.soc_exporters = exporters_from(settings, app.state.system_sessions)
+    app.state.metrics.registry.register(SocFigures(app.state.soc_exporters))
     app.state.stream_gate = asyncio.Semaphore(settings.live_open_concurrency)
     install_handlers(app)
     app.state.audit_refusal = audit_refusal  # refusals are audited (SECURITY.md item 29)

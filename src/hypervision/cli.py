@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
@@ -117,8 +117,10 @@ def serve(
     import uvicorn
 
     from hypervision.core.logs import log_config
+    from hypervision.soc.exporter import check_settings
 
     settings = get_settings()
+    check_settings(settings)  # a wrong SOC setting stops here, named (not in a worker)
     host, port = host or settings.bind_host, port or settings.bind_port
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"Hypervision on http://{shown}:{port}/ (stop with Ctrl+C)")
@@ -513,6 +515,124 @@ def audit_export(
 
     count = run_in_transaction(work)
     typer.echo(f"{count} records exported", err=True)
+
+
+@audit_app.command("ship")
+def audit_ship(
+    once: Annotated[bool, typer.Option("--once", help="Send what is there, then stop")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep sending (Ctrl+C stops)")] = False,
+) -> None:
+    """Send the trail to the SOC's configured sinks (HYPERVISION_SOC_SYSLOG_URL,
+    HYPERVISION_SOC_JSONL_PATH) from their cursors, as the server does (docs/adr/0037)."""
+    from hypervision.soc.exporter import Exporter, LeaseHeld, exporters_from, ship_once
+    from hypervision.soc.sinks import SinkError
+
+    if once == follow:
+        typer.echo("error: give --once or --follow", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+
+    async def _main() -> list[tuple[Exporter, int | str]]:
+        engine = create_engine(settings)
+        exporters: list[Exporter] = []
+        try:
+            sessions = rls.system_sessions(engine, settings)
+            exporters = exporters_from(settings, sessions, sequence=True)
+            if not exporters:
+                raise SocNotConfigured()
+            if follow:
+                await asyncio.gather(*(e.run() for e in exporters))
+            done: list[tuple[Exporter, int | str]] = []
+            for exporter in exporters:
+                try:
+                    done.append((exporter, await ship_once(exporter)))
+                except (SinkError, LeaseHeld) as exc:
+                    done.append((exporter, str(exc)))
+            return done
+        finally:
+            for exporter in exporters:  # gives the leases up (Ctrl+C in --follow too)
+                await exporter.stop()
+            await engine.dispose()
+
+    try:
+        done = asyncio.run(_main())
+    except SocNotConfigured:
+        typer.echo(
+            "error: no SOC sink configured "
+            "(HYPERVISION_SOC_SYSLOG_URL, HYPERVISION_SOC_JSONL_PATH)",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        return
+    failed = False
+    for exporter, outcome in done:
+        if isinstance(outcome, str):
+            failed = True
+            typer.echo(f"error: {exporter.sink.name}: {outcome}", err=True)
+        else:
+            typer.echo(
+                f"{exporter.sink.name}: {outcome} messages sent, "
+                f"records up to {exporter.state.cursor}"
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+class SocNotConfigured(Exception):
+    pass
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    files: Annotated[list[Path], typer.Argument(help="JSON lines files (rotated ones too)")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The audit public key (default: HYPERVISION_AUDIT_PUBLIC_KEY_FILE)"),
+    ] = None,
+) -> None:
+    """Check a received JSON lines export: no gap, the hash chain, and the signed
+    checkpoints over the records received. Exit 0 when it holds."""
+    from hypervision.audit.checkpoints import CheckpointError, load_public_key
+    from hypervision.soc.verify import verify_export
+
+    key = None
+    path = public_key
+    if path is None:
+        candidate = get_settings().audit_public_key_path
+        path = candidate if candidate.is_file() else None
+    try:
+        key = load_public_key(path) if path is not None else None
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if key is None:
+        typer.echo("no audit public key: checking the chain only, not the checkpoints", err=True)
+
+    def lines() -> Iterator[bytes]:
+        for file in files:
+            try:
+                with file.open("rb") as source:
+                    yield from source
+            except OSError as exc:
+                typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
+                raise typer.Exit(1) from None
+
+    report = verify_export(lines(), key)
+    for name in report.skipped:
+        typer.echo(f"{name}: not all its records are in the export, not checked", err=True)
+    if report.unreadable:
+        typer.echo(f"{report.unreadable} unreadable lines skipped (a write cut short)", err=True)
+    if not report.ok:
+        for problem in report.problems:
+            typer.echo(f"EXPORT BROKEN: {problem}", err=True)
+        raise typer.Exit(1)
+    span = f"records {report.first_seq}..{report.last_seq}" if report.records else "no records"
+    typer.echo(
+        f"export intact: {span} ({report.records} distinct, {report.duplicates} duplicates), "
+        f"{report.recomputed} hashes recomputed, {report.checkpoints} signed checkpoints "
+        f"verified (records 1..{report.signed_through})"
+    )
 
 
 def _stdout() -> TextIO:

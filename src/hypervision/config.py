@@ -277,6 +277,35 @@ class Settings(BaseSettings):
     # process's own commits and at least this often (docs/adr/0018).
     audit_sequence_seconds: float = Field(default=0.25, gt=0, le=60)
 
+    # Handing the trail to the SOC (docs/adr/0037). soc_syslog_url: tls://host:port, RFC 5424
+    # syslog over TLS with octet counting (RFC 5425); the server's certificate is checked
+    # against soc_ca_file (else the system's CAs); soc_client_cert_file and soc_client_key_file
+    # when the collector wants a client certificate. soc_jsonl_path: JSON lines appended to a
+    # file rotated at soc_jsonl_rotate_bytes (soc_jsonl_keep rotated files kept, 0: all).
+    soc_syslog_url: str = ""
+    soc_ca_file: Path | None = None
+    soc_client_cert_file: Path | None = None
+    soc_client_key_file: Path | None = None
+    soc_server_name: str = ""  # the name the certificate must carry (default: the URL's host)
+    soc_jsonl_path: Path | None = None
+    soc_jsonl_rotate_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    soc_jsonl_keep: int = Field(default=0, ge=0, le=100_000)
+    soc_include_detail: bool = False  # JSON lines only: the records' ``detail`` too
+    soc_hostname: str = ""  # RFC 5424 HOSTNAME (default: this host's name)
+    soc_facility: int = Field(default=13, ge=0, le=23)  # 13: log audit
+    soc_enterprise_number: int = Field(default=32473, ge=1)  # 32473: IANA's documentation PEN
+    soc_batch: int = Field(default=500, ge=1, le=10_000)
+    soc_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
+    soc_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    soc_write_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    soc_backoff_seconds: float = Field(default=1.0, gt=0, le=600)
+    soc_backoff_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    soc_failure_threshold: int = Field(default=5, ge=1, le=10_000)
+    # Bytes re-sent after a broken syslog connection: what kernel buffers may have held
+    # unread when it broke (syslog over TCP has no acknowledgement).
+    soc_replay_bytes: int = Field(default=8 * 1024 * 1024, ge=0, le=1024**3)
+    soc_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     @field_validator("label_levels", "categories", mode="before")
     @classmethod
     def _split_levels(cls, value: object) -> object:
@@ -354,6 +383,36 @@ class Settings(BaseSettings):
         if not all(s.startswith(("nats://", "tls://")) and len(s) > 7 for s in servers):
             raise ValueError("must be nats:// or tls:// URLs, comma-separated")
         return ",".join(servers)
+
+    @field_validator("soc_syslog_url")
+    @classmethod
+    def _check_soc_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "tls" or not parts.hostname or port is None:
+            raise ValueError("must be tls://host:port (syslog over TLS, RFC 5425)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be tls://host:port, with nothing after the port")
+        return value
+
+    @model_validator(mode="after")
+    def _check_soc_client(self) -> Settings:
+        if (self.soc_client_cert_file is None) != (self.soc_client_key_file is None):
+            raise ValueError(
+                "HYPERVISION_SOC_CLIENT_CERT_FILE and HYPERVISION_SOC_CLIENT_KEY_FILE go "
+                "together: set both or neither"
+            )
+        if self.soc_backoff_max_seconds < self.soc_backoff_seconds:
+            raise ValueError(
+                "HYPERVISION_SOC_BACKOFF_MAX_SECONDS must be at least "
+                "HYPERVISION_SOC_BACKOFF_SECONDS"
+            )
+        return self
 
     @field_validator("addok_redis")
     @classmethod

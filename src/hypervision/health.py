@@ -69,7 +69,11 @@ async def readyz(request: Request) -> JSONResponse:
             await asyncio.wait({starter}, timeout=max(0.0, deadline - loop.time()))
         if not hub.started:
             return _unavailable("starting", "Démarrage en cours (flux en direct).")
-    return JSONResponse({"status": "ok"})
+    body: dict[str, object] = {"status": "ok"}
+    exporters = getattr(request.app.state, "soc_exporters", ())
+    if exporters:  # the SOC export's state: failing does not make the server unready
+        body["soc"] = {e.state.sink: e.state.as_dict() for e in exporters}
+    return JSONResponse(body)
 
 
 def _forget(task: asyncio.Task[bool]) -> None:
