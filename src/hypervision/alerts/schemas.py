@@ -7,7 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
@@ -64,11 +71,12 @@ class SignInOffHours(_Rule):
     start: Clock = "07:00"
     end: Clock = "21:00"
 
-    @model_validator(mode="after")
-    def _range(self) -> SignInOffHours:
-        if self.start == self.end:
-            raise ValueError("end: must differ from start")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _range(cls, end: str, info: ValidationInfo) -> str:
+        if end == info.data.get("start", "07:00"):
+            raise ValueError("must differ from start")
+        return end
 
 
 class SignInNewAddress(_Rule):
