@@ -178,3 +178,16 @@ class AlertTransition(BaseModel):
 
     to: Literal["acknowledged", "closed"]
     note: str = Field(default="", max_length=2000)
+
+
+MODELS: dict[str, type[_Rule]] = {
+    "bulk_reads": BulkReads,
+    "id_probing": IdProbing,
+    "exports": Exports,
+    "mfa_failures": MfaFailures,
+    "sign_in_off_hours": SignInOffHours,
+    "sign_in_new_address": SignInNewAddress,
+    "rights_widened": RightsWidened,
+    "label_lowered": LabelLowered,
+    "audit_verify_failed": AuditVerifyFailed,
+}
