@@ -28,6 +28,8 @@ from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient, Response
 from sqlalchemy import select
 
+from hypervision.alerts import service as alerts_service
+from hypervision.alerts.models import AlertRule
 from hypervision.audit.models import AuditRecord
 from hypervision.policy import rules
 from hypervision.policy.roles import Role
@@ -671,6 +673,39 @@ async def audit_surfaces(
     return len(paths)
 
 
+async def alert_surfaces(
+    app: FastAPI, client: AsyncClient, world: World, tally: Tally, person: Person
+) -> int:
+    """Every GET route of security alerts (``/api/v1/security/...``, ``/api/v1/alert-rules``,
+    docs/adr/0040): security officers read them (ids, levels, actions), everyone else is
+    refused; no answer holds an entry's word, whoever reads it. Returns the route count."""
+    paths = sorted(
+        {
+            r.path
+            for r in iter_route_contexts(app.routes)
+            if r.path
+            and (r.path.startswith("/api/v1/security/") or r.path == "/api/v1/alert-rules")
+            and "GET" in (r.methods or ())
+            and "{" not in r.path
+        }
+    )
+    words = [COMMON_WORD, *(rec.word for rec in world.entries.values())]
+    for path in paths:
+        response = await client.get(path, headers=world.headers[person.name])
+        tally.cases["alerts"] += 1
+        if not person.audits:
+            if response.status_code not in (403, 404):
+                tally.leaks.append(f"{person} | alerts {path} | {response.status_code}")
+            continue
+        if response.status_code != 200:
+            tally.missing.append(f"{person} | alerts {path} | {response.status_code}")
+        elif any(word in response.text for word in words):
+            tally.leaks.append(f"{person} | alerts {path} | content")
+        elif path == "/api/v1/security/alerts" and not response.json()["total"]:
+            tally.wrong.append(f"{person} | alerts {path} | no alert raised in the world")
+    return len(paths)
+
+
 async def derived_after_relabel(
     app: FastAPI, client: AsyncClient, world: World, tally: Tally
 ) -> None:
@@ -861,7 +896,15 @@ async def run_matrix(
 ) -> None:
     monkeypatch.setattr(pdf, "pdf_of", printed_html)
     started = time.perf_counter()
+    async with tx(app) as session:  # alerts on every reader's reads: the security surfaces
+        await alerts_service.ensure_state(session)  # have alerts to show (docs/adr/0040)
+        rule = await session.scalar(select(AlertRule).where(AlertRule.kind == "bulk_reads"))
+        assert rule is not None
+        rule.params, rule.version = {**rule.params, "threshold": 1}, rule.version + 1
     world = await Builder(app, client).build()
+    await sequenced(app)
+    async with tx(app) as session:
+        await app.state.alerts.run(session)
     built = time.perf_counter() - started
     tally = Tally()
     audit_routes = 0
@@ -869,6 +912,7 @@ async def run_matrix(
         for surfaces in READ_SURFACES:
             await surfaces(client, world, tally, person)
         audit_routes = await audit_surfaces(app, client, world, tally, person)
+        audit_routes += await alert_surfaces(app, client, world, tally, person)
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)
     await live_stream(app, client, world, tally)

@@ -19,6 +19,7 @@ from hypervision.audit.models import AuditRecord
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid
 from hypervision.core.i18n import N_
+from hypervision.policy.rules import Action, authorize
 from hypervision.web.render import render, shows
 from hypervision.web.session import Officer
 
@@ -85,6 +86,7 @@ async def alert_list(
 @router.get("/securite/alertes/badge", response_class=HTMLResponse)
 async def alert_badge(request: Request, actor: Officer) -> Response:
     """The alerts link's text and count of new alerts (polled by security officers' pages)."""
+    authorize(actor, Action.AUDIT)
     return render(request, "_alerts_badge.html")
 
 
