@@ -332,7 +332,9 @@ def audit_verify() -> None:
     try:
         run_in_transaction(note)
     except Exception as exc:  # noqa: BLE001 - the verdict stands even if it cannot be noted
-        typer.echo(f"warning: the verification could not be recorded ({type(exc).__name__})", err=True)
+        typer.echo(
+            f"warning: the verification could not be recorded ({type(exc).__name__})", err=True
+        )
     if waiting:
         typer.echo(
             f"{waiting} records were waiting to be chained (the oldest written at "

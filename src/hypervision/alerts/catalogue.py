@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,6 @@ SIGN_IN = "auth.sign_in"
 RIGHTS_ACTIONS = frozenset({"user.rights_approve", "user.update", "user.set_clearance"})
 LABEL_ACTIONS = frozenset({"entry.label_approve"})
 VERIFY_ACTION = "audit.verify"
-OTHER_ACTIONS = EXPORT_ACTIONS | RIGHTS_ACTIONS | LABEL_ACTIONS | {SIGN_IN, VERIFY_ACTION}
 PARIS = ZoneInfo("Europe/Paris")
 
 # kind -> the actions it reads (for the ADR and the rules page)
@@ -90,24 +90,40 @@ class Observation:
     weight: int = 1  # added to the window's sum (exports: rows)
 
 
+@lru_cache(maxsize=4096)
+def kinds_for(action: str) -> tuple[str, ...]:
+    """The kinds of rule that look at records of this action (most actions: one or none),
+    so that a record is only observed by the rules that may count it."""
+    kinds: list[str] = []
+    if action.endswith(READ_SUFFIXES) or action in READ_ACTIONS:
+        kinds.append("bulk_reads")
+    if action.startswith("refused:"):
+        kinds.append("id_probing")
+    if action in EXPORT_ACTIONS:
+        kinds.append("exports")
+    if action == SIGN_IN:
+        kinds += ["mfa_failures", "sign_in_off_hours", "sign_in_new_address"]
+    if action in RIGHTS_ACTIONS:
+        kinds.append("rights_widened")
+    if action in LABEL_ACTIONS:
+        kinds.append("label_lowered")
+    if action == VERIFY_ACTION:
+        kinds.append("audit_verify_failed")
+    return tuple(kinds)
+
+
 def interesting(action: str) -> bool:
-    """Whether any kind of rule may look at records of this action (the rest are skipped
-    at once: most of the trail is reads, and reads are looked at)."""
-    return (
-        action.endswith(READ_SUFFIXES)
-        or action in READ_ACTIONS
-        or action.startswith("refused:")
-        or action in OTHER_ACTIONS
-    )
+    """Whether any kind of rule may look at records of this action."""
+    return bool(kinds_for(action))
 
 
-def _person(rec: Rec) -> Observation | None:
+def _person(rec: Any) -> Observation | None:
     if rec.actor_id is None:
         return None
     return Observation("person", str(rec.actor_id), rec.actor_name)
 
 
-def _signed_in_user(rec: Rec) -> Observation | None:
+def _signed_in_user(rec: Any) -> Observation | None:
     user = rec.resource_ids[0] if rec.resource_ids else None
     if user is None:
         return None
@@ -143,9 +159,10 @@ def _widened(detail: dict[str, Any], levels: tuple[str, ...], action: str) -> bo
 
 
 def observe(
-    kind: str, params: dict[str, Any], rec: Rec, levels: tuple[str, ...]
+    kind: str, params: dict[str, Any], rec: Any, levels: tuple[str, ...]
 ) -> Observation | None:
-    """What ``rec`` adds to a rule of ``kind`` (None: nothing)."""
+    """What ``rec`` (a ``Rec``, or the record as the sequencer chained it: the same
+    attributes) adds to a rule of ``kind`` (None: nothing)."""
     action = rec.action
     if kind == "bulk_reads":
         if (
@@ -154,8 +171,9 @@ def observe(
             and (action.endswith(READ_SUFFIXES) or action in READ_ACTIONS)
             and rec.resource_ids
         ):
-            seen = _person(rec)
-            return None if seen is None else _with(seen, items=tuple(rec.resource_ids))
+            if rec.actor_id is None:
+                return None
+            return Observation("person", str(rec.actor_id), rec.actor_name, tuple(rec.resource_ids))
         return None
     if kind == "id_probing":
         if (

@@ -1,11 +1,12 @@
 """Evaluating alert rules as the audit trail is chained (docs/adr/0040).
 
-The sequencer hands each batch it chained, right after its commit, to ``Evaluator.run`` in a
-transaction of its own. A cursor row (``alert_cursor``, locked by the pass) holds the last
-``seq`` evaluated, so each record is evaluated once whichever replica chained it; a batch
-that does not follow the cursor (another replica's, or chained by ``drain`` for the audit API)
-makes the evaluator read what it missed from the trail, after rebuilding its windows from the
-records still inside them. A failed pass leaves the cursor where it was: the next one resumes.
+The sequencer hands each batch it chained to ``Evaluator.run`` at the end of the same
+transaction, under a savepoint (a failure here never holds the chain back). A cursor row
+(``alert_cursor``, locked by the pass) holds the last ``seq`` evaluated, so each record is
+evaluated once whichever replica chained it; a batch that does not follow the cursor (chained
+by ``drain`` for the audit API) makes the evaluator read what it missed from the trail, and a
+pass after another replica's first refills the windows from the records still inside them. A
+failed pass leaves the cursor where it was: the next one resumes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.alerts import service
-from hypervision.alerts.catalogue import COUNTED, Rec, interesting, observe
+from hypervision.alerts.catalogue import COUNTED, Rec, kinds_for, observe
 from hypervision.alerts.models import AlertRule, KnownAddress
-from hypervision.alerts.windows import Entry, Firing, Window
+from hypervision.alerts.windows import Entry, Firing, RuleView, Window
 from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.db import utcnow
 
@@ -39,6 +40,9 @@ class Evaluator:
         self.synced = -1  # the cursor the windows are in step with
         self.rules_seen: frozenset[tuple[uuid.UUID, int]] = frozenset()
         self.evaluated = 0  # records evaluated by this process (for the bench)
+        # Addresses each account signed in from (the "new address" rule), read once per
+        # account from ``alert_known_addresses`` and kept in step with it.
+        self.addresses: dict[str, dict[str, datetime]] = {}
 
     async def run(self, session: AsyncSession, rows: Sequence[Any] = ()) -> int:
         """Evaluate the records chained since the cursor (``rows``: the batch just chained,
@@ -50,16 +54,17 @@ class Evaluator:
             )
         )
         seen = frozenset((r.id, r.version) for r in rules)
-        recs = [Rec.of(r) for r in rows if r.seq is not None and r.seq > cursor.seq]
-        in_step = (
-            self.synced == cursor.seq
-            and seen == self.rules_seen
-            and (not recs or recs[0].seq == cursor.seq + 1)
-        )
-        if not in_step:
+        # The sequencer's records carry every attribute the rules read: used as they are.
+        recs: list[Any] = [r for r in rows if r.seq is not None and r.seq > cursor.seq]
+        synced, self.synced = self.synced, -1  # until this pass commits its work
+        if synced != cursor.seq or seen != self.rules_seen:
+            # Another replica evaluated since, a rule changed, or this is the first pass: the
+            # windows are refilled from the trail, then what follows the cursor is read.
             await self._rebuild(session, rules, cursor.seq)
             self.rules_seen = seen
             recs = []
+        elif recs and recs[0].seq != cursor.seq + 1:
+            recs = []  # records chained elsewhere (``drain``) came first: read from the trail
         if not recs:
             head = await session.scalar(select(AuditHead.seq).where(AuditHead.id == 1))
             if head is None or head <= cursor.seq:
@@ -67,8 +72,13 @@ class Evaluator:
                 return 0
             recs = await _read(session, cursor.seq, head)
         fired = await self._feed(session, rules, recs)
-        for firing in fired.values():
+        merged = [
             await service.raise_or_merge(session, firing=firing, levels=self.levels)
+            for firing in fired.values()
+        ]
+        await service.audit_merges(
+            session, [(a, f) for a, f in zip(merged, fired.values(), strict=True) if a.version > 1]
+        )
         cursor.seq = recs[-1].seq
         self.synced = cursor.seq
         self.evaluated += len(recs)
@@ -77,6 +87,11 @@ class Evaluator:
     async def _rebuild(self, session: AsyncSession, rules: list[AlertRule], upto: int) -> None:
         """Refill the windows of the counted rules from the records still inside them."""
         self.windows.clear()
+        self.addresses = {}
+        for user_key, address, at in await session.execute(
+            select(KnownAddress.user_key, KnownAddress.address, KnownAddress.last_seen_at)
+        ):
+            self.addresses.setdefault(user_key, {})[address] = at
         counted = [r for r in rules if r.kind in COUNTED]
         if not counted:
             return
@@ -88,93 +103,116 @@ class Evaluator:
             .order_by(AuditRecord.seq)
             .execution_options(yield_per=READ_BATCH)
         )
+        by_kind = _by_kind(counted)
         result = await session.stream(query)
         async for row in result:
-            if not interesting(row.action):
-                continue
-            rec = Rec.of(row)
-            for rule in counted:
-                self._count(rule, rec)
+            for kind in kinds_for(row.action):
+                for rule in by_kind.get(kind, ()):
+                    self._count(rule, row)
 
-    def _count(self, rule: AlertRule, rec: Rec) -> tuple[Window, Any] | None:
+    def _count(self, rule: RuleView, rec: Any) -> tuple[Window, Any] | None:
         seen = observe(rule.kind, rule.params, rec, self.levels)
         if seen is None:
             return None
         key = (rule.id, seen.subject_key)
         window = self.windows.get(key)
         if window is None:
-            window = self.windows[key] = Window(
-                int(rule.params.get("window_minutes", 15)), rule.kind == "bulk_reads"
-            )
+            window = self.windows[key] = Window(rule.minutes, rule.kind == "bulk_reads")
         window.add(Entry(rec.at, rec.seq, rec.id, seen.items, seen.weight))
         return window, seen
 
     async def _feed(
-        self, session: AsyncSession, rules: list[AlertRule], recs: list[Rec]
+        self, session: AsyncSession, rules: list[AlertRule], recs: list[Any]
     ) -> dict[tuple[uuid.UUID, str], Firing]:
+        """Each record is observed by the rules of the kinds that look at its action only
+        (``catalogue.kinds_for``): most records by one rule or none."""
         fired: dict[tuple[uuid.UUID, str], Firing] = {}
+        by_kind = _by_kind(rules)
         for rec in recs:
-            if not interesting(rec.action):
-                continue
-            for rule in rules:
-                if rule.kind in COUNTED:
-                    counted = self._count(rule, rec)
-                    if counted is None:
-                        continue
-                    window, seen = counted
-                    if window.measure <= int(rule.params.get("threshold", 1)):
-                        continue
-                    firing = _firing(fired, rule, seen)
-                    if window.fired:
-                        firing.cite(rec.at, rec.seq, rec.id)
+            for kind in kinds_for(rec.action):
+                for rule in by_kind.get(kind, ()):
+                    if kind in COUNTED:
+                        self._counted(fired, rule, rec)
                     else:
-                        window.fired = True
-                        for entry in window.entries:
-                            firing.cite(entry.at, entry.seq, entry.id)
-                    firing.measure = max(firing.measure, window.measure)
-                    continue
-                seen = observe(rule.kind, rule.params, rec, self.levels)
-                if seen is None:
-                    continue
-                if rule.kind == "sign_in_new_address" and not await _new_address(
-                    session, seen.subject_key, rec, int(rule.params.get("days", 30))
-                ):
-                    continue
-                firing = _firing(fired, rule, seen)
-                firing.cite(rec.at, rec.seq, rec.id)
-                firing.measure += 1
+                        await self._single(session, fired, rule, rec)
         return fired
 
+    def _counted(
+        self, fired: dict[tuple[uuid.UUID, str], Firing], rule: RuleView, rec: Any
+    ) -> None:
+        counted = self._count(rule, rec)
+        if counted is None:
+            return
+        window, seen = counted
+        if window.measure <= rule.threshold:
+            return
+        firing = _firing(fired, rule, seen)
+        if window.fired:
+            firing.cite(rec.at, rec.seq, rec.id)
+        else:
+            window.fired = True
+            for entry in window.entries:
+                firing.cite(entry.at, entry.seq, entry.id)
+        firing.measure = max(firing.measure, window.measure)
 
-def _firing(fired: dict[tuple[uuid.UUID, str], Firing], rule: AlertRule, seen: Any) -> Firing:
+    async def _single(
+        self,
+        session: AsyncSession,
+        fired: dict[tuple[uuid.UUID, str], Firing],
+        rule: RuleView,
+        rec: Any,
+    ) -> None:
+        seen = observe(rule.kind, rule.params, rec, self.levels)
+        if seen is None:
+            return
+        if rule.kind == "sign_in_new_address" and not await self._new_address(
+            session, seen.subject_key, rec, int(rule.params.get("days", 30))
+        ):
+            return
+        firing = _firing(fired, rule, seen)
+        firing.cite(rec.at, rec.seq, rec.id)
+        firing.measure += 1
+
+    async def _new_address(self, session: AsyncSession, user_key: str, rec: Any, days: int) -> bool:
+        """Whether the account signs in from an address it has not used in the last ``days``
+        days (its very first sign-in teaches the evaluator, and raises nothing); learns the
+        address. The addresses are read from the database at each rebuild, and written
+        only for an address new to the account or last seen more than a day before."""
+        known = self.addresses.setdefault(user_key, {})  # all read by the last rebuild
+        address, at = rec.client_address, rec.at
+        last = known.get(address)
+        if last is None:
+            session.add(KnownAddress(user_key=user_key, address=address, last_seen_at=at))
+            first = not known
+            known[address] = at
+            return not first
+        if at - last > timedelta(days=1):
+            await session.execute(
+                update(KnownAddress)
+                .where(KnownAddress.user_key == user_key, KnownAddress.address == address)
+                .values(last_seen_at=at)
+            )
+            known[address] = at
+        return bool(last < at - timedelta(days=days))
+
+
+def _by_kind(rules: list[AlertRule]) -> dict[str, list[RuleView]]:
+    """The pass's rules by kind, read once from their rows (the hot loop reads plain
+    attributes, not the ORM's)."""
+    found: dict[str, list[RuleView]] = {}
+    for rule in rules:
+        found.setdefault(rule.kind, []).append(RuleView.of(rule))
+    return found
+
+
+def _firing(fired: dict[tuple[uuid.UUID, str], Firing], rule: RuleView, seen: Any) -> Firing:
     key = (rule.id, seen.subject_key)
     firing = fired.get(key)
     if firing is None:
-        firing = fired[key] = Firing(rule, seen.subject_kind, seen.subject_key, seen.subject_name)
+        firing = fired[key] = Firing(
+            rule.model, seen.subject_kind, seen.subject_key, seen.subject_name
+        )
     return firing
-
-
-async def _new_address(session: AsyncSession, user_key: str, rec: Rec, days: int) -> bool:
-    """Whether the account signs in from an address not used in the last ``days`` days (its
-    very first sign-in teaches the evaluator, and raises nothing); learns the address."""
-    assert rec.client_address is not None
-    known = {
-        k.address: k
-        for k in await session.scalars(
-            select(KnownAddress).where(KnownAddress.user_key == user_key)
-        )
-    }
-    this = known.get(rec.client_address)
-    if this is None:
-        session.add(
-            KnownAddress(user_key=user_key, address=rec.client_address, last_seen_at=rec.at)
-        )
-    else:
-        recent = this.last_seen_at >= rec.at - timedelta(days=days)
-        this.last_seen_at = max(this.last_seen_at, rec.at)
-        return not recent
-    await session.flush()
-    return bool(known)
 
 
 _COLUMNS = (

@@ -27,7 +27,7 @@ from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, authorize
 
 TOPIC = "security_alert"
-MAX_CITED = 500  # triggering records kept on an alert (the count keeps going)
+MAX_CITED = 200  # triggering records kept on an alert (the count keeps going)
 # Who may receive the topic's events (``live.hub`` reads it from the label).
 GATE = {"role": "security_officer", "scope": "audit"}
 # Where an alert may go from each state.
@@ -198,25 +198,45 @@ async def raise_or_merge(
     else:
         known = {r["seq"] for r in alert.records}
         fresh = [c for c in cited if c["seq"] not in known]
-        alert.records = [*alert.records, *fresh][:MAX_CITED]
+        if len(alert.records) < MAX_CITED:  # full: only the count goes on
+            alert.records = [*alert.records, *fresh][:MAX_CITED]
         alert.record_count += len(fresh)
         alert.last_at = max(alert.last_at, firing.last_at)
         alert.measure = max(alert.measure, firing.measure)
         alert.version += 1
         verb = "merge"
     await session.flush()
+    if verb == "raise":
+        await audit.record(
+            session=session,
+            actor=None,
+            actor_name="alerts",
+            action="security_alert.raise",
+            surface="system",
+            resource_type=TOPIC,
+            resource_ids=[alert.id],
+            detail={"rule": str(rule.id), "kind": rule.kind, "records": [c["seq"] for c in cited]},
+        )
+    await _announce(session, alert, verb, levels)
+    return alert
+
+
+async def audit_merges(session: AsyncSession, merged: list[tuple[Alert, Firing]]) -> None:
+    """One audit record for every alert that records joined in a pass (a busy subject's
+    alert grows with each pass: one record per pass, not one per alert, like a live
+    delivery batch)."""
+    if not merged:
+        return
     await audit.record(
         session=session,
         actor=None,
         actor_name="alerts",
-        action=f"security_alert.{verb}",
+        action="security_alert.merge",
         surface="system",
         resource_type=TOPIC,
-        resource_ids=[alert.id],
-        detail={"rule": str(rule.id), "kind": rule.kind, "records": [c["seq"] for c in cited]},
+        resource_ids=[alert.id for alert, _ in merged],
+        detail={"records": {str(a.id): [seq for seq, _ in f.records] for a, f in merged}},
     )
-    await _announce(session, alert, verb, levels)
-    return alert
 
 
 async def _announce(

@@ -4,9 +4,10 @@ evaluator starts or falls out of step (docs/adr/0040)."""
 from __future__ import annotations
 
 import uuid
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from hypervision.alerts.models import AlertRule
 
@@ -28,7 +29,7 @@ class Window:
     minutes: int
     distinct: bool
     entries: deque[Entry] = field(default_factory=deque)
-    items: Counter[str] = field(default_factory=Counter)
+    items: dict[str, int] = field(default_factory=dict)
     total: int = 0
     fired: bool = False  # crossed its threshold: later records join the alert one by one
 
@@ -36,19 +37,26 @@ class Window:
         self.expire(entry.at)
         self.entries.append(entry)
         self.total += entry.weight
-        if self.distinct:
-            self.items.update(entry.items)
+        if self.distinct:  # a plain dict: Counter.update's isinstance checks cost more
+            counts = self.items
+            for item in entry.items:
+                counts[item] = counts.get(item, 0) + 1
 
     def expire(self, now: datetime) -> None:
+        if not self.entries or self.entries[0].at >= now - timedelta(minutes=self.minutes):
+            return
         edge = now - timedelta(minutes=self.minutes)
         while self.entries and self.entries[0].at < edge:
             old = self.entries.popleft()
             self.total -= old.weight
             if self.distinct:
-                self.items.subtract(old.items)
+                counts = self.items
                 for item in old.items:
-                    if self.items[item] <= 0:
-                        del self.items[item]
+                    left = counts[item] - 1
+                    if left:
+                        counts[item] = left
+                    else:
+                        del counts[item]
         if not self.entries:
             self.fired = False
 
@@ -72,3 +80,27 @@ class Firing:
         self.records.append((seq, rid))
         self.first_at = at if self.first_at is None else min(self.first_at, at)
         self.last_at = at if self.last_at is None else max(self.last_at, at)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    """A rule as the evaluator's loop reads it, once per pass."""
+
+    model: AlertRule
+    id: uuid.UUID
+    kind: str
+    params: dict[str, Any]
+    threshold: int
+    minutes: int
+
+    @classmethod
+    def of(cls, rule: AlertRule) -> RuleView:
+        params = dict(rule.params)
+        return cls(
+            rule,
+            rule.id,
+            rule.kind,
+            params,
+            int(params.get("threshold", 1)),
+            int(params.get("window_minutes", 15)),
+        )

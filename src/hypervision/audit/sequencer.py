@@ -124,9 +124,9 @@ async def queued(session: AsyncSession) -> tuple[int, Any]:
     return int(count), oldest
 
 
-# Called after each pass's commit, in a transaction of its own, with the records the pass
-# chained (possibly none): the alert evaluator (``alerts.evaluator``, docs/adr/0040). It sits
-# above the trail, which knows it only by this signature.
+# Called at the end of each pass, in its transaction (under a savepoint), with the records
+# the pass chained (possibly none): the alert evaluator (``alerts.evaluator``, ADR 0040).
+# It sits above the trail, which knows it only by this signature.
 AfterPass = Callable[[AsyncSession, list[Any]], Awaitable[object]]
 
 
@@ -178,22 +178,22 @@ class Sequencer:
                     chained: list[Any] = []
                     async with transaction(self.sessions) as session:
                         done = await sequence_batch(session, out=chained)
+                        await self.run_after(session, chained)
                     self.sequenced += done
-                    await self.run_after(chained)
                     if done < BATCH:
                         break
             except Exception:
                 log.exception("audit sequencing failed; will retry")
                 await asyncio.sleep(self.interval)
 
-
-    async def run_after(self, chained: list[Any]) -> None:
-        """The after-pass hook in its own transaction: a failure there is logged and leaves
-        the chain as it is (the hook resumes from its own cursor)."""
+    async def run_after(self, session: AsyncSession, chained: list[Any]) -> None:
+        """The after-pass hook, in the pass's transaction under a savepoint: its work commits
+        with the chain's, and a failure there is logged and rolled back alone, leaving the
+        chain's progress intact (the hook resumes from its own cursor)."""
         if self.after is None:
             return
         try:
-            async with transaction(self.sessions) as session:
+            async with session.begin_nested():
                 await self.after(session, chained)
         except Exception:
             log.exception("after-pass hook failed; will resume from its cursor")
