@@ -21,7 +21,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.alerts import service
-from hypervision.alerts.catalogue import COUNTED, Rec, kinds_for, observe
+from hypervision.alerts.catalogue import (
+    COUNTED,
+    PROTECTED_KINDS,
+    Observation,
+    Rec,
+    kinds_for,
+    observe,
+)
 from hypervision.alerts.models import AlertRule, KnownAddress
 from hypervision.alerts.windows import Entry, Firing, RuleView, Window
 from hypervision.audit.models import AuditHead, AuditRecord
@@ -36,7 +43,8 @@ class Evaluator:
 
     def __init__(self, levels: tuple[str, ...]) -> None:
         self.levels = levels
-        self.windows: dict[tuple[uuid.UUID, str], Window] = {}
+        # (rule id, subject): the subject's key, or its person's id for bulk reads
+        self.windows: dict[tuple[uuid.UUID, object], Window] = {}
         self.synced = -1  # the cursor the windows are in step with
         self.rules_seen: frozenset[tuple[uuid.UUID, int]] = frozenset()
         self.evaluated = 0  # records evaluated by this process (for the bench)
@@ -104,11 +112,18 @@ class Evaluator:
             .execution_options(yield_per=READ_BATCH)
         )
         by_kind = _by_kind(counted)
+        bulk = by_kind.pop("bulk_reads", [])
+        ignored: dict[tuple[uuid.UUID, str], Firing] = {}
         result = await session.stream(query)
         async for row in result:
             for kind in kinds_for(row.action):
-                for rule in by_kind.get(kind, ()):
-                    self._count(rule, row)
+                for rule in bulk if kind == "bulk_reads" else by_kind.get(kind, ()):
+                    if kind == "bulk_reads":
+                        self._bulk_read(ignored, rule, row)
+                    else:
+                        self._count(rule, row)
+        # A bulk-read window above its threshold is marked fired (its alert was raised when
+        # its records were first evaluated): later reads join that alert one by one.
 
     def _count(self, rule: RuleView, rec: Any) -> tuple[Window, Any] | None:
         seen = observe(rule.kind, rule.params, rec, self.levels)
@@ -128,14 +143,39 @@ class Evaluator:
         (``catalogue.kinds_for``): most records by one rule or none."""
         fired: dict[tuple[uuid.UUID, str], Firing] = {}
         by_kind = _by_kind(rules)
+        bulk = by_kind.pop("bulk_reads", [])
         for rec in recs:
             for kind in kinds_for(rec.action):
+                if kind == "bulk_reads":
+                    for rule in bulk:
+                        self._bulk_read(fired, rule, rec)
+                    continue
                 for rule in by_kind.get(kind, ()):
                     if kind in COUNTED:
                         self._counted(fired, rule, rec)
                     else:
                         await self._single(session, fired, rule, rec)
         return fired
+
+    def _bulk_read(
+        self, fired: dict[tuple[uuid.UUID, str], Firing], rule: RuleView, rec: Any
+    ) -> None:
+        """``catalogue.observe`` for bulk reads, inlined: reads are most of the trail."""
+        if (
+            rec.actor_id is None
+            or rec.decision != "allowed"
+            or rec.resource_type not in PROTECTED_KINDS
+            or not rec.resource_ids
+        ):
+            return
+        key = (rule.id, rec.actor_id)
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = Window(rule.minutes, True)
+        window.add(Entry(rec.at, rec.seq, rec.id, rec.resource_ids, 1))
+        if window.measure > rule.threshold:
+            seen = Observation("person", str(rec.actor_id), rec.actor_name)
+            self._fire(fired, rule, seen, window, rec)
 
     def _counted(
         self, fired: dict[tuple[uuid.UUID, str], Firing], rule: RuleView, rec: Any
@@ -144,8 +184,18 @@ class Evaluator:
         if counted is None:
             return
         window, seen = counted
-        if window.measure <= rule.threshold:
-            return
+        if window.measure > rule.threshold:
+            self._fire(fired, rule, seen, window, rec)
+
+    def _fire(
+        self,
+        fired: dict[tuple[uuid.UUID, str], Firing],
+        rule: RuleView,
+        seen: Observation,
+        window: Window,
+        rec: Any,
+    ) -> None:
+        """A window above its threshold: its records raise (or join) the subject's alert."""
         firing = _firing(fired, rule, seen)
         if window.fired:
             firing.cite(rec.at, rec.seq, rec.id)

@@ -17,7 +17,7 @@ class Entry:
     at: datetime
     seq: int
     id: uuid.UUID
-    items: tuple[str, ...]
+    items: tuple[str, ...] | list[str]
     weight: int
 
 
