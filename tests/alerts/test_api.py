@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
@@ -159,3 +160,33 @@ async def test_only_security_officers(app: FastAPI, client: AsyncClient) -> None
     # Nothing changed.
     [still] = await alerts(client, secu, kind="id_probing")
     assert still["state"] == "new"
+
+
+async def test_a_full_alert_keeps_counting_and_a_closed_one_takes_no_more(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hypervision.alerts import service
+
+    monkeypatch.setattr(service, "MAX_CITED", 3)
+    secu = await security_officer(app, client)
+    await set_rule(client, secu, "id_probing", threshold=1)
+    mallory = await officer(app, client, "mallory", "PP")
+
+    async def probe(times: int) -> None:
+        for _ in range(times):
+            await client.get(f"/api/v1/entries/{uuid.uuid4()}", headers=mallory)
+        await evaluate(app)
+
+    await probe(4)
+    [alert] = await alerts(client, secu, kind="id_probing")
+    assert len(alert["records"]) == 3 and alert["record_count"] == 4
+    await probe(2)  # the list is full: the count goes on, with one UPDATE
+    [grown] = await alerts(client, secu, kind="id_probing")
+    assert grown["id"] == alert["id"] and grown["record_count"] == 6
+    assert len(grown["records"]) == 3 and grown["version"] > alert["version"]
+    url = f"/api/v1/security/alerts/{alert['id']}/transitions"
+    assert (await client.post(url, json={"to": "closed"}, headers=secu)).status_code == 200
+    await probe(2)  # closed: the next crossing raises a new alert
+    found = await alerts(client, secu, kind="id_probing")
+    assert len(found) == 2 and {a["state"] for a in found} == {"new", "closed"}
+    assert next(a for a in found if a["id"] == alert["id"])["record_count"] == 6

@@ -91,12 +91,15 @@ async def test_others_are_refused_the_pages(app: FastAPI, client: AsyncClient) -
         await client.get(f"/api/v1/entries/{uuid.uuid4()}", headers=prober)
     await evaluate(app)
     [alert] = await alerts(client, secu)
-    await browse_as(client, "prober")
-    home = await client.get("/main-courante")
-    assert "/securite/alertes" not in home.text
-    for url in (
-        "/securite/alertes",
-        f"/securite/alertes/{alert['id']}",
-        "/securite/alertes/regles",
-    ):
-        assert (await client.get(url)).status_code == 403, url
+    await officer(app, client, "ada", "PP", roles=(Role.ADMINISTRATOR, Role.WATCH_OFFICER))
+    for name in ("prober", "ada"):
+        await browse_as(client, name)
+        home = await client.get("/main-courante")
+        assert home.status_code == 200 and "/securite/alertes" not in home.text
+        for url in (
+            "/securite/alertes",
+            f"/securite/alertes/{alert['id']}",
+            "/securite/alertes/regles",
+            "/securite/alertes/badge",
+        ):
+            assert (await client.get(url)).status_code == 403, (name, url)

@@ -29,7 +29,7 @@ from hypervision.alerts.catalogue import (
     kinds_for,
     observe,
 )
-from hypervision.alerts.models import AlertRule, KnownAddress
+from hypervision.alerts.models import Alert, AlertRule, KnownAddress
 from hypervision.alerts.windows import Entry, Firing, RuleView, Window
 from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.db import utcnow
@@ -51,6 +51,8 @@ class Evaluator:
         # Addresses each account signed in from (the "new address" rule), read once per
         # account from ``alert_known_addresses`` and kept in step with it.
         self.addresses: dict[str, dict[str, datetime]] = {}
+        # Open alerts whose cited list is full, by (rule id, subject key).
+        self.full: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
     async def run(self, session: AsyncSession, rows: Sequence[Any] = ()) -> int:
         """Evaluate the records chained since the cursor (``rows``: the batch just chained,
@@ -80,21 +82,39 @@ class Evaluator:
                 return 0
             recs = await _read(session, cursor.seq, head)
         fired = await self._feed(session, rules, recs)
-        merged = [
-            await service.raise_or_merge(session, firing=firing, levels=self.levels)
-            for firing in fired.values()
-        ]
-        await service.audit_merges(
-            session, [(a, f) for a, f in zip(merged, fired.values(), strict=True) if a.version > 1]
-        )
+        merges: list[tuple[Alert, Firing]] = []
+        for key, firing in fired.items():
+            alert, merged = await self._alert(session, key, firing)
+            if merged:
+                merges.append((alert, firing))
+        await service.audit_merges(session, merges)
         cursor.seq = recs[-1].seq
         self.synced = cursor.seq
         self.evaluated += len(recs)
         return len(recs)
 
+    async def _alert(
+        self, session: AsyncSession, key: tuple[uuid.UUID, str], firing: Firing
+    ) -> tuple[Alert, bool]:
+        """Raise or merge; an alert whose cited list is full is remembered, and later
+        records join it with one UPDATE. Returns the alert and whether it was a merge."""
+        full = self.full.get(key)
+        if full is not None:
+            alert = await service.add_to_full(
+                session, alert_id=full, firing=firing, levels=self.levels
+            )
+            if alert is not None:
+                return alert, True
+            del self.full[key]
+        alert = await service.raise_or_merge(session, firing=firing, levels=self.levels)
+        if len(alert.records) >= service.MAX_CITED:
+            self.full[key] = alert.id
+        return alert, alert.version > 1
+
     async def _rebuild(self, session: AsyncSession, rules: list[AlertRule], upto: int) -> None:
         """Refill the windows of the counted rules from the records still inside them."""
         self.windows.clear()
+        self.full.clear()
         self.addresses = {}
         for user_key, address, at in await session.execute(
             select(KnownAddress.user_key, KnownAddress.address, KnownAddress.last_seen_at)

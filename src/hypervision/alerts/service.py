@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.alerts.catalogue import DEFAULT_RULES
@@ -218,6 +218,34 @@ async def raise_or_merge(
             detail={"rule": str(rule.id), "kind": rule.kind, "records": [c["seq"] for c in cited]},
         )
     await _announce(session, alert, verb, levels)
+    return alert
+
+
+async def add_to_full(
+    session: AsyncSession, *, alert_id: uuid.UUID, firing: Firing, levels: tuple[str, ...]
+) -> Alert | None:
+    """Records joining an alert whose cited list is full: one UPDATE of its count and last
+    record (no read of the list), then its event; None when the alert was closed meanwhile
+    or is past the window (the caller raises or merges as usual)."""
+    assert firing.first_at is not None and firing.last_at is not None
+    edge = firing.first_at - timedelta(minutes=int(firing.rule.params.get("window_minutes", 15)))
+    bigger = case((Alert.measure < firing.measure, firing.measure), else_=Alert.measure)
+    done = await session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.state != "closed", Alert.last_at >= edge)
+        .values(
+            record_count=Alert.record_count + len(firing.records),
+            last_at=firing.last_at,
+            measure=bigger,
+            version=Alert.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(done, "rowcount", 0):
+        return None
+    alert = await session.get(Alert, alert_id, populate_existing=True)
+    assert alert is not None
+    await _announce(session, alert, "merge", levels)
     return alert
 
 
