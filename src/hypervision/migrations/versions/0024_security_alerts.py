@@ -80,15 +80,15 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name != "postgresql":
         return
-    for table in TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(f"CREATE POLICY hv_read ON {table} FOR SELECT USING {ALLOWED}")
-        op.execute(f"CREATE POLICY hv_insert ON {table} FOR INSERT WITH CHECK {ALLOWED}")
+    for name in TABLES:
+        op.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
+        op.execute(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY")
+        op.execute(f"CREATE POLICY hv_read ON {name} FOR SELECT USING {ALLOWED}")
+        op.execute(f"CREATE POLICY hv_insert ON {name} FOR INSERT WITH CHECK {ALLOWED}")
         op.execute(
-            f"CREATE POLICY hv_update ON {table} FOR UPDATE USING {ALLOWED} WITH CHECK {ALLOWED}"
+            f"CREATE POLICY hv_update ON {name} FOR UPDATE USING {ALLOWED} WITH CHECK {ALLOWED}"
         )
-        op.execute(f"CREATE POLICY hv_delete ON {table} FOR DELETE USING {ALLOWED}")
+        op.execute(f"CREATE POLICY hv_delete ON {name} FOR DELETE USING {ALLOWED}")
 
 
 def downgrade() -> None:
