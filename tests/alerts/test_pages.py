@@ -103,3 +103,32 @@ async def test_others_are_refused_the_pages(app: FastAPI, client: AsyncClient) -
             "/securite/alertes/badge",
         ):
             assert (await client.get(url)).status_code == 403, (name, url)
+
+
+async def test_a_rule_is_edited_and_deleted_in_its_form(app: FastAPI, client: AsyncClient) -> None:
+    secu = await security_officer(app, client)
+    rules = (await client.get("/api/v1/security/alert-rules", headers=secu)).json()["items"]
+    rule = next(r for r in rules if r["kind"] == "bulk_reads")
+    csrf = await browse_as(client, "sophie.secu")
+    page = await client.get(f"/securite/alertes/regles/{rule['id']}")
+    assert page.status_code == 200 and 'value="200"' in page.text
+    form = {"csrf_token": csrf, "name": "Lectures massives", "severity": "critical"}
+    saved = await client.post(
+        f"/securite/alertes/regles/{rule['id']}",
+        data={**form, "threshold": "50", "window_minutes": "5", "enabled": "1", "action": "save"},
+    )
+    assert saved.status_code == 303
+    after = (await client.get(f"/api/v1/security/alert-rules/{rule['id']}", headers=secu)).json()
+    assert after["params"] == {"threshold": 50, "window_minutes": 5}
+    assert after["severity"] == "critical" and after["version"] == 2 and after["enabled"]
+    wrong = await client.post(
+        f"/securite/alertes/regles/{rule['id']}",
+        data={**form, "threshold": "abc", "window_minutes": "5", "action": "save"},
+    )
+    assert wrong.status_code == 422 and "threshold" in wrong.text
+    gone = await client.post(
+        f"/securite/alertes/regles/{rule['id']}", data={"csrf_token": csrf, "action": "delete"}
+    )
+    assert gone.status_code == 303
+    missing = await client.get(f"/api/v1/security/alert-rules/{rule['id']}", headers=secu)
+    assert missing.status_code == 404
