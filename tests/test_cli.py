@@ -143,6 +143,18 @@ async def test_audit_verify_exit_code(app: FastAPI, database_url: str, tmp_path:
     broken = _cli(database_url, tmp_path, "audit", "verify")
     assert broken.returncode == 1
     assert "record 1 was altered" in broken.stderr
+    # Each verdict is on the trail: a failure raises the security officers' alert (ADR 0040).
+    from sqlalchemy import select
+
+    from tests.factories import tx
+
+    async with tx(app) as session:
+        verdicts = await session.scalars(
+            select(AuditRecord.decision)
+            .where(AuditRecord.action == "audit.verify")
+            .order_by(AuditRecord.qid)
+        )
+        assert list(verdicts) == ["allowed", "denied"]
 
 
 def test_migrate_says_what_it_did(tmp_path: Path) -> None:

@@ -13,6 +13,9 @@ from types import FrameType
 from fastapi import FastAPI
 
 from hypervision import __version__, health, monitoring
+from hypervision.alerts import api as alerts_api
+from hypervision.alerts import service as alerts_service
+from hypervision.alerts.evaluator import Evaluator
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
 from hypervision.config import Settings, get_settings
@@ -147,9 +150,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.system_sessions = rls.system_sessions(engine, settings)
     app.state.passwords = Passwords(settings)
-    app.state.hub = Hub(settings, app.state.system_sessions, topics=KINDS.topics(), labels=KINDS)
+    # The security_alert topic reaches security officers' streams only (live.hub gates it).
+    topics = KINDS.topics() | {alerts_service.TOPIC}
+    app.state.hub = Hub(settings, app.state.system_sessions, topics=topics, labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
-    app.state.sequencer = Sequencer(app.state.system_sessions, settings.audit_sequence_seconds)
+    # Alert rules are evaluated on each batch the sequencer chains (docs/adr/0040).
+    app.state.alerts = Evaluator(settings.label_levels)
+    app.state.sequencer = Sequencer(
+        app.state.system_sessions, settings.audit_sequence_seconds, after=app.state.alerts.run
+    )
     app.state.sources = sources.Poller(app.state.system_sessions, settings)
     app.state.metrics = metrics.Metrics()  # a registry of this app's own (docs/adr/0032)
     app.state.figures = monitoring.Figures(app.state.hub, app.state.sequencer)
@@ -206,5 +215,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_api.router)
     app.include_router(opendata_api.router)
     app.include_router(opendata_public.router)
+    app.include_router(alerts_api.router)
     web.install(app)
     return app

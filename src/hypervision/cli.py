@@ -398,6 +398,27 @@ def audit_verify() -> None:
         return waiting, oldest, await audit.verify(session=session, witness=witness)
 
     waiting, oldest, result = run_in_transaction(check)
+
+    async def note(session: AsyncSession, _s: Settings) -> None:
+        # The outcome on the trail itself: a failure raises the security officers' alert
+        # (alerts rule "audit_verify_failed", docs/adr/0040). Ids and counts only.
+        await audit.record(
+            session=session,
+            actor=None,
+            actor_name="cli",
+            action="audit.verify",
+            surface="cli",
+            decision="allowed" if result.ok else "denied",
+            resource_type="audit_record",
+            detail={"checked": result.checked, "problem": (result.problem or "")[:300]},
+        )
+
+    try:
+        run_in_transaction(note)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands even if it cannot be noted
+        typer.echo(
+            f"warning: the verification could not be recorded ({type(exc).__name__})", err=True
+        )
     if waiting:
         typer.echo(
             f"{waiting} records were waiting to be chained (the oldest written at "

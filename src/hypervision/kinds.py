@@ -47,7 +47,8 @@ KINDS = Registry(
 # Tables under row-level security that are not kinds of their own: versions and label
 # requests (visible with the record they belong to), the outbox, the audit trail, and the map
 # cells (counts of entries per label signature: a signature is visible as its entries are,
-# a cell with its signature; migration 0011).
+# a cell with its signature; migration 0011), and security alerts with their rules and state
+# (security officers only, like the trail they cite; migration 0024, docs/adr/0040).
 SUPPORT_TABLES = (
     "record_versions",
     "label_change_requests",
@@ -56,6 +57,10 @@ SUPPORT_TABLES = (
     "audit_resources",
     "map_signatures",
     "map_cells",
+    "alert_rules",
+    "security_alerts",
+    "alert_cursor",
+    "alert_known_addresses",
 )
 
 # Tables under row-level security; the catalogue tests check each one.

@@ -176,6 +176,10 @@ def test_what_is_derived_from_the_registry() -> None:
         "audit_records",
         "map_signatures",
         "map_cells",
+        "alert_rules",
+        "security_alerts",
+        "alert_cursor",
+        "alert_known_addresses",
     )
     assert {"entry", "comment", "situation", "attachment", "product"} == KINDS.topics()
     assert KINDS.version_parents() == {

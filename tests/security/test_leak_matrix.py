@@ -28,6 +28,8 @@ from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient, Response
 from sqlalchemy import select
 
+from hypervision.alerts import service as alerts_service
+from hypervision.alerts.models import AlertRule
 from hypervision.audit.models import AuditRecord
 from hypervision.identity.models import User
 from hypervision.policy import rules
@@ -706,6 +708,8 @@ async def access_review_surfaces(
     for kind, bodies in refusals.items():
         if len(bodies) > 1:
             tally.wrong.append(f"{person} | {kind} | refusals differ: {sorted(bodies)}")
+
+
 CONSOLE_PATHS = ("/api/v1/audit/console",)
 HIDDEN_TITLE = "—"
 
@@ -771,6 +775,39 @@ async def console_surfaces(
             tally.missing.append(f"{person} | console.titles | entry#{rec.index} {rec.mark}")
         if not cleared and title != HIDDEN_TITLE:
             tally.leaks.append(f"{person} | console.titles | {title!r} for entry#{rec.index}")
+
+
+async def alert_surfaces(
+    app: FastAPI, client: AsyncClient, world: World, tally: Tally, person: Person
+) -> int:
+    """Every GET route of security alerts (``/api/v1/security/...``, ``/api/v1/alert-rules``,
+    docs/adr/0040): security officers read them (ids, levels, actions), everyone else is
+    refused; no answer holds an entry's word, whoever reads it. Returns the route count."""
+    paths = sorted(
+        {
+            r.path
+            for r in iter_route_contexts(app.routes)
+            if r.path
+            and (r.path.startswith("/api/v1/security/") or r.path == "/api/v1/alert-rules")
+            and "GET" in (r.methods or ())
+            and "{" not in r.path
+        }
+    )
+    words = [COMMON_WORD, *(rec.word for rec in world.entries.values())]
+    for path in paths:
+        response = await client.get(path, headers=world.headers[person.name])
+        tally.cases["alerts"] += 1
+        if not person.audits:
+            if response.status_code not in (403, 404):
+                tally.leaks.append(f"{person} | alerts {path} | {response.status_code}")
+            continue
+        if response.status_code != 200:
+            tally.missing.append(f"{person} | alerts {path} | {response.status_code}")
+        elif any(word in response.text for word in words):
+            tally.leaks.append(f"{person} | alerts {path} | content")
+        elif path == "/api/v1/security/alerts" and not response.json()["total"]:
+            tally.wrong.append(f"{person} | alerts {path} | no alert raised in the world")
+    return len(paths)
 
 
 async def derived_after_relabel(
@@ -1033,7 +1070,15 @@ async def run_matrix(
 ) -> None:
     monkeypatch.setattr(pdf, "pdf_of", printed_html)
     started = time.perf_counter()
+    async with tx(app) as session:  # alerts on every reader's reads: the security surfaces
+        await alerts_service.ensure_state(session)  # have alerts to show (docs/adr/0040)
+        rule = await session.scalar(select(AlertRule).where(AlertRule.kind == "bulk_reads"))
+        assert rule is not None
+        rule.params, rule.version = {**rule.params, "threshold": 1}, rule.version + 1
     world = await Builder(app, client).build()
+    await sequenced(app)
+    async with tx(app) as session:
+        await app.state.alerts.run(session)
     built = time.perf_counter() - started
     tally = Tally()
     audit_routes = 0
@@ -1043,6 +1088,7 @@ async def run_matrix(
         audit_routes = await audit_surfaces(app, client, world, tally, person)
         await access_review_surfaces(client, world, tally, person)
         await console_surfaces(app, client, world, tally, person)
+        audit_routes += await alert_surfaces(app, client, world, tally, person)
     await public_surfaces(client, world, tally)
     read = time.perf_counter() - started - built
     await derived_after_relabel(app, client, world, tally)

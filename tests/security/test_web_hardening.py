@@ -43,7 +43,7 @@ from hypervision.core.deps import SESSION_COOKIE
 from hypervision.db import Base
 from hypervision.follows.models import SavedView
 from hypervision.policy.roles import Role
-from tests.factories import ENTRY, make_org, make_user, sign_in, tx
+from tests.factories import ENTRY, make_org, make_user, sequenced, sign_in, tx
 from tests.web.pages import browse_as
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -329,6 +329,24 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     async with tx(app) as session:
         view_id = await session.scalar(select(SavedView.id))
     users = (await bare.get("/api/v1/users", headers=bearer)).json()
+    # A security alert and a rule (docs/adr/0040): one id probe above a threshold of 1.
+    async with tx(app) as session:
+        await app.state.alerts.run(session)  # first start: cursor and default rules
+    rules = (await bare.get("/api/v1/security/alert-rules", headers=bearer)).json()["items"]
+    probing = next(r for r in rules if r["kind"] == "id_probing")
+    assert (
+        await bare.put(
+            f"/api/v1/security/alert-rules/{probing['id']}",
+            json={"kind": "id_probing", "name": probing["name"], "threshold": 1},
+            headers=bearer,
+        )
+    ).status_code == 200
+    for _ in range(2):
+        await bare.get(f"/api/v1/entries/{uuid.uuid4()}", headers=bearer)
+    await sequenced(app)
+    async with tx(app) as session:
+        await app.state.alerts.run(session)
+    alert = (await bare.get("/api/v1/security/alerts", headers=bearer)).json()["items"][0]
     ids = {
         "entry_id": entry["id"],
         "attachment_id": attachment["id"],
@@ -342,6 +360,8 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "view_id": str(view_id),
         "product_id": product["id"],
         "change_id": widened["pending"]["id"],
+        "alert_id": alert["id"],
+        "rule_id": probing["id"],
         "locale": "en",
         "code": "PREF",  # an organisation's
         "provider": "keycloak",  # an OpenID Connect provider's name (none configured here)
@@ -591,6 +611,9 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/syntheses/{synthesis_id}/modifier": {"title": "Sans jeton"},
     "/syntheses/{synthesis_id}/etape": {"action": "submit"},
     "/langue": {"locale": "en"},
+    "/securite/alertes/regles": {"kind": "label_lowered", "name": "Sans jeton"},
+    "/securite/alertes/regles/{rule_id}": {"name": "Sans jeton", "action": "save"},
+    "/securite/alertes/{alert_id}/etat": {"to": "acknowledged", "note": "Sans jeton"},
     "/double-authentification": {"otp": "123456"},
     "/administration/organisations/{code}/revue-des-acces": {"checksum": "0" * 64},
     "/securite/personnes/{person_id}/revoquer": {},  # every session and token of the person

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -45,9 +45,16 @@ class HeadMissing(RuntimeError):
     """The trail's head row is gone: nothing can be chained until it is restored."""
 
 
-async def sequence_batch(session: AsyncSession, *, batch: int = BATCH, wait: bool = False) -> int:
+async def sequence_batch(
+    session: AsyncSession,
+    *,
+    batch: int = BATCH,
+    wait: bool = False,
+    out: list[Any] | None = None,
+) -> int:
     """Chain up to ``batch`` queued records in the caller's transaction; returns how many
-    (0 when another replica holds the lease and ``wait`` is false)."""
+    (0 when another replica holds the lease and ``wait`` is false). ``out`` receives the
+    records chained, with their ``seq`` (what the alert evaluator reads)."""
     if session.get_bind().dialect.name == "postgresql":
         if wait:
             await session.execute(select(func.pg_advisory_xact_lock(LEASE_KEY)))
@@ -72,7 +79,10 @@ async def sequence_batch(session: AsyncSession, *, batch: int = BATCH, wait: boo
     named: list[dict[str, Any]] = []  # the trail's index by record (docs/adr/0039)
     for row in rows:
         seq += 1
-        row_hash = chain_hash(prev_hash, SimpleNamespace(**row._mapping, seq=seq))
+        record = SimpleNamespace(**row._mapping, seq=seq)
+        row_hash = chain_hash(prev_hash, record)
+        if out is not None:
+            out.append(record)
         chained.append({"b_qid": row.qid, "b_seq": seq, "b_prev": prev_hash, "b_hash": row_hash})
         prev_hash = row_hash
         ids = row.resource_ids if isinstance(row.resource_ids, list) else []
@@ -123,13 +133,25 @@ async def queued(session: AsyncSession) -> tuple[int, Any]:
     return int(count), oldest
 
 
+# Called at the end of each pass, in its transaction (under a savepoint), with the records
+# the pass chained (possibly none): the alert evaluator (``alerts.evaluator``, ADR 0040).
+# It sits above the trail, which knows it only by this signature.
+AfterPass = Callable[[AsyncSession, list[Any]], Awaitable[object]]
+
+
 class Sequencer:
     """Runs passes in the background of a serving process: woken by this process's commits
     that queued records, and every ``interval`` seconds for the other replicas' records."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], interval: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        interval: float,
+        after: AfterPass | None = None,
+    ) -> None:
         self.sessions = sessions
         self.interval = interval
+        self.after = after
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -162,14 +184,28 @@ class Sequencer:
             self._wake.clear()
             try:
                 while True:
+                    chained: list[Any] = []
                     async with transaction(self.sessions) as session:
-                        done = await sequence_batch(session)
+                        done = await sequence_batch(session, out=chained)
+                        await self.run_after(session, chained)
                     self.sequenced += done
                     if done < BATCH:
                         break
             except Exception:
                 log.exception("audit sequencing failed; will retry")
                 await asyncio.sleep(self.interval)
+
+    async def run_after(self, session: AsyncSession, chained: list[Any]) -> None:
+        """The after-pass hook, in the pass's transaction under a savepoint: its work commits
+        with the chain's, and a failure there is logged and rolled back alone, leaving the
+        chain's progress intact (the hook resumes from its own cursor)."""
+        if self.after is None:
+            return
+        try:
+            async with session.begin_nested():
+                await self.after(session, chained)
+        except Exception:
+            log.exception("after-pass hook failed; will resume from its cursor")
 
 
 # Wakers of the running sequencers of this process (called after a commit that queued).

@@ -48,6 +48,7 @@ from hypervision.live.current import Labels, LabelSource, current_labels, hidden
 from hypervision.live.frames import Frame as Frame  # re-exported
 from hypervision.live.frames import Position as Position  # re-exported
 from hypervision.policy.labels import Label
+from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject, can_see
 
 log = logging.getLogger("hypervision.live")
@@ -160,6 +161,22 @@ def visible(subject: Subject, event: OutboxEvent) -> bool:
     if event.label.get("system"):
         return False
     return all(can_see(subject, label_of(data)) for data in labels)
+
+
+def gate_of(event: OutboxEvent) -> dict[str, Any] | None:
+    """The role and scope an event is reserved to (security alerts: security officers with
+    the audit scope), or None. Such events name no protected record: the role decides."""
+    gate = event.label.get("gate")
+    return gate if isinstance(gate, dict) else None
+
+
+def passes(principal: Principal, gate: dict[str, Any]) -> bool:
+    """Whether ``principal`` may receive an event under ``gate`` (fails closed)."""
+    try:
+        role = Role(str(gate.get("role")))
+    except ValueError:
+        return False
+    return principal.can(role, str(gate.get("scope")))
 
 
 def encode(event: OutboxEvent, hide: tuple[str, ...] = ()) -> Frame:
@@ -458,8 +475,9 @@ class Hub:
                     continue
                 hide = hidden_fields(first.subject, event, labels)
                 frame = frames.get(hide) or frames.setdefault(hide, encode(event, hide))
+                gate = gate_of(event)
                 for s in members:
-                    if s.closed:
+                    if s.closed or (gate is not None and not passes(s.principal, gate)):
                         continue
                     ok = accepted.get(s.filters)
                     if ok is None:
@@ -593,11 +611,14 @@ class Hub:
             if not rows:
                 break
             for event in rows:
-                if (
-                    visible(sub.subject, event)
-                    and sees(sub.subject, now, event.resource_type, event.resource_id)
-                    and sub.filters.accepts(event)
-                ):
+                gate = gate_of(event)
+                if gate is not None:
+                    shown = passes(sub.principal, gate) and visible(sub.subject, event)
+                else:
+                    shown = visible(sub.subject, event) and sees(
+                        sub.subject, now, event.resource_type, event.resource_id
+                    )
+                if shown and sub.filters.accepts(event):
                     delivered.append(event)
                     frames.append(encode(event, hidden_fields(sub.subject, event, now)))
             last = position(rows[-1])

@@ -44,6 +44,7 @@ class Chrome:
     csrf_token: str = ""
     badge: int = 0
     inbox: int = 0  # syntheses received and not acknowledged yet (authorities)
+    alerts: int = -1  # new security alerts (security officers; -1: not one)
     tour_pending: bool = False
     follow_categories: list[str] = field(default_factory=list)
     follow_situations: list[str] = field(default_factory=list)

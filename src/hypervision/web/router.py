@@ -11,6 +11,7 @@ from starlette.routing import Route, Router
 from hypervision.core.errors import AppError
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.web import (
+    alert_pages,
     assets,
     auth_pages,
     derived_pages,
@@ -94,6 +95,7 @@ def install(app: FastAPI) -> None:
         review_pages,
         security_pages,
         opendata_pages,
+        alert_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

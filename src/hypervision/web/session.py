@@ -8,6 +8,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
+from hypervision.alerts import service as alerts
 from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
 from hypervision.core.errors import AppError, Forbidden, Unauthorized
 from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
@@ -17,6 +18,7 @@ from hypervision.identity.deps import client_of
 from hypervision.identity.models import SessionKind
 from hypervision.identity.principal import Principal
 from hypervision.policy.roles import Scope
+from hypervision.policy.rules import Action, allowed
 from hypervision.synthesis import counts
 from hypervision.web.render import chrome_of
 
@@ -134,6 +136,8 @@ async def web_principal(request: Request, session: DbSession, settings: Settings
     chrome.follows_read = not _enrolling(principal)
     chrome.badge = mine.badge
     chrome.inbox = await counts.unread(session=session, settings=settings, actor=principal)
+    if allowed(principal, Action.AUDIT):
+        chrome.alerts = await alerts.open_count(session)
     return principal
 
 
