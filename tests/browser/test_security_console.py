@@ -1,10 +1,12 @@
-"""The security console in the browser (issue 21, docs/adr/0039): a security officer watches
-the trail live, sees an officer's read arrive, pauses and resumes without losing any, opens
-the officer's activity, revokes their sessions, and the officer's live stream closes at once
-(their page goes back to the sign-in page)."""
+"""The security console in the browser (issue 21, docs/adr/0039, 0040): a security officer
+watches the trail live, sees an officer's read arrive, pauses and resumes without losing any,
+sees the officer's burst of reads raise an alert, opens the officer's activity, revokes their
+sessions, and the officer's live stream closes at once (their page goes back to the sign-in
+page); then acknowledges the alert with a note."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -13,6 +15,7 @@ from fastapi import FastAPI
 from playwright.async_api import expect
 
 from hypervision.policy.roles import Role
+from tests.alerts.helpers import set_rule
 from tests.browser.web import Web, live_stream_open
 
 
@@ -62,6 +65,33 @@ async def test_security_officer_watches_and_revokes(web: Web, sequencing: None) 
     seqs = [int(s) for s in await rows.evaluate_all("rs => rs.map(r => r.dataset.seq)")]
     assert seqs == sorted(seqs, reverse=True) and len(seqs) == len(set(seqs))
 
+    # A burst of reads of distinct entries raises the bulk-reads alert, live: the officer
+    # keeps the console open and the alerts badge turns up in the menu.
+    security = await web.headers("sophie.martin")
+    for _ in range(50):  # the sequencer's first pass ships the default rules
+        found = await web.client.get(
+            "/api/v1/security/alert-rules", params={"kind": "bulk_reads"}, headers=security
+        )
+        if found.json()["items"]:
+            break
+        await asyncio.sleep(0.1)
+    await set_rule(web.client, security, "bulk_reads", threshold=3, window_minutes=10)
+    others = [await web.entry("karim.haddad", title=f"Point de situation {i}") for i in range(4)]
+    for other in others:
+        await web.api("karim.haddad", "GET", f"/entries/{other['id']}")
+    bursts = console.locator("#journal-direct tr", has_text=others[-1]["id"][:8])
+    await expect(bursts.first).to_be_visible()  # the burst, live in the trail
+    await console.reload()
+    await expect(console.locator("#badge-alertes")).to_be_visible()
+    await console.click("#lien-alertes")
+    alert_row = console.locator("table tr", has_text="Lectures en masse")
+    await expect(alert_row).to_have_count(1)
+    await expect(alert_row).to_contain_text("karim.haddad")
+    await expect(alert_row).to_contain_text("Nouvelle")
+    alert_page = alert_row.locator("a").first
+    alert_url = f"{web.base}{await alert_page.get_attribute('href')}"
+    await console.go_back()
+
     # The person's activity, then every session and token revoked: their stream closes.
     await reads.first.locator("a", has_text="karim.haddad").click()
     await expect(console).to_have_url(re.compile(rf"/securite/personnes/{karim.id}$"))
@@ -70,3 +100,11 @@ async def test_security_officer_watches_and_revokes(web: Web, sequencing: None) 
     await console.click("#revoquer-tout")
     await expect(console.locator(".fr-alert--success")).to_contain_text("Révoqué")
     await expect(officer).to_have_url(re.compile(r"/connexion\?expiree=1"))
+
+    # The alert, acknowledged with a note.
+    await console.goto(alert_url)
+    await expect(console.locator("main")).not_to_contain_text("Point de situation")
+    await console.fill("#note", "Sessions révoquées, agent contacté.")
+    await console.click("button[value=acknowledged]")
+    await expect(console.locator("main")).to_contain_text("Sessions révoquées, agent contacté.")
+    await expect(console.locator("dl.hv-facts")).to_contain_text("Prise en compte")
