@@ -174,6 +174,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "label_change_requests",
         "outbox",
         "audit_records",
+        "audit_resources",
         "map_signatures",
         "map_cells",
         "alert_rules",
