@@ -20,6 +20,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from hypervision.audit.chain import HASHED_FIELDS
 from hypervision.audit.checkpoints import Checkpoint
 
 APP_NAME = "hypervision"
@@ -38,26 +39,9 @@ ACTION_SEVERITY = {  # actions that matter more than their decision says
     "audit.prune": NOTICE,
 }
 
-# The fields of a record that leave, in this order.
-RECORD_FIELDS = (
-    "seq",
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "actor_organisation_id",
-    "actor_clearance",
-    "action",
-    "surface",
-    "decision",
-    "resource_type",
-    "resource_ids",
-    "labels",
-    "request_id",
-    "client_address",
-    "prev_hash",
-    "row_hash",
-)
+# The fields of a record that leave, in this order: the hashed ones but its detail (sent in
+# JSON lines only when asked, HYPERVISION_SOC_INCLUDE_DETAIL), then its links in the chain.
+RECORD_FIELDS = (*(name for name in HASHED_FIELDS if name != "detail"), "prev_hash", "row_hash")
 CHECKPOINT_FIELDS = (
     "version",
     "first_seq",
