@@ -111,7 +111,10 @@ async def test_administration_from_the_command_line(
     assert "intact" in run("audit", "verify")
     records = [json.loads(line) for line in run("audit", "export").splitlines()]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-    assert records[-1]["action"] == "user.disable" and records[-1]["actor_name"].startswith("cli:")
+    disabled, verdict = records[-2:]  # verify notes its verdict on the trail (ADR 0040)
+    assert disabled["action"] == "user.disable" and disabled["actor_name"].startswith("cli:")
+    assert (verdict["action"], verdict["decision"]) == ("audit.verify", "allowed")
+    assert verdict["detail"]["checked"] == len(records) - 1
 
 
 async def test_command_line_errors_are_clear(

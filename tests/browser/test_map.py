@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 
 from hypervision.config import Settings
 from hypervision.policy.roles import Role
-from tests.browser.web import SQLITE_ONLY, Web, live_stream_open, screenshot
+from tests.browser.web import SQLITE_ONLY, Web, live_stream_open, screenshot, settled
 from tests.conftest import make_settings
 
 NEAR_CONCORDE = {"type": "Point", "coordinates": [2.3212, 48.8656]}
@@ -60,6 +60,7 @@ async def test_entries_reach_the_map_of_cleared_readers_only(web: Web) -> None:
     await marker.click()  # both at one place: one marker, its popup lists them
     link = cleared.locator(".leaflet-popup-content a", has_text="Colis suspect Concorde")
     await expect(link).to_have_text("Colis suspect Concorde")
+    await settled(link)  # the popup pans the map into view: click once it stands still
     await link.click()
     await expect(cleared.locator("#entree-titre")).to_have_text("Colis suspect Concorde")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Page, expect
 
-from tests.browser.web import SQLITE_ONLY, Web, screenshot
+from tests.browser.web import SQLITE_ONLY, Web, screenshot, settled
 from tests.factories import PASSWORD
 
 CONCORDE = (2.3212, 48.8656)
@@ -146,14 +146,3 @@ async def test_on_a_phone_a_group_zooms_in_and_a_popup_leads_to_the_entry(web: W
     await settled(link)  # the popup pans the map into view: click once it stands still
     await link.click()
     await expect(page.locator("#entree-titre")).to_have_text("Rixe")
-
-
-async def settled(element: Locator, tries: int = 40) -> None:
-    """Waits until ``element`` stays in place for 100 ms (a map's pan or zoom animation)."""
-    previous = None
-    for _ in range(tries):
-        box = await element.bounding_box()
-        if box is not None and box == previous:
-            return
-        previous = box
-        await element.page.wait_for_timeout(100)

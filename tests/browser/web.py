@@ -17,6 +17,7 @@ from playwright.async_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    Locator,
     Page,
     ViewportSize,
     expect,
@@ -257,3 +258,14 @@ class Counted:
     async def check(self, selector: str) -> None:
         self.actions.append(f"check {selector}")
         await self.page.check(selector)
+
+
+async def settled(element: Locator, tries: int = 40) -> None:
+    """Waits until ``element`` stays in place for 100 ms (a map's pan or zoom animation)."""
+    previous = None
+    for _ in range(tries):
+        box = await element.bounding_box()
+        if box is not None and box == previous:
+            return
+        previous = box
+        await element.page.wait_for_timeout(100)
