@@ -89,8 +89,8 @@ test: install
 	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) -m "not deep" $(PYTEST_ARGS) \
 		|| status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
-# The long runs kept out of `make test` (tests marked deep: RLS alone under the whole leak
-# matrix, the bounded API fuzzing); CI runs them after `make test`.
+# The long runs kept out of `make test` (tests marked deep: the leak matrix on SQLite and with
+# RLS alone on PostgreSQL, the bounded API fuzzing); CI runs them after `make test`.
 test-deep: install
 	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n 2 -m deep $(PYTEST_ARGS) || status=$$?; \
 	echo "make test-deep: $$(( $$(date +%s) - start )) s"; exit $$status
