@@ -32,7 +32,11 @@ from hypervision.opendata.models import (
     Release,
     Schedule,
 )
-from hypervision.opendata.public_principal import public_filter, public_principal
+from hypervision.opendata.public_principal import (
+    public_context,
+    public_filter,
+    public_principal,
+)
 from hypervision.opendata.schemas import LICENCES, PublicationCreate
 from hypervision.policy.roles import Role
 from hypervision.policy.rules import Action, authorize
@@ -92,14 +96,13 @@ async def check_publishable(
 ) -> None:
     """Refuse (422/403, the reason in words) unless the public principal may read, under the
     product's label and its stewards' rules, every chosen column and every chosen row."""
-    if (
-        await session.scalar(
+    async with public_context(session, settings):  # the label's rule, and RLS behind it
+        seen = await session.scalar(
             select(func.count()).where(
                 DataProduct.id == product.id, public_filter(session, settings)
             )
         )
-        != 1
-    ):
+    if seen != 1:
         reasons = _label_reasons(settings, product)
         raise NotPublishable(
             "Publication impossible : " + " ; ".join(r[0] for r in reasons) + ".",
