@@ -155,6 +155,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "layers",
         "syntheses",
         "data_products",
+        "spaces",
         "comments",
         "attachments",
         "layer_features",
@@ -182,7 +183,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "alert_cursor",
         "alert_known_addresses",
     )
-    assert {"entry", "comment", "situation", "attachment", "product"} == KINDS.topics()
+    assert {"entry", "comment", "situation", "attachment", "product", "space"} == KINDS.topics()
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
@@ -190,6 +191,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "layer": "layers",
         "synthesis": "syntheses",
         "product": "data_products",
+        "space": "spaces",
     }
 
 

@@ -347,6 +347,10 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     async with tx(app) as session:
         await app.state.alerts.run(session)
     alert = (await bare.get("/api/v1/security/alerts", headers=bearer)).json()["items"][0]
+    form = {"id": "ajout", "type": "form", "config": {"preset": {"category": "transport"}}}
+    space = await _ok(
+        await post("/api/v1/spaces", json={"title": "PC", "modules": [form]}, headers=bearer)
+    )
     ids = {
         "entry_id": entry["id"],
         "attachment_id": attachment["id"],
@@ -374,6 +378,8 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "number": "1",
         "fmt": "csv",
         "action": "withdraw",
+        "space_id": space["id"],  # a space and its form module (docs/adr/0041)
+        "module_id": "ajout",
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -617,12 +623,18 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/double-authentification": {"otp": "123456"},
     "/administration/organisations/{code}/revue-des-acces": {"checksum": "0" * 64},
     "/securite/personnes/{person_id}/revoquer": {},  # every session and token of the person
+    "/espaces": {"title": "Sans jeton"},
+    "/espaces/importer": {},
+    "/espaces/{space_id}/modules/{module_id}/ajouter": {"title": "Sans jeton"},
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},
     "/carte/couches": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
     "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
     "/donnees/{product_id}/import/apercu": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
+    "/espaces/importer": {
+        "fichier": ("espace.json", b'{"format": "hypervision.space/1"}', "application/json")
+    },
 }
 
 

@@ -32,6 +32,7 @@ env = Environment(
 env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # per render: locale
 env.globals["static"] = static_url  # fingerprinted URLs: {{ static('app.js') }}
 env.globals["dsfr_stylesheets"] = dsfr_stylesheets
+env.filters["fromiso"] = datetime.fromisoformat  # instants carried as text (module data)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from hypervision.web import (
     review_pages,
     security_pages,
     source_pages,
+    space_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -96,6 +97,7 @@ def install(app: FastAPI) -> None:
         security_pages,
         opendata_pages,
         alert_pages,
+        space_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

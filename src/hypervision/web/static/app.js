@@ -101,6 +101,7 @@
   function onEntry(event) {
     var data = JSON.parse(event.data);
     document.dispatchEvent(new CustomEvent("hv:entry", { detail: data }));
+    document.dispatchEvent(new CustomEvent("hv:live", { detail: { type: event.type, data: data } }));
     if (feed && !feed.hasAttribute("data-live-text")) {
       if (event.type === "entry.create") fetchCard(data.id, true);
       else if (document.getElementById("e-" + data.id)) fetchCard(data.id, false);
@@ -172,9 +173,19 @@
     }
     tick();
   }
+  var spaceTopics = document.getElementById("espace") ? ["product", "situation", "space"] : [];
+  var SPACE_EVENTS = spaceTopics.length ? ["product.import", "product.status", "product.schema", "product.rules",
+    "product.release", "product.quality", "situation.create", "situation.update", "space.update", "space.archive"] : [];
   function connect() {
-    var url = "/api/v1/stream?topic=entry&topic=comment" + (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
+    var url = "/api/v1/stream?topic=entry&topic=comment" + spaceTopics.map(function (t) { return "&topic=" + t; }).join("") +
+      (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
     var stream = new EventSource(url);
+    // A space (spaces.js) refreshes its modules on the events of their topics.
+    SPACE_EVENTS.forEach(function (type) {
+      stream.addEventListener(type, tracked(function (event) {
+        document.dispatchEvent(new CustomEvent("hv:live", { detail: { type: event.type, data: JSON.parse(event.data) } }));
+      }));
+    });
     ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
      "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, tracked(onEntry)); });
     stream.addEventListener("comment.create", tracked(onComment));
