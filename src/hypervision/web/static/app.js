@@ -24,6 +24,7 @@
   document.addEventListener("htmx:afterSettle", function (event) {
     updateMarking(event.target);
     initMaps(event.target);
+    initCharts(event.target);
   });
 
   // --- drafts never outlive the session on a shared workstation ----------------------------
@@ -544,6 +545,26 @@
     });
   }
   initMaps(document);
+
+  // --- charts: ECharts (about 1 MB) and charts.js load only when a chart shows (ADR 0043) ----
+  var chartsRequested = false;
+  function initCharts(root) {
+    var scope = root || document;
+    if (window.HvCharts || chartsRequested) return;  // charts.js draws what htmx brings
+    if (!(scope.matches && scope.matches("[data-chart]")) && !scope.querySelector("[data-chart]")) return;
+    var meta = document.querySelector('meta[name="hv-charts"]');
+    if (!meta) return;
+    chartsRequested = true;
+    var engine = document.createElement("script");
+    engine.src = meta.dataset.echarts;
+    engine.onload = function () {
+      var own = document.createElement("script");
+      own.src = meta.content;
+      document.head.appendChild(own);
+    };
+    document.head.appendChild(engine);
+  }
+  initCharts(document);
 
   // --- guided tour (first visit; replayable from the help page) ------------------------------
   var dialog = document.getElementById("visite");
