@@ -3,10 +3,14 @@ reader may not see are never counted, never shipped), over the entries or a data
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from babel.dates import format_datetime
 
 from hypervision.core.charts import from_groups, number
 from hypervision.core.i18n import CATEGORY_NAMES, SEVERITY_NAMES, STATUS_NAMES, Translator
+from hypervision.core.timezone import PARIS
 from hypervision.db import utcnow
 from hypervision.logbook.aggregates import EntryGroups, aggregate_entries
 from hypervision.products import service as products
@@ -62,6 +66,39 @@ async def _product_groups(
     return found.rows
 
 
+STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+PATTERNS = {"hour": "d MMM HH'h'", "day": "EEE d MMM", "week": "'sem.' d MMM", "month": "MMM y"}
+MAX_FILLED = 500
+
+
+def timeline(
+    rows: list[dict[str, Any]], key: str, bucket: str, measure: str, series: str | None,
+    french: bool,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:  # fmt: skip
+    """Time buckets with nothing counted added as zeros (a line over time has no holes), and
+    each bucket's name in the reader's words (``3 déc. 15h``)."""
+    times = sorted({datetime.fromisoformat(str(row[key])) for row in rows if row.get(key)})
+    step = STEPS.get(bucket)
+    if step and times and (times[-1] - times[0]) / step <= MAX_FILLED:
+        present, at = {t.isoformat() for t in times}, times[0]
+        pad = {series: rows[0][series]} if series else {}
+        while at < times[-1]:
+            at = (at.astimezone(UTC) + step).astimezone(PARIS)  # a step in real time
+            if at.isoformat() not in present:
+                rows.append({key: at.isoformat(), measure: 0, **pad})
+        rows.sort(key=lambda row: datetime.fromisoformat(str(row[key])))
+    locale = "fr" if french else "en"
+    names = {
+        str(row[key]): format_datetime(
+            datetime.fromisoformat(str(row[key])), PATTERNS.get(bucket, "d MMM y"),
+            tzinfo=PARIS, locale=locale,
+        )
+        for row in rows
+        if row.get(key)
+    }  # fmt: skip
+    return rows, names
+
+
 async def chart(r: Reading, config: ChartConfig) -> dict[str, Any]:
     labels: dict[str, str] = {}
     if config.source == "entries":
@@ -79,6 +116,9 @@ async def chart(r: Reading, config: ChartConfig) -> dict[str, Any]:
         names = [n for n in (first, config.series_by) if n]
         rows = await _product_groups(r, config, names)
         measure, category, series = r.measure_key, first or r.measure_key, config.series_by
+    if config.bucket and config.group_by and rows:
+        rows, times = timeline(list(rows), category, config.bucket, measure, series, r.french)
+        labels = {**labels, **times}
     spec = from_groups(
         rows,
         category_key=category,
@@ -110,10 +150,14 @@ async def kpi(r: Reading, config: KpiConfig) -> dict[str, Any]:
         "display": number(value, None),
         "unit": config.unit,
         "previous": None if previous is None else number(previous, None),
-        "change": 0 if previous is None else round(value - previous, 2),
+        "change": None if previous is None else _signed(value - previous),
         "level": _level(value, config),
         "at": utcnow().isoformat(),
     }
+
+
+def _signed(change: float) -> str:
+    return ("+" if change > 0 else "") + number(change, None)
 
 
 def _level(value: float, config: KpiConfig) -> str:

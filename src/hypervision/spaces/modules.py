@@ -135,9 +135,11 @@ async def _table(r: Reading, config: TableConfig) -> dict[str, Any]:
     )
     r.saw(page.product.label_level)
     _note_status(r, page.product.status)
+    titles = {f["name"]: f.get("title") for f in page.product.table_schema.get("fields", [])}
     return {
         "product": {"id": str(page.product.id), "name": page.product.name},
         "columns": page.columns,
+        "titles": [titles.get(c) or c for c in page.columns],
         "rows": [[row.get(c) for c in page.columns] for row in page.rows],
         "more": page.next_cursor is not None,
     }
