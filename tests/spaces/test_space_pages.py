@@ -39,7 +39,7 @@ async def test_create_from_a_template_and_read_its_modules(
         "perturbations", "courbe", "fil", "carte"
     ]  # fmt: skip
     feed = await client.get(f"{url}/modules/fil", headers=HX)
-    assert feed.status_code == 200 and ENTRY["title"] in feed.text
+    assert feed.status_code == 200 and str(ENTRY["title"]) in feed.text
     assert 'data-rank="1"' in feed.text and "data-marking=" in feed.text
     figure = await client.get(f"{url}/modules/perturbations", headers=HX)
     assert 'class="hv-kpi__value">1<' in figure.text.replace(" ", "")
