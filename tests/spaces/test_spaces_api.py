@@ -218,6 +218,8 @@ async def test_a_module_over_a_hidden_product_reveals_nothing(
                warning=150, alert=200),
         module("courbe", "chart", source="product", product_id=open_, group_by="departement",
                measure="sum:lits", kind="bar"),
+        module("ancien", "table", product_id=open_, columns=["hopital", "supprime"]),
+        module("somme", "kpi", source="product", product_id=open_, measure="sum:hopital"),
     ]  # fmt: skip
     made = await client.post(
         "/api/v1/spaces",
@@ -244,6 +246,11 @@ async def test_a_module_over_a_hidden_product_reveals_nothing(
     assert chart["status"] == "ok", chart
     assert chart["data"]["spec"]["categories"] == ["75", "93"]
     assert chart["data"]["spec"]["series"][0]["values"] == [102, 50]
+
+    for mid in ("ancien", "somme"):  # a field gone from the schema; a sum of text
+        broken = await data(client, prefet, sid, mid)
+        assert broken["status"] == "invalid" and broken["data"] == {}, broken
+        assert "configuration" in broken["message"]
 
     deprecated = await client.post(
         f"/api/v1/products/{open_}/status", json={"status": "deprecated"}, headers=steward
