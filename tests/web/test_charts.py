@@ -133,3 +133,10 @@ async def test_no_page_links_echarts_but_every_page_points_to_it(
         assert served.status_code == 200, url
         assert served.headers["cache-control"] == statics.IMMUTABLE
     assert engine.endswith("vendor/echarts/echarts.min.js") and script.endswith("/charts.js")
+
+
+def test_an_empty_chart_says_so_and_draws_nothing() -> None:
+    empty = {"kind": "bar", "categories": [], "series": [{"name": "n", "values": []}]}
+    html = render(empty, "Rien", id="g2")
+    assert "Nothing to count here." in html
+    assert "data-chart" not in html and "<table" not in html

@@ -162,7 +162,7 @@ def table_of(spec: ChartSpec) -> tuple[list[str], list[list[str]]]:
     a row per row, a column per category."""
     first = spec.x_label or ("Intervalle" if spec.kind == "histogram" else "Catégorie")
     if spec.kind == "heatmap":
-        headers = [spec.y_label or "", *spec.categories]
+        headers = [spec.y_label or "Série", *spec.categories]
         rows = [
             [row, *(number(v, spec.unit) for v in s.values)]
             for row, s in zip(spec.rows, spec.series, strict=True)
