@@ -293,6 +293,15 @@ async def entry_lists(client: AsyncClient, world: World, tally: Tally, person: P
             tally.ids("entry.list", person, universe, expected, feed)
             break
         url = f"/api/v1/entries?limit={PAGE}&cursor={body['next_cursor']}"
+    counted = await client.get(
+        "/api/v1/entries/aggregate?group_by=severity&bucket=day", headers=headers
+    )  # counts for charts: exactly the entries the feed shows
+    if not tally.refused("entry.aggregate", person, counted):
+        tally.cases["entry.aggregate"] += 1
+        total = sum(g["count"] for g in counted.json()["groups"])
+        if total != len(expected):
+            bad = tally.leaks if total > len(expected) else tally.missing
+            bad.append(f"{person} | entry.aggregate | counts {total}, sees {len(expected)}")
     found = await client.get(f"/api/v1/search?q={COMMON_WORD}&limit=100", headers=headers)
     if not tally.refused("search", person, found):
         tally.ids(
@@ -1017,7 +1026,14 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
 # on which that kind's records are checked. tests/records/test_registry.py fails when a
 # registered kind is missing here; the matrix fails when a surface named here checked nothing.
 COVERS: dict[str, tuple[str, ...]] = {
-    "entry": ("entry.get", "entry.list", "entry.versions", "map.entries", "live.stream"),
+    "entry": (
+        "entry.get",
+        "entry.list",
+        "entry.aggregate",
+        "entry.versions",
+        "map.entries",
+        "live.stream",
+    ),
     "situation": ("situation.get", "situation.list", "entry.references", "live.references"),
     "zone": ("zone.get", "zone.list", "map.export.zones"),
     "layer": ("layer.list", "layer.features"),
