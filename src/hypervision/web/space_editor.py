@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Forbidden, Invalid
-from hypervision.core.i18n import SEVERITY_NAMES, STATUS_NAMES, N_
+from hypervision.core.i18n import N_, SEVERITY_NAMES, STATUS_NAMES
 from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.products import service as products
@@ -138,7 +138,12 @@ AGGREGATES = {
     "min": N_("Minimum"),
     "max": N_("Maximum"),
 }
-BUCKETS = {"hour": N_("By hour"), "day": N_("By day"), "week": N_("By week"), "month": N_("By month")}
+BUCKETS = {
+    "hour": N_("By hour"),
+    "day": N_("By day"),
+    "week": N_("By week"),
+    "month": N_("By month"),
+}
 ENTRY_GROUPS = {
     "category": N_("Category"),
     "severity": N_("Severity"),
@@ -336,7 +341,9 @@ async def module_preview(
         message = translator(request).gettext("This module's settings are incomplete.")
         return _fragment(request, space, {"id": "apercu"}, _invalid("", message))
     except Invalid as refused:
-        return _fragment(request, space, parsed.model_dump(), _invalid(parsed.type, in_words(request, refused)))
+        return _fragment(
+            request, space, parsed.model_dump(), _invalid(parsed.type, in_words(request, refused))
+        )
     french = translator(request).locale == "fr"
     found = await modules.module_data(
         session=session, settings=settings, actor=actor, space=space, module=stored, french=french
@@ -367,4 +374,3 @@ def _fragment(
             "names": display_names(),
         },
     )
-

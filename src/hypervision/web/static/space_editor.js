@@ -142,9 +142,18 @@
       showError(say(M.notSaved, { message: error.message }));
     }).then(function () {
       saving = false;
-      if (pending) send();
+      if (pending) send(); else if (leaving) location.href = leaving;
     });
   }
+  // Leaving for the space's page waits for the last change to be saved.
+  var leaving = null;
+  byId("voir-espace").addEventListener("click", function (event) {
+    if (!pending && !saving) return;
+    event.preventDefault();
+    leaving = this.href;
+    clearTimeout(saveTimer);
+    send();
+  });
 
   // --- the cards --------------------------------------------------------------------------------
   function el(tag, attrs, text) {
@@ -184,10 +193,13 @@
     var box = card.querySelector(".hv-module__preview");
     clearTimeout(previewTimers[m.id]);
     previewTimers[m.id] = setTimeout(function () {
+      // a new slot each time: htmx drops a request for an element that has one in flight
+      var slot = el("div", { "class": "hv-module__slot" });
+      if (box.firstChild) box.replaceChild(slot, box.firstChild); else box.appendChild(slot);
       box.setAttribute("aria-busy", "true");
       htmx.ajax("POST", "/espaces/" + doc.id + "/apercu", {
-        target: box, swap: "innerHTML", values: { module: JSON.stringify(m) }
-      }).then(function () { box.removeAttribute("aria-busy"); });
+        target: slot, swap: "innerHTML", values: { module: JSON.stringify(m) }
+      }).then(function () { if (slot.parentNode) box.removeAttribute("aria-busy"); });
     }, card.dataset.shown ? 350 : 0);
     card.dataset.shown = "1";
   }
@@ -374,4 +386,5 @@
     if (window.hvSpaceEditor.settings) window.hvSpaceEditor.settings(fields, find(selected), C);
   }
   draw();
+  root.dataset.ready = "1";  // the page can be used (the tests wait for it)
 })();
