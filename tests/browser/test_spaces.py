@@ -16,11 +16,21 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, expect
 
 from hypervision.policy.roles import Role
 from tests.browser.test_accessibility import axe, report
-from tests.browser.web import PHONE, SQLITE_ONLY, Counted, Web, live_stream_open, screenshot, t
+from tests.browser.web import (
+    DESKTOP,
+    PHONE,
+    SQLITE_ONLY,
+    Counted,
+    Web,
+    live_stream_open,
+    screenshot,
+    t,
+)
 
 MAX_ACTIONS = 20
 NEAR_GARE_DE_LYON = {"type": "Point", "coordinates": [2.3735, 48.8443]}
@@ -123,6 +133,7 @@ async def test_an_officer_builds_and_shares_suivi_transport_and_readers_see_it_l
     await expect(page.locator("#editeur-etat")).to_contain_text("Enregistré")
     await expect(page.locator("#editeur-grille .hv-module__body")).to_have_count(4)
     await expect(page.locator("#editeur-grille .hv-chart")).to_have_count(1)  # the preview
+    await screenshot(page, "espace-editeur-desktop")
     await user.click("#voir-espace")
     await expect(page).to_have_url(f"{web.base}/espaces/{sid}")
     await loaded(page, 4)
@@ -212,14 +223,15 @@ async def body_of(page: Page, html: str) -> str:
 
 
 @SQLITE_ONLY
-async def test_the_editor_on_a_phone_is_usable_by_keyboard_and_has_no_axe_violation(
-    web: Web,
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_the_editor_works_by_buttons_and_keys_and_has_no_axe_violation(
+    web: Web, viewport: dict[str, int]
 ) -> None:
     await web.org("PREF")
     await web.user("claire.martin", "PREF")
     made = await web.api("claire.martin", "POST", "/spaces", json={"title": "Poste"})
     page = await web.signed_in(
-        "claire.martin", f"/espaces/{made['id']}/modifier", viewport=PHONE, bypass_csp=True
+        "claire.martin", f"/espaces/{made['id']}/modifier", viewport=viewport, bypass_csp=True
     )
     await expect(page.locator("#editeur")).to_have_attribute("data-ready", "1")
     await page.click("#ajouter-text")
@@ -232,12 +244,25 @@ async def test_the_editor_on_a_phone_is_usable_by_keyboard_and_has_no_axe_violat
     await page.click("#retablir")
     await expect(page.locator("#editeur-etat")).to_contain_text("Enregistré")
     wide = await page.evaluate("() => document.documentElement.scrollWidth")
-    assert wide <= PHONE["width"], f"the page is {wide} px wide on a {PHONE['width']} px phone"
+    assert wide <= viewport["width"], (
+        f"the page is {wide} px wide on a {viewport['width']} px screen"
+    )
+    kpi = page.locator("#editeur-grille [data-id^=kpi]")
+    await kpi.focus()
+    await page.keyboard.press("ArrowLeft")  # onto the text: it goes down, below the figure
+    await expect(page.locator("#editeur-annonce")).to_contain_text("colonne 6")
+    await page.keyboard.press("Shift+ArrowDown")
+    await expect(page.locator("#editeur-annonce")).to_contain_text("3 lignes de haut")
+    await expect(kpi).to_be_focused()
     found = await axe(page)
-    assert not found, report({"editor-phone": found})
-    await screenshot(page, "espace-editeur-phone")
+    name = "phone" if viewport is PHONE else "desktop"
+    assert not found, report({f"editor-{name}": found})
+    await screenshot(page, f"espace-editeur-clavier-{name}")
+    await expect(page.locator("#editeur-etat")).to_contain_text("Enregistré")
+    await page.wait_for_timeout(600)  # the last change's save
     stored = await web.api("claire.martin", "GET", f"/spaces/{made['id']}")
-    assert [m["type"] for m in sorted(stored["modules"], key=lambda m: m["y"])] == ["text", "kpi"]
+    places = {m["type"]: (m["x"], m["y"], m["w"], m["h"]) for m in stored["modules"]}
+    assert places == {"kpi": (5, 1, 3, 3), "text": (0, 4, 6, 2)}, places
 
 
 @SQLITE_ONLY
