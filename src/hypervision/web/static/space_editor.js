@@ -193,12 +193,14 @@
     var box = card.querySelector(".hv-module__preview");
     clearTimeout(previewTimers[m.id]);
     previewTimers[m.id] = setTimeout(function () {
-      // a new slot each time: htmx drops a request for an element that has one in flight
+      // A new slot each time, the request's source as well as its target: htmx queues the
+      // requests of one source element (by default, the body for all of them) and keeps only
+      // the last of those waiting, so previews asked for together would be lost.
       var slot = el("div", { "class": "hv-module__slot" });
       if (box.firstChild) box.replaceChild(slot, box.firstChild); else box.appendChild(slot);
       box.setAttribute("aria-busy", "true");
       htmx.ajax("POST", "/espaces/" + doc.id + "/apercu", {
-        target: slot, swap: "innerHTML", values: { module: JSON.stringify(m) }
+        source: slot, target: slot, swap: "innerHTML", values: { module: JSON.stringify(m) }
       }).then(function () { if (slot.parentNode) box.removeAttribute("aria-busy"); });
     }, card.dataset.shown ? 350 : 0);
     card.dataset.shown = "1";
