@@ -186,6 +186,9 @@
     return card;
   }
   var previewTimers = {};
+  function release(node) {  // what was drawn in it (a chart's canvas and observer) is freed
+    node.dispatchEvent(new CustomEvent("htmx:beforeCleanupElement", { bubbles: true }));
+  }
   function preview(m, card) {
     var key = JSON.stringify([m.type, m.config]);
     if (card.dataset.key === key) return;
@@ -197,7 +200,7 @@
       // requests of one source element (by default, the body for all of them) and keeps only
       // the last of those waiting, so previews asked for together would be lost.
       var slot = el("div", { "class": "hv-module__slot" });
-      if (box.firstChild) box.replaceChild(slot, box.firstChild); else box.appendChild(slot);
+      if (box.firstChild) { release(box.firstChild); box.replaceChild(slot, box.firstChild); } else box.appendChild(slot);
       box.setAttribute("aria-busy", "true");
       htmx.ajax("POST", "/espaces/" + doc.id + "/apercu", {
         source: slot, target: slot, swap: "innerHTML", values: { module: JSON.stringify(m) }
@@ -207,7 +210,7 @@
   }
   function draw() {
     Object.keys(cards).forEach(function (id) {
-      if (!find(id)) { cards[id].remove(); delete cards[id]; }
+      if (!find(id)) { release(cards[id]); cards[id].remove(); delete cards[id]; }
     });
     var ordered = modules.slice().sort(function (a, b) { return a.y - b.y || a.x - b.x; });
     var focused = document.activeElement;
