@@ -626,6 +626,7 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/espaces": {"title": "Sans jeton"},
     "/espaces/importer": {},
     "/espaces/{space_id}/modules/{module_id}/ajouter": {"title": "Sans jeton"},
+    "/espaces/{space_id}/apercu": {"module": "{}"},
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},

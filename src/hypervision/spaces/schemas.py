@@ -218,6 +218,7 @@ class SpaceUpdate(Strict):
     label: LabelIn | None = None
     people: list[Word] | None = Field(default=None, max_length=200)
     editors: list[Word] | None = Field(default=None, max_length=50)
+    personal: bool | None = None  # owned by the editor making the change, or by its organisation
 
 
 class SpaceExport(BaseModel):

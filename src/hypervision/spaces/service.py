@@ -294,6 +294,8 @@ async def update_space(
         space.people = await user_ids(session, data.people, "people")
     if data.editors is not None:
         space.editors = await user_ids(session, data.editors, "editors")
+    if data.personal is not None:
+        _set_personal(actor, space, data.personal)
     if data.label is not None:
         label = await resolve_label(
             session=session,
@@ -304,6 +306,17 @@ async def update_space(
         )
         space.set_label(label)
     return await _saved(session, actor, space, before, "update")
+
+
+def _set_personal(actor: Principal, space: Space, personal: bool) -> None:
+    """A space becomes its editor's own (only they, its named editors, change it) or its
+    organisation's again; someone else's personal space is theirs to give back."""
+    if space.owner_user_id not in (None, actor.user_id):
+        raise Forbidden(
+            "Seul son propriétaire peut changer à qui appartient cet espace personnel.",
+            "Only its owner may change who owns this personal space.",
+        )
+    space.owner_user_id = actor.user_id if personal else None
 
 
 async def _saved(

@@ -33,6 +33,7 @@ from hypervision.web import (
     review_pages,
     security_pages,
     source_pages,
+    space_editor,
     space_pages,
     synthesis_pages,
 )
@@ -98,6 +99,7 @@ def install(app: FastAPI) -> None:
         opendata_pages,
         alert_pages,
         space_pages,
+        space_editor,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

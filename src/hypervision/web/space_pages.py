@@ -76,7 +76,7 @@ async def create_space(
         )
     except Invalid as refused:
         return await _list_page(request, session, settings, actor, error=in_words(request, refused))
-    return RedirectResponse(f"/espaces/{space.id}?modifier=1", status_code=303)
+    return RedirectResponse(f"/espaces/{space.id}/modifier", status_code=303)
 
 
 @router.post("/espaces/importer", response_class=HTMLResponse)

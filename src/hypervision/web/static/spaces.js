@@ -1,11 +1,11 @@
 /* A space's page (docs/adr/0041): each module loads on its own (htmx, in parallel) and loads
    again when the live stream (app.js) tells an event of one of its topics — at most once a
    second per module; the page's protection marking rises to the highest module's; map
-   modules draw their GeoJSON (and the layers and products they name, read as the reader). */
+   modules draw their GeoJSON (and the layers and products they name, read as the reader).
+   The editor's previews (space_editor.js) are drawn by the same code. */
 (function () {
   "use strict";
-  var space = document.getElementById("espace");
-  if (!space) return;
+  var space = document.getElementById("espace") || document.createElement("div");
 
   // --- layout: the grid's places (CSSOM: the pages' CSP allows no style attribute) ----------
   space.querySelectorAll("[data-module]").forEach(function (section) {
@@ -27,6 +27,7 @@
   document.addEventListener("hv:live", function (event) {
     var detail = event.detail || {};
     var topic = String(detail.type || "").split(".")[0];
+    if (!space.dataset.space) return;
     if (topic === "space") {
       if (detail.data && detail.data.id === space.dataset.space) location.reload();
       return;
@@ -84,7 +85,7 @@
   }
 
   document.body.addEventListener("htmx:afterSwap", function (event) {
-    var section = event.target.closest && event.target.closest("[data-module]");
+    var section = event.target.closest && event.target.closest("[data-module], .hv-module__preview");
     if (!section) return;
     var body = section.querySelector(".hv-module__body");
     if (body) raiseMarking(body);
