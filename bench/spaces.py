@@ -629,6 +629,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
             show("Live target", ["figure", "value", "target", "met"], [
                 [f"updated p99 at {r[0]}", r[7] + " ms", "< 1,000 ms p99",
                  met(r[7], 1000)] for r in rows])  # fmt: skip
+        log_summary(server)
         if ERRORS:
             show("Failed requests (their times are in the figures above)",
                  ["answer", "count"], [[k, str(v)] for k, v in ERRORS.items()])  # fmt: skip
@@ -653,6 +654,29 @@ async def stream_topics(http: Any, cookie: str) -> tuple[str, ...]:
     print(f"\n**Note**: `/api/v1/stream?{query}` (what a space's page opens) answers {status}; "
           "the live phase subscribes to entry, product, situation, space.")  # fmt: skip
     return ("entry", "product", "situation", "space")
+
+
+def log_summary(server: live.Server) -> None:
+    """The server's answers other than 2xx/3xx, and its warnings, from its log."""
+    counts: dict[str, int] = {}
+    for line in server.log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = str(record.get("message", ""))
+        if record.get("logger") == "hypervision.access":
+            parts = message.split(" ")
+            if len(parts) > 2 and not parts[2].startswith(("2", "3")):
+                route = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", parts[1])
+                key = f"{parts[0]} {re.sub(r'/modules/[^/]+', '/modules/{mid}', route)} {parts[2]}"
+                counts[key] = counts.get(key, 0) + 1
+        elif record.get("level") in ("warning", "error"):
+            key = f"{record['level']}: {message[:100]}"
+            counts[key] = counts.get(key, 0) + 1
+    if counts:
+        show("Server log: failed answers and warnings", ["what", "count"],
+             [[k, str(v)] for k, v in sorted(counts.items())])  # fmt: skip
 
 
 def met(value: str, target: float) -> str:
