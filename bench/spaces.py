@@ -138,7 +138,10 @@ async def seed(db: benchlib.BenchDb, args: Any) -> Setup:
     from hypervision.policy.rules import visible_filter
     from hypervision.products.models import storage_table_name
 
-    settings = benchlib.bench_settings(db, product_max_bytes=2_000_000_000)
+    # the 1M import's INSERT … SELECT outlasts the default 15 s statement timeout under load
+    settings = benchlib.bench_settings(
+        db, product_max_bytes=2_000_000_000, db_statement_timeout_seconds=900
+    )
     app = create_app(settings)
     sessions, passwords = app.state.sessions, app.state.passwords
     setup = Setup()
