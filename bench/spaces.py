@@ -412,8 +412,13 @@ class Pages:
                         f"/espaces/{self.setup.space_id}/modules/{mid}", headers=headers
                     )
                     receipt.failures += r.status_code != 200
-                except Exception:  # noqa: BLE001 - counted, never fatal
+                    if r.status_code != 200:
+                        key = f"refetch: HTTP {r.status_code}"
+                        ERRORS[key] = ERRORS.get(key, 0) + 1
+                except Exception as exc:  # noqa: BLE001 - counted, never fatal
                     receipt.failures += 1
+                    key = f"refetch: {type(exc).__name__}"
+                    ERRORS[key] = ERRORS.get(key, 0) + 1
 
         await asyncio.gather(*(one(m) for m in ids))
         receipt.refetch = time.perf_counter() - started
