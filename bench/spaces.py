@@ -208,8 +208,9 @@ def serve(db: benchlib.BenchDb, args: Any) -> live.Server:
         }
     )
     # ``hypervision serve``, launched so that its command line does not read "hypervision
-    # serve": twice a run's server was stopped (SIGTERM) mid-run on this shared machine, by
-    # some clean-up that matched other sessions' servers by name.
+    # serve": twice a run's server shut down mid-run on the shared machine (uvicorn's
+    # "Shutting down", not asked by this script), as if a clean-up of other sessions' servers
+    # matched it by name; launched this way it did not recur (the cause is not proven).
     launch = "import sys; from hypervision.cli import app; sys.argv[0] = 'hv-bench'; app()"
     argv = [sys.executable, "-c", launch, "serve", "--host", HOST, "--port", "{port}",
             "--workers", str(args.workers)]  # fmt: skip
