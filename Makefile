@@ -141,6 +141,7 @@ bench: install
 		$(BIN)/python bench/map_data.py --engine $$engine --rows $(BENCH_FEED_ROWS); \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows $(BENCH_AUDIT_ROWS); \
 		$(BIN)/python bench/products.py --engine $$engine --rows $(BENCH_PRODUCT_ROWS); \
+		$(BIN)/python bench/spaces.py --engine $$engine --rows $(BENCH_FEED_ROWS) --clients 10,100; \
 	done
 
 bench-quick: install
@@ -150,6 +151,8 @@ bench-quick: install
 		$(BIN)/python bench/map_data.py --engine $$engine --rows 5000 --requests 30; \
 		$(BIN)/python bench/audit_verify.py --engine $$engine --rows 20000 --repeat 1; \
 		$(BIN)/python bench/products.py --engine $$engine --rows 20000 --rounds 1 --requests 20; \
+		$(BIN)/python bench/spaces.py --engine $$engine --rows 5000 --renders 5 --requests 10 \
+			--clients 5 --live-events 1; \
 	done
 
 # Page weight and Lighthouse (mobile) on the demo, in Chromium; prints two Markdown tables.

@@ -179,6 +179,18 @@ async def test_heartbeats_keep_the_stream_open(app: FastAPI, client: AsyncClient
         await stream.wait_for(lambda s: s.pings >= 2, timeout=5)
 
 
+async def test_a_space_page_opens_its_stream(app: FastAPI, client: AsyncClient) -> None:
+    """A space's page (app.js) asks for five topics: entry, comment, product, situation and
+    space. The stream once took at most four and answered 422, so spaces never refreshed."""
+    reader = await officer(app, client, "reader", "SAMU")
+    query = "?topic=entry&topic=comment&topic=product&topic=situation&topic=space"
+    async with serve(app) as base, open_stream(base, reader, query) as stream:
+        assert stream.of("status")
+    too_many = "?" + "&".join(["topic=entry"] * 17)
+    response = await client.get(f"/api/v1/stream{too_many}", headers=reader)
+    assert response.status_code == 422
+
+
 async def test_bad_stream_requests(app: FastAPI, client: AsyncClient) -> None:
     reader = await officer(app, client, "reader", "SAMU")
     for query, headers in (
