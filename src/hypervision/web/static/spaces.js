@@ -15,13 +15,16 @@
   });
 
   // --- live: refresh the modules of the event's topic -----------------------------------------
-  var pending = {};
+  // At once on the first event, then at most once a second while events keep coming (a burst
+  // of imported rows reloads a module twice, not once per row).
+  var quiet = {}, again = {};
   function refresh(section) {
     var id = section.dataset.module;
-    if (pending[id]) return;
-    pending[id] = setTimeout(function () {
-      delete pending[id];
-      htmx.trigger(section, "hv:refresh");
+    if (quiet[id]) { again[id] = true; return; }
+    htmx.trigger(section, "hv:refresh");
+    quiet[id] = setTimeout(function () {
+      delete quiet[id];
+      if (again[id]) { delete again[id]; refresh(section); }
     }, 1000);
   }
   document.addEventListener("hv:live", function (event) {
