@@ -4,6 +4,7 @@ with every organisation, over an NP and a DR entry and a product released to SAN
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -26,7 +27,7 @@ class Crisis:
     medecin: dict[str, str]  # SANTE officer, DR
 
 
-async def crisis(app: FastAPI, client: AsyncClient, label: dict[str, object] = PUBLIC) -> Crisis:
+async def crisis(app: FastAPI, client: AsyncClient, label: dict[str, Any] = PUBLIC) -> Crisis:
     chef = await officer(app, client, "chef", "PREF", roles=(Role.WATCH_OFFICER,))
     voisin = await officer(app, client, "voisin", "PREF", clearance="NP")
     await make_org(app, "SANTE")
