@@ -22,6 +22,8 @@ from tests.reports.helpers import (
     crisis,
 )
 from tests.synthesis.helpers import pages_text, squeezed
+from tests.web.conftest import Browser, new_client  # noqa: F401 - the browsers fixture
+from tests.web.pages import browse_as
 
 
 async def report(client: AsyncClient, headers: dict[str, str], sid: str, query: str = "") -> bytes:
@@ -85,3 +87,20 @@ async def test_a_selection_of_modules_and_bad_input(app: FastAPI, client: AsyncC
     assert (
         await client.get("/api/v1/spaces/not-an-id/report.pdf", headers=other)
     ).status_code == 422
+
+
+async def test_the_space_page_links_to_its_report(
+    app: FastAPI,
+    client: AsyncClient,
+    new_client: Browser,  # noqa: F811
+) -> None:
+    room = await crisis(app, client)
+    browser = await new_client()
+    await browse_as(browser, "voisin")
+    page = await browser.get(f"/espaces/{room.space_id}")
+    assert page.status_code == 200
+    href = f'href="/api/v1/spaces/{room.space_id}/report.pdf" id="rapport-espace">Rapport PDF<'
+    assert href in page.text
+    printed = await browser.get(f"/api/v1/spaces/{room.space_id}/report.pdf")
+    assert printed.status_code == 200 and printed.headers["content-type"] == "application/pdf"
+    assert DR_TITLE not in " ".join(pages_text(printed.content))
