@@ -468,7 +468,7 @@ async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person
             [sid for sid, m in world.spaces.items() if sees(person, m)],
             [s["id"] for s in listed.json()["items"]],
         )
-    checked = False
+    checked = reported = False
     for space_id, mark in world.spaces.items():
         visible = sees(person, mark)
         got = await client.get(f"/api/v1/spaces/{space_id}", headers=headers)
@@ -479,6 +479,32 @@ async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person
         if tally.one("space.module", person, f"space {mark}", visible, got) and not checked:
             checked = True
             await space_modules(client, world, tally, person, space_id, got.json())
+        got = await client.get(f"/api/v1/spaces/{space_id}/report.pdf", headers=headers)
+        if tally.one("space.report", person, f"space {mark}", visible, got) and not reported:
+            reported = True
+            space_report(world, tally, person, mark, got.content.decode())
+
+
+def space_report(world: World, tally: Tally, person: Person, mark: Mark, printed: str) -> None:
+    """A space's report (ADR 0045) as one reader: the entries they see and no other, the
+    product rows their rules let through, and the marking of the highest level it holds."""
+    seen = [eid for eid, rec in world.entries.items() if sees(person, rec.mark)]
+    tally.ids(
+        "space.report",
+        person,
+        {eid: f"entry {rec.mark}" for eid, rec in world.entries.items()},
+        seen,
+        [eid for eid, rec in world.entries.items() if rec.word in printed],
+    )
+    products = [m for m in world.products.values() if sees(person, m)]
+    tally.ids("space.report", person, {n: f"row {n}" for n in PRODUCT_ROWS},
+              product_rows(person) if products else [],
+              [n for n in PRODUCT_ROWS if f"<td>{n}</td>" in printed])  # fmt: skip
+    levels = {mark.level, *(world.entries[e].mark.level for e in seen)}
+    levels |= {m.level for m in products}
+    tally.cases["space.report"] += 1
+    if ("DR" in levels) != ("DIFFUSION RESTREINTE" in printed):
+        tally.leaks.append(f"{person} | space.report | marking for {sorted(levels)}")
 
 
 async def space_modules(
@@ -1046,7 +1072,7 @@ COVERS: dict[str, tuple[str, ...]] = {
     "opendata_publication": ("opendata.datasets", "opendata.dataset", "opendata.page"),
     "opendata_release": ("opendata.dataset", "opendata.download"),
     "opendata_row": ("opendata.rows", "opendata.download"),
-    "space": ("space.list", "space.get", "space.export", "space.module"),
+    "space": ("space.list", "space.get", "space.export", "space.module", "space.report"),
 }
 
 READ_SURFACES = (
