@@ -8,6 +8,7 @@ level of what *this reader's* PDF holds; the PDF is made on demand, never stored
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,10 +54,12 @@ class Report:
 def chosen_modules(
     space: Space, module_ids: list[str] | None, *, lenient: bool = False
 ) -> list[dict[str, Any]]:
-    """The space's modules in page order, or those named: each must be in the space (422),
-    unless ``lenient`` (a schedule's list, where a module removed since is left out)."""
+    """The space's modules in reading order (as the page stacks them), or those named: each
+    must be in the space (422), unless ``lenient`` (a schedule's list, where a module removed
+    since is left out)."""
+    ordered = sorted(space.modules, key=lambda m: (m.get("y", 0), m.get("x", 0)))
     if not module_ids:
-        return list(space.modules)
+        return ordered
     if len(module_ids) > MAX_MODULES_ASKED:
         raise Invalid(
             f"Au plus {MAX_MODULES_ASKED} modules par rapport.",
@@ -72,7 +75,7 @@ def chosen_modules(
             extra={"fields": [{"field": "module", "message": "unknown"}]},
         )
     wanted = set(module_ids)
-    return [m for m in space.modules if str(m.get("id")) in wanted]
+    return [m for m in ordered if str(m.get("id")) in wanted]
 
 
 def _part(module: dict[str, Any], found: ModuleData) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def html_of(
 
 
 async def report_for(
-    *, session: AsyncSession, settings: Settings, actor: Principal, space_id: Any,
+    *, session: AsyncSession, settings: Settings, actor: Principal, space_id: uuid.UUID,
     module_ids: list[str] | None, reader: str, surface: str = "api", lenient: bool = False,
 ) -> Report:  # fmt: skip
     """The report of ``space_id`` as ``actor`` may read it, watermarked with ``reader``.
