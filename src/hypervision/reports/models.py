@@ -1,6 +1,7 @@
 """Report schedules and the deliveries they made (docs/adr/0045). No label of their own: a
-schedule is reached through its space (read as the caller first), and a delivery names only
-its recipient, the space and the level of the PDF that recipient got."""
+schedule is a record of its space (visible only with it); a delivery, of its schedule, is
+visible with the same space (it names its recipient, the space and the level of the PDF
+that recipient got)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hypervision.db import Base, UTCDateTime, new_id, utcnow
+from hypervision.records.registry import Kind
 
 
 class ReportSchedule(Base):
@@ -54,3 +56,22 @@ class ReportDelivery(Base):
     email_error: Mapped[str | None] = mapped_column(String(300))
     emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Protected kinds (records/registry.py; assembled in kinds.py): a schedule is visible with its
+# space, a delivery with the space of its schedule (row-level security on PostgreSQL, migration 0027).
+REPORT_SCHEDULE_KIND = Kind(
+    "report_schedule",
+    ReportSchedule,
+    live=False,
+    parent="space",
+    parent_key="space_id",
+    missing=("Programmation introuvable.", "Schedule not found."),
+)
+REPORT_DELIVERY_KIND = Kind(
+    "report_delivery",
+    ReportDelivery,
+    live=False,
+    parent="space",  # parents are top-level kinds: its space, which its schedule belongs to
+    parent_key="space_id",
+)

@@ -14,14 +14,14 @@ from hypervision.config import Settings
 from hypervision.core.errors import Forbidden, Invalid, NotFound
 from hypervision.db import utcnow
 from hypervision.identity.principal import Principal
-from hypervision.reports.models import ReportDelivery, ReportSchedule
+from hypervision.reports.models import REPORT_SCHEDULE_KIND, ReportDelivery, ReportSchedule
 from hypervision.reports.render import chosen_modules
 from hypervision.reports.schemas import ReportScheduleCreate
 from hypervision.spaces import service as spaces
 from hypervision.spaces.models import Space
 from hypervision.synthesis.service import recipient_users
 
-NO_SCHEDULE = ("Programmation introuvable.", "Schedule not found.")
+NO_SCHEDULE = REPORT_SCHEDULE_KIND.missing
 
 
 async def _editable(
@@ -115,4 +115,10 @@ async def my_deliveries(
         .order_by(ReportDelivery.due_at.desc())
         .limit(limit)
     )
-    return [(row, schedule) for row, schedule in result.all()]
+    rows = [(row, schedule) for row, schedule in result.all()]
+    await audit.record(
+        session=session, actor=actor, action="report.deliveries",
+        resource_type="report_delivery", resource_ids=[r.id for r, _ in rows],
+        labels=sorted({r.level for r, _ in rows if r.level}),
+    )  # fmt: skip
+    return rows

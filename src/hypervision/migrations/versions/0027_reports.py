@@ -1,5 +1,6 @@
 """Reports (issue 18, ADR 0045): report schedules of a space and the deliveries they made.
-Expand-only. No label columns: a schedule is reached through its space, read as the caller.
+Expand-only. No label columns: a schedule is visible with its space, a delivery with its
+schedule (row-level security template, ``records.rls``).
 
 Revision ID: 0027
 Revises: 0025
@@ -58,6 +59,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_deliveries_schedule_id", "report_deliveries", ["schedule_id"])
     op.create_index("ix_report_deliveries_user_id", "report_deliveries", ["user_id"])
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    from hypervision.kinds import KINDS
+    from hypervision.records.rls import protect
+
+    protect(op.execute, KINDS["report_schedule"], KINDS)
+    protect(op.execute, KINDS["report_delivery"], KINDS)
 
 
 def downgrade() -> None:
