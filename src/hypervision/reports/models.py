@@ -59,7 +59,8 @@ class ReportDelivery(Base):
 
 
 # Protected kinds (records/registry.py; assembled in kinds.py): a schedule is visible with its
-# space, a delivery with the space of its schedule (row-level security on PostgreSQL, migration 0027).
+# space, a delivery with its schedule's space (row-level security on PostgreSQL, migration
+# 0027).
 REPORT_SCHEDULE_KIND = Kind(
     "report_schedule",
     ReportSchedule,

@@ -117,7 +117,7 @@ async def my_deliveries(
     )
     rows = [(row, schedule) for row, schedule in result.all()]
     await audit.record(
-        session=session, actor=actor, action="report.deliveries",
+        session=session, actor=actor, action="report_delivery.list",
         resource_type="report_delivery", resource_ids=[r.id for r, _ in rows],
         labels=sorted({r.level for r, _ in rows if r.level}),
     )  # fmt: skip
