@@ -100,11 +100,12 @@ async def run_schedule(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, schedule: ReportSchedule,
     due: datetime,
 ) -> list[uuid.UUID]:  # fmt: skip
-    """One claimed run: a delivery row per recipient (each in its own transaction, so one
-    recipient's failure never stops the others), then the mail."""
+    """One claimed run: a delivery row per recipient, each in its own transaction (one
+    recipient's failure never stops the others) and mailed once it committed (one PDF held
+    at a time)."""
     async with transaction(sessions) as session:
         chosen = await _recipients(session, Recipients(**schedule.recipients))
-    made, outgoing = [], []
+    made = []
     for user, via in chosen:
         try:
             async with transaction(sessions) as session:
@@ -114,9 +115,7 @@ async def run_schedule(
             continue
         made.append(row_id)
         if out is not None:
-            outgoing.append(out)
-    for out in outgoing:
-        await _mail(sessions, settings, schedule, out)
+            await _mail(sessions, settings, schedule, out)
     return made
 
 
