@@ -42,6 +42,8 @@ from hypervision.opendata import schedule as opendata_schedule
 from hypervision.policy import rls
 from hypervision.products import api as products_api
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
+from hypervision.reports import api as reports_api
+from hypervision.reports import schedules as report_schedules
 from hypervision.search import api as search_api
 from hypervision.security import api as audit_api
 from hypervision.security import console_api
@@ -94,9 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sources.start()
         for exporter in app.state.soc_exporters:  # the trail to the SOC (ADR 0037)
             exporter.start()
-        scheduler = None
+        scheduler = reports = None
         if settings.schedule_poll_seconds > 0:
             scheduler = asyncio.create_task(schedules.loop(app.state.system_sessions, settings))
+            reports = asyncio.create_task(
+                report_schedules.loop(app.state.system_sessions, settings)
+            )  # the spaces' scheduled reports (ADR 0045)
         checks = None  # data products' quality rules on schedule (ADR 0027)
         if settings.quality_check_seconds > 0:
             checks = asyncio.create_task(quality_schedule.loop(app.state.system_sessions, settings))
@@ -124,10 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checks
-        if scheduler is not None:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
+        for task in (scheduler, reports):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await app.state.sources.stop()
         for exporter in app.state.soc_exporters:
             await exporter.stop()
@@ -218,5 +224,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(opendata_public.router)
     app.include_router(alerts_api.router)
     app.include_router(spaces_api.router)
+    app.include_router(reports_api.router)
     web.install(app)
     return app

@@ -17,6 +17,7 @@ from hypervision.products.models import (
 from hypervision.products.quality_models import QUALITY_FAILURE_KIND, QUALITY_RUN_KIND
 from hypervision.products.source_models import PRODUCT_SOURCE_KIND, PRODUCT_SOURCE_RUN_KIND
 from hypervision.records.registry import Registry
+from hypervision.reports.models import REPORT_DELIVERY_KIND, REPORT_SCHEDULE_KIND
 from hypervision.spaces.models import SPACE_KIND
 from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
 
@@ -44,6 +45,8 @@ KINDS = Registry(
     PUBLICATION_KIND,
     RELEASE_KIND,
     RELEASE_ROW_KIND,
+    REPORT_SCHEDULE_KIND,
+    REPORT_DELIVERY_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

@@ -12,6 +12,7 @@ from hypervision.opendata import models as opendata_models
 from hypervision.products import models as product_models
 from hypervision.products import quality_models, source_models
 from hypervision.records import models as records_models
+from hypervision.reports import models as report_models
 from hypervision.soc import models as soc_models
 from hypervision.spaces import models as space_models
 from hypervision.synthesis import models as synthesis_models
@@ -31,6 +32,7 @@ DOMAIN_MODULES = (
     source_models,
     quality_models,
     records_models,
+    report_models,
     soc_models,
     synthesis_models,
 )

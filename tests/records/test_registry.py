@@ -171,6 +171,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "opendata_publications",
         "opendata_releases",
         "opendata_rows",
+        "report_schedules",
+        "report_deliveries",
         "record_versions",
         "label_change_requests",
         "outbox",

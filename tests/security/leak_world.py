@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
 from hypervision.policy.roles import Role
+from hypervision.reports import schedules as report_schedules
 from tests.factories import make_group, make_org, make_user, sign_in
 
 # --- the reference model ----------------------------------------------------------------------
@@ -203,6 +204,9 @@ class World:
     # product that does not exist.
     spaces: dict[str, Mark] = field(default_factory=dict)
     space_tables: dict[str, str] = field(default_factory=dict)
+    # Reports (ADR 0045): space id -> its report schedule, sent once to every organisation
+    # (each member gets the report as themselves, or nothing when they may not read it).
+    report_schedules: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -344,6 +348,7 @@ class Builder:
         await self._syntheses()
         await self._links()
         await self._spaces()
+        await self._reports()
         return self.world
 
     # --- people ------------------------------------------------------------------------
@@ -588,6 +593,23 @@ class Builder:
             )
             self.world.spaces[space["id"]] = mark
             self._event("space.create", space["id"], mark, version=1)
+
+    async def _reports(self) -> None:
+        """A report schedule per space, to every organisation, run once."""
+        for space_id, mark in self.world.spaces.items():
+            schedule = ok(
+                await self.client.post(
+                    f"/api/v1/spaces/{space_id}/report-schedules",
+                    json={"name": "Point", "times": ["07:00"],
+                          "recipients": {"organisations": list(ORGS)}},
+                    headers=self.h(self.world.author(mark.owner)),
+                ),
+                201,
+            )  # fmt: skip
+            self.world.report_schedules[space_id] = schedule["id"]
+        later = datetime.now(UTC) + timedelta(days=1)
+        state = self.app.state
+        assert await report_schedules.run_due(state.system_sessions, state.settings, now=later)
 
     async def _products(self) -> None:
         """One product per label of SHAPE_LABELS, owned in turn by each organisation, with the

@@ -477,7 +477,7 @@ async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person
             [sid for sid, m in world.spaces.items() if sees(person, m)],
             [s["id"] for s in listed.json()["items"]],
         )
-    checked = False
+    checked = reported = False
     for space_id, mark in world.spaces.items():
         visible = sees(person, mark)
         got = await client.get(f"/api/v1/spaces/{space_id}", headers=headers)
@@ -488,6 +488,62 @@ async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person
         if tally.one("space.module", person, f"space {mark}", visible, got) and not checked:
             checked = True
             await space_modules(client, world, tally, person, space_id, got.json())
+        got = await client.get(f"/api/v1/spaces/{space_id}/report.pdf", headers=headers)
+        if tally.one("space.report", person, f"space {mark}", visible, got) and not reported:
+            reported = True
+            space_report(world, tally, person, mark, got.content.decode())
+        got = await client.get(f"/api/v1/spaces/{space_id}/report-schedules", headers=headers)
+        report_schedules(world, tally, person, space_id, visible, got)
+    delivered = await client.get("/api/v1/report-deliveries", headers=headers)
+    if not tally.refused("report.deliveries", person, delivered):
+        tally.ids(
+            "report.deliveries",
+            person,
+            {sid: f"report of space {m}" for sid, m in world.spaces.items()},
+            [sid for sid, m in world.spaces.items() if sees(person, m)],
+            [d["space_id"] for d in delivered.json()],
+        )
+
+
+def report_schedules(
+    world: World, tally: Tally, person: Person, space_id: str, visible: bool, got: Response
+) -> None:
+    """A space's report schedules: 404 to whoever may not read the space (403 to a role that
+    reads nothing); to a reader, the schedule when they may edit the space, else 403."""
+    surface = "space.report_schedules"
+    tally.cases[surface] += 1
+    if not visible:
+        want = 404 if person.reads else 403
+        if got.status_code != want:
+            line = f"{person} | {surface} | {space_id} | expected {want}, got {got.status_code}"
+            (tally.leaks if got.status_code == 200 else tally.wrong).append(line)
+    elif got.status_code == 200:
+        if [s["id"] for s in got.json()] != [world.report_schedules[space_id]]:
+            tally.wrong.append(f"{person} | {surface} | {space_id} | {got.json()}")
+    elif got.status_code != 403:
+        tally.wrong.append(f"{person} | {surface} | {space_id} | status {got.status_code}")
+
+
+def space_report(world: World, tally: Tally, person: Person, mark: Mark, printed: str) -> None:
+    """A space's report (ADR 0045) as one reader: the entries they see and no other, the
+    product rows their rules let through, and the marking of the highest level it holds."""
+    seen = [eid for eid, rec in world.entries.items() if sees(person, rec.mark)]
+    tally.ids(
+        "space.report",
+        person,
+        {eid: f"entry {rec.mark}" for eid, rec in world.entries.items()},
+        seen,
+        [eid for eid, rec in world.entries.items() if rec.word in printed],
+    )
+    products = [m for m in world.products.values() if sees(person, m)]
+    tally.ids("space.report", person, {n: f"row {n}" for n in PRODUCT_ROWS},
+              product_rows(person) if products else [],
+              [n for n in PRODUCT_ROWS if f"<td>{n}</td>" in printed])  # fmt: skip
+    levels = {mark.level, *(world.entries[e].mark.level for e in seen)}
+    levels |= {m.level for m in products}
+    tally.cases["space.report"] += 1
+    if ("DR" in levels) != ("DIFFUSION RESTREINTE" in printed):
+        tally.leaks.append(f"{person} | space.report | marking for {sorted(levels)}")
 
 
 async def space_modules(
@@ -1062,7 +1118,9 @@ COVERS: dict[str, tuple[str, ...]] = {
     "opendata_publication": ("opendata.datasets", "opendata.dataset", "opendata.page"),
     "opendata_release": ("opendata.dataset", "opendata.download"),
     "opendata_row": ("opendata.rows", "opendata.download"),
-    "space": ("space.list", "space.get", "space.export", "space.module"),
+    "space": ("space.list", "space.get", "space.export", "space.module", "space.report"),
+    "report_schedule": ("space.report_schedules",),
+    "report_delivery": ("report.deliveries",),
 }
 
 READ_SURFACES = (

@@ -86,6 +86,7 @@ NOT_OK: dict[str, int] = {
     "/connexion/oidc/{provider}/retour": 404,
 }
 ALL_ROLES = tuple(Role)
+REPORT_SCHEDULE = {"name": "Point", "times": ["07:00"], "recipients": {"users": ["second"]}}
 
 
 # --- the routes -----------------------------------------------------------------------------
@@ -351,6 +352,13 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     space = await _ok(
         await post("/api/v1/spaces", json={"title": "PC", "modules": [form]}, headers=bearer)
     )
+    schedule = await _ok(
+        await post(
+            f"/api/v1/spaces/{space['id']}/report-schedules",
+            json=REPORT_SCHEDULE,
+            headers=bearer,
+        )
+    )
     ids = {
         "entry_id": entry["id"],
         "attachment_id": attachment["id"],
@@ -380,6 +388,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "action": "withdraw",
         "space_id": space["id"],  # a space and its form module (docs/adr/0041)
         "module_id": "ajout",
+        "schedule_id": schedule["id"],  # the space's report schedule (docs/adr/0045)
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -582,6 +591,7 @@ API_BODIES: dict[str, Any] = {
     "/api/v1/users/{user_id}/clearance": {"clearance": "NP"},
     "/api/v1/api-tokens": {"name": "vol", "username": "root", "scopes": ["read", "write"]},
     "/api/v1/audit/people/{person_id}/revoke": {},  # every session and token of the person
+    "/api/v1/spaces/{space_id}/report-schedules": REPORT_SCHEDULE,
     "/api/v1/auth/password": {
         "current_password": "correct horse battery staple",
         "new_password": "another correct horse battery",

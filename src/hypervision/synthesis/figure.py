@@ -44,7 +44,8 @@ def _boundaries() -> list[list[list[tuple[float, float]]]]:
     return shapes
 
 
-def _centre(location: dict[str, Any]) -> tuple[float, float] | None:
+def centre(location: dict[str, Any]) -> tuple[float, float] | None:
+    """The mean of a GeoJSON geometry's points (lon, lat), or None (also used by reports)."""
     points: list[tuple[float, float]] = []
 
     def walk(node: Any) -> None:
@@ -62,7 +63,7 @@ def _centre(location: dict[str, Any]) -> tuple[float, float] | None:
 
 def map_svg(located: list[tuple[int, str, dict[str, Any]]]) -> str:
     """``located``: (number in the entries table, severity, GeoJSON location)."""
-    dots = [(n, sev, c) for n, sev, loc in located if (c := _centre(loc)) is not None]
+    dots = [(n, sev, c) for n, sev, loc in located if (c := centre(loc)) is not None]
     if dots:
         west = min(c[0] for _, _, c in dots)
         east = max(c[0] for _, _, c in dots)

@@ -49,7 +49,9 @@ def message_for(
     return message
 
 
-def _deliver(settings: Settings, message: EmailMessage) -> None:
+def deliver(settings: Settings, message: EmailMessage) -> None:
+    """Send one message through the configured SMTP server (blocking: run it in a thread).
+    Also used by reports."""
     with smtplib.SMTP(
         settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
     ) as smtp:
@@ -91,7 +93,7 @@ async def send_pending(
             if attach:
                 async with transaction(sessions) as session:
                     pdf = await pdf_for_reader(session, settings, synthesis_id, user)
-            await asyncio.to_thread(_deliver, settings, message_for(settings, synthesis, user, pdf))
+            await asyncio.to_thread(deliver, settings, message_for(settings, synthesis, user, pdf))
             sent += 1
         except (OSError, smtplib.SMTPException) as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:300]

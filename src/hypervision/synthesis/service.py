@@ -327,9 +327,11 @@ async def validate(
 # --- sending -----------------------------------------------------------------------------------
 
 
-async def _recipient_users(
+async def recipient_users(
     session: AsyncSession, chosen: Recipients
 ) -> list[tuple[User, uuid.UUID | None]]:
+    """The users ``chosen`` names (usernames; an organisation's active human members, with
+    the organisation they came through): unknown names are a 422. Also used by reports."""
     users: dict[uuid.UUID, tuple[User, uuid.UUID | None]] = {}
     if chosen.users:
         names = [u.strip().lower() for u in chosen.users]
@@ -380,7 +382,7 @@ async def send(
     wanted = [uuid.UUID(i) for i in synthesis.entry_ids]
     entries = list(await session.scalars(select(Entry).where(Entry.id.in_(wanted))))
     labels = [synthesis.label, *(e.label for e in entries)]
-    candidates = await _recipient_users(session, recipients)
+    candidates = await recipient_users(session, recipients)
     if not candidates:
         raise Invalid("Choisissez au moins un destinataire.", "Choose at least one recipient.")
     cleared: list[tuple[User, uuid.UUID | None]] = []
