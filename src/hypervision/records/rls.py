@@ -10,7 +10,7 @@ catalogue). A migration that protects a new kind calls ``protect(op.execute, KIN
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from hypervision.records.registry import Kind, Registry
 
@@ -87,9 +87,17 @@ def drop(execute: Callable[[str], object], table: str) -> None:
         execute(f"DROP POLICY IF EXISTS {name} ON {table}")
 
 
-def refresh_versions(execute: Callable[[str], object], registry: Registry) -> None:
+def refresh_versions(
+    execute: Callable[[str], object], registry: Registry, tables: Iterable[str] | None = None
+) -> None:
     """Re-create the policies of versions and label requests, whose rule names every
-    versioned kind: a migration adding a versioned kind calls it after ``protect``."""
+    versioned kind: a migration adding a versioned kind calls it after ``protect``.
+    ``tables``: the tables that exist now; a migration passes them, so that the rule names
+    only the kinds it and those before it created (a kind declared since, whose table a
+    later migration creates, is left to that migration)."""
+    if tables is not None:
+        present = set(tables)
+        registry = Registry(*(kind for kind in registry if kind.table in present))
     found = rules(registry)
     for table in ("record_versions", "label_change_requests"):
         drop(execute, table)
