@@ -186,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("/attachments", settings.attachment_max_bytes + overhead),
             ("/api/v1/layers", settings.layer_max_bytes + overhead),
             ("/carte/couches", settings.layer_max_bytes + overhead),
+            ("/api/v1/hub/documents", settings.attachment_max_bytes + overhead),
+            ("/accueil/documents", settings.attachment_max_bytes + overhead),
         ),
     )
     # Outermost: every layer below (the request's logs, /metrics, sign-in) sees the client

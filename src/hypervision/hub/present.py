@@ -53,7 +53,7 @@ def document_read(row: HubDocument, names: Directory) -> DocumentRead:
         content_type=row.content_type,
         size=row.size,
         sha256=row.sha256,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         organisation=names.org(row.organisation_id),
         author=names.user(row.author_id) or "?",
         label=names.label(row.label),
@@ -72,7 +72,7 @@ def announcement_read(
         title=row.title,
         body=row.body,
         body_html=markdown(row.body),
-        importance=row.importance,  # type: ignore[arg-type]
+        importance=row.importance,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
         shown=is_shown(row, at or utcnow()),

@@ -15,9 +15,12 @@ from hypervision.web import (
     assets,
     auth_pages,
     derived_pages,
+    duty_pages,
     entry_corrections,
     entry_pages,
     feed_pages,
+    hub_document_pages,
+    hub_pages,
     import_wizard,
     map_pages,
     misc_pages,
@@ -96,6 +99,9 @@ def install(app: FastAPI) -> None:
         security_pages,
         opendata_pages,
         alert_pages,
+        hub_pages,
+        duty_pages,
+        hub_document_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.
