@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -12,7 +13,10 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.hub.models import HubDocument
+from hypervision.identity.principal import system_principal
+from hypervision.logbook import attachments
 from hypervision.records.models import RecordVersion
+from hypervision.storage.blobs import BlobStore
 from tests.factories import sequenced, tx
 from tests.hub.world import cast
 
@@ -147,3 +151,27 @@ async def test_bad_uploads_are_refused_clearly(app: FastAPI, client: AsyncClient
     assert big.status_code == 413
     async with tx(app) as session:
         assert list(await session.scalars(select(HubDocument))) == []
+
+
+async def test_the_sweep_keeps_the_documents_files(app: FastAPI, client: AsyncClient) -> None:
+    """Documents share the attachments' blob store: the orphan sweep (``hypervision files
+    sweep``) must not take their files for orphans."""
+    h = await cast(app, client)
+    doc = await upload(client, h["olga"], level="NP")
+    orphan = await blob_store_of(app).put(b"left by a crash")
+    async with tx(app) as session:
+        removed = await attachments.sweep_orphan_blobs(
+            session=session,
+            actor=system_principal("sweeper"),
+            blobs=blob_store_of(app),
+            older_than=timedelta(0),
+            also_used=[HubDocument.storage_key],
+        )
+    assert removed == [orphan]
+    got = await client.get(f"/api/v1/hub/documents/{doc['id']}/file", headers=h["olga"])
+    assert got.status_code == 200 and got.content == NOTE
+
+
+def blob_store_of(app: FastAPI) -> BlobStore:
+    store: BlobStore = app.state.blobs
+    return store

@@ -170,6 +170,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "opendata_publications",
         "opendata_releases",
         "opendata_rows",
+        "hub_documents",
+        "announcements",
         "record_versions",
         "label_change_requests",
         "outbox",
@@ -182,7 +184,9 @@ def test_what_is_derived_from_the_registry() -> None:
         "alert_cursor",
         "alert_known_addresses",
     )
-    assert {"entry", "comment", "situation", "attachment", "product"} == KINDS.topics()
+    assert {"entry", "comment", "situation", "attachment", "product", "announcement"} == (
+        KINDS.topics()
+    )
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
@@ -190,6 +194,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "layer": "layers",
         "synthesis": "syntheses",
         "product": "data_products",
+        "hub_document": "hub_documents",
+        "announcement": "announcements",
     }
 
 

@@ -382,6 +382,33 @@ async def geo_surfaces(client: AsyncClient, world: World, tally: Tally, person: 
         tally.one("layer.features", person, f"layer {mark}", sees(person, mark), got)
 
 
+async def hub_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """The hub's documents and announcements (docs/adr/0042): lists, by id, the file."""
+    headers = world.headers[person.name]
+    kinds = (
+        ("hub.documents", "/api/v1/hub/documents?limit=200", world.documents),
+        ("hub.announcements", "/api/v1/hub/announcements?all=true&limit=200", world.announcements),
+    )
+    for surface, url, records in kinds:
+        listed = await client.get(url, headers=headers)
+        if not tally.refused(surface, person, listed):
+            tally.ids(
+                surface,
+                person,
+                {r: f"{surface} {m}" for r, m in records.items()},
+                [r for r, m in records.items() if sees(person, m)],
+                [item["id"] for item in listed.json()["items"]],
+            )
+    for doc_id, mark in world.documents.items():
+        got = await client.get(f"/api/v1/hub/documents/{doc_id}", headers=headers)
+        tally.one("hub.document", person, f"document {mark}", sees(person, mark), got)
+        got = await client.get(f"/api/v1/hub/documents/{doc_id}/file", headers=headers)
+        tally.one("hub.document.file", person, f"document {mark}", sees(person, mark), got)
+    for notice_id, mark in world.announcements.items():
+        got = await client.get(f"/api/v1/hub/announcements/{notice_id}", headers=headers)
+        tally.one("hub.announcement", person, f"announcement {mark}", sees(person, mark), got)
+
+
 async def product_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
     """The catalogue, a product, its rows (rows and columns under the stewards' rules) and an
     aggregate over them."""
@@ -879,6 +906,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
     now.update({sid: (m,) for sid, m in world.situations.items()})
     now.update({pid: (m,) for pid, m in {**world.products, **world.derived}.items()})
+    now.update({aid: (m,) for aid, m in world.announcements.items()})
     universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
@@ -978,6 +1006,8 @@ COVERS: dict[str, tuple[str, ...]] = {
     "opendata_publication": ("opendata.datasets", "opendata.dataset", "opendata.page"),
     "opendata_release": ("opendata.dataset", "opendata.download"),
     "opendata_row": ("opendata.rows", "opendata.download"),
+    "hub_document": ("hub.documents", "hub.document", "hub.document.file"),
+    "announcement": ("hub.announcements", "hub.announcement", "live.stream"),
 }
 
 READ_SURFACES = (
@@ -985,6 +1015,7 @@ READ_SURFACES = (
     entry_lists,
     situation_surfaces,
     geo_surfaces,
+    hub_surfaces,
     product_surfaces,
     synthesis_surfaces,
     label_requests,

@@ -39,7 +39,7 @@ FIELD_MAX = 24 * 1024  # a field's bytes (the description: 5,000 characters)
 
 @dataclass(frozen=True)
 class DocumentUpload:
-    fields: DocumentCreateForm
+    fields: dict[str, str]  # checked once the principal is (``_fields``)
     filename: str | None
     data: bytes
 
@@ -57,7 +57,7 @@ def _codes(raw: Any) -> list[str]:
     return [c.strip() for c in str(raw or "").split(",") if c.strip()]
 
 
-def _fields(form: Any) -> DocumentCreateForm:
+def _fields(form: dict[str, str]) -> DocumentCreateForm:
     level = str(form.get("level") or "").strip()
     try:
         label = (
@@ -115,7 +115,7 @@ async def read_document_upload(request: Request, settings: SettingsDep) -> Docum
                 "Field 'file': a file is required.",
                 extra={"fields": [{"field": "file", "message": "file required"}]},
             )
-        fields = _fields(form)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise uploads.AttachmentTooLarge(limit)
@@ -194,14 +194,15 @@ async def upload_document(
     """Share a document (officers, watch officers, data stewards): multipart fields ``file``
     and ``title``, optional ``description`` and label (``level``, ``need_to_know``,
     ``audience``; none: your organisation only). The file gets the attachments' checks."""
+    fields = _fields(upload.fields)
     row = await documents.add_document(
         session=session,
         settings=settings,
         actor=actor,
         blobs=blobs,
-        title=upload.fields.title,
-        description=upload.fields.description,
-        label=upload.fields.label,
+        title=fields.title,
+        description=fields.description,
+        label=fields.label,
         filename=upload.filename,
         data=upload.data,
     )

@@ -172,9 +172,17 @@
     }
     tick();
   }
+  var notices = document.querySelector("[data-live-topic='announcement']");
   function connect() {
-    var url = "/api/v1/stream?topic=entry&topic=comment" + (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
+    var url = "/api/v1/stream?topic=entry&topic=comment" + (notices ? "&topic=announcement" : "") + (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
     var stream = new EventSource(url);
+    // The hub (/accueil): a new or changed announcement offers a link that shows it.
+    ["announcement.create", "announcement.update", "announcement.withdraw"].forEach(function (type) {
+      stream.addEventListener(type, tracked(function () {
+        var link = notices && notices.querySelector("#annonces-nouvelles a");
+        if (link) link.hidden = false;
+      }));
+    });
     ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
      "entry.situation", "entry.label"].forEach(function (type) { stream.addEventListener(type, tracked(onEntry)); });
     stream.addEventListener("comment.create", tracked(onComment));
