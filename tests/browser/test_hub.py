@@ -73,7 +73,7 @@ async def world(web: Web) -> None:
     headers = await web.headers("antoine.roux")
     shared = await web.client.post(
         "/api/v1/hub/documents",
-        data={"title": "Numéros utiles des salles", "level": "NP"},
+        params={"title": "Numéros utiles des salles", "level": "NP"},
         files={"file": ("numeros.csv", b"salle;standard\nSalle CNCS;01 49 27 40 00\n")},
         headers=headers,
     )

@@ -30,7 +30,7 @@ def form(title: str = "Plan de circulation", **label: str) -> dict[str, str]:
 async def upload(client: AsyncClient, headers: dict[str, str], **label: str) -> dict[str, object]:
     made = await client.post(
         "/api/v1/hub/documents",
-        data=form(**label),
+        params=form(**label),
         files={"file": ("plan.txt", NOTE, "text/plain")},
         headers=headers,
     )
@@ -41,7 +41,7 @@ async def upload(client: AsyncClient, headers: dict[str, str], **label: str) -> 
 
 async def test_share_list_read_and_download(app: FastAPI, client: AsyncClient) -> None:
     h = await cast(app, client)
-    public = await upload(client, h["olga"], level="NP", audience="")
+    public = await upload(client, h["olga"], level="NP")
     assert public["filename"] == "plan.txt" and public["content_type"] == "text/plain"
     assert public["sha256"] == hashlib.sha256(NOTE).hexdigest()
     assert public["label"] == {"level": "NP", "need_to_know": [], "audience": []}
@@ -124,29 +124,34 @@ async def test_archive_and_versions(app: FastAPI, client: AsyncClient) -> None:
 async def test_bad_uploads_are_refused_clearly(app: FastAPI, client: AsyncClient) -> None:
     h = await cast(app, client)
     url = "/api/v1/hub/documents"
-    no_file = await client.post(url, data=form(), files={"x": ("a", b"a")}, headers=h["olga"])
+    no_file = await client.post(url, params=form(), files={"x": ("a", b"a")}, headers=h["olga"])
     assert no_file.status_code == 422 and "file" in no_file.text
     no_title = await client.post(
-        url, data={"title": ""}, files={"file": ("p.txt", NOTE)}, headers=h["olga"]
+        url, params={"title": ""}, files={"file": ("p.txt", NOTE)}, headers=h["olga"]
     )
     assert no_title.status_code == 422 and "title" in no_title.text
     exe = await client.post(
-        url, data=form(), files={"file": ("a.exe", b"MZ\x90\x00" + bytes(200))}, headers=h["olga"]
+        url, params=form(), files={"file": ("a.exe", b"MZ\x90\x00" + bytes(200))}, headers=h["olga"]
     )
     assert exe.status_code == 415
     above = await client.post(
-        url, data=form(level="DR"), files={"file": ("p.txt", NOTE)}, headers=h["olga"]
+        url, params=form(level="DR"), files={"file": ("p.txt", NOTE)}, headers=h["olga"]
     )
     assert above.status_code == 422 and above.json()["error"]["code"] == "label_refused"
+    for fields in ({"need_to_know": "false"}, {"audience": "NOPE"}, {"level": "TS"}):
+        odd = await client.post(
+            url, params=form(**fields), files={"file": ("p.txt", NOTE)}, headers=h["olga"]
+        )
+        assert odd.status_code == 422, (fields, odd.text)
     json_body = await client.post(url, json={"title": "x"}, headers=h["olga"])
     assert json_body.status_code == 415
     authority = await client.post(
-        url, data=form(), files={"file": ("p.txt", NOTE)}, headers=h["helene"]
+        url, params=form(), files={"file": ("p.txt", NOTE)}, headers=h["helene"]
     )
     assert authority.status_code == 403
     limit = app.state.settings.attachment_max_bytes
     big = await client.post(
-        url, data=form(), files={"file": ("b.txt", b"a" * (limit + 1))}, headers=h["olga"]
+        url, params=form(), files={"file": ("b.txt", b"a" * (limit + 1))}, headers=h["olga"]
     )
     assert big.status_code == 413
     async with tx(app) as session:

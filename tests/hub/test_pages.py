@@ -52,7 +52,7 @@ async def fill(app: FastAPI, client: AsyncClient, h: dict[str, dict[str, str]]) 
     ).status_code == 201
     doc = await client.post(
         "/api/v1/hub/documents",
-        data={"title": "Plan de circulation", "level": "NP"},
+        params={"title": "Plan de circulation", "level": "NP"},
         files={"file": ("plan.txt", b"plan\n", "text/plain")},
         headers=h["olga"],
     )

@@ -576,11 +576,11 @@ class Builder:
             document = ok(
                 await self.client.post(
                     "/api/v1/hub/documents",
-                    data={
+                    params={
                         "title": f"Document {index}",
                         "level": level,
-                        "need_to_know": ",".join(sorted(ntk)),
-                        "audience": ",".join(sorted(audience)),
+                        "need_to_know": sorted(ntk),
+                        "audience": sorted(audience),
                     },
                     files={"file": (f"doc-{index}.txt", f"document {index}\n".encode())},
                     headers=self.h(self.world.author(owner)),

@@ -361,7 +361,7 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     document = await _ok(
         await post(
             "/api/v1/hub/documents",
-            data={"title": "Plan", "level": "NP"},
+            params={"title": "Plan", "level": "NP"},
             files={"file": ("plan.png", png(), "image/png")},
             headers=bearer,
         )

@@ -1,21 +1,19 @@
-"""Hub API: shared documents (``/api/v1/hub/documents``). The upload is read with a hard
-byte limit before the database transaction starts, and its blob is deleted again when the
-transaction does not commit (as for attachments: ``logbook.attachments_api``)."""
+"""Hub API: shared documents (``/api/v1/hub/documents``). The upload is the attachments' own
+(``logbook.attachments_api``): the multipart body holds the file alone, read with a hard byte
+limit before the database transaction starts, its blob deleted again when the transaction
+does not commit. The document's title, description and label come in the query string, typed
+and checked like any parameter (the access log leaves query strings out)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
-from hypervision.core.deps import SESSION_COOKIE, DbSession, SettingsDep
-from hypervision.core.errors import Invalid, Unauthorized
+from hypervision.core.deps import DbSession, SettingsDep
+from hypervision.core.errors import Invalid
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN, errors
 from hypervision.hub import documents
 from hypervision.hub.present import document_read, names_for
@@ -23,57 +21,36 @@ from hypervision.hub.schemas import DocumentCreateForm, DocumentPage, DocumentRe
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.logbook import uploads
 from hypervision.logbook.attachments_api import (
+    UPLOAD_BODY,
     BlobsDep,
-    MultipartExpected,
     TrackedBlobsDep,
+    UploadDep,
     content_disposition,
 )
-from hypervision.records.schemas import LabelIn
+from hypervision.records.schemas import Code, LabelIn
 
 router = APIRouter(
     prefix="/api/v1/hub", tags=["hub"], dependencies=CREDENTIALS, responses=SIGNED_IN
 )
-MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the other fields
-FIELD_MAX = 24 * 1024  # a field's bytes (the description: 5,000 characters)
 
 
-@dataclass(frozen=True)
-class DocumentUpload:
-    fields: dict[str, str]  # checked once the principal is (``_fields``)
-    filename: str | None
-    data: bytes
-
-
-async def _capped(request: Request, cap: int) -> AsyncGenerator[bytes, None]:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > cap:
-            raise uploads.AttachmentTooLarge(cap - MULTIPART_OVERHEAD)
-        yield chunk
-
-
-def _codes(raw: Any) -> list[str]:
-    return [c.strip() for c in str(raw or "").split(",") if c.strip()]
-
-
-def _fields(form: dict[str, str]) -> DocumentCreateForm:
-    level = str(form.get("level") or "").strip()
+def _fields(
+    title: str,
+    description: str,
+    level: str | None,
+    groups: list[str],
+    audience: list[str],
+    lowest: str,
+) -> DocumentCreateForm:
+    """The document's fields; a label as soon as one of its parts is sent (the lowest level
+    when only groups or organisations are). 422 naming the field otherwise."""
     try:
         label = (
-            LabelIn(
-                level=level,
-                need_to_know=_codes(form.get("need_to_know")),
-                audience=_codes(form.get("audience")),
-            )
-            if level
+            LabelIn(level=level or lowest, need_to_know=groups, audience=audience)
+            if level or groups or audience
             else None
         )
-        return DocumentCreateForm(
-            title=str(form.get("title") or ""),
-            description=str(form.get("description") or ""),
-            label=label,
-        )
+        return DocumentCreateForm(title=title, description=description, label=label)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "title"
@@ -82,74 +59,6 @@ def _fields(form: dict[str, str]) -> DocumentCreateForm:
             f"Field '{where}': {first['msg']}.",
             extra={"fields": [{"field": where, "message": first["msg"]}]},
         ) from None
-
-
-async def read_document_upload(request: Request, settings: SettingsDep) -> DocumentUpload:
-    """The file and its fields, read with a hard limit before any database work; requests
-    without credentials are not read at all."""
-    if not request.headers.get("authorization") and SESSION_COOKIE not in request.cookies:
-        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        raise MultipartExpected()
-    limit = settings.attachment_max_bytes
-    cap = limit + MULTIPART_OVERHEAD
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise uploads.AttachmentTooLarge(limit)
-    parser = MultiPartParser(
-        request.headers, _capped(request, cap), max_files=1, max_fields=10, max_part_size=FIELD_MAX
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException:
-        raise Invalid(
-            "Formulaire multipart invalide : un seul fichier, dans le champ « file ».",
-            "Invalid multipart form: a single file, in the 'file' field.",
-            extra={"fields": [{"field": "file", "message": "invalid multipart data"}]},
-        ) from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid(
-                "Champ « file » : fichier obligatoire.",
-                "Field 'file': a file is required.",
-                extra={"fields": [{"field": "file", "message": "file required"}]},
-            )
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise uploads.AttachmentTooLarge(limit)
-        return DocumentUpload(fields=fields, filename=upload.filename, data=data)
-    finally:
-        await form.close()
-
-
-UploadDep = Annotated[DocumentUpload, Depends(read_document_upload)]
-
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "title"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "title": {"type": "string", "maxLength": 200},
-                        "description": {"type": "string", "maxLength": 5000},
-                        "level": {"type": "string"},
-                        "need_to_know": {"type": "string", "description": "comma-separated"},
-                        "audience": {
-                            "type": "string",
-                            "description": "organisation codes, comma-separated",
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 @router.get("/documents", response_model=DocumentPage)
@@ -190,11 +99,18 @@ async def upload_document(
     settings: SettingsDep,
     actor: CurrentPrincipal,
     response: Response,
+    title: Annotated[str, Query(min_length=1, max_length=200)],
+    description: Annotated[str, Query(max_length=2000)] = "",
+    level: Annotated[str | None, Query(max_length=16, description="none: lowest")] = None,
+    need_to_know: Annotated[list[Code], Query(max_length=10, description="group codes")] = [],  # noqa: B006
+    audience: Annotated[
+        list[Code], Query(max_length=50, description="organisation codes; none: every one")
+    ] = [],  # noqa: B006
 ) -> DocumentRead:
-    """Share a document (officers, watch officers, data stewards): multipart fields ``file``
-    and ``title``, optional ``description`` and label (``level``, ``need_to_know``,
-    ``audience``; none: your organisation only). The file gets the attachments' checks."""
-    fields = _fields(upload.fields)
+    """Share a document (officers, watch officers, data stewards): the file in the multipart
+    field ``file``, its title, description and label in the query string. Without any label
+    parameter, your organisation only. The file gets the attachments' checks."""
+    fields = _fields(title, description, level, need_to_know, audience, settings.label_levels[0])
     row = await documents.add_document(
         session=session,
         settings=settings,
