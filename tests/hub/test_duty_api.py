@@ -48,6 +48,10 @@ async def test_keep_and_read_the_directory(app: FastAPI, client: AsyncClient) ->
     assert [d["id"] for d in now.json()["items"]] == [body["id"]]
     room = await client.get("/api/v1/hub/duty", params={"room": "PC Stade"}, headers=h["dr"])
     assert [d["id"] for d in room.json()["items"]] == [other.json()["id"]]
+    found = await client.get("/api/v1/hub/duty", params={"q": "sdis"}, headers=h["olga"])
+    assert [d["id"] for d in found.json()["items"]] == [other.json()["id"]]
+    by_org = await client.get("/api/v1/hub/duty?organisation=MININT", headers=h["olga"])
+    assert by_org.json()["items"] == []
     paged = (await client.get("/api/v1/hub/duty?limit=1", headers=h["olga"])).json()
     assert len(paged["items"]) == 1 and paged["next_offset"] == 1
     # update, then end the shift
@@ -75,7 +79,7 @@ async def test_keep_and_read_the_directory(app: FastAPI, client: AsyncClient) ->
             )
         )
     assert actions.count("duty.create") == 2 and "duty.end" in actions
-    assert actions.count("duty.list") == 4
+    assert actions.count("duty.list") == 6
     assert details == [{"version": 2, "changed": ["radio", "room"]}]  # names, never values
 
 

@@ -95,6 +95,7 @@ async def test_roles_without_reads_still_get_a_hub(app: FastAPI, client: AsyncCl
     assert page.status_code == 200
     assert "Votre rôle ne lit pas les annonces." in page.text
     assert "Point presse" not in page.text and "Plan de circulation" not in page.text
+    assert 'href="/accueil/annonces"' not in page.text and "Olga" not in page.text
     client.cookies.clear()
     await browse_as(client, "admin")  # keeps the directory, reads no record
     page = await client.get("/accueil")
