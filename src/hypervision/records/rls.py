@@ -92,14 +92,28 @@ def refresh_versions(
 ) -> None:
     """Re-create the policies of versions and label requests, whose rule names every
     versioned kind: a migration adding a versioned kind calls it after ``protect``.
-    ``tables``: the tables that exist now; a migration passes them, so that the rule names
-    only the kinds it and those before it created (a kind declared since, whose table a
-    later migration creates, is left to that migration)."""
-    if tables is not None:
-        present = set(tables)
+    ``tables``: the tables that exist now (by default, those of the database the running
+    migration is connected to), so that the rule names only the kinds this migration and
+    those before it created: a kind declared since, whose table a later migration creates,
+    is left to that migration (docs/adr/0042)."""
+    present = set(tables) if tables is not None else existing_tables()
+    if present is not None:
         registry = Registry(*(kind for kind in registry if kind.table in present))
     found = rules(registry)
     for table in ("record_versions", "label_change_requests"):
         drop(execute, table)
         for statement in statements(table, found[table]):
             execute(statement)
+
+
+def existing_tables() -> set[str] | None:
+    """The tables of the database the running Alembic migration is connected to; None when
+    no migration is running (then every kind of the registry is named)."""
+    from alembic import op
+    from sqlalchemy import inspect
+
+    try:
+        bind = op.get_bind()
+    except NameError:  # Alembic's proxy outside a migration
+        return None
+    return set(inspect(bind).get_table_names())

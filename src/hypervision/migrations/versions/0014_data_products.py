@@ -150,7 +150,7 @@ def upgrade() -> None:
     protect(op.execute, KINDS["product"], KINDS)
     protect(op.execute, KINDS["product_version"], KINDS)
     protect(op.execute, KINDS["product_rule_change"], KINDS)
-    refresh_versions(op.execute, KINDS, sa.inspect(op.get_bind()).get_table_names())
+    refresh_versions(op.execute, KINDS)
 
 
 def downgrade() -> None:
