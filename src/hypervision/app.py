@@ -49,6 +49,7 @@ from hypervision.security import api as audit_api
 from hypervision.security import console_api
 from hypervision.soc.exporter import exporters_from
 from hypervision.soc.figures import SocFigures
+from hypervision.spaces import api as spaces_api
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
@@ -222,5 +223,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(hub_api.router)
     app.include_router(hub_documents_api.router)
+    app.include_router(spaces_api.router)
     web.install(app)
     return app

@@ -920,6 +920,7 @@ def demo_load() -> None:
     from hypervision.demo import hub as demo_hub
     from hypervision.demo import opendata as demo_opendata
     from hypervision.demo import products as demo_products
+    from hypervision.demo import spaces as demo_spaces
 
     users = run_in_transaction(lambda session, settings: scenario.load(session, settings))
     typer.echo(f"demo: {users} users created" if users else "demo users already loaded")
@@ -931,6 +932,8 @@ def demo_load() -> None:
     typer.echo(f"demo: {published} open datasets" if published else "demo open data already loaded")
     shifts = run_in_transaction(lambda session, settings: demo_hub.load(session, settings))
     typer.echo(f"demo: {shifts} shifts on duty" if shifts else "demo hub already loaded")
+    spaces = run_in_transaction(lambda session, settings: demo_spaces.load(session, settings))
+    typer.echo(f"demo: {spaces} spaces" if spaces else "demo spaces already loaded")
     url = run_in_transaction(lambda session, settings: demo_feeds.attach(session, settings))
     if url:
         typer.echo(f"demo: heat alerts polled from {url}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, make_url
 from sqlalchemy.engine import Dialect
@@ -124,10 +125,52 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+        dbapi_connection.create_function(TIME_BUCKET_FUNCTION, 2, text_bucket, deterministic=True)
         # Let SQLAlchemy, not the driver, emit BEGIN (see _sqlite_begin_immediate).
         dbapi_connection.isolation_level = None
 
     return on_connect
+
+
+# --- time buckets (hypervision.core.buckets; ADR 0043) -----------------------------------------
+# Here, not in core, because each SQLite connection is given the function when it opens.
+
+TIME_BUCKET_FUNCTION = "hv_time_bucket"
+_PARIS = ZoneInfo("Europe/Paris")  # hypervision.core.timezone.PARIS (core builds on db)
+_UNITS = ("hour", "day", "week", "month")
+
+
+def bucket_of_date(day: date, unit: str) -> str:
+    """The day, ISO week (from Monday) or month a date falls in, as an ISO date."""
+    if unit == "week":
+        day -= timedelta(days=day.weekday())
+    elif unit == "month":
+        day = day.replace(day=1)
+    return day.isoformat()
+
+
+def bucket_of_moment(moment: datetime, unit: str) -> str:
+    """The hour, day, ISO week or month (Paris time) an aware moment falls in, as an ISO
+    moment with its offset (``2024-07-26T00:00:00+02:00``)."""
+    local = moment.astimezone(_PARIS)
+    if unit == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).isoformat()
+    day = date.fromisoformat(bucket_of_date(local.date(), unit))
+    return datetime(day.year, day.month, day.day, tzinfo=_PARIS).isoformat()
+
+
+def text_bucket(value: str | None, unit: str) -> str | None:
+    """SQLite's ``hv_time_bucket``: a stored date (``YYYY-MM-DD``) or UTC moment
+    (``YYYY-MM-DD HH:MM:SS[.ffffff]``, no offset) to its bucket; None for what is neither."""
+    if not isinstance(value, str) or unit not in _UNITS:
+        return None
+    try:
+        if len(value) == 10:
+            return None if unit == "hour" else bucket_of_date(date.fromisoformat(value), unit)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return bucket_of_moment(moment if moment.tzinfo else moment.replace(tzinfo=UTC), unit)
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

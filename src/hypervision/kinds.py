@@ -18,6 +18,7 @@ from hypervision.products.models import (
 from hypervision.products.quality_models import QUALITY_FAILURE_KIND, QUALITY_RUN_KIND
 from hypervision.products.source_models import PRODUCT_SOURCE_KIND, PRODUCT_SOURCE_RUN_KIND
 from hypervision.records.registry import Registry
+from hypervision.spaces.models import SPACE_KIND
 from hypervision.synthesis.models import SYNTHESIS_KIND, SYNTHESIS_RECIPIENT_KIND
 
 # Order: the top-level kinds first (a parent is declared before its children).
@@ -28,6 +29,7 @@ KINDS = Registry(
     LAYER_KIND,
     SYNTHESIS_KIND,
     PRODUCT_KIND,
+    SPACE_KIND,
     COMMENT_KIND,
     ATTACHMENT_KIND,
     LAYER_FEATURE_KIND,

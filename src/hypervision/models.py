@@ -14,6 +14,7 @@ from hypervision.products import models as product_models
 from hypervision.products import quality_models, source_models
 from hypervision.records import models as records_models
 from hypervision.soc import models as soc_models
+from hypervision.spaces import models as space_models
 from hypervision.synthesis import models as synthesis_models
 
 DOMAIN_MODULES = (
@@ -26,6 +27,7 @@ DOMAIN_MODULES = (
     event_models,
     logbook_models,
     opendata_models,
+    space_models,
     place_models,
     product_models,
     source_models,

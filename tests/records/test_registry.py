@@ -155,6 +155,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "layers",
         "syntheses",
         "data_products",
+        "spaces",
         "comments",
         "attachments",
         "layer_features",
@@ -184,9 +185,15 @@ def test_what_is_derived_from_the_registry() -> None:
         "alert_cursor",
         "alert_known_addresses",
     )
-    assert {"entry", "comment", "situation", "attachment", "product", "announcement"} == (
-        KINDS.topics()
-    )
+    assert {
+        "entry",
+        "comment",
+        "situation",
+        "attachment",
+        "product",
+        "space",
+        "announcement",
+    } == KINDS.topics()
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
@@ -196,6 +203,7 @@ def test_what_is_derived_from_the_registry() -> None:
         "product": "data_products",
         "hub_document": "hub_documents",
         "announcement": "announcements",
+        "space": "spaces",
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -201,6 +202,11 @@ class World:
     # (an organisation of its own, whose publisher is not one of the readers).
     documents: dict[str, Mark] = field(default_factory=dict)
     announcements: dict[str, Mark] = field(default_factory=dict)
+    # Spaces (ADR 0041), one per label of SHAPE_LABELS, each with the same modules: the feed,
+    # a count of entries, a table per data product (module id -> product id) and one over a
+    # product that does not exist.
+    spaces: dict[str, Mark] = field(default_factory=dict)
+    space_tables: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -344,6 +350,7 @@ class Builder:
         await self._products()
         await self._syntheses()
         await self._links()
+        await self._spaces()
         return self.world
 
     # --- people ------------------------------------------------------------------------
@@ -603,6 +610,33 @@ class Builder:
             self._event("announcement.create", notice["id"], said, version=1)
 
     # --- data products ------------------------------------------------------------------
+
+    async def _spaces(self) -> None:
+        """One space per label of SHAPE_LABELS, made by the owning organisation's author."""
+        self.world.space_tables = {f"t{n}": pid for n, pid in enumerate(self.world.products)}
+        grid = {"x": 0, "y": 0, "w": 6, "h": 3}
+        modules = [
+            {"id": "fil", "type": "feed", "config": {"limit": 50}, **grid},
+            {"id": "compte", "type": "kpi", "config": {"trend_hours": None}, **grid},
+            {"id": "absent", "type": "table", "config": {"product_id": str(uuid.uuid4())}, **grid},
+            *(
+                {"id": mid, "type": "table", "config": {"product_id": pid}, **grid}
+                for mid, pid in self.world.space_tables.items()
+            ),
+        ]
+        for index, (level, ntk, audience) in enumerate(SHAPE_LABELS):
+            owner = ORGS[index % len(ORGS)]
+            mark = Mark(level, ntk, audience, owner)
+            space = ok(
+                await self.client.post(
+                    "/api/v1/spaces",
+                    json={"title": f"Espace {index}", "modules": modules, "label": mark.wire()},
+                    headers=self.h(self.world.author(owner)),
+                ),
+                201,
+            )
+            self.world.spaces[space["id"]] = mark
+            self._event("space.create", space["id"], mark, version=1)
 
     async def _products(self) -> None:
         """One product per label of SHAPE_LABELS, owned in turn by each organisation, with the

@@ -293,6 +293,15 @@ async def entry_lists(client: AsyncClient, world: World, tally: Tally, person: P
             tally.ids("entry.list", person, universe, expected, feed)
             break
         url = f"/api/v1/entries?limit={PAGE}&cursor={body['next_cursor']}"
+    counted = await client.get(
+        "/api/v1/entries/aggregate?group_by=severity&bucket=day", headers=headers
+    )  # counts for charts: exactly the entries the feed shows
+    if not tally.refused("entry.aggregate", person, counted):
+        tally.cases["entry.aggregate"] += 1
+        total = sum(g["count"] for g in counted.json()["groups"])
+        if total != len(expected):
+            bad = tally.leaks if total > len(expected) else tally.missing
+            bad.append(f"{person} | entry.aggregate | counts {total}, sees {len(expected)}")
     found = await client.get(f"/api/v1/search?q={COMMON_WORD}&limit=100", headers=headers)
     if not tally.refused("search", person, found):
         tally.ids(
@@ -480,6 +489,73 @@ async def product_surfaces(client: AsyncClient, world: World, tally: Tally, pers
         failing = FIRST_PRODUCT_FAILING if first else PRODUCT_FAILING
         await product_quality(client, tally, person, headers, product_id, mark, failing)
     await product_lineage_and_diff(client, world, tally, person)
+
+
+async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """Spaces (ADR 0041): the list, one space and its export under the space's label; its
+    modules' data as the reader, checked on the first space the reader may open."""
+    headers = world.headers[person.name]
+    listed = await client.get("/api/v1/spaces?limit=200", headers=headers)
+    if not tally.refused("space.list", person, listed):
+        tally.ids(
+            "space.list",
+            person,
+            {sid: f"space {m}" for sid, m in world.spaces.items()},
+            [sid for sid, m in world.spaces.items() if sees(person, m)],
+            [s["id"] for s in listed.json()["items"]],
+        )
+    checked = False
+    for space_id, mark in world.spaces.items():
+        visible = sees(person, mark)
+        got = await client.get(f"/api/v1/spaces/{space_id}", headers=headers)
+        tally.one("space.get", person, f"space {mark}", visible, got)
+        got = await client.get(f"/api/v1/spaces/{space_id}/export", headers=headers)
+        tally.one("space.export", person, f"space {mark}", visible, got)
+        got = await client.get(f"/api/v1/spaces/{space_id}/modules/fil/data", headers=headers)
+        if tally.one("space.module", person, f"space {mark}", visible, got) and not checked:
+            checked = True
+            await space_modules(client, world, tally, person, space_id, got.json())
+
+
+async def space_modules(
+    client: AsyncClient,
+    world: World,
+    tally: Tally,
+    person: Person,
+    space_id: str,
+    feed: dict[str, Any],
+) -> None:
+    """A space's modules as one reader: the feed and the count of the entries they see; a
+    table per product with the rows and columns its rules let through, or — a product they
+    may not see — a placeholder equal to that of a product that never existed."""
+    headers = world.headers[person.name]
+    seen = [eid for eid, rec in world.entries.items() if sees(person, rec.mark)]
+    universe = {eid: f"entry {rec.mark}" for eid, rec in world.entries.items()}
+    tally.ids("space.module", person, universe, seen, [e["id"] for e in feed["data"]["entries"]])
+
+    async def module(mid: str) -> dict[str, Any]:
+        got = await client.get(f"/api/v1/spaces/{space_id}/modules/{mid}/data", headers=headers)
+        return dict(ok(got))
+
+    count = (await module("compte"))["data"]["value"]
+    tally.cases["space.module"] += 1
+    if count != len(seen):
+        tally.leaks.append(f"{person} | space.module | count {count}, sees {len(seen)}")
+    placeholder = {k: v for k, v in (await module("absent")).items() if k != "module_id"}
+    for mid, product_id in world.space_tables.items():
+        body = await module(mid)
+        tally.cases["space.module"] += 1
+        if not sees(person, world.products[product_id]):
+            if {k: v for k, v in body.items() if k != "module_id"} != placeholder:
+                tally.leaks.append(f"{person} | space.module | placeholder {mid}: {body}")
+            continue
+        data = body["data"]
+        if body["status"] != "ok" or data["columns"] != product_columns(person):
+            tally.leaks.append(f"{person} | space.module | table {mid}: {body}")
+            continue
+        names = [row[data["columns"].index("nom")] for row in data["rows"]]
+        tally.ids("space.module", person, {n: f"row {n}" for n in PRODUCT_ROWS},
+                  product_rows(person), names)  # fmt: skip
 
 
 async def product_quality(
@@ -907,6 +983,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
     now.update({sid: (m,) for sid, m in world.situations.items()})
     now.update({pid: (m,) for pid, m in {**world.products, **world.derived}.items()})
     now.update({aid: (m,) for aid, m in world.announcements.items()})
+    now.update({sid: (m,) for sid, m in world.spaces.items()})
     universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
     for person in world.readers:
@@ -977,7 +1054,14 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
 # on which that kind's records are checked. tests/records/test_registry.py fails when a
 # registered kind is missing here; the matrix fails when a surface named here checked nothing.
 COVERS: dict[str, tuple[str, ...]] = {
-    "entry": ("entry.get", "entry.list", "entry.versions", "map.entries", "live.stream"),
+    "entry": (
+        "entry.get",
+        "entry.list",
+        "entry.aggregate",
+        "entry.versions",
+        "map.entries",
+        "live.stream",
+    ),
     "situation": ("situation.get", "situation.list", "entry.references", "live.references"),
     "zone": ("zone.get", "zone.list", "map.export.zones"),
     "layer": ("layer.list", "layer.features"),
@@ -1008,6 +1092,7 @@ COVERS: dict[str, tuple[str, ...]] = {
     "opendata_row": ("opendata.rows", "opendata.download"),
     "hub_document": ("hub.documents", "hub.document", "hub.document.file"),
     "announcement": ("hub.announcements", "hub.announcement", "live.stream"),
+    "space": ("space.list", "space.get", "space.export", "space.module"),
 }
 
 READ_SURFACES = (
@@ -1018,6 +1103,7 @@ READ_SURFACES = (
     hub_surfaces,
     product_surfaces,
     synthesis_surfaces,
+    space_surfaces,
     label_requests,
 )
 

@@ -379,6 +379,10 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     async with tx(app) as session:
         await app.state.alerts.run(session)
     alert = (await bare.get("/api/v1/security/alerts", headers=bearer)).json()["items"][0]
+    form = {"id": "ajout", "type": "form", "config": {"preset": {"category": "transport"}}}
+    space = await _ok(
+        await post("/api/v1/spaces", json={"title": "PC", "modules": [form]}, headers=bearer)
+    )
     ids = {
         "entry_id": entry["id"],
         "attachment_id": attachment["id"],
@@ -409,6 +413,8 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "duty_id": shift["id"],
         "document_id": document["id"],
         "announcement_id": notice["id"],
+        "space_id": space["id"],  # a space and its form module (docs/adr/0041)
+        "module_id": "ajout",
     }
     yield World(ids=ids, bearer=bearer, csrf=csrf, bare=bare)
     await bare.aclose()
@@ -661,6 +667,10 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/accueil/annonces/{announcement_id}/retirer": {},
     "/accueil/documents": {"title": "Sans jeton", "audience": "all"},
     "/accueil/documents/{document_id}/archiver": {},
+    "/espaces": {"title": "Sans jeton"},
+    "/espaces/importer": {},
+    "/espaces/{space_id}/modules/{module_id}/ajouter": {"title": "Sans jeton"},
+    "/espaces/{space_id}/apercu": {"module": "{}"},
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},
@@ -668,6 +678,9 @@ WEB_FILES: dict[str, Any] = {
     "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
     "/donnees/{product_id}/import/apercu": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
     "/accueil/documents": {"file": ("plan.png", png(), "image/png")},
+    "/espaces/importer": {
+        "fichier": ("espace.json", b'{"format": "hypervision.space/1"}', "application/json")
+    },
 }
 
 

@@ -156,6 +156,7 @@ _FRENCH = {
     "list_type": "liste attendue",
     "model_attributes_type": "objet JSON attendu",
     "dict_type": "objet JSON attendu",
+    "bilingual": "{fr}",  # a PydanticCustomError carrying both (hypervision.core.charts)
 }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
-from hypervision.demo.products import DAY, DEPARTMENTS, PRODUCTS, _csv, _steward
+from hypervision.demo.products import DAY, DEPARTMENTS, PRODUCTS, _csv, principal_of
 from hypervision.products import sources
 from hypervision.products.fetch import FetchError, Guard
 from hypervision.products.models import DataProduct
@@ -78,7 +78,7 @@ async def attach(session: AsyncSession, settings: Settings) -> str | None:
     ):
         return None
     spec = next(p for p in PRODUCTS if p.slug == HEAT_SLUG)
-    steward = await _steward(session, spec.steward)
+    steward = await principal_of(session, spec.steward)
     await sources.set_source(
         session=session,
         settings=settings,

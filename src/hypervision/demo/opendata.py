@@ -13,10 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
-from hypervision.demo.products import DAY, LINES, NATURES, _csv
-from hypervision.demo.scenario import username_of
-from hypervision.identity.auth import Client, build_principal
-from hypervision.identity.models import User
+from hypervision.demo.products import DAY, LINES, NATURES, _csv, principal_of
 from hypervision.identity.principal import Principal
 from hypervision.opendata import service as opendata
 from hypervision.opendata.models import Publication
@@ -26,13 +23,6 @@ from hypervision.products.models import DataProduct
 from hypervision.records.schemas import LabelIn
 
 INCIDENTS = "incidents-transports-quotidiens"
-
-
-async def _steward(session: AsyncSession, name: str) -> Principal:
-    user = await session.scalar(select(User).where(User.username == username_of(name)))
-    assert user is not None, name
-    client = Client(address="127.0.0.1", request_id="demo-loader")
-    return await build_principal(session=session, user=user, scopes=None, client=client)
 
 
 def _incident_rows(rng: random.Random) -> bytes:
@@ -89,10 +79,10 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     heat = await session.scalar(select(DataProduct).where(DataProduct.slug == "vigilance-canicule"))
     if heat is None:
         return 0
-    olivier = await _steward(session, "Olivier Chevalier")
-    yann = await _steward(session, "Yann Le Gall")
-    camille = await _steward(session, "Camille Fontaine")
-    quentin = await _steward(session, "Quentin Brunet")
+    olivier = await principal_of(session, "Olivier Chevalier")
+    yann = await principal_of(session, "Yann Le Gall")
+    camille = await principal_of(session, "Camille Fontaine")
+    quentin = await principal_of(session, "Quentin Brunet")
     incidents = await _incidents(session, settings, camille)
     proposals = [
         (

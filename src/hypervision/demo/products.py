@@ -387,7 +387,8 @@ PRODUCTS: list[DemoProduct] = [
 ]
 
 
-async def _steward(session: AsyncSession, name: str) -> Principal:
+async def principal_of(session: AsyncSession, name: str) -> Principal:
+    """A demo user, signed in as the loader (from this machine)."""
     user = await session.scalar(select(User).where(User.username == username_of(name)))
     assert user is not None, name
     client = Client(address="127.0.0.1", request_id="demo-loader")
@@ -403,7 +404,7 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     rng = random.Random(2024)  # noqa: S311 - reproducible demo data, not secrets
     made: dict[str, DataProduct] = {}
     for spec in PRODUCTS:
-        steward = await _steward(session, spec.steward)
+        steward = await principal_of(session, spec.steward)
         schema: dict[str, Any] = {"fields": list(spec.fields)}
         schema["primaryKey"] = list(spec.primary_key)
         product = await service.create_product(
@@ -451,7 +452,7 @@ async def _beds_per_department(
     session: AsyncSession, settings: Settings, beds: DataProduct
 ) -> None:
     """The derived product: installed and occupied beds summed per department."""
-    steward = await _steward(session, PRODUCTS[0].steward)
+    steward = await principal_of(session, PRODUCTS[0].steward)
     product = await derived_create.create_derived(
         session=session,
         settings=settings,
@@ -477,7 +478,7 @@ async def _beds_per_department(
     await derived_create.release_derived(
         session=session,
         settings=settings,
-        actor=await _steward(session, SECOND_HEALTH_STEWARD),
+        actor=await principal_of(session, SECOND_HEALTH_STEWARD),
         product_id=product.id,
     )
     await service.set_status(

@@ -82,7 +82,7 @@ async def stream(
     session: DbSession,
     settings: SettingsDep,
     actor: CurrentPrincipal,
-    topic: Annotated[list[str] | None, Query(max_length=4)] = None,
+    topic: Annotated[list[str] | None, Query(max_length=16)] = None,
     category: Annotated[list[str] | None, Query(max_length=20)] = None,
     bbox: Annotated[str | None, Query(max_length=100)] = None,
     since: Annotated[int | None, Query(ge=0)] = None,

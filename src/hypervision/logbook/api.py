@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,11 +20,12 @@ from hypervision.core.schemas import rfc3339_only
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.identity.principal import Principal
 from hypervision.identity.service import get_organisation_by_code
-from hypervision.logbook import entries, present, triage
+from hypervision.logbook import aggregates, entries, present, triage
 from hypervision.logbook.models import Entry, LabelChangeRequest, Severity, Status
 from hypervision.logbook.query import EntryQuery, ZoneArea
 from hypervision.logbook.schemas import (
     DuplicateMark,
+    EntryAggregateRead,
     EntryCreate,
     EntryPage,
     EntryPatch,
@@ -166,6 +167,43 @@ async def list_entries(
     return EntryPage(
         items=await present.entries_read(session, rows, settings=settings, actor=actor),
         next_cursor=next_cursor,
+    )
+
+
+@router.get("/entries/aggregate", response_model=EntryAggregateRead, responses=NOT_FOUND)
+async def aggregate_entries(
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    filters: EntryFilters,
+    group_by: Annotated[
+        Literal["category", "severity", "status", "organisation_id"] | None,
+        Query(description="count per value of this field"),
+    ] = None,
+    bucket: Annotated[
+        Literal["hour", "day", "week"] | None,
+        Query(description="count per hour, day or week of occurred_at (Paris time)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=aggregates.MAX_GROUPS)] = 1000,
+) -> EntryAggregateRead:
+    """Counts of the entries you may see matching the same filters as the feed, grouped for
+    charts: never an entry you may not see, never an entry's content. More groups than
+    ``limit`` is refused (422), as is a zone with too many entries to count exactly."""
+    result = await aggregates.aggregate_entries(
+        session=session,
+        settings=settings,
+        actor=actor,
+        filters=filters,
+        group_by=group_by,
+        bucket=bucket,
+        limit=limit,
+    )
+    return EntryAggregateRead(
+        group_by=result.group_by,
+        bucket=result.bucket,
+        groups=result.groups,
+        total=result.total,
+        levels=result.levels,
     )
 
 

@@ -125,6 +125,20 @@ class EntryPage(BaseModel):
     next_cursor: str | None
 
 
+class EntryAggregateRead(BaseModel):
+    """Counts of the entries you may see, per group (``logbook.aggregates``)."""
+
+    group_by: str | None = Field(description="category, severity, status or organisation_id")
+    bucket: str | None = Field(description="hour, day or week of occurred_at (Paris time)")
+    groups: list[dict[str, str | int | None]] = Field(
+        description="one per group: the group_by field's value, 'bucket' (ISO moment of the "
+        "bucket's start, with its offset) and 'count'; ordered by bucket, then severities "
+        "from info to critical, statuses as they run, categories as configured"
+    )
+    total: int = Field(description="entries counted")
+    levels: list[str] = Field(description="label levels of the entries counted")
+
+
 class VersionRead(BaseModel):
     version: int
     at: datetime

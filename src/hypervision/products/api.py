@@ -345,7 +345,14 @@ async def aggregate(
     settings: SettingsDep,
     actor: CurrentPrincipal,
     product_id: uuid.UUID,
-    group_by: Annotated[str, Query(max_length=400, description="a,b")] = "",
+    group_by: Annotated[
+        str,
+        Query(
+            max_length=400,
+            description="a,b; a date or datetime field may be bucketed: "
+            "field@hour|day|week|month (Paris time, ISO strings)",
+        ),
+    ] = "",
     measure: Annotated[
         list[str], Query(max_length=10, description="count, or sum|avg|min|max:field")
     ] = ["count"],  # noqa: B006 - FastAPI copies defaults

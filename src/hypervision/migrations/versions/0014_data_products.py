@@ -150,7 +150,9 @@ def upgrade() -> None:
     protect(op.execute, KINDS["product"], KINDS)
     protect(op.execute, KINDS["product_version"], KINDS)
     protect(op.execute, KINDS["product_rule_change"], KINDS)
-    refresh_versions(op.execute, KINDS)
+    refresh_versions(
+        op.execute, KINDS, ("entry", "situation", "zone", "layer", "synthesis", "product")
+    )
 
 
 def downgrade() -> None:

@@ -24,6 +24,7 @@
   document.addEventListener("htmx:afterSettle", function (event) {
     updateMarking(event.target);
     initMaps(event.target);
+    initCharts(event.target);
   });
 
   // --- drafts never outlive the session on a shared workstation ----------------------------
@@ -101,6 +102,7 @@
   function onEntry(event) {
     var data = JSON.parse(event.data);
     document.dispatchEvent(new CustomEvent("hv:entry", { detail: data }));
+    document.dispatchEvent(new CustomEvent("hv:live", { detail: { type: event.type, data: data } }));
     if (feed && !feed.hasAttribute("data-live-text")) {
       if (event.type === "entry.create") fetchCard(data.id, true);
       else if (document.getElementById("e-" + data.id)) fetchCard(data.id, false);
@@ -172,15 +174,26 @@
     }
     tick();
   }
+  var spaceTopics = document.getElementById("espace") ? ["product", "situation", "space"] : [];
+  var SPACE_EVENTS = spaceTopics.length ? ["product.import", "product.status", "product.schema", "product.rules",
+    "product.release", "product.quality", "situation.create", "situation.update", "space.update", "space.archive"] : [];
+  // The hub (/accueil) asks for the announcements too: a new or changed one offers a link that shows it.
   var notices = document.querySelector("[data-live-topic='announcement']");
+  if (notices) spaceTopics = spaceTopics.concat(["announcement"]);
   function connect() {
-    var url = "/api/v1/stream?topic=entry&topic=comment" + (notices ? "&topic=announcement" : "") + (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
+    var url = "/api/v1/stream?topic=entry&topic=comment" + spaceTopics.map(function (t) { return "&topic=" + t; }).join("") +
+      (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
     var stream = new EventSource(url);
-    // The hub (/accueil): a new or changed announcement offers a link that shows it.
     ["announcement.create", "announcement.update", "announcement.withdraw"].forEach(function (type) {
       stream.addEventListener(type, tracked(function () {
         var link = notices && notices.querySelector("#annonces-nouvelles a");
         if (link) link.hidden = false;
+      }));
+    });
+    // A space (spaces.js) refreshes its modules on the events of their topics.
+    SPACE_EVENTS.forEach(function (type) {
+      stream.addEventListener(type, tracked(function (event) {
+        document.dispatchEvent(new CustomEvent("hv:live", { detail: { type: event.type, data: JSON.parse(event.data) } }));
       }));
     });
     ["entry.create", "entry.update", "entry.validate", "entry.severity", "entry.duplicate",
@@ -541,6 +554,26 @@
     });
   }
   initMaps(document);
+
+  // --- charts: ECharts (about 1 MB) and charts.js load only when a chart shows (ADR 0043) ----
+  var chartsRequested = false;
+  function initCharts(root) {
+    var scope = root || document;
+    if (window.HvCharts || chartsRequested) return;  // charts.js draws what htmx brings
+    if (!(scope.matches && scope.matches("[data-chart]")) && !scope.querySelector("[data-chart]")) return;
+    var meta = document.querySelector('meta[name="hv-charts"]');
+    if (!meta) return;
+    chartsRequested = true;
+    var engine = document.createElement("script");
+    engine.src = meta.dataset.echarts;
+    engine.onload = function () {
+      var own = document.createElement("script");
+      own.src = meta.content;
+      document.head.appendChild(own);
+    };
+    document.head.appendChild(engine);
+  }
+  initCharts(document);
 
   // --- guided tour (first visit; replayable from the help page) ------------------------------
   var dialog = document.getElementById("visite");

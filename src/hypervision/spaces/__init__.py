@@ -1,0 +1,1 @@
+"""Spaces (espaces): pages officers assemble from modules over entries and data products."""

@@ -1,0 +1,322 @@
+"""What each module of a space shows a reader, read through the policy *as that reader*.
+
+Each module's data is computed under a savepoint: a module whose source the reader may not see
+(or that is gone) answers ``unavailable`` with one neutral message — the same whether hidden,
+deleted or never there, so a placeholder reveals nothing —, a module whose configuration no
+longer fits (a field removed, a rule that now hides a column) answers ``invalid``, a type this
+version does not know answers ``unknown``. Never an error page, never a leak. The reads the
+module makes are audited by the services it calls; the module read itself is audited too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hypervision.audit import service as audit
+from hypervision.config import Settings
+from hypervision.core import markdown
+from hypervision.core.errors import Forbidden, Invalid, NotFound
+from hypervision.geo import zones
+from hypervision.identity.principal import Principal
+from hypervision.logbook import entries, situations
+from hypervision.logbook.models import Situation
+from hypervision.products import service as products
+from hypervision.products.models import ProductStatus
+from hypervision.records import access
+from hypervision.spaces import figures
+from hypervision.spaces.models import Space
+from hypervision.spaces.reading import DEPRECATED, Reading, entry_query
+from hypervision.spaces.schemas import (
+    CONFIGS,
+    FeedConfig,
+    FormConfig,
+    LinksConfig,
+    MapConfig,
+    ModuleData,
+    SituationsConfig,
+    TableConfig,
+    TextConfig,
+)
+from hypervision.synthesis.access import visible_syntheses
+from hypervision.synthesis.models import Synthesis, SynthesisStatus
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = (
+    "Ce module n'est pas disponible pour vous.",
+    "This module is not available to you.",
+)
+INVALID = (
+    "Ce module ne peut plus être affiché : sa configuration ne correspond plus aux données "
+    "que vous pouvez lire. Son auteur peut le modifier.",
+    "This module can no longer be shown: its configuration no longer fits the data you may "
+    "read. Its author can change it.",
+)
+MAP_LIMIT = 500
+
+
+def _entry_item(entry: Any) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "title": entry.title,
+        "category": entry.category,
+        "severity": entry.severity,
+        "status": entry.status,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "label": entry.label_level,
+    }
+
+
+async def _feed(r: Reading, config: FeedConfig) -> dict[str, Any]:
+    rows, _ = await entries.list_entries(
+        session=r.session,
+        settings=r.settings,
+        actor=r.actor,
+        filters=entry_query(config.filter),
+        cursor=None,
+        limit=config.limit,
+    )
+    r.saw(*(e.label_level for e in rows))
+    return {"entries": [_entry_item(e) for e in rows]}
+
+
+async def _map(r: Reading, config: MapConfig) -> dict[str, Any]:
+    rows, _ = await entries.list_entries(
+        session=r.session,
+        settings=r.settings,
+        actor=r.actor,
+        filters=entry_query(config.filter),
+        cursor=None,
+        limit=MAP_LIMIT,
+    )
+    located = [e for e in rows if e.location]
+    r.saw(*(e.label_level for e in located))
+    features = [
+        {"type": "Feature", "geometry": e.location, "properties": _entry_item(e)} for e in located
+    ]
+    shapes: list[dict[str, Any]] = []
+    if config.zones:
+        found = await zones.list_zones(session=r.session, settings=r.settings, actor=r.actor)
+        r.saw(*(z.label_level for z in found))
+        shapes = [
+            {"type": "Feature", "geometry": z.geometry, "properties": {"name": z.name}}
+            for z in found
+        ]
+    return {
+        "entries": {"type": "FeatureCollection", "features": features},
+        "zones": {"type": "FeatureCollection", "features": shapes},
+        # read by the page from the layers' and products' own routes, as the reader
+        "layers": [str(i) for i in config.layer_ids],
+        "products": [str(i) for i in config.product_ids],
+        "truncated": len(rows) == MAP_LIMIT,
+    }
+
+
+def _note_status(r: Reading, status: str) -> None:
+    if status == ProductStatus.DEPRECATED.value:
+        r.message = r.words(DEPRECATED)
+
+
+async def _table(r: Reading, config: TableConfig) -> dict[str, Any]:
+    page = await products.read_rows(
+        session=r.session,
+        settings=r.settings,
+        actor=r.actor,
+        product_id=config.product_id,
+        conditions=[products.parse_condition(f) for f in config.filters],
+        sort=config.sort,
+        limit=config.limit,
+        columns=config.columns or None,
+    )
+    r.saw(page.product.label_level)
+    _note_status(r, page.product.status)
+    titles = {f["name"]: f.get("title") for f in page.product.table_schema.get("fields", [])}
+    return {
+        "product": {"id": str(page.product.id), "name": page.product.name},
+        "columns": page.columns,
+        "titles": [titles.get(c) or c for c in page.columns],
+        "rows": [[row.get(c) for c in page.columns] for row in page.rows],
+        "more": page.next_cursor is not None,
+    }
+
+
+async def _text(r: Reading, config: TextConfig) -> dict[str, Any]:
+    return {"html": markdown.render(config.markdown)}
+
+
+async def _links(r: Reading, config: LinksConfig) -> dict[str, Any]:
+    return {"links": [link.model_dump() for link in config.links]}
+
+
+async def _situations(r: Reading, config: SituationsConfig) -> dict[str, Any]:
+    query = situations.visible_situations(r.session, r.settings, r.actor)
+    if config.statuses:
+        query = query.where(Situation.status.in_(config.statuses))
+    rows = list(
+        await r.session.scalars(query.order_by(Situation.started_at.desc()).limit(config.limit))
+    )
+    await access.delivered(r.session, r.actor, action="situation.list", kind="situation", rows=rows)
+    r.saw(*(s.label_level for s in rows))
+    return {
+        "situations": [
+            {
+                "id": str(s.id),
+                "title": s.title,
+                "severity": s.severity,
+                "status": s.status,
+                "started_at": s.started_at.isoformat(),
+                "label": s.label_level,
+            }
+            for s in rows
+        ]
+    }
+
+
+async def _synthesis(r: Reading, config: BaseModel) -> dict[str, Any]:
+    done = (SynthesisStatus.VALIDATED.value, SynthesisStatus.SENT.value)
+    latest = await r.session.scalar(
+        visible_syntheses(r.session, r.settings, r.actor)
+        .where(Synthesis.status.in_(done))
+        .order_by(Synthesis.updated_at.desc(), Synthesis.id)
+        .limit(1)
+    )
+    if latest is None:
+        return {"synthesis": None}
+    await access.delivered(
+        r.session, r.actor, action="synthesis.list", kind="synthesis", rows=[latest]
+    )
+    r.saw(latest.label_level)
+    return {
+        "synthesis": {
+            "id": str(latest.id),
+            "title": latest.title,
+            "status": latest.status,
+            "at": (latest.sent_at or latest.validated_at or latest.updated_at).isoformat(),
+            "label": latest.label_level,
+        }
+    }
+
+
+async def _form(r: Reading, config: FormConfig) -> dict[str, Any]:
+    if config.target == "entry":
+        return {"target": "entry", "preset": config.preset}
+    assert config.product_id is not None
+    product = await products.find_product(
+        session=r.session, settings=r.settings, actor=r.actor, product_id=config.product_id
+    )
+    reading = products.reading_for(r.settings, r.actor, product, access.dialect_of(r.session))
+    fields = [
+        {"name": f["name"], "type": f.get("type", "string"), "title": f.get("title") or f["name"]}
+        for f in product.table_schema.get("fields", [])
+        if f["name"] in reading.types
+    ]
+    r.saw(product.label_level)
+    _note_status(r, product.status)
+    return {
+        "target": "product",
+        "product": {"id": str(product.id), "name": product.name},
+        "fields": fields,
+        "preset": {k: v for k, v in config.preset.items() if k in reading.types},
+    }
+
+
+Handler = Callable[[Reading, Any], Awaitable[dict[str, Any]]]
+HANDLERS: dict[str, Handler] = {
+    "feed": _feed,
+    "map": _map,
+    "table": _table,
+    "chart": figures.chart,
+    "kpi": figures.kpi,
+    "text": _text,
+    "links": _links,
+    "form": _form,
+    "synthesis": _synthesis,
+    "situations": _situations,
+}
+# The live topics whose events refresh a module of each type (the page listens to them).
+LIVE: dict[str, tuple[str, ...]] = {
+    "feed": ("entry",),
+    "map": ("entry",),
+    "table": ("product",),
+    "chart": ("entry", "product"),
+    "kpi": ("entry", "product"),
+    "synthesis": ("synthesis",),
+    "situations": ("situation",),
+    "form": ("product",),
+}
+
+
+def find_module(space: Space, module_id: str) -> dict[str, Any] | None:
+    return next((m for m in space.modules if m.get("id") == module_id), None)
+
+
+async def module_data(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    module: dict[str, Any],
+    french: bool = True,
+) -> ModuleData:
+    """What ``module`` of ``space`` (a space ``actor`` may read) shows ``actor``."""
+    kind = str(module.get("type", ""))
+    ident = str(module.get("id", ""))
+    r = Reading(session, settings, actor, french)
+    answer = ModuleData(module_id=ident, type=kind, status="ok", live=list(LIVE.get(kind, ())))
+    handler, shape = HANDLERS.get(kind), CONFIGS.get(kind)
+    if handler is None or shape is None:
+        answer.status = "unknown"
+        answer.message = r.words(
+            (
+                f"Type de module inconnu « {kind[:32]} » : ce module ne peut pas être affiché.",
+                f"Unknown module type {kind[:32]!r}: this module cannot be shown.",
+            )
+        )
+    else:
+        answer.status, answer.data = await _run(r, handler, shape, module.get("config") or {})
+        answer.message = r.message if answer.status == "ok" else answer.message
+        if answer.status == "unavailable":
+            answer.message = r.words(UNAVAILABLE)
+        elif answer.status == "invalid":
+            answer.message = r.words(INVALID)
+    answer.label = r.highest() if answer.status == "ok" else None
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="space.module",
+        resource_type="space",
+        resource_ids=[space.id],
+        labels=sorted({space.label_level, *r.levels})
+        if answer.status == "ok"
+        else [space.label_level],
+        detail={"module": ident[:32], "type": kind[:32], "status": answer.status},
+    )
+    return answer
+
+
+async def _run(
+    r: Reading, handler: Handler, shape: type[BaseModel], raw: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    try:
+        config = shape.model_validate(raw)
+    except ValidationError:
+        return "invalid", {}
+    try:
+        async with r.session.begin_nested():
+            return "ok", await handler(r, config)
+    except (NotFound, Forbidden):  # hidden, withheld, missing: all alike
+        r.levels.clear()
+        return "unavailable", {}
+    except Invalid:
+        r.levels.clear()
+        return "invalid", {}
+    except Exception:  # a module never takes the page down with it
+        log.exception("space module failed", extra={"module_type": type(handler).__name__})
+        r.levels.clear()
+        return "invalid", {}
