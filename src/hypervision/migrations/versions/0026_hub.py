@@ -4,7 +4,7 @@ row-level security from the template, and the policies of versions and label req
 refreshed to name them). Expand-only.
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ from hypervision.db import UTCDateTime
 from hypervision.records.labels import JsonList
 
 revision: str = "0026"
-down_revision: str | None = "0024"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
