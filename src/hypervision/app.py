@@ -27,6 +27,8 @@ from hypervision.core.proxies import TrustedProxies
 from hypervision.db import create_engine, session_factory
 from hypervision.geo import api as geo_api
 from hypervision.geo import places_api, zones
+from hypervision.hub import api as hub_api
+from hypervision.hub import documents_api as hub_documents_api
 from hypervision.identity import api as identity_api
 from hypervision.identity import review, review_api
 from hypervision.identity.passwords import Passwords
@@ -191,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("/attachments", settings.attachment_max_bytes + overhead),
             ("/api/v1/layers", settings.layer_max_bytes + overhead),
             ("/carte/couches", settings.layer_max_bytes + overhead),
+            ("/api/v1/hub/documents", settings.attachment_max_bytes + overhead),
+            ("/accueil/documents", settings.attachment_max_bytes + overhead),
         ),
     )
     # Outermost: every layer below (the request's logs, /metrics, sign-in) sees the client
@@ -223,6 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(opendata_api.router)
     app.include_router(opendata_public.router)
     app.include_router(alerts_api.router)
+    app.include_router(hub_api.router)
+    app.include_router(hub_documents_api.router)
     app.include_router(spaces_api.router)
     app.include_router(reports_api.router)
     web.install(app)

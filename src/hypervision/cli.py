@@ -664,9 +664,11 @@ def _stdout() -> TextIO:
 def files_sweep(
     hours: Annotated[int, typer.Option(help="Only blobs older than this many hours")] = 1,
 ) -> None:
-    """Delete stored files that no attachment references (left by a crash mid-upload)."""
+    """Delete stored files that no attachment nor shared document references (left by a
+    crash mid-upload)."""
     from datetime import timedelta
 
+    from hypervision.hub.models import HubDocument
     from hypervision.logbook.attachments import sweep_orphan_blobs
     from hypervision.storage.blobs import LocalBlobStore
 
@@ -674,7 +676,11 @@ def files_sweep(
         store = LocalBlobStore(settings.blob_dir)
         store.purge_temporary()
         removed = await sweep_orphan_blobs(
-            session=session, actor=_actor(), blobs=store, older_than=timedelta(hours=hours)
+            session=session,
+            actor=_actor(),
+            blobs=store,
+            older_than=timedelta(hours=hours),
+            also_used=[HubDocument.storage_key],  # the hub's documents share the store
         )
         return len(removed)
 
@@ -906,11 +912,12 @@ def products_quality(
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Load the demo organisations, users, main courante and data products (does nothing when
+    """Load the demo organisations, users, main courante, data products and hub (nothing when
     already there), and the addresses of the venues' streets (updated in place)."""
     from hypervision.demo import addresses as demo_addresses
     from hypervision.demo import events, scenario
     from hypervision.demo import feeds as demo_feeds
+    from hypervision.demo import hub as demo_hub
     from hypervision.demo import opendata as demo_opendata
     from hypervision.demo import products as demo_products
     from hypervision.demo import spaces as demo_spaces
@@ -923,6 +930,8 @@ def demo_load() -> None:
     typer.echo(f"demo: {products} data products" if products else "demo products already loaded")
     published = run_in_transaction(lambda session, settings: demo_opendata.load(session, settings))
     typer.echo(f"demo: {published} open datasets" if published else "demo open data already loaded")
+    shifts = run_in_transaction(lambda session, settings: demo_hub.load(session, settings))
+    typer.echo(f"demo: {shifts} shifts on duty" if shifts else "demo hub already loaded")
     spaces = run_in_transaction(lambda session, settings: demo_spaces.load(session, settings))
     typer.echo(f"demo: {spaces} spaces" if spaces else "demo spaces already loaded")
     url = run_in_transaction(lambda session, settings: demo_feeds.attach(session, settings))

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # The demo's own open-data feed (/demo/flux/…), polled by a demo product's source.
     demo_feeds: bool = False
     label_ceiling: str = "DR"
+    # The hub's announcements (docs/adr/0042): the organisations (codes) whose watch officers
+    # and authorities publish them, with their sub-organisations; empty: nobody does.
+    hub_announcers: Annotated[tuple[str, ...], NoDecode] = ("MININT-CNCS",)
     # The protection marking shown on every page (and document) holding a record of that level;
     # a level above the lowest that is missing here is marked with its code.
     label_markings: dict[str, str] = {"DR": "DIFFUSION RESTREINTE"}
@@ -320,6 +323,13 @@ class Settings(BaseSettings):
             raise ValueError("at least one value is required")
         if len(set(value)) != len(value):
             raise ValueError("values must be distinct")
+        return value
+
+    @field_validator("hub_announcers", mode="before")
+    @classmethod
+    def _split_codes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("product_source_hosts", "product_source_networks", mode="before")

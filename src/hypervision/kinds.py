@@ -6,6 +6,7 @@ tests read it here."""
 from __future__ import annotations
 
 from hypervision.geo.models import LAYER_FEATURE_KIND, LAYER_KIND, ZONE_KIND
+from hypervision.hub.models import ANNOUNCEMENT_KIND, DOCUMENT_KIND
 from hypervision.logbook.models import ATTACHMENT_KIND, COMMENT_KIND, ENTRY_KIND, SITUATION_KIND
 from hypervision.opendata.models import PUBLICATION_KIND, RELEASE_KIND, RELEASE_ROW_KIND
 from hypervision.products.derived_models import PRODUCT_DERIVATION_KIND, PRODUCT_INPUT_KIND
@@ -47,6 +48,8 @@ KINDS = Registry(
     RELEASE_ROW_KIND,
     REPORT_SCHEDULE_KIND,
     REPORT_DELIVERY_KIND,
+    DOCUMENT_KIND,
+    ANNOUNCEMENT_KIND,
 )
 
 # Tables under row-level security that are not kinds of their own: versions and label

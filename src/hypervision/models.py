@@ -6,6 +6,7 @@ from hypervision.events import models as event_models
 from hypervision.follows import models as follows_models
 from hypervision.geo import models as geo_models
 from hypervision.geo import place_models
+from hypervision.hub import models as hub_models
 from hypervision.identity import models as identity_models
 from hypervision.logbook import models as logbook_models
 from hypervision.opendata import models as opendata_models
@@ -21,6 +22,7 @@ DOMAIN_MODULES = (
     audit_models,
     follows_models,
     geo_models,
+    hub_models,
     idempotency,
     identity_models,
     event_models,

@@ -173,6 +173,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "opendata_rows",
         "report_schedules",
         "report_deliveries",
+        "hub_documents",
+        "announcements",
         "record_versions",
         "label_change_requests",
         "outbox",
@@ -185,7 +187,15 @@ def test_what_is_derived_from_the_registry() -> None:
         "alert_cursor",
         "alert_known_addresses",
     )
-    assert {"entry", "comment", "situation", "attachment", "product", "space"} == KINDS.topics()
+    assert {
+        "entry",
+        "comment",
+        "situation",
+        "attachment",
+        "product",
+        "space",
+        "announcement",
+    } == KINDS.topics()
     assert KINDS.version_parents() == {
         "entry": "entries",
         "situation": "situations",
@@ -193,6 +203,8 @@ def test_what_is_derived_from_the_registry() -> None:
         "layer": "layers",
         "synthesis": "syntheses",
         "product": "data_products",
+        "hub_document": "hub_documents",
+        "announcement": "announcements",
         "space": "spaces",
     }
 

@@ -199,6 +199,10 @@ class World:
     # Open data (ADR 0035): slug -> state ("published", "proposed", "withdrawn") of every
     # publication made, and the product slugs (never published) a prober might try.
     publications: dict[str, str] = field(default_factory=dict)
+    # The hub (docs/adr/0042): shared documents, and announcements published by the CNCS
+    # (an organisation of its own, whose publisher is not one of the readers).
+    documents: dict[str, Mark] = field(default_factory=dict)
+    announcements: dict[str, Mark] = field(default_factory=dict)
     # Spaces (ADR 0041), one per label of SHAPE_LABELS, each with the same modules: the feed,
     # a count of entries, a table per data product (module id -> product id) and one over a
     # product that does not exist.
@@ -220,6 +224,8 @@ class World:
         return f"{org.lower()}-steward"
 
 
+ANNOUNCER_ORG = "MININT-CNCS"  # the default of settings.hub_announcers
+ANNOUNCER = "cncs-chef"
 COMMON_WORD = "zorglub"  # in every entry's title
 COMMENT_WORD = "quetzalcoatl"  # in comments only
 LOCATION_VIEW = "2.20,48.80,2.50,48.95"
@@ -344,6 +350,7 @@ class Builder:
             await self._change_label(index, rec)
             await self._second_comment(index, rec)
         await self._shapes()
+        await self._hub()
         await self._products()
         await self._syntheses()
         await self._links()
@@ -564,6 +571,48 @@ class Builder:
             )
             assert mark_of(layer["label"], owner) == mark
             self.world.layers[layer["id"]] = mark
+
+    # --- the hub -------------------------------------------------------------------------
+
+    async def _hub(self) -> None:
+        """One shared document and one announcement per label of SHAPE_LABELS: the documents
+        owned in turn by each organisation, the announcements by the CNCS (their audiences
+        target the readers' organisations)."""
+        await make_org(self.app, ANNOUNCER_ORG)
+        await make_user(self.app, ANNOUNCER, ANNOUNCER_ORG, roles=(Role.WATCH_OFFICER,),
+                        clearance=LEVELS[-1], groups=list(GROUPS))  # fmt: skip
+        cncs = await sign_in(self.client, ANNOUNCER)
+        for index, (level, ntk, audience) in enumerate(SHAPE_LABELS):
+            owner = ORGS[index % len(ORGS)]
+            mark = Mark(level, ntk, audience, owner)
+            document = ok(
+                await self.client.post(
+                    "/api/v1/hub/documents",
+                    params={
+                        "title": f"Document {index}",
+                        "level": level,
+                        "need_to_know": sorted(ntk),
+                        "audience": sorted(audience),
+                    },
+                    files={"file": (f"doc-{index}.txt", f"document {index}\n".encode())},
+                    headers=self.h(self.world.author(owner)),
+                ),
+                201,
+            )
+            assert mark_of(document["label"], owner) == mark
+            self.world.documents[document["id"]] = mark
+            said = Mark(level, ntk, audience, ANNOUNCER_ORG)
+            notice = ok(
+                await self.client.post(
+                    "/api/v1/hub/announcements",
+                    json={"title": f"Annonce {index}", "label": said.wire()},
+                    headers=cncs,
+                ),
+                201,
+            )
+            assert mark_of(notice["label"], ANNOUNCER_ORG) == said
+            self.world.announcements[notice["id"]] = said
+            self._event("announcement.create", notice["id"], said, version=1)
 
     # --- data products ------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,6 +185,17 @@ async def _seed(app: FastAPI) -> tuple[str, dict[str, list[str]]]:
             {"name": "Secteur nord", "geometry": {"type": "Polygon", "coordinates": [square]}},
         )
         synthesis = await post("/api/v1/syntheses", {"title": "Point de situation 19h"})
+        now = datetime.now(UTC)
+        shift = {"person_name": "Cdt Martin", "organisation": "FUZZ", "room": "Salle CNCS"}
+        shift |= {"starts_at": now.isoformat(), "ends_at": (now + timedelta(hours=8)).isoformat()}
+        duty = await post("/api/v1/hub/duty", shift)
+        shared = await http.post(
+            "/api/v1/hub/documents",
+            params={"title": "Plan"},
+            files={"file": ("plan.txt", b"plan\n", "text/plain")},
+            headers=headers,
+        )
+        assert shared.status_code == 201, shared.text
     token = headers["Authorization"].removeprefix("Bearer ")
     ids = {
         "entry_id": entries,
@@ -194,6 +206,8 @@ async def _seed(app: FastAPI) -> tuple[str, dict[str, list[str]]]:
         "comment_id": [comment],
         "person_id": [str(other.id)],  # the security console's (docs/adr/0039)
         "resource_id": [*entries, comment],
+        "duty_id": [duty],  # the hub's (docs/adr/0042)
+        "document_id": [str(shared.json()["id"])],
     }
     return token, ids
 

@@ -391,6 +391,33 @@ async def geo_surfaces(client: AsyncClient, world: World, tally: Tally, person: 
         tally.one("layer.features", person, f"layer {mark}", sees(person, mark), got)
 
 
+async def hub_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
+    """The hub's documents and announcements (docs/adr/0042): lists, by id, the file."""
+    headers = world.headers[person.name]
+    kinds = (
+        ("hub.documents", "/api/v1/hub/documents?limit=200", world.documents),
+        ("hub.announcements", "/api/v1/hub/announcements?all=true&limit=200", world.announcements),
+    )
+    for surface, url, records in kinds:
+        listed = await client.get(url, headers=headers)
+        if not tally.refused(surface, person, listed):
+            tally.ids(
+                surface,
+                person,
+                {r: f"{surface} {m}" for r, m in records.items()},
+                [r for r, m in records.items() if sees(person, m)],
+                [item["id"] for item in listed.json()["items"]],
+            )
+    for doc_id, mark in world.documents.items():
+        got = await client.get(f"/api/v1/hub/documents/{doc_id}", headers=headers)
+        tally.one("hub.document", person, f"document {mark}", sees(person, mark), got)
+        got = await client.get(f"/api/v1/hub/documents/{doc_id}/file", headers=headers)
+        tally.one("hub.document.file", person, f"document {mark}", sees(person, mark), got)
+    for notice_id, mark in world.announcements.items():
+        got = await client.get(f"/api/v1/hub/announcements/{notice_id}", headers=headers)
+        tally.one("hub.announcement", person, f"announcement {mark}", sees(person, mark), got)
+
+
 async def product_surfaces(client: AsyncClient, world: World, tally: Tally, person: Person) -> None:
     """The catalogue, a product, its rows (rows and columns under the stewards' rules) and an
     aggregate over them."""
@@ -1011,6 +1038,7 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         now.update({c: (m, rec.mark) for c, m in rec.comments.items()})
     now.update({sid: (m,) for sid, m in world.situations.items()})
     now.update({pid: (m,) for pid, m in {**world.products, **world.derived}.items()})
+    now.update({aid: (m,) for aid, m in world.announcements.items()})
     now.update({sid: (m,) for sid, m in world.spaces.items()})
     universe = {e.key: " & ".join(map(str, e.marks)) for e in world.events}
     readers = [p for p in world.readers if p.reads]
@@ -1121,6 +1149,8 @@ COVERS: dict[str, tuple[str, ...]] = {
     "space": ("space.list", "space.get", "space.export", "space.module", "space.report"),
     "report_schedule": ("space.report_schedules",),
     "report_delivery": ("report.deliveries",),
+    "hub_document": ("hub.documents", "hub.document", "hub.document.file"),
+    "announcement": ("hub.announcements", "hub.announcement", "live.stream"),
 }
 
 READ_SURFACES = (
@@ -1128,6 +1158,7 @@ READ_SURFACES = (
     entry_lists,
     situation_surfaces,
     geo_surfaces,
+    hub_surfaces,
     product_surfaces,
     synthesis_surfaces,
     space_surfaces,

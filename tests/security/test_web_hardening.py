@@ -24,6 +24,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +345,37 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
     ).status_code == 200
     for _ in range(2):
         await bare.get(f"/api/v1/entries/{uuid.uuid4()}", headers=bearer)
+    # The hub (docs/adr/0042): a shift, a document, and an announcement by the CNCS.
+    shift = await _ok(
+        await post(
+            "/api/v1/hub/duty",
+            json={
+                "username": "second",
+                "organisation": "PREF",
+                "room": "Salle CNCS",
+                "starts_at": datetime.now(UTC).isoformat(),
+                "ends_at": (datetime.now(UTC) + timedelta(hours=8)).isoformat(),
+            },
+            headers=bearer,
+        )
+    )
+    document = await _ok(
+        await post(
+            "/api/v1/hub/documents",
+            params={"title": "Plan", "level": "NP"},
+            files={"file": ("plan.png", png(), "image/png")},
+            headers=bearer,
+        )
+    )
+    await make_org(app, "MININT-CNCS")
+    await make_user(app, "cncs", "MININT-CNCS", roles=[Role.WATCH_OFFICER], clearance="DR")
+    notice = await _ok(
+        await post(
+            "/api/v1/hub/announcements",
+            json={"title": "Point presse", "label": label},
+            headers=await sign_in(bare, "cncs"),
+        )
+    )
     await sequenced(app)
     async with tx(app) as session:
         await app.state.alerts.run(session)
@@ -386,6 +418,9 @@ async def world(app: FastAPI, client: AsyncClient) -> AsyncIterator[World]:
         "number": "1",
         "fmt": "csv",
         "action": "withdraw",
+        "duty_id": shift["id"],
+        "document_id": document["id"],
+        "announcement_id": notice["id"],
         "space_id": space["id"],  # a space and its form module (docs/adr/0041)
         "module_id": "ajout",
         "schedule_id": schedule["id"],  # the space's report schedule (docs/adr/0045)
@@ -600,6 +635,7 @@ API_BODIES: dict[str, Any] = {
 API_FILES: dict[str, Any] = {
     "/api/v1/entries/{entry_id}/attachments": {"file": ("x.png", png(), "image/png")},
     "/api/v1/layers": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
+    "/api/v1/hub/documents": {"file": ("plan.png", png(), "image/png")},
 }
 WEB_FORMS: dict[str, dict[str, Any]] = {
     "/main-courante/nouvelle": {"title": "Sans jeton", "category": "security"},
@@ -633,6 +669,14 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/double-authentification": {"otp": "123456"},
     "/administration/organisations/{code}/revue-des-acces": {"checksum": "0" * 64},
     "/securite/personnes/{person_id}/revoquer": {},  # every session and token of the person
+    # The hub (docs/adr/0042)
+    "/accueil/annuaire": {"person_name": "Sans jeton", "organisation": "PREF", "room": "X"},
+    "/accueil/annuaire/{duty_id}": {"room": "Sans jeton"},
+    "/accueil/annuaire/{duty_id}/fin": {},
+    "/accueil/annonces": {"title": "Sans jeton", "audience": "all"},
+    "/accueil/annonces/{announcement_id}/retirer": {},
+    "/accueil/documents": {"title": "Sans jeton", "audience": "all"},
+    "/accueil/documents/{document_id}/archiver": {},
     "/espaces": {"title": "Sans jeton"},
     "/espaces/importer": {},
     "/espaces/{space_id}/modules/{module_id}/ajouter": {"title": "Sans jeton"},
@@ -643,6 +687,7 @@ WEB_FILES: dict[str, Any] = {
     "/carte/couches": {"file": ("eau.geojson", GEOJSON, "application/geo+json")},
     "/donnees/{product_id}/import": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
     "/donnees/{product_id}/import/apercu": {"file": ("lits.csv", b"lits\n12\n", "text/csv")},
+    "/accueil/documents": {"file": ("plan.png", png(), "image/png")},
     "/espaces/importer": {
         "fichier": ("espace.json", b'{"format": "hypervision.space/1"}', "application/json")
     },

@@ -1,6 +1,7 @@
-"""Roles' homes: officers land on the main courante, authorities on their inbox (what they have
-not read, each synthesis summarised, no officer tour nor "new entry"), watch officers see the
-syntheses awaiting their validation; the inbox link carries the unread count."""
+"""Roles' homes: officers land on the main courante (the site's root is the hub, /accueil),
+authorities on their inbox (what they have not read, each synthesis summarised, no officer
+tour nor "new entry"), watch officers see the syntheses awaiting their validation; the inbox
+link carries the unread count."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ async def test_each_role_lands_on_its_home(app: FastAPI, client: AsyncClient) ->
         assert signed.status_code == 303 and signed.headers["location"] == home, username
         root = await client.get("/")
         assert root.headers["location"] == "/accueil"
-        assert (await client.get("/accueil")).headers["location"] == home
+        hub = await client.get("/accueil")  # the hub (docs/adr/0042), one click from any page
+        assert hub.status_code == 200 and "Annonces du CNCS" in hub.text
         client.cookies.clear()
 
 

@@ -8,10 +8,12 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
@@ -186,19 +188,20 @@ async def sweep_orphan_blobs(
     actor: Principal,
     blobs: BlobStore,
     older_than: timedelta = timedelta(hours=1),
+    also_used: Sequence[InstrumentedAttribute[str]] = (),
 ) -> list[str]:
     """Delete blobs that no attachment row references (left by a crash between the blob
     write and the commit). Only blobs older than ``older_than`` are considered, so uploads
-    in flight are never touched. Run it with a role that sees every attachment row."""
+    in flight are never touched. ``also_used``: the storage-key columns of the other
+    domains that keep files in the same store (the hub's documents); a blob one of them
+    names is kept. Run it with a role that sees every row of them."""
     candidates = [key async for key in blobs.list_keys(older_than=older_than)]
     orphans: list[str] = []
     for start in range(0, len(candidates), 500):
         batch = candidates[start : start + 500]
-        used = set(
-            await session.scalars(
-                select(Attachment.storage_key).where(Attachment.storage_key.in_(batch))
-            )
-        )
+        used: set[str] = set()
+        for column in (Attachment.storage_key, *also_used):
+            used.update(await session.scalars(select(column).where(column.in_(batch))))
         orphans.extend(key for key in batch if key not in used)
     for key in orphans:
         await blobs.delete(key)

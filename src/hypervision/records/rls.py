@@ -10,7 +10,7 @@ catalogue). A migration that protects a new kind calls ``protect(op.execute, KIN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 
 from hypervision.records.registry import Kind, Registry
 
@@ -90,13 +90,35 @@ def drop(execute: Callable[[str], object], table: str) -> None:
 
 
 def refresh_versions(
-    execute: Callable[[str], object], registry: Registry, kinds: Collection[str] | None = None
+    execute: Callable[[str], object],
+    registry: Registry,
+    kinds: Collection[str] | None = None,
+    tables: Iterable[str] | None = None,
 ) -> None:
     """Re-create the policies of versions and label requests, whose rule names every
     versioned kind: a migration adding a versioned kind calls it after ``protect``, naming
-    the versioned kinds that exist at its point (a later kind's table is not there yet)."""
+    the versioned kinds that exist at its point (``kinds``). Whatever it names, only the
+    kinds whose tables exist are kept: ``tables``, by default those of the database the
+    running migration is connected to — a kind declared since, whose table a later
+    migration creates, is left to that migration (docs/adr/0042)."""
+    present = set(tables) if tables is not None else existing_tables()
+    if present is not None:
+        registry = Registry(*(kind for kind in registry if kind.table in present))
     found = rules(registry, kinds)
     for table in ("record_versions", "label_change_requests"):
         drop(execute, table)
         for statement in statements(table, found[table]):
             execute(statement)
+
+
+def existing_tables() -> set[str] | None:
+    """The tables of the database the running Alembic migration is connected to; None when
+    no migration is running (then every kind of the registry is named)."""
+    from alembic import op
+    from sqlalchemy import inspect
+
+    try:
+        bind = op.get_bind()
+    except NameError:  # Alembic's proxy outside a migration
+        return None
+    return set(inspect(bind).get_table_names())

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.config import Settings
@@ -36,7 +36,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def home_of(roles: Iterable[str]) -> str:
-    """Where someone lands: authorities who write nothing on their inbox (the syntheses sent
+    """Where someone lands when they sign in (the hub, ``/accueil``, is one click away:
+    docs/adr/0042): authorities who write nothing on their inbox (the syntheses sent
     to them), everyone else on the main courante (watch officers find what awaits their
     validation at its top)."""
     held = set(roles)
@@ -44,12 +45,6 @@ def home_of(roles: Iterable[str]) -> str:
     if Role.AUTHORITY.value in held and not held & writers:
         return "/boite"
     return "/main-courante"
-
-
-@router.get("/accueil")
-async def home(actor: Officer) -> Response:
-    """The signed-in person's home (the site's root and the sign-in lead here)."""
-    return RedirectResponse(home_of(actor.roles), status_code=303)
 
 
 @router.get("/situations", response_class=HTMLResponse)

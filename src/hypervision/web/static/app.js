@@ -177,10 +177,19 @@
   var spaceTopics = document.getElementById("espace") ? ["product", "situation", "space"] : [];
   var SPACE_EVENTS = spaceTopics.length ? ["product.import", "product.status", "product.schema", "product.rules",
     "product.release", "product.quality", "situation.create", "situation.update", "space.update", "space.archive"] : [];
+  // The hub (/accueil) asks for the announcements too: a new or changed one offers a link that shows it.
+  var notices = document.querySelector("[data-live-topic='announcement']");
+  if (notices) spaceTopics = spaceTopics.concat(["announcement"]);
   function connect() {
     var url = "/api/v1/stream?topic=entry&topic=comment" + spaceTopics.map(function (t) { return "&topic=" + t; }).join("") +
       (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
     var stream = new EventSource(url);
+    ["announcement.create", "announcement.update", "announcement.withdraw"].forEach(function (type) {
+      stream.addEventListener(type, tracked(function () {
+        var link = notices && notices.querySelector("#annonces-nouvelles a");
+        if (link) link.hidden = false;
+      }));
+    });
     // A space (spaces.js) refreshes its modules on the events of their topics.
     SPACE_EVENTS.forEach(function (type) {
       stream.addEventListener(type, tracked(function (event) {
