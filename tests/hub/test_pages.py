@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from hypervision.hub.models import Announcement, DutyAssignment, HubDocument
-from tests.factories import tx
+from tests.factories import make_org, make_user, sign_in, tx
 from tests.hub.world import PUBLIC, at, cast
 from tests.web.pages import browse_as
 
@@ -199,3 +199,18 @@ async def test_the_cncs_publishes_and_officers_share(app: FastAPI, client: Async
     assert archived.status_code == 303
     assert "Consignes" not in (await client.get("/accueil/documents")).text
     assert "Consignes" in (await client.get("/accueil/documents?archives=1")).text
+
+
+async def test_the_hub_lists_the_spaces_one_may_open(app: FastAPI, client: AsyncClient) -> None:
+    await make_org(app, "PREF")
+    await make_org(app, "SDIS")
+    await make_user(app, "paul", "PREF")
+    await make_user(app, "sam", "SDIS")
+    paul, sam = await sign_in(client, "paul"), await sign_in(client, "sam")
+    mine = await client.post("/api/v1/spaces", json={"title": "PC préfecture"}, headers=paul)
+    theirs = await client.post("/api/v1/spaces", json={"title": "PC pompiers"}, headers=sam)
+    assert mine.status_code == theirs.status_code == 201
+    await browse_as(client, "paul")
+    html = (await client.get("/accueil")).text
+    assert f'href="/espaces/{mine.json()["id"]}">PC préfecture</a>' in html
+    assert "Espace de PREF" in html and "PC pompiers" not in html

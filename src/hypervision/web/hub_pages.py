@@ -27,11 +27,14 @@ from hypervision.identity import service as identity
 from hypervision.identity.principal import Principal
 from hypervision.policy.rules import Action, allowed
 from hypervision.records.schemas import LabelIn
+from hypervision.spaces import service as spaces
+from hypervision.spaces.api import space_reads
 from hypervision.web.render import in_words, render, shows, translator
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
 LATEST_DOCUMENTS = 6
+LATEST_SPACES = 8
 IMPORTANCE_NAMES = {
     "info": N_("Information"),
     "important": N_("Important"),
@@ -100,8 +103,7 @@ async def hub(
     context: dict[str, Any] = {
         "now": now,
         "importance_names": IMPORTANCE_NAMES,
-        # The spaces domain fills this in: dicts of title, url, owner, updated_at.
-        "spaces": [],
+        "spaces": [],  # dicts of title, url, owner, updated_at
         "rooms": [],
         "notices": [],
         "documents": [],
@@ -120,6 +122,7 @@ async def hub(
         names = await names_for(session, [*shown, *docs])
         context["notices"] = [announcement_read(r, names, now) for r in shown]
         context["documents"] = [document_read(r, names) for r in docs]
+        context["spaces"] = await _spaces(request, session, settings, actor)
     if context["reads"] or context["keeps_directory"]:
         rooms = await duty.board(session=session, actor=actor, at=now)
         people = [d for room in rooms for d in (*room.now, *([room.next] if room.next else []))]
@@ -133,6 +136,30 @@ async def hub(
             for room in rooms
         ]
     return render(request, "hub.html", context)
+
+
+async def _spaces(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> list[dict[str, Any]]:
+    """The spaces the person may open, theirs and their organisation's first."""
+    rows, _ = await spaces.list_spaces(
+        session=session, settings=settings, actor=actor, limit=LATEST_SPACES
+    )
+    shows(request, [s.label_level for s in rows])
+    mine = {actor.user_id}, {actor.organisation_id}
+    rows.sort(key=lambda s: (s.owner_user_id not in mine[0], s.organisation_id not in mine[1]))
+    t = translator(request).gettext
+    return [
+        {
+            "title": read.title,
+            "url": f"/espaces/{read.id}",
+            "owner": t("Personal space of %(name)s", name=read.owner)
+            if read.owner
+            else t("Space of %(org)s", org=read.organisation),
+            "updated_at": read.updated_at,
+        }
+        for read in await space_reads(session, actor, rows)
+    ]
 
 
 # --- announcements -------------------------------------------------------------------------
