@@ -90,7 +90,8 @@ test: install
 		|| status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 # The long runs kept out of `make test` (tests marked deep: the leak matrix on SQLite and with
-# RLS alone on PostgreSQL, the bounded API fuzzing); CI runs them after `make test`.
+# RLS alone on PostgreSQL, the bounded API fuzzing, the differential searches at their full
+# counts, of which make test runs a quarter to a third); CI runs them after `make test`.
 test-deep: install
 	@start=$$(date +%s); status=0; $(TEST_ENV) $(BIN)/pytest -n 2 -m deep $(PYTEST_ARGS) || status=$$?; \
 	echo "make test-deep: $$(( $$(date +%s) - start )) s"; exit $$status

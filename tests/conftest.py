@@ -51,6 +51,8 @@ SLOW_FIRST = (
     "tests/browser/",
     "tests/live/test_replicas.py::",
     "tests/policy/test_visibility_differential.py::",
+    "tests/products/test_rules_differential.py::",
+    "tests/policy/test_query_differential.py::",
 )
 
 

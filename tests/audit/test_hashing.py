@@ -174,8 +174,12 @@ async def test_workers_read_what_the_walk_sees(app: FastAPI) -> None:
         for i in range(30):
             await audit.record(session=session, actor=ADMIN, action="entry.read", detail={"i": i})
     async with tx(app) as session:
-        source = await parallel.export_snapshot(session)
+        reader = RawReader(session)
+        await reader.open()
+        assert reader.query is not None
+        source = await parallel.export_snapshot(session, reader.query)
         if source is not None:  # PostgreSQL: a worker sees the 100 committed records
+            assert source.query is reader.query  # the walk's own query, not a second reader's
             try:
                 assert await asyncio.to_thread(parallel.snapshot_head, source) == 100
                 seqs, checked = await asyncio.to_thread(

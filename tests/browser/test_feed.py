@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.async_api import Page, expect
 
-from tests.browser.web import Web, t
+from tests.browser.web import SQLITE_ONLY, Web, t
 
 ENTRIES = [  # title, category, severity
     ("Point météo de 14 h", "weather", "info"),
@@ -101,6 +101,7 @@ async def test_filters_and_saved_views(web: Web) -> None:
     assert await titles(page) == everything
 
 
+@SQLITE_ONLY  # keys and focus in the page: the same on both engines
 async def test_keyboard_moves_through_the_feed(web: Web) -> None:
     await web.org("PP")
     await web.user("hugo.faure", "PP")

@@ -17,7 +17,14 @@ from tests.browser.web import DESKTOP, PHONE, Counted, Web, make_photo, t
 MAX_ACTIONS = 12
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+# Each engine once and each screen once (the four pairs repeated the same browser journey):
+# on PostgreSQL at a desktop size, on SQLite on a phone.
+@pytest.mark.parametrize(
+    ("database_url", "viewport"),
+    [("postgresql", DESKTOP), ("sqlite", PHONE)],
+    ids=["postgresql-desktop", "sqlite-phone"],
+    indirect=["database_url"],
+)
 async def test_new_officer_journey_in_at_most_12_actions(
     web: Web, tmp_path: Path, viewport: dict[str, int]
 ) -> None:

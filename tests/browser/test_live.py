@@ -8,7 +8,7 @@ import re
 
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.web import Web, live_stream_open, t
+from tests.browser.web import SQLITE_ONLY, Web, live_stream_open, t
 
 MARKING = "DIFFUSION RESTREINTE"
 STREAM = re.compile(r"/api/v1/stream\?")
@@ -100,6 +100,7 @@ async def test_dr_entry_reaches_the_cleared_reader_only(web: Web) -> None:
     await expect(uncleared.locator("h1")).to_have_text(t("Not found"))
 
 
+@SQLITE_ONLY  # the refusals are the browser's (routed), whatever the engine behind
 async def test_feed_reconnects_after_503s_and_says_so(web: Web) -> None:
     """A stream answered 503 (a replica restarting) closes an EventSource for good: the page
     reopens it itself, with backoff, tells the officer, and the feed is live again (it used to

@@ -53,7 +53,8 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 # For modules whose subject does not depend on the database engine (markup, rendering, flows
 # already covered on both engines by the server tests): SQLite only, to keep the suite fast.
-# Engine-dependent behaviour (live bus, search and filters, the whole journey) runs on both.
+# Engine-dependent behaviour (live bus, search and filters, the whole journey: on each engine
+# once, tests/browser/test_journey.py) runs on both.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

@@ -19,6 +19,7 @@ from httpx import AsyncClient
 from hypervision.opendata.ratelimit import TokenBuckets
 from tests.opendata.test_publications import product, propose, published, stewards
 from tests.products.test_products_api import health, upload
+from tests.queries import count_queries
 
 __all__ = ["health"]
 
@@ -67,6 +68,49 @@ async def test_listing_rows_filters_and_caching(
         again = await client.get(url, headers={"If-None-Match": tag})
         assert again.status_code == 304 and again.content == b"", url
         assert again.headers["etag"] == tag
+
+
+CONDITIONAL = (
+    "/opendata/api/datasets",
+    "/opendata/api/datasets/lits-hopitaux",
+    "/opendata/api/datasets/lits-hopitaux/rows?departement=93&size=1",
+    "/opendata/api/datasets/lits-hopitaux/schema.json",
+    "/catalogue.jsonld",
+    "/catalogue.ttl",
+)
+
+
+async def test_a_matching_etag_is_answered_before_the_data_is_read(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    """A conditional request with a matching ``If-None-Match`` costs the dataset's metadata,
+    not its releases and rows; a new release changes every tag."""
+    _, second, _, pub, _ = await published(app, client, health)
+    tags = {}
+    for url in CONDITIONAL:
+        first = await client.get(url)
+        assert first.status_code == 200, (url, first.text)
+        tags[url] = first.headers["etag"]
+        with count_queries(app) as statements:
+            again = await client.get(url, headers={"If-None-Match": tags[url]})
+        assert again.status_code == 304 and again.content == b"", url
+        assert again.headers["etag"] == tags[url]
+        read = [s for s in statements if "opendata_releases" in s or "opendata_rows" in s]
+        assert read == [], (url, read)
+    assert len(set(tags.values())) == len(CONDITIONAL)  # each answer its own tag
+    other = await client.get(
+        f"{CONDITIONAL[2]}&page=2", headers={"If-None-Match": tags[CONDITIONAL[2]]}
+    )
+    assert other.status_code == 200 and other.json()["page"] == 2
+
+    refreshed = await client.post(f"/api/v1/publications/{pub}/refresh", headers=second)
+    assert refreshed.status_code == 200 and refreshed.json()["release_count"] == 2
+    for url, tag in tags.items():
+        answer = await client.get(url, headers={"If-None-Match": tag})
+        assert answer.status_code == 200, url
+        assert answer.headers["etag"] != tag, url
+    rows = await client.get(CONDITIONAL[2])
+    assert rows.json()["release"] == 2
 
 
 async def test_every_format(app: FastAPI, client: AsyncClient, health: str) -> None:

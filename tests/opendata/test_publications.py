@@ -18,6 +18,7 @@ from hypervision.policy.roles import Role
 from hypervision.products.models import DataProduct
 from tests.factories import make_user, sign_in, tx
 from tests.products.test_products_api import CSV, PUBLIC, SCHEMA, create, health, upload
+from tests.queries import count_queries
 
 __all__ = ["health"]
 
@@ -247,3 +248,27 @@ async def test_a_raised_product_takes_its_dataset_off_the_public_side(
     got = await client.get("/opendata/api/datasets/lits-hopitaux")
     assert got.json() == unknown.json()
     assert (await client.get("/opendata/api/datasets")).json()["total"] == 0
+
+
+async def test_approving_looks_the_publication_up_once(
+    app: FastAPI, client: AsyncClient, health: str
+) -> None:
+    """The approval answers with what the service returns: the publication is found through
+    the policy once, not found again to name the release's downloads."""
+    first, second = await stewards(app, client)
+    pid = await product(client, first, health)
+    made = await propose(client, first, pid)
+    with count_queries(app) as statements:
+        approved = await client.post(
+            f"/api/v1/publications/{made.json()['id']}/approve", headers=second
+        )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["number"] == 1
+    csv = approved.json()["downloads"]["csv"]
+    assert csv == "/opendata/datasets/lits-hopitaux/releases/1/data.csv"
+    lookups = [
+        s
+        for s in statements
+        if s.lstrip().startswith("SELECT") and "FROM opendata_publications" in s
+    ]
+    assert len(lookups) == 1, lookups

@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from frictionless import Resource, Schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -189,10 +190,17 @@ def our_errors(d: dict[str, Any], rows: list[list[str]]) -> set[tuple[int, str]]
     return {(e.row, e.field) for e in result.errors if e.field is not None}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
-def test_vectorised_checks_agree_with_frictionless(
-    case: tuple[dict[str, Any], list[list[str]]],
-) -> None:
+def agree_with_frictionless(case: tuple[dict[str, Any], list[list[str]]]) -> None:
     d, rows = case
     assert our_errors(d, rows) == frictionless_errors(d, rows), (d, rows)
+
+
+# make test: 100 generated tables; make test-deep (CI): 300.
+@pytest.mark.parametrize(
+    "examples", [pytest.param(100, id="quick"), pytest.param(300, id="300", marks=pytest.mark.deep)]
+)
+def test_vectorised_checks_agree_with_frictionless(examples: int) -> None:
+    check = settings(
+        max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )(given(cases())(agree_with_frictionless))
+    check()

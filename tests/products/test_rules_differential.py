@@ -56,6 +56,8 @@ from tests import dbutil
 
 MIN_TRIPLES = 100_000
 EXAMPLES = 200
+# make test: a quarter of the search per engine; the 10^5 triples in make test-deep (CI).
+QUICK_EXAMPLES = 50
 ROWS = (25, 30)  # rows per tree (min, max)
 READERS = (20, 24)  # readers per tree (min, max): 200 x 25 x 20 = 100,000 triples at the least
 
@@ -415,7 +417,7 @@ async def check_example(world: World, example: Example) -> None:
     tally.dialects.add(dialect)
 
 
-def explore(settings: Settings, owner_url: str) -> Tally:
+def explore(settings: Settings, owner_url: str, examples_wanted: int) -> Tally:
     """Run the Hypothesis search in this (worker) thread, on an event loop of its own."""
     tally = Tally()
     table = scratch_table(f"hv_rules_diff_{secrets.token_hex(4)}")
@@ -429,7 +431,7 @@ def explore(settings: Settings, owner_url: str) -> Tally:
             runner.run(prepare(world, app_role))
 
             @hypothesis_settings(
-                max_examples=EXAMPLES,
+                max_examples=examples_wanted,
                 deadline=None,
                 suppress_health_check=[
                     HealthCheck.too_slow,
@@ -455,15 +457,26 @@ def explore(settings: Settings, owner_url: str) -> Tally:
     return tally
 
 
-async def test_python_sql_and_rls_agree(settings: Settings, owner_database_url: str) -> None:
-    tally = await asyncio.to_thread(explore, settings, owner_database_url)
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        pytest.param(QUICK_EXAMPLES, id="quick"),
+        pytest.param(EXAMPLES, id="1e5-triples", marks=pytest.mark.deep),
+    ],
+)
+async def test_python_sql_and_rls_agree(
+    settings: Settings, owner_database_url: str, wanted: int
+) -> None:
+    tally = await asyncio.to_thread(explore, settings, owner_database_url, wanted)
 
     engine = "postgresql" if owner_database_url.startswith("postgresql") else "sqlite"
     assert tally.dialects == {engine}
-    assert tally.triples >= MIN_TRIPLES, tally
+    assert tally.triples >= wanted * ROWS[0] * READERS[0], tally
+    if wanted == EXAMPLES:
+        assert tally.triples >= MIN_TRIPLES, tally
     if engine == "postgresql":
         assert tally.rls_triples == tally.triples, tally
-    assert tally.queries >= EXAMPLES * READERS[0], tally
+    assert tally.queries >= wanted * READERS[0], tally
     # Both verdicts are frequent, so neither side of the rules is tested only vacuously.
     assert tally.allowed >= tally.triples // 20, tally
     assert tally.denied >= tally.triples // 20, tally

@@ -12,10 +12,16 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
+from hypervision.alerts.service import alert_label
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord, AuditResource
+from hypervision.core.errors import Forbidden
 from hypervision.identity.models import User
-from hypervision.policy.roles import Role
+from hypervision.identity.principal import Principal
+from hypervision.live import gates
+from hypervision.live.audit_feed import AuditFilter
+from hypervision.live.hub import Filters
+from hypervision.policy.roles import Role, Scope
 from tests.factories import ENTRY, officer, sequenced, tx
 from tests.live.server import Event, Stream, open_stream, serve
 
@@ -51,6 +57,51 @@ async def test_console_routes_are_for_security_officers_only(
         assert (await client.request(method, path, json={})).status_code == 401
     # and the person is still signed in: nothing was revoked by the refused call
     assert (await client.get("/api/v1/auth/me", headers=alice)).status_code == 200
+
+
+def _person(roles: set[str], scopes: frozenset[str] | None = None) -> Principal:
+    return Principal(
+        user_id=uuid.uuid4(),
+        username="someone",
+        organisation_id=None,
+        organisation_ancestry=(),
+        clearance="DR",
+        roles=frozenset(roles),
+        groups=frozenset(),
+        scopes=scopes,
+    )
+
+
+async def test_one_gate_for_the_audit_stream_and_the_alerts(app: FastAPI) -> None:
+    """Who may receive the audit topic is who may receive security alerts: the hub's gate
+    decides both, and the hub refuses an audit stream to anyone else (not only its route)."""
+    hub = app.state.hub
+    assert alert_label(("NP", "DR"))["gate"] == dict(gates.SECURITY)
+    people = {
+        "security officer": _person({Role.SECURITY_OFFICER.value}),
+        "security officer's audit token": _person(
+            {Role.SECURITY_OFFICER.value}, frozenset({Scope.AUDIT})
+        ),
+        "security officer's read-only token": _person(
+            {Role.SECURITY_OFFICER.value}, frozenset({Scope.READ})
+        ),
+        "administrator": _person({Role.ADMINISTRATOR.value}),
+        "watch officer": _person({Role.WATCH_OFFICER.value}),
+    }
+    admitted = set()
+    for name, person in people.items():
+        try:
+            sub = hub.subscribe(person, Filters(topics=frozenset(), audit=AuditFilter()))
+        except Forbidden:
+            continue
+        admitted.add(name)
+        assert sub in hub.audit.subscribers()
+        hub.unsubscribe(sub)
+    expected = {"security officer", "security officer's audit token"}
+    assert admitted == expected
+    assert {n for n, p in people.items() if gates.passes(p, alert_label(("NP",))["gate"])} == (
+        expected
+    )
 
 
 async def test_who_saw_this_lists_reads_lists_and_deliveries(

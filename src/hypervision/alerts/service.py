@@ -24,12 +24,13 @@ from hypervision.core.errors import Conflict, NotFound
 from hypervision.db import utcnow
 from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
+from hypervision.live.gates import SECURITY
 from hypervision.policy.rules import Action, authorize
 
 TOPIC = "security_alert"
 MAX_CITED = 200  # triggering records kept on an alert (the count keeps going)
-# Who may receive the topic's events (``live.hub`` reads it from the label).
-GATE = {"role": "security_officer", "scope": "audit"}
+# Who may receive the topic's events: the hub's gate (``live.gates``), read from the label.
+GATE = dict(SECURITY)
 # Where an alert may go from each state.
 NEXT: dict[str, tuple[str, ...]] = {"new": ("acknowledged", "closed"), "acknowledged": ("closed",)}
 

@@ -159,8 +159,9 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 _OPEN: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}  # in a worker: by snapshot id
 
 
-async def export_snapshot(session: AsyncSession) -> Snapshot | None:
-    """The walk's snapshot, for workers to read the trail in parallel (PostgreSQL only).
+async def export_snapshot(session: AsyncSession, query: RawQuery) -> Snapshot | None:
+    """The walk's snapshot, for workers to read the trail in parallel (PostgreSQL only);
+    ``query``: the walk's reader's (``RawReader.query``), which the workers run too.
 
     ``pg_export_snapshot`` (as ``pg_dump --jobs`` does): a worker's REPEATABLE READ
     transaction imports it and sees what the walk's transaction saw when exporting, except
@@ -170,9 +171,6 @@ async def export_snapshot(session: AsyncSession) -> Snapshot | None:
     if connection.dialect.name != "postgresql":
         return None
     url = connection.engine.url
-    reader = RawReader(session)
-    await reader.open()
-    assert reader.query is not None
     result = await connection.exec_driver_sql(
         f"SELECT pg_export_snapshot(), current_setting('{SETTING}', true)"
     )
@@ -185,7 +183,7 @@ async def export_snapshot(session: AsyncSession) -> Snapshot | None:
         "database": url.database,
         "server_settings": {"application_name": "hypervision-verify", "jit": "off"},
     }
-    return Snapshot(connect, row[0], row[1] or None, reader.query)
+    return Snapshot(connect, row[0], row[1] or None, query)
 
 
 async def _open_snapshot(source: Snapshot) -> Any:
@@ -287,7 +285,7 @@ async def checked_batches(
         if workers is not None or (length or 0) >= PARALLEL_FROM:
             starting = asyncio.create_task(asyncio.to_thread(_start_pool, count))
     pool: ProcessPoolExecutor | None = None
-    source = await export_snapshot(session) if starting is not None else None
+    source = await export_snapshot(session, reader.query) if starting is not None else None
     if starting is not None and (workers is not None or source is not None):
         pool = await starting  # asked for, or reading in workers: every batch goes to the pool
     # (seqs, checked), or (None, a future of both) for a batch a worker reads itself

@@ -19,6 +19,7 @@ from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.live.audit_feed import AUDIT_TOPIC, AuditFilter
+from hypervision.live.gates import SECURITY, require
 from hypervision.live.hub import Filters, Frame, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
@@ -161,7 +162,7 @@ async def audit_stream(
     event per record as it is chained, its ``seq`` as the event id. Resume with
     ``Last-Event-ID`` (or ``?since=``): exactly the records missed, once, in order. Filters:
     person, organisation, surface, decision, label, record id (all must match)."""
-    authorize(actor, Action.AUDIT)
+    require(actor, SECURITY)  # the hub's gate, the same as the security alerts'
     hub = hub_of(request)
     if hub.draining:
         raise Unavailable(

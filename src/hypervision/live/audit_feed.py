@@ -35,7 +35,7 @@ from hypervision.db import transaction
 from hypervision.identity.models import Organisation
 from hypervision.identity.principal import Principal
 from hypervision.live.frames import Frame
-from hypervision.policy.rules import Action, allowed
+from hypervision.live.gates import SECURITY, passes
 
 log = logging.getLogger("hypervision.live")
 BATCH = 500
@@ -80,8 +80,9 @@ class AuditFilter:
 
 
 def may_watch(principal: Principal) -> bool:
-    """Only security officers (the audit right, with its scope) receive the audit topic."""
-    return allowed(principal, Action.AUDIT)
+    """Only security officers (the audit right, with its scope) receive the audit topic:
+    the hub's gate, the same as the security alerts'."""
+    return passes(principal, SECURITY)
 
 
 def record_data(row: AuditRecord, orgs: dict[uuid.UUID, str] | None = None) -> dict[str, Any]:

@@ -47,8 +47,9 @@ from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
 from hypervision.live.frames import Frame as Frame  # re-exported
 from hypervision.live.frames import Position as Position  # re-exported
+from hypervision.live.gates import SECURITY, require
+from hypervision.live.gates import passes as passes  # re-exported
 from hypervision.policy.labels import Label
-from hypervision.policy.roles import Role
 from hypervision.policy.rules import Subject, can_see
 
 log = logging.getLogger("hypervision.live")
@@ -164,19 +165,10 @@ def visible(subject: Subject, event: OutboxEvent) -> bool:
 
 
 def gate_of(event: OutboxEvent) -> dict[str, Any] | None:
-    """The role and scope an event is reserved to (security alerts: security officers with
-    the audit scope), or None. Such events name no protected record: the role decides."""
+    """The role and scope an event is reserved to (security alerts: ``gates.SECURITY``), or
+    None. Such events name no protected record: the gate decides (``gates.passes``)."""
     gate = event.label.get("gate")
     return gate if isinstance(gate, dict) else None
-
-
-def passes(principal: Principal, gate: dict[str, Any]) -> bool:
-    """Whether ``principal`` may receive an event under ``gate`` (fails closed)."""
-    try:
-        role = Role(str(gate.get("role")))
-    except ValueError:
-        return False
-    return principal.can(role, str(gate.get("scope")))
 
 
 def encode(event: OutboxEvent, hide: tuple[str, ...] = ()) -> Frame:
@@ -357,6 +349,8 @@ class Hub:
     def subscribe(
         self, principal: Principal, filters: Filters, heartbeat: float | None = None
     ) -> Subscriber:
+        if filters.audit is not None:  # the audit topic: the same gate as security alerts
+            require(principal, SECURITY)
         if filters.topics is None:  # every topic this hub carries
             filters = replace(filters, topics=self.topics)
         sub = Subscriber(

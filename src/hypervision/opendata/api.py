@@ -139,10 +139,7 @@ async def approve(
     session: DbSession, settings: SettingsDep, actor: CurrentPrincipal, publication_id: uuid.UUID
 ) -> ReleaseRead:
     """Approve (a second steward of the domain): release 1 is made."""
-    release = await service.approve(
-        session=session, settings=settings, actor=actor, publication_id=publication_id
-    )
-    publication, _ = await service.find(
+    publication, release = await service.approve(
         session=session, settings=settings, actor=actor, publication_id=publication_id
     )
     return release_read(publication.slug, release)

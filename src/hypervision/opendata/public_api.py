@@ -1,17 +1,19 @@
 """The public open data API and downloads (ADR 0035), no sign-in: datasets, their rows, their
 releases' files. Rate limited per client address; ETag and Cache-Control on every answer,
-``If-None-Match`` answered 304; downloads streamed."""
+``If-None-Match`` answered 304 from the datasets' versions, before the data is read;
+downloads streamed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from hypervision import __version__
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import NotFound, TooManyRequests
 from hypervision.core.openapi import errors
@@ -60,13 +62,48 @@ def _matches(request: Request, tag: str) -> bool:
     return tag in [t.strip() for t in sent.split(",")] or sent.strip() == "*"
 
 
-def cached(request: Request, body: Any, cache: str = SHORT) -> Response:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-    tag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+def version(publication: Publication, publisher: str) -> list[Any]:
+    """What a public answer about ``publication`` depends on, read before it is built: its
+    words never change after the proposal, its releases are written once (``release_count``
+    names the latest), and approval, refresh and withdrawal move ``modified_at``."""
+    return [
+        str(publication.id),
+        publication.release_count,
+        publication.modified_at.isoformat(),
+        publication.state,
+        publisher,
+    ]
+
+
+def etag(request: Request, kind: str, *parts: Any) -> str:
+    """The ETag of an answer from its metadata (``parts``, e.g. ``version``), the address
+    asked (path, query, base URL), the answer's ``kind`` and the application's version (its
+    shape may change with it): a conditional request is answered 304 before the data
+    queries run."""
+    query = sorted(request.query_params.multi_items())
+    asked = [__version__, kind, str(request.base_url), request.url.path, query]
+    seed = json.dumps([*asked, *parts], separators=(",", ":"), default=str)
+    return f'"{hashlib.sha256(seed.encode()).hexdigest()[:32]}"'
+
+
+async def cached(
+    request: Request,
+    tag: str,
+    body: Callable[[], Awaitable[Any]],
+    cache: str = SHORT,
+    render: Callable[[Any], bytes] | None = None,
+    media_type: str = "application/json",
+) -> Response:
+    """304 when ``If-None-Match`` holds ``tag``, before ``body()`` runs its queries; else
+    the body (as JSON, or ``render(body)``)."""
     headers = {"ETag": tag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
     if _matches(request, tag):
         return Response(status_code=304, headers=headers)
-    return Response(data, media_type="application/json", headers=headers)
+    found = await body()
+    if render is not None:
+        return Response(render(found), media_type=media_type, headers=headers)
+    data = json.dumps(found, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def dataset_read(
@@ -95,10 +132,20 @@ def dataset_read(
     )
 
 
+Pairs = list[tuple[Publication, DataProduct]]
+
+
+async def _names(session: Any, pairs: Pairs) -> dict[Any, str]:
+    return await public.publishers(session, {d.organisation_id for _, d in pairs})
+
+
+def _versions(pairs: Pairs, names: dict[Any, str]) -> list[Any]:
+    return [version(p, names.get(d.organisation_id, "")) for p, d in pairs]
+
+
 async def _read(
-    request: Request, session: Any, pairs: list[tuple[Publication, DataProduct]]
+    request: Request, session: Any, pairs: Pairs, names: dict[Any, str]
 ) -> list[DatasetRead]:
-    names = await public.publishers(session, {d.organisation_id for _, d in pairs})
     return [
         dataset_read(
             request, p, names.get(d.organisation_id, ""), await public.releases_of(session, p)
@@ -119,10 +166,15 @@ async def list_datasets(
     """The published datasets (``q``: words of their title, description, keywords)."""
     pairs = await public.datasets(session, settings, q)
     chosen = pairs[(page - 1) * size : page * size]
-    body = DatasetPage(
-        total=len(pairs), page=page, size=size, datasets=await _read(request, session, chosen)
-    )
-    return cached(request, body.model_dump(mode="json"))
+    names = await _names(session, chosen)
+    tag = etag(request, "datasets", len(pairs), page, size, _versions(chosen, names))
+
+    async def body() -> Any:
+        datasets = await _read(request, session, chosen, names)
+        page_read = DatasetPage(total=len(pairs), page=page, size=size, datasets=datasets)
+        return page_read.model_dump(mode="json")
+
+    return await cached(request, tag, body)
 
 
 @router.get("/opendata/api/datasets/{slug}", response_model=DatasetRead)
@@ -131,8 +183,12 @@ async def get_dataset(
 ) -> Response:
     """A published dataset: its metadata and releases (410 once withdrawn)."""
     pair = await public.dataset(session, settings, slug)
-    read = (await _read(request, session, [pair]))[0]
-    return cached(request, read.model_dump(mode="json"))
+    names = await _names(session, [pair])
+
+    async def body() -> Any:
+        return (await _read(request, session, [pair], names))[0].model_dump(mode="json")
+
+    return await cached(request, etag(request, "dataset", _versions([pair], names)), body)
 
 
 @router.get("/opendata/api/datasets/{slug}/rows", response_model=RowsPage)
@@ -146,18 +202,24 @@ async def dataset_rows(
 ) -> Response:
     """Rows of the latest release, a page at a time; ``<field>=<value>`` filters (equality)."""
     publication, _ = await public.dataset(session, settings, slug)
-    release = await public.release(session, publication, None)
-    params = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
-    total, rows = await public.rows_page(session, release, params, page, size)
-    body = RowsPage(
-        release=release.number,
-        total=total,
-        page=page,
-        size=size,
-        fields=release.fields,
-        rows=rows,
-    )
-    return cached(request, body.model_dump(mode="json"))
+    # The latest release, written once: its number decides the rows (and the query the rest).
+    tag = etag(request, "rows", str(publication.id), publication.release_count)
+
+    async def body() -> Any:
+        release = await public.release(session, publication, None)
+        params = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
+        total, rows = await public.rows_page(session, release, params, page, size)
+        found = RowsPage(
+            release=release.number,
+            total=total,
+            page=page,
+            size=size,
+            fields=release.fields,
+            rows=rows,
+        )
+        return found.model_dump(mode="json")
+
+    return await cached(request, tag, body)
 
 
 @router.get(
@@ -208,21 +270,25 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _document(
-    request: Request, found: Any, render: Callable[[Any], str], media_type: str
+async def _document(
+    request: Request,
+    session: Any,
+    settings: Any,
+    render: Callable[[Any], str],
+    media_type: str,
 ) -> Response:
-    """``render(found)``, tagged by what it describes: the serialisation names blank nodes
-    afresh each time, so the same catalogue would never match its own ETag."""
-    tag = f'"{hashlib.sha256(f"{media_type} {found!r}".encode()).hexdigest()[:32]}"'
-    headers = {"ETag": tag, "Cache-Control": SHORT, "Vary": "Accept-Encoding"}
-    if _matches(request, tag):
-        return Response(status_code=304, headers=headers)
-    return Response(render(found).encode(), media_type=media_type, headers=headers)
-
-
-async def _catalogue(request: Request, session: Any, settings: Any) -> Any:
+    """The catalogue as ``render`` writes it, tagged by the versions of what it describes
+    (not by its text: the serialisation names blank nodes afresh each time)."""
     pairs = await public.datasets(session, settings, "")
-    return catalogue.catalogue(_base(request), await _read(request, session, pairs))
+    names = await _names(session, pairs)
+    tag = etag(request, media_type, _versions(pairs, names))
+
+    async def body() -> Any:
+        return catalogue.catalogue(_base(request), await _read(request, session, pairs, names))
+
+    return await cached(
+        request, tag, body, render=lambda found: render(found).encode(), media_type=media_type
+    )
 
 
 @router.get(
@@ -234,8 +300,7 @@ async def catalogue_jsonld(
     request: Request, session: PublicSession, settings: SettingsDep
 ) -> Response:
     """The published datasets as a DCAT-AP catalogue in JSON-LD (what data.gouv.fr harvests)."""
-    found = await _catalogue(request, session, settings)
-    return _document(request, found, dcat_graph.to_jsonld, "application/ld+json")
+    return await _document(request, session, settings, dcat_graph.to_jsonld, "application/ld+json")
 
 
 @router.get(
@@ -245,8 +310,7 @@ async def catalogue_turtle(
     request: Request, session: PublicSession, settings: SettingsDep
 ) -> Response:
     """The same catalogue in Turtle."""
-    found = await _catalogue(request, session, settings)
-    return _document(request, found, dcat_graph.to_turtle, "text/turtle")
+    return await _document(request, session, settings, dcat_graph.to_turtle, "text/turtle")
 
 
 @router.get("/opendata/api/datasets/{slug}/schema.json")
@@ -255,9 +319,14 @@ async def dataset_schema(
 ) -> Response:
     """The Table Schema of a published dataset's latest release (``dct:conformsTo``)."""
     pair = await public.dataset(session, settings, slug)
-    read = (await _read(request, session, [pair]))[0]
-    try:
-        described = catalogue.dataset(_base(request), read)
-    except ValueError:
-        raise NotFound("Schéma indisponible.", "Schema unavailable.") from None
-    return cached(request, table_schema(described))
+    names = await _names(session, [pair])
+
+    async def body() -> Any:
+        read = (await _read(request, session, [pair], names))[0]
+        try:
+            described = catalogue.dataset(_base(request), read)
+        except ValueError:
+            raise NotFound("Schéma indisponible.", "Schema unavailable.") from None
+        return table_schema(described)
+
+    return await cached(request, etag(request, "schema", _versions([pair], names)), body)

@@ -317,7 +317,9 @@ def _check_state(publication: Publication, *states: PublicationState) -> None:
 
 async def approve(
     *, session: AsyncSession, settings: Settings, actor: Principal, publication_id: uuid.UUID
-) -> Release:
+) -> tuple[Publication, Release]:
+    """Approve a proposed publication (a second steward of its domain): release 1 is made.
+    Returns the publication with it (its slug names the release's downloads)."""
     publication, product = await find(
         session=session, settings=settings, actor=actor, publication_id=publication_id
     )
@@ -344,7 +346,7 @@ async def approve(
     publication.source_schema = schema_fingerprint(product)
     release = await _release(session, settings, publication, product, actor, "approval", now)
     await _event(session, actor, "approve", publication, product, {"release": release.number})
-    return release
+    return publication, release
 
 
 async def _release(
