@@ -36,7 +36,7 @@ async def load(session: AsyncSession, settings: Settings) -> int:
     if len(found) < len(slugs):
         return 0
     beds, incidents = found["capacite-hospitaliere"], found["incidents-transports"]
-    base = {code: list(service.template_modules(code)[1]) for code in TEMPLATES}
+    base = {code: service.template_modules(code) for code in TEMPLATES}
     specs: tuple[tuple[str, str, str, list[str], list[ModuleIn]], ...] = (
         ("Nadia Benali", "PC Stade de France", "poste-commandement-site",
          ["PP-DOPC", "MININT-CNCS", "PP-BSPP"], base["poste-commandement-site"]),

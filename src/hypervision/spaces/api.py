@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import NotFound
 from hypervision.core.openapi import CREDENTIALS, NOT_FOUND, PRECONDITION, SIGNED_IN
@@ -270,16 +269,3 @@ async def module_data(
         module=module,
         french=not english(request),
     )
-
-
-async def all_module_data(
-    *, session: AsyncSession, settings: Settings, actor: Principal, space: Space, french: bool
-) -> list[ModuleData]:
-    """Every module's data, one after the other on this request's session (the page fetches
-    them in parallel, one request each)."""
-    return [
-        await modules.module_data(
-            session=session, settings=settings, actor=actor, space=space, module=m, french=french
-        )
-        for m in space.modules
-    ]

@@ -179,13 +179,14 @@ async def usernames(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]
     return {str(i): name for i, name in rows.all()}
 
 
-def template_modules(code: str | None) -> tuple[str | None, list[ModuleIn]]:
+def template_modules(code: str | None) -> list[ModuleIn]:
+    """The modules of template ``code`` (none without one)."""
     if code is None:
-        return None, []
+        return []
     template = TEMPLATES.get(code)
     if template is None:
         raise _field("template", f"unknown template {code!r} ({', '.join(TEMPLATES)})")
-    return code, [ModuleIn.model_validate(m) for m in template.modules]
+    return [ModuleIn.model_validate(m) for m in template.modules]
 
 
 async def create_space(
@@ -198,7 +199,7 @@ async def create_space(
         data=data,
         modules=check_modules(data.modules)
         if data.modules is not None
-        else check_modules(template_modules(data.template)[1]),
+        else check_modules(template_modules(data.template)),
         action="create",
     )
 
