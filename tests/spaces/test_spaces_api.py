@@ -90,6 +90,8 @@ async def test_a_template_space_is_shared_with_its_organisation_and_reads_as_eac
     assert [e["title"] for e in theirs["data"]["entries"]] == ["Bus en panne"]
     assert (mine["label"], theirs["label"]) == ("DR", "NP")
     assert mine["live"] == ["entry"]
+    figure = (await data(client, chef, sid, "perturbations"))["data"]
+    assert (figure["value"], figure["previous"], figure["change"]) == (2, "0", "+2")
     for mid in ("perturbations", "courbe", "carte"):
         assert (await data(client, voisin, sid, mid))["status"] == "ok"
 
@@ -97,7 +99,7 @@ async def test_a_template_space_is_shared_with_its_organisation_and_reads_as_eac
         reads = (
             await session.scalars(select(AuditRecord).where(AuditRecord.action == "space.module"))
         ).all()
-    assert len(reads) == 5 and all(str(r.resource_ids[0]) == sid for r in reads)
+    assert len(reads) == 6 and all(str(r.resource_ids[0]) == sid for r in reads)
 
 
 async def test_named_people_narrow_a_space_and_only_editors_change_it(

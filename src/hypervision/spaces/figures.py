@@ -3,6 +3,7 @@ reader may not see are never counted, never shipped), over the entries or a data
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypervision.core.i18n import CATEGORY_NAMES, SEVERITY_NAMES, STATUS_NAMES, 
 from hypervision.core.timezone import PARIS
 from hypervision.db import utcnow
 from hypervision.logbook.aggregates import EntryGroups, aggregate_entries
+from hypervision.logbook.query import EntryQuery
 from hypervision.products import service as products
 from hypervision.products.models import ProductStatus
 from hypervision.spaces.reading import DEPRECATED, Reading, entry_query
@@ -22,13 +24,13 @@ MEASURE_WORDS = {"count": ("Nombre", "Count")}
 
 
 async def _entry_groups(
-    r: Reading, filter_: EntryFilter, group_by: str | None, bucket: str | None
+    r: Reading, filter_: EntryFilter | EntryQuery, group_by: str | None, bucket: str | None
 ) -> EntryGroups:
     found = await aggregate_entries(
         session=r.session,
         settings=r.settings,
         actor=r.actor,
-        filters=entry_query(filter_),
+        filters=filter_ if isinstance(filter_, EntryQuery) else entry_query(filter_),
         group_by=group_by,
         bucket=bucket,
     )
@@ -136,10 +138,13 @@ async def chart(r: Reading, config: ChartConfig) -> dict[str, Any]:
 async def kpi(r: Reading, config: KpiConfig) -> dict[str, Any]:
     previous: float | None = None
     if config.source == "entries":
-        value = float((await _entry_groups(r, config.filter, None, None)).total)
-        if config.trend_hours and config.filter.hours:
-            before = config.filter.model_copy(update={"hours": config.filter.hours * 2})
-            previous = float((await _entry_groups(r, before, None, None)).total) - value
+        now = entry_query(config.filter)
+        value = float((await _entry_groups(r, now, None, None)).total)
+        if config.trend_hours and config.filter.hours and now.since is not None:
+            # the period of the same length just before, counted on its own
+            span = timedelta(hours=config.filter.hours)
+            before = replace(now, since=now.since - span, until=now.since)
+            previous = float((await _entry_groups(r, before, None, None)).total)
     else:
         rows = await _product_groups(r, config, [])
         key = r.measure_key

@@ -106,7 +106,8 @@ class KpiConfig(Strict):
     filters: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
         default_factory=list, max_length=10
     )
-    trend_hours: int | None = Field(default=24, ge=1, le=24 * 31)  # entries: vs the period before
+    # entries: set (any value), the figure is compared with the period of the same length before
+    trend_hours: int | None = Field(default=24, ge=1, le=24 * 31)
     warning: float | None = None  # thresholds: at or beyond, the figure is coloured
     alert: float | None = None
     higher_is_worse: bool = True

@@ -36,6 +36,7 @@ from hypervision.spaces.schemas import ModuleData, ModuleIn
 from hypervision.web.choices import display_names
 from hypervision.web.render import in_words, render, shows, translator
 from hypervision.web.session import Officer
+from hypervision.web.space_pages import module_html
 
 router = APIRouter(include_in_schema=False)
 PREVIEW_MAX = 64 * 1024  # one module's JSON
@@ -339,38 +340,18 @@ async def module_preview(
         stored = service.check_modules([parsed])[0]
     except (ValueError, ValidationError):
         message = translator(request).gettext("This module's settings are incomplete.")
-        return _fragment(request, space, {"id": "apercu"}, _invalid("", message))
+        return module_html(request, space.id, {"id": "apercu"}, _invalid("", message))
     except Invalid as refused:
-        return _fragment(
-            request, space, parsed.model_dump(), _invalid(parsed.type, in_words(request, refused))
-        )
+        found = _invalid(parsed.type, in_words(request, refused))
+        return module_html(request, space.id, parsed.model_dump(), found)
     french = translator(request).locale == "fr"
     found = await modules.module_data(
         session=session, settings=settings, actor=actor, space=space, module=stored, french=french
     )
-    return _fragment(request, space, stored, found)
+    return module_html(request, space.id, stored, found)
 
 
 def _invalid(kind: str, message: str) -> ModuleData:
+    """Settings that do not fit yet: answered 200 all the same, so that the preview shows why
+    in place (htmx swaps only successful answers)."""
     return ModuleData(module_id="apercu", type=kind, status="invalid", message=message)
-
-
-def _fragment(
-    request: Request, space: Space, module: dict[str, Any], found: ModuleData
-) -> Response:
-    settings: Settings = request.app.state.settings
-    # 200 even for settings that do not fit yet: the preview shows why, in place (htmx swaps
-    # only successful answers)
-    return render(
-        request,
-        "_space_module.html",
-        {
-            "space_id": space.id,
-            "module": module,
-            "found": found,
-            "marking": settings.marking([found.label]) if found.label else None,
-            "rank": settings.level_rank(found.label) if found.label else 0,
-            "categories": settings.categories,
-            "names": display_names(),
-        },
-    )

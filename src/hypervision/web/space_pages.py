@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid, NotFound
 from hypervision.logbook import entries
@@ -20,7 +21,7 @@ from hypervision.products import editing
 from hypervision.spaces import modules, service
 from hypervision.spaces.api import space_reads
 from hypervision.spaces.models import Space
-from hypervision.spaces.schemas import SpaceCreate, SpaceImport
+from hypervision.spaces.schemas import ModuleData, SpaceCreate, SpaceImport
 from hypervision.spaces.templates import TEMPLATES
 from hypervision.web.choices import display_names
 from hypervision.web.render import in_words, render, shows, translator
@@ -165,15 +166,23 @@ async def module_fragment(
     found = await modules.module_data(
         session=session, settings=settings, actor=actor, space=space, module=module, french=french
     )
-    marking = settings.marking([found.label]) if found.label else None
+    return module_html(request, space.id, module, found)
+
+
+def module_html(
+    request: Request, space_id: uuid.UUID, module: dict[str, Any], found: ModuleData
+) -> Response:
+    """A module's fragment (the page's, the editor's preview): its content, its level for the
+    page's marking."""
+    settings: Settings = request.app.state.settings
     return render(
         request,
         "_space_module.html",
         {
-            "space_id": space.id,
+            "space_id": space_id,
             "module": module,
             "found": found,
-            "marking": marking,
+            "marking": settings.marking([found.label]) if found.label else None,
             "rank": settings.level_rank(found.label) if found.label else 0,
             "categories": settings.categories,
             "names": display_names(),
