@@ -681,6 +681,8 @@ WEB_FORMS: dict[str, dict[str, Any]] = {
     "/espaces/importer": {},
     "/espaces/{space_id}/modules/{module_id}/ajouter": {"title": "Sans jeton"},
     "/espaces/{space_id}/apercu": {"module": "{}"},
+    "/espaces/{space_id}/rapports": {"name": "Sans jeton", "times": "07:00", "users": "second"},
+    "/espaces/{space_id}/rapports/{schedule_id}/arreter": {},
 }
 WEB_FILES: dict[str, Any] = {
     "/main-courante/nouvelle": {"files": ("x.png", png(), "image/png")},

@@ -13,14 +13,19 @@ from hypervision.reports.models import ReportSchedule
 from hypervision.reports.render import Report
 from hypervision.synthesis.mail import deliver
 
-__all__ = ["deliver", "message_for", "report_link"]
+__all__ = ["deliver", "message_for", "report_link", "report_path"]
+
+
+def report_path(schedule: ReportSchedule) -> str:
+    """The report's path in the application, rendered again as whoever opens it."""
+    query = urlencode([("module", m) for m in schedule.module_ids])
+    path = f"/api/v1/spaces/{schedule.space_id}/report.pdf"
+    return f"{path}?{query}" if query else path
 
 
 def report_link(settings: Settings, schedule: ReportSchedule) -> str:
-    """The report in the application, rendered again as whoever opens it."""
-    query = urlencode([("module", m) for m in schedule.module_ids])
-    base = f"{settings.public_url.rstrip('/')}/api/v1/spaces/{schedule.space_id}/report.pdf"
-    return f"{base}?{query}" if query else base
+    """The report's full address (mails and the API's list)."""
+    return settings.public_url.rstrip("/") + report_path(schedule)
 
 
 def message_for(

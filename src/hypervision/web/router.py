@@ -33,6 +33,7 @@ from hypervision.web import (
     product_rules_pages,
     publication_pages,
     quality_pages,
+    report_pages,
     review_pages,
     security_pages,
     source_pages,
@@ -106,6 +107,7 @@ def install(app: FastAPI) -> None:
         hub_document_pages,
         space_pages,
         space_editor,
+        report_pages,
     ):
         app.include_router(module.router)
     # Fingerprinted, compressed and cached (hypervision.web.statics); GET and HEAD only.

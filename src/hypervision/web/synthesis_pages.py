@@ -25,6 +25,8 @@ from hypervision.identity.principal import Principal
 from hypervision.logbook import present
 from hypervision.policy.rules import Action, allowed
 from hypervision.records.etags import PreconditionFailed, etag
+from hypervision.reports import service as reports
+from hypervision.reports.mail import report_path
 from hypervision.synthesis import mail, rendering, service
 from hypervision.synthesis.figure import map_svg
 from hypervision.synthesis.schemas import Recipients, SynthesisDraft, SynthesisUpdate
@@ -328,4 +330,8 @@ async def inbox_page(
     shows(request, [s.label_level for s, _ in rows])
     reads = await rendering.reads_for(session, settings, actor, [s for s, _ in rows])
     items = [(read, r) for read, (_, r) in zip(reads, rows, strict=True)]
-    return render(request, "inbox.html", {"items": items, "status_names": STATUS_NAMES})
+    delivered = await reports.my_deliveries(session=session, settings=settings, actor=actor)
+    shows(request, [d.level for d, _ in delivered if d.level])
+    report_items = [(d, s, report_path(s)) for d, s in delivered]
+    context = {"items": items, "reports": report_items, "status_names": STATUS_NAMES}
+    return render(request, "inbox.html", context)
