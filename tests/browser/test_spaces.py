@@ -243,6 +243,11 @@ async def test_the_editor_works_by_buttons_and_keys_and_has_no_axe_violation(
     await expect(page.locator("#editeur-annonce")).to_have_text(t("Undone."))
     await page.click("#retablir")
     await expect(page.locator("#editeur-etat")).to_contain_text("Enregistré")
+    await page.fill("#espace-nom", "Poste de commandement")
+    await page.fill("#espace-description", "Le site olympique nord")
+    await page.fill("#partage-personnes", "claire.martin")
+    await page.locator("#partage-personnes").blur()
+    await expect(page.locator("#editeur-annonce")).to_have_text(t("Sharing saved."))
     wide = await page.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= viewport["width"], (
         f"the page is {wide} px wide on a {viewport['width']} px screen"
@@ -261,6 +266,11 @@ async def test_the_editor_works_by_buttons_and_keys_and_has_no_axe_violation(
     await expect(page.locator("#editeur-etat")).to_contain_text("Enregistré")
     await page.wait_for_timeout(600)  # the last change's save
     stored = await web.api("claire.martin", "GET", f"/spaces/{made['id']}")
+    assert (stored["title"], stored["description"], stored["people"]) == (
+        "Poste de commandement",
+        "Le site olympique nord",
+        ["claire.martin"],
+    )
     places = {m["type"]: (m["x"], m["y"], m["w"], m["h"]) for m in stored["modules"]}
     assert places == {"kpi": (5, 1, 3, 3), "text": (0, 4, 6, 2)}, places
 

@@ -212,6 +212,7 @@ MESSAGES = {
     "saved": N_("Saved (version %(v)s)."),
     "notSaved": N_("Not saved: %(message)s"),
     "shared": N_("Sharing saved."),
+    "described": N_("Title and description saved."),
     "loading": N_("Loading…"),
     "previewFailed": N_("The preview could not be shown."),
     "drag": N_("Move (drag, or arrow keys)"),
@@ -303,11 +304,13 @@ async def space_editor(
         "id": str(space.id),
         "etag": etag(space),
         "version": space.version,
+        "title": space.title,
         "modules": space.modules,
         "label": read.label.model_dump(),
         "personal": space.owner_user_id is not None,
         "ownOrganisation": read.organisation,
     }
+    usernames = await service.usernames(session, set(space.people))
     organisations = await identity.organisation_choices(session=session)
     return render(
         request,
@@ -319,6 +322,7 @@ async def space_editor(
             "choices": json.dumps(choices, ensure_ascii=False),
             "document": json.dumps(document, ensure_ascii=False),
             "may_personal": space.owner_user_id in (None, actor.user_id),
+            "people": ", ".join(sorted(usernames.get(p, "") for p in space.people)),
         },
     )
 

@@ -378,7 +378,24 @@
     queue(payload);
     announce(M.shared);
   }
-  root.querySelectorAll("#partage input").forEach(function (input) {
+  function words(value) { return value.split(/[\s,;]+/).filter(function (w) { return w; }); }
+  byId("partage-personnes").addEventListener("change", function () {
+    queue({ people: words(byId("partage-personnes").value) });
+    announce(M.shared);
+  });
+  // --- the space's title and description, saved when the field is left ----------------------
+  byId("espace-nom").addEventListener("change", function () {
+    var title = byId("espace-nom").value.trim();
+    if (!title) { byId("espace-nom").value = doc.title; return; }  // a space keeps a title
+    doc.title = title;
+    queue({ title: title });
+    announce(M.described);
+  });
+  byId("espace-description").addEventListener("change", function () {
+    queue({ description: byId("espace-description").value });
+    announce(M.described);
+  });
+  root.querySelectorAll("#partage input[type=radio], #partage input[type=checkbox]").forEach(function (input) {
     input.addEventListener("change", function () {
       if (input.name === "organisation" && input.checked) byId("partage-choisies").checked = true;
       share();
