@@ -34,7 +34,7 @@ from hypervision.synthesis.figure import centre, map_svg
 
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
+    loader=FileSystemLoader([TEMPLATES, pdf.TEMPLATES]),  # the syntheses' PDF frame
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
