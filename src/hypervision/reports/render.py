@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
 from hypervision.config import Settings
+from hypervision.core.chart_svg import svg_of
 from hypervision.core.charts import ChartSpec, table_of
 from hypervision.core.errors import Invalid
 from hypervision.core.i18n import CATEGORY_NAMES, SEVERITY_NAMES, STATUS_NAMES, Translator
@@ -79,13 +80,15 @@ def chosen_modules(
 
 
 def _part(module: dict[str, Any], found: ModuleData) -> dict[str, Any]:
-    """One module as the template prints it: its data, and for charts their table, for maps
-    their numbered located entries and the server-drawn figure."""
+    """One module as the template prints it: its data, for charts their drawing and their
+    table, for maps their numbered located entries and the server-drawn figure."""
     part: dict[str, Any] = {"title": module.get("title") or "Module", "found": found}
     if found.status != "ok":
         return part
     if found.type == "chart":
-        part["table"] = table_of(ChartSpec.model_validate(found.data["spec"]))
+        spec = ChartSpec.model_validate(found.data["spec"])
+        part["table"] = table_of(spec)
+        part["figure"] = svg_of(spec, part["title"]) if spec.categories else None
     elif found.type == "map":
         located = []
         for n, feature in enumerate(found.data["entries"]["features"], start=1):
