@@ -41,6 +41,7 @@ async def test_alerts_reach_security_officers_only(app: FastAPI, client: AsyncCl
     hub = app.state.hub
     secu = await security_officer(app, client)
     await set_rule(client, secu, "id_probing", threshold=1)
+    await set_rule(client, secu, "sign_in_off_hours", enabled=False)  # late at night
     await hub.dispatch()  # up to now
     streams = {
         "security officer": hub.subscribe(person({Role.SECURITY_OFFICER.value}), Filters()),

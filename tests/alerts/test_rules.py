@@ -31,6 +31,7 @@ async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
         "mfa_failures",
         "sign_in_off_hours",
         "sign_in_new_address",
+        "sign_in_new_country",
         "rights_widened",
         "label_lowered",
         "audit_verify_failed",
@@ -38,7 +39,7 @@ async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
     # The contract's name for the list answers the same; a second start installs nothing.
     same = (await client.get("/api/v1/alert-rules", headers=secu)).json()
     await evaluate(app)
-    assert same["total"] == rules["total"] == 9
+    assert same["total"] == rules["total"] == 10
 
 
 async def test_bulk_reads_fire_above_the_threshold_and_merge(

@@ -37,6 +37,7 @@ ACTIONS: dict[str, str] = {
     "mfa_failures": "auth.sign_in denied, detail.reason = otp",
     "sign_in_off_hours": "auth.sign_in allowed",
     "sign_in_new_address": "auth.sign_in allowed (client_address)",
+    "sign_in_new_country": "auth.sign_in allowed (client_address in the operator's ranges)",
     "rights_widened": "user.rights_approve, user.update, user.set_clearance "
     "(roles, clearance or groups widened)",
     "label_lowered": "entry.label_approve (labels: from, to)",
@@ -102,7 +103,7 @@ def kinds_for(action: str) -> tuple[str, ...]:
     if action in EXPORT_ACTIONS:
         kinds.append("exports")
     if action == SIGN_IN:
-        kinds += ["mfa_failures", "sign_in_off_hours", "sign_in_new_address"]
+        kinds += ["mfa_failures", "sign_in_off_hours", "sign_in_new_address", "sign_in_new_country"]
     if action in RIGHTS_ACTIONS:
         kinds.append("rights_widened")
     if action in LABEL_ACTIONS:
@@ -210,9 +211,9 @@ def observe(
         ):
             return _signed_in_user(rec)
         return None
-    if kind == "sign_in_new_address":
+    if kind in ("sign_in_new_address", "sign_in_new_country"):
         if action == SIGN_IN and rec.decision == "allowed" and rec.client_address:
-            return _signed_in_user(rec)  # the evaluator checks the address
+            return _signed_in_user(rec)  # the evaluator checks the address or its country
         return None
     if kind == "rights_widened":
         if action in RIGHTS_ACTIONS and rec.resource_ids and _widened(rec.detail, levels, action):
@@ -283,6 +284,13 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "window_minutes": 60,
     },
     {
+        "kind": "sign_in_new_country",
+        "name": "Connexion depuis un nouveau pays",
+        "severity": "medium",
+        "days": 90,
+        "window_minutes": 60,
+    },
+    {
         "kind": "rights_widened",
         "name": "Droits élargis",
         "severity": "medium",
@@ -299,5 +307,6 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "name": "Échec de vérification du journal d'audit",
         "severity": "critical",
         "window_minutes": 1440,
+        "email": True,
     },
 )

@@ -32,6 +32,10 @@ class _Rule(BaseModel):
     window_minutes: int = Field(
         default=15, ge=1, le=1440, description="The window counted, and merged into one alert."
     )
+    email: bool = Field(
+        default=False,
+        description="Mail its alerts to the security officers who subscribed (never content).",
+    )
 
 
 class _Counted(_Rule):
@@ -86,6 +90,14 @@ class SignInNewAddress(_Rule):
     days: int = Field(default=30, ge=1, le=365)
 
 
+class SignInNewCountry(_Rule):
+    """A sign-in from a country (the operator's address ranges, ``ip_country_file``) the
+    account has not signed in from in the last ``days`` days."""
+
+    kind: Literal["sign_in_new_country"]
+    days: int = Field(default=90, ge=1, le=365)
+
+
 class RightsWidened(_Rule):
     """A role, a higher clearance or a need-to-know group given to someone."""
 
@@ -111,6 +123,7 @@ AlertRuleWrite = Annotated[
     | MfaFailures
     | SignInOffHours
     | SignInNewAddress
+    | SignInNewCountry
     | RightsWidened
     | LabelLowered
     | AuditVerifyFailed,
@@ -173,6 +186,16 @@ class AlertPage(BaseModel):
     total: int
 
 
+class MailSubscription(BaseModel):
+    """A security officer's e-mail subscription: ``enabled`` receives the alerts of the rules
+    marked ``email``; ``min_severity`` also every alert at least that severe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    min_severity: Severity | None = None
+
+
 class AlertTransition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -187,6 +210,7 @@ MODELS: dict[str, type[_Rule]] = {
     "mfa_failures": MfaFailures,
     "sign_in_off_hours": SignInOffHours,
     "sign_in_new_address": SignInNewAddress,
+    "sign_in_new_country": SignInNewCountry,
     "rights_widened": RightsWidened,
     "label_lowered": LabelLowered,
     "audit_verify_failed": AuditVerifyFailed,
