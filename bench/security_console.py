@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,40 +41,57 @@ HOST = "127.0.0.1"
 ACTION = "bench.console"
 
 
-async def write(sessions: Any, args: Any, written: dict[str, float]) -> float:
-    """Append ``rate`` records/s for ``seconds``; returns the rate achieved."""
-    from hypervision.audit import service as audit
-    from hypervision.db import transaction
+INSERT = """
+INSERT INTO audit_records (id, at, actor_name, action, surface, decision, resource_type,
+    resource_ids, labels, detail)
+VALUES ($1, $2, $3, $4, 'api', 'allowed', 'entry', $5::json, '["NP"]'::json, $6::json)
+"""
+
+
+async def write(db: benchlib.BenchDb, args: Any, written: dict[str, float]) -> float:
+    """Append ``rate`` records/s for ``seconds`` into the audit queue, ``per_commit`` per
+    transaction, from ``writers`` connections: the same rows ``audit.service.record`` inserts
+    (plain SQL, so that the bench's own Python keeps up on a shared machine); returns the
+    rate achieved."""
+    import asyncpg
 
     commits = max(1, args.rate // args.per_commit)  # transactions per second
     interval = args.writers / commits  # each writer's period
     total = args.rate * args.seconds
     per_writer = total // args.per_commit // args.writers
+    conns = [await asyncpg.connect(db.dsn) for _ in range(args.writers)]
     started = time.perf_counter()
 
     async def writer(w: int) -> None:
         due = started + w * interval / args.writers
+        conn = conns[w]
         for n in range(per_writer):
             now = time.perf_counter()
             if due > now:
                 await asyncio.sleep(due - now)
             due += interval
-            async with transaction(sessions) as session:
-                for k in range(args.per_commit):
-                    rid = str(uuid.uuid4())
-                    await audit.record(
-                        session=session,
-                        actor=None,
-                        actor_name=f"writer.{w}",
-                        action=ACTION,
-                        resource_type="entry",
-                        resource_ids=[rid],
-                        labels=["NP"],
-                        detail={"n": n, "k": k},
+            rows = []
+            for k in range(args.per_commit):
+                rid = str(uuid.uuid4())
+                rows.append(
+                    (
+                        uuid.uuid4(),
+                        datetime.now(UTC),
+                        f"writer.{w}",
+                        ACTION,
+                        json.dumps([rid]),
+                        json.dumps({"n": n, "k": k}),
                     )
-                    written[rid] = time.time()
+                )
+                written[rid] = time.time()
+            async with conn.transaction():
+                await conn.executemany(INSERT, rows)
 
-    await asyncio.gather(*(writer(w) for w in range(args.writers)))
+    try:
+        await asyncio.gather(*(writer(w) for w in range(args.writers)))
+    finally:
+        for conn in conns:
+            await conn.close()
     return len(written) / (time.perf_counter() - started)
 
 
@@ -156,7 +173,7 @@ async def bench(args: Any, db: benchlib.BenchDb) -> None:
         ready = asyncio.Event()
         reader = asyncio.create_task(console(server.base, headers, lags, seen, ready))
         await asyncio.wait_for(ready.wait(), 30)
-        rate = await write(sessions, args, written)
+        rate = await write(db, args, written)
         deadline = time.monotonic() + 15
         while len(seen) < len(written) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
