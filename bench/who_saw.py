@@ -360,7 +360,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         sessions, HOT, [rng.randrange(2, args.rows) for _ in range(args.repeat)]
     )
     once = await timed_reads(sessions, ONCE, [None] * args.repeat)
-    depths = [rng.randrange(2, args.rows) for _ in range(args.repeat)]
+    depths: list[int | None] = [rng.randrange(2, args.rows) for _ in range(args.repeat)]
     q_first = await timed_queries(sessions, HOT, [None] * args.repeat)
     q_deep = await timed_queries(sessions, HOT, depths)
     q_once = await timed_queries(sessions, ONCE, [None] * args.repeat)

@@ -47,6 +47,8 @@ KIND_FR = {
     "sign_in_off_hours": "connexion hors des heures",
     "sign_in_new_address": "connexion depuis une nouvelle adresse",
     "sign_in_new_country": "connexion depuis un nouveau pays",
+    "network_refused": "connexion refusée en amont",
+    "soc_export_failing": "export vers le SOC en échec",
     "rights_widened": "droits élargis",
     "label_lowered": "marquage abaissé",
     "audit_verify_failed": "échec de vérification du journal d'audit",

@@ -98,6 +98,22 @@ class SignInNewCountry(_Rule):
     days: int = Field(default=90, ge=1, le=365)
 
 
+class NetworkRefused(_Rule):
+    """Connections refused upstream (outside the organisation's networks, or without the
+    client certificate it requires): more than ``threshold`` (0: each) in the window, by
+    account or by address."""
+
+    kind: Literal["network_refused"]
+    threshold: int = Field(default=0, ge=0, le=1_000_000, description="Alert when more than this.")
+    by: Literal["person", "address"] = "address"
+
+
+class SocExportFailing(_Rule):
+    """The export to the SOC failing past its threshold of consecutive failures."""
+
+    kind: Literal["soc_export_failing"]
+
+
 class RightsWidened(_Rule):
     """A role, a higher clearance or a need-to-know group given to someone."""
 
@@ -124,6 +140,8 @@ AlertRuleWrite = Annotated[
     | SignInOffHours
     | SignInNewAddress
     | SignInNewCountry
+    | NetworkRefused
+    | SocExportFailing
     | RightsWidened
     | LabelLowered
     | AuditVerifyFailed,
@@ -211,6 +229,8 @@ MODELS: dict[str, type[_Rule]] = {
     "sign_in_off_hours": SignInOffHours,
     "sign_in_new_address": SignInNewAddress,
     "sign_in_new_country": SignInNewCountry,
+    "network_refused": NetworkRefused,
+    "soc_export_failing": SocExportFailing,
     "rights_widened": RightsWidened,
     "label_lowered": LabelLowered,
     "audit_verify_failed": AuditVerifyFailed,

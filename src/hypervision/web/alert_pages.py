@@ -47,6 +47,8 @@ KIND_NAMES = {
     "sign_in_off_hours": N_("Sign-in off hours"),
     "sign_in_new_address": N_("Sign-in from a new address"),
     "sign_in_new_country": N_("Sign-in from a new country"),
+    "network_refused": N_("Connection refused upstream"),
+    "soc_export_failing": N_("Export to the SOC failing"),
     "rights_widened": N_("Rights widened"),
     "label_lowered": N_("Label lowered"),
     "audit_verify_failed": N_("Audit verification failed"),
