@@ -14,7 +14,9 @@ from fastapi import FastAPI
 
 from hypervision import __version__, health, monitoring
 from hypervision.alerts import api as alerts_api
+from hypervision.alerts import mail as alert_mail
 from hypervision.alerts import service as alerts_service
+from hypervision.alerts.countries import CountryTable
 from hypervision.alerts.evaluator import Evaluator
 from hypervision.audit.refusals import audit_refusal
 from hypervision.audit.sequencer import Sequencer
@@ -110,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dormant = None  # dormant accounts disabled (docs/adr/0038)
         if settings.dormant_check_seconds > 0 and settings.dormant_after_days > 0:
             dormant = asyncio.create_task(review.loop(app.state.system_sessions, settings))
+        mails = None  # alert e-mails, sent and retried after the passes that queued them
+        if settings.alert_mail_poll_seconds > 0 and settings.smtp_host:
+            mails = asyncio.create_task(alert_mail.loop(app.state.system_sessions, settings))
         releases = None  # open data's scheduled releases (ADR 0035)
         if settings.opendata_refresh_seconds > 0:
             releases = asyncio.create_task(
@@ -119,6 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         restore = drain_on_sigterm(app)
         yield
         restore()
+        if mails is not None:
+            mails.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mails
         if dormant is not None:
             dormant.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,7 +173,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings, app.state.system_sessions, topics=topics, labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     # Alert rules are evaluated on each batch the sequencer chains (docs/adr/0040).
-    app.state.alerts = Evaluator(settings.label_levels)
+    app.state.alerts = Evaluator(
+        settings.label_levels,
+        CountryTable(settings.ip_country_file),
+        mail=bool(settings.smtp_host),
+    )
     app.state.sequencer = Sequencer(
         app.state.system_sessions, settings.audit_sequence_seconds, after=app.state.alerts.run
     )

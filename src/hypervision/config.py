@@ -34,7 +34,15 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # The policy's role names (``policy.roles.Role``, which builds on this module: settings name
 # roles without importing the policy; tests/test_config.py checks that both agree).
 ROLE_NAMES = frozenset(
-    {"officer", "watch_officer", "authority", "data_steward", "administrator", "security_officer"}
+    {
+        "officer",
+        "watch_officer",
+        "authority",
+        "data_steward",
+        "administrator",
+        "organisation_administrator",
+        "security_officer",
+    }
 )
 
 
@@ -221,6 +229,7 @@ class Settings(BaseSettings):
     smtp_host: str = ""
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = False
+    smtp_tls: bool = False  # implicit TLS from the first byte (SMTPS, port 465)
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_from: str = "hypervision@localhost"
@@ -246,6 +255,14 @@ class Settings(BaseSettings):
     # disabled by the periodic job (0: never); how often the job runs (0: not in the app).
     dormant_after_days: int = Field(default=90, ge=0, le=3650)
     dormant_check_seconds: float = Field(default=3600.0, ge=0, le=86400 * 7)
+    # Security alerts (docs/adr/0046): the operator's address ranges → country table for the
+    # "new country" rule (CSV, see alerts/countries.py; none: the rule says nothing), and the
+    # alert e-mails' loop: how often it looks for mails due (0: not in the app), the first
+    # retry delay (doubled at each failure, up to an hour) and the attempts before giving up.
+    ip_country_file: Path | None = None
+    alert_mail_poll_seconds: float = Field(default=5.0, ge=0, le=3600)
+    alert_mail_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    alert_mail_attempts: int = Field(default=12, ge=1, le=100)
     # The networks (CIDRs) whose clients may read /metrics (docs/adr/0032): the monitoring
     # network. Empty: /metrics is off. Anyone else gets 404.
     metrics_allow: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")

@@ -51,17 +51,23 @@ async def test_workflow_is_audited_and_announced(app: FastAPI, client: AsyncClie
     assert detail.status_code == 200 and detail.json()["records"]
     await sequenced(app)
     async with tx(app) as session:
-        actions = list(
-            await session.scalars(
-                select(AuditRecord.action)
+        # This alert's records and events (late at night, sign-ins raise off-hours alerts too)
+        actions = [
+            action
+            for action, ids in await session.execute(
+                select(AuditRecord.action, AuditRecord.resource_ids)
                 .where(AuditRecord.action.like("security_alert.%"))
                 .order_by(AuditRecord.seq)
             )
-        )
+            if alert["id"] in ids
+        ]
         events = list(
             await session.scalars(
                 select(OutboxEvent.type)
-                .where(OutboxEvent.resource_type == "security_alert")
+                .where(
+                    OutboxEvent.resource_type == "security_alert",
+                    OutboxEvent.resource_id == uuid.UUID(str(alert["id"])),
+                )
                 .order_by(OutboxEvent.id)
             )
         )

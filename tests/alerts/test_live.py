@@ -13,6 +13,7 @@ from hypervision.live.hub import Filters, Subscriber
 from hypervision.policy.roles import Role, Scope
 from tests.alerts.helpers import evaluate, security_officer, set_rule
 from tests.factories import officer
+from tests.live.server import open_stream, serve
 
 
 def person(roles: set[str], scopes: frozenset[str] | None = None) -> Principal:
@@ -41,6 +42,7 @@ async def test_alerts_reach_security_officers_only(app: FastAPI, client: AsyncCl
     hub = app.state.hub
     secu = await security_officer(app, client)
     await set_rule(client, secu, "id_probing", threshold=1)
+    await set_rule(client, secu, "sign_in_off_hours", enabled=False)  # late at night
     await hub.dispatch()  # up to now
     streams = {
         "security officer": hub.subscribe(person({Role.SECURITY_OFFICER.value}), Filters()),
@@ -85,3 +87,22 @@ async def test_alerts_reach_security_officers_only(app: FastAPI, client: AsyncCl
     replay_officer = await hub.backlog(streams["officer"], 0, upto)
     assert any(b"security_alert.raise" in f.data for f in replay_secu)
     assert not any(b"security_alert" in f.data for f in replay_officer)
+
+
+async def test_a_security_officer_opens_the_alerts_topic_alone(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """A security officer reads no records: the live stream lets them open the alerts' topic
+    alone (the page's notices, ADR 0046), and nothing else; others need the right to read."""
+    secu = await security_officer(app, client)
+    async with (
+        serve(app) as base,
+        open_stream(base, secu, "?topic=security_alert") as stream,
+    ):
+        assert stream.of("status")
+    for query in ("", "?topic=entry", "?topic=security_alert&topic=entry"):
+        refused = await client.get(f"/api/v1/stream{query}", headers=secu)
+        assert refused.status_code == 403, query
+    admin = await officer(app, client, "ada", "PP", roles=(Role.ADMINISTRATOR,))
+    alone = await client.get("/api/v1/stream?topic=security_alert", headers=admin)
+    assert alone.status_code == 403

@@ -17,7 +17,7 @@ from hypervision.identity.models import User
 from hypervision.identity.principal import Principal
 from hypervision.policy.roles import Role
 from tests.alerts.helpers import alerts, evaluate, security_officer, set_rule
-from tests.factories import ADMIN, ENTRY, PASSWORD, officer, sign_in, tx
+from tests.factories import ADMIN, ENTRY, PASSWORD, admin_headers, officer, sign_in, tx
 
 
 async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
@@ -31,6 +31,9 @@ async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
         "mfa_failures",
         "sign_in_off_hours",
         "sign_in_new_address",
+        "sign_in_new_country",
+        "network_refused",
+        "soc_export_failing",
         "rights_widened",
         "label_lowered",
         "audit_verify_failed",
@@ -38,7 +41,7 @@ async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
     # The contract's name for the list answers the same; a second start installs nothing.
     same = (await client.get("/api/v1/alert-rules", headers=secu)).json()
     await evaluate(app)
-    assert same["total"] == rules["total"] == 9
+    assert same["total"] == rules["total"] == 12
 
 
 async def test_bulk_reads_fire_above_the_threshold_and_merge(
@@ -286,3 +289,52 @@ async def test_exports_above_a_threshold(app: FastAPI, client: AsyncClient) -> N
     await evaluate(app)
     [alert] = await alerts(client, secu, kind="exports")
     assert alert["subject_name"] == "exporter" and alert["measure"] == 101
+
+
+async def test_connections_refused_upstream(app: FastAPI, client: AsyncClient) -> None:
+    """Filtered upstream (ADR 0038) raises an alert for the security officer (ADR 0046):
+    every refused sign-in from outside the organisation's networks, by address."""
+    secu = await security_officer(app, client)
+    await officer(app, client, "distant", "PREF")
+    admin = await admin_headers(app, client)
+    narrowed = await client.patch(
+        "/api/v1/organisations/PREF", json={"allowed_networks": ["10.0.0.0/8"]}, headers=admin
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    for _ in range(2):
+        refused = await client.post(
+            "/api/v1/auth/token", data={"username": "distant", "password": PASSWORD}
+        )
+        assert refused.status_code == 403
+    await evaluate(app)
+    [alert] = await alerts(client, secu, kind="network_refused")
+    assert alert["subject_kind"] == "address" and alert["subject_name"] == "203.0.113.7"
+    assert alert["record_count"] == 2 and alert["severity"] == "medium"
+
+
+async def test_an_export_to_the_soc_failing(app: FastAPI, client: AsyncClient) -> None:
+    """The SOC exporter's record after its threshold of failures (``soc.exporter``) raises
+    one alert per sink; the malformed rule is refused with the field named."""
+    secu = await security_officer(app, client)
+    async with tx(app) as session:
+        for _ in range(2):
+            await audit.record(
+                session=session,
+                actor=None,
+                actor_name="soc-exporter",
+                action="soc.export_failing",
+                surface="system",
+                resource_type="soc_sink",
+                resource_ids=["siem-ministere"],
+                detail={"sink": "siem-ministere", "consecutive_failures": 5},
+            )
+    await evaluate(app)
+    [alert] = await alerts(client, secu, kind="soc_export_failing")
+    assert alert["subject_name"] == "siem-ministere" and alert["severity"] == "high"
+    assert alert["record_count"] == 2
+    bad = await client.post(
+        "/api/v1/security/alert-rules",
+        json={"kind": "network_refused", "name": "x", "threshold": -1},
+        headers=secu,
+    )
+    assert bad.status_code == 422 and "threshold" in bad.text

@@ -1,8 +1,8 @@
-"""The security console in the browser (issue 21, docs/adr/0039, 0040): a security officer
-watches the trail live, sees an officer's read arrive, pauses and resumes without losing any,
-sees the officer's burst of reads raise an alert, opens the officer's activity, revokes their
-sessions, and the officer's live stream closes at once (their page goes back to the sign-in
-page); then acknowledges the alert with a note."""
+"""The security console in the browser (issue 21, docs/adr/0039, 0040, 0046): a security
+officer watches the trail live, sees an officer's read arrive, pauses and resumes without
+losing any, sees the officer's burst of reads raise an alert (a notice pops up on the page),
+opens the officer's activity, revokes their sessions, and the officer's live stream closes at
+once (their page goes back to the sign-in page); then acknowledges the alert with a note."""
 
 from __future__ import annotations
 
@@ -81,6 +81,15 @@ async def test_security_officer_watches_and_revokes(web: Web, sequencing: None) 
         await web.api("karim.haddad", "GET", f"/entries/{other['id']}")
     bursts = console.locator("#journal-direct tr", has_text=others[-1]["id"][:8])
     await expect(bursts.first).to_be_visible()  # the burst, live in the trail
+    # The alert pops up on the page (a DSFR notice), and the badge turns up, without a reload.
+    toast = console.locator("#alertes-direct .hv-toast", has_text="Lectures en masse")
+    await expect(toast).to_be_visible()
+    await expect(toast).to_have_attribute("role", "alert")
+    await expect(toast).to_contain_text("Alerte de sécurité — Élevée")
+    await expect(toast).not_to_contain_text("Point de situation")  # never content
+    await expect(console.locator("#badge-alertes")).to_be_visible()
+    await toast.locator(".fr-btn--close").click()
+    await expect(toast).to_have_count(0)
     await console.reload()
     await expect(console.locator("#badge-alertes")).to_be_visible()
     await console.click("#lien-alertes")

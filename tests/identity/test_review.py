@@ -281,3 +281,55 @@ async def test_the_command_line(
     assert [r.actor_name for r in await actions(app, "user.disable_dormant")] == [
         f"cli:{__import__('getpass').getuser()}"
     ]
+
+
+async def test_an_organisation_administrator_confirms_only_their_own(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """An organisation's administrator (a role scoped to their organisation, ADR 0046) reads
+    and confirms their own organisation's review; any other, known or not, is refused alike
+    (403, in French), and audited. Platform administrators keep every organisation."""
+    who = await world(app, client)
+    await make_org(app, "PREF75")
+    await make_user(app, "oscar", "MININT", roles=[Role.ORGANISATION_ADMINISTRATOR])
+    await make_user(app, "pia", "PREF75", roles=[Role.ORGANISATION_ADMINISTRATOR])
+    oscar, pia = await sign_in(client, "oscar"), await sign_in(client, "pia")
+
+    own = await client.get(URL, headers=oscar)
+    assert own.status_code == 200, own.text
+    confirmed = await client.post(URL, json={"checksum": own.json()["checksum"]}, headers=oscar)
+    assert confirmed.status_code == 201 and confirmed.json()["confirmed_by_name"] == "oscar"
+
+    checksum = own.json()["checksum"]
+    for url in (URL, "/api/v1/organisations/NOPE/access-review"):
+        read = await client.get(url, headers=pia)
+        assert read.status_code == 403
+        assert read.json()["error"]["code"] == "other_organisation"
+        assert "votre organisation" in read.json()["error"]["message"]
+        refused = await client.post(url, json={"checksum": checksum}, headers=pia)
+        assert refused.status_code == 403
+        assert "administrateur de cette organisation" in refused.json()["error"]["message"]
+    theirs = await client.get("/api/v1/organisations/PREF75/access-review", headers=pia)
+    assert theirs.status_code == 200
+    # The role grants nothing else: no platform administration.
+    assert (await client.get("/api/v1/users", headers=pia)).status_code == 403
+    # A platform administrator confirms any organisation's review.
+    other = await client.post(
+        "/api/v1/organisations/PREF75/access-review",
+        json={"checksum": theirs.json()["checksum"]},
+        headers=who["admin"],
+    )
+    assert other.status_code == 201
+
+    [record, platform] = await actions(app, "access_review.confirm")
+    assert record.actor_name == "oscar" and platform.actor_name == "root.admin"
+    await sequenced(app)
+    async with tx(app) as session:
+        refusals = list(
+            await session.scalars(
+                select(AuditRecord).where(
+                    AuditRecord.actor_name == "pia", AuditRecord.action.like("refused:%")
+                )
+            )
+        )
+    assert len(refusals) == 5 and {r.decision for r in refusals} == {"denied"}  # with /users

@@ -18,6 +18,7 @@ from hypervision.alerts.schemas import (
     AlertRuleRead,
     AlertRuleWrite,
     AlertTransition,
+    MailSubscription,
 )
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.openapi import CONFLICT, CREDENTIALS, NOT_FOUND, SIGNED_IN
@@ -174,3 +175,19 @@ async def transition(
         note=data.note,
     )
     return alert_read(alert)
+
+
+@router.get("/security/alert-mail", response_model=MailSubscription)
+async def get_alert_mail(session: DbSession, actor: CurrentPrincipal) -> MailSubscription:
+    """Your own subscription to alerts by e-mail (security officers)."""
+    return await service.get_subscription(session=session, actor=actor)
+
+
+@router.put("/security/alert-mail", response_model=MailSubscription, responses=CONFLICT)
+async def put_alert_mail(
+    session: DbSession, actor: CurrentPrincipal, data: MailSubscription
+) -> MailSubscription:
+    """Receive alerts by e-mail (or stop): the alerts of the rules marked ``email``, and
+    with ``min_severity`` every alert at least that severe. The message carries the alert's
+    kind, severity, counts, ids and a link to the console, never its subject or records."""
+    return await service.set_subscription(session=session, actor=actor, data=data)

@@ -26,6 +26,11 @@ SIGN_IN = "auth.sign_in"
 RIGHTS_ACTIONS = frozenset({"user.rights_approve", "user.update", "user.set_clearance"})
 LABEL_ACTIONS = frozenset({"entry.label_approve"})
 VERIFY_ACTION = "audit.verify"
+# Refused upstream: at sign-in (``identity.auth.audit_upstream_refusal``) and on a request.
+UPSTREAM_ACTIONS = frozenset(
+    {"auth.network_refused", "refused:network_refused", "refused:client_certificate_required"}
+)
+SOC_FAILING = "soc.export_failing"  # ``soc.exporter`` after its threshold of failures
 PARIS = ZoneInfo("Europe/Paris")
 
 # kind -> the actions it reads (for the ADR and the rules page)
@@ -37,13 +42,17 @@ ACTIONS: dict[str, str] = {
     "mfa_failures": "auth.sign_in denied, detail.reason = otp",
     "sign_in_off_hours": "auth.sign_in allowed",
     "sign_in_new_address": "auth.sign_in allowed (client_address)",
+    "sign_in_new_country": "auth.sign_in allowed (client_address in the operator's ranges)",
+    "network_refused": "auth.network_refused, refused:network_refused, "
+    "refused:client_certificate_required (denied)",
+    "soc_export_failing": "soc.export_failing",
     "rights_widened": "user.rights_approve, user.update, user.set_clearance "
     "(roles, clearance or groups widened)",
     "label_lowered": "entry.label_approve (labels: from, to)",
     "audit_verify_failed": "audit.verify denied",
 }
 KINDS_ORDER: tuple[str, ...] = tuple(ACTIONS)
-COUNTED = frozenset({"bulk_reads", "id_probing", "exports", "mfa_failures"})
+COUNTED = frozenset({"bulk_reads", "id_probing", "exports", "mfa_failures", "network_refused"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +108,14 @@ def kinds_for(action: str) -> tuple[str, ...]:
         kinds.append("bulk_reads")
     if action.startswith("refused:"):
         kinds.append("id_probing")
+    if action in UPSTREAM_ACTIONS:
+        kinds.append("network_refused")
+    if action == SOC_FAILING:
+        kinds.append("soc_export_failing")
     if action in EXPORT_ACTIONS:
         kinds.append("exports")
     if action == SIGN_IN:
-        kinds += ["mfa_failures", "sign_in_off_hours", "sign_in_new_address"]
+        kinds += ["mfa_failures", "sign_in_off_hours", "sign_in_new_address", "sign_in_new_country"]
     if action in RIGHTS_ACTIONS:
         kinds.append("rights_widened")
     if action in LABEL_ACTIONS:
@@ -210,9 +223,9 @@ def observe(
         ):
             return _signed_in_user(rec)
         return None
-    if kind == "sign_in_new_address":
+    if kind in ("sign_in_new_address", "sign_in_new_country"):
         if action == SIGN_IN and rec.decision == "allowed" and rec.client_address:
-            return _signed_in_user(rec)  # the evaluator checks the address
+            return _signed_in_user(rec)  # the evaluator checks the address or its country
         return None
     if kind == "rights_widened":
         if action in RIGHTS_ACTIONS and rec.resource_ids and _widened(rec.detail, levels, action):
@@ -223,6 +236,21 @@ def observe(
             old, new = rec.labels
             if old in levels and new in levels and levels.index(new) < levels.index(old):
                 return Observation("record", rec.resource_ids[0], rec.resource_type or "record")
+        return None
+    if kind == "network_refused":
+        if action not in UPSTREAM_ACTIONS or rec.decision == "allowed":
+            return None
+        if params.get("by", "address") == "address":
+            if not rec.client_address:
+                return None
+            return Observation("address", rec.client_address, rec.client_address)
+        if action == "auth.network_refused":  # before there is an actor: the account named
+            return _signed_in_user(rec)
+        return _person(rec)
+    if kind == "soc_export_failing":
+        if action == SOC_FAILING:
+            sink = str(rec.detail.get("sink") or "soc")
+            return Observation("system", f"soc:{sink}"[:100], sink)
         return None
     if kind == "audit_verify_failed":
         if action == VERIFY_ACTION and rec.decision == "denied":
@@ -283,6 +311,28 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "window_minutes": 60,
     },
     {
+        "kind": "sign_in_new_country",
+        "name": "Connexion depuis un nouveau pays",
+        "severity": "medium",
+        "days": 90,
+        "window_minutes": 60,
+    },
+    {
+        "kind": "network_refused",
+        "name": "Connexion refusée en amont",
+        "severity": "medium",
+        "threshold": 0,
+        "by": "address",
+        "window_minutes": 60,
+    },
+    {
+        "kind": "soc_export_failing",
+        "name": "Export vers le SOC en échec",
+        "severity": "high",
+        "window_minutes": 1440,
+        "email": True,
+    },
+    {
         "kind": "rights_widened",
         "name": "Droits élargis",
         "severity": "medium",
@@ -299,5 +349,6 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "name": "Échec de vérification du journal d'audit",
         "severity": "critical",
         "window_minutes": 1440,
+        "email": True,
     },
 )

@@ -29,7 +29,8 @@ from hypervision.alerts.catalogue import (
     kinds_for,
     observe,
 )
-from hypervision.alerts.models import Alert, AlertRule, KnownAddress
+from hypervision.alerts.countries import CountryTable
+from hypervision.alerts.models import Alert, AlertRule, KnownAddress, KnownCountry
 from hypervision.alerts.windows import Entry, Firing, RuleView, Window
 from hypervision.audit.models import AuditHead, AuditRecord
 from hypervision.db import utcnow
@@ -41,8 +42,13 @@ READ_BATCH = 2000
 class Evaluator:
     """One per serving process; its windows are a cache of the trail."""
 
-    def __init__(self, levels: tuple[str, ...]) -> None:
+    def __init__(
+        self, levels: tuple[str, ...], countries: CountryTable | None = None, mail: bool = False
+    ) -> None:
         self.levels = levels
+        self.mail = mail  # queue e-mails for raised alerts (an SMTP server is configured)
+        # The operator's address ranges → country (the "new country" rule; none: silent).
+        self.country_table = countries or CountryTable(None)
         # (rule id, subject): the subject's key, or its person's id for bulk reads
         self.windows: dict[tuple[uuid.UUID, object], Window] = {}
         self.synced = -1  # the cursor the windows are in step with
@@ -51,6 +57,7 @@ class Evaluator:
         # Addresses each account signed in from (the "new address" rule), read once per
         # account from ``alert_known_addresses`` and kept in step with it.
         self.addresses: dict[str, dict[str, datetime]] = {}
+        self.countries: dict[str, dict[str, datetime]] = {}  # the same, by country
         # Open alerts whose cited list is full, by (rule id, subject key).
         self.full: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
@@ -106,7 +113,9 @@ class Evaluator:
             if alert is not None:
                 return alert, True
             del self.full[key]
-        alert = await service.raise_or_merge(session, firing=firing, levels=self.levels)
+        alert = await service.raise_or_merge(
+            session, firing=firing, levels=self.levels, mail=self.mail
+        )
         if len(alert.records) >= service.MAX_CITED:
             self.full[key] = alert.id
         return alert, alert.version > 1
@@ -120,6 +129,11 @@ class Evaluator:
             select(KnownAddress.user_key, KnownAddress.address, KnownAddress.last_seen_at)
         ):
             self.addresses.setdefault(user_key, {})[address] = at
+        self.countries = {}
+        for user_key, country, at in await session.execute(
+            select(KnownCountry.user_key, KnownCountry.country, KnownCountry.last_seen_at)
+        ):
+            self.countries.setdefault(user_key, {})[country] = at
         counted = [r for r in rules if r.kind in COUNTED]
         if not counted:
             return
@@ -239,6 +253,10 @@ class Evaluator:
             session, seen.subject_key, rec, int(rule.params.get("days", 30))
         ):
             return
+        if rule.kind == "sign_in_new_country" and not await self._new_country(
+            session, seen.subject_key, rec, int(rule.params.get("days", 90))
+        ):
+            return
         firing = _firing(fired, rule, seen)
         firing.cite(rec.at, rec.seq, rec.id)
         firing.measure += 1
@@ -263,6 +281,29 @@ class Evaluator:
                 .values(last_seen_at=at)
             )
             known[address] = at
+        return bool(last < at - timedelta(days=days))
+
+    async def _new_country(self, session: AsyncSession, user_key: str, rec: Any, days: int) -> bool:
+        """Whether the account signs in from a country (the operator's table) it has not
+        signed in from in the last ``days`` days; the first country known for an account
+        teaches, and an address in no range says nothing. Learns the country."""
+        country = self.country_table.country(rec.client_address)
+        if country is None:
+            return False
+        known = self.countries.setdefault(user_key, {})
+        at, last = rec.at, known.get(country)
+        if last is None:
+            session.add(KnownCountry(user_key=user_key, country=country, last_seen_at=at))
+            first = not known
+            known[country] = at
+            return not first
+        if at - last > timedelta(days=1):
+            await session.execute(
+                update(KnownCountry)
+                .where(KnownCountry.user_key == user_key, KnownCountry.country == country)
+                .values(last_seen_at=at)
+            )
+            known[country] = at
         return bool(last < at - timedelta(days=days))
 
 

@@ -75,3 +75,45 @@ class KnownAddress(Base):
     user_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KnownCountry(Base):
+    """The countries (from the operator's address ranges) each account signed in from."""
+
+    __tablename__ = "alert_known_countries"
+
+    user_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    country: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertMail(Base):
+    """An alert to mail (docs/adr/0046): queued in the sequencer's pass that raised the alert,
+    sent by the mail loop after it, retried with back-off. The message is built from the
+    alert when sent (kind, severity, counts, ids, a link); ``recipients`` records whom it
+    reached."""
+
+    __tablename__ = "alert_mails"
+    __table_args__ = (Index("ix_alert_mails_due", "state", "next_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    alert_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, failed
+    by_rule: Mapped[bool] = mapped_column(Boolean, default=False)  # its rule is marked e-mail
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class AlertMailSubscription(Base):
+    """A security officer's choice to receive alerts by e-mail: the rules marked ``email``,
+    and, with ``min_severity``, every alert at least that severe."""
+
+    __tablename__ = "alert_mail_subscriptions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    min_severity: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

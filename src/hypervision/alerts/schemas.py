@@ -32,6 +32,10 @@ class _Rule(BaseModel):
     window_minutes: int = Field(
         default=15, ge=1, le=1440, description="The window counted, and merged into one alert."
     )
+    email: bool = Field(
+        default=False,
+        description="Mail its alerts to the security officers who subscribed (never content).",
+    )
 
 
 class _Counted(_Rule):
@@ -86,6 +90,30 @@ class SignInNewAddress(_Rule):
     days: int = Field(default=30, ge=1, le=365)
 
 
+class SignInNewCountry(_Rule):
+    """A sign-in from a country (the operator's address ranges, ``ip_country_file``) the
+    account has not signed in from in the last ``days`` days."""
+
+    kind: Literal["sign_in_new_country"]
+    days: int = Field(default=90, ge=1, le=365)
+
+
+class NetworkRefused(_Rule):
+    """Connections refused upstream (outside the organisation's networks, or without the
+    client certificate it requires): more than ``threshold`` (0: each) in the window, by
+    account or by address."""
+
+    kind: Literal["network_refused"]
+    threshold: int = Field(default=0, ge=0, le=1_000_000, description="Alert when more than this.")
+    by: Literal["person", "address"] = "address"
+
+
+class SocExportFailing(_Rule):
+    """The export to the SOC failing past its threshold of consecutive failures."""
+
+    kind: Literal["soc_export_failing"]
+
+
 class RightsWidened(_Rule):
     """A role, a higher clearance or a need-to-know group given to someone."""
 
@@ -111,6 +139,9 @@ AlertRuleWrite = Annotated[
     | MfaFailures
     | SignInOffHours
     | SignInNewAddress
+    | SignInNewCountry
+    | NetworkRefused
+    | SocExportFailing
     | RightsWidened
     | LabelLowered
     | AuditVerifyFailed,
@@ -173,6 +204,16 @@ class AlertPage(BaseModel):
     total: int
 
 
+class MailSubscription(BaseModel):
+    """A security officer's e-mail subscription: ``enabled`` receives the alerts of the rules
+    marked ``email``; ``min_severity`` also every alert at least that severe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    min_severity: Severity | None = None
+
+
 class AlertTransition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -187,6 +228,9 @@ MODELS: dict[str, type[_Rule]] = {
     "mfa_failures": MfaFailures,
     "sign_in_off_hours": SignInOffHours,
     "sign_in_new_address": SignInNewAddress,
+    "sign_in_new_country": SignInNewCountry,
+    "network_refused": NetworkRefused,
+    "soc_export_failing": SocExportFailing,
     "rights_widened": RightsWidened,
     "label_lowered": LabelLowered,
     "audit_verify_failed": AuditVerifyFailed,

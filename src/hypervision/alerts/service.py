@@ -14,9 +14,16 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hypervision.alerts import mail as alert_mail
 from hypervision.alerts.catalogue import DEFAULT_RULES
-from hypervision.alerts.models import Alert, AlertCursor, AlertRule
-from hypervision.alerts.schemas import RULE_ADAPTER, STATES, AlertRuleWrite, params_of
+from hypervision.alerts.models import Alert, AlertCursor, AlertMailSubscription, AlertRule
+from hypervision.alerts.schemas import (
+    RULE_ADAPTER,
+    STATES,
+    AlertRuleWrite,
+    MailSubscription,
+    params_of,
+)
 from hypervision.alerts.windows import Firing
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditHead
@@ -24,10 +31,10 @@ from hypervision.core.errors import Conflict, NotFound
 from hypervision.db import utcnow
 from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
-from hypervision.live.gates import SECURITY
+from hypervision.live.gates import ALERT_TOPIC, SECURITY
 from hypervision.policy.rules import Action, authorize
 
-TOPIC = "security_alert"
+TOPIC = ALERT_TOPIC
 MAX_CITED = 200  # triggering records kept on an alert (the count keeps going)
 # Who may receive the topic's events: the hub's gate (``live.gates``), read from the label.
 GATE = dict(SECURITY)
@@ -153,7 +160,7 @@ async def _rule_changed(
 
 
 async def raise_or_merge(
-    session: AsyncSession, *, firing: Firing, levels: tuple[str, ...]
+    session: AsyncSession, *, firing: Firing, levels: tuple[str, ...], mail: bool = False
 ) -> Alert:
     """One alert per rule, subject and window: records that fire a rule join the subject's
     open alert while it is within the rule's window, else raise a new one."""
@@ -218,6 +225,8 @@ async def raise_or_merge(
             resource_ids=[alert.id],
             detail={"rule": str(rule.id), "kind": rule.kind, "records": [c["seq"] for c in cited]},
         )
+        if mail:  # sent after the pass commits, by the mail loop (docs/adr/0046)
+            await alert_mail.queue(session, alert, by_rule=bool(rule.params.get("email")))
     await _announce(session, alert, verb, levels)
     return alert
 
@@ -385,4 +394,54 @@ async def open_count(session: AsyncSession) -> int:
     return int(
         await session.scalar(select(func.count()).select_from(Alert).where(Alert.state == "new"))
         or 0
+    )
+
+
+# --- e-mail subscriptions (docs/adr/0046) -----------------------------------------------------
+
+
+async def get_subscription(*, session: AsyncSession, actor: Principal) -> MailSubscription:
+    """The security officer's own e-mail subscription."""
+    authorize(actor, Action.AUDIT)
+    row = await session.get(AlertMailSubscription, actor.user_id) if actor.user_id else None
+    if row is None:
+        return MailSubscription(enabled=False)
+    return MailSubscription.model_validate({"enabled": True, "min_severity": row.min_severity})
+
+
+async def set_subscription(
+    *, session: AsyncSession, actor: Principal, data: MailSubscription
+) -> MailSubscription:
+    """Subscribe (or not) to alerts by e-mail, for oneself: the rules marked ``email``, and
+    every alert of at least ``min_severity``. Audited."""
+    authorize(actor, Action.AUDIT)
+    if actor.user_id is None:
+        raise Conflict(
+            "Seule une personne peut recevoir les alertes par courriel.",
+            "Only a person can receive alerts by e-mail.",
+            code="not_a_person",
+        )
+    row = await session.get(AlertMailSubscription, actor.user_id, with_for_update=True)
+    if not data.enabled:
+        if row is not None:
+            await session.delete(row)
+    elif row is None:
+        session.add(
+            AlertMailSubscription(
+                user_id=actor.user_id, min_severity=data.min_severity, updated_at=utcnow()
+            )
+        )
+    else:
+        row.min_severity, row.updated_at = data.min_severity, utcnow()
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="alert_mail.subscribe" if data.enabled else "alert_mail.unsubscribe",
+        resource_type="user",
+        resource_ids=[actor.user_id],
+        detail={"min_severity": data.min_severity} if data.enabled else {},
+    )
+    return MailSubscription(
+        enabled=data.enabled, min_severity=data.min_severity if data.enabled else None
     )

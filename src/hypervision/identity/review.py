@@ -32,19 +32,67 @@ from hypervision.identity.revocation import announce_revocation
 from hypervision.identity.rights import require_admin, users_group_codes
 from hypervision.identity.schemas import AccessReviewRead, AccessReviewReport, ReviewedAccount
 from hypervision.identity.service import get_organisation_by_code, revoke_all_credentials
+from hypervision.policy.roles import Role, Scope
 from hypervision.policy.rules import Action, allowed
 
 log = logging.getLogger("hypervision.review")
 DORMANT_ACTOR = "dormant-accounts"
 
 
+def _organisation_admin(actor: Principal) -> bool:
+    """An administrator of their own organisation only (acting with the admin scope)."""
+    return actor.can(Role.ORGANISATION_ADMINISTRATOR, Scope.ADMIN)
+
+
 def _may_read(actor: Principal) -> None:
-    """Administrators (who confirm) and security officers (who read)."""
-    if not (allowed(actor, Action.ADMINISTER) or allowed(actor, Action.AUDIT)):
+    """Administrators (who confirm), security officers (who read), and organisations'
+    administrators (their own organisation's, ``_organisation``)."""
+    if not (
+        allowed(actor, Action.ADMINISTER)
+        or allowed(actor, Action.AUDIT)
+        or _organisation_admin(actor)
+    ):
         raise Forbidden(
             "La revue des accès est réservée aux administrateurs et aux officiers de sécurité.",
             "The access review is for administrators and security officers.",
         )
+
+
+def may_confirm(actor: Principal) -> bool:
+    """Whether the actor may confirm a review they may read (the page's button): platform
+    administrators, and an organisation's administrator (who reads only their own)."""
+    return allowed(actor, Action.ADMINISTER) or _organisation_admin(actor)
+
+
+async def _organisation(
+    session: AsyncSession, actor: Principal, code: str, *, confirming: bool
+) -> Organisation:
+    """The organisation reviewed. Platform administrators review every organisation (and
+    security officers read every one); an organisation's administrator only their own: for
+    anything else, known or not, the same 403 (no oracle on codes)."""
+    platform = allowed(actor, Action.ADMINISTER) or (
+        not confirming and allowed(actor, Action.AUDIT)
+    )
+    if not platform:
+        own = (
+            await session.get(Organisation, actor.organisation_id)
+            if _organisation_admin(actor) and actor.organisation_id
+            else None
+        )
+        if own is None or own.code != code:
+            raise Forbidden(
+                "Seul un administrateur de cette organisation (ou de la plateforme) peut "
+                "confirmer sa revue des accès."
+                if confirming
+                else "Vous ne pouvez lire que la revue des accès de votre organisation.",
+                "Only this organisation's administrator (or a platform administrator) may "
+                "confirm its access review."
+                if confirming
+                else "You may only read your own organisation's access review.",
+                code="other_organisation",
+            )
+        return own
+    return await get_organisation_by_code(session=session, code=code)
 
 
 async def last_activity(
@@ -178,7 +226,7 @@ async def report(
     """The organisation's access review (administrators, security officers); the read is
     audited with the accounts it names."""
     _may_read(actor)
-    org = await get_organisation_by_code(session=session, code=code)
+    org = await _organisation(session, actor, code, confirming=False)
     built = await _build(session, settings, org)
     await audit.record(
         session=session,
@@ -202,8 +250,9 @@ async def confirm(
 ) -> AccessReview:
     """An administrator confirms the report they read (named by its ``checksum``); refused
     (409) when the rights changed since, so that what is confirmed is what was read."""
-    require_admin(actor)
-    org = await get_organisation_by_code(session=session, code=code)
+    if not (allowed(actor, Action.ADMINISTER) or _organisation_admin(actor)):
+        require_admin(actor)  # the usual 403, before the organisation is looked up
+    org = await _organisation(session, actor, code, confirming=True)
     built = await _build(session, settings, org)
     if seen != built.checksum:
         raise Conflict(

@@ -104,7 +104,7 @@ class UserCreate(Strict):
     full_name: Name
     email: EmailStr | None = None
     organisation_code: Code
-    roles: list[Role] = Field(default_factory=lambda: [Role.OFFICER], max_length=6)
+    roles: list[Role] = Field(default_factory=lambda: [Role.OFFICER], max_length=7)
     clearance: Level
     groups: list[Code] = Field(default_factory=list, max_length=50)
     password: Password | None = None
@@ -115,7 +115,7 @@ class UserCreate(Strict):
 class UserUpdate(Strict):
     full_name: Name | None = None
     email: EmailStr | None = None
-    roles: list[Role] | None = Field(default=None, max_length=6)
+    roles: list[Role] | None = Field(default=None, max_length=7)
     groups: list[Code] | None = Field(default=None, max_length=50)
     reason: Reason = ""  # for the administrator who approves a widening
 

@@ -16,6 +16,10 @@ from hypervision.core.errors import Forbidden
 from hypervision.identity.principal import Principal
 from hypervision.policy.roles import Role, Scope
 
+# The topic whose events are all under ``SECURITY`` (``alerts.service``): a stream asking for
+# it alone may be opened by a security officer, who reads no records.
+ALERT_TOPIC = "security_alert"
+
 # Security officers acting with the audit scope (a session, or a token carrying it).
 SECURITY: Mapping[str, str] = {"role": Role.SECURITY_OFFICER.value, "scope": Scope.AUDIT}
 

@@ -18,6 +18,9 @@ class Role(enum.StrEnum):
     AUTHORITY = "authority"
     DATA_STEWARD = "data_steward"
     ADMINISTRATOR = "administrator"
+    # An administrator of their own organisation only (docs/adr/0046): confirms its access
+    # review; no platform-wide action (``rules.ROLE_ACTIONS``).
+    ORGANISATION_ADMINISTRATOR = "organisation_administrator"
     SECURITY_OFFICER = "security_officer"
 
 

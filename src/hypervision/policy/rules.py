@@ -170,6 +170,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.AUTHORITY: frozenset({Action.READ}),
     Role.DATA_STEWARD: frozenset({Action.READ, Action.WRITE}),
     Role.ADMINISTRATOR: frozenset({Action.ADMINISTER}),
+    Role.ORGANISATION_ADMINISTRATOR: frozenset(),  # scoped: identity.review checks the org
     Role.SECURITY_OFFICER: frozenset({Action.AUDIT}),
 }
 

@@ -52,10 +52,11 @@ def message_for(
 def deliver(settings: Settings, message: EmailMessage) -> None:
     """Send one message through the configured SMTP server (blocking: run it in a thread).
     Also used by reports."""
-    with smtplib.SMTP(
+    kind = smtplib.SMTP_SSL if settings.smtp_tls else smtplib.SMTP
+    with kind(
         settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
     ) as smtp:
-        if settings.smtp_starttls:
+        if settings.smtp_starttls and not settings.smtp_tls:
             smtp.starttls()
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)

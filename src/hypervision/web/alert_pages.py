@@ -46,6 +46,9 @@ KIND_NAMES = {
     "mfa_failures": N_("Repeated second-factor failures"),
     "sign_in_off_hours": N_("Sign-in off hours"),
     "sign_in_new_address": N_("Sign-in from a new address"),
+    "sign_in_new_country": N_("Sign-in from a new country"),
+    "network_refused": N_("Connection refused upstream"),
+    "soc_export_failing": N_("Export to the SOC failing"),
     "rights_widened": N_("Rights widened"),
     "label_lowered": N_("Label lowered"),
     "audit_verify_failed": N_("Audit verification failed"),
@@ -115,6 +118,7 @@ async def rule_page(
     rule = await service.get_rule(session=session, actor=actor, rule_id=rule_id)
     form = {"name": rule.name, "kind": rule.kind, "severity": rule.severity, **rule.params}
     form["enabled"] = "1" if rule.enabled else ""
+    form["email"] = "1" if rule.params.get("email") else ""
     return render(request, "security_rule.html", {"rule": rule, "form": form, **_choices()})
 
 
@@ -144,6 +148,7 @@ def _rule_of(form: dict[str, Any]) -> Any:
         "name": str(form.get("name", "")).strip(),
         "severity": str(form.get("severity", "medium")),
         "enabled": bool(form.get("enabled")),
+        "email": bool(form.get("email")),
     }
     for name in RULE_FIELDS:
         raw = str(form.get(name, "")).strip()

@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, Response
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Conflict
 from hypervision.identity import review
-from hypervision.policy.rules import Action, allowed
 from hypervision.web.render import in_words, render
 from hypervision.web.session import Officer
 
@@ -30,7 +29,7 @@ async def _page(
     found = await review.report(session=session, settings=settings, actor=actor, code=code)
     context = {
         "report": found,
-        "may_confirm": allowed(actor, Action.ADMINISTER),
+        "may_confirm": review.may_confirm(actor),
         "dormant": sum(1 for a in found.accounts if a.dormant),
         **extra,
     }
