@@ -178,9 +178,7 @@ def _make_database(engine: str, tmp_path_factory: pytest.TempPathFactory) -> str
     """A copy of the run's template (migrated once for the run), or on the first call of
     the run, the template made first."""
     if engine == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "test.db"
-        dbutil.copy_sqlite(dbutil.sqlite_template(Path(os.environ[TEMPLATE_DIR])), path)
-        return dbutil.sqlite_url(path)
+        return migrated_sqlite(tmp_path_factory.mktemp("sqlite") / "test.db")
     owner = dbutil.create_postgres_database(template=os.environ[TEMPLATE_DB])
     try:
         app_url = dbutil.create_app_role(owner)
@@ -191,6 +189,13 @@ def _make_database(engine: str, tmp_path_factory: pytest.TempPathFactory) -> str
         raise
     OWNER_URLS[app_url] = owner
     return app_url  # the application connects as the restricted role, under RLS
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A SQLite database at ``path`` at the head revision (a copy of the run's template);
+    its URL."""
+    dbutil.copy_sqlite(dbutil.sqlite_template(Path(os.environ[TEMPLATE_DIR])), path)
+    return dbutil.sqlite_url(path)
 
 
 @pytest.fixture
