@@ -120,7 +120,9 @@ def _under_lock(template: str, statement: str | None) -> None:
 
 
 def drop_postgres_template(name: str) -> None:
-    as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """The template, and its half-made copy if a process was stopped while migrating it."""
+    for database in (name, f"{name}_building"):
+        as_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def drop_postgres_database(url: str) -> None:
