@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -35,12 +38,36 @@ DURABLE = (
 _durable = False  # the running test's setting, read by make_settings
 
 
+# The run's template databases (a migrated SQLite file, a migrated PostgreSQL database), named
+# by the process that starts the run (xdist's controller, or the only process): each worker
+# copies them instead of migrating (tests/dbutil.py), and the starting process drops them.
+TEMPLATE_DB = "HYPERVISION_TEST_TEMPLATE_DB"
+TEMPLATE_DIR = "HYPERVISION_TEST_TEMPLATE_DIR"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _pg_skip_reason
     config.pluginmanager.register(_SlowFirst(), "hypervision-slow-first")
     _pg_skip_reason = dbutil.postgres_unreachable_reason()
     if _pg_skip_reason and dbutil.postgres_required():
         raise pytest.UsageError(f"PostgreSQL tests are required (CI) but {_pg_skip_reason}")
+    # xdist's load scheduling hands each worker a quarter of its share of consecutive tests at
+    # the start (150 of 1,800 on 3 workers): the slow ones, first in the order (SLOW_FIRST),
+    # all went to the first worker, one after another, while the others ran through the rest.
+    # One test at a time from the shared queue (2 pending per worker) keeps them spread.
+    if getattr(config.option, "dist", "no") == "load" and config.option.maxschedchunk is None:
+        config.option.maxschedchunk = 1
+    if not hasattr(config, "workerinput"):  # workers inherit these from the environment
+        os.environ[TEMPLATE_DB] = f"hv_test_tmpl_{secrets.token_hex(6)}"
+        os.environ[TEMPLATE_DIR] = tempfile.mkdtemp(prefix="hv-test-template-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or TEMPLATE_DB not in os.environ:
+        return
+    if _pg_skip_reason is None:
+        dbutil.drop_postgres_template(os.environ.pop(TEMPLATE_DB))
+    shutil.rmtree(os.environ.pop(TEMPLATE_DIR), ignore_errors=True)
 
 
 # The longest tests (a minute or more each on PostgreSQL) start first, so that under xdist
@@ -148,20 +175,27 @@ def database_url(
 
 
 def _make_database(engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A copy of the run's template (migrated once for the run), or on the first call of
+    the run, the template made first."""
     if engine == "sqlite":
-        url = dbutil.sqlite_url(tmp_path_factory.mktemp("sqlite") / "test.db")
-        dbutil.migrate(url)
-        return url
-    owner = dbutil.create_postgres_database()
+        return migrated_sqlite(tmp_path_factory.mktemp("sqlite") / "test.db")
+    owner = dbutil.create_postgres_database(template=os.environ[TEMPLATE_DB])
     try:
         app_url = dbutil.create_app_role(owner)
-        dbutil.migrate(owner, app_role=dbutil.app_role_name(owner))
+        dbutil.grant_app_role(owner)
     except BaseException:
         dbutil.drop_postgres_database(owner)
         dbutil.drop_app_role(owner)
         raise
     OWNER_URLS[app_url] = owner
     return app_url  # the application connects as the restricted role, under RLS
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A SQLite database at ``path`` at the head revision (a copy of the run's template);
+    its URL."""
+    dbutil.copy_sqlite(dbutil.sqlite_template(Path(os.environ[TEMPLATE_DIR])), path)
+    return dbutil.sqlite_url(path)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from hypervision.audit import service as audit
 from hypervision.audit.service import VerifyResult
 from hypervision.config import Settings
 from tests import dbutil
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, make_settings, migrated_sqlite
 from tests.factories import ENTRY, officer, tx
 
 ATTACHMENT = "Main courante — relevé des effectifs\n".encode() * 50
@@ -111,7 +111,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     """A migrated embedded store with an organisation, a user, an entry and an attachment,
     and its backup written by ``hypervision backup``."""
     data_dir = tmp_path_factory.mktemp("source")
-    dbutil.migrate(dbutil.sqlite_url(data_dir / DB))
+    migrated_sqlite(data_dir / DB)
     settings = make_settings(data_dir, dbutil.sqlite_url(data_dir / DB))
     entry_id, attachment_id, headers = dbutil.in_thread(lambda: asyncio.run(_populate(settings)))
     archive = tmp_path_factory.mktemp("archives") / "hv.tar.gz"
