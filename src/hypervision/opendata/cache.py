@@ -163,6 +163,7 @@ class Freshness:
         self.next_check = 0.0
         self.dirty = False
         self._lock = asyncio.Lock()
+        self.clock: Callable[[], float] = time.monotonic  # the tests move it
 
     def expire(self) -> None:
         """Re-read the generation before the next answer (as the next check would)."""
@@ -174,7 +175,7 @@ class Freshness:
     async def check(self) -> bool:
         """Re-read the generation if due; False when it cannot be read (no caching then)."""
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if not self.due(now):
                 return True
             self.dirty = False
@@ -269,15 +270,15 @@ class PublicCache:
             await self.app(scope, receive, send)
             return
         if self.seconds <= 0 or (
-            self.freshness.due(time.monotonic()) and not await self.freshness.check()
+            self.freshness.due(self.freshness.clock()) and not await self.freshness.check()
         ):
             await self.app(scope, receive, send)
             return
         key = _key(scope)
-        entry = self.cache.get(key, time.monotonic())
+        entry = self.cache.get(key, self.freshness.clock())
         if entry is None and key in self._inflight:  # the same answer is being built
             await self._inflight[key].wait()
-            entry = self.cache.get(key, time.monotonic())
+            entry = self.cache.get(key, self.freshness.clock())
         if entry is not None:
             self.cache.hits += 1
             await self._replay(scope, entry, send)
@@ -336,5 +337,5 @@ class PublicCache:
         tag = next((v for n, v in headers if n == b"etag"), b"")
         body = b"".join(parts)
         size = len(body) + sum(len(n) + len(v) for n, v in headers) + 200
-        expires = time.monotonic() + self.seconds
+        expires = self.freshness.clock() + self.seconds
         self.cache.put(key, Entry(start["status"], headers, body, tag, expires, size))
