@@ -60,10 +60,13 @@ LINES = [f"M{i}" for i in range(1, 15)] + ["RER A", "RER B", "RER C", "RER D", "
 OPEN = {"level": "NP", "need_to_know": [], "audience": []}
 
 
-def make_csv(rows: int) -> bytes:
-    rng = random.Random(19)
+CHUNK = 40_000
+
+
+def make_csv(start: int, end: int) -> bytes:
+    rng = random.Random(19 + start)
     out = ["n;jour;ligne;incidents;retard_minutes"]
-    for i in range(rows):
+    for i in range(start, end):
         day = f"2024-{7 + (i // 31) % 2:02d}-{1 + i % 28:02d}"
         out.append(f"{i};{day};{rng.choice(LINES)};{rng.randint(0, 40)};{rng.randint(0, 90)}")
     return ("\n".join(out) + "\n").encode()
@@ -102,14 +105,18 @@ async def publish(db: benchlib.BenchDb, rows: int) -> float:
         made.raise_for_status()
         pid = made.json()["id"]
         watch = time.perf_counter()
-        imported = await client.post(
-            f"/api/v1/products/{pid}/imports",
-            files={"file": ("incidents.csv", make_csv(rows), "text/csv")},
-            data={"mode": "replace"},
-            headers=first,
-            timeout=3600,
-        )
-        imported.raise_for_status()
+        # In files of 40,000 rows: the request body limit (2 MiB) holds each one.
+        for start in range(0, rows, CHUNK):
+            imported = await client.post(
+                f"/api/v1/products/{pid}/imports",
+                files={
+                    "file": ("incidents.csv", make_csv(start, min(rows, start + CHUNK)), "text/csv")
+                },
+                data={"mode": "replace" if start == 0 else "append"},
+                headers=first,
+                timeout=3600,
+            )
+            imported.raise_for_status()
         note(f"imported {rows:,} rows in {time.perf_counter() - watch:.1f} s")
         proposal = {
             "product_id": pid,
