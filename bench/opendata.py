@@ -316,7 +316,7 @@ async def download(base: str, pid: int, fmt_name: str) -> tuple[float, int, int,
     url = f"/opendata/datasets/{SLUG}/releases/latest/data.{fmt_name}"
     async with (
         httpx.AsyncClient(base_url=base, timeout=3600) as client,
-        client.stream("GET", url) as response,
+        client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
     ):
         response.raise_for_status()
         async for chunk in response.aiter_raw():
