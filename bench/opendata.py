@@ -46,7 +46,7 @@ from benchlib import fmt, note, show  # noqa: E402
 from live import HOST, rss_kib, start_server  # noqa: E402
 
 SLUG = "incidents-transports-bench"
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "fields": [
         {"name": "n", "type": "integer"},
         {"name": "jour", "type": "date"},

@@ -68,12 +68,12 @@ async def test_a_located_dataset_has_a_map(app: FastAPI, client: AsyncClient, he
         }
         for i, (site, at) in enumerate(points.items())
     ]
+    collection = json.dumps({"type": "FeatureCollection", "features": features})
     loaded = await client.post(
         f"/api/v1/products/{pid}/imports",
-        files={"file": ("secteurs.geojson", json.dumps({"type": "FeatureCollection",
-                                                         "features": features}), "application/geo+json")},
+        files={"file": ("secteurs.geojson", collection, "application/geo+json")},
         headers=first,
-    )  # fmt: skip
+    )
     assert loaded.status_code == 201, loaded.text
     proposal = await propose(
         client,

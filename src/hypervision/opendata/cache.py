@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -181,7 +182,7 @@ class Freshness:
             self.dirty = False
             try:
                 found = await self.read()
-            except Exception:  # the database is down: serve nothing from memory
+            except (SQLAlchemyError, OSError):  # the database is down: nothing from memory
                 log.warning("open data cache: generation unreadable, cache dropped")
                 self.cache.clear()
                 self.generation = None

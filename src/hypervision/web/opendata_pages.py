@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from hypervision.core import charts
 from hypervision.core.deps import SettingsDep
 from hypervision.core.i18n import LOCALE_COOKIE, N_, pick_locale
-from hypervision.core import charts
 from hypervision.opendata import formats, public
-from hypervision.opendata.models import Release
 from hypervision.opendata.api import release_read
+from hypervision.opendata.models import Release
 from hypervision.opendata.public_api import PublicSession, limited
 from hypervision.web.render import render, translator
 
