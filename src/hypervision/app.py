@@ -43,6 +43,8 @@ from hypervision.logbook import attachments_api, comments_api, situations_api
 from hypervision.opendata import api as opendata_api
 from hypervision.opendata import public_api as opendata_public
 from hypervision.opendata import schedule as opendata_schedule
+from hypervision.opendata.cache import PublicCache
+from hypervision.opendata.ratelimit import TokenBuckets
 from hypervision.policy import rls
 from hypervision.products import api as products_api
 from hypervision.products import derived_api, quality_api, quality_schedule, sources, sources_api
@@ -197,6 +199,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the request context (its headers and logs cover compressed answers too); never
     # compresses the live stream (text/event-stream).
     app.add_middleware(CompressionMiddleware)
+    # Open data's public answers, cached outside compression and rate limited (ADR 0049).
+    app.state.opendata_buckets = TokenBuckets(
+        settings.opendata_rate_per_second, settings.opendata_burst
+    )
+    app.add_middleware(
+        PublicCache,
+        sessions=app.state.system_sessions,
+        settings=settings,
+        state=app.state,
+        max_bytes=settings.opendata_cache_bytes,
+        seconds=settings.opendata_cache_seconds,
+        check_seconds=settings.opendata_cache_check_seconds,
+    )
     app.add_middleware(
         RequestContextMiddleware,
         img_sources=settings.map_tile_origins,

@@ -242,6 +242,11 @@ class Settings(BaseSettings):
     opendata_refresh_seconds: float = Field(default=60.0, ge=0, le=86400)
     opendata_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
     opendata_burst: int = Field(default=100, ge=1, le=1_000_000)
+    # The public answers' cache (ADR 0049): its size, its entries' life (0 turns it off),
+    # and how often a replica re-reads what is public (the staleness bound across replicas).
+    opendata_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=2**34)
+    opendata_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    opendata_cache_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8000, ge=1, le=65535)

@@ -236,6 +236,9 @@ async def test_a_raised_product_takes_its_dataset_off_the_public_side(
         product = await session.get(DataProduct, uuid.UUID(pid))
         assert product is not None
         product.label_level = "DR"
+    # Written straight into the database, as another replica would: this one sees it at its
+    # next generation check (opendata_cache_check_seconds, ADR 0049), made due here.
+    app.state.opendata_cache.freshness.expire()
     unknown = await client.get("/opendata/api/datasets/nothing-here")
     for url in (
         "/opendata/api/datasets/lits-hopitaux",

@@ -1143,7 +1143,13 @@ COVERS: dict[str, tuple[str, ...]] = {
     "product_source_run": ("product.source",),
     "product_quality_run": ("product.quality",),
     "product_quality_failure": ("product.quality_failures",),
-    "opendata_publication": ("opendata.datasets", "opendata.dataset", "opendata.page"),
+    "opendata_publication": (
+        "opendata.datasets",
+        "opendata.dataset",
+        "opendata.page",
+        "opendata.catalogue",
+        "opendata.schema",
+    ),
     "opendata_release": ("opendata.dataset", "opendata.download"),
     "opendata_row": ("opendata.rows", "opendata.download"),
     "space": ("space.list", "space.get", "space.export", "space.module", "space.report"),
@@ -1196,6 +1202,12 @@ async def public_surfaces(client: AsyncClient, world: World, tally: Tally) -> No
     shown = [s for s in set(world.publications) - published if f'/opendata/{s}"' in html.text]
     if "beta" in html.text or shown:
         tally.leaks.append(f"{anonymous} | opendata.page | catalogue shows {shown}")
+    for document in ("/catalogue.jsonld", "/catalogue.ttl"):  # the DCAT-AP catalogue
+        dcat = await client.get(document)
+        tally.cases["opendata.catalogue"] += 1
+        named = [s for s in set(world.publications) - published if f"/opendata/{s}#" in dcat.text]
+        if dcat.status_code != 200 or "beta" in dcat.text or named:
+            tally.leaks.append(f"{anonymous} | {document} | {dcat.status_code} names {named}")
     unknown = await client.get("/opendata/api/datasets/inconnu")
     assert unknown.status_code == 404
     product_slugs = [f"produit-{i}" for i in range(len(world.products))] + ["produit-derive"]
@@ -1206,6 +1218,7 @@ async def public_surfaces(client: AsyncClient, world: World, tally: Tally) -> No
         paths = (
             ("opendata.dataset", f"/opendata/api/datasets/{slug}"),
             ("opendata.rows", f"/opendata/api/datasets/{slug}/rows?size=100"),
+            ("opendata.schema", f"/opendata/api/datasets/{slug}/schema.json"),
             ("opendata.download", f"/opendata/datasets/{slug}/releases/1/data.json"),
             ("opendata.download", f"/opendata/datasets/{slug}/releases/latest/data.csv"),
             ("opendata.page", f"/opendata/{slug}"),

@@ -179,3 +179,82 @@ async def stream_rows(
             return
         last = int(found[-1][0])
         yield [data for _, data in found]
+
+
+CHART_CATEGORIES = 30  # bars: the largest ones
+CHART_DAYS = 366  # a line per day up to a year, else per month
+MAP_FEATURES = 500
+NUMERIC = ("integer", "number")
+NOT_MEASURES = {"n", "id", "suppressed"}  # a row number, an identifier, suppression's flag
+
+
+def chart_fields(fields: Sequence[Mapping[str, str]]) -> tuple[str, str, str] | None:
+    """What the dataset's chart shows: (dimension, its type, measure), or None without a
+    numeric measure or something to lay it along (a date, else a text)."""
+    measure = next(
+        (f["name"] for f in fields if f["type"] in NUMERIC and f["name"] not in NOT_MEASURES),
+        None,
+    )
+    if measure is None:
+        return None
+    for kinds in (("date", "datetime"), ("string",)):
+        found = next((f for f in fields if f["type"] in kinds), None)
+        if found is not None:
+            return found["name"], found["type"], measure
+    return None
+
+
+async def chart_groups(
+    session: AsyncSession, release: Release
+) -> tuple[str, str, str, list[dict[str, Any]]] | None:
+    """The release's measure summed along its dimension (suppressed cells count as missing):
+    per day (per month past a year) for a date, the largest categories for a text.
+    (dimension, "line" or "bar", measure, groups) or None."""
+    chosen = chart_fields(release.fields)
+    if chosen is None:
+        return None
+    dimension, kind, measure = chosen
+    value = func.sum(ReleaseRow.data[measure].as_float())
+    text = ReleaseRow.data[dimension].as_string()
+    where = ReleaseRow.release_id == release.id
+    if kind in ("date", "datetime"):
+        days = await session.scalar(
+            select(func.count(func.distinct(func.substr(text, 1, 10)))).where(where)
+        )
+        key = func.substr(text, 1, 10 if int(days or 0) <= CHART_DAYS else 7)
+        query = select(key, value).where(where).group_by(key).order_by(key)
+        shape = "line"
+    else:
+        query = (
+            select(text, value)
+            .where(where)
+            .group_by(text)
+            .order_by(value.desc().nulls_last(), text)
+            .limit(CHART_CATEGORIES)
+        )
+        shape = "bar"
+    groups = [{"key": k, "value": v} for k, v in (await session.execute(query)).all()]
+    return dimension, shape, measure, groups
+
+
+async def map_features(
+    session: AsyncSession, release: Release, where: str
+) -> tuple[dict[str, Any], int]:
+    """The first located rows of the release as a GeoJSON FeatureCollection (at most
+    ``MAP_FEATURES``), and how many rows the release has."""
+    found = await session.scalars(
+        select(ReleaseRow.data)
+        .where(ReleaseRow.release_id == release.id)
+        .order_by(ReleaseRow.n)
+        .limit(MAP_FEATURES)
+    )
+    features = [
+        {
+            "type": "Feature",
+            "geometry": row[where],
+            "properties": {k: v for k, v in row.items() if k != where},
+        }
+        for row in found
+        if isinstance(row.get(where), dict) and row[where].get("type")
+    ]
+    return {"type": "FeatureCollection", "features": features}, release.row_count

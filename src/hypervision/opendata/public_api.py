@@ -33,7 +33,13 @@ RESERVED_PARAMS = {"page", "size"}
 
 
 async def limited(request: Request, settings: SettingsDep) -> None:
-    """One token of the client address's bucket, or 429 with Retry-After."""
+    """One token of the client address's bucket, or 429 with Retry-After. The public cache
+    (``opendata.cache``) takes it before the application and flags the request."""
+    wait = request.scope.get("state", {}).get("opendata_wait")
+    if wait is not None:
+        raise TooManyRequests(wait)
+    if request.scope.get("state", {}).get("opendata_limited"):
+        return
     buckets: TokenBuckets | None = getattr(request.app.state, "opendata_buckets", None)
     if buckets is None:
         buckets = TokenBuckets(settings.opendata_rate_per_second, settings.opendata_burst)

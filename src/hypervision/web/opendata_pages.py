@@ -5,17 +5,19 @@ downloads). The same reads as the public API, in the public principal's context.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from hypervision.core import charts
 from hypervision.core.deps import SettingsDep
 from hypervision.core.i18n import LOCALE_COOKIE, N_, pick_locale
-from hypervision.opendata import public
+from hypervision.opendata import formats, public
 from hypervision.opendata.api import release_read
+from hypervision.opendata.models import Release
 from hypervision.opendata.public_api import PublicSession, limited
-from hypervision.web.render import render
+from hypervision.web.render import render, translator
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(limited)])
 PREVIEW = 20
@@ -39,6 +41,37 @@ def _cached(request: Request, page: HTMLResponse) -> Response:
         return Response(status_code=304, headers=headers)
     page.headers.update(headers)
     return page
+
+
+async def _chart(
+    request: Request, session: Any, release: Release
+) -> tuple[charts.ChartSpec, str] | None:
+    """The dataset's chart and its caption, or None (no measure, nothing to lay it along)."""
+    found = await public.chart_groups(session, release)
+    if found is None:
+        return None
+    dimension, shape, measure, groups = found
+    _ = translator(request).gettext
+    spec = charts.from_groups(
+        groups,
+        category_key="key",
+        measure_key="value",
+        kind="line" if shape == "line" else "bar",
+        horizontal=shape == "bar",
+        series_name=measure,
+        missing=None,
+        x_label=dimension,
+    )
+    if shape == "line":
+        caption = _("%(measure)s by %(dimension)s (sum)", measure=measure, dimension=dimension)
+    else:
+        caption = _(
+            "%(measure)s by %(dimension)s (sum, the %(n)s largest)",
+            measure=measure,
+            dimension=dimension,
+            n=public.CHART_CATEGORIES,
+        )
+    return spec, caption
 
 
 @router.get("/opendata", response_class=HTMLResponse)
@@ -68,7 +101,15 @@ async def dataset_page(
     latest = found[-1] if found else None
     rows = (await public.rows_page(session, latest, {}, 1, PREVIEW))[1] if latest else []
     names = await public.publishers(session, {product.organisation_id})
+    chart = located = None
+    if latest is not None:
+        chart = await _chart(request, session, latest)
+        where = formats.geometry_field(latest.fields)
+        if where is not None:
+            located = await public.map_features(session, latest, where)
     context = {
+        "chart": chart,
+        "located": located,
         "p": publication,
         "publisher": names.get(product.organisation_id, ""),
         "latest": latest,
