@@ -5,6 +5,7 @@ data is escaped; any valid spec draws (Hypothesis)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from hypervision.core.charts import ChartSpec
 NS = "{http://www.w3.org/2000/svg}"
 
 
-def drawn(spec: dict[str, object]) -> ET.Element:
+def drawn(spec: Mapping[str, object]) -> ET.Element:
     root = ET.fromstring(svg_of(ChartSpec.model_validate(spec), "Titre <b>"))  # noqa: S314 - ours
     assert root.tag == f"{NS}svg"
     assert all(el.tag != f"{NS}script" for el in root.iter())
