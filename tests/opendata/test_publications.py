@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
@@ -19,6 +19,7 @@ from hypervision.products.models import DataProduct
 from tests.factories import make_user, sign_in, tx
 from tests.products.test_products_api import CSV, PUBLIC, SCHEMA, create, health, upload
 from tests.queries import count_queries
+from tests.web.pages import browse_as
 
 __all__ = ["health"]
 
@@ -224,6 +225,23 @@ async def test_security_officer_lists_what_is_public(
     assert [(p["slug"], p["approved_at"] is not None) for p in listed.json()] == [
         ("lits-hopitaux", True)
     ]
+    # The same list on the security console's page: since when, who proposed and approved it.
+    web = AsyncClient(transport=ASGITransport(app=app), base_url="https://testserver")
+    async with web:
+        await browse_as(web, "rssi")
+        page = await web.get("/securite/donnees-publiques")
+        assert page.status_code == 200, page.text
+        assert (
+            "Jeux de données publiés" in page.text and 'href="/opendata/lits-hopitaux"' in page.text
+        )
+        row = page.text.split('href="/opendata/lits-hopitaux"', 1)[1].split("</tr>", 1)[0]
+        assert "<time datetime=" in row and "n° 1" in row and "5 lignes" in row
+        console = await web.get("/securite")
+        assert 'href="/securite/donnees-publiques"' in console.text
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="https://testserver") as web:
+        await browse_as(web, "steward")  # a steward, not a security officer
+        refused = await web.get("/securite/donnees-publiques")
+        assert refused.status_code == 403 and "officiers de sécurité" in refused.text
 
 
 async def test_a_raised_product_takes_its_dataset_off_the_public_side(

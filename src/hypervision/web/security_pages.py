@@ -1,7 +1,8 @@
 """The security console (issue 21, docs/adr/0039): ``/securite`` (the trail, live, filtered),
 ``/securite/qui-a-vu`` (who saw a record), ``/securite/personnes/{id}`` (a person's activity,
-sessions and tokens, revocation). Security officers only: anyone else gets the 403 page. The
-alerts (``/securite/alertes``) are another page's."""
+sessions and tokens, revocation), ``/securite/donnees-publiques`` (what is public, since when).
+Security officers only: anyone else gets the 403 page. The alerts (``/securite/alertes``) are
+another page's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from hypervision.core.errors import Invalid
 from hypervision.core.i18n import N_
 from hypervision.identity.models import Organisation, User
 from hypervision.live.audit_feed import AuditFilter
+from hypervision.opendata import service as opendata
+from hypervision.opendata.models import PublicationState, Release
 from hypervision.policy.rules import Action, allowed
 from hypervision.security import console, credentials
 from hypervision.web.render import render, shows, translator
@@ -188,6 +191,49 @@ async def readers_page(
         "readable": (),
     }
     return render(request, "security_readers.html", context)
+
+
+@router.get("/securite/donnees-publiques", response_class=HTMLResponse)
+async def public_data_page(
+    request: Request, session: DbSession, settings: SettingsDep, actor: Officer
+) -> Response:
+    """What is public, and since when (issue 19): every published dataset, who proposed and
+    who approved it (four eyes), its latest release, and whether it is held."""
+    if not allowed(actor, Action.AUDIT):
+        return _refused(request)
+    found = await opendata.list_publications(
+        session=session, settings=settings, actor=actor, state=PublicationState.PUBLISHED.value
+    )
+    ids = [p.id for p in found]
+    latest: dict[uuid.UUID, Release] = {}
+    if ids:
+        newest = (
+            select(Release.publication_id, func.max(Release.number).label("number"))
+            .where(Release.publication_id.in_(ids))
+            .group_by(Release.publication_id)
+            .subquery()
+        )
+        releases = await session.scalars(
+            select(Release).join(
+                newest,
+                (Release.publication_id == newest.c.publication_id)
+                & (Release.number == newest.c.number),
+            )
+        )
+        latest = {r.publication_id: r for r in releases}
+    people = {p for pub in found for p in (pub.proposed_by, pub.approved_by) if p}
+    named = select(User.id, User.full_name).where(User.id.in_(people))
+    names: dict[uuid.UUID, str] = {i: n for i, n in await session.execute(named)} if people else {}
+    org_ids = {pub.organisation_id for pub in found}
+    coded = select(Organisation.id, Organisation.code).where(Organisation.id.in_(org_ids))
+    orgs: dict[uuid.UUID, str] = {i: c for i, c in await session.execute(coded)} if org_ids else {}
+    context = {
+        "publications": sorted(found, key=lambda p: p.approved_at or p.proposed_at, reverse=True),
+        "latest": latest,
+        "names": names,
+        "orgs": orgs,
+    }
+    return render(request, "security_public_data.html", context)
 
 
 @router.get("/securite/personnes/{person_id}", response_class=HTMLResponse)
