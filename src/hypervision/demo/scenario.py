@@ -84,6 +84,7 @@ GROUPS = [
 
 OFF, W, A, S = Role.OFFICER, Role.WATCH_OFFICER, Role.AUTHORITY, Role.DATA_STEWARD
 ADM, SEC = Role.ADMINISTRATOR, Role.SECURITY_OFFICER
+ORG_ADM = Role.ORGANISATION_ADMINISTRATOR
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ USERS: list[DemoUser] = [
     DemoUser("Agnès Habilitations", "MININT-CNCS", (ADM,), "DR", (), True),
     DemoUser("Vincent Securite", "MININT", (SEC,), "DR", (), True),
     DemoUser("Maria Audit", "MININT-CNCS", (SEC,), "DR", (), True),
+    # the prefecture of police's own administrator: its access review, nothing else
+    DemoUser("Bruno Garcia", "PP-DOPC", (ORG_ADM,), "DR", (), True),
     # liaison officers
     DemoUser("Antoine Roux", "PP-DOPC", (OFF,), "DR", ("PROTECTION-VIP",)),
     DemoUser("Émilie Blanc", "PP-DOPC", (OFF,), "NP"),
