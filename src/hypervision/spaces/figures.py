@@ -98,12 +98,12 @@ def timeline(
     """Time buckets with nothing counted added as zeros (a line over time has no holes), and
     each bucket's name in the reader's words (``3 déc. 15h``). Buckets are moments with their
     offset (entries, a product's datetime field) or dates (a product's date field)."""
-    times = sorted({_moment(row[key]) for row in rows if row.get(key)})  # type: ignore[type-var]
+    times = sorted({_moment(row[key]) for row in rows if row.get(key)})
     step = STEPS.get(bucket)
     if step and times and (_span(times[0], times[-1]) / step) <= MAX_FILLED:
         present, at = {t.isoformat() for t in times}, times[0]
         pad = {series: rows[0][series]} if series else {}
-        while at < times[-1]:  # type: ignore[operator]
+        while at < times[-1]:
             at = _after(at, bucket)
             if at.isoformat() not in present:
                 rows.append({key: at.isoformat(), measure: 0, **pad})
@@ -121,7 +121,7 @@ def timeline(
 
 
 def _span(first: datetime | date, last: datetime | date) -> timedelta:
-    return last - first  # type: ignore[operator, return-value]
+    return last - first  # type: ignore[operator]
 
 
 def _aware(at: datetime | date) -> datetime:
