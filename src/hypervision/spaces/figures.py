@@ -35,6 +35,8 @@ async def _entry_groups(
         bucket=bucket,
     )
     r.saw(*found.levels)
+    r.read("entry.aggregate", "entry", (), found.levels, groups=len(found.groups),
+           entries=found.total)  # fmt: skip
     return found
 
 
@@ -62,6 +64,8 @@ async def _product_groups(
         conditions=[products.parse_condition(f) for f in config.filters],
     )
     r.saw(found.product.label_level)
+    r.read("product.aggregate", "product", [found.product.id], [found.product.label_level],
+           rows=len(found.rows))  # fmt: skip
     if found.product.status == ProductStatus.DEPRECATED.value:
         r.message = r.words(DEPRECATED)
     r.measure_key = found.measures[0]
