@@ -49,6 +49,11 @@ from hypervision.spaces.reading import Read
 
 MAX_AGE = 15.0  # seconds: the bound of staleness when no event says anything changed
 MAX_ENTRIES = 4096
+# Outbox ids are drawn before their transaction commits: a transaction may commit its event
+# after a later one's. The freshness counts the events among the last WINDOW ids of a source
+# too, so such an event changes the key when it commits (an event is written just before its
+# transaction's commit: being overtaken by a thousand of the same source does not happen).
+WINDOW = 1000
 MAX_BYTES = 64 * 1024 * 1024
 # Modules whose data depends on the person, not only on their rights.
 PERSONAL = frozenset({"synthesis"})
@@ -130,27 +135,26 @@ async def freshness(
     kinds: tuple[str, ...],
     products: tuple[uuid.UUID, ...],
 ) -> tuple[int | None, ...]:
-    """The newest outbox event of each source (one statement, by index: migration 0029),
-    read with the system identity then the reader's restored: an event the reader may not
-    see (a label raised above them) changes what they see too."""
+    """The newest outbox event of each source and the count of its last ``WINDOW`` ids (one
+    statement, by index: migration 0029), read with the system identity then the reader's
+    restored: an event the reader may not see (a label raised above them) changes what they
+    see too."""
     outbox = OutboxEvent.__table__.c
-    newest = []
+    newest: list[Any] = []
+
+    def probe(*where: Any) -> None:
+        # the newest event, and how many of the last WINDOW ids are there: an event whose id
+        # was drawn before the newest but committed after it still changes the key
+        top = select(func.max(outbox.id)).where(*where).scalar_subquery()
+        recent = select(func.count()).where(*where, outbox.id > top - WINDOW).scalar_subquery()
+        newest.extend((top, recent))
+
     for kind in kinds:
-        newest.append(
-            select(func.max(outbox.id)).where(outbox.resource_type == kind).scalar_subquery()
-        )
+        probe(outbox.resource_type == kind)
     for product in products:
-        newest.append(
-            select(func.max(outbox.id))
-            .where(outbox.resource_type == "product", outbox.resource_id == product)
-            .scalar_subquery()
-        )
+        probe(outbox.resource_type == "product", outbox.resource_id == product)
         inputs = select(ProductInput.source_id).where(ProductInput.derived_id == product)
-        newest.append(
-            select(func.max(outbox.id))
-            .where(outbox.resource_type == "product", outbox.resource_id.in_(inputs))
-            .scalar_subquery()
-        )
+        probe(outbox.resource_type == "product", outbox.resource_id.in_(inputs))
     if not newest:
         return ()
     postgres = session.get_bind().dialect.name == "postgresql"
