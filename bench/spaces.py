@@ -125,6 +125,9 @@ class Setup:
     space_id: str = ""
     modules: list[dict[str, Any]] = field(default_factory=list)
     usernames: dict[str, str] = field(default_factory=dict)  # reader, writer, steward
+    # each module's live topics as the page lists them (data-live): a kind (entry) or one
+    # product (product:<id>, ADR 0047); before that, modules.LIVE by type
+    live: dict[str, tuple[str, ...]] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -392,7 +395,9 @@ class Pages:
         receipt = Receipt(client, ident, kind, received, stamp)
         self.receipts.append(receipt)
         topic = kind.split(".")[0]
-        ids = [m["id"] for m in self.setup.modules if topic in LIVE_TOPICS.get(m["type"], ())]
+        one = f"{topic}:{payload.get('resource_id')}"
+        ids = [m["id"] for m in self.setup.modules
+               if topic in self.setup.live[m["id"]] or one in self.setup.live[m["id"]]]  # fmt: skip
         if ids:
             task = asyncio.get_running_loop().create_task(self.refetch(receipt, ids))
             self.tasks.add(task)
@@ -628,7 +633,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
             setup.space_id, setup.modules = r.json()["id"], r.json()["modules"]
             cookies = [await web_session(http, setup.usernames["reader"])
                        for _ in range(min(args.sessions, max(args.clients or [1])))]  # fmt: skip
-            args.topics = await stream_topics(http, cookies[0])
+            args.topics = await stream_topics(http, cookies[0], setup)
         await report_reads(server.base, setup, cookies[0], tokens["reader"], args)
         if args.clients:
             rows = await live_phase(server, setup, cookies, tokens, args)
@@ -651,14 +656,25 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
             print(f"\n```\n{server.tail(40)}\n```")
 
 
-async def stream_topics(http: Any, cookie: str) -> tuple[str, ...]:
-    """The page's topics; if the stream refuses them (a 422), the most it takes."""
-    query = "&".join(f"topic={t}" for t in PAGE_TOPICS)
+async def stream_topics(http: Any, cookie: str, setup: Setup) -> tuple[str, ...]:
+    """The page's topics (app.js's own and the products the page lists in ``data-topics``;
+    before ADR 0047, every product); each module's from its ``data-live``. If the stream
+    refuses them (a 422), the most it takes."""
+    page = await http.get(f"/espaces/{setup.space_id}", headers={"Cookie": f"hv_session={cookie}"})
+    listed = re.search(r'data-topics="([^"]*)"', page.text)
+    topics = PAGE_TOPICS
+    if listed is not None:
+        topics = ("entry", "comment", "situation", "space", *listed.group(1).split())
+        print(f"\n**Note**: the page follows {', '.join(topics)} (its `data-topics`).")
+    lives = dict(re.findall(r'data-module="([^"]+)" data-live="([^"]*)"', page.text))
+    setup.live = {m["id"]: tuple(lives.get(m["id"], "").split()) if listed is not None
+                  else LIVE_TOPICS.get(m["type"], ()) for m in setup.modules}  # fmt: skip
+    query = "&".join(f"topic={t}" for t in topics)
     async with http.stream("GET", f"/api/v1/stream?{query}",
                            headers={"Cookie": f"hv_session={cookie}"}) as r:  # fmt: skip
         status = r.status_code
     if status == 200:
-        return PAGE_TOPICS
+        return topics
     note(f"the page's stream ({len(PAGE_TOPICS)} topics) answers {status}: using 4 topics")
     print(f"\n**Note**: `/api/v1/stream?{query}` (what a space's page opens) answers {status}; "
           "the live phase subscribes to entry, product, situation, space.")  # fmt: skip

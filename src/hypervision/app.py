@@ -56,6 +56,7 @@ from hypervision.security import console_api
 from hypervision.soc.exporter import exporters_from
 from hypervision.soc.figures import SocFigures
 from hypervision.spaces import api as spaces_api
+from hypervision.spaces.cache import ModuleCache
 from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
@@ -174,6 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     topics = KINDS.topics() | {alerts_service.TOPIC}
     app.state.hub = Hub(settings, app.state.system_sessions, topics=topics, labels=KINDS)
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
+    # Spaces' module results, shared between readers the policy cannot tell apart (ADR 0047).
+    app.state.module_cache = ModuleCache()
     # Alert rules are evaluated on each batch the sequencer chains (docs/adr/0040).
     app.state.alerts = Evaluator(
         settings.label_levels,

@@ -72,6 +72,25 @@ async def opening_slot(request: Request, settings: SettingsDep) -> AsyncIterator
         slot.release()
 
 
+# Kinds whose single records may be a topic (``product:<id>``): a space's page follows the
+# products its modules show, not every product (ADR 0047).
+RECORD_KINDS = frozenset({"product"})
+
+
+def one_topic(raw: str, known: frozenset[str]) -> str | None:
+    """A topic of the hub, or one record of a kind of ``RECORD_KINDS`` it carries
+    (``product:<uuid>``, normalised); None: unknown."""
+    if raw in known:
+        return raw
+    kind, colon, ident = raw.partition(":")
+    if not colon or kind not in RECORD_KINDS or kind not in known:
+        return None
+    try:
+        return f"{kind}:{uuid.UUID(ident)}"
+    except ValueError:
+        return None
+
+
 @router.get(
     "/stream",
     response_class=Response,
@@ -90,7 +109,8 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> Response:
     """Live events (entries, comments, situations, attachments) checked against the caller's
-    policy. Resume with ``Last-Event-ID`` (or ``?since=``): exactly the authorised events
+    policy; a ``topic`` is a kind, or one data product (``product:<id>``: its events only).
+    Resume with ``Last-Event-ID`` (or ``?since=``): exactly the authorised events
     missed, once, in order. ``: ping`` comments keep proxies open; ``event: status`` tells when
     the server falls back to polling; ``event: resync`` (then the end of the stream) means the
     client fell behind and should reload; ``event: revoked`` that its rights changed;
@@ -107,8 +127,9 @@ async def stream(
             headers={"Retry-After": "1"},
         )
     known = hub_of(request).topics
-    topics = frozenset(topic or known)
-    if not topics <= known:
+    wanted = [one_topic(t, known) for t in topic or known]
+    topics = frozenset(t for t in wanted if t is not None)
+    if None in wanted:
         raise Invalid(
             f"Sujets possibles : {', '.join(sorted(known))}.",
             f"Topics are: {', '.join(sorted(known))}.",

@@ -105,7 +105,11 @@ class Filters:
     def accepts(self, event: OutboxEvent) -> bool:
         if self.audit is not None:
             return False
-        if self.topics is not None and event.resource_type not in self.topics:
+        if (
+            self.topics is not None
+            and event.resource_type not in self.topics
+            and f"{event.resource_type}:{event.resource_id}" not in self.topics
+        ):  # a topic is a kind (``product``) or one record of it (``product:<id>``, ADR 0047)
             return False
         return criteria.test(self.criteria, Summary.of(event.payload), NO_CONTEXT)
 

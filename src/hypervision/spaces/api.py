@@ -268,4 +268,5 @@ async def module_data(
         space=space,
         module=module,
         french=not english(request),
+        shared=request.app.state.module_cache,
     )

@@ -4,7 +4,7 @@ reader may not see are never counted, never shipped), over the entries or a data
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from babel.dates import format_datetime
@@ -35,6 +35,8 @@ async def _entry_groups(
         bucket=bucket,
     )
     r.saw(*found.levels)
+    r.read("entry.aggregate", "entry", (), found.levels, groups=len(found.groups),
+           entries=found.total)  # fmt: skip
     return found
 
 
@@ -62,6 +64,8 @@ async def _product_groups(
         conditions=[products.parse_condition(f) for f in config.filters],
     )
     r.saw(found.product.label_level)
+    r.read("product.aggregate", "product", [found.product.id], [found.product.label_level],
+           rows=len(found.rows))  # fmt: skip
     if found.product.status == ProductStatus.DEPRECATED.value:
         r.message = r.words(DEPRECATED)
     r.measure_key = found.measures[0]
@@ -73,32 +77,62 @@ PATTERNS = {"hour": "d MMM HH'h'", "day": "EEE d MMM", "week": "'sem.' d MMM", "
 MAX_FILLED = 500
 
 
+def _moment(value: Any) -> datetime | date:
+    """A bucket's ISO string: a moment with its offset, or a date (a product's date field)."""
+    text = str(value)
+    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+
+def _after(at: datetime | date, bucket: str) -> datetime | date:
+    """The next bucket: an hour in real time; a day or a week on the Paris calendar (a day
+    across a change of the clocks lasts 23 or 25 hours); a date by days."""
+    step = STEPS[bucket]
+    if not isinstance(at, datetime):
+        return at + step
+    if bucket == "hour":
+        return (at.astimezone(UTC) + step).astimezone(PARIS)
+    wall = at.astimezone(PARIS).replace(tzinfo=None) + step
+    return wall.replace(tzinfo=PARIS)
+
+
 def timeline(
     rows: list[dict[str, Any]], key: str, bucket: str, measure: str, series: str | None,
     french: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:  # fmt: skip
     """Time buckets with nothing counted added as zeros (a line over time has no holes), and
-    each bucket's name in the reader's words (``3 déc. 15h``)."""
-    times = sorted({datetime.fromisoformat(str(row[key])) for row in rows if row.get(key)})
+    each bucket's name in the reader's words (``3 déc. 15h``). Buckets are moments with their
+    offset (entries, a product's datetime field) or dates (a product's date field)."""
+    times = sorted({_moment(row[key]) for row in rows if row.get(key)})
     step = STEPS.get(bucket)
-    if step and times and (times[-1] - times[0]) / step <= MAX_FILLED:
+    if step and times and (_span(times[0], times[-1]) / step) <= MAX_FILLED:
         present, at = {t.isoformat() for t in times}, times[0]
         pad = {series: rows[0][series]} if series else {}
         while at < times[-1]:
-            at = (at.astimezone(UTC) + step).astimezone(PARIS)  # a step in real time
+            at = _after(at, bucket)
             if at.isoformat() not in present:
                 rows.append({key: at.isoformat(), measure: 0, **pad})
-        rows.sort(key=lambda row: datetime.fromisoformat(str(row[key])))
+        rows.sort(key=lambda row: _moment(row[key]) if row.get(key) else times[0])
     locale = "fr" if french else "en"
     names = {
         str(row[key]): format_datetime(
-            datetime.fromisoformat(str(row[key])), PATTERNS.get(bucket, "d MMM y"),
-            tzinfo=PARIS, locale=locale,
+            _aware(_moment(row[key])), PATTERNS.get(bucket, "d MMM y"), tzinfo=PARIS,
+            locale=locale,
         )
         for row in rows
         if row.get(key)
     }  # fmt: skip
     return rows, names
+
+
+def _span(first: datetime | date, last: datetime | date) -> timedelta:
+    return last - first  # type: ignore[operator]
+
+
+def _aware(at: datetime | date) -> datetime:
+    """A date is its midnight in Paris (so that its name is its own day)."""
+    if isinstance(at, datetime):
+        return at
+    return datetime(at.year, at.month, at.day, tzinfo=PARIS)
 
 
 async def chart(r: Reading, config: ChartConfig) -> dict[str, Any]:

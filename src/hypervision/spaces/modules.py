@@ -10,7 +10,10 @@ module makes are audited by the services it calls; the module read itself is aud
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +31,7 @@ from hypervision.logbook.models import Situation
 from hypervision.products import service as products
 from hypervision.products.models import ProductStatus
 from hypervision.records import access
-from hypervision.spaces import figures
+from hypervision.spaces import cache, figures
 from hypervision.spaces.models import Space
 from hypervision.spaces.reading import DEPRECATED, Reading, entry_query
 from hypervision.spaces.schemas import (
@@ -82,6 +85,7 @@ async def _feed(r: Reading, config: FeedConfig) -> dict[str, Any]:
         limit=config.limit,
     )
     r.saw(*(e.label_level for e in rows))
+    r.read("entry.list", "entry", (e.id for e in rows), (e.label_level for e in rows))
     return {"entries": [_entry_item(e) for e in rows]}
 
 
@@ -94,6 +98,7 @@ async def _map(r: Reading, config: MapConfig) -> dict[str, Any]:
         cursor=None,
         limit=MAP_LIMIT,
     )
+    r.read("entry.list", "entry", (e.id for e in rows), (e.label_level for e in rows))
     located = [e for e in rows if e.location]
     r.saw(*(e.label_level for e in located))
     features = [
@@ -103,6 +108,7 @@ async def _map(r: Reading, config: MapConfig) -> dict[str, Any]:
     if config.zones:
         found = await zones.list_zones(session=r.session, settings=r.settings, actor=r.actor)
         r.saw(*(z.label_level for z in found))
+        r.read("zone.list", "zone", (z.id for z in found), (z.label_level for z in found))
         shapes = [
             {"type": "Feature", "geometry": z.geometry, "properties": {"name": z.name}}
             for z in found
@@ -134,6 +140,8 @@ async def _table(r: Reading, config: TableConfig) -> dict[str, Any]:
         columns=config.columns or None,
     )
     r.saw(page.product.label_level)
+    r.read("product.rows", "product", [page.product.id], [page.product.label_level],
+           rows=len(page.rows), columns=page.columns)  # fmt: skip
     _note_status(r, page.product.status)
     titles = {f["name"]: f.get("title") for f in page.product.table_schema.get("fields", [])}
     return {
@@ -161,6 +169,7 @@ async def _situations(r: Reading, config: SituationsConfig) -> dict[str, Any]:
         await r.session.scalars(query.order_by(Situation.started_at.desc()).limit(config.limit))
     )
     await access.delivered(r.session, r.actor, action="situation.list", kind="situation", rows=rows)
+    r.read("situation.list", "situation", (s.id for s in rows), (s.label_level for s in rows))
     r.saw(*(s.label_level for s in rows))
     return {
         "situations": [
@@ -190,6 +199,7 @@ async def _synthesis(r: Reading, config: BaseModel) -> dict[str, Any]:
     await access.delivered(
         r.session, r.actor, action="synthesis.list", kind="synthesis", rows=[latest]
     )
+    r.read("synthesis.list", "synthesis", [latest.id], [latest.label_level])
     r.saw(latest.label_level)
     return {
         "synthesis": {
@@ -255,6 +265,21 @@ def find_module(space: Space, module_id: str) -> dict[str, Any] | None:
     return next((m for m in space.modules if m.get("id") == module_id), None)
 
 
+def topics(module: dict[str, Any]) -> list[str]:
+    """The live topics whose events refresh ``module``: its kinds of records (``entry``…) and
+    each product it reads (``product:<id>``: the events of that product alone, ADR 0047)."""
+    kind = str(module.get("type", ""))
+    kinds, products = cache.sources(module)
+    found = [t for t in LIVE.get(kind, ()) if t != "product" and (t != "entry" or t in kinds)]
+    if kind == "map":
+        config = module.get("config") or {}
+        ids = config.get("product_ids") if isinstance(config, dict) else None
+        for raw in ids if isinstance(ids, list) else []:
+            with contextlib.suppress(ValueError):
+                products += (uuid.UUID(str(raw)),)
+    return found + [f"product:{p}" for p in dict.fromkeys(products)]
+
+
 async def module_data(
     *,
     session: AsyncSession,
@@ -263,41 +288,105 @@ async def module_data(
     space: Space,
     module: dict[str, Any],
     french: bool = True,
+    shared: cache.ModuleCache | None = None,
 ) -> ModuleData:
-    """What ``module`` of ``space`` (a space ``actor`` may read) shows ``actor``."""
+    """What ``module`` of ``space`` (a space ``actor`` may read) shows ``actor``. With
+    ``shared``, a result computed for a reader the policy cannot tell from ``actor``, from the
+    same data, may be served (``spaces.cache``); ``actor``'s read is audited all the same."""
     kind = str(module.get("type", ""))
     ident = str(module.get("id", ""))
-    r = Reading(session, settings, actor, french)
-    answer = ModuleData(module_id=ident, type=kind, status="ok", live=list(LIVE.get(kind, ())))
-    handler, shape = HANDLERS.get(kind), CONFIGS.get(kind)
-    if handler is None or shape is None:
-        answer.status = "unknown"
-        answer.message = r.words(
-            (
-                f"Type de module inconnu « {kind[:32]} » : ce module ne peut pas être affiché.",
-                f"Unknown module type {kind[:32]!r}: this module cannot be shown.",
-            )
-        )
+
+    async def compute() -> cache.Shared:
+        return await _compute(session, settings, actor, module, french)
+
+    if shared is None:
+        result, was_shared = await compute(), False
     else:
-        answer.status, answer.data = await _run(r, handler, shape, module.get("config") or {})
-        answer.message = r.message if answer.status == "ok" else answer.message
-        if answer.status == "unavailable":
-            answer.message = r.words(UNAVAILABLE)
-        elif answer.status == "invalid":
-            answer.message = r.words(INVALID)
-    answer.label = r.highest() if answer.status == "ok" else None
+        key = await shared.key(session, settings, actor, space.id, module, french)
+        result, was_shared = await shared.get(key, compute)
+    if was_shared:  # the reads the services audited when it was computed, for this reader
+        for read in result.reads:
+            await audit.record(
+                session=session,
+                actor=actor,
+                action=read.action,
+                resource_type=read.kind,
+                resource_ids=read.ids,
+                labels=read.labels,
+                detail={
+                    **read.detail,
+                    "shared": True,
+                    "space": str(space.id),
+                    "module": ident[:32],
+                },
+            )
+    detail: dict[str, Any] = {"module": ident[:32], "type": kind[:32], "status": result.status}
+    if was_shared:
+        detail["shared"] = True
     await audit.record(
         session=session,
         actor=actor,
         action="space.module",
         resource_type="space",
         resource_ids=[space.id],
-        labels=sorted({space.label_level, *r.levels})
-        if answer.status == "ok"
+        labels=sorted({space.label_level, *result.levels})
+        if result.status == "ok"
         else [space.label_level],
-        detail={"module": ident[:32], "type": kind[:32], "status": answer.status},
+        detail=detail,
     )
-    return answer
+    return ModuleData(
+        module_id=ident,
+        type=kind,
+        status=result.status,
+        message=result.message,
+        label=result.label,
+        data=result.data,  # a shared result is never changed: read, rendered, serialised
+        live=list(result.live),
+    )
+
+
+async def _compute(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    module: dict[str, Any],
+    french: bool,
+) -> cache.Shared:
+    """The module's answer for ``actor`` (not ``shareable`` when it failed unexpectedly). A
+    placeholder carries no live topic: it reveals nothing, not even which
+    product it would follow (the leak matrix compares it with a missing product's)."""
+    kind = str(module.get("type", ""))
+    r = Reading(session, settings, actor, french)
+    handler, shape = HANDLERS.get(kind), CONFIGS.get(kind)
+    message: str | None = None
+    data: dict[str, Any] = {}
+    if handler is None or shape is None:
+        status = "unknown"
+        message = r.words(
+            (
+                f"Type de module inconnu « {kind[:32]} » : ce module ne peut pas être affiché.",
+                f"Unknown module type {kind[:32]!r}: this module cannot be shown.",
+            )
+        )
+    else:
+        status, data = await _run(r, handler, shape, module.get("config") or {})
+        message = r.message if status == "ok" else None
+        if status == "unavailable":
+            message = r.words(UNAVAILABLE)
+        elif status == "invalid":
+            message = r.words(INVALID)
+    ok = status == "ok"
+    return cache.Shared(
+        status=status,
+        message=message,
+        label=r.highest() if ok else None,
+        data=data,
+        live=topics(module) if ok else [],
+        levels=tuple(sorted(r.levels)) if ok else (),
+        reads=tuple(r.reads),
+        size=len(json.dumps(data, default=str)) + 512,
+        shareable=r.shareable,
+    )
 
 
 async def _run(
@@ -319,4 +408,5 @@ async def _run(
     except Exception:  # a module never takes the page down with it
         log.exception("space module failed", extra={"module_type": type(handler).__name__})
         r.levels.clear()
+        r.shareable = False  # perhaps passing (a timeout): never served to others
         return "invalid", {}

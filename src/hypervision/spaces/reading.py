@@ -3,7 +3,11 @@ filter a module saves turned into the main courante's one query specification.""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +23,18 @@ DEPRECATED = (
 )
 
 
+@dataclass(frozen=True)
+class Read:
+    """The audit record one of a module's reads left (the services write it on a computed
+    read); a reader served a shared result leaves it again, marked ``shared`` (ADR 0047)."""
+
+    action: str
+    kind: str
+    ids: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 class Reading:
     """One module's read: who reads, in which language, and the levels it delivered."""
 
@@ -29,6 +45,21 @@ class Reading:
         self.levels: set[str] = set()
         self.message: str | None = None  # a note shown above the module's content
         self.measure_key = "count"  # the aggregate's column of the measure asked for
+        self.reads: list[Read] = []  # the audit records of its reads, for a shared result
+        self.shareable = True  # False: an unexpected failure, not to be served to others
+
+    def read(
+        self,
+        action: str,
+        kind: str,
+        ids: Iterable[uuid.UUID | str] = (),
+        labels: Iterable[str] = (),
+        **detail: Any,
+    ) -> None:
+        """Note a read whose service wrote its audit record (replayed for shared readers)."""
+        self.reads.append(
+            Read(action, kind, tuple(str(i) for i in ids), tuple(sorted(set(labels))), detail)
+        )
 
     def words(self, pair: tuple[str, str]) -> str:
         return pair[0] if self.french else pair[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request, UploadFile
@@ -107,6 +108,16 @@ async def import_space(
     return RedirectResponse(f"/espaces/{space.id}", status_code=303)
 
 
+MAX_PRODUCT_TOPICS = 8  # the stream takes 16 topics; the page has 5 of its own
+
+
+def page_topics(live: Iterable[str]) -> list[str]:
+    """The topics a space's page asks its stream for beyond app.js's own: each product its
+    modules show (``product:<id>``), or every product when they are too many."""
+    found = list(dict.fromkeys(t for one in live for t in one.split() if t.startswith("product:")))
+    return found if len(found) <= MAX_PRODUCT_TOPICS else ["product"]
+
+
 @router.get("/espaces/{space_id}", response_class=HTMLResponse)
 async def space_page(
     request: Request,
@@ -121,13 +132,15 @@ async def space_page(
     shows(request, [space.label_level])
     read = (await space_reads(session, actor, [space]))[0]
     ordered = sorted(space.modules, key=lambda m: (m.get("y", 0), m.get("x", 0)))
+    live = {m["id"]: " ".join(modules.topics(m)) for m in ordered}
     return render(
         request,
         "space.html",
         {
             "space": read,
             "modules": ordered,
-            "live": {m["id"]: " ".join(modules.LIVE.get(m.get("type", ""), ())) for m in ordered},
+            "live": live,
+            "topics": " ".join(page_topics(live.values())),
             "templates": TEMPLATES,
         },
     )
@@ -164,7 +177,13 @@ async def module_fragment(
     space, module = await _module(request, session, settings, actor, space_id, module_id)
     french = translator(request).locale == "fr"
     found = await modules.module_data(
-        session=session, settings=settings, actor=actor, space=space, module=module, french=french
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        module=module,
+        french=french,
+        shared=request.app.state.module_cache,
     )
     return module_html(request, space.id, module, found)
 

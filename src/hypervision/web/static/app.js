@@ -174,8 +174,10 @@
     }
     tick();
   }
-  var spaceTopics = document.getElementById("espace") ? ["product", "situation", "space"] : [];
-  var SPACE_EVENTS = spaceTopics.length ? ["product.import", "product.status", "product.schema", "product.rules",
+  // A space's page follows the products its modules show (product:<id>, listed by the page), not every product.
+  var spacePage = document.getElementById("espace");
+  var spaceTopics = spacePage ? ["situation", "space"].concat((spacePage.dataset.topics || "").split(" ").filter(Boolean)) : [];
+  var SPACE_EVENTS = spacePage ? ["product.import", "product.status", "product.schema", "product.rules",
     "product.release", "product.quality", "situation.create", "situation.update", "space.update", "space.archive"] : [];
   // The hub (/accueil) asks for the announcements too: a new or changed one offers a link that shows it.
   var notices = document.querySelector("[data-live-topic='announcement']");

@@ -35,9 +35,11 @@
       if (detail.data && detail.data.id === space.dataset.space) location.reload();
       return;
     }
+    // a module follows a kind (entry) or one product (product:<id>): only its own events refresh it
+    var one = topic + ":" + String((detail.data && detail.data.resource_id) || "");
     space.querySelectorAll("[data-module]").forEach(function (section) {
       var topics = (section.dataset.live || "").split(" ");
-      if (topics.indexOf(topic) >= 0) refresh(section);
+      if (topics.indexOf(topic) >= 0 || topics.indexOf(one) >= 0) refresh(section);
     });
   });
 
