@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit import service as audit
+from hypervision.db import new_id, utcnow
 from hypervision.events.outbox import emit
 from hypervision.identity.principal import Principal
 from hypervision.policy.labels import Label
@@ -46,6 +47,11 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Built once: a Core INSERT (no ORM object to build, track and flush for a row nobody reads
+# back in the writing transaction).
+_INSERT = insert(cast(Table, RecordVersion.__table__))
+
+
 async def record_change(
     *,
     session: AsyncSession,
@@ -55,26 +61,31 @@ async def record_change(
     action: str,
     before: dict[str, Any] | None,
     summary: dict[str, Any] | None = None,
-) -> RecordVersion:
-    """Write version ``row.version`` (the caller bumps it), its outbox event and audit record."""
-    await session.flush()
+) -> None:
+    """Write version ``row.version`` (the caller bumps it), its outbox event and audit record,
+    in the caller's transaction: three Core statements, no ORM object."""
+    await session.flush()  # the row first: its id and defaults, as the version reads them
     after = snapshot(row)
     changes = diff(before or {}, after) if before is not None else {}
     label: Label = row.label
-    version = RecordVersion(
-        resource_type=resource_type,
-        resource_id=row.id,
-        version=row.version,
-        actor_id=actor.user_id,
-        action=action,
-        changes=changes,
-        snapshot=after,
-        label_level=label.level,
-        need_to_know=sorted(label.need_to_know),
-        audience=sorted(label.audience),
-        organisation_id=row.organisation_id,
+    await session.execute(
+        _INSERT,
+        {
+            "id": new_id(),
+            "resource_type": resource_type,
+            "resource_id": row.id,
+            "version": row.version,
+            "at": utcnow(),
+            "actor_id": actor.user_id,
+            "action": action,
+            "changes": changes,
+            "snapshot": after,
+            "label_level": label.level,
+            "need_to_know": sorted(label.need_to_know),
+            "audience": sorted(label.audience),
+            "organisation_id": row.organisation_id,
+        },
     )
-    session.add(version)
     await audit.record(
         session=session,
         actor=actor,
@@ -98,8 +109,6 @@ async def record_change(
             **(summary or {}),
         },
     )
-    await session.flush()
-    return version
 
 
 async def visible_versions(
