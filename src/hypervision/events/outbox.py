@@ -13,7 +13,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import BigInteger, Executable, Table, Text, bindparam, event, func, insert, select
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Executable,
+    Table,
+    Text,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +45,7 @@ _notify = True
 
 
 _TABLE = cast(Table, OutboxEvent.__table__)
-_COLUMNS = ("type", "resource_type", "resource_id", "label", "payload")
+_COLUMNS = ("created_at", "type", "resource_type", "resource_id", "label", "payload")
 
 
 class Emitted(NamedTuple):
@@ -45,13 +56,15 @@ class Emitted(NamedTuple):
     tx: int
 
 
-def _postgres_emit(notify: bool) -> Executable:
-    """One statement, built once: the event's id (``nextval``) and its transaction's id are
-    drawn in a CTE, the event is inserted from it by a data-modifying CTE, and the id and
-    ``tx`` are read back from the first CTE, not by ``INSERT … RETURNING``: under row-level
-    security a RETURNING row must be readable by its writer, and some events (revocations)
-    are read by the hub alone. With ``notify``, the same statement runs ``pg_notify`` (which
-    PostgreSQL sends only at commit)."""
+def postgres_statements(*along: CTE) -> dict[bool, Executable]:
+    """One statement (by whether it notifies), built once: the event's id (``nextval``) and
+    its transaction's id are drawn in a CTE, the event is inserted from it by a
+    data-modifying CTE, and the id and ``tx`` are read back from the first CTE, not by
+    ``INSERT … RETURNING``: under row-level security a RETURNING row must be readable by its
+    writer, and some events (revocations) are read by the hub alone. With ``notify``, the
+    same statement runs ``pg_notify`` (which PostgreSQL sends only at commit). ``along``:
+    other data-modifying CTEs run by the same statement (a version row and its audit record,
+    ``records.versions``): one round trip for all."""
     ids = select(
         func.nextval(func.pg_get_serial_sequence("outbox", "id")).label("id"),
         sa_cast(sa_cast(func.pg_current_xact_id(), Text), BigInteger).label("tx"),
@@ -60,21 +73,55 @@ def _postgres_emit(notify: bool) -> Executable:
     written = (
         insert(_TABLE)
         .from_select(
-            ["id", "tx", "created_at", *_COLUMNS],
-            select(ids.c.id, ids.c.tx, bindparam("e_created_at", type_=_TABLE.c.created_at.type),
-                   *values),
+            ["id", "tx", *_COLUMNS],
+            select(ids.c.id, ids.c.tx, *values),
         )
         .cte("hv_written")
-    )  # fmt: skip
-    columns: list[Any] = [ids.c.id, ids.c.tx]
-    if notify:
-        columns.append(func.pg_notify(CHANNEL, sa_cast(ids.c.id, Text)))
-    return select(*columns).add_cte(written)
+    )
+    statements: dict[bool, Executable] = {}
+    for notify in (True, False):
+        columns: list[Any] = [ids.c.id, ids.c.tx]
+        if notify:
+            columns.append(func.pg_notify(CHANNEL, sa_cast(ids.c.id, Text)))
+        statements[notify] = select(*columns).add_cte(*along, written)
+    return statements
 
 
-_PG_EMIT = {notify: _postgres_emit(notify) for notify in (True, False)}
+_PG_EMIT = postgres_statements()
 # SQLite: the id is the row id the driver reports (no RETURNING, no second statement).
 _SQLITE_EMIT = insert(_TABLE)
+
+
+def event_params(
+    *,
+    type: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    label: dict[str, Any],
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """The parameters of a ``postgres_statements`` statement for one event."""
+    return {
+        "e_created_at": utcnow(),
+        "e_type": type,
+        "e_resource_type": resource_type,
+        "e_resource_id": resource_id,
+        "e_label": label,
+        "e_payload": payload,
+    }
+
+
+def statement_for(statements: dict[bool, Executable]) -> Executable:
+    """The variant to run now: with ``pg_notify`` unless this process's bus announces
+    commits itself."""
+    return statements[_notify]
+
+
+def remember(session: AsyncSession, emitted: Emitted) -> Emitted:
+    """The transaction wrote ``emitted``: its commit wakes the hub up to that id."""
+    info = session.sync_session.info
+    info[_PENDING] = max(info.get(_PENDING, 0), emitted.id)
+    return emitted
 
 
 async def emit(
@@ -88,39 +135,29 @@ async def emit(
 ) -> Emitted:
     """Write one outbox event in the caller's transaction, in one statement (Core, no ORM
     object, no flush); its commit wakes this process's hub (and, through NOTIFY or the NATS
-    bus, the other replicas')."""
+    bus, the other replicas'). The hub delivers in (tx, id) order, and only once no older
+    transaction can still commit (live.hub, docs/adr/0018)."""
+    params = event_params(
+        type=type,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        label=label,
+        payload=payload,
+    )
+    return await write(session, params)
+
+
+async def write(session: AsyncSession, params: dict[str, Any]) -> Emitted:
+    """Write the event ``event_params`` made, in one statement."""
     if session.get_bind().dialect.name == "postgresql":
-        # The hub delivers in (tx, id) order, and only once no older transaction can still
-        # commit (live.hub, docs/adr/0018).
-        params = {
-            "e_created_at": utcnow(),
-            "e_type": type,
-            "e_resource_type": resource_type,
-            "e_resource_id": resource_id,
-            "e_label": label,
-            "e_payload": payload,
-        }
-        row = (await session.execute(_PG_EMIT[_notify], params)).one()
-        emitted = Emitted(row[0], row[1])
-    else:
-        result = await session.execute(
-            _SQLITE_EMIT,
-            {
-                "tx": 0,
-                "created_at": utcnow(),
-                "type": type,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "label": label,
-                "payload": payload,
-            },
-        )
-        key = cast(CursorResult[Any], result).inserted_primary_key
-        assert key is not None
-        emitted = Emitted(int(key[0]), 0)
-    info = session.sync_session.info
-    info[_PENDING] = max(info.get(_PENDING, 0), emitted.id)
-    return emitted
+        row = (await session.execute(statement_for(_PG_EMIT), params)).one()
+        return remember(session, Emitted(row[0], row[1]))
+    result = await session.execute(
+        _SQLITE_EMIT, {"tx": 0, **{name[2:]: value for name, value in params.items()}}
+    )
+    key = cast(CursorResult[Any], result).inserted_primary_key
+    assert key is not None
+    return remember(session, Emitted(int(key[0]), 0))
 
 
 def add_waker(waker: Callable[[int], None]) -> None:
