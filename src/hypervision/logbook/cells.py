@@ -25,8 +25,10 @@ visible with its signature; migration 0011).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import typing
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +46,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -181,16 +184,44 @@ def deltas(before: Counted | None, after: Counted | None) -> dict[Key, dict[str,
     return {key: row for key, row in found.items() if any(row.values())}
 
 
-def _add_statement(dialect: str) -> Any:
+_CELLS = typing.cast(Table, MapCell.__table__)
+_SIGNATURES = typing.cast(Table, MapSignature.__table__)
+_CELL_COLUMNS = ("grid", "gx", "gy", "signature_id", *COUNTS)
+_SIGNATURE_COLUMNS = ("id", "label_level", "need_to_know", "audience", "organisation_id")
+
+
+@functools.cache
+def _write_statement(dialect: str, rows: int, signature: bool) -> Any:
+    """One statement adding ``rows`` cell rows (a multi-row upsert: one execution, not one
+    per row), built once per shape. With ``signature`` on PostgreSQL it also inserts the
+    signature (a data-modifying CTE, checked by the cells' foreign key at the end of the
+    statement): one round trip for the whole map update."""
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = upsert(MapCell)
-    return statement.on_conflict_do_update(
-        index_elements=["grid", "gx", "gy", "signature_id"],
-        set_={name: getattr(MapCell, name) + statement.excluded[name] for name in COUNTS},
+    statement = upsert(_CELLS).values(
+        [
+            {name: bindparam(f"c{i}_{name}", type_=_CELLS.c[name].type) for name in _CELL_COLUMNS}
+            for i in range(rows)
+        ]
     )
+    statement = statement.on_conflict_do_update(
+        index_elements=["grid", "gx", "gy", "signature_id"],
+        set_={name: _CELLS.c[name] + statement.excluded[name] for name in COUNTS},
+    )
+    if signature:
+        new = upsert(_SIGNATURES).values(
+            {name: bindparam(f"s_{name}", type_=_SIGNATURES.c[name].type)
+             for name in _SIGNATURE_COLUMNS}
+        ).on_conflict_do_nothing()  # fmt: skip
+        statement = statement.add_cte(new.cte("hv_signature"))
+    return statement
 
 
-_ADD = {dialect: _add_statement(dialect) for dialect in ("postgresql", "sqlite")}
+def _signature_statement(dialect: str) -> Any:
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return upsert(_SIGNATURES).on_conflict_do_nothing()
+
+
+_SIGNATURE = {dialect: _signature_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 async def entry_changed(
@@ -199,25 +230,26 @@ async def entry_changed(
     """Keep the cells in step with an entry created (``before`` None) or changed (``before``:
     its snapshot before the change), in the caller's transaction. Rows are written in key
     order (concurrent writers lock them in the same order) and emptied rows removed. Nothing
-    is written when neither the position, the label, the severity nor the status changed."""
+    is written when neither the position, the label, the severity nor the status changed.
+    PostgreSQL: one statement (signature and cells), SQLite: two."""
     old, new = Counted.of(before), Counted.of(snapshot(after))
     changes = deltas(old, new)
     if not changes:
         return
     dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    if new is not None and (old is None or old.signature != new.signature):
-        await session.execute(
-            upsert(MapSignature).values(new.signature.row()).on_conflict_do_nothing()
-        )
-    rows = [
-        {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
-        for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
-    ]
-    # One statement of fixed shape run with many parameter sets (compiled once and cached;
-    # a multi-row VALUES built per call would be compiled again on every write).
-    connection = await session.connection()
-    await connection.execute(_ADD[dialect], rows)
+    params: dict[str, Any] = {}
+    signature = new is not None and (old is None or old.signature != new.signature)
+    if signature and new is not None:
+        if dialect == "postgresql":
+            params.update((f"s_{name}", value) for name, value in new.signature.row().items())
+        else:
+            await session.execute(_SIGNATURE[dialect], new.signature.row())
+    keys = sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
+    for i, k in enumerate(keys):
+        row = {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
+        params.update((f"c{i}_{name}", value) for name, value in row.items())
+    statement = _write_statement(dialect, len(keys), signature and dialect == "postgresql")
+    await session.execute(statement, params)
     emptied = [k for k, row in changes.items() if row["n"] < 0]
     if emptied:
         await session.execute(
