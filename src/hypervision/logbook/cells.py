@@ -187,15 +187,14 @@ def deltas(before: Counted | None, after: Counted | None) -> dict[Key, dict[str,
 _CELLS = typing.cast(Table, MapCell.__table__)
 _SIGNATURES = typing.cast(Table, MapSignature.__table__)
 _CELL_COLUMNS = ("grid", "gx", "gy", "signature_id", *COUNTS)
-_SIGNATURE_COLUMNS = ("id", "label_level", "need_to_know", "audience", "organisation_id")
 
 
 @functools.cache
-def _write_statement(dialect: str, rows: int, signature: bool) -> Any:
+def _write_statement(dialect: str, rows: int) -> Any:
     """One statement adding ``rows`` cell rows (a multi-row upsert: one execution, not one
-    per row), built once per shape. With ``signature`` on PostgreSQL it also inserts the
-    signature (a data-modifying CTE, checked by the cells' foreign key at the end of the
-    statement): one round trip for the whole map update."""
+    per row), built once per shape. (The signature cannot be a CTE of it on PostgreSQL:
+    the cells' row-level security checks the signature in the statement's snapshot, which
+    does not see a CTE's insert.)"""
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = upsert(_CELLS).values(
         [
@@ -203,17 +202,10 @@ def _write_statement(dialect: str, rows: int, signature: bool) -> Any:
             for i in range(rows)
         ]
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["grid", "gx", "gy", "signature_id"],
         set_={name: _CELLS.c[name] + statement.excluded[name] for name in COUNTS},
     )
-    if signature:
-        new = upsert(_SIGNATURES).values(
-            {name: bindparam(f"s_{name}", type_=_SIGNATURES.c[name].type)
-             for name in _SIGNATURE_COLUMNS}
-        ).on_conflict_do_nothing()  # fmt: skip
-        statement = statement.add_cte(new.cte("hv_signature"))
-    return statement
 
 
 def _signature_statement(dialect: str) -> Any:
@@ -230,26 +222,20 @@ async def entry_changed(
     """Keep the cells in step with an entry created (``before`` None) or changed (``before``:
     its snapshot before the change), in the caller's transaction. Rows are written in key
     order (concurrent writers lock them in the same order) and emptied rows removed. Nothing
-    is written when neither the position, the label, the severity nor the status changed.
-    PostgreSQL: one statement (signature and cells), SQLite: two."""
+    is written when neither the position, the label, the severity nor the status changed."""
     old, new = Counted.of(before), Counted.of(snapshot(after))
     changes = deltas(old, new)
     if not changes:
         return
     dialect = session.get_bind().dialect.name
+    if new is not None and (old is None or old.signature != new.signature):
+        await session.execute(_SIGNATURE[dialect], new.signature.row())
     params: dict[str, Any] = {}
-    signature = new is not None and (old is None or old.signature != new.signature)
-    if signature and new is not None:
-        if dialect == "postgresql":
-            params.update((f"s_{name}", value) for name, value in new.signature.row().items())
-        else:
-            await session.execute(_SIGNATURE[dialect], new.signature.row())
     keys = sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
     for i, k in enumerate(keys):
         row = {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
         params.update((f"c{i}_{name}", value) for name, value in row.items())
-    statement = _write_statement(dialect, len(keys), signature and dialect == "postgresql")
-    await session.execute(statement, params)
+    await session.execute(_write_statement(dialect, len(keys)), params)
     emptied = [k for k, row in changes.items() if row["n"] < 0]
     if emptied:
         await session.execute(
