@@ -25,10 +25,8 @@ visible with its signature; migration 0011).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import typing
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,7 +44,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
-    bindparam,
     case,
     cast,
     delete,
@@ -184,36 +181,16 @@ def deltas(before: Counted | None, after: Counted | None) -> dict[Key, dict[str,
     return {key: row for key, row in found.items() if any(row.values())}
 
 
-_CELLS = typing.cast(Table, MapCell.__table__)
-_SIGNATURES = typing.cast(Table, MapSignature.__table__)
-_CELL_COLUMNS = ("grid", "gx", "gy", "signature_id", *COUNTS)
-
-
-@functools.cache
-def _write_statement(dialect: str, rows: int) -> Any:
-    """One statement adding ``rows`` cell rows (a multi-row upsert: one execution, not one
-    per row), built once per shape. (The signature cannot be a CTE of it on PostgreSQL:
-    the cells' row-level security checks the signature in the statement's snapshot, which
-    does not see a CTE's insert.)"""
+def _add_statement(dialect: str) -> Any:
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = upsert(_CELLS).values(
-        [
-            {name: bindparam(f"c{i}_{name}", type_=_CELLS.c[name].type) for name in _CELL_COLUMNS}
-            for i in range(rows)
-        ]
-    )
+    statement = upsert(MapCell)
     return statement.on_conflict_do_update(
         index_elements=["grid", "gx", "gy", "signature_id"],
-        set_={name: _CELLS.c[name] + statement.excluded[name] for name in COUNTS},
+        set_={name: getattr(MapCell, name) + statement.excluded[name] for name in COUNTS},
     )
 
 
-def _signature_statement(dialect: str) -> Any:
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return upsert(_SIGNATURES).on_conflict_do_nothing()
-
-
-_SIGNATURE = {dialect: _signature_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_ADD = {dialect: _add_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 async def entry_changed(
@@ -228,14 +205,19 @@ async def entry_changed(
     if not changes:
         return
     dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if new is not None and (old is None or old.signature != new.signature):
-        await session.execute(_SIGNATURE[dialect], new.signature.row())
-    params: dict[str, Any] = {}
-    keys = sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
-    for i, k in enumerate(keys):
-        row = {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
-        params.update((f"c{i}_{name}", value) for name, value in row.items())
-    await session.execute(_write_statement(dialect, len(keys)), params)
+        await session.execute(
+            upsert(MapSignature).values(new.signature.row()).on_conflict_do_nothing()
+        )
+    rows = [
+        {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
+        for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
+    ]
+    # One statement of fixed shape run with many parameter sets (compiled once and cached;
+    # a multi-row VALUES built per call would be compiled again on every write).
+    connection = await session.connection()
+    await connection.execute(_ADD[dialect], rows)
     emptied = [k for k, row in changes.items() if row["n"] < 0]
     if emptied:
         await session.execute(
