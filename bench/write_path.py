@@ -5,6 +5,7 @@ INSERT of a comparable row into a plain table, one per transaction, on the same 
 same run. The two paths alternate in rounds so that a noisy neighbour hits both alike.
 
     python bench/write_path.py --engine sqlite|postgresql --rows 2000 [--concurrency 4] [--api]
+        [--in-process 8] [--scaling 8]
 """
 
 from __future__ import annotations
@@ -71,6 +72,48 @@ def payload(i: int, categories: tuple[str, ...]) -> Any:
             "label": label.model_dump() if label else None,
         }
     )
+
+
+async def in_process(
+    write: Callable[[int], Awaitable[None]], writers: int, count: int, rounds: int
+) -> None:
+    """Entries per second through ``create_entry`` with 1 writer, then ``writers`` concurrent
+    writers in this process (one engine, its pool: as one app worker's concurrent requests
+    write), alternating over ``rounds``; each phase writes ``count`` entries."""
+    rates: dict[int, list[float]] = {1: [], writers: []}
+    first = 20_000_000
+
+    async def phase(n: int) -> float:
+        nonlocal first
+        todo = iter(range(first, first + count))
+        first += count
+
+        async def worker() -> None:
+            for i in todo:
+                await write(i)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(n)))
+        return count / (time.perf_counter() - started)
+
+    for r in range(rounds):
+        for n in (1, writers) if r % 2 == 0 else (writers, 1):
+            rates[n].append(await phase(n))
+        note(f"in-process round {r + 1}/{rounds}: 1 writer {rates[1][-1]:.0f}/s, "
+             f"{writers} writers {rates[writers][-1]:.0f}/s")  # fmt: skip
+    one = benchlib.percentile(sorted(rates[1]), 50)
+    many = benchlib.percentile(sorted(rates[writers]), 50)
+    ratios = sorted(m / o for o, m in zip(rates[1], rates[writers], strict=True))
+    show(
+        f"Concurrent writers in one process — {count} entries per phase, {rounds} rounds "
+        "(median rate)",
+        ["writers", "entries/s (median)", "per round", "ratio to 1 writer"],
+        [
+            ["1", fmt(one, 1), " / ".join(f"{x:.0f}" for x in rates[1]), "1.00"],
+            [str(writers), fmt(many, 1), " / ".join(f"{x:.0f}" for x in rates[writers]),
+             f"{many / one:.2f} (per round {ratios[0]:.2f}–{ratios[-1]:.2f})"],
+        ],
+    )  # fmt: skip
 
 
 def scaling_worker(
@@ -367,6 +410,9 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         )
     show("Write ratio", ["ratio", "value", "target"], ratio_rows)
 
+    if args.in_process:
+        await in_process(app_write, args.in_process, args.scaling_rows, args.rounds)
+
     # The rows really were written, with their history and a valid audit chain.
     async with sessions() as session:
         n_entries = await session.scalar(sa_select(func.count()).select_from(Entry))
@@ -430,8 +476,13 @@ def main() -> None:
         help="then entries/s with 1 writer process against C writer processes at once",
     )  # fmt: skip
     p.add_argument(
-        "--scaling-rows", type=int, default=200, help="entries per writer process (--scaling)"
-    )
+        "--in-process", type=int, default=0, metavar="C",
+        help="then entries/s with 1 writer against C concurrent writers in this process",
+    )  # fmt: skip
+    p.add_argument(
+        "--scaling-rows", type=int, default=200,
+        help="entries per writer process (--scaling), per phase (--in-process)",
+    )  # fmt: skip
     args = p.parse_args()
     with benchlib.throwaway_database(args.engine, args.pg_url, args.keep) as db:
         asyncio.run(run(db, args))

@@ -8,9 +8,21 @@ from sqlalchemy import delete, func, select, update
 
 from hypervision.audit import service as audit
 from hypervision.audit.models import AuditRecord
+from hypervision.events.models import OutboxEvent
 from hypervision.identity.models import Organisation
+from hypervision.logbook.models import Entry
+from hypervision.records.models import RecordVersion
 from tests.audit.tamper import owner
-from tests.factories import ADMIN, admin_headers, make_org, refuse_audit, sequenced, tx
+from tests.factories import (
+    ADMIN,
+    ENTRY,
+    admin_headers,
+    make_org,
+    officer,
+    refuse_audit,
+    sequenced,
+    tx,
+)
 
 
 async def _trail(app: FastAPI, n: int) -> None:
@@ -100,6 +112,22 @@ async def test_no_audit_no_data(app: FastAPI, client: AsyncClient, owner_databas
             select(func.count()).select_from(Organisation).where(Organisation.code == "LOST")
         )
     assert count == 0
+
+
+async def test_no_audit_no_entry(
+    app: FastAPI, client: AsyncClient, owner_database_url: str
+) -> None:
+    """A versioned change writes its version, audit record and outbox event in one statement
+    on PostgreSQL (records.versions): an append that fails still refuses the whole change."""
+    alice = await officer(app, client, "alice", "PP")
+    async with owner(owner_database_url) as session:
+        await refuse_audit(session)
+    response = await client.post("/api/v1/entries", json=ENTRY, headers=alice)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "audit_unavailable"
+    async with tx(app) as session:
+        for model in (Entry, RecordVersion, OutboxEvent):
+            assert await session.scalar(select(func.count()).select_from(model)) == 0, model
 
 
 async def test_admin_changes_are_audited_with_actor(app: FastAPI, client: AsyncClient) -> None:

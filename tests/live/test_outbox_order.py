@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.events.models import OutboxEvent
-from hypervision.events.outbox import emit
+from hypervision.events.outbox import Emitted, emit
 from hypervision.identity.auth import Client, build_principal
 from hypervision.identity.models import User
 from hypervision.live.hub import Filters, Hub, Position, Subscriber, _horizon
@@ -54,7 +54,7 @@ async def _world(app: FastAPI, client: AsyncClient) -> World:
     return World(hub, hub.subscribe(principal, Filters()), entry)
 
 
-async def _emit(session: AsyncSession, world: World, n: int) -> OutboxEvent:
+async def _emit(session: AsyncSession, world: World, n: int) -> Emitted:
     return await emit(
         session,
         type="entry.updated",
@@ -102,7 +102,7 @@ async def test_many_writers_committing_in_random_order(app: FastAPI, client: Asy
     sessions = app.state.system_sessions
     rng = random.Random(15)
     writers = [sessions() for _ in range(12)]
-    written: list[OutboxEvent] = []
+    written: list[Emitted] = []
     try:
         for n, session in enumerate(writers):
             await session.begin()

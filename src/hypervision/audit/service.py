@@ -11,10 +11,10 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
-from sqlalchemy import insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import CTE, Table, bindparam, insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.audit.chain import canonical, iter_records
@@ -49,12 +49,58 @@ class Actor(Protocol):
     def client_address(self) -> str | None: ...
 
 
+# Built once: a Core INSERT of the queue record. ``inline``: nothing is fetched back, so the
+# queue id (an identity column) is not pre-read with its own ``nextval`` round trip, and no
+# RETURNING is asked (under row-level security only auditors read the trail).
+_RECORDS = cast(Table, AuditRecord.__table__)
+_APPEND = insert(_RECORDS).inline()
+_APPENDED = tuple(
+    column.name
+    for column in _RECORDS.c
+    if column.name not in ("qid", "seq", "prev_hash", "row_hash")
+)
+
+
 class AuditUnavailable(Unavailable):
     """No audit, no data: the request fails and its transaction is rolled back."""
 
     code = "audit_unavailable"
     fr = "Journal d'audit indisponible : la requête est refusée."
     en = "Audit trail unavailable: the request is refused."
+
+
+def record_values(
+    *,
+    actor: Actor | None,
+    action: str,
+    surface: str = "api",
+    decision: str = "allowed",
+    resource_type: str | None = None,
+    resource_ids: Iterable[uuid.UUID | str] = (),
+    labels: Iterable[str] = (),
+    detail: dict[str, Any] | None = None,
+    actor_name: str | None = None,
+    request_id: str | None = None,
+    client_address: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one queued record (``record`` writes them)."""
+    return {
+        "id": new_id(),
+        "at": utcnow(),
+        "actor_id": actor.user_id if actor else None,
+        "actor_name": actor_name or (actor.username if actor else "system"),
+        "actor_organisation_id": actor.organisation_id if actor else None,
+        "actor_clearance": actor.clearance if actor else None,
+        "action": action,
+        "surface": actor.surface if actor and surface == "api" else surface,
+        "decision": decision,
+        "resource_type": resource_type,
+        "resource_ids": [str(rid) for rid in resource_ids],
+        "labels": list(labels),
+        "detail": detail or {},
+        "request_id": actor.request_id if actor else request_id,
+        "client_address": actor.client_address if actor else client_address,
+    }
 
 
 async def record(
@@ -75,30 +121,71 @@ async def record(
     """Append one record to the queue in the caller's transaction: it commits or fails with
     the change it records, and takes no lock; the sequencer chains it after commit
     (``audit.sequencer``). Never pass content, only ids and labels."""
-    values = {
-        "id": new_id(),
-        "at": utcnow(),
-        "actor_id": actor.user_id if actor else None,
-        "actor_name": actor_name or (actor.username if actor else "system"),
-        "actor_organisation_id": actor.organisation_id if actor else None,
-        "actor_clearance": actor.clearance if actor else None,
-        "action": action,
-        "surface": actor.surface if actor and surface == "api" else surface,
-        "decision": decision,
-        "resource_type": resource_type,
-        "resource_ids": [str(rid) for rid in resource_ids],
-        "labels": list(labels),
-        "detail": detail or {},
-        "request_id": actor.request_id if actor else request_id,
-        "client_address": actor.client_address if actor else client_address,
-    }
+    values = record_values(
+        actor=actor,
+        action=action,
+        surface=surface,
+        decision=decision,
+        resource_type=resource_type,
+        resource_ids=resource_ids,
+        labels=labels,
+        detail=detail,
+        actor_name=actor_name,
+        request_id=request_id,
+        client_address=client_address,
+    )
+    await append(session, values)
+
+
+async def append(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Queue the record ``record_values`` made, in one statement."""
     try:
-        await session.execute(insert(AuditRecord).values(values))
+        await session.execute(_APPEND, values)
     except DBAPIError as exc:
         if is_database_down(exc):
             raise
         raise AuditUnavailable() from exc
+    queued(session)
+
+
+# --- appending within another statement (PostgreSQL: records.versions) -----------------------
+
+APPEND_PREFIX = "a_"
+
+
+def append_cte(name: str = "hv_audit") -> CTE:
+    """The queue INSERT as a data-modifying CTE, its values bound as ``a_<column>``: a writer
+    that has other rows to insert sends them and the record in one statement (one round
+    trip). Nothing is returned from it (only auditors read the trail)."""
+    return (
+        insert(_RECORDS)
+        .values(
+            {
+                name: bindparam(APPEND_PREFIX + name, type_=_RECORDS.c[name].type)
+                for name in _APPENDED
+            }
+        )
+        .cte(name)
+    )
+
+
+def append_params(values: dict[str, Any]) -> dict[str, Any]:
+    """``record_values`` as the parameters of ``append_cte``."""
+    return {APPEND_PREFIX + name: values[name] for name in _APPENDED}
+
+
+def queued(session: AsyncSession) -> None:
+    """The caller's transaction queued a record: its commit wakes the sequencer."""
     session.sync_session.info[AUDIT_QUEUED] = True
+
+
+def refused(exc: DBAPIError) -> NoReturn:
+    """A statement that appended a record among other rows failed: a database that is down
+    stays so (503), a conflict or refused data stays what it is (the change's own rows; 409,
+    422), anything else refuses the change as the trail's (no audit, no data)."""
+    if is_database_down(exc) or isinstance(exc, IntegrityError | DataError):
+        raise exc
+    raise AuditUnavailable() from exc
 
 
 async def verify(

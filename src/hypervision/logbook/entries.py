@@ -154,7 +154,7 @@ async def create_entry(
         before=None,
         summary=summary(entry),
     )
-    await index_entry(session, entry)
+    await index_entry(session, entry, new=True)
     await cells.entry_changed(session, before=None, after=entry)
     return entry
 

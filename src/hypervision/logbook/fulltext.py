@@ -53,8 +53,10 @@ async def _write(
     kind: str,
     title: str,
     body: str,
+    new: bool = False,
 ) -> None:
-    await _delete(session, doc_id)
+    if not new:  # a new document has no row to replace
+        await _delete(session, doc_id)
     await session.execute(
         insert(search_fts).values(
             rowid=rowid_of(doc_id),
@@ -75,8 +77,9 @@ async def _delete(session: AsyncSession, doc_id: uuid.UUID) -> None:
     )
 
 
-async def index_entry(session: AsyncSession, entry: Entry) -> None:
-    """(Re)index an entry's title and body (SQLite; nothing to do on PostgreSQL)."""
+async def index_entry(session: AsyncSession, entry: Entry, *, new: bool = False) -> None:
+    """(Re)index an entry's title and body (SQLite; nothing to do on PostgreSQL). ``new``: the
+    entry was just created, so there is no older row to delete first."""
     if not _maintained(session):
         return
     if entry.id is None:
@@ -88,6 +91,7 @@ async def index_entry(session: AsyncSession, entry: Entry) -> None:
         kind="entry",
         title=entry.title,
         body=entry.body or "",
+        new=new,
     )
 
 

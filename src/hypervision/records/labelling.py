@@ -107,9 +107,13 @@ async def resolve_label(
             extra={"fields": [{"field": "label.level", "message": "above your clearance"}]},
         )
     groups = set(data.need_to_know)
-    known = set(
-        await session.scalars(select(NeedToKnowGroup.code).where(NeedToKnowGroup.code.in_(groups)))
-    )
+    known: set[str] = set()
+    if groups:  # an empty set needs no query
+        known = set(
+            await session.scalars(
+                select(NeedToKnowGroup.code).where(NeedToKnowGroup.code.in_(groups))
+            )
+        )
     if groups - known:
         raise _field_error(
             "label.need_to_know", f"unknown group(s): {', '.join(sorted(groups - known))}"
@@ -117,13 +121,10 @@ async def resolve_label(
     if not groups <= actor.groups:
         raise _field_error("label.need_to_know", "you can only use groups you belong to")
     codes = set(data.audience)
-    orgs = dict(
-        (
-            await session.execute(
-                select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
-            )
-        ).all()
-    )
+    orgs: dict[str, uuid.UUID] = {}
+    if codes:
+        query = select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
+        orgs = {code: org_id for code, org_id in (await session.execute(query)).all()}
     if codes - orgs.keys():
         raise _field_error(
             "label.audience", f"unknown organisation(s): {', '.join(sorted(codes - orgs.keys()))}"
