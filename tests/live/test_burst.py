@@ -48,6 +48,11 @@ def checked_out(app: FastAPI) -> int:
     return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
 
+async def released(app: FastAPI, baseline: int) -> None:
+    while checked_out(app) > baseline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
 async def test_a_burst_of_stream_opens_all_succeed_and_release_the_pool(
     app: FastAPI, client: AsyncClient
 ) -> None:
@@ -90,9 +95,11 @@ async def test_a_burst_of_stream_opens_all_succeed_and_release_the_pool(
             resumed = [c for c in gen.clients if c.tag % 2]
             assert len(resumed) == STREAMS // 2
             assert all(len(c.ids) == 3 for c in resumed)  # each event once
-            # every stream is still open, and none holds a connection
+            # every stream is still open, and none holds a connection: an open stream would
+            # hold its connection for good, while a background pass (the audit sequencer, the
+            # batched openings' writer, the alert mail loop) holds one for a moment only
             assert not [c.closed for c in gen.clients if c.closed]
-            assert checked_out(app) == baseline
+            await asyncio.wait_for(released(app, baseline), 10)
             await gen.close_all()
         async with tx(app) as session:  # one audit record per opening, each with its actor
             opens = list(
@@ -123,7 +130,7 @@ async def test_no_audit_no_stream(
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "audit_unavailable"
             assert not app.state.hub.subscribers
-            assert checked_out(app) == 0
+            await asyncio.wait_for(released(app, 0), 10)
     finally:
         await app.state.hub.stop()
         await app.state.engine.dispose()
