@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
@@ -27,3 +28,20 @@ def rfc3339_only(value: Any) -> Any:
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
+
+
+def as_sent(max_length: int) -> BeforeValidator:
+    """A text's ``maxLength`` applied to the text as sent, before ``strip_whitespace`` trims
+    it: the limit the API description states is the limit of what a client may send. Put it
+    after the ``StringConstraints`` it repeats the limit of."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > max_length:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": max_length},
+            )
+        return value
+
+    return BeforeValidator(check)

@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.core.schemas import Strict
+from hypervision.core.schemas import Strict, as_sent
 from hypervision.records.schemas import LabelIn, LabelRead
 
-ZoneName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+ZoneName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), as_sent(120)
+]
 Description = Annotated[str, StringConstraints(max_length=5_000)]
 
 

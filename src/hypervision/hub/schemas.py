@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from hypervision.core.schemas import Instant, Strict
+from hypervision.core.schemas import Instant, Strict, as_sent
 from hypervision.hub.models import DocumentStatus, Importance
 from hypervision.records.schemas import Code, LabelIn, LabelRead
 
@@ -31,28 +31,43 @@ def _one_line(value: str) -> str:
 
 
 Line = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=120), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=120),
+    as_sent(120),
+    AfterValidator(_one_line),
 ]
 Required = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
+    as_sent(120),
     AfterValidator(_one_line),
 ]
 Phone = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=40),
+    as_sent(40),
+    AfterValidator(_phone),
 ]
 Radio = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=60), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=60),
+    as_sent(60),
+    AfterValidator(_one_line),
 ]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000), as_sent(2_000)]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    as_sent(200),
     AfterValidator(_one_line),
 ]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)]
-Body = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=5_000), as_sent(5_000)
+]
+Body = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), as_sent(20_000)]
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), as_sent(100)
+]
 
 
 # --- the crisis directory --------------------------------------------------------------------

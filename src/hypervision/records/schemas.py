@@ -6,9 +6,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.core.schemas import Strict
+from hypervision.core.schemas import Strict, as_sent
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Code = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), as_sent(32)
+]
 
 
 class LabelIn(Strict):
