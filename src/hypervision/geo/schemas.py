@@ -9,12 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.core.schemas import Strict, as_sent
+from hypervision.core.schemas import Strict, Trimmed
 from hypervision.records.schemas import LabelIn, LabelRead
 
-ZoneName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), as_sent(120)
-]
+ZoneName = Annotated[str, Trimmed(120, min_length=1)]
 Description = Annotated[str, StringConstraints(max_length=5_000)]
 
 

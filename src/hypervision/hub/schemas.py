@@ -7,9 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
-from hypervision.core.schemas import Instant, Strict, as_sent
+from hypervision.core.schemas import Instant, Strict, Trimmed
 from hypervision.hub.models import DocumentStatus, Importance
 from hypervision.records.schemas import Code, LabelIn, LabelRead
 
@@ -32,42 +32,33 @@ def _one_line(value: str) -> str:
 
 Line = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=120),
-    as_sent(120),
+    Trimmed(120),
     AfterValidator(_one_line),
 ]
 Required = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
-    as_sent(120),
+    Trimmed(120, min_length=1),
     AfterValidator(_one_line),
 ]
 Phone = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=40),
-    as_sent(40),
+    Trimmed(40),
     AfterValidator(_phone),
 ]
 Radio = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=60),
-    as_sent(60),
+    Trimmed(60),
     AfterValidator(_one_line),
 ]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000), as_sent(2_000)]
+Note = Annotated[str, Trimmed(2_000)]
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    as_sent(200),
+    Trimmed(200, min_length=1),
     AfterValidator(_one_line),
 ]
-Description = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=5_000), as_sent(5_000)
-]
-Body = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), as_sent(20_000)]
-Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), as_sent(100)
-]
+Description = Annotated[str, Trimmed(5_000)]
+Body = Annotated[str, Trimmed(20_000)]
+Username = Annotated[str, Trimmed(100, min_length=1)]
 
 
 # --- the crisis directory --------------------------------------------------------------------

@@ -9,32 +9,25 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from hypervision.core.schemas import Strict, as_sent
+from hypervision.core.schemas import Strict, Trimmed
 from hypervision.policy.roles import Role
 
 Code = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Z0-9_-]+$"),
-    as_sent(32),
+    Trimmed(32, min_length=2, pattern=r"^[A-Z0-9_-]+$"),
 ]
 CategoryCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$"),
-    as_sent(32),
+    Trimmed(32, min_length=1, pattern=r"^[a-z0-9_]+$"),
 ]
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), as_sent(200)
-]
+Name = Annotated[str, Trimmed(200, min_length=1)]
 Username = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=2, max_length=64, pattern=r"^[a-z0-9._-]+$"
-    ),
-    as_sent(64),
+    Trimmed(64, to_lower=True, min_length=2, pattern=r"^[a-z0-9._-]+$"),
 ]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Level = Annotated[str, StringConstraints(min_length=1, max_length=16)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), as_sent(500)]
+Reason = Annotated[str, Trimmed(500)]
 
 
 def _network(value: str) -> str:
@@ -48,8 +41,7 @@ def _network(value: str) -> str:
 
 Cidr = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
-    as_sent(64),
+    Trimmed(64, min_length=1),
     AfterValidator(_network),
 ]
 
@@ -215,9 +207,7 @@ class RecoveryCodes(BaseModel):
 
 
 class ApiTokenCreate(Strict):
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), as_sent(100)
-    ]
+    name: Annotated[str, Trimmed(100, min_length=1)]
     username: Username
     scopes: list[Annotated[str, StringConstraints(pattern=r"^(read|write|admin|audit)$")]] = Field(
         min_length=1, max_length=4

@@ -14,25 +14,18 @@ from pydantic import (
     model_validator,
 )
 
-from hypervision.core.schemas import Instant, Strict, as_sent
+from hypervision.core.schemas import Instant, Strict, Trimmed
 from hypervision.logbook.models import Severity, Status
 from hypervision.records.schemas import LabelIn, LabelRead
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), as_sent(200)
-]
+Title = Annotated[str, Trimmed(200, min_length=1)]
 Body = Annotated[str, StringConstraints(max_length=20_000)]
-CommentBody = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000), as_sent(5_000)
-]
+CommentBody = Annotated[str, Trimmed(5_000, min_length=1)]
 Tag = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40),
-    as_sent(40),
+    Trimmed(40, to_lower=True, min_length=1),
 ]
-Code = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), as_sent(32)
-]
+Code = Annotated[str, Trimmed(32, min_length=1)]
 # strict: a JSON number, never ``true``/``false`` (which Pydantic would take for 1 and 0)
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)]
@@ -168,9 +161,7 @@ class SituationLink(Strict):
 
 class LabelChange(Strict):
     label: LabelIn
-    reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=500), as_sent(500)
-    ] = ""
+    reason: Annotated[str, Trimmed(500)] = ""
 
 
 class LabelRequestRead(BaseModel):

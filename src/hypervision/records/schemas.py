@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
-from hypervision.core.schemas import Strict, as_sent
+from hypervision.core.schemas import Strict, Trimmed
 
-Code = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), as_sent(32)
-]
+Code = Annotated[str, Trimmed(32, min_length=1)]
 
 
 class LabelIn(Strict):

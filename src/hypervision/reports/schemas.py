@@ -8,16 +8,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.core.schemas import Strict, as_sent
+from hypervision.core.schemas import Strict, Trimmed
 from hypervision.synthesis.schemas import HourMinute, Recipients
 
 ModuleId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
 class ReportScheduleCreate(Strict):
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), as_sent(120)
-    ]
+    name: Annotated[str, Trimmed(120, min_length=1)]
     times: list[HourMinute] = Field(min_length=1, max_length=12)  # Europe/Paris
     modules: list[ModuleId] = Field(default_factory=list, max_length=60)  # empty: all
     recipients: Recipients

@@ -15,16 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from hypervision.core.schemas import Strict, as_sent
+from hypervision.core.schemas import Strict, Trimmed
 from hypervision.records.schemas import LabelIn, LabelRead
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), as_sent(120)
-]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120), as_sent(120)]
-Word = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), as_sent(64)
-]
+Title = Annotated[str, Trimmed(120, min_length=1)]
+Short = Annotated[str, Trimmed(120)]
+Word = Annotated[str, Trimmed(64, min_length=1)]
 ModuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ModuleType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 COLUMNS = 12
@@ -133,7 +129,7 @@ _LINK = re.compile(r"^(https?://[^\s]{1,2000}|/[^\s/][^\s]{0,2000}|/)$")
 
 class Link(Strict):
     title: Title
-    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), as_sent(2000)]
+    url: Annotated[str, Trimmed(2000)]
 
     @field_validator("url")
     @classmethod

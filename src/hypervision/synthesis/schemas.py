@@ -8,14 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hypervision.core.schemas import Instant, Strict, as_sent
+from hypervision.core.schemas import Instant, Strict, Trimmed
 from hypervision.logbook.models import Severity
 from hypervision.logbook.schemas import EntryRead
 from hypervision.records.schemas import LabelIn, LabelRead
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), as_sent(200)
-]
+Title = Annotated[str, Trimmed(200, min_length=1)]
 Narrative = Annotated[str, StringConstraints(max_length=50_000)]
 HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 MAX_ENTRIES = 300
@@ -90,9 +88,7 @@ class InboxItem(BaseModel):
 
 
 class ScheduleCreate(Strict):
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), as_sent(120)
-    ]
+    name: Annotated[str, Trimmed(120, min_length=1)]
     times: list[HourMinute] = Field(min_length=1, max_length=12)
     scope: Scope = Field(default_factory=Scope)
 
