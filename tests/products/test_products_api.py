@@ -77,8 +77,9 @@ def rules(health_org: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def health(app: FastAPI) -> str:
+async def make_health(app: FastAPI) -> str:
+    """The health domain (SANTE and its agency ARS-IDF), a prefecture, the MEDICAL group, a
+    steward of the domain, a doctor of the agency and a prefect; the domain's id."""
     org = await make_org(app, "SANTE")
     await make_org(app, "ARS-IDF", parent="SANTE")
     await make_org(app, "PREF")
@@ -88,6 +89,11 @@ async def health(app: FastAPI) -> str:
     await make_user(app, "medecin", "ARS-IDF", clearance="DR", groups=["MEDICAL"])
     await make_user(app, "prefet", "PREF", clearance="DR")
     return str(org.id)
+
+
+@pytest.fixture
+async def health(app: FastAPI) -> str:
+    return await make_health(app)
 
 
 async def create(client: AsyncClient, headers: dict[str, str], health: str, **extra: Any) -> Any:

@@ -17,32 +17,24 @@ from sqlalchemy import select
 from hypervision.audit.models import AuditRecord
 from hypervision.events.models import OutboxEvent
 from hypervision.live.hub import Filters
-from hypervision.policy.roles import Role
 from hypervision.spaces.cache import ModuleCache, Shared
-from tests.factories import ENTRY, make_group, make_org, make_user, sign_in, tx
-from tests.products.test_products_api import CSV, SCHEMA, rules, upload
+from tests.factories import ENTRY, make_user, sign_in, tx
+from tests.products.test_products_api import CSV, SCHEMA, make_health, rules, upload
 from tests.spaces.test_spaces_api import PUBLIC, data, module
 
 
 async def world(app: FastAPI, client: AsyncClient) -> dict[str, Any]:
     """A product under rules (SAMU rows for health organisations, patients for MEDICAL), a
     public space over it, and readers: two of the prefecture alike, a doctor of the agency."""
-    health = await make_org(app, "SANTE")
-    await make_org(app, "ARS-IDF", parent="SANTE")
-    await make_org(app, "PREF")
-    await make_group(app, "MEDICAL")
-    await make_user(app, "steward", "SANTE", roles=[Role.DATA_STEWARD], clearance="DR",
-                    groups=["MEDICAL"])  # fmt: skip
-    await make_user(app, "medecin", "ARS-IDF", clearance="DR", groups=["MEDICAL"])
-    for name in ("prefet", "adjoint"):
-        await make_user(app, name, "PREF", clearance="DR")
+    health = await make_health(app)
+    await make_user(app, "adjoint", "PREF", clearance="DR")
     await make_user(app, "stagiaire", "PREF", clearance="NP")
     headers = {n: await sign_in(client, n) for n in
                ("steward", "medecin", "prefet", "adjoint", "stagiaire")}  # fmt: skip
     created = await client.post(
         "/api/v1/products",
         json={"slug": "capacite", "name": "Capacité", "description": "Lits",
-              "table_schema": SCHEMA, "rules": rules(str(health.id)), "label": PUBLIC},
+              "table_schema": SCHEMA, "rules": rules(health), "label": PUBLIC},
         headers=headers["steward"],
     )  # fmt: skip
     assert created.status_code == 201, created.text
