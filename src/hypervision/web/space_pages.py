@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -188,6 +188,50 @@ async def module_fragment(
     return module_html(request, space.id, module, found)
 
 
+@router.get("/espaces/{space_id}/modules", response_class=HTMLResponse)
+async def module_fragments(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    space_id: uuid.UUID,
+    listed: Annotated[str, Query(alias="modules", max_length=modules.MODULE_LIST_MAX)] = "",
+) -> Response:
+    """Several modules' contents in one answer (``modules=a,b,c``): the page's live refresh
+    of the modules an event concerns (spaces.js, ADR 0051) — one request, one policy
+    context, one audit append for them all (``modules.modules_data``)."""
+    space = await service.find_space(
+        session=session, settings=settings, actor=actor, space_id=space_id
+    )
+    wanted = modules.pick(space, listed)
+    found = await modules.modules_data(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=wanted,
+        french=translator(request).locale == "fr",
+        shared=request.app.state.module_cache,
+    )
+    items = [
+        {"module": module, "found": one, **_marking(settings, one)}
+        for module, one in zip(wanted, found, strict=True)
+    ]
+    context = {"space_id": space.id, "items": items, **_common(settings)}
+    return render(request, "_space_modules.html", context)
+
+
+def _marking(settings: Settings, found: ModuleData) -> dict[str, Any]:
+    return {
+        "marking": settings.marking([found.label]) if found.label else None,
+        "rank": settings.level_rank(found.label) if found.label else 0,
+    }
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {"categories": settings.categories, "names": display_names()}
+
+
 def module_html(
     request: Request, space_id: uuid.UUID, module: dict[str, Any], found: ModuleData
 ) -> Response:
@@ -201,10 +245,8 @@ def module_html(
             "space_id": space_id,
             "module": module,
             "found": found,
-            "marking": settings.marking([found.label]) if found.label else None,
-            "rank": settings.level_rank(found.label) if found.label else 0,
-            "categories": settings.categories,
-            "names": display_names(),
+            **_marking(settings, found),
+            **_common(settings),
         },
     )
 
