@@ -574,7 +574,8 @@ async def live_phase(
     rows: list[list[str]] = []
     pages = Pages(server.base, setup, cookies, args)
     upsert = (args.data_dir / "upsert.csv").read_bytes()
-    profile = LiveProfile(args.py_spy, args.data_dir / "py-spy.txt") if args.py_spy else None
+    raw = Path(args.py_spy_raw) if args.py_spy_raw else args.data_dir / "py-spy.txt"
+    profile = LiveProfile(args.py_spy, raw) if args.py_spy else None
     if profile is not None:
         profile.start(server.proc.pid)
     try:
@@ -846,6 +847,7 @@ def main() -> None:
     )
     p.add_argument("--py-spy", help="py-spy executable (installed outside the project): "
                    "profile the server during the live phase")  # fmt: skip
+    p.add_argument("--py-spy-raw", help="keep py-spy's raw samples in this file")
     p.add_argument("--each", action="store_true",
                    help="live: one request per module (the page before ADR 0051)")  # fmt: skip
     p.add_argument("--settle", type=float, default=120, help="max seconds per live event")

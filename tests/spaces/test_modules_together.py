@@ -170,3 +170,47 @@ async def test_the_page_route_gives_each_modules_fragment(
     assert [r.detail["module"] for r in await records(app, "adjoint", "space.module")] == [
         "lits", "cache", "texte", "texte"
     ]  # fmt: skip
+
+
+async def test_a_fragment_is_rendered_once_per_shared_result_but_a_form_each_time(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    w = await world(app, client)
+    made = await client.post(
+        "/api/v1/spaces",
+        json={"title": "Main courante", "label": PUBLIC, "modules": [
+            module("texte", "text", markdown="**Consignes**"),
+            module("lits", "table", product_id=w["pid"], sort="hopital"),
+            module("signaler", "form", target="entry")]},
+        headers=w["headers"]["prefet"],
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    sid = made.json()["id"]
+    cache: ModuleCache = app.state.module_cache
+    cache.invalidate()
+
+    async def fragments(username: str) -> dict[str, str]:
+        await browse_as(client, username)
+        got = await client.get(
+            f"/espaces/{sid}/modules", params={"modules": "texte,lits,signaler"},
+            headers={"HX-Request": "true"},
+        )  # fmt: skip
+        assert got.status_code == 200, got.text
+        found = re.findall(r'<template data-fragment="([\w-]+)">(.*?)</template>', got.text, re.S)
+        return dict(found)
+
+    prefect, deputy, doctor = (
+        await fragments("prefet"), await fragments("adjoint"), await fragments("medecin")
+    )  # fmt: skip
+    kept = {v for result in cache._entries.values() for v in result.rendered.values()}
+    assert prefect["texte"] in kept and prefect["lits"] in kept
+    assert deputy["texte"] == prefect["texte"] and deputy["lits"] == prefect["lits"]
+    assert "patients" in doctor["lits"].lower() and doctor["lits"] not in {prefect["lits"]}
+    # a form holds the reader's own CSRF token: never kept, rendered for each reader
+    assert not any("csrf_token" in html for html in kept)
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    assert token.findall(prefect["signaler"]) != token.findall(deputy["signaler"])
+    # each reader's read audited all the same
+    for username in ("prefet", "adjoint", "medecin"):
+        read = [r.detail["module"] for r in await records(app, username, "space.module")]
+        assert read == ["texte", "lits", "signaler"]

@@ -149,16 +149,18 @@ async def append(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def append_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Queue the records ``record_values`` made, in the given order, in one multi-row
-    statement (one round trip however many): a read that leaves several records (a shared
-    module result's, ADR 0051) appends them together, in the caller's transaction as
-    ``append`` does — they commit or fail with the answer they record."""
+    """Queue the records ``record_values`` made, in the given order, in one call: a read that
+    leaves several records (a shared module result's, ADR 0051) appends them together, in the
+    caller's transaction as ``append`` does — they commit or fail with the answer they
+    record. The INSERT built once, sent for every row at once (asyncpg pipelines its
+    ``executemany``: one round trip): a multi-VALUES INSERT would be compiled anew on every
+    call (SQLAlchemy caches none), which cost more than the round trips it saved."""
     if len(rows) <= 1:
         for values in rows:
             await append(session, values)
         return
     try:
-        await session.execute(insert(_RECORDS).values([dict(v) for v in rows]))
+        await session.execute(_APPEND, [dict(v) for v in rows])
     except DBAPIError as exc:
         if is_database_down(exc):
             raise

@@ -80,6 +80,9 @@ class Shared:
     size: int = 0
     shareable: bool = True  # False: an unexpected failure (a timeout?), never served to others
     at: float = field(default_factory=time.monotonic)
+    # its page fragment by language, rendered once for every reader of the key (ADR 0051):
+    # only a fragment that holds nothing of the reader's own (not a form: its CSRF token)
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 Key = tuple[Any, ...]
@@ -297,11 +300,30 @@ class ModuleCache:
             self._put(key, computed)
         return computed, False
 
+    def rendered(self, key: Key, result: Shared, variant: str) -> str | None:
+        """The fragment kept with ``result`` (the entry of ``key``) for ``variant``."""
+        return result.rendered.get(variant) if self._entries.get(key) is result else None
+
+    def keep_rendered(self, key: Key, result: Shared, variant: str, html: str) -> None:
+        """Keep ``html``, ``result``'s fragment for ``variant``, while ``result`` is kept: a
+        fragment that reveals nothing ``result`` does not (the caller's duty: nothing of the
+        reader's own in it), counted in the memory bound."""
+        if self._entries.get(key) is not result or variant in result.rendered:
+            return
+        if len(html) > self.max_bytes // 16:
+            return
+        result.rendered[variant] = html
+        self.bytes += len(html)
+        self._trim()
+
     def _put(self, key: Key, result: Shared) -> None:
         if key in self._entries:
             self._drop(key)
         self._entries[key] = result
-        self.bytes += result.size
+        self.bytes += result.size + sum(len(h) for h in result.rendered.values())
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
             oldest = next(iter(self._entries))
             self._drop(oldest)
@@ -309,4 +331,4 @@ class ModuleCache:
     def _drop(self, key: Key) -> None:
         gone = self._entries.pop(key, None)
         if gone is not None:
-            self.bytes -= gone.size
+            self.bytes -= gone.size + sum(len(h) for h in gone.rendered.values())

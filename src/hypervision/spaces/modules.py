@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -347,17 +348,52 @@ async def modules_data(
     0051) — their keys' freshness read in one statement, and the audit records this reader
     leaves (a shared result's reads replayed, each module's ``space.module``) appended in one
     multi-row statement, in this transaction: nothing is answered without its record."""
+    found = await answers(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=wanted,
+        french=french,
+        shared=shared,
+    )
+    return [a.data for a in found]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A module's answer to one reader, and the shared result it came from with its key (a
+    page may keep the result's rendering with it: ``ModuleCache.keep_rendered``)."""
+
+    data: ModuleData
+    result: cache.Shared
+    key: cache.Key | None
+
+
+async def answers(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    wanted: list[dict[str, Any]],
+    french: bool = True,
+    shared: cache.ModuleCache | None = None,
+) -> list[Answer]:
+    """``modules_data`` with each answer's shared result and key."""
     keys: list[cache.Key | None] = [None] * len(wanted)
     if shared is not None and wanted:
         keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
-    answers: list[ModuleData] = []
+    found: list[Answer] = []
     records: list[dict[str, Any]] = []
     for module, key in zip(wanted, keys, strict=True):
-        found, reads = await _answer(session, settings, actor, space, module, french, shared, key)
-        answers.append(found)
+        data, result, reads = await _answer(
+            session, settings, actor, space, module, french, shared, key
+        )
+        found.append(Answer(data, result, key))
         records.extend(reads)
     await audit.append_many(session, records)
-    return answers
+    return found
 
 
 async def _answer(
@@ -369,8 +405,9 @@ async def _answer(
     french: bool,
     shared: cache.ModuleCache | None,
     key: cache.Key | None,
-) -> tuple[ModuleData, list[dict[str, Any]]]:
-    """One module's answer and the audit records ``actor`` leaves for it (to append): a
+) -> tuple[ModuleData, cache.Shared, list[dict[str, Any]]]:
+    """One module's answer, its result and the audit records ``actor`` leaves for it (to
+    append): a
     shared result's reads again, as the services wrote them when it was computed, marked
     ``shared``, then the module's read itself."""
     kind = str(module.get("type", ""))
@@ -425,7 +462,7 @@ async def _answer(
         data=result.data,  # a shared result is never changed: read, rendered, serialised
         live=list(result.live),
     )
-    return found, records
+    return found, result, records
 
 
 async def _compute(
