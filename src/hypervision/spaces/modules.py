@@ -346,8 +346,9 @@ async def modules_data(
     """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
     ``actor``, in order: ``module_data`` for several at once (a page's live refresh, ADR
     0051) — their keys' freshness read in one statement, and the audit records this reader
-    leaves (a shared result's reads replayed, each module's ``space.module``) appended in one
-    multi-row statement, in this transaction: nothing is answered without its record."""
+    leaves (a shared result's reads replayed, each module's ``space.module``) appended
+    together (``audit.append_many``), in this transaction: nothing is answered without its
+    record."""
     found = await answers(
         session=session,
         settings=settings,
@@ -407,9 +408,8 @@ async def _answer(
     key: cache.Key | None,
 ) -> tuple[ModuleData, cache.Shared, list[dict[str, Any]]]:
     """One module's answer, its result and the audit records ``actor`` leaves for it (to
-    append): a
-    shared result's reads again, as the services wrote them when it was computed, marked
-    ``shared``, then the module's read itself."""
+    append): a shared result's reads again, as the services wrote them when it was computed,
+    marked ``shared``, then the module's read itself."""
     kind = str(module.get("type", ""))
     ident = str(module.get("id", ""))
 
