@@ -2,7 +2,7 @@
 """Spaces (issue 18): first render of a 12-module space, each module's data, live refresh.
 
     python bench/spaces.py --engine postgresql --rows 1000000 [--entries N] [--clients 500]
-        [--renders 20] [--requests 30] [--live-events 3] [--debounce 1.0]
+        [--renders 20] [--requests 30] [--live-events 3] [--debounce 0.3] [--each]
 
 Data: ``--rows`` rows of ``product_import_read``'s 12-column product, imported with
 ``products.import_data`` under ``products.py``'s row and column rules (``import_once``), and
@@ -28,14 +28,16 @@ throw-away database, and over real HTTP on 127.0.0.1:
    ``--live-events`` entry creations (``POST /api/v1/entries``, a label every reader may see)
    and as many product imports (``POST /api/v1/products/{id}/imports``, ``upsert`` of
    ``--import-rows`` rows), one at a time. Each client does what ``static/spaces.js`` does: on an
-   event of a topic, it waits ``--debounce`` seconds (the page's 1 s) and fetches the fragments
-   of the modules that listen to that topic (``modules.LIVE``), over its own
-   ``--browser-connections`` - 1 connections (the stream holds one). Per client and event:
+   event of a topic, it waits ``--debounce`` seconds (the page's gathering window, 0.3 s) and
+   fetches the modules that listen to that topic (``modules.LIVE``) in one request, ``GET
+   /espaces/{id}/modules?modules=a,b,c`` (ADR 0051; ``--each``: one fragment per module, as
+   the page did before, over its own ``--browser-connections`` - 1 connections — the stream
+   holds one). Per client and event:
    **delivery** = receipt − the event's ``at`` (the outbox row's insert, just before the
    commit; for an import it includes the rows' write), also − the writer's response (after the
    commit: a lower bound); **refetch** = from the debounce's end to the last fragment;
    **updated** = receipt − ``at`` + debounce + refetch. Target: every open module updated
-   within 1 s p99 — which the page's own debounce alone already spends: read "refetch".
+   within 1 s p99.
 
 Timings never fail the run. SQLite works too (``--engine sqlite``), slowly at 1M.
 """
@@ -426,7 +428,28 @@ class Pages:
                     key = f"refetch: {type(exc).__name__}"
                     ERRORS[key] = ERRORS.get(key, 0) + 1
 
-        await asyncio.gather(*(one(m) for m in ids))
+        async def together() -> None:  # the page's one request (spaces.js, ADR 0051)
+            async with gate:
+                try:
+                    r = await self.http.get(
+                        f"/espaces/{self.setup.space_id}/modules",
+                        params={"modules": ",".join(ids)},
+                        headers=headers,
+                    )
+                    wrong = r.status_code != 200 or r.text.count("data-fragment=") != len(ids)
+                    receipt.failures += len(ids) if wrong else 0
+                    if wrong:
+                        key = f"refetch (together): HTTP {r.status_code}"
+                        ERRORS[key] = ERRORS.get(key, 0) + 1
+                except Exception as exc:  # noqa: BLE001 - counted, never fatal
+                    receipt.failures += len(ids)
+                    key = f"refetch (together): {type(exc).__name__}"
+                    ERRORS[key] = ERRORS.get(key, 0) + 1
+
+        if self.args.each:
+            await asyncio.gather(*(one(m) for m in ids))
+        else:
+            await together()
         receipt.refetch = time.perf_counter() - started
 
     async def open(self, port: int, count: int) -> float:
@@ -491,6 +514,58 @@ def time_of(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
+class LiveProfile:
+    """py-spy (``--py-spy PATH``, installed outside the project) on the server during the live
+    events: the functions the most samples were in (inclusive) and spent their own time in."""
+
+    MINE = ("hypervision/", "jinja2/", "sqlalchemy/", "asyncpg/", "starlette/", "fastapi/")
+
+    def __init__(self, exe: str, out: Path) -> None:
+        self.exe, self.out = exe, out
+        self.proc: Any = None
+
+    def start(self, pid: int) -> None:
+        import subprocess
+
+        argv = [self.exe, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o",
+                str(self.out), "--nonblocking", "--function", "--subprocesses"]  # fmt: skip
+        self.proc = subprocess.Popen(  # noqa: S603 - the path given on the command line
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def finish(self) -> list[list[str]]:
+        import signal
+        import subprocess
+
+        if self.proc is None:
+            return []
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if not self.out.exists():
+            return []
+        total = 0
+        inclusive: dict[str, int] = {}
+        own: dict[str, int] = {}
+        for line in self.out.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            count, frames = int(n), stack.split(";")
+            total += count
+            for name in {f for f in frames if any(m in f for m in self.MINE)}:
+                inclusive[name] = inclusive.get(name, 0) + count
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        top = sorted(inclusive.items(), key=lambda kv: -kv[1])[:40]
+        rows = [["inclusive: " + k[-110:], f"{100 * v / total:.1f} %"] for k, v in top]
+        rows += [["self: " + k[-110:], f"{100 * v / total:.1f} %"]
+                 for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:15]]  # fmt: skip
+        rows.append(["samples (100 Hz)", str(total)])
+        return rows
+
+
 async def live_phase(
     server: live.Server, setup: Setup, cookies: list[str], tokens: dict[str, Any], args: Any
 ) -> list[list[str]]:
@@ -499,6 +574,10 @@ async def live_phase(
     rows: list[list[str]] = []
     pages = Pages(server.base, setup, cookies, args)
     upsert = (args.data_dir / "upsert.csv").read_bytes()
+    raw = Path(args.py_spy_raw) if args.py_spy_raw else args.data_dir / "py-spy.txt"
+    profile = LiveProfile(args.py_spy, raw) if args.py_spy else None
+    if profile is not None:
+        profile.start(server.proc.pid)
     try:
         async with httpx.AsyncClient(base_url=server.base, timeout=300) as writer:
             opened = 0
@@ -519,6 +598,9 @@ async def live_phase(
                     note(" | ".join(rows[-1]))
     finally:
         await pages.close()
+        if profile is not None:
+            show("Where the server's CPU goes during the live phase (py-spy, share of samples)",
+                 ["function", "share"], profile.finish())  # fmt: skip
     return rows
 
 
@@ -757,7 +839,17 @@ def main() -> None:
     p.add_argument("--sessions", type=int, default=50, help="web sessions the clients share")
     p.add_argument("--live-events", type=int, default=3, help="entries and imports per size")
     p.add_argument("--import-rows", type=int, default=1000, help="rows of each live import")
-    p.add_argument("--debounce", type=float, default=1.0, help="the page's wait (spaces.js)")
+    p.add_argument(
+        "--debounce",
+        type=float,
+        default=0.3,
+        help="the page's wait (spaces.js: 0.3 s; 1.0 before ADR 0051)",
+    )
+    p.add_argument("--py-spy", help="py-spy executable (installed outside the project): "
+                   "profile the server during the live phase")  # fmt: skip
+    p.add_argument("--py-spy-raw", help="keep py-spy's raw samples in this file")
+    p.add_argument("--each", action="store_true",
+                   help="live: one request per module (the page before ADR 0051)")  # fmt: skip
     p.add_argument("--settle", type=float, default=120, help="max seconds per live event")
     p.add_argument("--workers", type=int, default=1, help="hypervision serve --workers")
     p.add_argument("--show-logs", action="store_true")

@@ -515,6 +515,10 @@ async def space_surfaces(client: AsyncClient, world: World, tally: Tally, person
         if tally.one("space.module", person, f"space {mark}", visible, got) and not checked:
             checked = True
             await space_modules(client, world, tally, person, space_id, got.json())
+        got = await client.get(
+            f"/api/v1/spaces/{space_id}/modules/data?modules=fil,compte", headers=headers
+        )
+        tally.one("space.modules", person, f"space {mark}", visible, got)
         got = await client.get(f"/api/v1/spaces/{space_id}/report.pdf", headers=headers)
         if tally.one("space.report", person, f"space {mark}", visible, got) and not reported:
             reported = True
@@ -611,6 +615,48 @@ async def space_modules(
             continue
         names = [row[data["columns"].index("nom")] for row in data["rows"]]
         tally.ids("space.module", person, {n: f"row {n}" for n in PRODUCT_ROWS},
+                  product_rows(person), names)  # fmt: skip
+    await space_modules_together(client, world, tally, person, space_id)
+
+
+async def space_modules_together(
+    client: AsyncClient, world: World, tally: Tally, person: Person, space_id: str
+) -> None:
+    """The same modules in one answer (``/modules/data?modules=…``, ADR 0051): the feed and
+    the count of what the reader sees, each product's table as its rules let through, or the
+    placeholder of a product that never existed — byte for byte."""
+    surface = "space.modules"
+    headers = world.headers[person.name]
+    tables = list(world.space_tables)
+    got = await client.get(
+        f"/api/v1/spaces/{space_id}/modules/data?modules=" + ",".join(
+            ["fil", "compte", "absent", *tables]),
+        headers=headers,
+    )  # fmt: skip
+    items = {i["module_id"]: i for i in ok(got)["items"]}
+    if list(items) != ["fil", "compte", "absent", *tables]:
+        tally.wrong.append(f"{person} | {surface} | modules {list(items)}")
+        return
+    seen = [eid for eid, rec in world.entries.items() if sees(person, rec.mark)]
+    universe = {eid: f"entry {rec.mark}" for eid, rec in world.entries.items()}
+    tally.ids(surface, person, universe, seen, [e["id"] for e in items["fil"]["data"]["entries"]])
+    tally.cases[surface] += 1
+    if items["compte"]["data"]["value"] != len(seen):
+        tally.leaks.append(f"{person} | {surface} | count {items['compte']['data']['value']}")
+    placeholder = {k: v for k, v in items["absent"].items() if k != "module_id"}
+    for mid in tables:
+        body = items[mid]
+        tally.cases[surface] += 1
+        if not sees(person, world.products[world.space_tables[mid]]):
+            if {k: v for k, v in body.items() if k != "module_id"} != placeholder:
+                tally.leaks.append(f"{person} | {surface} | placeholder {mid}: {body}")
+            continue
+        data = body["data"]
+        if body["status"] != "ok" or data["columns"] != product_columns(person):
+            tally.leaks.append(f"{person} | {surface} | table {mid}: {body}")
+            continue
+        names = [row[data["columns"].index("nom")] for row in data["rows"]]
+        tally.ids(surface, person, {n: f"row {n}" for n in PRODUCT_ROWS},
                   product_rows(person), names)  # fmt: skip
 
 
@@ -1152,7 +1198,14 @@ COVERS: dict[str, tuple[str, ...]] = {
     ),
     "opendata_release": ("opendata.dataset", "opendata.download"),
     "opendata_row": ("opendata.rows", "opendata.download"),
-    "space": ("space.list", "space.get", "space.export", "space.module", "space.report"),
+    "space": (
+        "space.list",
+        "space.get",
+        "space.export",
+        "space.module",
+        "space.modules",
+        "space.report",
+    ),
     "report_schedule": ("space.report_schedules",),
     "report_delivery": ("report.deliveries",),
     "hub_document": ("hub.documents", "hub.document", "hub.document.file"),

@@ -75,6 +75,8 @@ QUERIES = {
     "/donnees/{product_id}/qualite/echecs": "?regle=lits",
     "/donnees/deriver": "?source={product_id}",  # step 2: the source's fields
     "/securite/qui-a-vu": "?type=entry&id={entry_id}",
+    "/api/v1/spaces/{space_id}/modules/data": "?modules={module_id}",  # docs/adr/0051
+    "/espaces/{space_id}/modules": "?modules={module_id}",
 }
 # GET routes that legitimately answer something else than 2xx/3xx for this user.
 NOT_OK: dict[str, int] = {

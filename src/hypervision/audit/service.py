@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from sqlalchemy import CTE, Table, bindparam, insert
@@ -141,6 +141,26 @@ async def append(session: AsyncSession, values: dict[str, Any]) -> None:
     """Queue the record ``record_values`` made, in one statement."""
     try:
         await session.execute(_APPEND, values)
+    except DBAPIError as exc:
+        if is_database_down(exc):
+            raise
+        raise AuditUnavailable() from exc
+    queued(session)
+
+
+async def append_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue the records ``record_values`` made, in the given order, in one call: a read that
+    leaves several records (a shared module result's, ADR 0051) appends them together, in the
+    caller's transaction as ``append`` does — they commit or fail with the answer they
+    record. The INSERT built once, sent for every row at once (asyncpg pipelines its
+    ``executemany``: one round trip): a multi-VALUES INSERT would be compiled anew on every
+    call (SQLAlchemy caches none), which cost more than the round trips it saved."""
+    if len(rows) <= 1:
+        for values in rows:
+            await append(session, values)
+        return
+    try:
+        await session.execute(_APPEND, [dict(v) for v in rows])
     except DBAPIError as exc:
         if is_database_down(exc):
             raise

@@ -24,6 +24,7 @@ from hypervision.spaces.schemas import (
     CONFIGS,
     ModuleData,
     ModuleRead,
+    ModulesData,
     SpaceCreate,
     SpaceExport,
     SpaceImport,
@@ -239,6 +240,49 @@ async def export_space(
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="espace-{space.id}.json"'},
     )
+
+
+@router.get(
+    "/spaces/{space_id}/modules/data",
+    response_model=ModulesData,
+    responses=NOT_FOUND,
+)
+async def modules_data(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    space_id: uuid.UUID,
+    listed: Annotated[
+        str,
+        Query(
+            alias="modules",
+            min_length=1,
+            max_length=modules.MODULE_LIST_MAX,
+            description="The modules' ids, comma-separated (at most 40), e.g. `feed,map,kpi`.",
+        ),
+    ],
+) -> ModulesData:
+    """What several modules of a space show the caller, in one answer (a page's live
+    refresh: the modules an event concerns, ADR 0051): each as ``GET
+    /spaces/{id}/modules/{mid}/data`` answers it, read through the policy as the caller — a
+    module whose source the caller may not see is ``unavailable`` (neutral). An id the space
+    does not have: 404 naming it; none or more than 40: 422. Every module's read is audited
+    (one record each, and a shared result's reads again)."""
+    space = await service.find_space(
+        session=session, settings=settings, actor=actor, space_id=space_id
+    )
+    wanted = modules.pick(space, listed)
+    found = await modules.modules_data(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=wanted,
+        french=not english(request),
+        shared=request.app.state.module_cache,
+    )
+    return ModulesData(items=found)
 
 
 @router.get(

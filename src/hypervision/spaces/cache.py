@@ -80,6 +80,9 @@ class Shared:
     size: int = 0
     shareable: bool = True  # False: an unexpected failure (a timeout?), never served to others
     at: float = field(default_factory=time.monotonic)
+    # its page fragment by language, rendered once for every reader of the key (ADR 0051):
+    # only a fragment that holds nothing of the reader's own (not a form: its CSRF token)
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 Key = tuple[Any, ...]
@@ -135,6 +138,21 @@ async def freshness(
     kinds: tuple[str, ...],
     products: tuple[uuid.UUID, ...],
 ) -> tuple[int | None, ...]:
+    """The freshness of one module's sources (``probes``: the kinds', then each product's
+    own and its inputs')."""
+    found = await probes(session, settings, actor, kinds, products)
+    return tuple(v for kind in kinds for v in found[kind]) + tuple(
+        v for product in products for v in found[product]
+    )
+
+
+async def probes(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    kinds: tuple[str, ...],
+    products: tuple[uuid.UUID, ...],
+) -> dict[str | uuid.UUID, tuple[int | None, ...]]:
     """The newest outbox event of each source and the count of its last ``WINDOW`` ids (one
     statement, by index: migration 0029), read with the system identity then the reader's
     restored: an event the reader may not see (a label raised above them) changes what they
@@ -149,6 +167,7 @@ async def freshness(
         recent = select(func.count()).where(*where, outbox.id > top - WINDOW).scalar_subquery()
         newest.extend((top, recent))
 
+    kinds, products = tuple(dict.fromkeys(kinds)), tuple(dict.fromkeys(products))
     for kind in kinds:
         probe(outbox.resource_type == kind)
     for product in products:
@@ -156,16 +175,22 @@ async def freshness(
         inputs = select(ProductInput.source_id).where(ProductInput.derived_id == product)
         probe(outbox.resource_type == "product", outbox.resource_id.in_(inputs))
     if not newest:
-        return ()
+        return {}
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         await as_system(session, settings)
     try:
-        row = (await session.execute(select(*newest))).one()
+        row = tuple((await session.execute(select(*newest))).one())
     finally:
         if postgres:
             await rls.bind(session, settings, actor)
-    return tuple(row)
+    found: dict[str | uuid.UUID, tuple[int | None, ...]] = {}
+    for n, kind in enumerate(kinds):
+        found[kind] = row[2 * n : 2 * n + 2]
+    for n, product in enumerate(products):
+        start = 2 * len(kinds) + 4 * n
+        found[product] = row[start : start + 4]
+    return found
 
 
 class ModuleCache:
@@ -211,6 +236,39 @@ class ModuleCache:
             self.generation,
         )
 
+    async def keys(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        actor: Principal,
+        space_id: uuid.UUID,
+        modules: list[dict[str, Any]],
+        french: bool,
+    ) -> list[Key]:
+        """The keys of several modules of one space (a page's refresh, ADR 0051): each the
+        same as ``key`` would make, their sources' freshness read in one statement."""
+        wanted = [sources(m) for m in modules]
+        found = await probes(
+            session,
+            settings,
+            actor,
+            tuple(k for kinds, _ in wanted for k in kinds),
+            tuple(p for _, products in wanted for p in products),
+        )
+        signatures = {personal: signature(settings, actor, personal) for personal in (False, True)}
+        return [
+            (
+                str(space_id),
+                definition(module),
+                "fr" if french else "en",
+                signatures[str(module.get("type", "")) in PERSONAL],
+                tuple(v for k in kinds for v in found[k])
+                + tuple(v for p in products for v in found[p]),
+                self.generation,
+            )
+            for module, (kinds, products) in zip(modules, wanted, strict=True)
+        ]
+
     async def get(self, key: Key, compute: Callable[[], Awaitable[Shared]]) -> tuple[Shared, bool]:
         """The result for ``key`` and whether it was shared (computed for another reader). A
         result that is not ``shareable`` is neither kept nor given to the readers waiting:
@@ -242,11 +300,30 @@ class ModuleCache:
             self._put(key, computed)
         return computed, False
 
+    def rendered(self, key: Key, result: Shared, variant: str) -> str | None:
+        """The fragment kept with ``result`` (the entry of ``key``) for ``variant``."""
+        return result.rendered.get(variant) if self._entries.get(key) is result else None
+
+    def keep_rendered(self, key: Key, result: Shared, variant: str, html: str) -> None:
+        """Keep ``html``, ``result``'s fragment for ``variant``, while ``result`` is kept: a
+        fragment that reveals nothing ``result`` does not (the caller's duty: nothing of the
+        reader's own in it), counted in the memory bound."""
+        if self._entries.get(key) is not result or variant in result.rendered:
+            return
+        if len(html) > self.max_bytes // 16:
+            return
+        result.rendered[variant] = html
+        self.bytes += len(html)
+        self._trim()
+
     def _put(self, key: Key, result: Shared) -> None:
         if key in self._entries:
             self._drop(key)
         self._entries[key] = result
-        self.bytes += result.size
+        self.bytes += result.size + sum(len(h) for h in result.rendered.values())
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
             oldest = next(iter(self._entries))
             self._drop(oldest)
@@ -254,4 +331,4 @@ class ModuleCache:
     def _drop(self, key: Key) -> None:
         gone = self._entries.pop(key, None)
         if gone is not None:
-            self.bytes -= gone.size
+            self.bytes -= gone.size + sum(len(h) for h in gone.rendered.values())

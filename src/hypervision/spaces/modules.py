@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -36,6 +37,7 @@ from hypervision.spaces.models import Space
 from hypervision.spaces.reading import DEPRECATED, Reading, entry_query
 from hypervision.spaces.schemas import (
     CONFIGS,
+    MAX_MODULES,
     FeedConfig,
     FormConfig,
     LinksConfig,
@@ -265,6 +267,32 @@ def find_module(space: Space, module_id: str) -> dict[str, Any] | None:
     return next((m for m in space.modules if m.get("id") == module_id), None)
 
 
+MODULE_LIST_MAX = 1400  # characters of ``modules=a,b,c``: MAX_MODULES ids of 32 and commas
+
+
+def pick(space: Space, listed: str) -> list[dict[str, Any]]:
+    """The modules of ``space`` named in ``listed`` (comma-separated ids, each once, in the
+    order given): a clear error for an empty list or an id the space does not have (the ids
+    are the caller's own and the space's list is theirs to read: naming them reveals
+    nothing)."""
+    ids = list(dict.fromkeys(i.strip() for i in listed.split(",") if i.strip()))
+    if not ids or len(ids) > MAX_MODULES:
+        raise Invalid(
+            f"Indiquez de 1 à {MAX_MODULES} modules (modules=a,b,c).",
+            f"Name 1 to {MAX_MODULES} modules (modules=a,b,c).",
+            extra={"fields": [{"field": "modules", "message": "1 to 40 module ids"}]},
+        )
+    found = {str(m.get("id")): m for m in space.modules}
+    unknown = [i[:32] for i in ids if i not in found]
+    if unknown:
+        names = ", ".join(unknown[:10])
+        raise NotFound(
+            f"Module introuvable dans cet espace : {names}.",
+            f"No such module in this space: {names}.",
+        )
+    return [found[i] for i in ids]
+
+
 def topics(module: dict[str, Any]) -> list[str]:
     """The live topics whose events refresh ``module``: its kinds of records (``entry``…) and
     each product it reads (``product:<id>``: the events of that product alone, ADR 0047)."""
@@ -293,21 +321,109 @@ async def module_data(
     """What ``module`` of ``space`` (a space ``actor`` may read) shows ``actor``. With
     ``shared``, a result computed for a reader the policy cannot tell from ``actor``, from the
     same data, may be served (``spaces.cache``); ``actor``'s read is audited all the same."""
+    found = await modules_data(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=[module],
+        french=french,
+        shared=shared,
+    )
+    return found[0]
+
+
+async def modules_data(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    wanted: list[dict[str, Any]],
+    french: bool = True,
+    shared: cache.ModuleCache | None = None,
+) -> list[ModuleData]:
+    """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
+    ``actor``, in order: ``module_data`` for several at once (a page's live refresh, ADR
+    0051) — their keys' freshness read in one statement, and the audit records this reader
+    leaves (a shared result's reads replayed, each module's ``space.module``) appended
+    together (``audit.append_many``), in this transaction: nothing is answered without its
+    record."""
+    found = await answers(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=wanted,
+        french=french,
+        shared=shared,
+    )
+    return [a.data for a in found]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A module's answer to one reader, and the shared result it came from with its key (a
+    page may keep the result's rendering with it: ``ModuleCache.keep_rendered``)."""
+
+    data: ModuleData
+    result: cache.Shared
+    key: cache.Key | None
+
+
+async def answers(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    wanted: list[dict[str, Any]],
+    french: bool = True,
+    shared: cache.ModuleCache | None = None,
+) -> list[Answer]:
+    """``modules_data`` with each answer's shared result and key."""
+    keys: list[cache.Key | None] = [None] * len(wanted)
+    if shared is not None and wanted:
+        keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
+    found: list[Answer] = []
+    records: list[dict[str, Any]] = []
+    for module, key in zip(wanted, keys, strict=True):
+        data, result, reads = await _answer(
+            session, settings, actor, space, module, french, shared, key
+        )
+        found.append(Answer(data, result, key))
+        records.extend(reads)
+    await audit.append_many(session, records)
+    return found
+
+
+async def _answer(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    module: dict[str, Any],
+    french: bool,
+    shared: cache.ModuleCache | None,
+    key: cache.Key | None,
+) -> tuple[ModuleData, cache.Shared, list[dict[str, Any]]]:
+    """One module's answer, its result and the audit records ``actor`` leaves for it (to
+    append): a shared result's reads again, as the services wrote them when it was computed,
+    marked ``shared``, then the module's read itself."""
     kind = str(module.get("type", ""))
     ident = str(module.get("id", ""))
 
     async def compute() -> cache.Shared:
         return await _compute(session, settings, actor, module, french)
 
-    if shared is None:
+    if shared is None or key is None:
         result, was_shared = await compute(), False
     else:
-        key = await shared.key(session, settings, actor, space.id, module, french)
         result, was_shared = await shared.get(key, compute)
+    records: list[dict[str, Any]] = []
     if was_shared:  # the reads the services audited when it was computed, for this reader
-        for read in result.reads:
-            await audit.record(
-                session=session,
+        records.extend(
+            audit.record_values(
                 actor=actor,
                 action=read.action,
                 resource_type=read.kind,
@@ -320,21 +436,24 @@ async def module_data(
                     "module": ident[:32],
                 },
             )
+            for read in result.reads
+        )
     detail: dict[str, Any] = {"module": ident[:32], "type": kind[:32], "status": result.status}
     if was_shared:
         detail["shared"] = True
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="space.module",
-        resource_type="space",
-        resource_ids=[space.id],
-        labels=sorted({space.label_level, *result.levels})
-        if result.status == "ok"
-        else [space.label_level],
-        detail=detail,
+    records.append(
+        audit.record_values(
+            actor=actor,
+            action="space.module",
+            resource_type="space",
+            resource_ids=[space.id],
+            labels=sorted({space.label_level, *result.levels})
+            if result.status == "ok"
+            else [space.label_level],
+            detail=detail,
+        )
     )
-    return ModuleData(
+    found = ModuleData(
         module_id=ident,
         type=kind,
         status=result.status,
@@ -343,6 +462,7 @@ async def module_data(
         data=result.data,  # a shared result is never changed: read, rendered, serialised
         live=list(result.live),
     )
+    return found, result, records
 
 
 async def _compute(

@@ -298,6 +298,13 @@ class ModuleData(BaseModel):
     live: list[str] = Field(default_factory=list)  # live topics that refresh it
 
 
+class ModulesData(BaseModel):
+    """What several modules of one space show a reader, in the order asked (each as
+    ``ModuleData``: a module the reader may not see is its neutral placeholder)."""
+
+    items: list[ModuleData]
+
+
 class TemplateRead(BaseModel):
     code: str
     title: str

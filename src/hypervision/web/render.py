@@ -106,6 +106,21 @@ def render(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    return html_response(request, render_text(request, template, context), status_code, headers)
+
+
+def html_response(
+    request: Request, html: str, status_code: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """``html`` (a rendered page or fragment) as the pages answer it."""
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = translator(request).locale
+    return response
+
+
+def render_text(request: Request, template: str, context: dict[str, Any] | None = None) -> str:
+    """``template`` rendered for ``request`` (its language, its chrome), as text."""
     settings: Settings = request.app.state.settings
     tr = translator(request)
     chrome = chrome_of(request)
@@ -120,8 +135,4 @@ def render(
         **tr.callables(),
         **(context or {}),
     }
-    html = env.get_template(template).render(values)
-    response = HTMLResponse(html, status_code=status_code, headers=headers)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Language"] = tr.locale
-    return response
+    return env.get_template(template).render(values)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -21,11 +21,19 @@ from hypervision.logbook.schemas import EntryCreate
 from hypervision.products import editing
 from hypervision.spaces import modules, service
 from hypervision.spaces.api import space_reads
+from hypervision.spaces.cache import ModuleCache
 from hypervision.spaces.models import Space
 from hypervision.spaces.schemas import ModuleData, SpaceCreate, SpaceImport
 from hypervision.spaces.templates import TEMPLATES
 from hypervision.web.choices import display_names
-from hypervision.web.render import in_words, render, shows, translator
+from hypervision.web.render import (
+    html_response,
+    in_words,
+    render,
+    render_text,
+    shows,
+    translator,
+)
 from hypervision.web.session import Officer
 
 router = APIRouter(include_in_schema=False)
@@ -172,41 +180,99 @@ async def module_fragment(
     space_id: uuid.UUID,
     module_id: ModuleId,
 ) -> Response:
-    """One module's content (an HTMX fragment): loaded by the page, again on each live event
-    of its topics."""
+    """One module's content (an HTMX fragment): loaded by the page when it opens."""
     space, module = await _module(request, session, settings, actor, space_id, module_id)
-    french = translator(request).locale == "fr"
-    found = await modules.module_data(
+    shared = request.app.state.module_cache
+    found = await modules.answers(
         session=session,
         settings=settings,
         actor=actor,
         space=space,
-        module=module,
-        french=french,
-        shared=request.app.state.module_cache,
+        wanted=[module],
+        french=translator(request).locale == "fr",
+        shared=shared,
     )
-    return module_html(request, space.id, module, found)
+    return html_response(request, _fragment(request, shared, space.id, module, found[0]))
+
+
+@router.get("/espaces/{space_id}/modules", response_class=HTMLResponse)
+async def module_fragments(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    actor: Officer,
+    space_id: uuid.UUID,
+    listed: Annotated[str, Query(alias="modules", max_length=modules.MODULE_LIST_MAX)] = "",
+) -> Response:
+    """Several modules' contents in one answer (``modules=a,b,c``): the page's live refresh
+    of the modules an event concerns (spaces.js, ADR 0051) — one request, one policy
+    context, one audit append for them all (``modules.answers``)."""
+    space = await service.find_space(
+        session=session, settings=settings, actor=actor, space_id=space_id
+    )
+    wanted = modules.pick(space, listed)
+    shared = request.app.state.module_cache
+    found = await modules.answers(
+        session=session,
+        settings=settings,
+        actor=actor,
+        space=space,
+        wanted=wanted,
+        french=translator(request).locale == "fr",
+        shared=shared,
+    )
+    items = [
+        {"id": module["id"], "html": _fragment(request, shared, space.id, module, one)}
+        for module, one in zip(wanted, found, strict=True)
+    ]
+    return render(request, "_space_modules.html", {"items": items})
+
+
+def _fragment(
+    request: Request,
+    shared: ModuleCache,
+    space_id: uuid.UUID,
+    module: dict[str, Any],
+    answer: modules.Answer,
+) -> str:
+    """A module's fragment for this reader: rendered once per shared result and language
+    (ADR 0051) — the fragment is a function of the result, the module's definition and the
+    language, all in the result's key — but a form's each time (it holds the reader's CSRF
+    token)."""
+    locale = translator(request).locale
+    key = answer.key if module.get("type") != "form" else None
+    if key is not None:
+        html = shared.rendered(key, answer.result, locale)
+        if html is not None:
+            return html
+    context = _context(request, space_id, module, answer.data)
+    html = render_text(request, "_space_module.html", context)
+    if key is not None:
+        shared.keep_rendered(key, answer.result, locale, html)
+    return html
+
+
+def _context(
+    request: Request, space_id: uuid.UUID, module: dict[str, Any], found: ModuleData
+) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    return {
+        "space_id": space_id,
+        "module": module,
+        "found": found,
+        "marking": settings.marking([found.label]) if found.label else None,
+        "rank": settings.level_rank(found.label) if found.label else 0,
+        "categories": settings.categories,
+        "names": display_names(),
+    }
 
 
 def module_html(
     request: Request, space_id: uuid.UUID, module: dict[str, Any], found: ModuleData
 ) -> Response:
-    """A module's fragment (the page's, the editor's preview): its content, its level for the
-    page's marking."""
-    settings: Settings = request.app.state.settings
-    return render(
-        request,
-        "_space_module.html",
-        {
-            "space_id": space_id,
-            "module": module,
-            "found": found,
-            "marking": settings.marking([found.label]) if found.label else None,
-            "rank": settings.level_rank(found.label) if found.label else 0,
-            "categories": settings.categories,
-            "names": display_names(),
-        },
-    )
+    """A module's fragment (the editor's preview): its content, its level for the page's
+    marking."""
+    return render(request, "_space_module.html", _context(request, space_id, module, found))
 
 
 @router.post("/espaces/{space_id}/modules/{module_id}/ajouter", response_class=HTMLResponse)

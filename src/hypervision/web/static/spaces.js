@@ -1,8 +1,8 @@
-/* A space's page (docs/adr/0041): each module loads on its own (htmx, in parallel) and loads
-   again when the live stream (app.js) tells an event of one of its topics — at most once a
-   second per module; the page's protection marking rises to the highest module's; map
-   modules draw their GeoJSON (and the layers and products they name, read as the reader).
-   The editor's previews (space_editor.js) are drawn by the same code. */
+/* A space's page (docs/adr/0041): each module loads on its own (htmx, in parallel); when the
+   live stream (app.js) tells events of its modules' topics, the page reloads the modules they
+   concern in one request (docs/adr/0051); the page's protection marking rises to the highest
+   module's; map modules draw their GeoJSON (and the layers and products they name, read as the
+   reader). The editor's previews (space_editor.js) are drawn by the same code. */
 (function () {
   "use strict";
   var space = document.getElementById("espace") || document.createElement("div");
@@ -14,18 +14,43 @@
     });
   });
 
-  // --- live: refresh the modules of the event's topic -----------------------------------------
-  // At once on the first event, then at most once a second while events keep coming (a burst
-  // of imported rows reloads a module twice, not once per row).
-  var quiet = {}, again = {};
+  // --- live: refresh the modules of the events' topics, in one request ----------------------
+  // The events that come within WINDOW ms of the first are gathered, then one request
+  // (GET /espaces/{id}/modules?modules=a,b,c) brings the content of every module they concern;
+  // while it runs, further events gather for the next (one request at a time per page: a
+  // burst of imported rows reloads the modules twice, not once per row).
+  var WINDOW = 300;
+  var pending = {}, timer = null, busy = false;
   function refresh(section) {
-    var id = section.dataset.module;
-    if (quiet[id]) { again[id] = true; return; }
-    htmx.trigger(section, "hv:refresh");
-    quiet[id] = setTimeout(function () {
-      delete quiet[id];
-      if (again[id]) { delete again[id]; refresh(section); }
-    }, 1000);
+    pending[section.dataset.module] = true;
+    schedule();
+  }
+  function schedule() {
+    if (timer || busy || !Object.keys(pending).length) return;
+    timer = setTimeout(load, WINDOW);
+  }
+  function load() {
+    timer = null;
+    var ids = Object.keys(pending);
+    pending = {};
+    busy = true;
+    var url = "/espaces/" + encodeURIComponent(space.dataset.space) + "/modules?modules=" +
+      ids.map(encodeURIComponent).join(",");
+    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true", "X-Hypervision-Background": "1" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) swapAll(html); })
+      .catch(function () { /* kept as it was: the next event tries again */ })
+      .then(function () { busy = false; schedule(); });
+  }
+  function swapAll(html) {
+    var sections = {};
+    space.querySelectorAll("[data-module]").forEach(function (s) { sections[s.dataset.module] = s; });
+    var parsed = new DOMParser().parseFromString(html, "text/html");
+    parsed.querySelectorAll("template[data-fragment]").forEach(function (fragment) {
+      var section = sections[fragment.dataset.fragment];
+      // htmx's own swap: its afterSwap (marking, maps, below) and load (charts) events follow
+      if (section) htmx.swap(section, fragment.innerHTML, { swapStyle: "innerHTML" });
+    });
   }
   document.addEventListener("hv:live", function (event) {
     var detail = event.detail || {};
