@@ -79,7 +79,11 @@ async def map_entries(
     subject = Subject.of(settings, actor)
     query = replace(filters, bbox=None)
     base = query.apply(visible(session, settings, actor), subject=subject, dialect=dialect)
-    signatures = cells.visible_signatures(subject, query, dialect)
+    # The signatures' policy filter is built only when the cells may answer (not at street
+    # level): compiling the policy is a good part of a request's own work.
+    signatures = (
+        cells.visible_signatures(subject, query, dialect) if cells.answers(query, zoom) else None
+    )
     result, source = await read(session, base, signatures, query, bbox, zoom)
     await audit.record(
         session=session,
@@ -97,7 +101,7 @@ async def map_entries(
 async def read(
     session: AsyncSession,
     base: Any,
-    signatures: Any,
+    signatures: Any | None,
     query: EntryQuery,
     bbox: tuple[float, float, float, float],
     zoom: int,
@@ -105,9 +109,11 @@ async def read(
     """What the map shows, and where it came from (``cells`` or ``entries``). ``base``: the
     entries the reader may see that ``query`` selects (SQL decides, or narrows and the
     query's ``residual`` decides: a zone); ``signatures``: the label signatures the reader
-    may see (``cells.visible_signatures``). The cells answer when they can and the view holds
-    more than POINTS_MAX entries; otherwise the entries are read."""
+    may see (``cells.visible_signatures``; None when ``cells.answers`` is false). The cells
+    answer when they can and the view holds more than POINTS_MAX entries; otherwise the
+    entries are read."""
     if cells.answers(query, zoom):
+        assert signatures is not None, "the cells answer: the reader's signatures are needed"
         found = await cells.clusters(session, signatures, query, zoom, bbox)
         if found.total > POINTS_MAX:
             return MapResult(zoom, True, found.total, [], found.clusters), "cells"
