@@ -144,6 +144,24 @@ def throwaway_database(
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@contextmanager
+def existing_database(url: str) -> Iterator[BenchDb]:
+    """A database an earlier ``--keep`` run left (its SQLAlchemy URL), migrated to head (a
+    migration added since then applies), kept afterwards; a new temporary data directory."""
+    from hypervision.migrate import upgrade
+
+    engine = "postgresql" if url.startswith("postgresql") else "sqlite"
+    data_dir = Path(tempfile.mkdtemp(prefix="hv_bench_"))
+    os.environ["HYPERVISION_DATA_DIR"] = str(data_dir)
+    try:
+        started = time.perf_counter()
+        in_thread(lambda: upgrade(url))
+        note(f"database {redact(url)} migrated in {time.perf_counter() - started:.1f} s (kept)")
+        yield BenchDb(engine=engine, url=url, data_dir=data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def redact(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:

@@ -4,6 +4,7 @@ through the ASGI app with bearer tokens, as a restricted user and as the broades
 the same map query without the policy filter and a plain count of the view (baselines).
 
     python bench/map_data.py --engine sqlite|postgresql --rows 100000 [--requests 100]
+    python bench/map_data.py --existing URL   # again on the database a --keep run left
 
 The world, labels and bulk seeding are feed_search's (``build_world``, ``seed_postgres``,
 ``seed_sqlite``), except that every entry is located: about 55 % around a few dozen venue
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib
 from benchlib import LATENCY_HEADERS, Latency, fmt, note, show
-from feed_search import build_world, explain, seed_postgres, seed_sqlite
+from feed_search import World, build_world, explain, seed_postgres, seed_sqlite
 
 CENTRE = (2.3488, 48.8534)  # Notre-Dame
 M_PER_DEG_LAT = 111_320.0
@@ -118,6 +119,21 @@ class Scatter:
         return self.lons[i - 1], self.lats[i - 1]
 
 
+async def kept_world(app: Any) -> World:
+    """The bench users of a database a ``--keep`` run left (``--existing``): the readers are
+    all the timing needs; the organisations and authors only served the seeding."""
+    from sqlalchemy import select
+
+    from hypervision.identity.models import User
+
+    world = World()
+    async with app.state.sessions() as session:
+        users = {u.username: u for u in await session.scalars(select(User))}
+    for key in ("restricted", "broad", "admin"):
+        world.users[key] = users[f"bench.{key}"]
+    return world
+
+
 def view_param(bbox: tuple[float, float, float, float]) -> str:
     return ",".join(f"{c:g}" for c in bbox)
 
@@ -157,39 +173,46 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
     from hypervision.logbook.query import EntryQuery
     from hypervision.policy.rules import Subject
 
-    extra = f", {args.requests} requests per case"
-    await benchlib.header("map_data", db, args.rows, extra)
     settings = benchlib.bench_settings(db)
     app = create_app(settings)
     sessions = app.state.sessions
-    world = await build_world(app)
-
-    watch = benchlib.Stopwatch()
-    scatter = Scatter(args.rows)
-    note(f"{args.rows:,} positions drawn in {watch.seconds:.1f} s")
-    if db.engine == "postgresql":
-        await seed_postgres(db, world, args.rows, settings.categories, positions=scatter)
+    rows = args.rows
+    if args.existing:
+        async with sessions() as session:
+            rows = int(await session.scalar(select(func.count()).select_from(Entry)) or 0)
+    await benchlib.header("map_data", db, rows, f", {args.requests} requests per case")
+    if args.existing:
+        world = await kept_world(app)
+        seeded = "kept from an earlier run (--existing)"
+        rebuilt = "kept"
     else:
-        await asyncio.to_thread(
-            seed_sqlite, db, world, args.rows, settings.categories, positions=scatter
-        )
-    seed_seconds = watch.seconds
-    watch = benchlib.Stopwatch()
-    async with app.state.engine.begin() as conn:
-        if db.engine == "postgresql":  # a bulk rebuild, not a request: no request time limit
-            await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        cell_rows = await conn.run_sync(cells.rebuild)
-    if db.engine == "postgresql":
-        import asyncpg
+        world = await build_world(app)
+        watch = benchlib.Stopwatch()
+        scatter = Scatter(args.rows)
+        note(f"{args.rows:,} positions drawn in {watch.seconds:.1f} s")
+        if db.engine == "postgresql":
+            await seed_postgres(db, world, args.rows, settings.categories, positions=scatter)
+        else:
+            await asyncio.to_thread(
+                seed_sqlite, db, world, args.rows, settings.categories, positions=scatter
+            )
+        seeded = f"seeded in {watch.seconds:.1f} s"
+        watch = benchlib.Stopwatch()
+        async with app.state.engine.begin() as conn:
+            if db.engine == "postgresql":  # a bulk rebuild, not a request: no request time limit
+                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            cell_rows = await conn.run_sync(cells.rebuild)
+        if db.engine == "postgresql":
+            import asyncpg
 
-        conn = await asyncpg.connect(db.dsn)
-        try:
-            await conn.execute("VACUUM ANALYZE map_cells")
-            await conn.execute("VACUUM ANALYZE map_signatures")
-        finally:
-            await conn.close()
-    cells_seconds = watch.seconds
-    note(f"map cells rebuilt: {cell_rows:,} rows in {cells_seconds:.1f} s")
+            conn = await asyncpg.connect(db.dsn)
+            try:
+                await conn.execute("VACUUM ANALYZE map_cells")
+                await conn.execute("VACUUM ANALYZE map_signatures")
+            finally:
+                await conn.close()
+        rebuilt = f"rebuilt in {watch.seconds:.1f} s"
+        note(f"map cells rebuilt: {cell_rows:,} rows in {watch.seconds:.1f} s")
 
     client = AsyncClient(
         transport=ASGITransport(app=app, client=("127.0.0.1", 50000)),
@@ -221,7 +244,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         data_rows = [
             ["entries", f"{total:,}"],
             ["located", f"{located:,} ({located / total:.1%})"],
-            [f"map cells (rebuilt in {cells_seconds:.1f} s): label signatures",
+            [f"map cells ({rebuilt}): label signatures",
              f"{signature_count:,}"],
             ["map cells: rows, all grids", f"{sum(per_grid.values()):,}"],
             *([f"  grid z{grid}", f"{n:,}"] for grid, n in sorted(per_grid.items())),
@@ -248,7 +271,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
                 )
         await session.rollback()
     show(
-        f"Data set — {db.engine}, seeded in {seed_seconds:.1f} s "
+        f"Data set — {db.engine}, {seeded} "
         f"({len(HOTSPOTS)} hotspots; restricted: NP, ORG-C, no group, officer; "
         "broad: DR, every group, watch officer, ORG-A)",
         ["what", "value"],
@@ -451,7 +474,17 @@ def main() -> None:
         action="store_true",
         help="show the cluster plan for both readers (default: the broad reader only)",
     )
+    p.add_argument(
+        "--existing",
+        metavar="URL",
+        help="time again against the database a --keep run left (its URL as printed): "
+        "migrated to head, not seeded again (--engine and --rows are then ignored)",
+    )
     args = p.parse_args()
+    if args.existing:
+        with benchlib.existing_database(args.existing) as db:
+            asyncio.run(run(db, args))
+        return
     with benchlib.throwaway_database(args.engine, args.pg_url, args.keep) as db:
         asyncio.run(run(db, args))
 

@@ -90,6 +90,45 @@ async def test_zone_filter_holes_and_borders(
         assert len(ids) == len(set(ids))  # paginated without repeats
 
 
+async def test_map_data_in_a_zone_shows_what_lies_in_it_as_points_or_clusters(
+    app: FastAPI, client: AsyncClient, people: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map's zone path: candidates by the zone's bbox, the exact shape decides."""
+    from hypervision.geo import mapdata
+
+    chef = await sign_in(client, "chef")
+    zone = await client.post(
+        "/api/v1/zones", json={"name": "Z", "geometry": ZONE, "label": PUBLIC}, headers=chef
+    )
+    assert zone.status_code == 201, zone.text
+    inside = {
+        await entry_at(client, chef, "dedans", point(2.285, 48.845)): (2.285, 48.845),
+        await entry_at(client, chef, "sur le bord", point(2.32, 48.855)): (2.32, 48.855),
+        await entry_at(
+            client, chef, "ligne", {"type": "LineString", "coordinates": [[2.25, 48.845],
+                                                                         [2.29, 48.847]]}
+        ): (2.27, 48.846),
+    }  # fmt: skip
+    await entry_at(client, chef, "dans le trou", point(2.30, 48.855))
+    await entry_at(client, chef, "dehors", point(2.35, 48.855))
+    await entry_at(
+        client, chef, "secret", point(2.286, 48.846), {"level": "DR", "need_to_know": [],
+                                                       "audience": []}
+    )  # fmt: skip
+    params = {"zone": zone.json()["id"], "view": "2.2,48.8,2.4,48.9", "zoom": 16}
+    agent = await sign_in(client, "agent")
+    shown = (await client.get("/api/v1/map/entries", params=params, headers=agent)).json()
+    assert not shown["clustered"] and shown["total"] == 3
+    assert {p["id"]: (p["lon"], p["lat"]) for p in shown["points"]} == inside
+    assert {p["title"] for p in shown["points"]} == {"dedans", "sur le bord", "ligne"}
+    monkeypatch.setattr(mapdata, "POINTS_MAX", 2)
+    grouped = (await client.get("/api/v1/map/entries", params=params, headers=agent)).json()
+    assert grouped["clustered"] and not grouped["points"] and grouped["total"] == 3
+    assert sum(c["count"] for c in grouped["clusters"]) == 3
+    chef_total = (await client.get("/api/v1/map/entries", params=params, headers=chef)).json()
+    assert chef_total["total"] == 4
+
+
 async def test_zones_are_checked_labelled_and_versioned(
     app: FastAPI, client: AsyncClient, people: None
 ) -> None:
