@@ -269,6 +269,15 @@ async def principal_of(sessions: Any, user_id: Any, request_id: str = "bench") -
 # --- statistics and tables ------------------------------------------------------------------
 
 
+def py_spy_samples(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The samples of a py-spy ``record -f raw`` file: each stack's count and its frames,
+    outermost first."""
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit():
+            yield int(n), stack.split(";")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100) of unsorted values."""
     if not values:

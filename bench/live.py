@@ -1147,13 +1147,8 @@ class Profiler:
         total = 0
         inclusive: dict[str, int] = {}
         own: dict[str, int] = {}
-        for line in self.out.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
-                continue
-            count = int(n)
+        for count, frames in benchlib.py_spy_samples(self.out):
             total += count
-            frames = stack.split(";")
             for label, needle in self.BUCKETS:
                 if any(needle in f for f in frames):
                     inclusive[label] = inclusive.get(label, 0) + count

@@ -549,11 +549,7 @@ class LiveProfile:
         total = 0
         inclusive: dict[str, int] = {}
         own: dict[str, int] = {}
-        for line in self.out.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
-                continue
-            count, frames = int(n), stack.split(";")
+        for count, frames in benchlib.py_spy_samples(self.out):
             total += count
             for name in {f for f in frames if any(m in f for m in self.MINE)}:
                 inclusive[name] = inclusive.get(name, 0) + count
