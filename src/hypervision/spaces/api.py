@@ -273,7 +273,7 @@ async def modules_data(
         session=session, settings=settings, actor=actor, space_id=space_id
     )
     wanted = modules.pick(space, listed)
-    found = await modules.modules_data(
+    found = await modules.answers(
         session=session,
         settings=settings,
         actor=actor,
@@ -282,7 +282,7 @@ async def modules_data(
         french=not english(request),
         shared=request.app.state.module_cache,
     )
-    return ModulesData(items=found)
+    return ModulesData(items=[answer.data for answer in found])
 
 
 @router.get(

@@ -131,21 +131,6 @@ def definition(module: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(module, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def freshness(
-    session: AsyncSession,
-    settings: Settings,
-    actor: Principal,
-    kinds: tuple[str, ...],
-    products: tuple[uuid.UUID, ...],
-) -> tuple[int | None, ...]:
-    """The freshness of one module's sources (``probes``: the kinds', then each product's
-    own and its inputs')."""
-    found = await probes(session, settings, actor, kinds, products)
-    return tuple(v for kind in kinds for v in found[kind]) + tuple(
-        v for product in products for v in found[product]
-    )
-
-
 async def probes(
     session: AsyncSession,
     settings: Settings,
@@ -215,27 +200,6 @@ class ModuleCache:
         self._entries.clear()
         self.bytes = 0
 
-    async def key(
-        self,
-        session: AsyncSession,
-        settings: Settings,
-        actor: Principal,
-        space_id: uuid.UUID,
-        module: dict[str, Any],
-        french: bool,
-    ) -> Key:
-        kinds, products = sources(module)
-        personal = str(module.get("type", "")) in PERSONAL
-        fresh = await freshness(session, settings, actor, kinds, products)
-        return (
-            str(space_id),
-            definition(module),
-            "fr" if french else "en",
-            signature(settings, actor, personal),
-            fresh,
-            self.generation,
-        )
-
     async def keys(
         self,
         session: AsyncSession,
@@ -245,8 +209,9 @@ class ModuleCache:
         modules: list[dict[str, Any]],
         french: bool,
     ) -> list[Key]:
-        """The keys of several modules of one space (a page's refresh, ADR 0051): each the
-        same as ``key`` would make, their sources' freshness read in one statement."""
+        """The keys of modules of one space (a page's load or refresh, ADR 0051): the space,
+        the module's definition, the language, the reader's visibility signature, its
+        sources' freshness (read for all the modules in one statement) and the generation."""
         wanted = [sources(m) for m in modules]
         found = await probes(
             session,

@@ -280,7 +280,7 @@ def pick(space: Space, listed: str) -> list[dict[str, Any]]:
         raise Invalid(
             f"Indiquez de 1 à {MAX_MODULES} modules (modules=a,b,c).",
             f"Name 1 to {MAX_MODULES} modules (modules=a,b,c).",
-            extra={"fields": [{"field": "modules", "message": "1 to 40 module ids"}]},
+            extra={"fields": [{"field": "modules", "message": f"1 to {MAX_MODULES} module ids"}]},
         )
     found = {str(m.get("id")): m for m in space.modules}
     unknown = [i[:32] for i in ids if i not in found]
@@ -321,7 +321,7 @@ async def module_data(
     """What ``module`` of ``space`` (a space ``actor`` may read) shows ``actor``. With
     ``shared``, a result computed for a reader the policy cannot tell from ``actor``, from the
     same data, may be served (``spaces.cache``); ``actor``'s read is audited all the same."""
-    found = await modules_data(
+    found = await answers(
         session=session,
         settings=settings,
         actor=actor,
@@ -330,35 +330,7 @@ async def module_data(
         french=french,
         shared=shared,
     )
-    return found[0]
-
-
-async def modules_data(
-    *,
-    session: AsyncSession,
-    settings: Settings,
-    actor: Principal,
-    space: Space,
-    wanted: list[dict[str, Any]],
-    french: bool = True,
-    shared: cache.ModuleCache | None = None,
-) -> list[ModuleData]:
-    """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
-    ``actor``, in order: ``module_data`` for several at once (a page's live refresh, ADR
-    0051) — their keys' freshness read in one statement, and the audit records this reader
-    leaves (a shared result's reads replayed, each module's ``space.module``) appended
-    together (``audit.append_many``), in this transaction: nothing is answered without its
-    record."""
-    found = await answers(
-        session=session,
-        settings=settings,
-        actor=actor,
-        space=space,
-        wanted=wanted,
-        french=french,
-        shared=shared,
-    )
-    return [a.data for a in found]
+    return found[0].data
 
 
 @dataclass(frozen=True)
@@ -381,7 +353,12 @@ async def answers(
     french: bool = True,
     shared: cache.ModuleCache | None = None,
 ) -> list[Answer]:
-    """``modules_data`` with each answer's shared result and key."""
+    """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
+    ``actor``, in order, with the shared result each came from and its key: ``module_data``
+    for several at once (a page's live refresh, ADR 0051) — their keys' freshness read in one
+    statement, and the audit records this reader leaves (a shared result's reads replayed,
+    each module's ``space.module``) appended together (``audit.append_many``), in this
+    transaction: nothing is answered without its record."""
     keys: list[cache.Key | None] = [None] * len(wanted)
     if shared is not None and wanted:
         keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
