@@ -165,10 +165,22 @@ async def test_the_page_route_gives_each_modules_fragment(
     assert "<strong>Consignes</strong>" in fragments["texte"]
     alone = await client.get(f"/espaces/{sid}/modules/texte", headers={"HX-Request": "true"})
     assert alone.text.strip() == fragments["texte"].strip()
-    unknown = await client.get(f"/espaces/{sid}/modules", params={"modules": "texte,inconnu"})
-    assert unknown.status_code == 404
+    # a module removed since the page was opened: a notice to reload, the others refreshed
+    removed = await client.get(
+        f"/espaces/{sid}/modules", params={"modules": "inconnu,texte"},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    assert removed.status_code == 200, removed.text
+    parts = dict(
+        re.findall(r'<template data-fragment="([\w-]+)">(.*?)</template>', removed.text, re.S)
+    )
+    assert parts["texte"].strip() == fragments["texte"].strip()
+    assert 'data-status="removed"' in parts["inconnu"]
+    assert "Ce module a été retiré de l'espace." in parts["inconnu"].replace("&#39;", "'")
+    only_removed = await client.get(f"/espaces/{sid}/modules", params={"modules": "inconnu"})
+    assert only_removed.status_code == 200 and 'data-status="removed"' in only_removed.text
     assert [r.detail["module"] for r in await records(app, "adjoint", "space.module")] == [
-        "lits", "cache", "texte", "texte"
+        "lits", "cache", "texte", "texte", "texte"
     ]  # fmt: skip
 
 

@@ -270,11 +270,9 @@ def find_module(space: Space, module_id: str) -> dict[str, Any] | None:
 MODULE_LIST_MAX = 1400  # characters of ``modules=a,b,c``: MAX_MODULES ids of 32 and commas
 
 
-def pick(space: Space, listed: str) -> list[dict[str, Any]]:
-    """The modules of ``space`` named in ``listed`` (comma-separated ids, each once, in the
-    order given): a clear error for an empty list or an id the space does not have (the ids
-    are the caller's own and the space's list is theirs to read: naming them reveals
-    nothing)."""
+def listed_ids(listed: str) -> list[str]:
+    """The module ids of ``listed`` (comma-separated, each once, in the order given): a clear
+    error for an empty list or more than ``MAX_MODULES``."""
     ids = list(dict.fromkeys(i.strip() for i in listed.split(",") if i.strip()))
     if not ids or len(ids) > MAX_MODULES:
         raise Invalid(
@@ -282,7 +280,15 @@ def pick(space: Space, listed: str) -> list[dict[str, Any]]:
             f"Name 1 to {MAX_MODULES} modules (modules=a,b,c).",
             extra={"fields": [{"field": "modules", "message": f"1 to {MAX_MODULES} module ids"}]},
         )
+    return ids
+
+
+def pick(space: Space, listed: str) -> list[dict[str, Any]]:
+    """The modules of ``space`` named in ``listed`` (``listed_ids``): a clear error for an id
+    the space does not have (the ids are the caller's own and the space's list is theirs to
+    read: naming them reveals nothing)."""
     found = {str(m.get("id")): m for m in space.modules}
+    ids = listed_ids(listed)
     unknown = [i[:32] for i in ids if i not in found]
     if unknown:
         names = ", ".join(unknown[:10])

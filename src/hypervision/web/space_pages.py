@@ -206,11 +206,15 @@ async def module_fragments(
 ) -> Response:
     """Several modules' contents in one answer (``modules=a,b,c``): the page's live refresh
     of the modules an event concerns (spaces.js, ADR 0051) — one request, one policy
-    context, one audit append for them all (``modules.answers``)."""
+    context, one audit append for them all (``modules.answers``). A module removed from the
+    space since the page was opened gets a notice asking to reload the page, and the others
+    their content: an open page keeps refreshing its other modules."""
     space = await service.find_space(
         session=session, settings=settings, actor=actor, space_id=space_id
     )
-    wanted = modules.pick(space, listed)
+    present = {str(m.get("id")): m for m in space.modules}
+    ids = modules.listed_ids(listed)
+    wanted = [present[i] for i in ids if i in present]
     shared = request.app.state.module_cache
     found = await modules.answers(
         session=session,
@@ -225,7 +229,8 @@ async def module_fragments(
         {"id": module["id"], "html": _fragment(request, shared, space.id, module, one)}
         for module, one in zip(wanted, found, strict=True)
     ]
-    return render(request, "_space_modules.html", {"items": items})
+    removed = [i for i in ids if i not in present]
+    return render(request, "_space_modules.html", {"items": items, "removed": removed})
 
 
 def _fragment(
