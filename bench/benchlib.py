@@ -15,7 +15,9 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -267,6 +269,20 @@ async def principal_of(sessions: Any, user_id: Any, request_id: str = "bench") -
 
 
 # --- statistics and tables ------------------------------------------------------------------
+
+
+def py_spy_done(proc: subprocess.Popen[bytes], out: Path, *, interrupt: bool = False) -> bool:
+    """Wait for a ``py-spy record`` process to write ``out`` (``interrupt``: it records until
+    stopped, and writes its file when interrupted); killed after a minute. Whether ``out``
+    was written."""
+    if interrupt:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    return out.exists()
 
 
 def py_spy_samples(path: Path) -> Iterator[tuple[int, list[str]]]:

@@ -1135,14 +1135,7 @@ class Profiler:
         )
 
     def finish(self) -> list[list[str]]:
-        if self.proc is None:
-            return []
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        if not self.out.exists():
+        if self.proc is None or not benchlib.py_spy_done(self.proc, self.out):
             return []
         total = 0
         inclusive: dict[str, int] = {}

@@ -534,17 +534,7 @@ class LiveProfile:
         )
 
     def finish(self) -> list[list[str]]:
-        import signal
-        import subprocess
-
-        if self.proc is None:
-            return []
-        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        if not self.out.exists():
+        if self.proc is None or not benchlib.py_spy_done(self.proc, self.out, interrupt=True):
             return []
         total = 0
         inclusive: dict[str, int] = {}

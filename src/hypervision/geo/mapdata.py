@@ -109,11 +109,10 @@ async def read(
     """What the map shows, and where it came from (``cells`` or ``entries``). ``base``: the
     entries the reader may see that ``query`` selects (SQL decides, or narrows and the
     query's ``residual`` decides: a zone); ``signatures``: the label signatures the reader
-    may see (``cells.visible_signatures``; None when ``cells.answers`` is false). The cells
-    answer when they can and the view holds more than POINTS_MAX entries; otherwise the
-    entries are read."""
-    if cells.answers(query, zoom):
-        assert signatures is not None, "the cells answer: the reader's signatures are needed"
+    may see (``cells.visible_signatures``), given when the cells can answer (``cells.answers``)
+    and None otherwise. The cells answer when they can and the view holds more than
+    POINTS_MAX entries; otherwise the entries are read."""
+    if signatures is not None:
         found = await cells.clusters(session, signatures, query, zoom, bbox)
         if found.total > POINTS_MAX:
             return MapResult(zoom, True, found.total, [], found.clusters), "cells"
