@@ -325,6 +325,7 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         paths["api"] = api_write
 
     next_i = 0
+    cpu: dict[str, float] = {}  # this process's CPU seconds per path (the database's apart)
 
     async def block(name: str, count: int, samples: list[float]) -> float:
         """``count`` writes on ``args.concurrency`` workers; returns the wall time."""
@@ -341,14 +342,16 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
                 samples.append(time.perf_counter() - started)
 
         counter.current = name
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        cpu[name] = cpu.get(name, 0.0) + time.process_time() - cpu_started
         return time.perf_counter() - started
 
     warm = min(20, max(1, args.rows // 20))
     for name in paths:
         await block(name, warm, [])
     counter.counts.clear()
+    cpu.clear()
 
     per_round = max(1, args.rows // args.rounds)
     samples: dict[str, list[float]] = {n: [] for n in paths}
@@ -378,12 +381,23 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
                 fmt(lat.p95),
                 fmt(lat.max),
                 fmt(counter.counts.get(name, 0) / count, 1),
+                fmt(1000 * cpu[name] / count, 2),
             ]
         )
     show(
         f"Write path — {db.engine}, {args.rows:,} transactions per path, "
         f"concurrency {args.concurrency}",
-        ["path", "txns", "seconds", "txn/s", "p50 ms", "p95 ms", "max ms", "SQL stmts/txn"],
+        [
+            "path",
+            "txns",
+            "seconds",
+            "txn/s",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+            "SQL stmts/txn",
+            "CPU ms/txn",
+        ],
         rows,
     )
 

@@ -13,8 +13,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Integer, String, Uuid, cast, literal, null, select, true, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hypervision.identity.models import (
@@ -42,12 +55,11 @@ class Holder:
     organisation: Organisation
 
 
-async def holder_of(
-    session: AsyncSession, model: type[AuthSession] | type[ApiToken], token: str
-) -> Holder | None:
-    """The credential whose hash is ``token``'s, with its holder; None when there is none.
-    Whether it is still valid (revoked, expired, idle, account disabled) is the caller's."""
-    token_hash = digest(token)
+def _statement(model: type[AuthSession] | type[ApiToken]) -> Select[Any]:
+    """The one statement of ``holder_of`` for ``model``, the token's hash a bound parameter
+    (``token_hash``): built once per model (``_STATEMENTS``) — building its CTE and union
+    cost more of a request than running it (py-spy, bench/write_path.py --api)."""
+    token_hash = bindparam("token_hash", type_=String)
     anchor = (
         select(
             Organisation.id.label("org_id"),
@@ -77,15 +89,27 @@ async def holder_of(
     facts = union_all(
         select(ancestry.c.org_id, ancestry.c.depth, cast(null(), String).label("code")), groups
     ).subquery("facts")
-    rows = (
-        await session.execute(
-            select(model, User, Organisation, facts.c.org_id, facts.c.depth, facts.c.code)
-            .join(User, User.id == model.user_id)
-            .join(Organisation, Organisation.id == User.organisation_id)
-            .outerjoin(facts, true())
-            .where(model.token_hash == token_hash)
-        )
-    ).all()
+    return (
+        select(model, User, Organisation, facts.c.org_id, facts.c.depth, facts.c.code)
+        .join(User, User.id == model.user_id)
+        .join(Organisation, Organisation.id == User.organisation_id)
+        .outerjoin(facts, true())
+        .where(model.token_hash == token_hash)
+    )
+
+
+_STATEMENTS: dict[type[Credential], Select[Any]] = {}  # built on first use: mappers configured
+
+
+async def holder_of(
+    session: AsyncSession, model: type[AuthSession] | type[ApiToken], token: str
+) -> Holder | None:
+    """The credential whose hash is ``token``'s, with its holder; None when there is none.
+    Whether it is still valid (revoked, expired, idle, account disabled) is the caller's."""
+    statement = _STATEMENTS.get(model)
+    if statement is None:
+        statement = _STATEMENTS[model] = _statement(model)
+    rows = (await session.execute(_STATEMENTS[model], {"token_hash": digest(token)})).all()
     if not rows:
         return None
     credential, user, organisation = rows[0][0], rows[0][1], rows[0][2]

@@ -191,6 +191,10 @@ def _add_statement(dialect: str) -> Any:
 
 
 _ADD = {dialect: _add_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_SIGNATURE = {  # run with a signature's row (``Signature.row``): built once, as _ADD
+    "postgresql": postgresql.insert(MapSignature).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(MapSignature).on_conflict_do_nothing(),
+}
 
 
 async def entry_changed(
@@ -205,11 +209,8 @@ async def entry_changed(
     if not changes:
         return
     dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if new is not None and (old is None or old.signature != new.signature):
-        await session.execute(
-            upsert(MapSignature).values(new.signature.row()).on_conflict_do_nothing()
-        )
+        await session.execute(_SIGNATURE[dialect], new.signature.row())
     rows = [
         {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
         for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
