@@ -63,6 +63,21 @@ def test_markdown_never_yields_active_content(body: str) -> None:
     assert "<strong>gras</strong>" in html and 'href="https://example.org"' in html
 
 
+def test_kept_html_is_the_html_of_its_text_and_long_texts_are_not_kept() -> None:
+    from hypervision.core import markdown
+
+    short = "Avant <script>alert(1)</script> **gras**"
+    first = render(short)
+    assert render(short) == first == markdown._render(short)  # served again, the same
+    assert active_parts(first) == []
+    before = markdown._kept.cache_info()
+    long = "x" * (markdown.CACHED_CHARS + 1)
+    assert render(long) == render(long) == markdown._render(long)
+    after = markdown._kept.cache_info()
+    assert (after.hits, after.currsize) == (before.hits, before.currsize)  # never kept
+    assert markdown._kept.cache_info().maxsize == markdown.CACHED_TEXTS
+
+
 async def test_entries_deliver_sanitised_html(app: FastAPI, client: AsyncClient) -> None:
     alice = await officer(app, client, "alice", "PP")
     body = " ".join(HOSTILE)
