@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from hypervision.config import Settings
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import AppError, Invalid, NotFound
+from hypervision.identity.principal import Principal
 from hypervision.logbook import entries
 from hypervision.logbook.schemas import EntryCreate
 from hypervision.products import editing
@@ -34,7 +35,7 @@ from hypervision.web.render import (
     shows,
     translator,
 )
-from hypervision.web.session import Officer
+from hypervision.web.session import Officer, Reader
 
 router = APIRouter(include_in_schema=False)
 ModuleId = Annotated[str, Path(max_length=32)]
@@ -158,7 +159,7 @@ async def _module(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    actor: Officer,
+    actor: Principal,
     space_id: uuid.UUID,
     module_id: str,
 ) -> tuple[Space, dict[str, Any]]:
@@ -176,7 +177,7 @@ async def module_fragment(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    actor: Officer,
+    actor: Reader,
     space_id: uuid.UUID,
     module_id: ModuleId,
 ) -> Response:
@@ -200,7 +201,7 @@ async def module_fragments(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
-    actor: Officer,
+    actor: Reader,
     space_id: uuid.UUID,
     listed: Annotated[str, Query(alias="modules", max_length=modules.MODULE_LIST_MAX)] = "",
 ) -> Response:
