@@ -109,7 +109,7 @@ async def holder_of(
     statement = _STATEMENTS.get(model)
     if statement is None:
         statement = _STATEMENTS[model] = _statement(model)
-    rows = (await session.execute(_STATEMENTS[model], {"token_hash": digest(token)})).all()
+    rows = (await session.execute(statement, {"token_hash": digest(token)})).all()
     if not rows:
         return None
     credential, user, organisation = rows[0][0], rows[0][1], rows[0][2]
