@@ -26,7 +26,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, func, select
+from sqlalchemy import String, bindparam, event, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -78,8 +78,12 @@ async def bind(session: AsyncSession, settings: Settings, principal: Actor) -> N
         await set_context(session, sign(settings, reader_context(settings, principal)))
 
 
+# ``set_config(SETTING, :context, true)``, built once: every request binds its reader.
+SET_CONTEXT = select(func.set_config(SETTING, bindparam("context", type_=String), True))
+
+
 async def set_context(session: AsyncSession, value: str) -> None:
-    await session.execute(select(func.set_config(SETTING, value, True)))
+    await session.execute(SET_CONTEXT, {"context": value})
 
 
 def system_sessions(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
@@ -93,8 +97,7 @@ def system_sessions(engine: AsyncEngine, settings: Settings) -> async_sessionmak
 def _bind_system(session: Session, _transaction: Any, connection: Connection) -> None:
     settings = session.info.get(_SYSTEM)
     if settings is not None and connection.dialect.name == "postgresql":
-        value = sign(settings, SYSTEM_CONTEXT)
-        connection.execute(select(func.set_config(SETTING, value, True)))
+        connection.execute(SET_CONTEXT, {"context": sign(settings, SYSTEM_CONTEXT)})
 
 
 async def context_works(conn: AsyncConnection, settings: Settings) -> bool:
@@ -103,7 +106,7 @@ async def context_works(conn: AsyncConnection, settings: Settings) -> bool:
     if conn.dialect.name != "postgresql":
         return True
     # In the connection's current transaction (set_config(…, true) ends with it).
-    await conn.execute(select(func.set_config(SETTING, sign(settings, SYSTEM_CONTEXT), True)))
+    await conn.execute(SET_CONTEXT, {"context": sign(settings, SYSTEM_CONTEXT)})
     return bool(await conn.scalar(select(func.hv_ctx_system())))
 
 
