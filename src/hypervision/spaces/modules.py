@@ -270,33 +270,33 @@ def find_module(space: Space, module_id: str) -> dict[str, Any] | None:
 MODULE_LIST_MAX = 1400  # characters of ``modules=a,b,c``: MAX_MODULES ids of 32 and commas
 
 
-def listed_ids(listed: str) -> list[str]:
-    """The module ids of ``listed`` (comma-separated, each once, in the order given): a clear
-    error for an empty list or more than ``MAX_MODULES``."""
-    ids = list(dict.fromkeys(i.strip() for i in listed.split(",") if i.strip()))
+def listed(space: Space, text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The modules of ``space`` named in ``text`` (comma-separated ids, each once, in the
+    order given), and the ids named that ``space`` does not have: a clear error for an empty
+    list or more than ``MAX_MODULES``."""
+    ids = list(dict.fromkeys(i.strip() for i in text.split(",") if i.strip()))
     if not ids or len(ids) > MAX_MODULES:
         raise Invalid(
             f"Indiquez de 1 à {MAX_MODULES} modules (modules=a,b,c).",
             f"Name 1 to {MAX_MODULES} modules (modules=a,b,c).",
             extra={"fields": [{"field": "modules", "message": f"1 to {MAX_MODULES} module ids"}]},
         )
-    return ids
-
-
-def pick(space: Space, listed: str) -> list[dict[str, Any]]:
-    """The modules of ``space`` named in ``listed`` (``listed_ids``): a clear error for an id
-    the space does not have (the ids are the caller's own and the space's list is theirs to
-    read: naming them reveals nothing)."""
     found = {str(m.get("id")): m for m in space.modules}
-    ids = listed_ids(listed)
-    unknown = [i[:32] for i in ids if i not in found]
+    return [found[i] for i in ids if i in found], [i for i in ids if i not in found]
+
+
+def pick(space: Space, text: str) -> list[dict[str, Any]]:
+    """The modules of ``space`` named in ``text`` (``listed``): a clear error for an id the
+    space does not have (the ids are the caller's own and the space's list is theirs to read:
+    naming them reveals nothing)."""
+    wanted, unknown = listed(space, text)
     if unknown:
-        names = ", ".join(unknown[:10])
+        names = ", ".join(i[:32] for i in unknown[:10])
         raise NotFound(
             f"Module introuvable dans cet espace : {names}.",
             f"No such module in this space: {names}.",
         )
-    return [found[i] for i in ids]
+    return wanted
 
 
 def topics(module: dict[str, Any]) -> list[str]:

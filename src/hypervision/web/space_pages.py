@@ -213,9 +213,7 @@ async def module_fragments(
     space = await service.find_space(
         session=session, settings=settings, actor=actor, space_id=space_id
     )
-    present = {str(m.get("id")): m for m in space.modules}
-    ids = modules.listed_ids(listed)
-    wanted = [present[i] for i in ids if i in present]
+    wanted, removed = modules.listed(space, listed)
     shared = request.app.state.module_cache
     found = await modules.answers(
         session=session,
@@ -230,7 +228,6 @@ async def module_fragments(
         {"id": module["id"], "html": _fragment(request, shared, space.id, module, one)}
         for module, one in zip(wanted, found, strict=True)
     ]
-    removed = [i for i in ids if i not in present]
     return render(request, "_space_modules.html", {"items": items, "removed": removed})
 
 
