@@ -84,8 +84,10 @@ async def test_a_steward_imports_a_csv_and_reads_its_rows(web: Web, tmp_path: Pa
     await page.get_by_role("button", name=t("Import"), exact=True).click()
     await page.wait_for_url(f"**{path}?importee=1#import")
     await expect(page.locator("#import-fait")).to_be_visible()
-    assert [step for step, _, _ in seen] == ["read", "check", "write", "quality"], seen
-    assert [value for _, value, _ in seen] == [10, 40, 60, 85], seen
+    # The last note ("quality", sent just before the answer) races the answer's redirect: a
+    # note never delays its sender (live.notes), so under load the page may have left first.
+    steps = [("read", 10), ("check", 40), ("write", 60), ("quality", 85)]
+    assert [(step, value) for step, value, _ in seen] in (steps[:3], steps), seen
     assert seen[2][2] == t("Import under way: writing the rows…"), seen
     rows = page.locator("#table-lignes tbody tr")
     await expect(rows).to_have_count(2)
