@@ -61,6 +61,7 @@ from hypervision.synthesis import api as synthesis_api
 from hypervision.synthesis import schedules
 from hypervision.web import router as web
 from hypervision.web.session import MAX_FILES
+from hypervision.web.space_push import SpacePush
 
 
 def drain_on_sigterm(app: FastAPI) -> Callable[[], None]:
@@ -177,6 +178,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_opens = OpenAudit(app.state.system_sessions)
     # Spaces' module results, shared between readers the policy cannot tell apart (ADR 0047).
     app.state.module_cache = ModuleCache()
+    # A space's modules pushed through its readers' streams (docs/adr/0052).
+    app.state.space_push = SpacePush(settings, app.state.sessions, app.state.module_cache)
+    app.state.hub.followers.append(app.state.space_push)
     # Alert rules are evaluated on each batch the sequencer chains (docs/adr/0040).
     app.state.alerts = Evaluator(
         settings.label_levels,

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from hypervision.audit import service as audit
 from hypervision.core.deps import DbSession, SettingsDep
 from hypervision.core.errors import Invalid, Unavailable
+from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.identity.deps import CurrentPrincipal
@@ -23,6 +24,9 @@ from hypervision.live.gates import ALERT_TOPIC, SECURITY, passes, require
 from hypervision.live.hub import Filters, Frame, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
+
+if TYPE_CHECKING:
+    from hypervision.web.space_push import SpacePush
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
@@ -107,6 +111,11 @@ async def stream(
     bbox: Annotated[str | None, Query(max_length=100)] = None,
     since: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    space: Annotated[
+        uuid.UUID | None,
+        Query(description="A space the caller reads: its modules come pushed (space.modules)."),
+    ] = None,
+    lang: Annotated[str | None, Query(pattern="^(fr|en)$")] = None,
 ) -> Response:
     """Live events (entries, comments, situations, attachments) checked against the caller's
     policy; a ``topic`` is a kind, or one data product (``product:<id>``: its events only).
@@ -114,7 +123,12 @@ async def stream(
     missed, once, in order. ``: ping`` comments keep proxies open; ``event: status`` tells when
     the server falls back to polling; ``event: resync`` (then the end of the stream) means the
     client fell behind and should reload; ``event: revoked`` that its rights changed;
-    ``event: shutdown`` that this server is stopping (reconnect: another replica resumes)."""
+    ``event: shutdown`` that this server is stopping (reconnect: another replica resumes).
+    With ``space`` (a space's page, docs/adr/0052), the stream first says ``event:
+    space.watch`` (the modules that will come pushed), then sends ``event: space.modules``
+    (their fragments, in ``lang``, each read audited) when events of their topics change
+    them, and ``event: space.refresh`` when the page should ask for them itself; a space the
+    caller may not read is not watched (no ``space.watch``), the stream opens all the same."""
     # The security alerts' topic alone is for security officers, who read no records: the
     # gate (``live.gates``) decides it; any other topic needs the right to read.
     if not (topic and set(topic) == {ALERT_TOPIC} and passes(actor, SECURITY)):
@@ -147,7 +161,13 @@ async def stream(
     filters = Filters(topics=topics, categories=frozenset(category or ()), bbox=parse_bbox(bbox))
     hub = hub_of(request)
     await hub.ensure_started(session)
-    detail = {"topics": sorted(topics), "resume": resume}
+    detail: dict[str, object] = {"topics": sorted(topics), "resume": resume}
+    pusher: SpacePush | None = getattr(request.app.state, "space_push", None)
+    watched = None
+    if space is not None and pusher is not None:
+        watched = await pusher.admit(session, actor, space)
+        if watched is not None:
+            detail["space"] = str(watched.id)
     if settings.effective_database_url.startswith("sqlite"):  # one writer: this transaction
         await audit.record(
             session=session, actor=actor, action="stream.open", surface="stream", detail=detail
@@ -159,6 +179,9 @@ async def stream(
         await opens.record(actor, detail)
     sub = hub.subscribe(actor, filters, settings.live_heartbeat_seconds)
     upto = hub.resume_point()
+    if watched is not None and pusher is not None:
+        locale = pick_locale(lang, request.cookies.get(LOCALE_COOKIE))
+        sub.push(pusher.watch(sub, watched, request, locale))
     return EventStream(hub, sub, resume, upto, gate_of(request))
 
 

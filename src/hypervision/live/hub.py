@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, func, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -151,6 +151,17 @@ class Subscriber:
             self.wake.set()
 
 
+class Follower(Protocol):
+    """Told, after the hub has queued each batch's frames, of the events it read (in delivery
+    order), and of each subscriber that leaves: a space's pushed modules (docs/adr/0052)."""
+
+    def delivered(self, rows: list[OutboxEvent]) -> None: ...
+
+    def left(self, sub: Subscriber) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def label_of(data: dict[str, Any]) -> Label:
     return Label(
         level=str(data.get("level", "")),
@@ -239,6 +250,7 @@ class Hub:
         self.bus: Any = None
         self.draining = False  # the process is stopping: streams go elsewhere
         self.audit = AuditFeed(self)  # the audit topic, for security officers (ADR 0039)
+        self.followers: list[Follower] = []
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -312,6 +324,8 @@ class Hub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._pinger = None
+        for follower in self.followers:
+            await follower.stop()
 
     def drain(self) -> None:
         """The process is being stopped (SIGTERM, ``app.drain_on_sigterm``): every stream is
@@ -381,6 +395,8 @@ class Hub:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        for follower in self.followers:
+            follower.left(sub)
         members = self.groups.get(sub.group)
         if members is not None:
             members.discard(sub)
@@ -451,6 +467,8 @@ class Hub:
         for _, targets in plan:
             for sub, frame in targets:
                 sub.push(frame)
+        for follower in self.followers:
+            follower.delivered(rows)
         return len(rows) == BATCH
 
     def plan(

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,13 +358,17 @@ async def answers(
     wanted: list[dict[str, Any]],
     french: bool = True,
     shared: cache.ModuleCache | None = None,
+    also: Sequence[Principal] = (),
+    pushed: bool = False,
 ) -> list[Answer]:
     """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
     ``actor``, in order, with the shared result each came from and its key: ``module_data``
     for several at once (a page's live refresh, ADR 0051) — their keys' freshness read in one
     statement, and the audit records this reader leaves (a shared result's reads replayed,
     each module's ``space.module``) appended together (``audit.append_many``), in this
-    transaction: nothing is answered without its record."""
+    transaction: nothing is answered without its record. ``also``: readers of ``actor``'s
+    visibility signature the same answers are pushed to (docs/adr/0052), each with its own
+    records, as if served the shared result."""
     keys: list[cache.Key | None] = [None] * len(wanted)
     if shared is not None and wanted:
         keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
@@ -372,10 +376,12 @@ async def answers(
     records: list[dict[str, Any]] = []
     for module, key in zip(wanted, keys, strict=True):
         data, result, reads = await _answer(
-            session, settings, actor, space, module, french, shared, key
+            session, settings, actor, space, module, french, shared, key, pushed
         )
         found.append(Answer(data, result, key))
         records.extend(reads)
+        for other in also:
+            records.extend(reader_records(other, space, module, result, shared=True, pushed=pushed))
     await audit.append_many(session, records)
     return found
 
@@ -389,6 +395,7 @@ async def _answer(
     french: bool,
     shared: cache.ModuleCache | None,
     key: cache.Key | None,
+    pushed: bool = False,
 ) -> tuple[ModuleData, cache.Shared, list[dict[str, Any]]]:
     """One module's answer, its result and the audit records ``actor`` leaves for it (to
     append): a shared result's reads again, as the services wrote them when it was computed,
@@ -403,39 +410,7 @@ async def _answer(
         result, was_shared = await compute(), False
     else:
         result, was_shared = await shared.get(key, compute)
-    records: list[dict[str, Any]] = []
-    if was_shared:  # the reads the services audited when it was computed, for this reader
-        records.extend(
-            audit.record_values(
-                actor=actor,
-                action=read.action,
-                resource_type=read.kind,
-                resource_ids=read.ids,
-                labels=read.labels,
-                detail={
-                    **read.detail,
-                    "shared": True,
-                    "space": str(space.id),
-                    "module": ident[:32],
-                },
-            )
-            for read in result.reads
-        )
-    detail: dict[str, Any] = {"module": ident[:32], "type": kind[:32], "status": result.status}
-    if was_shared:
-        detail["shared"] = True
-    records.append(
-        audit.record_values(
-            actor=actor,
-            action="space.module",
-            resource_type="space",
-            resource_ids=[space.id],
-            labels=sorted({space.label_level, *result.levels})
-            if result.status == "ok"
-            else [space.label_level],
-            detail=detail,
-        )
-    )
+    records = reader_records(actor, space, module, result, shared=was_shared, pushed=pushed)
     found = ModuleData(
         module_id=ident,
         type=kind,
@@ -446,6 +421,52 @@ async def _answer(
         live=list(result.live),
     )
     return found, result, records
+
+
+def reader_records(
+    actor: Principal,
+    space: Space,
+    module: dict[str, Any],
+    result: cache.Shared,
+    *,
+    shared: bool,
+    pushed: bool = False,
+) -> list[dict[str, Any]]:
+    """The audit records ``actor`` leaves for reading ``module``'s ``result``: when it was
+    ``shared`` (computed for another reader), the reads the services audited when it was
+    computed, again, for this reader; then the module's read itself, ``space.module``.
+    ``pushed``: sent through the reader's stream (docs/adr/0052), not asked for."""
+    ident = str(module.get("id", ""))
+    kind = str(module.get("type", ""))
+    marks: dict[str, Any] = {"shared": True} if shared else {}
+    if pushed:
+        marks["pushed"] = True
+    records: list[dict[str, Any]] = []
+    if shared:
+        records.extend(
+            audit.record_values(
+                actor=actor,
+                action=read.action,
+                resource_type=read.kind,
+                resource_ids=read.ids,
+                labels=read.labels,
+                detail={**read.detail, **marks, "space": str(space.id), "module": ident[:32]},
+            )
+            for read in result.reads
+        )
+    records.append(
+        audit.record_values(
+            actor=actor,
+            action="space.module",
+            resource_type="space",
+            resource_ids=[space.id],
+            labels=sorted({space.label_level, *result.levels})
+            if result.status == "ok"
+            else [space.label_level],
+            detail={"module": ident[:32], "type": kind[:32], "status": result.status, **marks},
+        )
+    )
+    return records
 
 
 async def _compute(

@@ -193,7 +193,7 @@ async def module_fragment(
         french=translator(request).locale == "fr",
         shared=shared,
     )
-    return html_response(request, _fragment(request, shared, space.id, module, found[0]))
+    return html_response(request, fragment(request, shared, space.id, module, found[0]))
 
 
 @router.get("/espaces/{space_id}/modules", response_class=HTMLResponse)
@@ -225,13 +225,13 @@ async def module_fragments(
         shared=shared,
     )
     items = [
-        {"id": module["id"], "html": _fragment(request, shared, space.id, module, one)}
+        {"id": module["id"], "html": fragment(request, shared, space.id, module, one)}
         for module, one in zip(wanted, found, strict=True)
     ]
     return render(request, "_space_modules.html", {"items": items, "removed": removed})
 
 
-def _fragment(
+def fragment(
     request: Request,
     shared: ModuleCache,
     space_id: uuid.UUID,

@@ -184,8 +184,16 @@
   if (notices) spaceTopics = spaceTopics.concat(["announcement"]);
   function connect() {
     var url = "/api/v1/stream?topic=entry&topic=comment" + spaceTopics.map(function (t) { return "&topic=" + t; }).join("") +
-      (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "");
+      (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "") +
+      // a space's page: its modules come pushed through the stream (docs/adr/0052, spaces.js)
+      (spacePage && spacePage.dataset.space ? "&space=" + encodeURIComponent(spacePage.dataset.space) +
+        "&lang=" + encodeURIComponent(document.documentElement.lang || "fr") : "");
     var stream = new EventSource(url);
+    ["space.watch", "space.modules", "space.refresh"].forEach(function (type) {
+      stream.addEventListener(type, function (event) {
+        document.dispatchEvent(new CustomEvent("hv:space", { detail: { type: event.type, data: JSON.parse(event.data) } }));
+      });
+    });
     ["announcement.create", "announcement.update", "announcement.withdraw"].forEach(function (type) {
       stream.addEventListener(type, tracked(function () {
         var link = notices && notices.querySelector("#annonces-nouvelles a");
@@ -213,7 +221,11 @@
       showLive("connecting");
       setTimeout(connect, 200 + Math.random() * 800);
     });
-    stream.addEventListener("open", function () { attempt = 0; showLive("open"); });
+    stream.addEventListener("open", function () {
+      attempt = 0;
+      showLive("open");
+      document.dispatchEvent(new CustomEvent("hv:space", { detail: { type: "open", data: {} } }));
+    });
     stream.addEventListener("error", function () {
       stream.close();  // whatever the failure, we reopen it ourselves (below)
       if (retryTimer) return;

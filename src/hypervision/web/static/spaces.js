@@ -1,7 +1,7 @@
-/* A space's page (docs/adr/0041): each module loads on its own (htmx, in parallel); when the
-   live stream (app.js) tells events of its modules' topics, the page reloads the modules they
-   concern in one request (docs/adr/0051); the page's protection marking rises to the highest
-   module's; map modules draw their GeoJSON (and the layers and products they name, read as the
+/* A space's page (docs/adr/0041): each module loads on its own (htmx, in parallel); the live
+   stream (app.js) pushes the new content of its modules when events change them (docs/adr/
+   0052), and for what it does not push the page reloads the modules in one request (0051);
+   the page's protection marking rises to the highest module's; map modules draw their GeoJSON (and the layers and products they name, read as the
    reader). The editor's previews (space_editor.js) are drawn by the same code. */
 (function () {
   "use strict";
@@ -12,6 +12,34 @@
     ["x", "y", "w", "h"].forEach(function (name) {
       section.style.setProperty("--" + name, section.dataset[name]);
     });
+  });
+
+  // --- live: modules pushed through the stream (docs/adr/0052) -------------------------------
+  // The stream watches the space: it names the modules it will push (space.watch), then sends
+  // their new content when events change them (space.modules). Those are not asked for; the
+  // others (a form) still are, below. A reopened stream may have missed pushes: its modules
+  // are asked for once. space.refresh: the server could not push, the page asks.
+  var pushed = {}, opened = 0;
+  document.addEventListener("hv:space", function (event) {
+    var detail = event.detail || {}, data = detail.data || {};
+    if (detail.type === "open") { opened += 1; pushed = {}; return; }  // by request until watched
+    if (!space.dataset.space || data.space !== space.dataset.space) return;
+    if (detail.type === "space.watch") {
+      (data.modules || []).forEach(function (id) {
+        pushed[id] = true;
+        if (opened > 1) pending[id] = true;
+      });
+      schedule();
+    } else if (detail.type === "space.modules") {
+      var sections = {};
+      space.querySelectorAll("[data-module]").forEach(function (s) { sections[s.dataset.module] = s; });
+      Object.keys(data.modules || {}).forEach(function (id) {
+        if (sections[id]) htmx.swap(sections[id], data.modules[id], { swapStyle: "innerHTML" });
+      });
+    } else if (detail.type === "space.refresh") {
+      (data.modules || []).forEach(function (id) { pending[id] = true; });
+      schedule();
+    }
   });
 
   // --- live: refresh the modules of the events' topics, in one request ----------------------
@@ -64,6 +92,7 @@
     var one = topic + ":" + String((detail.data && detail.data.resource_id) || "");
     space.querySelectorAll("[data-module]").forEach(function (section) {
       var topics = (section.dataset.live || "").split(" ");
+      if (pushed[section.dataset.module]) return;  // it comes through the stream
       if (topics.indexOf(topic) >= 0 || topics.indexOf(one) >= 0) refresh(section);
     });
   });

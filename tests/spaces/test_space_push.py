@@ -1,0 +1,152 @@
+"""A space's modules pushed through its readers' streams (docs/adr/0052), on both engines, over
+a real server: each reader is sent what the page's own refresh would show them (readers the
+policy tells apart get other rows, readers it cannot share one computation), only for events
+they may see, each read audited as theirs before anything is sent; a space the reader may not
+read is not watched; an event of the space itself ends the watches (the page reloads)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select
+
+from hypervision.audit.models import AuditRecord
+from hypervision.web.space_push import SpacePush
+from tests.factories import ENTRY, tx
+from tests.live.server import Stream, open_stream, serve
+from tests.products.test_products_api import CSV, upload
+from tests.spaces.test_shared_modules import world
+from tests.spaces.test_spaces_api import SANTE_ONLY
+
+MORE = CSV + "Beaujon;92;Urgences;25;22;0,88\n".encode("cp1252")
+
+
+def watching(pid: str, sid: str) -> str:
+    return f"?topic=entry&topic=space&topic=product:{pid}&space={sid}&lang=fr"
+
+
+def pushes(stream: Stream) -> list[dict[str, str]]:
+    return [e.data["modules"] for e in stream.of("space.modules")]
+
+
+async def pushed_records(app: FastAPI, username: str) -> list[AuditRecord]:
+    async with tx(app) as session:
+        found = await session.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.actor_name == username, AuditRecord.action == "space.module")
+            .order_by(AuditRecord.qid)
+        )
+        return [r for r in found if r.detail.get("pushed")]
+
+
+async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_audited(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    w = await world(app, client)
+    h, pid, sid = w["headers"], w["pid"], w["sid"]
+    push: SpacePush = app.state.space_push
+    async with serve(app) as base:
+        async with (
+            open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
+            open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
+            open_stream(base, h["medecin"], watching(pid, sid)) as doctor,
+        ):
+            for stream in (prefect, deputy, doctor):
+                await stream.wait_for(lambda s: bool(s.of("space.watch")))
+                # the text module has no live topic: never pushed
+                assert stream.of("space.watch")[0].data == {
+                    "space": sid,
+                    "modules": ["fil", "lits", "total"],
+                }
+
+            imported = await upload(client, h["steward"], pid, MORE)
+            assert imported.status_code == 201, imported.text
+            for stream in (prefect, deputy, doctor):
+                await stream.wait_for(lambda s: any("lits" in p for p in pushes(s)))
+            mine, theirs = pushes(prefect)[-1], pushes(doctor)[-1]
+            assert set(mine) == {"lits", "total"}  # an import: the product's modules only
+            assert "Beaujon" in mine["lits"] and "Beaujon" in theirs["lits"]
+            # the column rule: patient counts for the MEDICAL group alone
+            assert "patients" in theirs["lits"] and "patients" not in mine["lits"]
+            assert pushes(deputy)[-1] == mine  # the prefect's rights exactly: the same fragments
+
+            # an entry only the health organisations may see: the doctor's feed is pushed, the
+            # prefecture's pages are told nothing
+            before = len(pushes(prefect))
+            entry = {**ENTRY, "title": "Afflux aux urgences de Beaujon", "label": SANTE_ONLY}
+            made = await client.post("/api/v1/entries", json=entry, headers=h["medecin"])
+            assert made.status_code == 201, made.text
+            await doctor.wait_for(lambda s: any("fil" in p for p in pushes(s)))
+            assert "Afflux aux urgences" in pushes(doctor)[-1]["fil"]
+            await asyncio.sleep(0.6)  # two gathering windows
+            assert len(pushes(prefect)) == before and len(pushes(deputy)) == before
+            assert not any("Afflux" in html for p in pushes(prefect) for html in p.values())
+            assert push.failures == 0
+
+    # every reader's pushed read is on record as theirs, the product's rows with its level
+    for name in ("prefet", "adjoint", "medecin"):
+        records = await pushed_records(app, name)
+        assert {r.detail["module"] for r in records} >= {"lits", "total"}, name
+        assert all(r.resource_ids == [sid] for r in records)
+    doctors = await pushed_records(app, "medecin")
+    assert any(r.detail["module"] == "fil" for r in doctors)
+    assert not any(r.detail["module"] == "fil" for r in await pushed_records(app, "prefet"))
+    async with tx(app) as session:
+        rows = list(
+            await session.scalars(
+                select(AuditRecord).where(
+                    AuditRecord.actor_name == "adjoint", AuditRecord.action == "product.rows"
+                )
+            )
+        )
+    assert any(r.detail.get("pushed") and r.resource_ids == [pid] for r in rows)
+    assert not push.rooms and not push.watching  # the streams ended: nothing left behind
+
+
+async def test_a_space_the_reader_may_not_read_is_not_watched_and_the_stream_opens(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    w = await world(app, client)
+    h, pid = w["headers"], w["pid"]
+    hidden = await client.post(
+        "/api/v1/spaces",
+        json={"title": "Cellule santé", "modules": [], "label": SANTE_ONLY},
+        headers=h["medecin"],
+    )
+    assert hidden.status_code == 201, hidden.text
+    async with serve(app) as base:
+        for sid in (hidden.json()["id"], str(uuid.uuid4())):
+            async with open_stream(base, h["prefet"], watching(pid, sid)) as stream:
+                made = await client.post("/api/v1/entries", json=ENTRY, headers=h["prefet"])
+                assert made.status_code == 201, made.text
+                await stream.wait_for(lambda s: bool(s.of("entry.create")))
+                assert not stream.of("space.watch") and not stream.of("space.modules")
+        bad = await client.get("/api/v1/stream?space=pas-un-espace", headers=h["prefet"])
+        assert bad.status_code == 422
+
+
+async def test_an_event_of_the_space_itself_ends_its_watches(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    w = await world(app, client)
+    h, pid, sid = w["headers"], w["pid"], w["sid"]
+    push: SpacePush = app.state.space_push
+    async with serve(app) as base, open_stream(base, h["adjoint"], watching(pid, sid)) as stream:
+        await stream.wait_for(lambda s: bool(s.of("space.watch")))
+        assert set(push.rooms) == {uuid.UUID(sid)}
+        read = await client.get(f"/api/v1/spaces/{sid}", headers=h["prefet"])
+        renamed = await client.patch(
+            f"/api/v1/spaces/{sid}",
+            json={"title": "PC renommé"},
+            headers={**h["prefet"], "If-Match": read.headers["etag"]},
+        )
+        assert renamed.status_code == 200, renamed.text
+        await stream.wait_for(lambda s: bool(s.of("space.update")))
+        assert not push.rooms  # the page reloads on it, and watches again
+        assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
+        await stream.wait_for(lambda s: bool(s.of("product.import")))
+        await asyncio.sleep(0.6)
+        assert not stream.of("space.modules")
