@@ -172,10 +172,14 @@ class SSE(asyncio.Protocol):
                 if not self.ready.done():
                     self.ready.set_result(True)
             elif frame.startswith(b"event: "):
-                nl = frame.find(b"\n")
-                self.closed = frame[7 : nl if nl > 0 else None].decode("latin-1")
+                self.named(frame, now)
         if start:
             del body[:start]
+
+    def named(self, frame: bytes, now: float) -> None:
+        """A named event without id: the stream's end (resync, revoked, shutdown...)."""
+        nl = frame.find(b"\n")
+        self.closed = frame[7 : nl if nl > 0 else None].decode("latin-1")
 
 
 class Generator:

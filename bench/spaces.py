@@ -36,8 +36,11 @@ throw-away database, and over real HTTP on 127.0.0.1:
    **delivery** = receipt − the event's ``at`` (the outbox row's insert, just before the
    commit; for an import it includes the rows' write), also − the writer's response (after the
    commit: a lower bound); **refetch** = from the debounce's end to the last fragment;
-   **updated** = receipt − ``at`` + debounce + refetch. Target: every open module updated
-   within 1 s p99.
+   **updated** = receipt − ``at`` + debounce + refetch. That was the page before ADR 0052,
+   measured with ``--pull``. By default the streams watch the space (``space=<id>``, as
+   app.js opens them) and the modules come pushed: **updated** = the arrival of the
+   ``space.modules`` frame carrying every module the event concerns − ``at``; **refresh** =
+   that arrival − the event's. Target: every open module updated within 1 s p99.
 
 Timings never fail the run. SQLite works too (``--engine sqlite``), slowly at 1M.
 """
@@ -337,9 +340,17 @@ async def module_data(
 
 
 class PageStream(SSE):
-    """A stream that tells its page of each event (``on_event(client, ident, frame, now)``)."""
+    """A stream that tells its page of each event (``on_event(client, ident, frame, now)``)
+    and of each space event without id (``on_space(client, frame, now)``: the watch, pushed
+    modules, ADR 0052)."""
 
-    __slots__ = ("client", "on_event", "seen")
+    __slots__ = ("client", "on_event", "on_space", "seen")
+
+    def named(self, frame: bytes, now: float) -> None:
+        if frame.startswith(b"event: space."):
+            self.on_space(self.client, frame, now)
+        else:
+            super().named(frame, now)
 
     def data_received(self, data: bytes) -> None:
         before = len(self.ids)
@@ -358,6 +369,8 @@ class Receipt:
     at: float  # the event's at (outbox insert)
     refetch: float = math.nan  # seconds, debounce end → last fragment
     failures: int = 0
+    modules: tuple[str, ...] = ()  # those the event refreshes
+    pushed: float = math.nan  # time.time() the stream brought them all (push, ADR 0052)
 
 
 def parse_frame(frame: bytes) -> tuple[str, dict[str, Any]]:
@@ -380,6 +393,8 @@ class Pages:
         self.events: dict[int, bytes] = {}
         self.streams: list[PageStream] = []
         self.receipts: list[Receipt] = []
+        self.waiting: dict[int, list[Receipt]] = {}  # push: per client, events not yet pushed
+        self.watched = 0  # streams told space.watch
         self.tasks: set[asyncio.Task[None]] = set()
         per_page = max(1, args.browser_connections - 1)  # the stream holds one
         self.gates: list[asyncio.Semaphore] = []
@@ -400,10 +415,31 @@ class Pages:
         one = f"{topic}:{payload.get('resource_id')}"
         ids = [m["id"] for m in self.setup.modules
                if topic in self.setup.live[m["id"]] or one in self.setup.live[m["id"]]]  # fmt: skip
-        if ids:
+        if ids and not self.args.pull:  # the modules come through the stream
+            receipt.modules = tuple(ids)
+            self.waiting.setdefault(client, []).append(receipt)
+        elif ids:
             task = asyncio.get_running_loop().create_task(self.refetch(receipt, ids))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def on_space(self, client: int, frame: bytes, received: float) -> None:
+        kind, payload = parse_frame(frame)
+        if kind == "space.watch":
+            self.watched += 1
+        elif kind == "space.modules":
+            got = set(payload.get("modules") or ())
+            left = []
+            for receipt in self.waiting.get(client, []):
+                got_all = all(m in got for m in receipt.modules)
+                if got_all and all(payload["modules"][m] for m in receipt.modules):
+                    receipt.pushed = received
+                else:
+                    left.append(receipt)
+            self.waiting[client] = left
+        elif kind == "space.refresh":
+            key = "push: space.refresh (the server could not push)"
+            ERRORS[key] = ERRORS.get(key, 0) + 1
 
     async def refetch(self, receipt: Receipt, ids: list[str]) -> None:
         await asyncio.sleep(self.args.debounce)
@@ -455,6 +491,8 @@ class Pages:
     async def open(self, port: int, count: int) -> float:
         loop = asyncio.get_running_loop()
         query = "&".join(f"topic={t}" for t in self.args.topics)
+        if not self.args.pull:  # the page's stream watches its space (app.js, ADR 0052)
+            query += f"&space={self.setup.space_id}&lang=fr"
         path = f"/api/v1/stream?{query}"
         slots = asyncio.Semaphore(8)
         started = time.perf_counter()
@@ -470,6 +508,7 @@ class Pages:
                     ready: asyncio.Future[bool] = loop.create_future()
                     proto = PageStream(client, request, self.events, ready)
                     proto.client, proto.on_event = client, self.on_event
+                    proto.on_space = self.on_space
                     with contextlib.suppress(OSError, TimeoutError):
                         await asyncio.wait_for(
                             loop.create_connection(lambda p=proto: p, HOST, port), 30
@@ -495,7 +534,8 @@ class Pages:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             got = sum(1 for r in self.receipts if r.ident in idents)
-            if got >= clients * len(idents) and not self.tasks:
+            unpushed = any(rs for rs in self.waiting.values())
+            if got >= clients * len(idents) and not self.tasks and not unpushed:
                 return
             await asyncio.sleep(0.05)
 
@@ -583,6 +623,7 @@ async def live_phase(
                     rows.append(live_row(pages, size, what, events, cpu=None))
                     note(" | ".join(rows[-1]))
     finally:
+        args.watched = pages.watched
         await pages.close()
         if profile is not None:
             show("Where the server's CPU goes during the live phase (py-spy, share of samples)",
@@ -646,11 +687,17 @@ def live_row(
     got = [r for r in pages.receipts if r.ident in idents and r.client < size]
     delivery = [r.received - r.at for r in got]
     after_commit = [r.received - committed[r.ident] for r in got]
-    refetch = [r.refetch for r in got if not math.isnan(r.refetch)]
-    updated = [r.received - r.at + pages.args.debounce + r.refetch for r in got
-               if not math.isnan(r.refetch)]  # fmt: skip
+    if pages.args.pull:  # the page asks (ADR 0051): delivery + its wait + its request
+        refetch = [r.refetch for r in got if not math.isnan(r.refetch)]
+        updated = [r.received - r.at + pages.args.debounce + r.refetch for r in got
+                   if not math.isnan(r.refetch)]  # fmt: skip
+        failures = sum(r.failures for r in got)
+    else:  # pushed (ADR 0052): from the event's delivery to the modules' arrival
+        pushed = [r for r in got if r.modules]
+        refetch = [r.pushed - r.received for r in pushed if not math.isnan(r.pushed)]
+        updated = [r.pushed - r.at for r in pushed if not math.isnan(r.pushed)]
+        failures = sum(len(r.modules) for r in pushed if math.isnan(r.pushed))
     expected = size * len(events)
-    failures = sum(r.failures for r in got)
     ms = [x * 1000 for x in delivery]
     return [
         f"{size} × {what}",
@@ -667,8 +714,8 @@ def live_row(
 
 LIVE_HEADERS = [
     "clients × event", "received", "delivery p50 ms", "delivery p99 ms",
-    "after response p99 ms", "refetch p50 ms", "refetch p99 ms",
-    "updated p99 ms (delivery + debounce + refetch)", "failed fragments",
+    "after response p99 ms", "refresh p50 ms", "refresh p99 ms",
+    "updated p99 ms", "failed fragments",
 ]  # fmt: skip
 
 
@@ -705,8 +752,13 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
         await report_reads(server.base, setup, cookies[0], tokens["reader"], args)
         if args.clients:
             rows = await live_phase(server, setup, cookies, tokens, args)
+            how = (
+                f"the pages ask (debounce {args.debounce:.1f} s)"
+                if args.pull
+                else f"modules pushed ({args.watched} streams watched the space)"
+            )
             show(f"Live: open spaces, an entry then an import (upsert of {args.import_rows:,} "
-                 f"rows), {args.live_events} of each; debounce {args.debounce:.1f} s; load "
+                 f"rows), {args.live_events} of each; {how}; load "
                  f"{os.getloadavg()[0]:.1f}", LIVE_HEADERS, rows)  # fmt: skip
             show("Live target", ["figure", "value", "target", "met"], [
                 [f"updated p99 at {r[0]}", r[7] + " ms", "< 1,000 ms p99",
@@ -834,6 +886,12 @@ def main() -> None:
     p.add_argument("--py-spy", help="py-spy executable (installed outside the project): "
                    "profile the server during the live phase")  # fmt: skip
     p.add_argument("--py-spy-raw", help="keep py-spy's raw samples in this file")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="the pages ask for their modules (ADR 0051) instead of having them "
+        "pushed through their streams (ADR 0052)",
+    )
     p.add_argument("--each", action="store_true",
                    help="live: one request per module (the page before ADR 0051)")  # fmt: skip
     p.add_argument("--settle", type=float, default=120, help="max seconds per live event")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 import uuid
 from collections import Counter
@@ -1095,6 +1096,13 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
     author = next(p for p in readers if p.triages and p.clearance == "DR")
     ends: set[str] = set()
     received: dict[str, list[str]] = {}
+    # Each stream watches a space (ADR 0052): the first the reader may see, else one it may
+    # not (not watched: no space.watch, nothing pushed).
+    watched: dict[str, tuple[str, bool]] = {}
+    for person in readers:
+        mine = [sid for sid, m in world.spaces.items() if sees(person, m)]
+        hidden = [sid for sid, m in world.spaces.items() if not sees(person, m)]
+        watched[person.name] = (mine[0], True) if mine else (hidden[0], False)
     async with serve(app) as base:
         for start in range(0, len(readers), STREAMS_AT_ONCE):
             wave = readers[start : start + STREAMS_AT_ONCE]
@@ -1102,7 +1110,12 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
                 opened = await asyncio.gather(
                     *(
                         stack.enter_async_context(
-                            open_stream(base, world.headers[p.name], extra={"Last-Event-ID": "0"})
+                            open_stream(
+                                base,
+                                world.headers[p.name],
+                                f"?space={watched[p.name][0]}&lang=fr",
+                                extra={"Last-Event-ID": "0"},
+                            )
                         )
                         for p in wave
                     )
@@ -1125,6 +1138,10 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
                     return any(e.data.get("resource_id") == end for e in stream.events)
 
                 await asyncio.gather(*(s.wait_for(ended, timeout=30) for s in opened))
+                watching = [(p, s) for p, s in zip(wave, opened, strict=True) if watched[p.name][1]]
+                await asyncio.gather(*(s.wait_for(pushed_feed, timeout=30) for _, s in watching))
+                for person, stream in zip(wave, opened, strict=True):
+                    space_push(world, tally, person, stream, watched[person.name][1], ends)
                 for person, stream in zip(wave, opened, strict=True):
                     for event in stream.events:
                         target = event.data.get("situation_id")
@@ -1150,6 +1167,34 @@ async def live_stream(app: FastAPI, client: AsyncClient, world: World, tally: Ta
         )
 
 
+def pushed_feed(stream: Stream) -> bool:
+    return any("fil" in e.data.get("modules", {}) for e in stream.of("space.modules"))
+
+
+FEED_LINK = re.compile(r'href="/main-courante/([0-9a-f-]{36})"')
+
+
+def space_push(
+    world: World, tally: Tally, person: Person, stream: Stream, visible: bool, ends: set[str]
+) -> None:
+    """What a watched space's stream pushed (ADR 0052): the feed's latest fragment lists the
+    entries the reader sees (the catch-up entries aside); a space the reader may not see is
+    not watched and nothing of it is pushed."""
+    surface = "space.push"
+    if not visible:
+        tally.cases[surface] += 1
+        if stream.of("space.watch") or stream.of("space.modules"):
+            tally.leaks.append(f"{person} | {surface} | a hidden space was watched")
+        return
+    feed = [
+        e.data["modules"]["fil"] for e in stream.of("space.modules") if "fil" in e.data["modules"]
+    ]
+    links = [eid for eid in FEED_LINK.findall(feed[-1]) if eid not in ends]
+    seen = [eid for eid, rec in world.entries.items() if sees(person, rec.mark)]
+    universe = {eid: f"entry {rec.mark}" for eid, rec in world.entries.items()}
+    tally.ids(surface, person, universe, seen, links)
+
+
 # --- the matrix ------------------------------------------------------------------------------
 
 # The matrix declares the protected kinds it covers (hypervision/kinds.py): kind -> the surfaces
@@ -1163,6 +1208,7 @@ COVERS: dict[str, tuple[str, ...]] = {
         "entry.versions",
         "map.entries",
         "live.stream",
+        "space.push",
     ),
     "situation": ("situation.get", "situation.list", "entry.references", "live.references"),
     "zone": ("zone.get", "zone.list", "map.export.zones"),

@@ -48,43 +48,43 @@ async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_aud
     w = await world(app, client)
     h, pid, sid = w["headers"], w["pid"], w["sid"]
     push: SpacePush = app.state.space_push
-    async with serve(app) as base:
-        async with (
-            open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
-            open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
-            open_stream(base, h["medecin"], watching(pid, sid)) as doctor,
-        ):
-            for stream in (prefect, deputy, doctor):
-                await stream.wait_for(lambda s: bool(s.of("space.watch")))
-                # the text module has no live topic: never pushed
-                assert stream.of("space.watch")[0].data == {
-                    "space": sid,
-                    "modules": ["fil", "lits", "total"],
-                }
+    async with (
+        serve(app) as base,
+        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
+        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
+        open_stream(base, h["medecin"], watching(pid, sid)) as doctor,
+    ):
+        for stream in (prefect, deputy, doctor):
+            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+            # the text module has no live topic: never pushed
+            assert stream.of("space.watch")[0].data == {
+                "space": sid,
+                "modules": ["fil", "lits", "total"],
+            }
 
-            imported = await upload(client, h["steward"], pid, MORE)
-            assert imported.status_code == 201, imported.text
-            for stream in (prefect, deputy, doctor):
-                await stream.wait_for(lambda s: any("lits" in p for p in pushes(s)))
-            mine, theirs = pushes(prefect)[-1], pushes(doctor)[-1]
-            assert set(mine) == {"lits", "total"}  # an import: the product's modules only
-            assert "Beaujon" in mine["lits"] and "Beaujon" in theirs["lits"]
-            # the column rule: patient counts for the MEDICAL group alone
-            assert "patients" in theirs["lits"] and "patients" not in mine["lits"]
-            assert pushes(deputy)[-1] == mine  # the prefect's rights exactly: the same fragments
+        imported = await upload(client, h["steward"], pid, MORE)
+        assert imported.status_code == 201, imported.text
+        for stream in (prefect, deputy, doctor):
+            await stream.wait_for(lambda s: any("lits" in p for p in pushes(s)))
+        mine, theirs = pushes(prefect)[-1], pushes(doctor)[-1]
+        assert set(mine) == {"lits", "total"}  # an import: the product's modules only
+        assert "Beaujon" in mine["lits"] and "Beaujon" in theirs["lits"]
+        # the column rule: patient counts for the MEDICAL group alone
+        assert "patients" in theirs["lits"] and "patients" not in mine["lits"]
+        assert pushes(deputy)[-1] == mine  # the prefect's rights exactly: the same fragments
 
-            # an entry only the health organisations may see: the doctor's feed is pushed, the
-            # prefecture's pages are told nothing
-            before = len(pushes(prefect))
-            entry = {**ENTRY, "title": "Afflux aux urgences de Beaujon", "label": SANTE_ONLY}
-            made = await client.post("/api/v1/entries", json=entry, headers=h["medecin"])
-            assert made.status_code == 201, made.text
-            await doctor.wait_for(lambda s: any("fil" in p for p in pushes(s)))
-            assert "Afflux aux urgences" in pushes(doctor)[-1]["fil"]
-            await asyncio.sleep(0.6)  # two gathering windows
-            assert len(pushes(prefect)) == before and len(pushes(deputy)) == before
-            assert not any("Afflux" in html for p in pushes(prefect) for html in p.values())
-            assert push.failures == 0
+        # an entry only the health organisations may see: the doctor's feed is pushed, the
+        # prefecture's pages are told nothing
+        before = len(pushes(prefect))
+        entry = {**ENTRY, "title": "Afflux aux urgences de Beaujon", "label": SANTE_ONLY}
+        made = await client.post("/api/v1/entries", json=entry, headers=h["medecin"])
+        assert made.status_code == 201, made.text
+        await doctor.wait_for(lambda s: any("fil" in p for p in pushes(s)))
+        assert "Afflux aux urgences" in pushes(doctor)[-1]["fil"]
+        await asyncio.sleep(0.6)  # two gathering windows
+        assert len(pushes(prefect)) == before and len(pushes(deputy)) == before
+        assert not any("Afflux" in html for p in pushes(prefect) for html in p.values())
+        assert push.failures == 0
 
     # every reader's pushed read is on record as theirs, the product's rows with its level
     for name in ("prefet", "adjoint", "medecin"):
