@@ -32,14 +32,12 @@ def pushes(stream: Stream) -> list[dict[str, str]]:
     return [e.data["modules"] for e in stream.of("space.modules")]
 
 
-async def pushed_records(app: FastAPI, username: str) -> list[AuditRecord]:
+async def trail(app: FastAPI, **where: str) -> list[AuditRecord]:
     async with tx(app) as session:
-        found = await session.scalars(
-            select(AuditRecord)
-            .where(AuditRecord.actor_name == username, AuditRecord.action == "space.module")
-            .order_by(AuditRecord.qid)
-        )
-        return [r for r in found if r.detail.get("pushed")]
+        query = select(AuditRecord).order_by(AuditRecord.qid)
+        for column, value in where.items():
+            query = query.where(getattr(AuditRecord, column) == value)
+        return list(await session.scalars(query))
 
 
 async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_audited(
@@ -86,23 +84,23 @@ async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_aud
         assert not any("Afflux" in html for p in pushes(prefect) for html in p.values())
         assert push.failures == 0
 
-    # every reader's pushed read is on record as theirs, the product's rows with its level
+    # every reader's push is on record as theirs, naming the modules and the push's reads
+    reads = {str(r.id): r for r in await trail(app, actor_name="live-stream")}
     for name in ("prefet", "adjoint", "medecin"):
-        records = await pushed_records(app, name)
-        assert {r.detail["module"] for r in records} >= {"lits", "total"}, name
-        assert all(r.resource_ids == [sid] for r in records)
-    doctors = await pushed_records(app, "medecin")
-    assert any(r.detail["module"] == "fil" for r in doctors)
-    assert not any(r.detail["module"] == "fil" for r in await pushed_records(app, "prefet"))
-    async with tx(app) as session:
-        rows = list(
-            await session.scalars(
-                select(AuditRecord).where(
-                    AuditRecord.actor_name == "adjoint", AuditRecord.action == "product.rows"
-                )
-            )
-        )
-    assert any(r.detail.get("pushed") and r.resource_ids == [pid] for r in rows)
+        records = await trail(app, actor_name=name, action="space.push")
+        assert records and all(r.resource_ids == [sid] for r in records), name
+        assert all(r.surface == "stream" for r in records)
+        modules = [{m["module"] for m in r.detail["modules"]} for r in records]
+        assert {"lits", "total"} in modules, name
+        imported = records[modules.index({"lits", "total"})]
+        shown = [reads[i] for i in imported.detail["reads"]]  # each read, written once
+        assert any(r.action == "product.rows" and r.resource_ids == [pid] for r in shown)
+
+    def modules_of(records: list[AuditRecord]) -> set[str]:
+        return {m["module"] for r in records for m in r.detail["modules"]}
+
+    assert "fil" in modules_of(await trail(app, actor_name="medecin", action="space.push"))
+    assert "fil" not in modules_of(await trail(app, actor_name="prefet", action="space.push"))
     assert not push.rooms and not push.watching  # the streams ended: nothing left behind
 
 

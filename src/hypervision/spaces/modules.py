@@ -358,17 +358,13 @@ async def answers(
     wanted: list[dict[str, Any]],
     french: bool = True,
     shared: cache.ModuleCache | None = None,
-    also: Sequence[Principal] = (),
-    pushed: bool = False,
 ) -> list[Answer]:
     """What each module of ``wanted`` (modules of ``space``, a space ``actor`` may read) shows
     ``actor``, in order, with the shared result each came from and its key: ``module_data``
     for several at once (a page's live refresh, ADR 0051) — their keys' freshness read in one
     statement, and the audit records this reader leaves (a shared result's reads replayed,
     each module's ``space.module``) appended together (``audit.append_many``), in this
-    transaction: nothing is answered without its record. ``also``: readers of ``actor``'s
-    visibility signature the same answers are pushed to (docs/adr/0052), each with its own
-    records, as if served the shared result."""
+    transaction: nothing is answered without its record."""
     keys: list[cache.Key | None] = [None] * len(wanted)
     if shared is not None and wanted:
         keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
@@ -376,14 +372,88 @@ async def answers(
     records: list[dict[str, Any]] = []
     for module, key in zip(wanted, keys, strict=True):
         data, result, reads = await _answer(
-            session, settings, actor, space, module, french, shared, key, pushed
+            session, settings, actor, space, module, french, shared, key
         )
         found.append(Answer(data, result, key))
         records.extend(reads)
-        for other in also:
-            records.extend(reader_records(other, space, module, result, shared=True, pushed=pushed))
     await audit.append_many(session, records)
     return found
+
+
+async def pushed(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    readers: Sequence[Principal],
+    space: Space,
+    wanted: list[dict[str, Any]],
+    french: bool,
+    shared: cache.ModuleCache,
+) -> list[Answer]:
+    """What each module of ``wanted`` shows ``readers`` — readers of one visibility
+    signature (docs/adr/0052), the first of whom reads them — with the audit trail of one
+    push, appended in this transaction before anything is sent: each read the services
+    audited for the result, once for the push (``live-stream``, with the number of readers),
+    then one ``space.push`` record per reader naming the modules, their status, the levels
+    shown and the ids of those reads."""
+    first = readers[0]
+    keys = await shared.keys(session, settings, first, space.id, wanted, french)
+    found: list[Answer] = []
+    for module, key in zip(wanted, keys, strict=True):
+        data, result, _ = await _answer(
+            session, settings, first, space, module, french, shared, key
+        )
+        found.append(Answer(data, result, key))
+    await audit.append_many(session, push_records(readers, space, wanted, found))
+    return found
+
+
+def push_records(
+    readers: Sequence[Principal],
+    space: Space,
+    wanted: list[dict[str, Any]],
+    found: list[Answer],
+) -> list[dict[str, Any]]:
+    reads: list[dict[str, Any]] = []
+    shown: list[dict[str, Any]] = []
+    levels = {space.label_level}
+    for module, answer in zip(wanted, found, strict=True):
+        ident, result = str(module.get("id", ""))[:32], answer.result
+        reads.extend(
+            audit.record_values(
+                actor=None,
+                actor_name="live-stream",
+                action=read.action,
+                surface="stream",
+                resource_type=read.kind,
+                resource_ids=read.ids,
+                labels=read.labels,
+                detail={
+                    **read.detail,
+                    "space": str(space.id),
+                    "module": ident,
+                    "readers": len(readers),
+                },
+            )
+            for read in result.reads
+        )
+        shown.append({"module": ident, "type": str(module.get("type", ""))[:32],
+                      "status": result.status})  # fmt: skip
+        if result.status == "ok":
+            levels.update(result.levels)
+    detail = {"modules": shown, "reads": [str(r["id"]) for r in reads]}
+    return reads + [
+        audit.record_values(
+            actor=reader,
+            action="space.push",
+            surface="stream",
+            resource_type="space",
+            resource_ids=[space.id],
+            labels=sorted(levels),
+            detail=detail,
+        )
+        for reader in readers
+    ]
 
 
 async def _answer(
@@ -395,7 +465,6 @@ async def _answer(
     french: bool,
     shared: cache.ModuleCache | None,
     key: cache.Key | None,
-    pushed: bool = False,
 ) -> tuple[ModuleData, cache.Shared, list[dict[str, Any]]]:
     """One module's answer, its result and the audit records ``actor`` leaves for it (to
     append): a shared result's reads again, as the services wrote them when it was computed,
@@ -410,7 +479,7 @@ async def _answer(
         result, was_shared = await compute(), False
     else:
         result, was_shared = await shared.get(key, compute)
-    records = reader_records(actor, space, module, result, shared=was_shared, pushed=pushed)
+    records = reader_records(actor, space, module, result, shared=was_shared)
     found = ModuleData(
         module_id=ident,
         type=kind,
@@ -430,17 +499,13 @@ def reader_records(
     result: cache.Shared,
     *,
     shared: bool,
-    pushed: bool = False,
 ) -> list[dict[str, Any]]:
     """The audit records ``actor`` leaves for reading ``module``'s ``result``: when it was
     ``shared`` (computed for another reader), the reads the services audited when it was
-    computed, again, for this reader; then the module's read itself, ``space.module``.
-    ``pushed``: sent through the reader's stream (docs/adr/0052), not asked for."""
+    computed, again, for this reader; then the module's read itself, ``space.module``."""
     ident = str(module.get("id", ""))
     kind = str(module.get("type", ""))
     marks: dict[str, Any] = {"shared": True} if shared else {}
-    if pushed:
-        marks["pushed"] = True
     records: list[dict[str, Any]] = []
     if shared:
         records.extend(

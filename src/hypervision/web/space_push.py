@@ -261,16 +261,14 @@ class SpacePush:
         """The fragments of ``wanted`` for ``readers`` (one signature), each as the page's
         refresh renders it (``space_pages.fragment``: once per shared result and language)."""
         request = readers[0].request
-        found = await modules.answers(
+        found = await modules.pushed(
             session=session,
             settings=self.settings,
-            actor=readers[0].sub.principal,
+            readers=[w.sub.principal for w in readers],
             space=space,
             wanted=wanted,
             french=readers[0].group[0] == "fr",
             shared=self.shared,
-            also=[w.sub.principal for w in readers[1:]],
-            pushed=True,
         )
         html = {
             str(m["id"]): fragment(request, self.shared, space.id, m, one)
