@@ -88,7 +88,8 @@ async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_aud
     reads = {str(r.id): r for r in await trail(app, actor_name="live-stream")}
     for name in ("prefet", "adjoint", "medecin"):
         records = await trail(app, actor_name=name, action="space.push")
-        assert records and all(r.resource_ids == [sid] for r in records), name
+        assert records and all(r.resource_ids[0] == sid for r in records), name
+        assert all(r.resource_ids[1:] == r.detail["reads"] for r in records)
         assert all(r.surface == "stream" for r in records)
         modules = [{m["module"] for m in r.detail["modules"]} for r in records]
         assert {"lits", "total"} in modules, name

@@ -6,10 +6,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
 
 from hypervision.audit import service as audit
@@ -19,14 +20,29 @@ from hypervision.core.i18n import LOCALE_COOKIE, pick_locale
 from hypervision.core.openapi import CREDENTIALS, SIGNED_IN
 from hypervision.core.params import parse_bbox
 from hypervision.identity.deps import CurrentPrincipal
+from hypervision.identity.principal import Principal
 from hypervision.live.audit_feed import AUDIT_TOPIC, AuditFilter
 from hypervision.live.gates import ALERT_TOPIC, SECURITY, passes, require
 from hypervision.live.hub import Filters, Frame, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
 from hypervision.policy.rules import Action, authorize
 
-if TYPE_CHECKING:
-    from hypervision.web.space_push import SpacePush
+
+class Watched(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+class SpaceWatch(Protocol):
+    """What pushes a space's modules through the streams watching it (``app.state.
+    space_push``, ``web.space_push``, docs/adr/0052): above this package, known by shape."""
+
+    async def admit(
+        self, session: AsyncSession, actor: Principal, space_id: uuid.UUID
+    ) -> Watched | None: ...
+
+    def watch(self, sub: Subscriber, space: Any, request: Request, locale: str) -> Frame: ...
+
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
 
@@ -162,7 +178,7 @@ async def stream(
     hub = hub_of(request)
     await hub.ensure_started(session)
     detail: dict[str, object] = {"topics": sorted(topics), "resume": resume}
-    pusher: SpacePush | None = getattr(request.app.state, "space_push", None)
+    pusher: SpaceWatch | None = getattr(request.app.state, "space_push", None)
     watched = None
     if space is not None and pusher is not None:
         watched = await pusher.admit(session, actor, space)

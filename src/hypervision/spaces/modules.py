@@ -441,6 +441,9 @@ def push_records(
                       "status": result.status})  # fmt: skip
         if result.status == "ok":
             levels.update(result.levels)
+    # the reads' ids are named too: "who was shown this read" is an index range
+    # (``audit_resources``), as "who read this record" is
+    named = [space.id, *(r["id"] for r in reads)]
     detail = {"modules": shown, "reads": [str(r["id"]) for r in reads]}
     return reads + [
         audit.record_values(
@@ -448,7 +451,7 @@ def push_records(
             action="space.push",
             surface="stream",
             resource_type="space",
-            resource_ids=[space.id],
+            resource_ids=named,
             labels=sorted(levels),
             detail=detail,
         )
