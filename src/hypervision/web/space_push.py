@@ -41,7 +41,10 @@ from hypervision.spaces.models import Space
 from hypervision.web.space_pages import fragment
 
 log = logging.getLogger("hypervision.spaces.push")
-WINDOW = 0.25  # seconds: the events of a burst (an import's rows, a few entries) push once
+# Seconds: the events of a burst (a few entries at once) push once. Short: pushes of a space
+# never overlap (the loop pushes one group at a time, events arriving meanwhile wait for the
+# next round), so a longer burst is throttled by the pushes' own cost, not by this window.
+WINDOW = 0.1
 
 Group = tuple[str, str]  # (language, visibility signature)
 
