@@ -1,8 +1,9 @@
 """A space's modules pushed through its readers' streams (docs/adr/0052), on both engines, over
 a real server: each reader is sent what the page's own refresh would show them (readers the
 policy tells apart get other rows, readers it cannot share one computation), only for events
-they may see, each read audited as theirs before anything is sent; a space the reader may not
-read is not watched; an event of the space itself ends the watches (the page reloads)."""
+they may see and only what changed, each push on record for each reader before it is sent; a
+space the reader may not read is not watched (the probe on record); an event of the space
+itself ends the watches, and the space's list of people is obeyed at every push."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
+from hypervision.identity.models import User
+from hypervision.spaces.models import Space
 from hypervision.web.space_push import SpacePush
 from tests.factories import ENTRY, tx
 from tests.live.server import Stream, open_stream, serve
@@ -125,6 +128,9 @@ async def test_a_space_the_reader_may_not_read_is_not_watched_and_the_stream_ope
                 assert not stream.of("space.watch") and not stream.of("space.modules")
         bad = await client.get("/api/v1/stream?space=pas-un-espace", headers=h["prefet"])
         assert bad.status_code == 422
+    opened = [r.detail.get("space") for r in await trail(app, action="stream.open")]
+    asked = {str(hidden.json()["id"]): False}
+    assert all({"id": sid, "watched": False} in opened for sid in asked)  # the probe is on record
 
 
 async def test_an_event_of_the_space_itself_ends_its_watches(
@@ -144,8 +150,45 @@ async def test_an_event_of_the_space_itself_ends_its_watches(
         )
         assert renamed.status_code == 200, renamed.text
         await stream.wait_for(lambda s: bool(s.of("space.update")))
+        await stream.wait_for(lambda s: bool(s.of("space.unwatch")))  # asks by request now
         assert not push.rooms  # the page reloads on it, and watches again
         assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
         await stream.wait_for(lambda s: bool(s.of("product.import")))
         await asyncio.sleep(0.6)
         assert not stream.of("space.modules")
+
+
+async def test_unchanged_modules_are_not_sent_again_and_the_people_list_is_obeyed(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """A push sends only what changed for the group; a reader the space's list of people no
+    longer names (the one rule the signature lacks) is dropped at the next push, and told."""
+    w = await world(app, client)
+    h, pid, sid = w["headers"], w["pid"], w["sid"]
+    async with (
+        serve(app) as base,
+        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
+        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
+    ):
+        for stream in (prefect, deputy):
+            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+        assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
+        await prefect.wait_for(lambda s: len(pushes(s)) == 1)
+        # the same rows again: an event, the same content: nothing sent
+        assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
+        await prefect.wait_for(lambda s: len(s.of("product.import")) == 2)
+        await asyncio.sleep(0.5)
+        assert len(pushes(prefect)) == 1 and len(pushes(deputy)) == 1
+
+        async with tx(app) as session:  # the list changed under the watch, with no event
+            space = await session.get(Space, uuid.UUID(sid))
+            assert space is not None
+            prefet = await session.scalar(select(User.id).where(User.username == "prefet"))
+            space.people = [str(prefet)]
+        assert (await upload(client, h["steward"], pid, CSV)).status_code == 201
+        await prefect.wait_for(lambda s: len(pushes(s)) == 2)
+        await deputy.wait_for(lambda s: bool(s.of("space.unwatch")))
+        assert len(pushes(deputy)) == 1  # nothing more for the deputy
+    # on record: the deputy's one push; the prefect's two
+    assert len(await trail(app, actor_name="adjoint", action="space.push")) == 1
+    assert len(await trail(app, actor_name="prefet", action="space.push")) == 2

@@ -41,7 +41,7 @@ class SpaceWatch(Protocol):
         self, session: AsyncSession, actor: Principal, space_id: uuid.UUID
     ) -> Watched | None: ...
 
-    def watch(self, sub: Subscriber, space: Any, request: Request, locale: str) -> Frame: ...
+    def watch(self, sub: Subscriber, admitted: Any, request: Request, locale: str) -> Frame: ...
 
 
 router = APIRouter(prefix="/api/v1", tags=["live"], dependencies=CREDENTIALS, responses=SIGNED_IN)
@@ -131,7 +131,7 @@ async def stream(
         uuid.UUID | None,
         Query(description="A space the caller reads: its modules come pushed (space.modules)."),
     ] = None,
-    lang: Annotated[str | None, Query(pattern="^(fr|en)$")] = None,
+    lang: Annotated[str | None, Query(max_length=8)] = None,
 ) -> Response:
     """Live events (entries, comments, situations, attachments) checked against the caller's
     policy; a ``topic`` is a kind, or one data product (``product:<id>``: its events only).
@@ -182,8 +182,7 @@ async def stream(
     watched = None
     if space is not None and pusher is not None:
         watched = await pusher.admit(session, actor, space)
-        if watched is not None:
-            detail["space"] = str(watched.id)
+        detail["space"] = {"id": str(space), "watched": watched is not None}
     if settings.effective_database_url.startswith("sqlite"):  # one writer: this transaction
         await audit.record(
             session=session, actor=actor, action="stream.open", surface="stream", detail=detail

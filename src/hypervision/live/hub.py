@@ -396,7 +396,10 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
         for follower in self.followers:
-            follower.left(sub)
+            try:
+                follower.left(sub)
+            except Exception:
+                log.exception("live follower failed")
         members = self.groups.get(sub.group)
         if members is not None:
             members.discard(sub)
@@ -468,7 +471,10 @@ class Hub:
             for sub, frame in targets:
                 sub.push(frame)
         for follower in self.followers:
-            follower.delivered(rows)
+            try:
+                follower.delivered(rows)
+            except Exception:  # a follower's bug never stops delivery, nor the others
+                log.exception("live follower failed")
         return len(rows) == BATCH
 
     def plan(

@@ -384,27 +384,24 @@ async def pushed(
     *,
     session: AsyncSession,
     settings: Settings,
-    readers: Sequence[Principal],
+    actor: Principal,
     space: Space,
     wanted: list[dict[str, Any]],
     french: bool,
     shared: cache.ModuleCache,
 ) -> list[Answer]:
-    """What each module of ``wanted`` shows ``readers`` — readers of one visibility
-    signature (docs/adr/0052), the first of whom reads them — with the audit trail of one
-    push, appended in this transaction before anything is sent: each read the services
-    audited for the result, once for the push (``live-stream``, with the number of readers),
-    then one ``space.push`` record per reader naming the modules, their status, the levels
-    shown and the ids of those reads."""
-    first = readers[0]
-    keys = await shared.keys(session, settings, first, space.id, wanted, french)
+    """What each module of ``wanted`` shows ``actor`` and the readers of its visibility
+    signature it is pushed to (docs/adr/0052), computed as ``actor``: its keys' freshness in
+    one statement, each result shared. Nothing is audited here but what computing a result
+    audits (the services' own records of ``actor``'s read): the push appends
+    ``push_records`` for what it sends, in this transaction, before sending it."""
+    keys = await shared.keys(session, settings, actor, space.id, wanted, french)
     found: list[Answer] = []
     for module, key in zip(wanted, keys, strict=True):
         data, result, _ = await _answer(
-            session, settings, first, space, module, french, shared, key
+            session, settings, actor, space, module, french, shared, key
         )
         found.append(Answer(data, result, key))
-    await audit.append_many(session, push_records(readers, space, wanted, found))
     return found
 
 
@@ -414,6 +411,10 @@ def push_records(
     wanted: list[dict[str, Any]],
     found: list[Answer],
 ) -> list[dict[str, Any]]:
+    """The audit trail of one push of ``wanted`` to ``readers``: each read the services
+    audited for the results, once (``live-stream``, with the number of readers), then one
+    ``space.push`` record per reader naming the modules, their status, the levels shown and
+    the ids of those reads."""
     reads: list[dict[str, Any]] = []
     shown: list[dict[str, Any]] = []
     levels = {space.label_level}
@@ -482,7 +483,39 @@ async def _answer(
         result, was_shared = await compute(), False
     else:
         result, was_shared = await shared.get(key, compute)
-    records = reader_records(actor, space, module, result, shared=was_shared)
+    records: list[dict[str, Any]] = []
+    if was_shared:  # the reads the services audited when it was computed, for this reader
+        records.extend(
+            audit.record_values(
+                actor=actor,
+                action=read.action,
+                resource_type=read.kind,
+                resource_ids=read.ids,
+                labels=read.labels,
+                detail={
+                    **read.detail,
+                    "shared": True,
+                    "space": str(space.id),
+                    "module": ident[:32],
+                },
+            )
+            for read in result.reads
+        )
+    detail: dict[str, Any] = {"module": ident[:32], "type": kind[:32], "status": result.status}
+    if was_shared:
+        detail["shared"] = True
+    records.append(
+        audit.record_values(
+            actor=actor,
+            action="space.module",
+            resource_type="space",
+            resource_ids=[space.id],
+            labels=sorted({space.label_level, *result.levels})
+            if result.status == "ok"
+            else [space.label_level],
+            detail=detail,
+        )
+    )
     found = ModuleData(
         module_id=ident,
         type=kind,
@@ -493,48 +526,6 @@ async def _answer(
         live=list(result.live),
     )
     return found, result, records
-
-
-def reader_records(
-    actor: Principal,
-    space: Space,
-    module: dict[str, Any],
-    result: cache.Shared,
-    *,
-    shared: bool,
-) -> list[dict[str, Any]]:
-    """The audit records ``actor`` leaves for reading ``module``'s ``result``: when it was
-    ``shared`` (computed for another reader), the reads the services audited when it was
-    computed, again, for this reader; then the module's read itself, ``space.module``."""
-    ident = str(module.get("id", ""))
-    kind = str(module.get("type", ""))
-    marks: dict[str, Any] = {"shared": True} if shared else {}
-    records: list[dict[str, Any]] = []
-    if shared:
-        records.extend(
-            audit.record_values(
-                actor=actor,
-                action=read.action,
-                resource_type=read.kind,
-                resource_ids=read.ids,
-                labels=read.labels,
-                detail={**read.detail, **marks, "space": str(space.id), "module": ident[:32]},
-            )
-            for read in result.reads
-        )
-    records.append(
-        audit.record_values(
-            actor=actor,
-            action="space.module",
-            resource_type="space",
-            resource_ids=[space.id],
-            labels=sorted({space.label_level, *result.levels})
-            if result.status == "ok"
-            else [space.label_level],
-            detail={"module": ident[:32], "type": kind[:32], "status": result.status, **marks},
-        )
-    )
-    return records
 
 
 async def _compute(

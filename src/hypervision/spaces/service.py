@@ -48,6 +48,13 @@ def _people_allow(actor: Principal, dialect: str) -> ColumnElement[bool]:
     return or_(length(Space.people) == 0, named, Space.owner_user_id == actor.user_id)
 
 
+def names(space: Space, actor: Principal) -> bool:
+    """``_people_allow`` in Python, for a space already read: its ``people`` list is empty,
+    names the actor, or the actor owns it (a pushed module's readers, docs/adr/0052)."""
+    people = space.people or []
+    return not people or str(actor.user_id) in people or space.owner_user_id == actor.user_id
+
+
 def visible_spaces(session: AsyncSession, settings: Settings, actor: Principal) -> Select[Space]:
     query = access.visible(session, settings, actor, Space)
     return query.where(_people_allow(actor, access.dialect_of(session)))

@@ -5,20 +5,25 @@ When the hub has delivered events of a module's topics, the modules they concern
 computed once per group of watchers the policy cannot tell apart (the same visibility
 signature and language: ``spaces.cache.signature``), rendered once, and sent to each of them
 as one ``space.modules`` event — instead of every page asking for them with a request of its
-own (ADR 0051). Every watcher's read leaves its own audit records (the same records as a
-refresh by request, marked ``pushed``), appended together before anything is sent.
+own (ADR 0051). The push's reads are audited once, then one ``space.push`` record per reader
+names them (``modules.push_records``), all appended before anything is sent.
 
-What is never pushed: a form (it holds its reader's CSRF token), a module with no live topic.
-A group is refreshed only by events its readers may see (the hub's ``visible``: an event they
-are not told of changes nothing they are sent). An event of the space itself (edited, shared
-otherwise, archived) ends its watches: the page reloads on it, and watches again if it still
-may. A push that fails tells the group's pages to ask by request (``space.refresh``).
+What is never pushed: a form (it holds its reader's CSRF token), a personal module (the
+latest synthesis: one computation per person), a module with no live topic — the page asks
+for those. A group is refreshed by events its readers may see (the hub's ``visible``) and by
+every relabelling (what a reader no longer sees leaves their modules), and sent only the
+modules whose content changed. A reader the space's own list of people no longer names is
+dropped at the next push. An event of the space itself (edited, shared otherwise, archived,
+restored) ends its watches: the pages are told (``space.unwatch``) and ask by request until
+they reload. A push that fails or takes too long tells the group's pages to ask by request
+(``space.refresh``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
@@ -28,6 +33,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hypervision.audit import service as audit
 from hypervision.config import Settings
 from hypervision.core.errors import NotFound
 from hypervision.db import transaction
@@ -45,6 +51,7 @@ log = logging.getLogger("hypervision.spaces.push")
 # never overlap (the loop pushes one group at a time, events arriving meanwhile wait for the
 # next round), so a longer burst is throttled by the pushes' own cost, not by this window.
 WINDOW = 0.1
+TIMEOUT = 10.0  # seconds: a push that takes longer is abandoned, its pages ask by request
 
 Group = tuple[str, str]  # (language, visibility signature)
 
@@ -54,7 +61,6 @@ class Watcher:
     sub: Subscriber
     request: Request  # the stream's own request: its app and language render the fragments
     group: Group
-    personal: str  # the signature with the person: a personal module (the latest synthesis)
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Room:
 
     topics: dict[str, tuple[str, ...]] = field(default_factory=dict)  # module id -> topics
     groups: dict[Group, dict[Watcher, None]] = field(default_factory=dict)  # ordered sets
+    sent: dict[Group, dict[str, bytes]] = field(default_factory=dict)  # last pushed, hashed
 
 
 def pushable(space: Space) -> dict[str, tuple[str, ...]]:
@@ -70,9 +77,22 @@ def pushable(space: Space) -> dict[str, tuple[str, ...]]:
     found: dict[str, tuple[str, ...]] = {}
     for module in space.modules:
         topics = tuple(modules.topics(module))
-        if topics and module.get("type") != "form":
+        if topics and module.get("type") != "form" and module.get("type") not in cache.PERSONAL:
             found[str(module.get("id"))] = topics
     return found
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A space a stream may watch, as read when it opened, and the count of the space's own
+    events then (``SpacePush.watch`` refuses the watch when one came in between)."""
+
+    space: Space
+    ended: int
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.space.id
 
 
 def frame(event: str, data: dict[str, Any]) -> Frame:
@@ -92,6 +112,7 @@ class SpacePush:
         self.rooms: dict[uuid.UUID, Room] = {}
         self.watching: dict[Subscriber, tuple[uuid.UUID, Watcher]] = {}
         self.dirty: dict[tuple[uuid.UUID, Group], set[str]] = {}
+        self._ended: dict[uuid.UUID, int] = {}  # events of each space itself, counted
         self.pushes = 0  # frames of modules queued to streams (/metrics-free: for tests, bench)
         self.failures = 0
         self._wake = asyncio.Event()
@@ -101,85 +122,98 @@ class SpacePush:
 
     async def admit(
         self, session: AsyncSession, actor: Principal, space_id: uuid.UUID
-    ) -> Space | None:
+    ) -> Admitted | None:
         """The space a stream may watch: one ``actor`` may read, else None (the stream opens
-        all the same, and its page refreshes by request)."""
+        all the same and its page asks by request; the stream's opening record names the
+        space asked, watched or not)."""
+        ended = self._ended.get(space_id, 0)
         try:
-            return await service.find_space(
+            space = await service.find_space(
                 session=session, settings=self.settings, actor=actor, space_id=space_id
             )
         except NotFound:
             return None
+        return Admitted(space, ended)
 
-    def watch(self, sub: Subscriber, space: Space, request: Request, locale: str) -> Frame:
-        """Watch ``space`` for ``sub`` (call right after ``hub.subscribe``); the returned
-        ``space.watch`` frame, queued first, names the modules that will come pushed."""
+    def watch(self, sub: Subscriber, admitted: Admitted, request: Request, locale: str) -> Frame:
+        """Watch the admitted space for ``sub`` (call right after ``hub.subscribe``): the
+        returned ``space.watch`` frame, queued first, names the modules that will come
+        pushed — none when an event of the space came since it was admitted (the page will
+        reload on it)."""
+        space = admitted.id
+        if self._ended.get(space, 0) != admitted.ended:  # changed meanwhile: ask by request
+            return frame("space.watch", {"space": str(space), "modules": []})
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="hypervision-space-push")
         request.state.locale = locale  # the fragments' language (web.render.translator)
-        principal = sub.principal
         watcher = Watcher(
-            sub,
-            request,
-            (locale, cache.signature(self.settings, principal, False)),
-            cache.signature(self.settings, principal, True),
+            sub, request, (locale, cache.signature(self.settings, sub.principal, False))
         )
-        room = self.rooms.setdefault(space.id, Room())
-        room.topics = pushable(space)  # its newest definition
+        room = self.rooms.setdefault(space, Room())
+        room.topics = pushable(admitted.space)  # its newest definition
         room.groups.setdefault(watcher.group, {})[watcher] = None
-        self.watching[sub] = (space.id, watcher)
-        return frame("space.watch", {"space": str(space.id), "modules": sorted(room.topics)})
+        room.sent.pop(watcher.group, None)  # its next push sends every module it concerns
+        self.watching[sub] = (space, watcher)
+        return frame("space.watch", {"space": str(space), "modules": sorted(room.topics)})
 
     def left(self, sub: Subscriber) -> None:
         found = self.watching.pop(sub, None)
-        if found is None:
-            return
-        space_id, watcher = found
-        room = self.rooms.get(space_id)
-        members = room.groups.get(watcher.group) if room else None
-        if room is None or members is None:
-            return
-        members.pop(watcher, None)
-        if not members:
-            del room.groups[watcher.group]
-            if not room.groups:
-                del self.rooms[space_id]
+        if found is not None:
+            self._drop(found[0], [found[1]])
 
-    def _end(self, space_id: uuid.UUID, group: Group | None = None) -> list[Watcher]:
-        """Forget the watchers of a space (of one group): they get nothing pushed any more."""
+    def _drop(self, space_id: uuid.UUID, watchers: list[Watcher]) -> None:
         room = self.rooms.get(space_id)
         if room is None:
-            return []
-        groups = [group] if group is not None else list(room.groups)
-        ended: list[Watcher] = []
-        for one in groups:
-            for watcher in room.groups.pop(one, {}):
-                self.watching.pop(watcher.sub, None)
-                ended.append(watcher)
+            return
+        for watcher in watchers:
+            if self._watches(watcher):
+                del self.watching[watcher.sub]
+            members = room.groups.get(watcher.group)
+            if members is not None:
+                members.pop(watcher, None)
+                if not members:
+                    del room.groups[watcher.group]
+                    room.sent.pop(watcher.group, None)
         if not room.groups:
             del self.rooms[space_id]
-        return ended
+
+    def _watches(self, watcher: Watcher) -> bool:
+        found = self.watching.get(watcher.sub)
+        return found is not None and found[1] is watcher
+
+    def _unwatch(self, space_id: uuid.UUID, watchers: list[Watcher]) -> None:
+        """End these watches and tell their pages: they ask by request from now on."""
+        self._drop(space_id, watchers)
+        told = frame("space.unwatch", {"space": str(space_id)})
+        for watcher in watchers:
+            watcher.sub.push(told)
 
     # --- what changed ---------------------------------------------------------------------
 
     def delivered(self, rows: list[OutboxEvent]) -> None:
         """The hub delivered ``rows``: mark the modules they concern, per group that may see
-        them, to be pushed after the gathering window."""
+        them (every group for a relabelling), to be pushed after the gathering window."""
         for event in rows:
-            if not self.rooms or event.label.get("system") or gate_of(event) is not None:
+            if event.label.get("system") or gate_of(event) is not None:
                 continue
             kind = event.resource_type
-            if kind == "space":  # edited, shared otherwise, archived: the page reloads
-                self._end(event.resource_id)
+            if kind == "space":  # edited, shared otherwise, archived, restored
+                self._ended[event.resource_id] = self._ended.get(event.resource_id, 0) + 1
+                room = self.rooms.get(event.resource_id)
+                if room is not None:
+                    self._unwatch(event.resource_id, [w for m in room.groups.values() for w in m])
+                continue
+            if not self.rooms:
                 continue
             one = f"{kind}:{event.resource_id}"
+            relabel = event.type.endswith(".label")
             for space_id, room in self.rooms.items():
                 touched = {m for m, on in room.topics.items() if kind in on or one in on}
                 if not touched:
                     continue
                 for group, members in room.groups.items():
                     first = next(iter(members))
-                    if visible(first.sub.subject, event):
+                    if relabel or visible(first.sub.subject, event):
                         self.dirty.setdefault((space_id, group), set()).update(touched)
         if self.dirty:
             self._wake.set()
@@ -194,8 +228,9 @@ class SpacePush:
             dirty, self.dirty = self.dirty, {}
             for (space_id, group), touched in dirty.items():
                 try:
-                    await self.push(space_id, group, touched)
-                except Exception:  # any failure: the pages ask by request
+                    async with asyncio.timeout(TIMEOUT):
+                        await self.push(space_id, group, touched)
+                except Exception:  # any failure, or too long: the pages ask by request
                     log.exception("space push failed; the pages refresh by request")
                     self.failures += 1
                     self._ask(self._members(space_id, group), space_id, touched)
@@ -212,72 +247,108 @@ class SpacePush:
             watcher.sub.push(ask)
 
     async def push(self, space_id: uuid.UUID, group: Group, touched: set[str]) -> None:
-        """Compute ``touched`` once for ``group`` (its first watcher reads; every watcher's
-        records are appended in the same transaction), render each once, then queue the
-        fragments to every watcher of the group still open."""
+        """Compute ``touched`` once for ``group`` as its first watcher who still reads the
+        space, render each once, append the audit trail of the modules whose content
+        changed, commit, then queue those to every watcher of the group still watching. A
+        watcher who no longer reads the space is told and dropped."""
         members = self._members(space_id, group)
-        if not members:
+        while members:
+            first = members[0]
+            sending: tuple[dict[str, str], dict[str, bytes]] | None = None
+            readers: list[Watcher] = []
+            async with transaction(self.sessions) as session:
+                await rls.bind(session, self.settings, first.sub.principal)
+                try:
+                    space = await service.find_space(
+                        session=session,
+                        settings=self.settings,
+                        actor=first.sub.principal,
+                        space_id=space_id,
+                    )
+                except NotFound:
+                    space = None
+                if space is not None:
+                    # the space's own list of people is the one rule the signature lacks
+                    readers = [w for w in members if service.names(space, w.sub.principal)]
+                    sending = await self._changed(session, space, group, readers, touched)
+            if space is None:  # they lost it: told, and the next watcher reads
+                self._unwatch(space_id, [first])
+                members = members[1:]
+                continue
+            self._unwatch(space_id, [w for w in members if w not in readers])
+            if sending is not None:
+                self._send(space_id, group, readers, *sending)
             return
-        first = members[0].sub.principal
-        batches: list[tuple[list[Watcher], dict[str, Any]]] = []
-        async with transaction(self.sessions) as session:
-            await rls.bind(session, self.settings, first)
-            try:
-                space = await service.find_space(
-                    session=session, settings=self.settings, actor=first, space_id=space_id
-                )
-            except NotFound:
-                space = None
-            if space is not None:
-                wanted = [m for m in space.modules if str(m.get("id")) in touched]
-                wanted = [m for m in wanted if m.get("type") != "form"]
-                common = [m for m in wanted if m.get("type") not in cache.PERSONAL]
-                personal = [m for m in wanted if m.get("type") in cache.PERSONAL]
-                parts: list[tuple[list[Watcher], list[dict[str, Any]]]] = []
-                if common:
-                    parts.append((members, common))
-                if personal:  # one computation per person (the latest synthesis sent to them)
-                    people: dict[str, list[Watcher]] = {}
-                    for watcher in members:
-                        people.setdefault(watcher.personal, []).append(watcher)
-                    parts.extend((readers, personal) for readers in people.values())
-                for readers, mods in parts:
-                    batches.append((readers, await self._render(session, space, readers, mods)))
-        if space is None:  # its first reader lost it: each page asks as its own reader
-            self._end(space_id, group)
-            self._ask(members, space_id, touched)
-            return
-        for readers, data in batches:
-            pushed = frame("space.modules", data)
-            for watcher in readers:
-                if not watcher.sub.closed:  # a revocation since: closed, nothing sent
-                    watcher.sub.push(pushed)
-                    self.pushes += 1
 
-    async def _render(
+    async def _changed(
         self,
         session: AsyncSession,
         space: Space,
+        group: Group,
         readers: list[Watcher],
-        wanted: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        """The fragments of ``wanted`` for ``readers`` (one signature), each as the page's
-        refresh renders it (``space_pages.fragment``: once per shared result and language)."""
-        request = readers[0].request
+        touched: set[str],
+    ) -> tuple[dict[str, str], dict[str, bytes]] | None:
+        """The fragments of ``touched`` whose content changed since the group's last push,
+        rendered once (``space_pages.fragment``, as the page's refresh renders them), with
+        their digests; their audit trail appended (``modules.push_records``). None: nothing
+        changed, nothing to send or record."""
+        if not readers:
+            return None
+        pushed = pushable(space)
+        wanted = [m for m in space.modules if str(m.get("id")) in touched & pushed.keys()]
+        first = readers[0]
         found = await modules.pushed(
             session=session,
             settings=self.settings,
-            readers=[w.sub.principal for w in readers],
+            actor=first.sub.principal,
             space=space,
             wanted=wanted,
-            french=readers[0].group[0] == "fr",
+            french=first.group[0] == "fr",
             shared=self.shared,
         )
-        html = {
-            str(m["id"]): fragment(request, self.shared, space.id, m, one)
-            for m, one in zip(wanted, found, strict=True)
-        }
-        return {"space": str(space.id), "modules": html}
+        room = self.rooms.get(space.id)
+        sent = room.sent.get(group, {}) if room else {}
+        html: dict[str, str] = {}
+        digests: dict[str, bytes] = {}
+        changed: list[tuple[dict[str, Any], modules.Answer]] = []
+        for module, answer in zip(wanted, found, strict=True):
+            ident = str(module["id"])
+            text = fragment(first.request, self.shared, space.id, module, answer)
+            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            if sent.get(ident) != digest:
+                html[ident], digests[ident] = text, digest
+                changed.append((module, answer))
+        if not changed:
+            return None
+        records = modules.push_records(
+            [w.sub.principal for w in readers],
+            space,
+            [m for m, _ in changed],
+            [a for _, a in changed],
+        )
+        await audit.append_many(session, records)
+        return html, digests
+
+    def _send(
+        self,
+        space_id: uuid.UUID,
+        group: Group,
+        readers: list[Watcher],
+        html: dict[str, str],
+        digests: dict[str, bytes],
+    ) -> None:
+        """Queue the changed modules (committed with their records) to the readers still
+        watching (a revocation or an end of watch since: nothing), and remember them."""
+        room = self.rooms.get(space_id)
+        if room is None:
+            return
+        if group in room.groups:
+            room.sent.setdefault(group, {}).update(digests)
+        pushed = frame("space.modules", {"space": str(space_id), "modules": html})
+        for watcher in readers:
+            if self._watches(watcher) and not watcher.sub.closed:
+                watcher.sub.push(pushed)
+                self.pushes += 1
 
     async def stop(self) -> None:
         if self._task is not None:

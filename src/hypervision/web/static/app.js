@@ -182,6 +182,7 @@
   // The hub (/accueil) asks for the announcements too: a new or changed one offers a link that shows it.
   var notices = document.querySelector("[data-live-topic='announcement']");
   if (notices) spaceTopics = spaceTopics.concat(["announcement"]);
+  var spaceState = window.hvSpaceStream = { opened: 0, watch: null };  // a space's page: spaces.js
   function connect() {
     var url = "/api/v1/stream?topic=entry&topic=comment" + spaceTopics.map(function (t) { return "&topic=" + t; }).join("") +
       (lastEventId ? "&since=" + encodeURIComponent(lastEventId) : "") +
@@ -189,9 +190,12 @@
       (spacePage && spacePage.dataset.space ? "&space=" + encodeURIComponent(spacePage.dataset.space) +
         "&lang=" + encodeURIComponent(document.documentElement.lang || "fr") : "");
     var stream = new EventSource(url);
-    ["space.watch", "space.modules", "space.refresh"].forEach(function (type) {
+    ["space.watch", "space.unwatch", "space.modules", "space.refresh"].forEach(function (type) {
       stream.addEventListener(type, function (event) {
-        document.dispatchEvent(new CustomEvent("hv:space", { detail: { type: event.type, data: JSON.parse(event.data) } }));
+        var data = JSON.parse(event.data);
+        // kept for spaces.js, which may load after the stream has opened
+        if (type === "space.watch" || type === "space.unwatch") spaceState.watch = type === "space.watch" ? data : null;
+        document.dispatchEvent(new CustomEvent("hv:space", { detail: { type: event.type, data: data } }));
       });
     });
     ["announcement.create", "announcement.update", "announcement.withdraw"].forEach(function (type) {
@@ -224,6 +228,8 @@
     stream.addEventListener("open", function () {
       attempt = 0;
       showLive("open");
+      spaceState.opened += 1;
+      spaceState.watch = null;
       document.dispatchEvent(new CustomEvent("hv:space", { detail: { type: "open", data: {} } }));
     });
     stream.addEventListener("error", function () {

@@ -17,19 +17,26 @@
   // --- live: modules pushed through the stream (docs/adr/0052) -------------------------------
   // The stream watches the space: it names the modules it will push (space.watch), then sends
   // their new content when events change them (space.modules). Those are not asked for; the
-  // others (a form) still are, below. A reopened stream may have missed pushes: its modules
-  // are asked for once. space.refresh: the server could not push, the page asks.
+  // others (a form, the latest synthesis) still are, below. A reopened stream may have missed
+  // pushes: its modules are asked for once. space.refresh: the server could not push, the
+  // page asks; space.unwatch: it stopped pushing (the space changed), the page asks again.
   var pushed = {}, opened = 0;
+  function watched(data) {
+    pushed = {};
+    (data.modules || []).forEach(function (id) {
+      pushed[id] = true;
+      if (opened > 1) pending[id] = true;  // a reopened stream: what it missed, asked once
+    });
+    schedule();
+  }
   document.addEventListener("hv:space", function (event) {
     var detail = event.detail || {}, data = detail.data || {};
     if (detail.type === "open") { opened += 1; pushed = {}; return; }  // by request until watched
     if (!space.dataset.space || data.space !== space.dataset.space) return;
     if (detail.type === "space.watch") {
-      (data.modules || []).forEach(function (id) {
-        pushed[id] = true;
-        if (opened > 1) pending[id] = true;
-      });
-      schedule();
+      watched(data);
+    } else if (detail.type === "space.unwatch") {
+      pushed = {};  // the server no longer pushes: events are asked for again
     } else if (detail.type === "space.modules") {
       var sections = {};
       space.querySelectorAll("[data-module]").forEach(function (s) { sections[s.dataset.module] = s; });
@@ -96,6 +103,13 @@
       if (topics.indexOf(topic) >= 0 || topics.indexOf(one) >= 0) refresh(section);
     });
   });
+
+  // the stream may have opened before this script ran: app.js keeps what it said
+  var said = window.hvSpaceStream;
+  if (said) {
+    opened = said.opened;
+    if (said.watch && said.watch.space === space.dataset.space) watched(said.watch);
+  }
 
   // --- marking: the page carries the highest level its modules show ------------------------
   var top = 0;
