@@ -51,6 +51,7 @@ log = logging.getLogger("hypervision.spaces.push")
 # never overlap (the loop pushes one group at a time, events arriving meanwhile wait for the
 # next round), so a longer burst is throttled by the pushes' own cost, not by this window.
 WINDOW = 0.1
+PARALLEL = 4  # modules of one push computed at once (PostgreSQL), each on a connection
 TIMEOUT = 10.0  # seconds: a push that takes longer is abandoned, its pages ask by request
 
 Group = tuple[str, str]  # (language, visibility signature)
@@ -117,6 +118,7 @@ class SpacePush:
         self.failures = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._parallel = asyncio.Semaphore(PARALLEL)
 
     # --- watches --------------------------------------------------------------------------
 
@@ -297,15 +299,7 @@ class SpacePush:
         pushed = pushable(space)
         wanted = [m for m in space.modules if str(m.get("id")) in touched & pushed.keys()]
         first = readers[0]
-        found = await modules.pushed(
-            session=session,
-            settings=self.settings,
-            actor=first.sub.principal,
-            space=space,
-            wanted=wanted,
-            french=first.group[0] == "fr",
-            shared=self.shared,
-        )
+        found = await self._compute(session, first, space, wanted)
         room = self.rooms.get(space.id)
         sent = room.sent.get(group, {}) if room else {}
         html: dict[str, str] = {}
@@ -328,6 +322,37 @@ class SpacePush:
         )
         await audit.append_many(session, records)
         return html, digests
+
+    async def _compute(
+        self, session: AsyncSession, first: Watcher, space: Space, wanted: list[dict[str, Any]]
+    ) -> list[modules.Answer]:
+        """The modules' answers as ``first`` reads them. On PostgreSQL each module in its own
+        transaction, at most ``PARALLEL`` at once: an import refreshes every module over its
+        product, each a scan of it, and the database runs them side by side; on SQLite (one
+        writer: a computation audits) one after the other, in ``session``."""
+        french = first.group[0] == "fr"
+        actor = first.sub.principal
+
+        async def some(own: AsyncSession, mods: list[dict[str, Any]]) -> list[modules.Answer]:
+            return await modules.pushed(
+                session=own,
+                settings=self.settings,
+                actor=actor,
+                space=space,
+                wanted=mods,
+                french=french,
+                shared=self.shared,
+            )
+
+        if session.get_bind().dialect.name != "postgresql" or len(wanted) < 2:
+            return await some(session, wanted)
+
+        async def one(module: dict[str, Any]) -> modules.Answer:
+            async with self._parallel, transaction(self.sessions) as own:
+                await rls.bind(own, self.settings, actor)
+                return (await some(own, [module]))[0]
+
+        return list(await asyncio.gather(*(one(m) for m in wanted)))
 
     def _send(
         self,
