@@ -120,7 +120,8 @@ async def test_a_space_the_reader_may_not_read_is_not_watched_and_the_stream_ope
     )
     assert hidden.status_code == 201, hidden.text
     async with serve(app) as base:
-        for sid in (hidden.json()["id"], str(uuid.uuid4())):
+        probed = [str(hidden.json()["id"]), str(uuid.uuid4())]  # hidden, then missing
+        for sid in probed:
             async with open_stream(base, h["prefet"], watching(pid, sid)) as stream:
                 made = await client.post("/api/v1/entries", json=ENTRY, headers=h["prefet"])
                 assert made.status_code == 201, made.text
@@ -129,8 +130,7 @@ async def test_a_space_the_reader_may_not_read_is_not_watched_and_the_stream_ope
         bad = await client.get("/api/v1/stream?space=pas-un-espace", headers=h["prefet"])
         assert bad.status_code == 422
     opened = [r.detail.get("space") for r in await trail(app, action="stream.open")]
-    asked = {str(hidden.json()["id"]): False}
-    assert all({"id": sid, "watched": False} in opened for sid in asked)  # the probe is on record
+    assert all({"id": sid, "watched": False} in opened for sid in probed)  # probes on record
 
 
 async def test_an_event_of_the_space_itself_ends_its_watches(
