@@ -16,13 +16,15 @@ from sqlalchemy import select
 
 from hypervision.audit.models import AuditRecord
 from hypervision.identity.models import User
+from hypervision.policy.roles import Role
 from hypervision.spaces.models import Space
 from hypervision.web.space_push import SpacePush
-from tests.factories import ENTRY, tx
+from tests.factories import ENTRY, make_org, make_user, sequenced, tx
 from tests.live.server import Stream, open_stream, serve
 from tests.products.test_products_api import CSV, upload
 from tests.spaces.test_shared_modules import world
 from tests.spaces.test_spaces_api import SANTE_ONLY
+from tests.web.pages import browse_as
 
 MORE = CSV + "Beaujon;92;Urgences;25;22;0,88\n".encode("cp1252")
 
@@ -192,3 +194,37 @@ async def test_unchanged_modules_are_not_sent_again_and_the_people_list_is_obeye
     # on record: the deputy's one push; the prefect's two
     assert len(await trail(app, actor_name="adjoint", action="space.push")) == 1
     assert len(await trail(app, actor_name="prefet", action="space.push")) == 2
+
+
+async def test_a_security_officer_follows_a_pushed_read_to_its_readers(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """ "Who saw this" lists the push's read (``live-stream``, as a live delivery) with a link
+    to the readers it was pushed to: their ``space.push`` records name it."""
+    w = await world(app, client)
+    h, pid, sid = w["headers"], w["pid"], w["sid"]
+    await make_org(app, "SECU")
+    await make_user(app, "sophie", "SECU", roles=[Role.SECURITY_OFFICER], clearance="NP")
+    async with (
+        serve(app) as base,
+        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
+        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
+    ):
+        for stream in (prefect, deputy):
+            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+        assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
+        for stream in (prefect, deputy):
+            await stream.wait_for(lambda s: len(pushes(s)) == 1)
+    await sequenced(app)
+    read = next(r for r in await trail(app, actor_name="live-stream", action="product.rows"))
+    assert read.resource_ids == [pid] and read.detail["readers"] == 2
+
+    await browse_as(client, "sophie")
+    product = await client.get(f"/securite/qui-a-vu?type=product&id={pid}")
+    assert product.status_code == 200, product.text
+    link = f"/securite/qui-a-vu?type=push&amp;id={read.id}"
+    assert link in product.text and "poussée à 2 lecteurs" in product.text
+    readers = await client.get(link.replace("&amp;", "&"))
+    assert readers.status_code == 200, readers.text
+    assert readers.text.count("space.push") == 2
+    assert ">prefet<" in readers.text and ">adjoint<" in readers.text

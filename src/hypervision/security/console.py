@@ -25,6 +25,9 @@ from hypervision.records import access
 
 # Kinds whose records someone may ask "who saw this" about (the type in the URL).
 READABLE_TYPES = ("entry", "comment", "situation", "synthesis", "zone", "layer", "product")
+# A read done once for a space's push (docs/adr/0052): "who saw it" lists the readers it was
+# pushed to, whose ``space.push`` records name its id.
+PUSHED_READ = "push"
 # What a title is called on each kind that has one (the others show their id only).
 TITLE_FIELDS = {
     "entry": "title",

@@ -50,6 +50,7 @@ WORDS = (
     N_("zone"),
     N_("layer"),
     N_("product"),
+    N_("push"),  # console.PUSHED_READ: a read done once for a space's push
 )
 
 
@@ -166,7 +167,7 @@ async def readers_page(
         return _refused(request)
     kind = request.query_params.get("type", "")
     resource_id = _uuid(request.query_params.get("id"), "id")
-    if kind not in console.READABLE_TYPES or resource_id is None:
+    if kind not in (*console.READABLE_TYPES, console.PUSHED_READ) or resource_id is None:
         raise Invalid(
             "Indiquez le type (entrée, commentaire…) et l'identifiant de l'enregistrement.",
             "Give the record's type (entry, comment…) and id.",
