@@ -114,8 +114,7 @@ class SpacePush:
         self.watching: dict[Subscriber, tuple[uuid.UUID, Watcher]] = {}
         self.dirty: dict[tuple[uuid.UUID, Group], set[str]] = {}
         self._ended: dict[uuid.UUID, int] = {}  # events of each space itself, counted
-        self.pushes = 0  # frames of modules queued to streams (/metrics-free: for tests, bench)
-        self.failures = 0
+        self.failures = 0  # pushes abandoned (the pages asked by request instead)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._parallel = asyncio.Semaphore(PARALLEL)
@@ -373,7 +372,6 @@ class SpacePush:
         for watcher in readers:
             if self._watches(watcher) and not watcher.sub.closed:
                 watcher.sub.push(pushed)
-                self.pushes += 1
 
     async def stop(self) -> None:
         if self._task is not None:
