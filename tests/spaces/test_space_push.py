@@ -8,7 +8,10 @@ itself ends the watches, and the space's list of people is obeyed at every push.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -33,6 +36,21 @@ def watching(pid: str, sid: str) -> str:
     return f"?topic=entry&topic=space&topic=product:{pid}&space={sid}&lang=fr"
 
 
+@contextlib.asynccontextmanager
+async def watched_by(app: FastAPI, w: dict[str, Any], *names: str) -> AsyncIterator[list[Stream]]:
+    """A real server, and the named readers' streams watching the world's space (told
+    ``space.watch``)."""
+    query = watching(w["pid"], w["sid"])
+    async with serve(app) as base, contextlib.AsyncExitStack() as stack:
+        streams = [
+            await stack.enter_async_context(open_stream(base, w["headers"][name], query))
+            for name in names
+        ]
+        for stream in streams:
+            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+        yield streams
+
+
 def pushes(stream: Stream) -> list[dict[str, str]]:
     return [e.data["modules"] for e in stream.of("space.modules")]
 
@@ -51,14 +69,9 @@ async def test_each_reader_is_pushed_what_the_policy_lets_them_see_each_read_aud
     w = await world(app, client)
     h, pid, sid = w["headers"], w["pid"], w["sid"]
     push: SpacePush = app.state.space_push
-    async with (
-        serve(app) as base,
-        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
-        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
-        open_stream(base, h["medecin"], watching(pid, sid)) as doctor,
-    ):
-        for stream in (prefect, deputy, doctor):
-            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+    async with watched_by(app, w, "prefet", "adjoint", "medecin") as streams:
+        prefect, deputy, doctor = streams
+        for stream in streams:
             # the text module has no live topic: never pushed
             assert stream.of("space.watch")[0].data == {
                 "space": sid,
@@ -141,8 +154,7 @@ async def test_an_event_of_the_space_itself_ends_its_watches(
     w = await world(app, client)
     h, pid, sid = w["headers"], w["pid"], w["sid"]
     push: SpacePush = app.state.space_push
-    async with serve(app) as base, open_stream(base, h["adjoint"], watching(pid, sid)) as stream:
-        await stream.wait_for(lambda s: bool(s.of("space.watch")))
+    async with watched_by(app, w, "adjoint") as (stream,):
         assert set(push.rooms) == {uuid.UUID(sid)}
         read = await client.get(f"/api/v1/spaces/{sid}", headers=h["prefet"])
         renamed = await client.patch(
@@ -167,13 +179,7 @@ async def test_unchanged_modules_are_not_sent_again_and_the_people_list_is_obeye
     longer names (the one rule the signature lacks) is dropped at the next push, and told."""
     w = await world(app, client)
     h, pid, sid = w["headers"], w["pid"], w["sid"]
-    async with (
-        serve(app) as base,
-        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
-        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
-    ):
-        for stream in (prefect, deputy):
-            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+    async with watched_by(app, w, "prefet", "adjoint") as (prefect, deputy):
         assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
         await prefect.wait_for(lambda s: len(pushes(s)) == 1)
         # the same rows again: an event, the same content: nothing sent
@@ -202,18 +208,12 @@ async def test_a_security_officer_follows_a_pushed_read_to_its_readers(
     """ "Who saw this" lists the push's read (``live-stream``, as a live delivery) with a link
     to the readers it was pushed to: their ``space.push`` records name it."""
     w = await world(app, client)
-    h, pid, sid = w["headers"], w["pid"], w["sid"]
+    h, pid = w["headers"], w["pid"]
     await make_org(app, "SECU")
     await make_user(app, "sophie", "SECU", roles=[Role.SECURITY_OFFICER], clearance="NP")
-    async with (
-        serve(app) as base,
-        open_stream(base, h["prefet"], watching(pid, sid)) as prefect,
-        open_stream(base, h["adjoint"], watching(pid, sid)) as deputy,
-    ):
-        for stream in (prefect, deputy):
-            await stream.wait_for(lambda s: bool(s.of("space.watch")))
+    async with watched_by(app, w, "prefet", "adjoint") as streams:
         assert (await upload(client, h["steward"], pid, MORE)).status_code == 201
-        for stream in (prefect, deputy):
+        for stream in streams:
             await stream.wait_for(lambda s: len(pushes(s)) == 1)
     await sequenced(app)
     read = next(r for r in await trail(app, actor_name="live-stream", action="product.rows"))

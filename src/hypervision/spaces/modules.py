@@ -365,6 +365,22 @@ async def answers(
     statement, and the audit records this reader leaves (a shared result's reads replayed,
     each module's ``space.module``) appended together (``audit.append_many``), in this
     transaction: nothing is answered without its record."""
+    found, records = await _answered(session, settings, actor, space, wanted, french, shared)
+    await audit.append_many(session, records)
+    return found
+
+
+async def _answered(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    space: Space,
+    wanted: list[dict[str, Any]],
+    french: bool,
+    shared: cache.ModuleCache | None,
+) -> tuple[list[Answer], list[dict[str, Any]]]:
+    """Each module's answer to ``actor``, and the audit records a reader served them leaves
+    (for the caller to append or not)."""
     keys: list[cache.Key | None] = [None] * len(wanted)
     if shared is not None and wanted:
         keys = list(await shared.keys(session, settings, actor, space.id, wanted, french))
@@ -376,8 +392,7 @@ async def answers(
         )
         found.append(Answer(data, result, key))
         records.extend(reads)
-    await audit.append_many(session, records)
-    return found
+    return found, records
 
 
 async def pushed(
@@ -395,13 +410,7 @@ async def pushed(
     one statement, each result shared. Nothing is audited here but what computing a result
     audits (the services' own records of ``actor``'s read): the push appends
     ``push_records`` for what it sends, in this transaction, before sending it."""
-    keys = await shared.keys(session, settings, actor, space.id, wanted, french)
-    found: list[Answer] = []
-    for module, key in zip(wanted, keys, strict=True):
-        data, result, _ = await _answer(
-            session, settings, actor, space, module, french, shared, key
-        )
-        found.append(Answer(data, result, key))
+    found, _ = await _answered(session, settings, actor, space, wanted, french, shared)
     return found
 
 
