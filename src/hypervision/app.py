@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from types import FrameType
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from hypervision import __version__, health, monitoring
 from hypervision.alerts import api as alerts_api
@@ -36,6 +37,7 @@ from hypervision.identity import review, review_api
 from hypervision.identity.passwords import Passwords
 from hypervision.kinds import KINDS
 from hypervision.live import api as live_api
+from hypervision.live.direct import RAW_SEND
 from hypervision.live.hub import Hub
 from hypervision.live.opens import OpenAudit
 from hypervision.logbook import api as logbook_api
@@ -62,6 +64,16 @@ from hypervision.synthesis import schedules
 from hypervision.web import router as web
 from hypervision.web.session import MAX_FILES
 from hypervision.web.space_push import SpacePush
+
+
+class Hypervision(FastAPI):
+    """The application: FastAPI, keeping the server's own ``send`` in each HTTP request's
+    scope, before any middleware wraps it, for the live streams' frames (live.direct)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def drain_on_sigterm(app: FastAPI) -> Callable[[], None]:
@@ -156,7 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.sequencer.stop()
         await engine.dispose()
 
-    app = FastAPI(
+    app = Hypervision(
         title="Hypervision",
         version=__version__,
         description="Main courante, carte et synthèses partagées — API.",

@@ -54,6 +54,9 @@ async def test_delivery_to_cleared_subscribers_only(app: FastAPI, client: AsyncC
         await s_dr.wait_for(lambda s: len(s.of("comment.create")) == 1)
         await s_np.wait_for(lambda s: len(s.of("entry.create")) == 1)
         await asyncio.sleep(0.3)
+        # Frames went straight to the connections (docs/adr/0053), not through a woken task.
+        writers = [s.direct for s in app.state.hub.subscribers]
+        assert len(writers) == 3 and all(w is not None and w.written for w in writers)
     assert got(s_dr) == {
         public["id"],
         secret["id"],
@@ -145,12 +148,22 @@ async def test_a_slow_client_gets_resync_and_is_closed(app: FastAPI, client: Asy
     for i in range(1, 4):
         sub.push(Frame((0, i), f"id: {i}\n\n".encode()))
     assert sub.closed == "resync" and not sub.frames
-    # Through the server: a burst larger than the queue, committed at once.
+    # Through the server: a client that stops reading. Its connection's transport asks to
+    # pause (as uvicorn's flow control does when the socket's buffers are full); frames then
+    # queue, and a full queue ends the stream with ``resync`` once the client reads again.
     app.state.settings = app.state.settings.model_copy(update={"live_queue_size": 2})
     app.state.hub.settings = app.state.settings
     await officer(app, client, "author", "PP")
     reader = await officer(app, client, "reader", "SAMU")
     async with serve(app) as base, open_stream(base, reader) as stream:
+        (server_side,) = app.state.hub.subscribers
+        for _ in range(100):
+            if server_side.direct is not None:
+                break
+            await asyncio.sleep(0.02)
+        writer = server_side.direct
+        assert writer is not None
+        writer.flow.pause_writing()
         async with tx(app) as session:  # five entries, one commit: one burst
             user = await session.scalar(select(User).where(User.username == "author"))
             assert user is not None
@@ -167,9 +180,17 @@ async def test_a_slow_client_gets_resync_and_is_closed(app: FastAPI, client: Asy
                     actor=actor,
                     data=EntryCreate.model_validate({**ENTRY, "label": PUBLIC}),
                 )
+        for _ in range(250):
+            if server_side.closed:
+                break
+            await asyncio.sleep(0.02)
+        assert server_side.closed == "resync" and not writer.written
+        writer.flow.resume_writing()
         await stream.wait_for(lambda s: bool(s.of("resync")), timeout=5)
         await asyncio.wait_for(stream.ended.wait(), 5)
-    assert not stream.ids()  # nothing partial was sent before the resync
+    # What was sent before the resync is where the client resumes from: in order, no gap.
+    sent = stream.ids()
+    assert len(sent) < 5 and sent == sorted(sent), sent
 
 
 async def test_heartbeats_keep_the_stream_open(app: FastAPI, client: AsyncClient) -> None:

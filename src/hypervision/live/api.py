@@ -22,6 +22,7 @@ from hypervision.core.params import parse_bbox
 from hypervision.identity.deps import CurrentPrincipal
 from hypervision.identity.principal import Principal
 from hypervision.live.audit_feed import AUDIT_TOPIC, AuditFilter
+from hypervision.live.direct import DirectWriter
 from hypervision.live.gates import ALERT_TOPIC, SECURITY, passes, require
 from hypervision.live.hub import Filters, Frame, Hub, Position, Subscriber, status_frame
 from hypervision.live.opens import OpenAudit
@@ -298,13 +299,14 @@ class EventStream(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await _write(send, b"retry: 3000\n" + status_frame(hub.mode))
-            last = self.upto  # what comes live after this
+            sub.last = self.upto  # what comes live after this
             if self.resume is not None:
                 async with self.gate:  # the backlog's reads and audit queue like openings
                     frames = await self.replay(self.resume)
                 if frames:
                     await _write(send, b"".join(frame.data for frame in frames))
             wake, queued = sub.wake, sub.frames
+            writer = DirectWriter.of(scope)
             while True:
                 if sub.closed:
                     if sub.closed != "gone":
@@ -313,15 +315,17 @@ class EventStream(Response):
                     return
                 if not queued:
                     wake.clear()
+                    sub.direct = writer  # until woken, the hub writes (docs/adr/0053)
                     await wake.wait()
+                    sub.direct = None
                     continue
                 chunk = []  # everything queued goes out in one write
                 while queued:
                     frame = queued.popleft()
                     if frame.at is None:  # a status frame or a ping
                         chunk.append(frame.data)
-                    elif frame.at > last:  # events once, in order
-                        last = frame.at
+                    elif frame.at > sub.last:  # events once, in order
+                        sub.last = frame.at
                         chunk.append(frame.data)
                 if chunk:
                     await _write(send, b"".join(chunk) if len(chunk) > 1 else chunk[0])
@@ -329,6 +333,7 @@ class EventStream(Response):
         except OSError:  # the client went away mid-write
             pass
         finally:
+            sub.direct = None
             hub.unsubscribe(sub)
             watcher.cancel()
 

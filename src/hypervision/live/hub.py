@@ -45,6 +45,7 @@ from hypervision.live.audit_feed import BATCH as AUDIT_BATCH
 from hypervision.live.audit_feed import AuditFeed, AuditFilter
 from hypervision.live.bus import start_bus
 from hypervision.live.current import Labels, LabelSource, current_labels, hidden_fields, sees
+from hypervision.live.direct import DirectWriter
 from hypervision.live.frames import Frame as Frame  # re-exported
 from hypervision.live.frames import Position as Position  # re-exported
 from hypervision.live.gates import SECURITY, require
@@ -128,6 +129,10 @@ class Subscriber:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: str | None = None  # why: "resync", "revoked", "shutdown", "gone"
     sent_at: float = field(default_factory=time.monotonic)  # last write to the client
+    last: Position = (0, 0)  # the last event written: events go once, in order
+    # Set by the stream's task while it waits with nothing queued: frames then go straight
+    # to the connection (live.direct), no task woken.
+    direct: DirectWriter | None = None
 
     group: tuple[object, ...] = ()  # subscribers with the same policy attributes
 
@@ -138,6 +143,21 @@ class Subscriber:
     def push(self, frame: Frame) -> None:
         if self.closed:
             return
+        direct = self.direct
+        if direct is not None and not self.frames:
+            at = frame.at
+            if at is not None and at <= self.last:
+                return
+            try:
+                written = direct.write(frame.data)
+            except Exception:  # never the hub's problem: the stream's task tries, and ends
+                log.exception("live direct write failed")
+                written = False
+            if written:
+                if at is not None:
+                    self.last = at
+                self.sent_at = time.monotonic()
+                return
         if len(self.frames) >= self.limit:
             self.close("resync")  # too slow: never grow without bound
             return
