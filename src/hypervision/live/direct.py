@@ -37,7 +37,7 @@ class DirectWriter:
         """The writer of the response in ``scope``, once its headers are sent with chunked
         framing; None when the server is not one this module knows."""
         send = scope.get(RAW_SEND)
-        cycle = getattr(send, "__self__", None)
+        cycle: Any = getattr(send, "__self__", None)
         kind = type(cycle)
         if (kind.__module__, kind.__name__) != _CYCLE:
             return None
