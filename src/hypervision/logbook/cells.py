@@ -44,6 +44,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -60,6 +61,7 @@ from hypervision.core.shapes import bounds
 from hypervision.logbook.models import Entry, MapCell, MapSignature, Severity, Status
 from hypervision.logbook.query import EntryQuery
 from hypervision.policy.rules import Subject, visible_filter
+from hypervision.records import versions
 from hypervision.records.versions import snapshot
 
 CELL_PX = 64  # a cluster gathers what falls in a square of this many screen pixels
@@ -197,19 +199,49 @@ _SIGNATURE = {  # run with a signature's row (``Signature.row``): built once, as
 }
 
 
+# A new entry's signature, written by the entry's own statement on PostgreSQL
+# (``records.versions.Along``): the cells' statement, which comes after it in the same
+# transaction, then finds it (their row-level security policy reads it in the statement's
+# snapshot, which a CTE of their own statement would not give).
+_SIGNATURE_CTE = (
+    postgresql.insert(MapSignature)
+    .values({c.name: bindparam(f"s_{c.name}", type_=c.type) for c in MapSignature.__table__.c})
+    .on_conflict_do_nothing()
+    .cte("hv_signature")
+)
+
+
+def signature_along(session: AsyncSession, entry: Entry) -> versions.Along | None:
+    """The signature of a new, located entry, for its creation's statement (PostgreSQL);
+    None elsewhere, or when the entry has no position (nothing to count)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    counted = Counted.of(snapshot(entry))
+    if counted is None:
+        return None
+    params = {f"s_{name}": value for name, value in counted.signature.row().items()}
+    return versions.Along("map_signature", _SIGNATURE_CTE, params)
+
+
 async def entry_changed(
-    session: AsyncSession, *, before: Mapping[str, Any] | None, after: Entry
+    session: AsyncSession,
+    *,
+    before: Mapping[str, Any] | None,
+    after: Entry,
+    signature_written: bool = False,
 ) -> None:
     """Keep the cells in step with an entry created (``before`` None) or changed (``before``:
     its snapshot before the change), in the caller's transaction. Rows are written in key
     order (concurrent writers lock them in the same order) and emptied rows removed. Nothing
-    is written when neither the position, the label, the severity nor the status changed."""
+    is written when neither the position, the label, the severity nor the status changed.
+    ``signature_written``: the entry's own statement wrote its signature (``signature_along``)."""
     old, new = Counted.of(before), Counted.of(snapshot(after))
     changes = deltas(old, new)
     if not changes:
         return
     dialect = session.get_bind().dialect.name
-    if new is not None and (old is None or old.signature != new.signature):
+    fresh = new is not None and (old is None or old.signature != new.signature)
+    if new is not None and fresh and not signature_written:
         await session.execute(_SIGNATURE[dialect], new.signature.row())
     rows = [
         {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}

@@ -144,7 +144,7 @@ async def create_entry(
     )
     entry.set_label(label)
     _set_location(entry, data.location.model_dump() if data.location else None)
-    session.add(entry)
+    along = cells.signature_along(session, entry)  # its map signature: the same statement
     await versions.record_change(
         session=session,
         actor=actor,
@@ -153,9 +153,11 @@ async def create_entry(
         action="create",
         before=None,
         summary=summary(entry),
+        create=True,
+        along=along,
     )
     await index_entry(session, entry, new=True)
-    await cells.entry_changed(session, before=None, after=entry)
+    await cells.entry_changed(session, before=None, after=entry, signature_written=bool(along))
     return entry
 
 

@@ -5,13 +5,16 @@ is already in the session). And the versions a reader may see."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import CTE, Executable, Table, bindparam, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from hypervision.audit import service as audit
 from hypervision.db import new_id, utcnow
@@ -48,6 +51,17 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Along:
+    """One more row written by a created row's own INSERT on PostgreSQL, e.g. its map
+    signature (``logbook.cells``): ``name`` keys the statement (built once per name), ``cte``
+    is its data-modifying CTE, ``params`` its bound values (their names must not clash)."""
+
+    name: str
+    cte: CTE
+    params: dict[str, Any]
+
+
 # Built once. SQLite: a Core INSERT of the version (no ORM object to build, track and flush
 # for a row nobody reads back in the writing transaction), then the audit record and the
 # outbox event, each one statement. PostgreSQL: the three rows in one statement (two
@@ -63,6 +77,38 @@ _WRITE_ALL = outbox.postgres_statements(
     .cte("hv_version"),
     audit.append_cte(),
 )
+# A created row's INSERT (Core, every column bound as r_<name>), with its Along if any: by
+# (table, Along's name). Not a CTE of the statement above: the versions' row-level security
+# policy looks for the row in the statement's snapshot, which a CTE's insert is not in.
+_CREATES: dict[tuple[str, str | None], Executable] = {}
+
+
+def _create_statement(table: Table, along: Along | None) -> Executable:
+    key = (table.name, along.name if along else None)
+    built = _CREATES.get(key)
+    if built is None:
+        values = {c.name: bindparam(f"r_{c.name}", type_=c.type) for c in table.c}
+        statement = insert(table).values(values)
+        built = _CREATES[key] = statement.add_cte(along.cte) if along else statement
+    return built
+
+
+def _row_params(row: Any, table: Table) -> dict[str, Any]:
+    """A new row's columns as ``r_<name>`` parameters, the model's Python-side defaults
+    applied (and set on the object) as a flush would."""
+    mapper = sa_inspect(type(row))
+    params: dict[str, Any] = {}
+    for column in table.c:
+        key = mapper.get_property_by_column(column).key
+        value = getattr(row, key)
+        default = column.default
+        if value is None and default is not None and default.is_scalar:
+            value = default.arg  # type: ignore[attr-defined]
+        elif value is None and default is not None and default.is_callable:
+            value = default.arg(None)  # type: ignore[attr-defined]
+        setattr(row, key, value)  # every column loaded: none left to expire
+        params[f"r_{column.name}"] = value
+    return params
 
 
 async def record_change(
@@ -74,10 +120,25 @@ async def record_change(
     action: str,
     before: dict[str, Any] | None,
     summary: dict[str, Any] | None = None,
+    create: bool = False,
+    along: Along | None = None,
 ) -> None:
     """Write version ``row.version`` (the caller bumps it), its outbox event and audit record,
-    in the caller's transaction, without ORM objects: one statement on PostgreSQL."""
-    await session.flush()  # the row first: its id and defaults, as the version reads them
+    in the caller's transaction, without ORM objects: one statement on PostgreSQL.
+    ``create``: ``row`` is new and not yet in the session; on PostgreSQL one Core INSERT
+    writes it (with ``along``), then the object joins the session as stored; elsewhere it is
+    added and flushed."""
+    if create and session.get_bind().dialect.name == "postgresql":
+        # One Core INSERT: no unit of work to build for a row whose values are all known.
+        table = cast(Table, type(row).__table__)
+        params = _row_params(row, table) | (along.params if along else {})
+        await session.execute(_create_statement(table, along), params)
+        make_transient_to_detached(row)  # then tracked as stored: nothing left to flush
+        session.add(row)
+    else:
+        if create:
+            session.add(row)
+        await session.flush()  # the row first: its id and defaults, as the version reads them
     after = snapshot(row)
     changes = diff(before or {}, after) if before is not None else {}
     label: Label = row.label
