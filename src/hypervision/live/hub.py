@@ -248,7 +248,10 @@ class Hub:
         self.topics = topics
         self.labels = labels
         self.subscribers: set[Subscriber] = set()
-        self.groups: dict[tuple[object, ...], set[Subscriber]] = {}
+        # Subscribers by policy attributes, then by filters: an event is checked once per
+        # group and once per distinct filter, never once per stream (10,000 idle streams
+        # whose topics an entry does not concern cost one test, not 10,000).
+        self.groups: dict[tuple[object, ...], dict[Filters, set[Subscriber]]] = {}
         self.cursor: Position = START  # last event delivered
         self.planned: Position = START  # last event whose recipients are fixed
         self.held = False  # committed events wait for an older transaction to end
@@ -403,7 +406,7 @@ class Hub:
             heartbeat=heartbeat or self.settings.live_heartbeat_seconds,
         )
         self.subscribers.add(sub)
-        self.groups.setdefault(sub.group, set()).add(sub)
+        self.groups.setdefault(sub.group, {}).setdefault(sub.filters, set()).add(sub)
         if self.draining:  # opened while the process stops: told at once
             sub.close("shutdown")
         return sub
@@ -420,10 +423,13 @@ class Hub:
                 follower.left(sub)
             except Exception:
                 log.exception("live follower failed")
-        members = self.groups.get(sub.group)
-        if members is not None:
+        group = self.groups.get(sub.group)
+        members = group.get(sub.filters) if group is not None else None
+        if group is not None and members is not None:
             members.discard(sub)
             if not members:
+                del group[sub.filters]
+            if not group:
                 del self.groups[sub.group]
 
     async def _ping(self) -> None:
@@ -511,21 +517,24 @@ class Hub:
             targets: list[tuple[Subscriber, Frame]] = []
             frames: dict[tuple[str, ...], Frame] = {}
             accepted: dict[Filters, bool] = {}  # most streams share a few filters
-            for members in self.groups.values():
-                first = next(iter(members))
+            gate = gate_of(event)
+            for group in self.groups.values():
+                first = next(iter(next(iter(group.values()))))
                 if not visible(first.subject, event):
                     continue
-                hide = hidden_fields(first.subject, event, labels)
-                frame = frames.get(hide) or frames.setdefault(hide, encode(event, hide))
-                gate = gate_of(event)
-                for s in members:
-                    if s.closed or (gate is not None and not passes(s.principal, gate)):
-                        continue
-                    ok = accepted.get(s.filters)
+                frame: Frame | None = None
+                for filters, members in group.items():
+                    ok = accepted.get(filters)
                     if ok is None:
-                        ok = accepted[s.filters] = s.filters.accepts(event)
-                    if ok:
-                        targets.append((s, frame))
+                        ok = accepted[filters] = filters.accepts(event)
+                    if not ok:
+                        continue
+                    if frame is None:
+                        hide = hidden_fields(first.subject, event, labels)
+                        frame = frames.get(hide) or frames.setdefault(hide, encode(event, hide))
+                    for s in members:
+                        if not s.closed and (gate is None or passes(s.principal, gate)):
+                            targets.append((s, frame))
             plan.append((event, targets))
         return plan
 
