@@ -199,28 +199,60 @@ _SIGNATURE = {  # run with a signature's row (``Signature.row``): built once, as
 }
 
 
-# A new entry's signature, written by the entry's own statement on PostgreSQL
-# (``records.versions.Along``): the cells' statement, which comes after it in the same
-# transaction, then finds it (their row-level security policy reads it in the statement's
-# snapshot, which a CTE of their own statement would not give).
+# A new entry's cells on PostgreSQL, written by the entry's own two statements
+# (``records.versions.Along``): its signature by the entry's INSERT, its cell rows (arrays,
+# unnested: one statement of fixed shape whatever the count) by the statement of its version,
+# audit record and event. Not both in one: the cells' row-level security policy looks for
+# the signature in the statement's snapshot, which a CTE's insert is not in.
 _SIGNATURE_CTE = (
     postgresql.insert(MapSignature)
     .values({c.name: bindparam(f"s_{c.name}", type_=c.type) for c in MapSignature.__table__.c})
     .on_conflict_do_nothing()
     .cte("hv_signature")
 )
+_CELL_COLUMNS = tuple(c.name for c in MapCell.__table__.c)
+_UNNESTED = (
+    func.unnest(
+        *(bindparam(f"c_{c.name}", type_=postgresql.ARRAY(c.type)) for c in MapCell.__table__.c)
+    )
+    .table_valued(*_CELL_COLUMNS)
+    .render_derived()
+)
+_CELLS_INSERT = postgresql.insert(MapCell).from_select(
+    list(_CELL_COLUMNS), select(*(_UNNESTED.c[name] for name in _CELL_COLUMNS))
+)
+_CELLS_CTE = _CELLS_INSERT.on_conflict_do_update(
+    index_elements=["grid", "gx", "gy", "signature_id"],
+    set_={name: getattr(MapCell, name) + _CELLS_INSERT.excluded[name] for name in COUNTS},
+).cte("hv_cells")
 
 
-def signature_along(session: AsyncSession, entry: Entry) -> versions.Along | None:
-    """The signature of a new, located entry, for its creation's statement (PostgreSQL);
-    None elsewhere, or when the entry has no position (nothing to count)."""
+@dataclass(frozen=True)
+class Creation:
+    """What a new, located entry adds to the cells, as its creation's statements write it."""
+
+    signature: versions.Along  # with the entry's INSERT
+    cells: versions.Along  # with its version, audit record and event
+
+
+def creation(session: AsyncSession, entry: Entry) -> Creation | None:
+    """The cells of a new entry for its creation's statements (PostgreSQL); None elsewhere
+    (``entry_changed`` then writes them) or when the entry has no position."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     counted = Counted.of(snapshot(entry))
     if counted is None:
         return None
-    params = {f"s_{name}": value for name, value in counted.signature.row().items()}
-    return versions.Along("map_signature", _SIGNATURE_CTE, params)
+    changes = deltas(None, counted)
+    keys = sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))  # the lock order
+    rows = [{"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
+            for k in keys]  # fmt: skip
+    signature = {f"s_{name}": value for name, value in counted.signature.row().items()}
+    cells = {f"c_{name}": [row[name] for row in rows] for name in _CELL_COLUMNS}
+    return Creation(
+        versions.Along("map_signature", _SIGNATURE_CTE, signature),
+        versions.Along("map_cells", _CELLS_CTE, cells),
+    )
 
 
 async def entry_changed(
@@ -228,20 +260,18 @@ async def entry_changed(
     *,
     before: Mapping[str, Any] | None,
     after: Entry,
-    signature_written: bool = False,
 ) -> None:
     """Keep the cells in step with an entry created (``before`` None) or changed (``before``:
     its snapshot before the change), in the caller's transaction. Rows are written in key
     order (concurrent writers lock them in the same order) and emptied rows removed. Nothing
     is written when neither the position, the label, the severity nor the status changed.
-    ``signature_written``: the entry's own statement wrote its signature (``signature_along``)."""
+    A new entry's cells on PostgreSQL: ``creation``."""
     old, new = Counted.of(before), Counted.of(snapshot(after))
     changes = deltas(old, new)
     if not changes:
         return
     dialect = session.get_bind().dialect.name
-    fresh = new is not None and (old is None or old.signature != new.signature)
-    if new is not None and fresh and not signature_written:
+    if new is not None and (old is None or old.signature != new.signature):
         await session.execute(_SIGNATURE[dialect], new.signature.row())
     rows = [
         {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}

@@ -144,7 +144,7 @@ async def create_entry(
     )
     entry.set_label(label)
     _set_location(entry, data.location.model_dump() if data.location else None)
-    along = cells.signature_along(session, entry)  # its map signature: the same statement
+    counted = cells.creation(session, entry)  # PostgreSQL: written by the change's statements
     await versions.record_change(
         session=session,
         actor=actor,
@@ -154,10 +154,12 @@ async def create_entry(
         before=None,
         summary=summary(entry),
         create=True,
-        along=along,
+        with_row=counted.signature if counted else None,
+        with_change=counted.cells if counted else None,
     )
     await index_entry(session, entry, new=True)
-    await cells.entry_changed(session, before=None, after=entry, signature_written=bool(along))
+    if counted is None:
+        await cells.entry_changed(session, before=None, after=entry)
     return entry
 
 

@@ -53,9 +53,10 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Along:
-    """One more row written by a created row's own INSERT on PostgreSQL, e.g. its map
-    signature (``logbook.cells``): ``name`` keys the statement (built once per name), ``cte``
-    is its data-modifying CTE, ``params`` its bound values (their names must not clash)."""
+    """More rows written by one of a change's statements on PostgreSQL, e.g. a new entry's
+    map signature and cells (``logbook.cells``): ``name`` keys the statement (built once per
+    name), ``cte`` is its data-modifying CTE, ``params`` its bound values (their names must
+    not clash)."""
 
     name: str
     cte: CTE
@@ -69,14 +70,16 @@ class Along:
 _VERSIONS = cast(Table, RecordVersion.__table__)
 _INSERT = insert(_VERSIONS)
 _VERSION_COLUMNS = tuple(column.name for column in _VERSIONS.c)
-_WRITE_ALL = outbox.postgres_statements(
+_VERSION_CTE = (
     insert(_VERSIONS)
     .values(
         {name: bindparam(f"v_{name}", type_=_VERSIONS.c[name].type) for name in _VERSION_COLUMNS}
     )
-    .cte("hv_version"),
-    audit.append_cte(),
+    .cte("hv_version")
 )
+_AUDIT_CTE = audit.append_cte()
+_WRITE_ALL = outbox.postgres_statements(_VERSION_CTE, _AUDIT_CTE)
+_WRITE_WITH: dict[str, dict[bool, Executable]] = {}  # the same with an Along, by its name
 # A created row's INSERT (Core, every column bound as r_<name>), with its Along if any: by
 # (table, Along's name). Not a CTE of the statement above: the versions' row-level security
 # policy looks for the row in the statement's snapshot, which a CTE's insert is not in.
@@ -90,6 +93,17 @@ def _create_statement(table: Table, along: Along | None) -> Executable:
         values = {c.name: bindparam(f"r_{c.name}", type_=c.type) for c in table.c}
         statement = insert(table).values(values)
         built = _CREATES[key] = statement.add_cte(along.cte) if along else statement
+    return built
+
+
+def _write_statements(along: Along | None) -> dict[bool, Executable]:
+    if along is None:
+        return _WRITE_ALL
+    built = _WRITE_WITH.get(along.name)
+    if built is None:
+        built = _WRITE_WITH[along.name] = outbox.postgres_statements(
+            _VERSION_CTE, _AUDIT_CTE, along.cte
+        )
     return built
 
 
@@ -121,18 +135,21 @@ async def record_change(
     before: dict[str, Any] | None,
     summary: dict[str, Any] | None = None,
     create: bool = False,
-    along: Along | None = None,
+    with_row: Along | None = None,
+    with_change: Along | None = None,
 ) -> None:
     """Write version ``row.version`` (the caller bumps it), its outbox event and audit record,
     in the caller's transaction, without ORM objects: one statement on PostgreSQL.
     ``create``: ``row`` is new and not yet in the session; on PostgreSQL one Core INSERT
-    writes it (with ``along``), then the object joins the session as stored; elsewhere it is
-    added and flushed."""
-    if create and session.get_bind().dialect.name == "postgresql":
+    writes it (and ``with_row``), then the object joins the session as stored; elsewhere it
+    is added and flushed. ``with_change``: more rows for the version's statement
+    (PostgreSQL; ignored elsewhere, where the caller writes them)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if create and postgres:
         # One Core INSERT: no unit of work to build for a row whose values are all known.
         table = cast(Table, type(row).__table__)
-        params = _row_params(row, table) | (along.params if along else {})
-        await session.execute(_create_statement(table, along), params)
+        params = _row_params(row, table) | (with_row.params if with_row else {})
+        await session.execute(_create_statement(table, with_row), params)
         make_transient_to_detached(row)  # then tracked as stored: nothing left to flush
         session.add(row)
     else:
@@ -178,15 +195,18 @@ async def record_change(
             **(summary or {}),
         },
     )
-    if session.get_bind().dialect.name != "postgresql":
+    if not postgres:
         await session.execute(_INSERT, version)
         await audit.append(session, record)
         await outbox.write(session, event)
         return
     params = {f"v_{name}": value for name, value in version.items()}
     params.update(audit.append_params(record), **event)
+    if with_change is not None:
+        params.update(with_change.params)
+    statement = outbox.statement_for(_write_statements(with_change))
     try:
-        written = (await session.execute(outbox.statement_for(_WRITE_ALL), params)).one()
+        written = (await session.execute(statement, params)).one()
     except DBAPIError as exc:
         audit.refused(exc)
     audit.queued(session)
