@@ -364,6 +364,15 @@ def show(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> N
     print(table(title, headers, rows), flush=True)
 
 
+def system_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the machine, all cores."""
+    with open("/proc/stat", encoding="ascii") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    total = sum(parts[:8])
+    return total - idle, total
+
+
 def note(message: str) -> None:
     print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

@@ -311,15 +311,6 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def system_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of the machine."""
-    with open("/proc/stat", encoding="ascii") as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    total = sum(parts[:8])
-    return total - idle, total
-
-
 def postgres_cpu() -> dict[int, float]:
     """CPU seconds of every process named postgres (the server is local: loopback)."""
     out = {}
@@ -348,7 +339,7 @@ class Snapshot:
 
     @classmethod
     def take(cls, server_pid: int, gen_pid: int, with_pg: bool) -> Snapshot:
-        busy, total = system_cpu()
+        busy, total = benchlib.system_cpu()
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return cls(
             time.perf_counter(),

@@ -164,11 +164,13 @@ def scaling(db: benchlib.BenchDb, user_id: str, writers: int, count: int, rounds
 
     ctx = multiprocessing.get_context("spawn")
     rates: dict[int, list[float]] = {1: [], writers: []}
+    busy: dict[int, list[float]] = {1: [], writers: []}  # the machine's CPU, % of all cores
     first = 10_000_000
     with ctx.Manager() as manager, ProcessPoolExecutor(writers, mp_context=ctx) as pool:
         for r in range(rounds):
             for n in (1, writers) if r % 2 == 0 else (writers, 1):
                 barrier = manager.Barrier(n)
+                cpu_before = benchlib.system_cpu()
                 futures = [
                     pool.submit(scaling_worker, db.engine, db.url, str(db.data_dir), user_id,
                                 first + k * count, count, barrier)
@@ -176,19 +178,25 @@ def scaling(db: benchlib.BenchDb, user_id: str, writers: int, count: int, rounds
                 ]  # fmt: skip
                 first += n * count + 100
                 spans = [f.result() for f in futures]
+                cpu_after = benchlib.system_cpu()
                 seconds = max(e for _, e in spans) - min(s for s, _ in spans)
                 rates[n].append(n * count / seconds)
+                used, total = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+                busy[n].append(100 * used / total if total else 0.0)
                 note(f"scaling round {r + 1}/{rounds}: {n} writer(s) {rates[n][-1]:.0f}/s")
     one = benchlib.percentile(sorted(rates[1]), 50)
     many = benchlib.percentile(sorted(rates[writers]), 50)
     show(
         f"Concurrent writers — {db.engine}, {count} entries per process, {rounds} rounds "
         "(median rate)",
-        ["writers", "entries/s (median)", "per round", "ratio to 1 writer", "target"],
+        ["writers", "entries/s (median)", "per round", "machine CPU busy % (median)",
+         "ratio to 1 writer", "target"],
         [
-            ["1 process", fmt(one, 1), " / ".join(f"{x:.0f}" for x in rates[1]), "1.00", ""],
+            ["1 process", fmt(one, 1), " / ".join(f"{x:.0f}" for x in rates[1]),
+             fmt(benchlib.percentile(sorted(busy[1]), 50), 0), "1.00", ""],
             [f"{writers} processes", fmt(many, 1),
-             " / ".join(f"{x:.0f}" for x in rates[writers]), f"{many / one:.2f}",
+             " / ".join(f"{x:.0f}" for x in rates[writers]),
+             fmt(benchlib.percentile(sorted(busy[writers]), 50), 0), f"{many / one:.2f}",
              "≥ 3 (PostgreSQL)"],
         ],
     )  # fmt: skip
