@@ -194,6 +194,8 @@ async def test_open_streams_deliveries_and_the_stream_counted_once(
             await stream.wait_for(lambda s: len(s.of("entry.create")) == 1)
             delivered = await settles(monitor, "hypervision_live_hub_lag_seconds", 0)
             assert value(delivered, "hypervision_live_deliveries_total", path="live") == 1
+            reads = value(delivered, "hypervision_live_outbox_reads_total", result="settled")
+            assert reads >= 1
             assert value(delivered, "hypervision_http_requests_total", **route) == 1  # once
         await settles(monitor, "hypervision_live_streams_open", 0)  # the client has gone
 

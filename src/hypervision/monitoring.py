@@ -60,6 +60,15 @@ class Figures(Collector):
         deliveries.add_metric(["live"], hub.delivered)
         deliveries.add_metric(["replay"], hub.replayed)
         yield deliveries
+        reads = CounterMetricFamily(
+            "hypervision_live_outbox_reads",
+            "The hub's reads of the outbox: settled, or held (committed events waited behind "
+            "an older transaction still running, ADR 0018).",
+            labels=["result"],
+        )
+        for result, count in hub.reads.items():
+            reads.add_metric([result], count)
+        yield reads
         yield CounterMetricFamily(
             "hypervision_audit_sequenced", "Audit records chained by this process.",
             value=self.sequencer.sequenced,

@@ -255,6 +255,7 @@ class Hub:
         self.cursor: Position = START  # last event delivered
         self.planned: Position = START  # last event whose recipients are fixed
         self.held = False  # committed events wait for an older transaction to end
+        self.reads = {"settled": 0, "held": 0}  # outbox reads, by whether events waited
         self.mode = "live"  # or "polling" while the bus is down
         # For /metrics (docs/adr/0032): frames queued to streams (live, and replayed to
         # resuming streams), and since when the hub has known of committed events it has not
@@ -474,6 +475,7 @@ class Hub:
         """Deliver the next batch of committed events; True when a full batch was read."""
         async with self.sessions() as session:
             rows, self.held = await _settled(session, self.cursor)
+            self.reads["held" if self.held else "settled"] += 1
             labels = (
                 await current_labels(session, rows, own=False, source=self.labels) if rows else {}
             )
