@@ -8,15 +8,17 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from hypervision.alerts.evaluator import Evaluator
 from hypervision.policy.roles import Role
 from tests.factories import officer, sequenced, tx
 
 
-async def evaluate(app: FastAPI) -> int:
-    """Chain the queue, then evaluate what was chained (the sequencer's after-pass hook)."""
+async def evaluate(app: FastAPI, evaluator: Evaluator | None = None) -> int:
+    """Chain the queue, then evaluate what was chained (the sequencer's after-pass hook);
+    ``evaluator``: another replica's instead of this app's."""
     await sequenced(app)
     async with tx(app) as session:
-        return int(await app.state.alerts.run(session))
+        return int(await (evaluator or app.state.alerts).run(session))
 
 
 async def security_officer(

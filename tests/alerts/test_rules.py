@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
+from hypervision.alerts.evaluator import Evaluator
 from hypervision.audit import service as audit
 from hypervision.identity import service as identity
 from hypervision.identity.auth import Client, audit_login
@@ -75,6 +77,52 @@ async def test_bulk_reads_fire_above_the_threshold_and_merge(
     [merged] = await alerts(client, secu, kind="bulk_reads")
     assert merged["id"] == alert["id"] and merged["record_count"] == 7
     assert first < {r["seq"] for r in merged["records"]} and merged["measure"] == 6
+
+
+async def test_replicas_taking_turns_count_one_window(app: FastAPI, client: AsyncClient) -> None:
+    # Two replicas' evaluators take the passes in turn: each adds to its windows the records
+    # the other evaluated, so a window spanning their passes fires once, at the threshold,
+    # and later reads join that alert on either replica.
+    secu = await security_officer(app, client)
+    await set_rule(client, secu, "bulk_reads", threshold=3, window_minutes=10)
+    alice = await officer(app, client, "alice", "PP")
+    ids = []
+    for n in range(5):
+        body = {**ENTRY, "title": f"Entrée {n}"}
+        ids.append((await client.post("/api/v1/entries", json=body, headers=alice)).json()["id"])
+    bob = await officer(app, client, "bob", "PP")
+    here, there = app.state.alerts, Evaluator(app.state.settings.label_levels)
+    refills: list[int | None] = []  # each refill's ``after``: None reads the whole window
+    for evaluator in (here, there):
+        rebuild = evaluator._rebuild
+
+        async def spied(*args: Any, rebuild: Any = rebuild, **kwargs: Any) -> None:
+            refills.append(kwargs.get("after"))
+            await rebuild(*args, **kwargs)
+
+        evaluator._rebuild = spied  # type: ignore[method-assign]
+
+    async def read(entry_id: str) -> None:
+        assert (await client.get(f"/api/v1/entries/{entry_id}", headers=bob)).status_code == 200
+
+    for entry_id in ids[:2]:
+        await read(entry_id)
+    await evaluate(app, here)
+    await read(ids[2])  # three: at the threshold
+    await evaluate(app, there)  # its first pass: the windows filled from the trail
+    synced = here.synced
+    await read(ids[3])  # four: above, evaluated where the third read was not
+    assert await evaluate(app, here) > 0 and here.synced > synced
+    [alert] = await alerts(client, secu, kind="bulk_reads")
+    assert alert["subject_name"] == "bob" and alert["measure"] == 4
+    await read(ids[4])
+    await evaluate(app, there)  # takes the fourth read from the trail: the window has fired
+    [merged] = await alerts(client, secu, kind="bulk_reads")
+    assert merged["id"] == alert["id"] and merged["measure"] == 5
+    # The whole window was read twice: by ``here`` for the changed rule, by ``there`` at its
+    # first pass. After that, each took only the other's records.
+    assert len(refills) == 4 and refills[:2] == [None, None], refills
+    assert all(isinstance(after, int) for after in refills[2:]), refills
 
 
 async def test_id_probing(app: FastAPI, client: AsyncClient) -> None:

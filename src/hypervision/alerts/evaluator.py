@@ -4,9 +4,10 @@ The sequencer hands each batch it chained to ``Evaluator.run`` at the end of the
 transaction, under a savepoint (a failure here never holds the chain back). A cursor row
 (``alert_cursor``, locked by the pass) holds the last ``seq`` evaluated, so each record is
 evaluated once whichever replica chained it; a batch that does not follow the cursor (chained
-by ``drain`` for the audit API) makes the evaluator read what it missed from the trail, and a
-pass after another replica's first refills the windows from the records still inside them. A
-failed pass leaves the cursor where it was: the next one resumes.
+by ``drain`` for the audit API) makes the evaluator read what it missed from the trail. A
+process's first pass fills the windows from the records still inside them; a pass after
+another replica's adds to them the records that replica evaluated. A failed pass leaves the
+cursor where it was: the next one resumes.
 """
 
 from __future__ import annotations
@@ -74,11 +75,18 @@ class Evaluator:
         # The sequencer's records carry every attribute the rules read: used as they are.
         recs: list[Any] = [r for r in rows if r.seq is not None and r.seq > cursor.seq]
         synced, self.synced = self.synced, -1  # until this pass commits its work
-        if synced != cursor.seq or seen != self.rules_seen:
-            # Another replica evaluated since, a rule changed, or this is the first pass: the
+        if synced < 0 or synced > cursor.seq or seen != self.rules_seen:
+            # A rule changed, or this is the first pass (or follows a failed one): the
             # windows are refilled from the trail, then what follows the cursor is read.
             await self._rebuild(session, rules, cursor.seq)
             self.rules_seen = seen
+            recs = []
+        elif synced != cursor.seq:
+            # Another replica evaluated since: the windows take the records it evaluated
+            # (its alerts are raised), not the whole trail again. A full refill here held
+            # the pass's transaction, and with it the live hubs' horizon, for hundreds of
+            # milliseconds whenever passes moved between replicas (ADR 0053).
+            await self._rebuild(session, rules, cursor.seq, after=synced)
             recs = []
         elif recs and recs[0].seq != cursor.seq + 1:
             recs = []  # records chained elsewhere (``drain``) came first: read from the trail
@@ -120,9 +128,14 @@ class Evaluator:
             self.full[key] = alert.id
         return alert, alert.version > 1
 
-    async def _rebuild(self, session: AsyncSession, rules: list[AlertRule], upto: int) -> None:
-        """Refill the windows of the counted rules from the records still inside them."""
-        self.windows.clear()
+    async def _rebuild(
+        self, session: AsyncSession, rules: list[AlertRule], upto: int, after: int | None = None
+    ) -> None:
+        """Refill the windows of the counted rules from the records still inside them, up to
+        ``upto``. ``after``: the windows already hold the records up to it, only the later
+        ones are added. The known addresses and countries are read again either way."""
+        if after is None:
+            self.windows.clear()
         self.full.clear()
         self.addresses = {}
         for user_key, address, at in await session.execute(
@@ -145,6 +158,8 @@ class Evaluator:
             .order_by(AuditRecord.seq)
             .execution_options(yield_per=READ_BATCH)
         )
+        if after is not None:
+            query = query.where(AuditRecord.seq > after)
         by_kind = _by_kind(counted)
         bulk = by_kind.pop("bulk_reads", [])
         ignored: dict[tuple[uuid.UUID, str], Firing] = {}
