@@ -46,17 +46,25 @@ async def test_default_rules_ship_on(app: FastAPI, client: AsyncClient) -> None:
     assert same["total"] == rules["total"] == 12
 
 
-async def test_bulk_reads_fire_above_the_threshold_and_merge(
-    app: FastAPI, client: AsyncClient
-) -> None:
+async def bulk_reads_of(
+    app: FastAPI, client: AsyncClient, count: int
+) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """A security officer whose bulk-reads rule fires above 3 records in 10 minutes,
+    ``count`` entries written by alice, and bob, who will read them."""
     secu = await security_officer(app, client)
     await set_rule(client, secu, "bulk_reads", threshold=3, window_minutes=10)
     alice = await officer(app, client, "alice", "PP")
     ids = []
-    for n in range(6):
+    for n in range(count):
         body = {**ENTRY, "title": f"Entrée {n}"}
         ids.append((await client.post("/api/v1/entries", json=body, headers=alice)).json()["id"])
-    bob = await officer(app, client, "bob", "PP")
+    return secu, ids, await officer(app, client, "bob", "PP")
+
+
+async def test_bulk_reads_fire_above_the_threshold_and_merge(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    secu, ids, bob = await bulk_reads_of(app, client, 6)
     for entry_id in ids[:3]:  # three distinct records: at the threshold, not above
         assert (await client.get(f"/api/v1/entries/{entry_id}", headers=bob)).status_code == 200
     await client.get(f"/api/v1/entries/{ids[0]}", headers=bob)  # the same one again
@@ -83,14 +91,7 @@ async def test_replicas_taking_turns_count_one_window(app: FastAPI, client: Asyn
     # Two replicas' evaluators take the passes in turn: each adds to its windows the records
     # the other evaluated, so a window spanning their passes fires once, at the threshold,
     # and later reads join that alert on either replica.
-    secu = await security_officer(app, client)
-    await set_rule(client, secu, "bulk_reads", threshold=3, window_minutes=10)
-    alice = await officer(app, client, "alice", "PP")
-    ids = []
-    for n in range(5):
-        body = {**ENTRY, "title": f"Entrée {n}"}
-        ids.append((await client.post("/api/v1/entries", json=body, headers=alice)).json()["id"])
-    bob = await officer(app, client, "bob", "PP")
+    secu, ids, bob = await bulk_reads_of(app, client, 5)
     here, there = app.state.alerts, Evaluator(app.state.settings.label_levels)
     refills: list[int | None] = []  # each refill's ``after``: None reads the whole window
     for evaluator in (here, there):
