@@ -227,6 +227,14 @@ _CELLS_CTE = _CELLS_INSERT.on_conflict_do_update(
 ).cte("hv_cells")
 
 
+def _rows(changes: dict[Key, dict[str, float]]) -> list[dict[str, Any]]:
+    """Cell rows in key order: concurrent writers lock them in the same order."""
+    return [
+        {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
+        for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
+    ]
+
+
 @dataclass(frozen=True)
 class Creation:
     """What a new, located entry adds to the cells, as its creation's statements write it."""
@@ -243,10 +251,7 @@ def creation(session: AsyncSession, entry: Entry) -> Creation | None:
     counted = Counted.of(snapshot(entry))
     if counted is None:
         return None
-    changes = deltas(None, counted)
-    keys = sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))  # the lock order
-    rows = [{"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
-            for k in keys]  # fmt: skip
+    rows = _rows(deltas(None, counted))
     signature = {f"s_{name}": value for name, value in counted.signature.row().items()}
     cells = {f"c_{name}": [row[name] for row in rows] for name in _CELL_COLUMNS}
     return Creation(
@@ -256,10 +261,7 @@ def creation(session: AsyncSession, entry: Entry) -> Creation | None:
 
 
 async def entry_changed(
-    session: AsyncSession,
-    *,
-    before: Mapping[str, Any] | None,
-    after: Entry,
+    session: AsyncSession, *, before: Mapping[str, Any] | None, after: Entry
 ) -> None:
     """Keep the cells in step with an entry created (``before`` None) or changed (``before``:
     its snapshot before the change), in the caller's transaction. Rows are written in key
@@ -273,10 +275,7 @@ async def entry_changed(
     dialect = session.get_bind().dialect.name
     if new is not None and (old is None or old.signature != new.signature):
         await session.execute(_SIGNATURE[dialect], new.signature.row())
-    rows = [
-        {"grid": k[0], "gx": k[1], "gy": k[2], "signature_id": k[3], **changes[k]}
-        for k in sorted(changes, key=lambda k: (k[0], k[1], k[2], str(k[3])))
-    ]
+    rows = _rows(changes)
     # One statement of fixed shape run with many parameter sets (compiled once and cached;
     # a multi-row VALUES built per call would be compiled again on every write).
     connection = await session.connection()
