@@ -282,6 +282,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_max_overflow: int = Field(default=10, ge=0, le=1000)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # A pooled connection idle this long is pinged before use, and replaced if dead (ADR 0055);
+    # one used more recently is not. 0 pings at every use.
+    db_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
     # /readyz answers within this (503 when the database has not answered by then).
     readiness_timeout_seconds: float = Field(default=0.8, gt=0, le=30)
     # SQLite's PRAGMA synchronous: FULL (the default) makes every commit durable before the

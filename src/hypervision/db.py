@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, make_url
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, exc, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -94,14 +95,42 @@ def create_engine(
         # A frozen server enforces nothing: the driver gives up a little after the server
         # would have cancelled (TimeoutError, answered 503).
         connect_args["command_timeout"] = settings.db_statement_timeout_seconds + 2
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
     )
+    _ping_when_idle(engine, settings.db_ping_idle_seconds)
+    return engine
+
+
+CHECKED_IN = "hypervision.checked_in"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle for ``idle_seconds`` or
+    more (docs/adr/0055). The asyncpg dialect's ping is three round trips (BEGIN, ``;``,
+    ROLLBACK), and under load a connection comes back to the pool milliseconds before its next
+    use. A dead idle connection is replaced, as SQLAlchemy's ``pool_pre_ping`` does; one that
+    died within the last ``idle_seconds`` fails its request with 503 (ADR 0015), and the pool
+    then drops every connection older than the failure."""
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[CHECKED_IN] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(CHECKED_IN, None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or back in the pool moments ago
+        try:
+            dbapi_connection.ping()
+        except Exception as error:  # any failure: the pool replaces the connection
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 def _create_private_database(settings: Settings, url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,8 +19,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hypervision.core.errors import is_database_down, sqlstate_of
+from hypervision.db import create_engine
 from tests import dbutil
-from tests.conftest import OWNER_URLS, engine_name
+from tests.conftest import OWNER_URLS, engine_name, make_settings
 from tests.factories import make_org, make_user
 
 DOWN = [
@@ -192,3 +194,77 @@ async def test_too_many_connections_answers_503(
     assert response.json()["error"]["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "5"
     no_traceback(caplog)
+
+
+# --- the pool's check of idle connections (docs/adr/0055) ----------------------------------
+
+
+@pytest.fixture
+def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the asyncpg dialect's pings (BEGIN, ``;``, ROLLBACK on the wire)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    counted: list[int] = []
+    ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counting(self: Any) -> None:
+        counted.append(1)
+        ping(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counting)
+    return counted
+
+
+async def backend_pid(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def test_a_connection_back_moments_ago_is_not_pinged(
+    pg_only: str, tmp_path: Path, pings: list[int]
+) -> None:
+    engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=60))
+    try:
+        first = await backend_pid(engine)
+        for _ in range(5):
+            assert await backend_pid(engine) == first  # the same pooled connection
+    finally:
+        await engine.dispose()
+    assert pings == []
+
+
+async def test_an_idle_connection_that_died_is_replaced_before_use(
+    pg_only: str, tmp_path: Path, pings: list[int]
+) -> None:
+    """A fail-over or a restart while the pool sat idle: the next request gets a new
+    connection, not an error."""
+    engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=0.2))
+    admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
+    try:
+        dead = await backend_pid(engine)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", dead)
+        await asyncio.sleep(0.3)
+        assert await backend_pid(engine) != dead
+        assert len(pings) == 1  # the dead one's; the new connection was not pinged
+    finally:
+        await admin.close()
+        await engine.dispose()
+
+
+async def test_a_connection_that_died_moments_ago_fails_one_request_only(
+    pg_only: str, tmp_path: Path
+) -> None:
+    """Within the idle time no ping: the request on the dead connection fails as "database
+    down" (503), and the pool drops it, so the next request works."""
+    engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=60))
+    admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
+    try:
+        dead = await backend_pid(engine)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", dead)
+        with pytest.raises(DBAPIError) as failed:
+            await backend_pid(engine)
+        assert is_database_down(failed.value)
+        assert await backend_pid(engine) != dead
+    finally:
+        await admin.close()
+        await engine.dispose()
