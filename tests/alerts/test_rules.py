@@ -387,3 +387,42 @@ async def test_an_export_to_the_soc_failing(app: FastAPI, client: AsyncClient) -
         headers=secu,
     )
     assert bad.status_code == 422 and "threshold" in bad.text
+
+
+async def test_replicas_taking_turns_share_known_addresses(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    # A replica catching up re-reads the known addresses of the accounts that signed in
+    # meanwhile, and only theirs: it knows what the other learnt (no second alert, no second
+    # row for the same address), without reading every account's again.
+    secu = await security_officer(app, client)
+    await officer(app, client, "bystander", "PP")
+    await officer(app, client, "nomad", "PP")  # first sign-in: learnt
+    here, there = app.state.alerts, Evaluator(app.state.settings.label_levels)
+    await evaluate(app, here)
+    await evaluate(app, there)  # its first pass reads every account's addresses
+    assert there.addresses.keys() == here.addresses.keys()
+    async with tx(app) as session:
+        nomad = await session.scalar(select(User.id).where(User.username == "nomad"))
+    transport = ASGITransport(app=app, client=("198.51.100.9", 50000))
+    async with AsyncClient(transport=transport, base_url="https://testserver") as elsewhere:
+        await sign_in(elsewhere, "nomad", PASSWORD)
+        await evaluate(app, there)  # raises the alert, learns the address
+        await sign_in(elsewhere, "nomad", PASSWORD)  # the same address again
+    read: list[set[str] | None] = []
+    read_known = here._read_known
+
+    async def spied(session: Any, accounts: set[str] | None) -> None:
+        read.append(accounts)
+        await read_known(session, accounts)
+
+    here._read_known = spied  # type: ignore[method-assign]
+    assert await evaluate(app, here) > 0
+    assert read == [{str(nomad)}]
+    assert "198.51.100.9" in here.addresses[str(nomad)]
+    [alert] = [
+        a
+        for a in await alerts(client, secu, kind="sign_in_new_address")
+        if a["subject_name"] == "nomad"
+    ]
+    assert alert["record_count"] == 1

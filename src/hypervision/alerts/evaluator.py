@@ -25,6 +25,7 @@ from hypervision.alerts import service
 from hypervision.alerts.catalogue import (
     COUNTED,
     PROTECTED_KINDS,
+    SIGN_IN,
     Observation,
     Rec,
     kinds_for,
@@ -133,20 +134,18 @@ class Evaluator:
     ) -> None:
         """Refill the windows of the counted rules from the records still inside them, up to
         ``upto``. ``after``: the windows already hold the records up to it, only the later
-        ones are added. The known addresses and countries are read again either way."""
+        ones are added, and only the accounts that signed in meanwhile have their known
+        addresses and countries read again (the replica that evaluated those sign-ins wrote
+        them); else all are read."""
         if after is None:
             self.windows.clear()
+            self.addresses, self.countries = {}, {}
+            accounts = None
+        else:
+            accounts = await self._signed_in(session, rules, after, upto)
+        if accounts is None or accounts:
+            await self._read_known(session, accounts)
         self.full.clear()
-        self.addresses = {}
-        for user_key, address, at in await session.execute(
-            select(KnownAddress.user_key, KnownAddress.address, KnownAddress.last_seen_at)
-        ):
-            self.addresses.setdefault(user_key, {})[address] = at
-        self.countries = {}
-        for user_key, country, at in await session.execute(
-            select(KnownCountry.user_key, KnownCountry.country, KnownCountry.last_seen_at)
-        ):
-            self.countries.setdefault(user_key, {})[country] = at
         counted = [r for r in rules if r.kind in COUNTED]
         if not counted:
             return
@@ -173,6 +172,42 @@ class Evaluator:
                         self._count(rule, row)
         # A bulk-read window above its threshold is marked fired (its alert was raised when
         # its records were first evaluated): later reads join that alert one by one.
+
+    async def _read_known(self, session: AsyncSession, accounts: set[str] | None) -> None:
+        """The known addresses and countries of ``accounts`` (None: of every account)."""
+        for model, known, place in (
+            (KnownAddress, self.addresses, KnownAddress.address),
+            (KnownCountry, self.countries, KnownCountry.country),
+        ):
+            query = select(model.user_key, place, model.last_seen_at)
+            if accounts is not None:
+                query = query.where(model.user_key.in_(sorted(accounts)))
+                for account in accounts:
+                    known.pop(account, None)
+            for user_key, where, at in await session.execute(query):
+                known.setdefault(user_key, {})[where] = at
+
+    async def _signed_in(
+        self, session: AsyncSession, rules: list[AlertRule], after: int, upto: int
+    ) -> set[str]:
+        """The accounts whose sign-ins the "new address/country" rules evaluated after
+        ``after`` up to ``upto`` (on another replica: this one's windows stopped at
+        ``after``)."""
+        kinds = {r.kind for r in rules} & {"sign_in_new_address", "sign_in_new_country"}
+        if not kinds:
+            return set()  # no such rule: nobody learnt an address
+        rows = await session.execute(
+            select(*_COLUMNS).where(
+                AuditRecord.seq > after, AuditRecord.seq <= upto, AuditRecord.action == SIGN_IN
+            )
+        )
+        accounts: set[str] = set()
+        for row in rows:
+            for kind in kinds:
+                seen = observe(kind, {}, row, self.levels)
+                if seen is not None:
+                    accounts.add(seen.subject_key)
+        return accounts
 
     def _count(self, rule: RuleView, rec: Any) -> tuple[Window, Any] | None:
         seen = observe(rule.kind, rule.params, rec, self.levels)
