@@ -1195,6 +1195,9 @@ async def bench(args: argparse.Namespace, db: benchlib.BenchDb) -> int:
     )
     if args.bus:
         env["HYPERVISION_LIVE_BUS"] = args.bus
+    for setting in args.server_env:  # an A/B run of one setting
+        name, _, value = setting.partition("=")
+        env[name] = value
     launcher = ["-m", "hypervision"]
     app_server = start_server(
         "hypervision",
@@ -1732,6 +1735,13 @@ def main() -> int:
         default=1,
         help="app servers sharing the database (streams and writes spread over them); CPU "
         "and RSS are summed over them",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="HYPERVISION_NAME=VALUE",
+        help="a setting for the app servers (repeatable), e.g. to compare two values of it",
     )
     p.add_argument(
         "--bus",
