@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Trust the machine's certificate store (as pip does), e.g. behind a TLS-inspecting proxy.
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: help install demo serve test test-deep test-fast image lint format clean bench bench-quick bench-pages fuzz release-test
+.PHONY: help install demo serve test test-deep test-fast image lint format clean bench bench-quick bench-scale bench-pages fuzz release-test
 
 help:
 	@echo "make demo   install, create the embedded database, load the demo, serve (HYPERVISION_BIND_PORT, default 8000)"
@@ -30,6 +30,7 @@ help:
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
 	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
 	@echo "            (bench-quick: small sizes; see bench/README.md)"
+	@echo "make bench-scale  issue 15's figures on PostgreSQL at full size (about 45 minutes; ADR 0056)"
 	@echo "make release-test  a rolling release of 3 replicas behind haproxy under 300 live clients"
 	@echo "            and 20 writes/s: nothing lost, duplicated or missed (RELEASE_ARGS, bench/README.md)"
 	@echo "make bench-pages  page weight (first and cached load) of the main pages in Chromium on"
@@ -155,6 +156,22 @@ bench-quick: install
 		$(BIN)/python bench/spaces.py --engine $$engine --rows 5000 --renders 5 --requests 10 \
 			--clients 5 --live-events 1; \
 	done
+
+# Issue 15's figures (docs/adr/0056), each against its own baseline in the same run: the write
+# path and 8 writers, audited reads at 200 readers, verify and the map at 1M, and 1,500 live
+# streams alone, beside 10,000 idle ones, and on 3 replicas over NATS (127.0.0.1:4222).
+bench-scale: install
+	@set -e; \
+	$(BIN)/python bench/write_path.py --engine postgresql --rows 1500 --rounds 3 --scaling 8 --scaling-rows 300; \
+	$(BIN)/python bench/write_path.py --engine sqlite --rows 1500 --rounds 3; \
+	$(BIN)/python bench/feed_search.py --engine postgresql --rows 20000 --requests 5 \
+		--readers 200 --reader-requests 5 --reader-rounds 4; \
+	$(BIN)/python bench/audit_verify.py --engine postgresql --rows 1000000; \
+	$(BIN)/python bench/map_data.py --engine postgresql --rows 1000000; \
+	live="$(BIN)/python bench/live.py --engine postgresql --clients 1500 --rate 20 --seconds 60"; \
+	$$live; \
+	$$live --idle 10000 --skip-baseline; \
+	$$live --replicas 3 --bus nats --skip-baseline
 
 # Page weight and Lighthouse (mobile) on the demo, in Chromium; prints two Markdown tables.
 BENCH_PAGES_ARGS ?= --lighthouse
