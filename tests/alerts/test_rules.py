@@ -416,7 +416,7 @@ async def test_replicas_taking_turns_share_known_addresses(
         read.append(accounts)
         await read_known(session, accounts)
 
-    here._read_known = spied  # type: ignore[method-assign]
+    here._read_known = spied
     assert await evaluate(app, here) > 0
     assert read == [{str(nomad)}]
     assert "198.51.100.9" in here.addresses[str(nomad)]

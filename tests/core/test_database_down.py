@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -202,10 +203,8 @@ async def test_too_many_connections_answers_503(
 @pytest.fixture
 def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the asyncpg dialect's pings (BEGIN, ``;``, ROLLBACK on the wire)."""
-    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
-
     counted: list[int] = []
-    ping = AsyncAdapt_asyncpg_connection.ping
+    ping: Any = AsyncAdapt_asyncpg_connection.ping
 
     def counting(self: Any) -> None:
         counted.append(1)
