@@ -110,27 +110,43 @@ CHECKED_IN = "hypervision.checked_in"
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
-    """Check a pooled connection before use only when it sat idle for ``idle_seconds`` or
-    more (docs/adr/0055). The asyncpg dialect's ping is three round trips (BEGIN, ``;``,
-    ROLLBACK), and under load a connection comes back to the pool milliseconds before its next
-    use. A dead idle connection is replaced, as SQLAlchemy's ``pool_pre_ping`` does; one that
-    died within the last ``idle_seconds`` fails its request with 503 (ADR 0015), and the pool
-    then drops every connection older than the failure."""
+    """Check a pooled connection before use (docs/adr/0055), as SQLAlchemy's ``pool_pre_ping``
+    does, but without its round trips for a connection that served a request moments ago:
+    - one the driver already saw closed (a fail-over, a restart) is never handed out, and
+      the pool drops every connection older than it (no round trip: asyncpg knows);
+    - one that sat idle ``idle_seconds`` or more is pinged (three round trips with asyncpg:
+      BEGIN, ``;``, ROLLBACK); a disconnect drops the pool's older connections too, another
+      error goes to the request, as with ``pool_pre_ping``;
+    - one back in the pool moments ago is used as it is: if the server closed it unseen
+      meanwhile, its request fails with 503 (ADR 0015) and the pool drops the older ones."""
+    dialect = engine.dialect
 
     def checkin(_dbapi_connection: Any, record: Any) -> None:
         record.info[CHECKED_IN] = time.monotonic()
 
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.pop(CHECKED_IN, None)
-        if since is None or time.monotonic() - since < idle_seconds:
-            return  # new, or back in the pool moments ago
+        if since is None:
+            return  # a new connection
+        if _seen_closed(dbapi_connection):
+            raise exc.InvalidatePoolError("pooled connection closed by the server")
+        if time.monotonic() - since < idle_seconds:
+            return
         try:
             dbapi_connection.ping()
-        except Exception as error:  # any failure: the pool replaces the connection
-            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            raise exc.InvalidatePoolError(f"pooled connection failed its ping: {error}") from error
 
     event.listen(engine.sync_engine, "checkin", checkin)
     event.listen(engine.sync_engine, "checkout", checkout)
+
+
+def _seen_closed(dbapi_connection: Any) -> bool:
+    """Whether asyncpg already saw the server close the connection (no round trip; a network
+    cut that delivers no close stays unseen until the connection is next used)."""
+    return bool(dbapi_connection.driver_connection.is_closed())
 
 
 def _create_private_database(settings: Settings, url: str) -> None:

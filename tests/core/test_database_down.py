@@ -232,17 +232,54 @@ async def test_a_connection_back_moments_ago_is_not_pinged(
     assert pings == []
 
 
-async def test_an_idle_connection_that_died_is_replaced_before_use(
+@pytest.fixture
+def unseen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's close has not reached the driver (as after a network cut that delivers
+    no close): the pool's check at checkout sees an open connection."""
+    monkeypatch.setattr("hypervision.db._seen_closed", lambda _connection: False)
+
+
+async def terminate(admin: asyncpg.Connection, *pids: int) -> None:
+    for pid in pids:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    await asyncio.sleep(0.3)  # the backends exit; asyncpg reads the close
+
+
+async def test_connections_the_server_closed_are_replaced_before_use(
     pg_only: str, tmp_path: Path, pings: list[int]
 ) -> None:
-    """A fail-over or a restart while the pool sat idle: the next request gets a new
-    connection, not an error."""
+    """A fail-over or a restart: every pooled connection the server closed is replaced before
+    use, even one used moments ago, and with no round trip (the driver saw the close)."""
+    engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=60))
+    admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
+    try:
+        async with engine.connect() as one, engine.connect() as two:  # two in the pool
+            dead = {
+                int(await one.scalar(text("SELECT pg_backend_pid()"))),
+                int(await two.scalar(text("SELECT pg_backend_pid()"))),
+            }
+        await terminate(admin, *dead)
+        async with engine.connect() as one, engine.connect() as two:
+            alive = {
+                int(await one.scalar(text("SELECT pg_backend_pid()"))),
+                int(await two.scalar(text("SELECT pg_backend_pid()"))),
+            }
+        assert not alive & dead and pings == []
+    finally:
+        await admin.close()
+        await engine.dispose()
+
+
+async def test_an_idle_connection_is_pinged_and_replaced_when_dead(
+    pg_only: str, tmp_path: Path, pings: list[int], unseen: None
+) -> None:
+    """A connection idle past the limit is pinged: dead, it is replaced, and the request
+    gets the new one, not an error."""
     engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=0.2))
     admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
     try:
         dead = await backend_pid(engine)
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", dead)
-        await asyncio.sleep(0.3)
+        await terminate(admin, dead)
         assert await backend_pid(engine) != dead
         assert len(pings) == 1  # the dead one's; the new connection was not pinged
     finally:
@@ -250,16 +287,16 @@ async def test_an_idle_connection_that_died_is_replaced_before_use(
         await engine.dispose()
 
 
-async def test_a_connection_that_died_moments_ago_fails_one_request_only(
-    pg_only: str, tmp_path: Path
+async def test_an_unseen_close_within_the_idle_time_fails_one_request_only(
+    pg_only: str, tmp_path: Path, unseen: None
 ) -> None:
-    """Within the idle time no ping: the request on the dead connection fails as "database
-    down" (503), and the pool drops it, so the next request works."""
+    """Used moments ago and not pinged: the request on the dead connection fails as
+    "database down" (503), the pool drops it, and the next request works."""
     engine = create_engine(make_settings(tmp_path, pg_only, db_ping_idle_seconds=60))
     admin = await asyncpg.connect(dbutil._dsn(dbutil.PG_ADMIN_URL))
     try:
         dead = await backend_pid(engine)
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", dead)
+        await terminate(admin, dead)
         with pytest.raises(DBAPIError) as failed:
             await backend_pid(engine)
         assert is_database_down(failed.value)
