@@ -30,7 +30,7 @@ help:
 	@echo "make serve  serve with the current configuration (HYPERVISION_* variables)"
 	@echo "make bench  write path, feed/search latency, audit verify on SQLite and PostgreSQL"
 	@echo "            (bench-quick: small sizes; see bench/README.md)"
-	@echo "make bench-scale  issue 15's figures on PostgreSQL at full size (about 45 minutes; ADR 0056)"
+	@echo "make bench-scale  issue 15's figures on PostgreSQL at full size (about half an hour here; ADR 0056)"
 	@echo "make release-test  a rolling release of 3 replicas behind haproxy under 300 live clients"
 	@echo "            and 20 writes/s: nothing lost, duplicated or missed (RELEASE_ARGS, bench/README.md)"
 	@echo "make bench-pages  page weight (first and cached load) of the main pages in Chromium on"

@@ -314,15 +314,15 @@ async def run(db: benchlib.BenchDb, args: Any) -> None:
 
         async def call() -> Any:
             async with sessions() as session:
-                signatures: Any = None  # street level: the entries, as the request does
+                answers = cells.answers(EntryQuery(), zoom)  # not at street level
+                signatures: Any = None
                 if who is None:
                     base = select(Entry)
-                    if cells.answers(EntryQuery(), zoom):
-                        signatures = select(MapSignature.id)
+                    signatures = select(MapSignature.id) if answers else None
                 else:
                     subject = Subject.of(settings, principals[who])
                     base = entries_service.visible(session, settings, principals[who])
-                    if cells.answers(EntryQuery(), zoom):
+                    if answers:
                         signatures = cells.visible_signatures(subject, EntryQuery(), dialect)
                 result, _ = await mapdata.read(session, base, signatures, EntryQuery(), bbox, zoom)
                 await session.rollback()

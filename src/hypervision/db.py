@@ -102,14 +102,14 @@ def create_engine(
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
     )
-    _ping_when_idle(engine, settings.db_ping_idle_seconds)
+    _check_pooled_connections(engine, settings.db_ping_idle_seconds)
     return engine
 
 
 CHECKED_IN = "hypervision.checked_in"
 
 
-def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+def _check_pooled_connections(engine: AsyncEngine, idle_seconds: float) -> None:
     """Check a pooled connection before use (docs/adr/0055), as SQLAlchemy's ``pool_pre_ping``
     does, but without its round trips for a connection that served a request moments ago:
     - one the driver already saw closed (a fail-over, a restart) is never handed out, and

@@ -330,7 +330,6 @@ async def test_the_cells_kept_in_step_equal_a_rebuild(app: FastAPI, people: None
         written = await session.run_sync(lambda s: cells.rebuild(s.connection()))
     assert written == len(kept)
     rebuilt = await rows()
-    assert rebuilt.keys() == kept.keys()
     assert {key: counts for key, (counts, _) in rebuilt.items()} == {
         key: counts for key, (counts, _) in kept.items()
     }
